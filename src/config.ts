@@ -1,0 +1,113 @@
+/** Bindings, per-request variables and the validated, isolate-cached gateway configuration. */
+import type { AccessClaims } from "./tokens/claims";
+
+/** Everything wrangler binds into the Worker (see CONTRACT.md § Configuration). */
+export interface Bindings {
+  DB: D1Database;
+  TOKENS: KVNamespace;
+  LOGIN_LIMITER?: RateLimit;
+  ORIGIN?: Fetcher;
+  ISSUER?: string;
+  ACCESS_TOKEN_TTL?: string;
+  REFRESH_TOKEN_TTL?: string;
+  CLOCK_SKEW?: string;
+  API_PLANS?: string;
+  ORIGIN_URL?: string;
+  ORIGIN_TIMEOUT_MS?: string;
+  JWT_SECRET?: string;
+  JWT_SECRET_PREVIOUS?: string;
+  PASSWORD_PEPPER?: string;
+  SECRETS_KEY?: string;
+  ASSERTION_SECRET?: string;
+}
+
+/** Values middleware hands down the request's path. */
+export interface Variables {
+  requestId: string;
+  claims: AccessClaims;
+}
+
+/** The part of the execution context background work needs. */
+export type WaitUntil = Pick<ExecutionContext, "waitUntil">;
+
+/** The one Hono environment type of the gateway. */
+export type AppEnv = { Bindings: Bindings; Variables: Variables };
+
+/** Parsed configuration; secrets stay raw strings here and become CryptoKeys in `tokens/keys`. */
+export interface Config {
+  issuer: string;
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  clockSkew: number;
+  apiPlans: ReadonlySet<string>;
+  originUrl: URL | undefined;
+  originTimeoutMs: number;
+  jwtSecret: string;
+  jwtSecretPrevious: string | undefined;
+  passwordPepper: string;
+  assertionSecret: string;
+}
+
+/** Thrown once per isolate when the deployment is misconfigured; `onError` turns it into an opaque 500. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const MIN_SECRET_BYTES = 32;
+const cache = new WeakMap<Bindings, Config>();
+
+/** Reads and validates the configuration once per `env` object (i.e. once per isolate in production). */
+export function getConfig(env: Bindings): Config {
+  let config = cache.get(env);
+  if (!config) {
+    config = parseConfig(env);
+    cache.set(env, config);
+  }
+  return config;
+}
+
+function parseConfig(env: Bindings): Config {
+  return {
+    issuer: env.ISSUER?.trim() || "gridgate",
+    accessTokenTtl: positiveInt("ACCESS_TOKEN_TTL", env.ACCESS_TOKEN_TTL, 3600),
+    refreshTokenTtl: positiveInt("REFRESH_TOKEN_TTL", env.REFRESH_TOKEN_TTL, 604_800),
+    clockSkew: positiveInt("CLOCK_SKEW", env.CLOCK_SKEW, 30, 0),
+    apiPlans: new Set(
+      (env.API_PLANS ?? "professional,enterprise")
+        .split(",")
+        .map((plan) => plan.trim())
+        .filter(Boolean),
+    ),
+    originUrl: originUrl(env.ORIGIN_URL),
+    originTimeoutMs: positiveInt("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000),
+    jwtSecret: secret("JWT_SECRET", env.JWT_SECRET),
+    jwtSecretPrevious: env.JWT_SECRET_PREVIOUS ? secret("JWT_SECRET_PREVIOUS", env.JWT_SECRET_PREVIOUS) : undefined,
+    passwordPepper: secret("PASSWORD_PEPPER", env.PASSWORD_PEPPER),
+    assertionSecret: secret("ASSERTION_SECRET", env.ASSERTION_SECRET),
+  };
+}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new ConfigError(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function secret(name: string, raw: string | undefined): string {
+  if (!raw || new TextEncoder().encode(raw).byteLength < MIN_SECRET_BYTES) {
+    throw new ConfigError(`${name} must be set to at least ${MIN_SECRET_BYTES} bytes (wrangler secret put ${name})`);
+  }
+  return raw;
+}
+
+function originUrl(raw: string | undefined): URL | undefined {
+  if (!raw?.trim()) return undefined;
+  const url = URL.parse(raw.trim());
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
+    throw new ConfigError(`ORIGIN_URL must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  return url;
+}

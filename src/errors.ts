@@ -1,0 +1,127 @@
+/** The gateway's one error type and its one translation into RFC 9457 problem+json. */
+import type { Context } from "hono";
+import { ConfigError, type AppEnv } from "./config";
+
+/** Every reason the gateway refuses a request. Closed on purpose: new failures get a code here. */
+export type ProblemCode =
+  | "invalid_request"
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "invalid_credentials"
+  | "account_suspended"
+  | "plan_not_eligible"
+  | "domain_required"
+  | "rate_limited"
+  | "missing_token"
+  | "invalid_token"
+  | "basic_not_supported"
+  | "insufficient_scope"
+  | "invalid_grant"
+  | "not_found"
+  | "method_not_allowed"
+  | "origin_unreachable"
+  | "origin_timeout"
+  | "internal";
+
+interface ProblemSpec {
+  status: number;
+  title: string;
+}
+
+const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
+  invalid_request: { status: 400, title: "Malformed request" },
+  payload_too_large: { status: 413, title: "Request body too large" },
+  unsupported_media_type: { status: 415, title: "Unsupported content type" },
+  invalid_credentials: { status: 401, title: "Invalid credentials" },
+  account_suspended: { status: 403, title: "Account suspended" },
+  plan_not_eligible: { status: 403, title: "Plan not eligible for API access" },
+  domain_required: { status: 409, title: "Domain required" },
+  rate_limited: { status: 429, title: "Too many attempts" },
+  missing_token: { status: 401, title: "Authentication required" },
+  invalid_token: { status: 401, title: "Invalid access token" },
+  basic_not_supported: { status: 401, title: "HTTP Basic authentication is not supported" },
+  insufficient_scope: { status: 403, title: "Insufficient scope" },
+  invalid_grant: { status: 401, title: "Invalid refresh token" },
+  not_found: { status: 404, title: "Not found" },
+  method_not_allowed: { status: 405, title: "Method not allowed" },
+  origin_unreachable: { status: 502, title: "Origin unreachable" },
+  origin_timeout: { status: 504, title: "Origin timed out" },
+  internal: { status: 500, title: "Internal error" },
+};
+
+/** Options that shape the HTTP answer of a {@link GatewayError} beyond its code. */
+export interface GatewayErrorOptions {
+  /** Scope the request would have needed; sent in the RFC 6750 challenge. */
+  requiredScope?: string;
+  /** Seconds a client should wait (429). */
+  retryAfter?: number;
+  /** Extra response headers, e.g. `Allow` on 405. */
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
+/** A refusal with a closed `code`; the message is the client-facing `detail` and must hold no secrets. */
+export class GatewayError extends Error {
+  override name = "GatewayError";
+  constructor(
+    readonly code: ProblemCode,
+    message: string,
+    readonly options: GatewayErrorOptions = {},
+  ) {
+    super(message, { cause: options.cause });
+  }
+
+  get status(): number {
+    return PROBLEMS[this.code].status;
+  }
+}
+
+const REALM = 'realm="api"';
+
+/** RFC 6750 §3 challenge for a refusal, or undefined where none belongs. */
+function challenge(error: GatewayError): string | undefined {
+  switch (error.code) {
+    case "missing_token":
+    case "basic_not_supported":
+      return `Bearer ${REALM}`;
+    case "invalid_token":
+      return `Bearer ${REALM}, error="invalid_token", error_description="${error.message.replace(/["\\]/g, "")}"`;
+    case "insufficient_scope":
+      return `Bearer ${REALM}, error="insufficient_scope", scope="${error.options.requiredScope ?? ""}"`;
+    default:
+      return undefined;
+  }
+}
+
+/** Builds the problem+json response for `error`; the single place where refusals become HTTP. */
+export function problemResponse(error: GatewayError, requestId: string): Response {
+  const { status, title } = PROBLEMS[error.code];
+  const headers = new Headers({
+    "Content-Type": "application/problem+json",
+    "Cache-Control": "no-store",
+    "X-Request-Id": requestId,
+    ...error.options.headers,
+  });
+  const wwwAuthenticate = challenge(error);
+  if (wwwAuthenticate) headers.set("WWW-Authenticate", wwwAuthenticate);
+  if (error.options.retryAfter !== undefined) headers.set("Retry-After", String(Math.max(1, Math.ceil(error.options.retryAfter))));
+  const body = {
+    type: `urn:gridgate:problem:${error.code}`,
+    title,
+    status,
+    detail: error.message,
+    code: error.code,
+    request_id: requestId,
+  };
+  return new Response(JSON.stringify(body), { status, headers });
+}
+
+/** Hono `onError`: known refusals as they are, everything else an opaque 500 logged with the request id. */
+export function onError(err: Error, c: Context<AppEnv>): Response {
+  const requestId = c.get("requestId") ?? crypto.randomUUID();
+  if (err instanceof GatewayError) return problemResponse(err, requestId);
+  const kind = err instanceof ConfigError ? "misconfigured" : "unhandled";
+  console.error(JSON.stringify({ level: "error", event: kind, request_id: requestId, error: String(err), stack: err.stack }));
+  const detail = err instanceof ConfigError ? "The gateway is misconfigured; the operator has been told." : "Unexpected error.";
+  return problemResponse(new GatewayError("internal", detail), requestId);
+}

@@ -1,0 +1,72 @@
+/** The scope policy: one table of roles, plus granular `<resource>` and `<method><Resource>` scopes. */
+
+const ALL_METHODS = "*";
+
+/**
+ * Roles and what they may do on every resource. The only place roles are defined: a member's
+ * token scope is its role plus its extra granular scopes, and nothing else grants access.
+ */
+export const ROLE_POLICY: Readonly<Record<string, ReadonlySet<string>>> = {
+  architect: new Set([ALL_METHODS]),
+  organisation: new Set([ALL_METHODS]),
+  builder: new Set(["GET", "HEAD", "POST", "PUT", "PATCH"]),
+  user: new Set(["GET", "HEAD"]),
+};
+
+/** Roles a member row may hold (`organisation` is for integrations' dynamic tokens only). */
+export const MEMBER_ROLES = ["architect", "builder", "user"] as const;
+
+const parsedScopes = new Map<string, ReadonlySet<string>>();
+const PARSED_SCOPES_LIMIT = 1024;
+
+function scopeSet(scope: string): ReadonlySet<string> {
+  let set = parsedScopes.get(scope);
+  if (!set) {
+    set = new Set(scope.split(" ").filter(Boolean));
+    if (parsedScopes.size >= PARSED_SCOPES_LIMIT) parsedScopes.clear();
+    parsedScopes.set(scope, set);
+  }
+  return set;
+}
+
+/** `getGrids` for GET/HEAD on `grids`, `deleteGrids` for DELETE, and so on. */
+export function granularScope(method: string, resource: string): string {
+  const verb = method === "HEAD" ? "get" : method.toLowerCase();
+  return verb + resource.charAt(0).toUpperCase() + resource.slice(1);
+}
+
+/** The scopes that would allow `method` on `resource`, narrowest first, for the RFC 6750 challenge. */
+export function scopesAllowing(method: string, resource: string): string[] {
+  const granular = resource ? [granularScope(method, resource), resource] : [];
+  const roles = Object.entries(ROLE_POLICY)
+    .filter(([, methods]) => methods.has(ALL_METHODS) || methods.has(method))
+    .map(([role]) => role)
+    .reverse();
+  return [...granular, ...roles];
+}
+
+/** Default deny: true only when some scope in the space-delimited `scope` grants `method` on `resource`. */
+export function isAllowed(scope: string, method: string, resource: string): boolean {
+  const granted = scopeSet(scope);
+  for (const role of granted) {
+    const methods = ROLE_POLICY[role];
+    if (methods && (methods.has(ALL_METHODS) || methods.has(method))) return true;
+  }
+  return resource !== "" && (granted.has(resource) || granted.has(granularScope(method, resource)));
+}
+
+/** The token scope of a member: its role, then its extra granular scopes, without duplicates. */
+export function memberScope(role: string | null, extraScopes: string): string {
+  return [...new Set([...(role ? [role] : []), ...extraScopes.split(/\s+/).filter(Boolean)])].join(" ");
+}
+
+/** The resource of a request path: its first segment, percent-decoded (`/grids/12/cells` → `grids`). */
+export function resourceOf(pathname: string): string | undefined {
+  const end = pathname.indexOf("/", 1);
+  const segment = pathname.slice(1, end === -1 ? undefined : end);
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}

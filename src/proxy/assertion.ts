@@ -1,0 +1,48 @@
+/** `X-Gateway-Assertion`: a 60-second HS256 JWT binding the identity to the method and path. */
+import type { Config } from "../config";
+import type { AccessClaims } from "../tokens/claims";
+import { hmacKey } from "../tokens/keys";
+import { signJwt } from "../tokens/sign";
+
+/** Lifetime of an assertion in seconds. */
+export const ASSERTION_TTL = 60;
+/** `typ` of an assertion, so it can never pass for an access token. */
+export const ASSERTION_TYPE = "gridgate-assertion+jwt";
+
+/** Claims of an `X-Gateway-Assertion`, as documented for origin integrators. */
+export interface AssertionClaims {
+  iss: string;
+  aud: "origin";
+  jti: string;
+  iat: number;
+  exp: number;
+  method: string;
+  path: string;
+  memberEntityId?: number;
+  memberEntityIdentifier: string;
+  organisationEntityIdentifier: string;
+  scope: string;
+  secretType: string;
+  tokenId?: string;
+}
+
+/** Signs the assertion for one forwarded request; `path` is the path and query the origin receives. */
+export async function signAssertion(config: Config, claims: AccessClaims, request: { method: string; path: string; requestId: string }): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const assertion: AssertionClaims = {
+    iss: config.issuer,
+    aud: "origin",
+    jti: request.requestId,
+    iat: now,
+    exp: now + ASSERTION_TTL,
+    method: request.method,
+    path: request.path,
+    memberEntityId: claims.memberEntityId,
+    memberEntityIdentifier: claims.memberEntityIdentifier,
+    organisationEntityIdentifier: claims.organisationEntityIdentifier,
+    scope: claims.scope,
+    secretType: claims.secretType,
+    tokenId: claims.jti,
+  };
+  return signJwt(assertion, await hmacKey(config.assertionSecret), { typ: ASSERTION_TYPE });
+}

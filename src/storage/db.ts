@@ -1,0 +1,38 @@
+/** The gateway's D1 queries, typed through drizzle. */
+import { and, eq } from "drizzle-orm";
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import { members, organisations, type Member, type Organisation } from "./schema";
+import * as schema from "./schema";
+
+/** A drizzle handle over the `DB` binding. */
+export type Database = DrizzleD1Database<typeof schema>;
+
+const handles = new WeakMap<D1Database, Database>();
+
+/** The drizzle handle for a D1 binding, created once per binding. */
+export function database(d1: D1Database): Database {
+  let db = handles.get(d1);
+  if (!db) {
+    db = drizzle(d1, { schema });
+    handles.set(d1, db);
+  }
+  return db;
+}
+
+/** A membership: the member row and the organisation it belongs to. */
+export interface Membership {
+  member: Member;
+  organisation: Organisation;
+}
+
+/** Every membership with this (normalised) email, narrowed to one organisation domain when given. */
+export async function findMemberships(db: Database, email: string, domain?: string): Promise<Membership[]> {
+  const where = domain === undefined ? eq(members.email, email) : and(eq(members.email, email), eq(organisations.domain, domain));
+  return db.select({ member: members, organisation: organisations }).from(members).innerJoin(organisations, eq(members.organisationId, organisations.id)).where(where).limit(16);
+}
+
+/** Plan and status of an organisation by its public identifier. */
+export async function findOrganisationAccess(db: Database, identifier: string): Promise<Pick<Organisation, "plan" | "status"> | undefined> {
+  const [row] = await db.select({ plan: organisations.plan, status: organisations.status }).from(organisations).where(eq(organisations.identifier, identifier)).limit(1);
+  return row;
+}

@@ -1,0 +1,79 @@
+/** D1 schema (drizzle-orm); `npm run db:generate` turns changes into SQL under migrations/. */
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+const createdAt = () =>
+  integer("created_at", { mode: "number" })
+    .notNull()
+    .default(sql`(unixepoch())`);
+
+/** Customer organisations; `plan` decides API access, `status` can switch it off. */
+export const organisations = sqliteTable("organisations", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  identifier: text("identifier").notNull().unique(),
+  name: text("name").notNull(),
+  domain: text("domain").notNull().unique(),
+  plan: text("plan").notNull(),
+  status: text("status", { enum: ["active", "suspended"] }).notNull().default("active"),
+  createdAt: createdAt(),
+});
+
+/** Members; `id` is the `memberEntityId` claim. Email is stored trimmed and ASCII-lower-cased. */
+export const members = sqliteTable(
+  "members",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    identifier: text("identifier").notNull().unique(),
+    organisationId: integer("organisation_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    email: text("email").notNull(),
+    passwordHash: text("password_hash").notNull(),
+    role: text("role", { enum: ["architect", "builder", "user"] }),
+    extraScopes: text("extra_scopes").notNull().default(""),
+    status: text("status", { enum: ["active", "suspended"] }).notNull().default("active"),
+    passwordChangedAt: integer("password_changed_at", { mode: "number" })
+      .notNull()
+      .default(sql`(unixepoch())`),
+    createdAt: createdAt(),
+  },
+  (table) => [uniqueIndex("members_organisation_email").on(table.organisationId, table.email), index("members_email").on(table.email)],
+);
+
+/** Per-organisation HS256 secrets for integrations, AES-GCM encrypted under `SECRETS_KEY`. */
+export const dynamicSecrets = sqliteTable(
+  "dynamic_secrets",
+  {
+    kid: text("kid").primaryKey(),
+    organisationId: integer("organisation_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    ciphertext: text("ciphertext").notNull(),
+    label: text("label").notNull().default(""),
+    createdBy: integer("created_by").references(() => members.id, { onDelete: "set null" }),
+    createdAt: createdAt(),
+    revokedAt: integer("revoked_at", { mode: "number" }),
+  },
+  (table) => [index("dynamic_secrets_organisation").on(table.organisationId)],
+);
+
+/** Security-relevant events; never a password or a token. */
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    at: integer("at", { mode: "number" }).notNull(),
+    event: text("event").notNull(),
+    outcome: text("outcome", { enum: ["success", "failure"] }).notNull(),
+    memberId: integer("member_id"),
+    organisationId: integer("organisation_id"),
+    ip: text("ip"),
+    userAgent: text("user_agent"),
+    requestId: text("request_id").notNull(),
+    detail: text("detail"),
+  },
+  (table) => [index("audit_events_at").on(table.at), index("audit_events_member").on(table.memberId)],
+);
+
+export type Organisation = typeof organisations.$inferSelect;
+export type Member = typeof members.$inferSelect;

@@ -1,0 +1,38 @@
+/** Issuing the gateway's own fixed-secret access tokens. */
+import type { Config } from "../config";
+import type { AccessClaims } from "./claims";
+import { fixedKeyRing } from "./keys";
+import { signJwt } from "./sign";
+
+/** Who an access token is for. */
+export interface TokenSubject {
+  memberEntityId: number;
+  memberEntityIdentifier: string;
+  organisationEntityIdentifier: string;
+  scope: string;
+}
+
+/** A signed access token and what a token response says about it. */
+export interface IssuedAccessToken {
+  token: string;
+  claims: AccessClaims;
+  expiresIn: number;
+}
+
+/** Signs a fixed-secret access token valid for `ACCESS_TOKEN_TTL` seconds. */
+export async function issueAccessToken(config: Config, subject: TokenSubject, now = Math.floor(Date.now() / 1000)): Promise<IssuedAccessToken> {
+  const ring = await fixedKeyRing(config);
+  const claims = {
+    iat: now,
+    iss: config.issuer,
+    jti: crypto.randomUUID(),
+    exp: now + config.accessTokenTtl,
+    memberEntityId: subject.memberEntityId,
+    memberEntityIdentifier: subject.memberEntityIdentifier,
+    organisationEntityIdentifier: subject.organisationEntityIdentifier,
+    scope: subject.scope,
+    secretType: "fixed",
+  } satisfies AccessClaims;
+  const token = await signJwt(claims, ring.current.key, { kid: ring.current.kid });
+  return { token, claims, expiresIn: config.accessTokenTtl };
+}
