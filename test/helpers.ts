@@ -1,0 +1,101 @@
+// Shared test helpers: requests through the Worker's HTTP surface, seeded logins, hand-made tokens.
+import { env, exports } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { expect, vi } from "vitest";
+import { SEED_PASSWORD } from "../scripts/seed-data";
+
+/** Base URL the tests address the gateway by. */
+export const GATEWAY = "https://gateway.test";
+/** `ORIGIN_URL` of the test configuration. */
+export const ORIGIN = "https://origin.test/api";
+
+/** Sends a request through the gateway's own `fetch` handler. */
+export function gateway(path: string, init?: RequestInit): Promise<Response> {
+  return exports.default.fetch(new Request(GATEWAY + path, init));
+}
+
+/** A fresh client IP per call, so the per-IP login limiter never couples tests. */
+export function randomIp(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${bytes[0]}.${bytes[1]}.${bytes[2]}`;
+}
+
+/** `POST /authenticate` with a JSON body. */
+export function postLogin(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return gateway("/authenticate", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "CF-Connecting-IP": randomIp(), ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Logs a seeded member in with the seed password and returns the token response body. */
+export async function login(email: string, extra: Record<string, unknown> = {}): Promise<Record<string, any>> {
+  const response = await postLogin({ email, password: SEED_PASSWORD, ...extra });
+  expect(response.status, await response.clone().text()).toBe(200);
+  return response.json();
+}
+
+/** An access token of a seeded member. */
+export async function accessTokenFor(email: string, extra: Record<string, unknown> = {}): Promise<string> {
+  return (await login(email, extra)).access_token;
+}
+
+/** Seconds since the epoch. */
+export function now(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** Claims of a valid fixed-secret token of the seeded architect, to be varied by tests. */
+export function fixedClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    iat: now(),
+    iss: "gridgate",
+    jti: crypto.randomUUID(),
+    exp: now() + 600,
+    memberEntityId: 2549,
+    memberEntityIdentifier: "o6q2is",
+    organisationEntityIdentifier: "m7l9hw",
+    scope: "architect",
+    secretType: "fixed",
+    ...overrides,
+  };
+}
+
+/** Signs `claims` with jose (an independent HS256 implementation) under `secret`, default `JWT_SECRET`. */
+export function signWithJose(claims: Record<string, unknown>, secret = env.JWT_SECRET!, header: Record<string, unknown> = {}): Promise<string> {
+  return new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT", ...header }).sign(new TextEncoder().encode(secret));
+}
+
+/** A response the fake origin gives, echoing what reached it. */
+export interface OriginSeen {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Replaces the network `fetch` the gateway uses for `ORIGIN_URL` with a fake origin that records
+ * every request. Returns the list of what reached it; restored by `vi.restoreAllMocks()`.
+ */
+export function fakeOrigin(respond: (request: Request) => Response | Promise<Response> = () => Response.json({ ok: true })): OriginSeen[] {
+  const seen: OriginSeen[] = [];
+  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+    const request = new Request(input, init);
+    seen.push({ method: request.method, url: request.url, headers: Object.fromEntries(request.headers), body: await request.clone().text() });
+    return respond(request);
+  });
+  return seen;
+}
+
+/** Parses a problem+json response and checks its required members. */
+export async function problem(response: Response): Promise<Record<string, any>> {
+  expect(response.headers.get("Content-Type")).toBe("application/problem+json");
+  const body = (await response.json()) as Record<string, any>;
+  expect(body).toMatchObject({ status: response.status, request_id: response.headers.get("X-Request-Id") });
+  expect(typeof body.type).toBe("string");
+  expect(typeof body.title).toBe("string");
+  expect(typeof body.detail).toBe("string");
+  return body;
+}
