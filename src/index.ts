@@ -19,11 +19,11 @@ app.all("/health", () => {
   throw new GatewayError("method_not_allowed", "Use GET.", { headers: { Allow: "GET, HEAD" } });
 });
 app.route("/authenticate", authenticateRoutes);
-app.all("/authenticate/*", () => {
-  throw new GatewayError("not_found", "No such gateway route.");
-});
 app.all("/authenticate", () => {
   throw new GatewayError("method_not_allowed", "Use POST.", { headers: { Allow: "POST" } });
+});
+app.all("/authenticate/*", () => {
+  throw new GatewayError("not_found", "No such gateway route.");
 });
 
 app.all("*", bearerAuth(), async (c) => {

@@ -29,6 +29,14 @@ function scopeSet(scope: string): ReadonlySet<string> {
   return set;
 }
 
+/**
+ * Granular scopes name resources that start lower-case, so `getGrids` means `/grids` only and can
+ * never also match `/Grids`; other paths are reachable through roles alone.
+ */
+function hasGranularScopes(resource: string): boolean {
+  return /^[a-z0-9_-]/.test(resource);
+}
+
 /** `getGrids` for GET/HEAD on `grids`, `deleteGrids` for DELETE, and so on. */
 export function granularScope(method: string, resource: string): string {
   const verb = method === "HEAD" ? "get" : method.toLowerCase();
@@ -37,7 +45,7 @@ export function granularScope(method: string, resource: string): string {
 
 /** The scopes that would allow `method` on `resource`, narrowest first, for the RFC 6750 challenge. */
 export function scopesAllowing(method: string, resource: string): string[] {
-  const granular = resource ? [granularScope(method, resource), resource] : [];
+  const granular = hasGranularScopes(resource) ? [granularScope(method, resource), resource] : [];
   const roles = Object.entries(ROLE_POLICY)
     .filter(([, methods]) => methods.has(ALL_METHODS) || methods.has(method))
     .map(([role]) => role)
@@ -52,7 +60,7 @@ export function isAllowed(scope: string, method: string, resource: string): bool
     const methods = ROLE_POLICY[role];
     if (methods && (methods.has(ALL_METHODS) || methods.has(method))) return true;
   }
-  return resource !== "" && (granted.has(resource) || granted.has(granularScope(method, resource)));
+  return hasGranularScopes(resource) && (granted.has(resource) || granted.has(granularScope(method, resource)));
 }
 
 /** The token scope of a member: its role, then its extra granular scopes, without duplicates. */

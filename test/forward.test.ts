@@ -1,0 +1,194 @@
+// Forwarding to the origin: header hygiene, identity headers, the assertion, bodies and failures.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { jwtVerify } from "jose";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import worker from "../src/index";
+import { accessTokenFor, fakeOrigin, gateway, problem, GATEWAY } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+const architect = () => accessTokenFor("architect@acme.example");
+
+describe("request to the origin", () => {
+  it("keeps method, path and query, strips spoofed identity and hop-by-hop headers, adds trusted ones", async () => {
+    const token = await architect();
+    const seen = fakeOrigin();
+    const response = await gateway("/grids/12/cells?page=2&q=a%20b", {
+      method: "PATCH",
+      headers: {
+        Authorization: `Bearer ${token}`,
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-Custom": "kept",
+        "X-Member-Entity-Id": "1",
+        X_Member_Entity_Identifier: "spoofed",
+        "x-organisation-entity-identifier": "spoofed",
+        "X-Organisation-Anything": "spoofed",
+        "X-Auth-Scope": "architect organisation",
+        "X_AUTH_TOKEN_ID": "spoofed",
+        "X-Gateway-Assertion": "spoofed",
+        "x-gateway-debug": "spoofed",
+        Connection: "keep-alive, X-Internal-Secret",
+        "X-Internal-Secret": "must not pass",
+      },
+      body: JSON.stringify({ name: "a" }),
+    });
+    expect(response.status).toBe(200);
+    expect(seen).toHaveLength(1);
+    const { method, url, headers, body } = seen[0]!;
+    expect(method).toBe("PATCH");
+    expect(url).toBe("https://origin.test/api/grids/12/cells?page=2&q=a%20b");
+    expect(body).toBe('{"name":"a"}');
+    expect(headers).toMatchObject({
+      "content-type": "application/json",
+      accept: "application/json",
+      "x-custom": "kept",
+      "x-member-entity-id": "2549",
+      "x-member-entity-identifier": "o6q2is",
+      "x-organisation-entity-identifier": "m7l9hw",
+      "x-auth-scope": "architect",
+      "x-auth-secret-type": "fixed",
+      "x-request-id": response.headers.get("X-Request-Id"),
+    });
+    expect(headers["x-auth-token-id"]).toMatch(/^[0-9a-f-]{36}$/);
+    const names = Object.keys(headers);
+    for (const gone of ["authorization", "x_member_entity_identifier", "x-organisation-anything", "x_auth_token_id", "x-gateway-debug", "connection", "x-internal-secret"]) {
+      expect(names).not.toContain(gone);
+    }
+    expect(names.filter((name) => /^x[-_](member|organisation|auth|gateway)[-_]/i.test(name)).sort()).toEqual(
+      [
+        "x-auth-scope",
+        "x-auth-secret-type",
+        "x-auth-token-id",
+        "x-gateway-assertion",
+        "x-member-entity-id",
+        "x-member-entity-identifier",
+        "x-organisation-entity-identifier",
+      ].sort(),
+    );
+  });
+
+  it("signs an X-Gateway-Assertion binding identity, method and path for 60 s", async () => {
+    const token = await architect();
+    const seen = fakeOrigin();
+    await gateway("/grids/7?full=1", { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+    const assertion = seen[0]!.headers["x-gateway-assertion"]!;
+    const { payload, protectedHeader } = await jwtVerify(assertion, new TextEncoder().encode(env.ASSERTION_SECRET), {
+      algorithms: ["HS256"],
+      typ: "gridgate-assertion+jwt",
+      issuer: "gridgate",
+      audience: "origin",
+    });
+    expect(protectedHeader.alg).toBe("HS256");
+    expect(payload).toMatchObject({
+      method: "DELETE",
+      path: "/api/grids/7?full=1",
+      memberEntityId: 2549,
+      memberEntityIdentifier: "o6q2is",
+      organisationEntityIdentifier: "m7l9hw",
+      scope: "architect",
+      secretType: "fixed",
+      jti: seen[0]!.headers["x-request-id"],
+      tokenId: seen[0]!.headers["x-auth-token-id"],
+    });
+    expect(payload.exp! - payload.iat!).toBe(60);
+    await expect(jwtVerify(assertion, new TextEncoder().encode(env.JWT_SECRET), { algorithms: ["HS256"] })).rejects.toThrow();
+  });
+
+  it("streams a large request body through unchanged", async () => {
+    const token = await architect();
+    const seen = fakeOrigin();
+    const chunk = "0123456789abcdef".repeat(4096);
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 32; i++) controller.enqueue(new TextEncoder().encode(chunk));
+        controller.close();
+      },
+    });
+    const response = await gateway("/grids", { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: stream });
+    expect(response.status).toBe(200);
+    expect(seen[0]!.body.length).toBe(chunk.length * 32);
+    expect(seen[0]!.body).toBe(chunk.repeat(32));
+  });
+});
+
+describe("response from the origin", () => {
+  it("passes status, headers, body and redirects through, adding only X-Request-Id", async () => {
+    const token = await architect();
+    fakeOrigin(() => new Response("teapot body", { status: 418, headers: { "X-Origin": "yes", "Set-Cookie": "a=b", "Content-Type": "text/plain" } }));
+    const response = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(418);
+    expect(await response.text()).toBe("teapot body");
+    expect(response.headers.get("X-Origin")).toBe("yes");
+    expect(response.headers.get("Set-Cookie")).toBe("a=b");
+    expect(response.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
+
+    vi.restoreAllMocks();
+    fakeOrigin(() => new Response(null, { status: 302, headers: { Location: "https://origin.test/elsewhere" } }));
+    const redirect = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` }, redirect: "manual" });
+    expect(redirect.status, await redirect.clone().text()).toBe(302);
+    expect(redirect.headers.get("Location")).toBe("https://origin.test/elsewhere");
+  });
+
+  it("502 when the origin is unreachable", async () => {
+    const token = await architect();
+    vi.spyOn(globalThis, "fetch").mockRejectedValue(new TypeError("Network connection lost."));
+    const response = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(502);
+    const body = await problem(response);
+    expect(body.code).toBe("origin_unreachable");
+    expect(JSON.stringify(body)).not.toContain("Network connection lost");
+  });
+
+  it("504 when the origin does not answer within ORIGIN_TIMEOUT_MS", async () => {
+    const token = await architect();
+    vi.spyOn(globalThis, "fetch").mockImplementation(
+      (input) =>
+        new Promise((_resolve, reject) => {
+          const signal = (input as Request).signal;
+          signal.addEventListener("abort", () => reject(signal.reason));
+        }),
+    );
+    const started = Date.now();
+    const response = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(504);
+    expect((await problem(response)).code).toBe("origin_timeout");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+  });
+
+  it("prefers an ORIGIN service binding over ORIGIN_URL", async () => {
+    const token = await architect();
+    const network = vi.spyOn(globalThis, "fetch");
+    const bound: Request[] = [];
+    const ORIGIN = { fetch: async (request: Request) => (bound.push(request), new Response("from binding")) } as unknown as Fetcher;
+    const ctx = createExecutionContext();
+    const response = await worker.fetch(new Request(`${GATEWAY}/grids?a=1`, { headers: { Authorization: `Bearer ${token}` } }), { ...env, ORIGIN }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await response.text()).toBe("from binding");
+    expect(new URL(bound[0]!.url).pathname + new URL(bound[0]!.url).search).toBe("/grids?a=1");
+    expect(bound[0]!.headers.get("X-Member-Entity-Identifier")).toBe("o6q2is");
+    expect(network).not.toHaveBeenCalled();
+  });
+});
+
+describe("every response", () => {
+  it("carries X-Request-Id, and problem bodies carry the same id", async () => {
+    for (const response of [await gateway("/health"), await gateway("/grids"), await gateway("/authenticate")]) {
+      const id = response.headers.get("X-Request-Id");
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      if (response.status >= 400) expect((await response.json()) as any).toMatchObject({ request_id: id });
+    }
+  });
+
+  it("returns an opaque 500 problem, without internals, when the gateway is misconfigured", async () => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const ctx = createExecutionContext();
+    const response = await worker.fetch(new Request(`${GATEWAY}/grids`, { headers: { Authorization: "Bearer x.y.z" } }), { ...env, JWT_SECRET: "short" }, ctx);
+    expect(response.status).toBe(500);
+    const body = await problem(response);
+    expect(body.detail).toBe("The gateway is misconfigured; the operator has been told.");
+    expect(JSON.stringify(body)).not.toContain("JWT_SECRET");
+    expect(error).toHaveBeenCalledWith(expect.stringContaining("JWT_SECRET must be set to at least 32 bytes"));
+  });
+});
