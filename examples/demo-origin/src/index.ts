@@ -1,0 +1,119 @@
+/** Demo origin: an in-memory grids API that serves only requests with a valid `X-Gateway-Assertion`. */
+import { jwtVerify } from "jose";
+
+/** The demo origin's bindings. */
+export interface DemoOriginEnv {
+  /** The gateway's ASSERTION_SECRET (≥ 32 bytes), shared with the origin only. */
+  ASSERTION_SECRET?: string;
+  /** The gateway's ISSUER; default "gridgate". */
+  ISSUER?: string;
+}
+
+/** A grid as the demo API stores it. */
+export interface Grid {
+  id: string;
+  name: string;
+  rows: number;
+  columns: number;
+  createdBy: string | null;
+}
+
+/** Identity headers the gateway adds, echoed back in every response's `received`. */
+export const IDENTITY_HEADERS = [
+  "X-Member-Entity-Id",
+  "X-Member-Entity-Identifier",
+  "X-Organisation-Entity-Identifier",
+  "X-Auth-Scope",
+  "X-Auth-Token-Id",
+  "X-Auth-Secret-Type",
+  "X-Request-Id",
+] as const;
+
+const grids = new Map<string, Grid>([
+  ["1", { id: "1", name: "Ground floor", rows: 12, columns: 8, createdBy: null }],
+  ["2", { id: "2", name: "Roof", rows: 4, columns: 4, createdBy: null }],
+]);
+let nextId = 3;
+
+/** What reached the origin: method, path, identity headers and the assertion verdict. */
+interface Received {
+  method: string;
+  path: string;
+  headers: Record<string, string | null>;
+  assertion: { verified: boolean; error?: string };
+}
+
+async function verifyAssertion(request: Request, env: DemoOriginEnv): Promise<Received["assertion"]> {
+  const token = request.headers.get("X-Gateway-Assertion");
+  if (!token) return { verified: false, error: "no X-Gateway-Assertion header" };
+  if (!env.ASSERTION_SECRET || new TextEncoder().encode(env.ASSERTION_SECRET).byteLength < 32) {
+    return { verified: false, error: "the demo origin has no ASSERTION_SECRET of at least 32 bytes" };
+  }
+  try {
+    const { payload } = await jwtVerify(token, new TextEncoder().encode(env.ASSERTION_SECRET), {
+      algorithms: ["HS256"],
+      typ: "gridgate-assertion+jwt",
+      issuer: env.ISSUER ?? "gridgate",
+      audience: "origin",
+      requiredClaims: ["exp", "iat", "method", "path"],
+      maxTokenAge: 60,
+      clockTolerance: 5,
+    });
+    const url = new URL(request.url);
+    if (payload.method !== request.method || payload.path !== url.pathname + url.search) {
+      return { verified: false, error: "assertion was issued for another method or path" };
+    }
+    if (payload.memberEntityIdentifier !== request.headers.get("X-Member-Entity-Identifier")) {
+      return { verified: false, error: "X-Member-Entity-Identifier does not match the assertion" };
+    }
+    return { verified: true };
+  } catch (error) {
+    return { verified: false, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function reply(status: number, body: Record<string, unknown>, received: Received): Response {
+  return Response.json({ ...body, received }, { status });
+}
+
+async function createGrid(request: Request, createdBy: string | null): Promise<Grid | string> {
+  let input: unknown;
+  try {
+    input = await request.json();
+  } catch {
+    return "body must be JSON";
+  }
+  const { name, rows = 10, columns = 10 } = (input ?? {}) as Record<string, unknown>;
+  if (typeof name !== "string" || name.trim() === "" || name.length > 100) return "name must be a string of 1–100 characters";
+  if (![rows, columns].every((n) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1000)) return "rows and columns must be integers 1–1000";
+  const grid: Grid = { id: String(nextId++), name: name.trim(), rows: rows as number, columns: columns as number, createdBy };
+  grids.set(grid.id, grid);
+  return grid;
+}
+
+/** Routes GET /grids, GET /grids/:id and POST /grids after the assertion verified; 401 otherwise. */
+export async function handle(request: Request, env: DemoOriginEnv): Promise<Response> {
+  const url = new URL(request.url);
+  const received: Received = {
+    method: request.method,
+    path: url.pathname + url.search,
+    headers: Object.fromEntries(IDENTITY_HEADERS.map((name) => [name, request.headers.get(name)])),
+    assertion: await verifyAssertion(request, env),
+  };
+  if (!received.assertion.verified) return reply(401, { error: "unauthorized", detail: "requests must come through the gateway" }, received);
+
+  const [resource, id, ...rest] = url.pathname.split("/").filter(Boolean);
+  if (resource !== "grids" || rest.length > 0) return reply(404, { error: "not_found" }, received);
+  if (id === undefined && request.method === "GET") return reply(200, { grids: [...grids.values()] }, received);
+  if (id === undefined && request.method === "POST") {
+    const created = await createGrid(request, received.headers["X-Member-Entity-Identifier"] ?? null);
+    return typeof created === "string" ? reply(400, { error: "invalid_request", detail: created }, received) : reply(201, { grid: created }, received);
+  }
+  if (id !== undefined && request.method === "GET") {
+    const grid = grids.get(id);
+    return grid ? reply(200, { grid }, received) : reply(404, { error: "not_found", detail: `no grid ${id}` }, received);
+  }
+  return reply(405, { error: "method_not_allowed" }, received);
+}
+
+export default { fetch: handle } satisfies ExportedHandler<DemoOriginEnv>;

@@ -1,0 +1,103 @@
+// The demo origin of `npm run dev`: serves what the gateway forwards, refuses everything without a valid assertion.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import demoOrigin, { type DemoOriginEnv } from "../examples/demo-origin/src/index";
+import { getConfig } from "../src/config";
+import worker from "../src/index";
+import { signAssertion } from "../src/proxy/assertion";
+import { setIdentityHeaders } from "../src/proxy/headers";
+import type { AccessClaims } from "../src/tokens/claims";
+import { accessTokenFor, GATEWAY } from "./helpers";
+
+const ORIGIN_ENV: DemoOriginEnv = { ASSERTION_SECRET: env.ASSERTION_SECRET };
+const ARCHITECT: AccessClaims = { memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect", secretType: "fixed", jti: "token-1" };
+
+/** Sends `path` through the real gateway with the demo origin bound as the `ORIGIN` service. */
+async function viaGateway(path: string, token: string, init: RequestInit = {}): Promise<Response> {
+  const ORIGIN = { fetch: (request: Request) => demoOrigin.fetch(request, ORIGIN_ENV) } as unknown as Fetcher;
+  const ctx = createExecutionContext();
+  const headers = { Authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) };
+  const response = await worker.fetch(new Request(GATEWAY + path, { ...init, headers }), { ...env, ORIGIN }, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+/** A request as the gateway forwards it, with an assertion signed for `signedFor` (default: the same method and path). */
+async function forwarded(method: string, path: string, signedFor = { method, path }, secret = env.ASSERTION_SECRET!): Promise<Request> {
+  const config = { ...getConfig(env), assertionSecret: secret };
+  const headers = new Headers();
+  setIdentityHeaders(headers, ARCHITECT, "req-1", await signAssertion(config, ARCHITECT, { ...signedFor, requestId: "req-1" }));
+  return new Request(`http://127.0.0.1:8788${path}`, { method, headers });
+}
+
+async function send(request: Request): Promise<{ status: number; body: Record<string, any> }> {
+  const response = await demoOrigin.fetch(request, ORIGIN_ENV);
+  return { status: response.status, body: await response.json() };
+}
+
+describe("demo origin behind the gateway", () => {
+  it("lists grids and echoes the identity headers of the logged-in member with a verified assertion", async () => {
+    const response = await viaGateway("/grids", await accessTokenFor("architect@acme.example"));
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as Record<string, any>;
+    expect(body.grids.map((grid: { id: string }) => grid.id)).toEqual(expect.arrayContaining(["1", "2"]));
+    expect(body.received).toMatchObject({
+      method: "GET",
+      path: "/grids",
+      headers: { "X-Member-Entity-Id": "2549", "X-Member-Entity-Identifier": "o6q2is", "X-Organisation-Entity-Identifier": "m7l9hw", "X-Auth-Scope": "architect", "X-Auth-Secret-Type": "fixed" },
+      assertion: { verified: true },
+    });
+    expect(body.received.headers["X-Request-Id"]).toBe(response.headers.get("X-Request-Id"));
+  });
+
+  it("creates a grid with POST and returns it with GET /grids/:id", async () => {
+    const token = await accessTokenFor("architect@acme.example");
+    const created = await viaGateway("/grids", token, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "Basement", rows: 6, columns: 9 }) });
+    expect(created.status).toBe(201);
+    const { grid } = (await created.json()) as { grid: Record<string, unknown> };
+    expect(grid).toMatchObject({ name: "Basement", rows: 6, columns: 9, createdBy: "o6q2is" });
+    const fetched = await viaGateway(`/grids/${grid.id}`, token);
+    expect(fetched.status).toBe(200);
+    expect(((await fetched.json()) as { grid: unknown }).grid).toEqual(grid);
+  });
+
+  it("answers 400 to an invalid grid and 404 to an unknown one", async () => {
+    const token = await accessTokenFor("architect@acme.example");
+    const invalid = await viaGateway("/grids", token, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "" }) });
+    expect(invalid.status).toBe(400);
+    expect((await viaGateway("/grids/999999", token)).status).toBe(404);
+  });
+});
+
+describe("demo origin refuses requests that did not come through the gateway", () => {
+  it("accepts an assertion for exactly this method and path", async () => {
+    const { status, body } = await send(await forwarded("GET", "/grids/1"));
+    expect(status).toBe(200);
+    expect(body.grid.id).toBe("1");
+  });
+
+  it.each([
+    ["no assertion", async () => new Request("http://127.0.0.1:8788/grids", { headers: { "X-Member-Entity-Identifier": "o6q2is" } }), "no X-Gateway-Assertion header"],
+    ["another path", () => forwarded("GET", "/grids/2", { method: "GET", path: "/grids/1" }), "assertion was issued for another method or path"],
+    ["another method", () => forwarded("POST", "/grids", { method: "GET", path: "/grids" }), "assertion was issued for another method or path"],
+    ["another secret", () => forwarded("GET", "/grids", undefined, "some-other-assertion-secret-0123456789abcdef"), "signature verification failed"],
+  ])("401 with %s", async (_name, makeRequest, error) => {
+    const { status, body } = await send(await makeRequest());
+    expect(status).toBe(401);
+    expect(body.received.assertion).toEqual({ verified: false, error });
+  });
+
+  it("401 when the member header was changed after signing", async () => {
+    const request = await forwarded("GET", "/grids");
+    request.headers.set("X-Member-Entity-Identifier", "someone-else");
+    const { status, body } = await send(request);
+    expect(status).toBe(401);
+    expect(body.received.assertion.error).toBe("X-Member-Entity-Identifier does not match the assertion");
+  });
+
+  it("401 when the origin has no usable ASSERTION_SECRET", async () => {
+    const response = await demoOrigin.fetch(await forwarded("GET", "/grids"), { ASSERTION_SECRET: "short" });
+    expect(response.status).toBe(401);
+  });
+});
