@@ -1,5 +1,7 @@
 /** Security audit trail: one structured event per login, refresh, revoke and secret change. */
 import type { WaitUntil } from "./config";
+import { database } from "./storage/db";
+import { auditEvents } from "./storage/schema";
 
 /** Every kind of event the gateway records. */
 export type AuditEventName =
@@ -26,7 +28,71 @@ export interface AuditEvent {
   detail?: Record<string, string | number | boolean>;
 }
 
-/** Records `event` in the background (`waitUntil`) so it never slows the response. */
-export function audit(ctx: WaitUntil, _db: D1Database, event: AuditEvent): void {
-  ctx.waitUntil(Promise.resolve().then(() => console.log(JSON.stringify({ level: "info", at: new Date().toISOString(), ...event }))));
+const MAX_TEXT = 512;
+const SECRET_LOOKING_KEY = /password|secret|token|pepper/i;
+
+function clip(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : value.slice(0, MAX_TEXT);
+}
+
+/** `detail` with anything whose key looks like it could hold a credential replaced, as a safety net. */
+function safeDetail(detail: AuditEvent["detail"]): AuditEvent["detail"] {
+  if (!detail) return undefined;
+  return Object.fromEntries(Object.entries(detail).map(([key, value]) => [key, SECRET_LOOKING_KEY.test(key) ? "[redacted]" : value]));
+}
+
+/** Writes `event` as one structured JSON log line (`"type":"audit"`), without touching D1. */
+export function logAuditEvent(event: AuditEvent, at = Date.now()): void {
+  console.log(
+    JSON.stringify({
+      level: "info",
+      type: "audit",
+      at: new Date(at).toISOString(),
+      event: event.event,
+      outcome: event.outcome,
+      request_id: event.requestId,
+      member_id: event.memberId,
+      organisation_id: event.organisationId,
+      ip: clip(event.ip),
+      user_agent: clip(event.userAgent),
+      detail: safeDetail(event.detail),
+    }),
+  );
+}
+
+async function insert(db: D1Database, event: AuditEvent, at: number): Promise<void> {
+  const detail = safeDetail(event.detail);
+  await database(db)
+    .insert(auditEvents)
+    .values({
+      at,
+      event: event.event,
+      outcome: event.outcome,
+      memberId: event.memberId ?? null,
+      organisationId: event.organisationId ?? null,
+      ip: clip(event.ip) ?? null,
+      userAgent: clip(event.userAgent) ?? null,
+      requestId: event.requestId,
+      detail: detail ? JSON.stringify(detail).slice(0, 2 * MAX_TEXT) : null,
+    });
+}
+
+/**
+ * Records `event`: one JSON log line now, and a row in D1 `audit_events` (`at` in ms since the epoch)
+ * written in the background (`waitUntil`), so it never slows the response. A failed write is
+ * logged and never fails the request.
+ */
+export function audit(ctx: WaitUntil, db: D1Database, event: AuditEvent): void {
+  const at = Date.now();
+  logAuditEvent(event, at);
+  const write = Promise.resolve()
+    .then(() => insert(db, event, at))
+    .catch((error: unknown) => {
+      console.error(JSON.stringify({ level: "error", event: "audit_write_failed", audit_event: event.event, request_id: event.requestId, error: String(error) }));
+    });
+  try {
+    ctx.waitUntil(write);
+  } catch {
+    // No execution context to extend: the write still runs, best effort.
+  }
 }

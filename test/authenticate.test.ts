@@ -203,7 +203,7 @@ describe("rate limiting", () => {
     const statuses: number[] = [];
     let limited: Response | undefined;
     for (let i = 0; i < 15 && !limited; i++) {
-      const response = await postLogin({ email: "nobody@acme.example", password: "x" }, { "CF-Connecting-IP": ip });
+      const response = await postLogin({ email: `nobody-${i}@acme.example`, password: "x" }, { "CF-Connecting-IP": ip });
       statuses.push(response.status);
       if (response.status === 429) limited = response;
     }

@@ -2,12 +2,12 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { getConfig, type AppEnv } from "../config";
-import { authenticateMember } from "../credentials/login";
+import { guardedLogin, limitClientIp, loginAttempt } from "../credentials/login-guard";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
-import { GatewayError } from "../errors";
 import { readBody } from "../http/body";
 import { memberScope } from "../policy/scopes";
 import { issueAccessToken } from "../tokens/access";
+import { issueRefreshToken } from "../tokens/refresh";
 
 const encoder = new TextEncoder();
 
@@ -21,28 +21,30 @@ export const LoginBody = z.object({
   domain: z.string().min(1).max(253).optional(),
 });
 
-function clientIp(request: Request): string {
-  return request.headers.get("CF-Connecting-IP") ?? "unknown";
-}
-
 /** Routes under `/authenticate`. */
 export const authenticateRoutes = new Hono<AppEnv>();
 
 authenticateRoutes.post("/", async (c) => {
   const config = getConfig(c.env);
-  if (c.env.LOGIN_LIMITER) {
-    const { success } = await c.env.LOGIN_LIMITER.limit({ key: `ip:${clientIp(c.req.raw)}` });
-    if (!success) throw new GatewayError("rate_limited", "Too many login attempts; try again later.", { retryAfter: 60 });
-  }
+  const attempt = loginAttempt(c.req.raw, c.get("requestId"));
+  await limitClientIp(c.env, c.executionCtx, attempt);
   const body = await readBody(c.req.raw, LoginBody);
-  const { member, organisation } = await authenticateMember(config, c.env.DB, body);
+  const { member, organisation } = await guardedLogin(c.env, c.executionCtx, config, attempt, body);
   const access = await issueAccessToken(config, {
     memberEntityId: member.id,
     memberEntityIdentifier: member.identifier,
     organisationEntityIdentifier: organisation.identifier,
     scope: memberScope(member.role, member.extraScopes),
   });
+  const refresh = await issueRefreshToken(config, c.env.TOKENS, { memberId: member.id, organisationId: organisation.id });
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
-  return c.json({ access_token: access.token, token_type: "Bearer", expires_in: access.expiresIn, scope: access.claims.scope });
+  return c.json({
+    access_token: access.token,
+    token_type: "Bearer",
+    expires_in: access.expiresIn,
+    refresh_token: refresh.token,
+    refresh_token_expires_in: refresh.expiresIn,
+    scope: access.claims.scope,
+  });
 });

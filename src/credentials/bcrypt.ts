@@ -1,0 +1,40 @@
+/** Verification of bcrypt hashes imported from the origin database ($2a$, $2b$, $2y$). */
+import bcrypt from "bcryptjs";
+
+/** bcrypt only ever reads this many UTF-8 bytes of a password. */
+export const BCRYPT_MAX_PASSWORD_BYTES = 72;
+/**
+ * Highest bcrypt cost verified. bcryptjs is pure JavaScript, so each step doubles the CPU time of a
+ * login (see README § Login protection for measured numbers); a row above this never verifies.
+ */
+export const BCRYPT_MAX_COST = 12;
+
+const FORMAT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
+const encoder = new TextEncoder();
+
+/** The cost of a well-formed bcrypt hash the gateway can verify (4–{@link BCRYPT_MAX_COST}), else undefined. */
+export function usableBcryptCost(stored: string): number | undefined {
+  const match = FORMAT.exec(stored);
+  const cost = match ? Number(match[1]) : 0;
+  return cost >= 4 && cost <= BCRYPT_MAX_COST ? cost : undefined;
+}
+
+/** True when a stored hash is in bcrypt's modular crypt format (whether or not it is well-formed). */
+export function isBcryptHash(stored: string): boolean {
+  return /^\$2[aby]\$/.test(stored);
+}
+
+/**
+ * Checks `password` against an imported bcrypt hash. A password longer than 72 bytes never
+ * verifies, even when its first 72 bytes match: bcrypt would silently ignore the rest, so accepting
+ * it would let a guess that merely shares a long prefix in. Such members must reset their password.
+ */
+export async function verifyBcrypt(password: string, stored: string): Promise<boolean> {
+  if (usableBcryptCost(stored) === undefined) {
+    console.warn(JSON.stringify({ level: "warn", event: "bcrypt_hash_unusable", cost: Number(stored.slice(4, 6)) || 0 }));
+    return false;
+  }
+  const fits = encoder.encode(password).byteLength <= BCRYPT_MAX_PASSWORD_BYTES;
+  const equal = await bcrypt.compare(password, stored);
+  return fits && equal;
+}

@@ -1,0 +1,120 @@
+/** Per-account login back-off: a failure counter in KV (`login-fail:` keys), mirrored in isolate memory. */
+import type { Config } from "../config";
+
+/** KV key prefix of account failure counters; the rest is the SHA-256 (hex) of the normalised email. */
+export const THROTTLE_KEY_PREFIX = "login-fail:";
+
+/** Back-off settings, from `LOGIN_FREE_ATTEMPTS`, `LOGIN_BACKOFF_BASE_SECONDS`, `LOGIN_BACKOFF_MAX_SECONDS`. */
+export type ThrottleSettings = Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds">;
+
+/** What is stored per account; times in ms since the epoch. */
+export interface FailureRecord {
+  failures: number;
+  /** No attempt is checked before this instant; 0 while failures are below the free attempts. */
+  lockedUntil: number;
+  /** When this record may be forgotten (mirrors the KV `expirationTtl`). */
+  expiresAt: number;
+}
+
+/** The answer of {@link enterAccount}: either a refusal, or a ticket to release when the check is over. */
+export type AccountGate = { retryAfter: number } | { retryAfter: undefined; record: FailureRecord | undefined; release: () => void };
+
+const MEMORY_LIMIT = 10_000;
+const memory = new Map<string, FailureRecord>();
+const inFlight = new Map<string, number>();
+
+/** The KV key counting failures of every membership with this (already normalised) email. */
+export async function throttleKey(email: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(email));
+  return THROTTLE_KEY_PREFIX + [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Seconds an account is locked after its `failures`-th consecutive failure: 0, then base·2ⁿ up to the cap. */
+export function backoffSeconds(settings: ThrottleSettings, failures: number): number {
+  if (failures < settings.loginFreeAttempts) return 0;
+  return Math.min(settings.loginBackoffMaxSeconds, settings.loginBackoffBaseSeconds * 2 ** (failures - settings.loginFreeAttempts));
+}
+
+function worse(a: FailureRecord | undefined, b: FailureRecord | undefined): FailureRecord | undefined {
+  if (!a || !b) return a ?? b;
+  return a.failures >= b.failures ? { ...a, lockedUntil: Math.max(a.lockedUntil, b.lockedUntil) } : worse(b, a);
+}
+
+function parse(raw: unknown): FailureRecord | undefined {
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const { failures, lockedUntil, expiresAt } = raw as Record<string, unknown>;
+  if (!Number.isSafeInteger(failures) || typeof lockedUntil !== "number" || typeof expiresAt !== "number") return undefined;
+  return { failures: failures as number, lockedUntil, expiresAt };
+}
+
+async function readRecord(kv: KVNamespace, key: string, now: number): Promise<FailureRecord | undefined> {
+  let stored: FailureRecord | undefined;
+  try {
+    stored = parse(await kv.get(key, "json"));
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", event: "login_throttle_read_failed", error: String(error) }));
+  }
+  const record = worse(stored, memory.get(key));
+  return record && record.expiresAt > now ? record : undefined;
+}
+
+function remember(key: string, record: FailureRecord | undefined): void {
+  memory.delete(key);
+  if (!record) return;
+  if (memory.size >= MEMORY_LIMIT) memory.delete(memory.keys().next().value!);
+  memory.set(key, record);
+}
+
+/**
+ * Decides, before any password hashing, whether an attempt on this account may proceed. Attempts
+ * still running in this isolate count as failures, so a parallel burst cannot outrun the counter.
+ */
+export async function enterAccount(kv: KVNamespace, settings: ThrottleSettings, key: string, now = Date.now()): Promise<AccountGate> {
+  const record = await readRecord(kv, key, now);
+  if (record && record.lockedUntil > now) return { retryAfter: Math.ceil((record.lockedUntil - now) / 1000) };
+  const running = inFlight.get(key) ?? 0;
+  if (running > 0 && backoffSeconds(settings, (record?.failures ?? 0) + running) > 0) {
+    return { retryAfter: settings.loginBackoffBaseSeconds };
+  }
+  inFlight.set(key, running + 1);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    const left = (inFlight.get(key) ?? 1) - 1;
+    if (left > 0) inFlight.set(key, left);
+    else inFlight.delete(key);
+  };
+  return { retryAfter: undefined, record, release };
+}
+
+/**
+ * Counts one more failure and locks the account for its back-off. A KV write refused (e.g. more
+ * than one write per key per second) is logged and ignored: this isolate still remembers it.
+ */
+export async function recordFailure(kv: KVNamespace, settings: ThrottleSettings, key: string, previous: FailureRecord | undefined, now = Date.now()): Promise<FailureRecord> {
+  const latest = worse(previous, memory.get(key));
+  const failures = (latest && latest.expiresAt > now ? latest.failures : 0) + 1;
+  const lockSeconds = backoffSeconds(settings, failures);
+  const ttlSeconds = Math.max(60, lockSeconds + settings.loginBackoffMaxSeconds);
+  const record: FailureRecord = { failures, lockedUntil: lockSeconds ? now + lockSeconds * 1000 : 0, expiresAt: now + ttlSeconds * 1000 };
+  remember(key, record);
+  try {
+    await kv.put(key, JSON.stringify(record), { expirationTtl: ttlSeconds });
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", event: "login_throttle_write_failed", error: String(error) }));
+  }
+  return record;
+}
+
+/** Forgets an account's failures after a successful login; costs nothing when there were none. */
+export async function clearFailures(kv: KVNamespace, key: string, previous: FailureRecord | undefined): Promise<void> {
+  const known = previous ?? memory.get(key);
+  remember(key, undefined);
+  if (!known) return;
+  try {
+    await kv.delete(key);
+  } catch (error) {
+    console.error(JSON.stringify({ level: "error", event: "login_throttle_clear_failed", error: String(error) }));
+  }
+}
