@@ -1,0 +1,111 @@
+/** `/authenticate/secrets`: an architect creates, lists and revokes the organisation's dynamic secrets. */
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { audit, type AuditEventName } from "../audit";
+import { getConfig, type AppEnv } from "../config";
+import { GatewayError } from "../errors";
+import { bearerAuth } from "../http/bearer";
+import { readBody } from "../http/body";
+import { requireEligiblePlan } from "../policy/plan";
+import { database } from "../storage/db";
+import { findMembershipState, insertSecretWithinLimit, listLiveSecrets, revokeLiveSecret, type MembershipState } from "../storage/dynamic-secrets";
+import { isIdentifier } from "../tokens/claims";
+import { generateKid, generateSecret, sealSecret, secretsKey } from "../secrets/crypto";
+import { afterSecretCreated, afterSecretRevoked } from "../secrets/resolve";
+
+/** Live secrets an organisation may hold at once; tokens without `kid` are tried against each. */
+export const MAX_LIVE_SECRETS = 10;
+const MANAGER_SCOPE = "architect";
+
+/** Body of `POST /authenticate/secrets`; the body itself is optional. */
+export const CreateSecretBody = z
+  .object({ label: z.string().max(100).regex(/^[^\p{Cc}]*$/u, "must not contain control characters").optional() })
+  .strict();
+
+/** The caller of a secrets route: a fixed-token architect, active, of an eligible organisation. */
+interface Manager {
+  organisation: string;
+  membership: MembershipState;
+}
+
+async function manager(c: Context<AppEnv>): Promise<Manager> {
+  const claims = c.get("claims");
+  await requireEligiblePlan(getConfig(c.env), c.env.DB, claims.organisationEntityIdentifier, c.executionCtx);
+  if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
+    throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", { requiredScope: MANAGER_SCOPE });
+  }
+  const membership = await findMembershipState(database(c.env.DB), claims.organisationEntityIdentifier, claims.memberEntityIdentifier);
+  if (!membership) throw new GatewayError("invalid_token", "the token's member does not belong to its organisation");
+  if (membership.memberStatus !== "active" || membership.organisationStatus !== "active") {
+    throw new GatewayError("account_suspended", "This account is suspended.");
+  }
+  return { organisation: claims.organisationEntityIdentifier, membership };
+}
+
+function record(c: Context<AppEnv>, event: AuditEventName, who: Manager, kid: string): void {
+  audit(c.executionCtx, c.env.DB, {
+    event,
+    outcome: "success",
+    requestId: c.get("requestId"),
+    memberId: who.membership.memberId,
+    organisationId: who.membership.organisationId,
+    ip: c.req.header("CF-Connecting-IP"),
+    userAgent: c.req.header("User-Agent"),
+    detail: { kid },
+  });
+}
+
+async function createBody(request: Request): Promise<z.infer<typeof CreateSecretBody>> {
+  const empty = request.body === null || request.headers.get("Content-Length") === "0";
+  if (empty && !request.headers.has("Content-Type")) return {};
+  return readBody(request, CreateSecretBody);
+}
+
+function methodNotAllowed(allow: string): never {
+  throw new GatewayError("method_not_allowed", `Use ${allow}.`, { headers: { Allow: allow } });
+}
+
+/** Routes under `/authenticate/secrets`. */
+export const secretRoutes = new Hono<AppEnv>();
+const authenticated = bearerAuth({ fixedOnly: true });
+
+secretRoutes.post("/", authenticated, async (c) => {
+  const who = await manager(c);
+  const { label = "" } = await createBody(c.req.raw);
+  const key = await secretsKey(getConfig(c.env));
+  const kid = generateKid();
+  const secret = generateSecret();
+  const createdAt = Math.floor(Date.now() / 1000);
+  const ciphertext = await sealSecret(key, { organisation: who.organisation, kid }, secret);
+  const row = { kid, organisationId: who.membership.organisationId, ciphertext, label, createdBy: who.membership.memberId, createdAt };
+  if (!(await insertSecretWithinLimit(database(c.env.DB), row, MAX_LIVE_SECRETS))) {
+    throw new GatewayError("secret_limit_reached", `An organisation holds at most ${MAX_LIVE_SECRETS} live secrets; revoke one first.`);
+  }
+  await afterSecretCreated(c.env, who.organisation);
+  record(c, "secret.created", who, kid);
+  c.header("Cache-Control", "no-store");
+  c.header("Pragma", "no-cache");
+  return c.json({ kid, secret, label, algorithm: "HS256", organisationEntityIdentifier: who.organisation, created_at: createdAt }, 201);
+});
+
+secretRoutes.get("/", authenticated, async (c) => {
+  const who = await manager(c);
+  const secrets = await listLiveSecrets(database(c.env.DB), who.membership.organisationId);
+  c.header("Cache-Control", "no-store");
+  return c.json({
+    secrets: secrets.map((s) => ({ kid: s.kid, label: s.label, created_at: s.createdAt, created_by: s.createdBy })),
+  });
+});
+
+secretRoutes.delete("/:kid", authenticated, async (c) => {
+  const who = await manager(c);
+  const kid = c.req.param("kid");
+  const revoked = isIdentifier(kid) && (await revokeLiveSecret(database(c.env.DB), who.membership.organisationId, kid));
+  if (!revoked) throw new GatewayError("not_found", "This organisation has no live secret with that kid.");
+  await afterSecretRevoked(c.env, who.organisation);
+  record(c, "secret.revoked", who, kid);
+  return c.body(null, 204);
+});
+
+secretRoutes.all("/", () => methodNotAllowed("GET, POST"));
+secretRoutes.all("/:kid", () => methodNotAllowed("DELETE"));
