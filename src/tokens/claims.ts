@@ -63,6 +63,12 @@ export function secretTypeOf(payload: Record<string, unknown>): SecretType {
   return invalid("secretType must be \"fixed\" or \"dynamic\"");
 }
 
+function checkTimes(exp: number | undefined, nbf: number | undefined, iat: number | undefined, now: number, clockSkew: number): void {
+  if (exp !== undefined && exp + clockSkew <= now) invalid("token expired");
+  if (nbf !== undefined && nbf - clockSkew > now) invalid("token not yet valid");
+  if (iat !== undefined && iat - clockSkew > now) invalid("token issued in the future");
+}
+
 /**
  * Checks a signature-verified payload against the contract: types, identifiers, scope syntax,
  * and `exp`/`nbf`/`iat` with `clockSkew` leeway. Fixed-secret tokens also need `iss`, `exp`, `jti`.
@@ -80,9 +86,7 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
     if (exp === undefined) invalid("exp is required");
     if (jti === undefined) invalid("jti is required");
   }
-  if (exp !== undefined && exp + clockSkew <= now) invalid("token expired");
-  if (nbf !== undefined && nbf - clockSkew > now) invalid("token not yet valid");
-  if (iat !== undefined && iat - clockSkew > now) invalid("token issued in the future");
+  checkTimes(exp, nbf, iat, now, clockSkew);
   if (jti !== undefined && !JTI.test(jti)) invalid("jti is malformed");
 
   const member = payload.memberEntityIdentifier;
@@ -108,4 +112,13 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
     scope,
     secretType,
   };
+}
+
+/**
+ * Re-checks claims that {@link checkClaims} accepted earlier under the same issuer: only `exp`, `nbf`
+ * and `iat` can have changed verdict since, so only they are checked again (same order, same details).
+ */
+export function recheckClaimTimes(claims: AccessClaims, rules: ClaimRules): AccessClaims {
+  checkTimes(claims.exp, claims.nbf, claims.iat, rules.now, rules.clockSkew);
+  return claims;
 }

@@ -1,7 +1,7 @@
 /** HS256 compact-JWS verification: strict format, cached header parses, cached keys, strict claims. */
 import { GatewayError } from "../errors";
-import { decodeBase64Url, decodeBase64UrlText, isCanonicalBase64Url } from "./base64url";
-import { checkClaims, isIdentifier, secretTypeOf, type AccessClaims, type ClaimRules } from "./claims";
+import { decodeBase64UrlText, decodeShortBase64Url, isCanonicalBase64Url } from "./base64url";
+import { checkClaims, isIdentifier, recheckClaimTimes, secretTypeOf, type AccessClaims, type ClaimRules, type SecretType } from "./claims";
 import type { FixedKeyRing, SigningKey } from "./keys";
 
 /** Looks up the live dynamic keys of an organisation (`kid` narrows to one); empty when none. */
@@ -24,21 +24,44 @@ interface JwsHeader {
 /** A compact JWS split and decoded, its signature not yet checked. */
 interface DecodedJws {
   header: JwsHeader;
-  payload: Record<string, unknown>;
+  payload: Readonly<Record<string, unknown>>;
+  /** `header.payload` as text: the key of {@link knownInputs}. */
+  signingInputText: string;
   signingInput: Uint8Array<ArrayBuffer>;
   signature: Uint8Array<ArrayBuffer>;
+  /** Set when this signing input carried a valid signature before. */
+  known: KnownInput | undefined;
+}
+
+/** A signing input that once carried a valid signature: its decoded parts and the claims accepted then. */
+interface KnownInput {
+  header: JwsHeader;
+  payload: Readonly<Record<string, unknown>>;
+  bytes: Uint8Array<ArrayBuffer>;
+  claims: Readonly<AccessClaims>;
+  /** The issuer `claims` were checked against. */
+  issuer: string;
 }
 
 /** Three base64url segments; an HS256 signature is 32 bytes, i.e. exactly 43 characters. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
+const SIGNATURE_SEGMENT = /^[A-Za-z0-9_-]{43}$/;
 const MAX_TOKEN_LENGTH = 8192;
 const FORBIDDEN_HEADER_PARAMS = ["crit", "jku", "jwk", "x5u", "x5c", "zip", "b64"] as const;
 const ALLOWED_TYP = new Set(["JWT", "at+jwt", "application/at+jwt"]);
 const HEADER_CACHE_LIMIT = 256;
+const KNOWN_INPUTS_LIMIT = 1024;
 
 const encoder = new TextEncoder();
 /** Parsed headers by their encoded segment: a gateway sees few distinct headers, so this skips most header parses. */
 const headerCache = new Map<string, JwsHeader>();
+/**
+ * Signing inputs that already carried a valid signature, by their text. A client presents the same
+ * token for its whole lifetime, so repeat requests skip base64url, UTF-8 and JSON decoding and the
+ * time-independent claim checks; the signature and `exp`/`nbf`/`iat` are checked on every request.
+ * Only fully verified tokens get in, so unauthenticated traffic cannot fill or churn it.
+ */
+const knownInputs = new Map<string, KnownInput>();
 
 function invalid(detail: string): never {
   throw new GatewayError("invalid_token", detail);
@@ -69,36 +92,50 @@ function parseHeader(segment: string): JwsHeader {
   return header;
 }
 
-/** Splits and decodes a compact JWS after checking its exact shape; nothing is trusted yet. */
+/**
+ * Splits and decodes a compact JWS after checking its exact shape; nothing is trusted yet. A signing
+ * input seen before with a valid signature is not decoded again: only the signature segment is new.
+ */
 function decodeJws(token: string): DecodedJws {
+  const lastDot = token.lastIndexOf(".");
+  const signingInputText = token.slice(0, lastDot);
+  const signatureSegment = token.slice(lastDot + 1);
+  const known = lastDot > 0 ? knownInputs.get(signingInputText) : undefined;
+  if (known) {
+    if (!SIGNATURE_SEGMENT.test(signatureSegment)) invalid("token is not a compact JWS");
+    if (!isCanonicalBase64Url(signatureSegment)) invalid("token is not canonical base64url");
+    return { header: known.header, payload: known.payload, signingInputText, signingInput: known.bytes, signature: decodeShortBase64Url(signatureSegment), known };
+  }
   if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) invalid("token is not a compact JWS");
   const firstDot = token.indexOf(".");
-  const lastDot = token.lastIndexOf(".");
   const headerSegment = token.slice(0, firstDot);
   const payloadSegment = token.slice(firstDot + 1, lastDot);
-  const signatureSegment = token.slice(lastDot + 1);
   if (!isCanonicalBase64Url(headerSegment) || !isCanonicalBase64Url(payloadSegment) || !isCanonicalBase64Url(signatureSegment)) {
     invalid("token is not canonical base64url");
   }
   return {
     header: parseHeader(headerSegment),
     payload: parseJsonObject(payloadSegment, "payload"),
-    signingInput: encoder.encode(token.slice(0, lastDot)) as Uint8Array<ArrayBuffer>,
-    signature: decodeBase64Url(signatureSegment),
+    signingInputText,
+    signingInput: encoder.encode(signingInputText) as Uint8Array<ArrayBuffer>,
+    signature: decodeShortBase64Url(signatureSegment),
+    known: undefined,
   };
+}
+
+/** Claims of a token whose signature just verified: rechecked times for a known input, else the full check (then remembered). */
+function acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRules): AccessClaims {
+  if (jws.known?.issuer === rules.issuer) return recheckClaimTimes(jws.known.claims, rules);
+  const claims = Object.freeze(checkClaims(jws.payload, secretType, rules));
+  if (knownInputs.size >= KNOWN_INPUTS_LIMIT) knownInputs.clear();
+  knownInputs.set(jws.signingInputText, { header: jws.header, payload: Object.freeze(jws.payload), bytes: jws.signingInput, claims, issuer: rules.issuer });
+  return claims;
 }
 
 function fixedCandidates(ring: FixedKeyRing, kid: string | undefined): readonly SigningKey[] {
   if (kid === undefined) return ring.all;
   const match = ring.all.find((candidate) => candidate.kid === kid);
   return match ? [match] : invalid("unknown key id");
-}
-
-async function signedByAny(jws: DecodedJws, keys: readonly SigningKey[]): Promise<boolean> {
-  for (const { key } of keys) {
-    if (await crypto.subtle.verify("HMAC", key, jws.signature, jws.signingInput)) return true;
-  }
-  return false;
 }
 
 /**
@@ -117,6 +154,8 @@ export async function verifyAccessToken(token: string, options: VerifyOptions): 
     if (typeof organisation !== "string" || !isIdentifier(organisation)) invalid("organisationEntityIdentifier is missing or malformed");
     keys = await options.dynamic(organisation, jws.header.kid);
   }
-  if (keys.length === 0 || !(await signedByAny(jws, keys))) invalid("signature verification failed");
-  return checkClaims(jws.payload, secretType, options.rules);
+  let signed = false;
+  for (let i = 0; i < keys.length && !signed; i++) signed = await crypto.subtle.verify("HMAC", keys[i]!.key, jws.signature, jws.signingInput);
+  if (!signed) invalid("signature verification failed");
+  return acceptedClaims(jws, secretType, options.rules);
 }

@@ -1,0 +1,363 @@
+// `npm run bench`: the verify hot path, end-to-end gateway overhead, login cost and bundle size, all
+// measured inside bare workerd from outside over loopback HTTP; every server is stopped by its PID group.
+import { createHmac, randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { closedLoop, Connection, median, once, quantile, requestBytes } from "./lib/http.mjs";
+import { buildWorker, cpuSeconds, startWorkerd, stopAll, stopAllNow, textBindings, workerBlock, writeConfig } from "./lib/servers.mjs";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const OUT = join(ROOT, "bench/out");
+const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 9130);
+const PORTS = { origin: PORT_BASE + 1, gateway: PORT_BASE + 2, verify: PORT_BASE + 3, forward: PORT_BASE + 4 };
+const REPS = Math.max(5, Number(process.env.BENCH_REPS ?? 7));
+const E2E_REPS = Math.max(5, Number(process.env.BENCH_E2E_REPS ?? 5));
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const LOAD_MS = Number(process.env.BENCH_LOAD_MS ?? 2500);
+const PROBE_MS = Number(process.env.BENCH_PROBE_MS ?? 1500);
+const LOGINS = Number(process.env.BENCH_LOGINS ?? 20);
+const TIME_LIMIT_MS = 285_000;
+const VARIANTS = ["gateway", "gateway-fresh", "floor", "jose", "jose-key"];
+const API_PATH = "/grids/1";
+const SEED = { email: "architect@acme.example", password: "gridgate-dev-password" };
+
+/** Bench-only secrets (≥ 32 bytes), used nowhere else. */
+const SECRETS = {
+  JWT_SECRET: "bench-jwt-secret-0123456789abcdef0123456789abcdef",
+  PASSWORD_PEPPER: "bench-password-pepper-0123456789abcdef0123456789",
+  ASSERTION_SECRET: "bench-assertion-secret-0123456789abcdef01234567",
+  SECRETS_KEY: Buffer.alloc(32, 7).toString("base64url"),
+};
+
+const log = (...args) => console.log(...args);
+const fmt = (value, digits = 0) => (Number.isFinite(value) ? value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "n/a");
+
+/** `[vars]` and the compatibility date of a wrangler.toml, read with a deliberately small parser. */
+function wranglerSettings(path) {
+  const text = readFileSync(path, "utf8");
+  const vars = {};
+  const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[|$(?![\s\S]))/m.exec(text)?.[1] ?? "";
+  for (const match of section.matchAll(/^\s*([A-Z0-9_]+)\s*=\s*"([^"]*)"/gm)) vars[match[1]] = match[2];
+  const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(text)?.[1] ?? "2026-11-01";
+  return { vars, compatibilityDate };
+}
+
+/** Signs an `X-Gateway-Assertion` in Node, for sending straight to an origin that checks it. */
+function assertionFor(method, path, issuer) {
+  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: issuer, aud: "origin", jti: randomUUID(), iat: now, exp: now + 60, method, path, memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect", secretType: "fixed", tokenId: randomUUID() };
+  const input = `${b64({ alg: "HS256", typ: "gridgate-assertion+jwt" })}.${b64(claims)}`;
+  return `${input}.${createHmac("sha256", SECRETS.ASSERTION_SECRET).update(input).digest("base64url")}`;
+}
+
+/** Builds every bundle and writes the three workerd configs; returns how to reach each server. */
+async function prepare() {
+  mkdirSync(OUT, { recursive: true });
+  const demoToml = join(ROOT, "examples/demo-origin/wrangler.toml");
+  const useDemo = existsSync(demoToml) && process.env.BENCH_ORIGIN !== "bench";
+  const build = (name, config) => buildWorker(ROOT, config, join(OUT, name)).then((result) => ({ ...result, dir: join(OUT, name) }));
+  const started = performance.now();
+  const [gateway, verify, storage, origin, forward] = await Promise.all([
+    build("gateway", join(ROOT, "wrangler.toml")),
+    build("verify", join(ROOT, "bench/wrangler.verify.toml")),
+    build("storage", join(ROOT, "bench/wrangler.storage.toml")),
+    build("origin", useDemo ? demoToml : join(ROOT, "bench/wrangler.origin.toml")),
+    build("forward", join(ROOT, "bench/wrangler.forward.toml")),
+  ]);
+  log(`built 5 bundles with wrangler deploy --dry-run in ${fmt((performance.now() - started) / 1000, 1)} s`);
+
+  const { vars, compatibilityDate } = wranglerSettings(join(ROOT, "wrangler.toml"));
+  const migrations = readdirSync(join(ROOT, "migrations")).filter((name) => name.endsWith(".sql")).sort();
+  writeFileSync(join(OUT, "migrations.sql"), migrations.map((name) => readFileSync(join(ROOT, "migrations", name), "utf8")).join("\n;\n"));
+  const env = { ...vars, ...SECRETS };
+  const d1Dir = join(OUT, "d1");
+  rmSync(d1Dir, { recursive: true, force: true });
+  mkdirSync(d1Dir);
+  const worker = (bundle, bindings, extra) => `worker = ${workerBlock({ configDir: OUT, dir: bundle.dir, modules: bundle.modules, compatibilityDate, bindings, extra })}`;
+
+  writeConfig(join(OUT, "origin.capnp"), {
+    port: PORTS.origin,
+    entry: "origin",
+    services: [["origin", worker(origin, textBindings({ ISSUER: env.ISSUER ?? "gridgate", ASSERTION_SECRET: SECRETS.ASSERTION_SECRET }))]],
+  });
+  writeConfig(join(OUT, "gateway.capnp"), {
+    port: PORTS.gateway,
+    entry: "gateway",
+    services: [
+      ["gateway", worker(gateway, [
+        ...textBindings({ ...env, ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}` }),
+        `(name = "DB", wrapped = (moduleName = "cloudflare-internal:d1-api", innerBindings = [(name = "fetcher", service = "storage")]))`,
+        `(name = "TOKENS", kvNamespace = (name = "storage", entrypoint = "kv"))`,
+      ])],
+      ["storage", worker(storage, [
+        `(name = "DATABASE", durableObjectNamespace = (className = "Database"))`,
+        `(name = "MIGRATIONS", text = embed "migrations.sql")`,
+        ...textBindings({ PASSWORD_PEPPER: SECRETS.PASSWORD_PEPPER }),
+      ], `
+  durableObjectNamespaces = [ (className = "Database", uniqueKey = "gridgate-bench-d1", enableSql = true) ],
+  durableObjectStorage = (localDisk = "d1-disk"),`)],
+      ["d1-disk", `disk = (path = ${JSON.stringify(d1Dir)}, writable = true)`],
+      ["internet", `network = (allow = ["public", "private", "local"])`],
+    ],
+  });
+  writeConfig(join(OUT, "verify.capnp"), { port: PORTS.verify, entry: "verify", services: [["verify", worker(verify, textBindings(env))]] });
+  writeConfig(join(OUT, "forward.capnp"), {
+    port: PORTS.forward,
+    entry: "forward",
+    services: [["forward", worker(forward, textBindings({ ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}` }))], ["internet", `network = (allow = ["public", "private", "local"])`]],
+  });
+
+  const servers = {
+    origin: await startWorkerd("origin", join(OUT, "origin.capnp"), PORTS.origin, join(OUT, "origin.log")),
+    gateway: await startWorkerd("gateway", join(OUT, "gateway.capnp"), PORTS.gateway, join(OUT, "gateway.log")),
+    verify: await startWorkerd("verify", join(OUT, "verify.capnp"), PORTS.verify, join(OUT, "verify.log")),
+    forward: await startWorkerd("forward", join(OUT, "forward.capnp"), PORTS.forward, join(OUT, "forward.log")),
+  };
+  log(`workerd serving on 127.0.0.1: origin ${PORTS.origin} (${useDemo ? "examples/demo-origin" : "bench/workers/origin.ts"}), gateway ${PORTS.gateway}, verify bench ${PORTS.verify}, bare forwarder ${PORTS.forward}`);
+  return { servers, useDemo, issuer: env.ISSUER ?? "gridgate", gatewayBundle: gateway };
+}
+
+/** Part 1: verifications per second of each variant, alternating, ops/s = N / (t(N) − t(0)). */
+async function verifyBench() {
+  const connection = new Connection(PORTS.verify);
+  await connection.open();
+  const get = async (path) => {
+    const response = await connection.send(requestBytes(PORTS.verify, "GET", path));
+    if (response.status !== 200) throw new Error(`verify bench ${path}: HTTP ${response.status} ${response.body}`);
+    return JSON.parse(response.body.toString());
+  };
+  const timed = async (path) => {
+    const started = performance.now();
+    await get(path);
+    return performance.now() - started;
+  };
+  const fixture = await get("/token");
+  for (const variant of VARIANTS) {
+    const good = await get(`/verify?variant=${variant}&n=3`);
+    const bad = await get(`/verify?variant=${variant}&n=3&bad=1`);
+    if (good.accepted !== 3 || bad.accepted !== 0) throw new Error(`variant ${variant} failed the check: accepted ${good.accepted}/3 good, ${bad.accepted}/3 tampered`);
+  }
+  log(`\n## 1. Verification hot path (${fixture.bytes}-byte fixed-secret HS256 token; every variant accepts it and rejects a one-character signature flip)`);
+
+  const t0 = async () => median([await timed("/verify?variant=floor&n=0"), await timed("/verify?variant=floor&n=0"), await timed("/verify?variant=floor&n=0")]);
+  const n = {};
+  for (const variant of VARIANTS) {
+    for (let i = 0; i < 3; i++) await timed(`/verify?variant=${variant}&n=2000`);
+    const rate = 2000 / ((Math.max(0.05, (await timed(`/verify?variant=${variant}&n=2000`)) - (await t0()))) / 1000);
+    n[variant] = Math.round(Math.min(300_000, Math.max(2000, rate * 0.25)) / 1000) * 1000;
+  }
+  const ops = Object.fromEntries(VARIANTS.map((variant) => [variant, []]));
+  const ratios = { floor: [], jose: [] };
+  for (let rep = 0; rep < REPS; rep++) {
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + rep) % VARIANTS.length]);
+    const rep_ = {};
+    for (const variant of order) {
+      const base = await t0();
+      rep_[variant] = n[variant] / ((await timed(`/verify?variant=${variant}&n=${n[variant]}`)) - base) * 1000;
+      ops[variant].push(rep_[variant]);
+    }
+    ratios.floor.push(rep_.gateway / rep_.floor);
+    ratios.jose.push(rep_.gateway / rep_.jose);
+  }
+  connection.close();
+
+  const floor = median(ops.floor);
+  const labels = {
+    gateway: "gateway verifyAccessToken (format + signature + claims), same token",
+    "gateway-fresh": "gateway verifyAccessToken, a never-seen token each call",
+    floor: "floor: crypto.subtle.verify, cached CryptoKey",
+    jose: "jose jwtVerify, Uint8Array secret",
+    "jose-key": "jose jwtVerify, cached CryptoKey (reference)",
+  };
+  log(`| variant | N per request | verifications/s (median of ${REPS}) | min–max | × floor |`);
+  log("|---|---:|---:|---:|---:|");
+  for (const variant of VARIANTS) {
+    const sorted = [...ops[variant]].sort((a, b) => a - b);
+    log(`| ${labels[variant]} | ${fmt(n[variant])} | ${fmt(median(sorted))} | ${fmt(sorted[0])}–${fmt(sorted.at(-1))} | ${fmt(median(sorted) / floor, 2)} |`);
+  }
+  const result = {
+    tokenBytes: fixture.bytes,
+    n,
+    opsPerSecond: Object.fromEntries(VARIANTS.map((variant) => [variant, median(ops[variant])])),
+    gatewayOverFloor: median(ratios.floor),
+    gatewayOverJose: median(ratios.jose),
+  };
+  log(`gateway ÷ floor = ${fmt(result.gatewayOverFloor, 2)}× (target ≥ 0.5) ${result.gatewayOverFloor >= 0.5 ? "MET" : "NOT MET"}; ` +
+    `gateway ÷ jose = ${fmt(result.gatewayOverJose, 2)}× (target ≥ 3) ${result.gatewayOverJose >= 3 ? "MET" : "NOT MET"}  (medians of per-repetition ratios)`);
+  return result;
+}
+
+/** Part 3: sequential logins over one connection; wall time and workerd CPU per login. */
+async function loginBench(servers) {
+  const connection = new Connection(PORTS.gateway);
+  await connection.open();
+  const login = async (password, i) => {
+    const body = JSON.stringify({ email: SEED.email, password });
+    const started = performance.now();
+    const response = await connection.send(requestBytes(PORTS.gateway, "POST", "/authenticate", { "Content-Type": "application/json", "CF-Connecting-IP": `10.9.${i >> 8}.${i & 255}` }, body));
+    return { ms: performance.now() - started, response };
+  };
+  const first = await login(SEED.password, 0);
+  if (first.response.status !== 200) throw new Error(`login failed: HTTP ${first.response.status} ${first.response.body}`);
+  const token = JSON.parse(first.response.body.toString()).access_token;
+  for (let i = 1; i <= 2; i++) await login(SEED.password, i);
+
+  const measure = async (password, expect, offset) => {
+    const times = [];
+    const cpuBefore = cpuSeconds(servers.gateway.pid);
+    for (let i = 0; i < LOGINS; i++) {
+      const { ms, response } = await login(password, offset + i);
+      if (response.status !== expect) throw new Error(`login expected ${expect}, got ${response.status}`);
+      times.push(ms);
+    }
+    const cpu = cpuSeconds(servers.gateway.pid) - cpuBefore;
+    times.sort((a, b) => a - b);
+    return { p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuMsPerLogin: (cpu * 1000) / LOGINS };
+  };
+  const ok = await measure(SEED.password, 200, 100);
+  const wrong = await measure("not-the-password", 401, 200);
+  connection.close();
+  log(`\n## 3. Login: POST /authenticate, ${LOGINS} sequential requests each, one keep-alive connection`);
+  log("| case | p50 ms | p99 ms | gateway workerd CPU ms / login |");
+  log("|---|---:|---:|---:|");
+  log(`| correct password → 200 | ${fmt(ok.p50, 1)} | ${fmt(ok.p99, 1)} | ${fmt(ok.cpuMsPerLogin, 1)} |`);
+  log(`| wrong password → 401 | ${fmt(wrong.p50, 1)} | ${fmt(wrong.p99, 1)} | ${fmt(wrong.cpuMsPerLogin, 1)} |`);
+  return { token, ok, wrong };
+}
+
+/** Part 2: straight to the origin vs through the gateway, alternating; single-connection probe and a loaded run. */
+async function e2eBench(servers, token, { useDemo, issuer }) {
+  const originHeaders = () =>
+    useDemo ? { "X-Gateway-Assertion": assertionFor("GET", API_PATH, issuer), "X-Member-Entity-Identifier": "o6q2is", "X-Organisation-Entity-Identifier": "m7l9hw" } : {};
+  const directBytes = () => requestBytes(PORTS.origin, "GET", API_PATH, originHeaders());
+  const forwardBytes = () => requestBytes(PORTS.forward, "GET", API_PATH, { Authorization: `Bearer ${token}`, ...originHeaders() });
+  const gatewayBytes = requestBytes(PORTS.gateway, "GET", API_PATH, { Authorization: `Bearer ${token}` });
+  const tamperedAt = token.length - 20;
+  const tampered = token.slice(0, tamperedAt) + (token[tamperedAt] === "A" ? "B" : "A") + token.slice(tamperedAt + 1);
+
+  const direct = await once(PORTS.origin, directBytes());
+  const through = await once(PORTS.gateway, gatewayBytes);
+  const refused = await once(PORTS.gateway, requestBytes(PORTS.gateway, "GET", API_PATH, { Authorization: `Bearer ${tampered}` }));
+  if (direct.status !== 200) throw new Error(`origin answered ${direct.status} directly: ${direct.body}`);
+  if (through.status !== 200 || !through.body.includes("o6q2is")) throw new Error(`gateway answered ${through.status}: ${through.body}`);
+  if (refused.status !== 401) throw new Error(`gateway accepted a tampered token (HTTP ${refused.status})`);
+  if (/content-encoding/i.test(through.head)) throw new Error("gateway response is compressed although the client sent Accept-Encoding: identity");
+
+  if ((await once(PORTS.forward, forwardBytes())).status !== 200) throw new Error("the bare forwarder did not get a 200 from the origin");
+
+  const names = ["direct", "forward", "gateway"];
+  const targets = {
+    direct: { port: PORTS.origin, bytes: directBytes, server: servers.origin },
+    forward: { port: PORTS.forward, bytes: forwardBytes, server: servers.forward },
+    gateway: { port: PORTS.gateway, bytes: () => gatewayBytes, server: servers.gateway },
+  };
+  for (const name of names) await closedLoop(targets[name].port, targets[name].bytes(), { connections: CONNECTIONS, durationMs: 1000 });
+
+  const runs = { direct: [], forward: [], gateway: [] };
+  const ratio = { gateway: [], forward: [] };
+  const added = { gateway: [], forward: [] };
+  for (let rep = 0; rep < E2E_REPS; rep++) {
+    const order = names.map((_, i) => names[(i + rep) % names.length]);
+    if (rep % 2) order.reverse();
+    const result = {};
+    for (const name of order) {
+      const { port, bytes, server } = targets[name];
+      const probe = await closedLoop(port, bytes(), { connections: 1, durationMs: PROBE_MS });
+      const cpu = { front: cpuSeconds(server.pid), origin: cpuSeconds(servers.origin.pid) };
+      const load = await closedLoop(port, bytes(), { connections: CONNECTIONS, durationMs: LOAD_MS });
+      const cpuFrontUs = name === "direct" ? undefined : ((cpuSeconds(server.pid) - cpu.front) / load.requests) * 1e6;
+      const cpuOriginUs = ((cpuSeconds(servers.origin.pid) - cpu.origin) / load.requests) * 1e6;
+      if (probe.bad || load.bad) throw new Error(`${name}: ${probe.bad + load.bad} responses were not 200`);
+      result[name] = { probe, load, cpuFrontUs, cpuOriginUs };
+      runs[name].push(result[name]);
+    }
+    for (const name of ["gateway", "forward"]) {
+      ratio[name].push(result[name].load.rps / result.direct.load.rps);
+      added[name].push(result[name].probe.p50 - result.direct.probe.p50);
+    }
+  }
+
+  const summary = (name) => {
+    const pick = (f) => median(runs[name].map(f));
+    return {
+      rps: pick((r) => r.load.rps),
+      loadP50: pick((r) => r.load.p50),
+      loadP99: pick((r) => r.load.p99),
+      closedLoopMean: pick((r) => r.load.mean),
+      probeP50: pick((r) => r.probe.p50),
+      probeP99: pick((r) => r.probe.p99),
+      cpuFrontUs: name === "direct" ? undefined : pick((r) => r.cpuFrontUs),
+      cpuOriginUs: pick((r) => r.cpuOriginUs),
+    };
+  };
+  const result = {
+    direct: summary("direct"),
+    forward: summary("forward"),
+    gateway: summary("gateway"),
+    throughputRatio: median(ratio.gateway),
+    addedP50Ms: median(added.gateway),
+    forwardThroughputRatio: median(ratio.forward),
+    forwardAddedP50Ms: median(added.forward),
+  };
+  log(`\n## 2. End to end: GET ${API_PATH}, bare workerd, forwarding to ORIGIN_URL=http://127.0.0.1:${PORTS.origin}`);
+  log(`(medians of ${E2E_REPS} alternating repetitions; loaded: ${CONNECTIONS} keep-alive connections, closed loop, ${LOAD_MS / 1000} s; probe: 1 connection, ${PROBE_MS / 1000} s)`);
+  log("| path | req/s loaded | × direct | p50 ms loaded | p99 ms loaded | mean ms (closed loop) | probe p50 ms | probe p99 ms | added probe p50 ms | front worker CPU µs/req | origin CPU µs/req |");
+  log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+  const labels = { direct: "straight to origin", forward: "bare forwarding Worker (reference)", gateway: "through the gateway" };
+  for (const name of names) {
+    const s = result[name];
+    const times = name === "direct" ? "1.00" : fmt(name === "gateway" ? result.throughputRatio : result.forwardThroughputRatio, 2);
+    const addedP50 = name === "direct" ? "—" : fmt(name === "gateway" ? result.addedP50Ms : result.forwardAddedP50Ms, 3);
+    log(`| ${labels[name]} | ${fmt(s.rps)} | ${times} | ${fmt(s.loadP50, 2)} | ${fmt(s.loadP99, 2)} | ${fmt(s.closedLoopMean, 2)} | ${fmt(s.probeP50, 3)} | ${fmt(s.probeP99, 3)} | ${addedP50} | ${s.cpuFrontUs === undefined ? "—" : fmt(s.cpuFrontUs)} | ${fmt(s.cpuOriginUs)} |`);
+  }
+  log(`throughput gateway ÷ direct = ${fmt(result.throughputRatio, 2)}× (target ≥ 0.6) ${result.throughputRatio >= 0.6 ? "MET" : "NOT MET"}; ` +
+    `single-connection added p50 = ${fmt(result.addedP50Ms, 3)} ms (target ≤ 0.3) ${result.addedP50Ms <= 0.3 ? "MET" : "NOT MET"}  (medians of per-repetition values)`);
+  return result;
+}
+
+/** Part 4: size of the production bundle as `wrangler deploy --dry-run --outdir` wrote it. */
+function sizeReport(bundle) {
+  const files = bundle.modules.map((name) => readFileSync(join(bundle.dir, name)));
+  const raw = files.reduce((sum, file) => sum + file.byteLength, 0);
+  const gzip = files.reduce((sum, file) => sum + gzipSync(file, { level: 9 }).byteLength, 0);
+  const wrangler = /Total Upload: ([\d.]+ KiB) \/ gzip: ([\d.]+ KiB)/.exec(bundle.stdout);
+  log(`\n## 4. Production bundle (${bundle.modules.join(", ")} from wrangler deploy --dry-run --outdir)`);
+  log(`raw ${fmt(raw / 1024, 1)} KiB, gzip -9 ${fmt(gzip / 1024, 1)} KiB${wrangler ? ` (wrangler reports ${wrangler[1]} / gzip ${wrangler[2]})` : ""}`);
+  return { rawKiB: raw / 1024, gzipKiB: gzip / 1024, wrangler: wrangler ? { total: wrangler[1], gzip: wrangler[2] } : undefined };
+}
+
+async function main() {
+  const started = performance.now();
+  const prepared = await prepare();
+  const results = { date: new Date().toISOString(), machine: { cpus: (await import("node:os")).cpus().length, node: process.version } };
+  results.verify = await verifyBench();
+  results.login = await loginBench(prepared.servers);
+  results.e2e = await e2eBench(prepared.servers, results.login.token, prepared);
+  delete results.login.token;
+  results.size = sizeReport(prepared.gatewayBundle);
+  writeFileSync(join(OUT, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  log(`\nresults written to bench/out/results.json; total ${fmt((performance.now() - started) / 1000, 0)} s`);
+}
+
+process.on("exit", stopAllNow);
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => stopAll().finally(() => process.exit(130)));
+const limit = setTimeout(() => {
+  console.error(`bench: time limit of ${TIME_LIMIT_MS / 1000} s reached, stopping`);
+  stopAll().finally(() => process.exit(2));
+}, TIME_LIMIT_MS);
+
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  failed = true;
+  console.error(`bench failed: ${error instanceof Error ? error.stack : error}`);
+} finally {
+  clearTimeout(limit);
+  const stopped = await stopAll();
+  log(`stopped ${stopped.join(", ") || "nothing"}`);
+}
+process.exit(failed ? 1 : 0);

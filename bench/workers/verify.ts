@@ -1,0 +1,149 @@
+/**
+ * Bench-only worker (never deployed): loops one token-verification variant N times over the same token
+ * bytes (`/verify`), or the whole gateway app in-process against a canned origin (`/app`).
+ */
+import { jwtVerify } from "jose";
+import gateway from "../../src/index";
+import { getConfig, type Bindings } from "../../src/config";
+import { GatewayError } from "../../src/errors";
+import { issueAccessToken } from "../../src/tokens/access";
+import { decodeBase64Url } from "../../src/tokens/base64url";
+import { fixedKeyRing } from "../../src/tokens/keys";
+import { verifyAccessToken } from "../../src/tokens/verify";
+
+/** One verification of the fixture token (or its tampered copy); true when accepted. */
+type Variant = (token: string, bytes: TokenBytes) => Promise<boolean>;
+
+/** The pieces of a token a bare HMAC check needs, split once outside the loop. */
+interface TokenBytes {
+  signingInput: Uint8Array<ArrayBuffer>;
+  signature: Uint8Array<ArrayBuffer>;
+}
+
+interface Fixture {
+  good: { token: string; bytes: TokenBytes };
+  /** Distinct tokens of the same shape (different `jti`), more than the verifier's caches hold. */
+  fresh: string[];
+  bad: { token: string; bytes: TokenBytes };
+  key: CryptoKey;
+  secret: Uint8Array<ArrayBuffer>;
+}
+
+const FRESH_TOKENS = 4096;
+const encoder = new TextEncoder();
+let fixture: Promise<Fixture> | undefined;
+
+function split(token: string): TokenBytes {
+  const lastDot = token.lastIndexOf(".");
+  return { signingInput: encoder.encode(token.slice(0, lastDot)) as Uint8Array<ArrayBuffer>, signature: decodeBase64Url(token.slice(lastDot + 1)) };
+}
+
+/** Flips one signature character in the middle of the signature, so the copy stays canonical base64url. */
+function tampered(token: string): string {
+  const at = token.length - 20;
+  return token.slice(0, at) + (token[at] === "A" ? "B" : "A") + token.slice(at + 1);
+}
+
+async function makeFixture(env: Bindings): Promise<Fixture> {
+  const config = getConfig(env);
+  const ring = await fixedKeyRing(config);
+  const subject = { memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect getGrids postGrids" };
+  const { token } = await issueAccessToken(config, subject);
+  const bad = tampered(token);
+  const fresh: string[] = [];
+  for (let i = 0; i < FRESH_TOKENS; i++) fresh.push((await issueAccessToken(config, subject)).token);
+  return {
+    good: { token, bytes: split(token) },
+    fresh,
+    bad: { token: bad, bytes: split(bad) },
+    key: ring.current.key,
+    secret: encoder.encode(config.jwtSecret) as Uint8Array<ArrayBuffer>,
+  };
+}
+
+/** The gateway's complete check as `bearerAuth` runs it: config, key ring, format, signature, claims. */
+async function gatewayVerify(env: Bindings, token: string): Promise<boolean> {
+  const config = getConfig(env);
+  try {
+    await verifyAccessToken(token, {
+      fixed: await fixedKeyRing(config),
+      rules: { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(Date.now() / 1000) },
+    });
+    return true;
+  } catch (error) {
+    if (error instanceof GatewayError) return false;
+    throw error;
+  }
+}
+
+let freshIndex = 0;
+
+function variants(env: Bindings, f: Fixture): Record<string, Variant> {
+  return {
+    /** The same token on every call, as one client presents it for its whole lifetime. */
+    gateway: (token) => gatewayVerify(env, token),
+    /** A token never seen before on every call (the first request of each token). */
+    "gateway-fresh": (token) => gatewayVerify(env, token === f.bad.token ? token : f.fresh[freshIndex++ % f.fresh.length]!),
+    /** The floor: one HMAC verify with a CryptoKey imported once, over bytes split outside the loop. */
+    floor: (_token, bytes) => crypto.subtle.verify("HMAC", f.key, bytes.signature, bytes.signingInput),
+    /** jose as most Workers code uses it: a Uint8Array secret (jose imports a key on every call). */
+    jose: async (token) => {
+      try {
+        await jwtVerify(token, f.secret, { algorithms: ["HS256"], issuer: getConfig(env).issuer });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    /** Reference: jose with a CryptoKey imported once. */
+    "jose-key": async (token) => {
+      try {
+        await jwtVerify(token, f.key, { algorithms: ["HS256"], issuer: getConfig(env).issuer });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/** The gateway's env with the network and storage replaced: a canned origin and a D1 that knows one active organisation. */
+function inProcessEnv(env: Bindings): Bindings {
+  const statement = {
+    bind: () => statement,
+    raw: async () => [["professional", "active"]],
+    all: async () => ({ results: [{ plan: "professional", status: "active" }], success: true, meta: {} }),
+  };
+  const origin = { fetch: async () => Response.json({ grid: { id: 12, rows: 3, columns: 3 } }) };
+  return { ...env, DB: { prepare: () => statement } as unknown as D1Database, ORIGIN: origin as unknown as Fetcher };
+}
+
+let appEnv: Bindings | undefined;
+const appContext = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
+
+/** Runs the gateway app on one authorized GET; true when it answered 200. */
+async function appRequest(env: Bindings, token: string): Promise<boolean> {
+  const request = new Request("https://gateway.bench/grids/12/cells?range=A1:C3", { headers: { Authorization: `Bearer ${token}`, "Accept-Encoding": "identity" } });
+  const response = await gateway.fetch(request, env, appContext);
+  await response.arrayBuffer();
+  return response.status === 200;
+}
+
+export default {
+  async fetch(request: Request, env: Bindings): Promise<Response> {
+    const url = new URL(request.url);
+    fixture ??= makeFixture(env);
+    const f = await fixture;
+    if (url.pathname === "/token") return Response.json({ token: f.good.token, bytes: f.good.token.length });
+    if (url.pathname !== "/verify" && url.pathname !== "/app") return new Response("not found", { status: 404 });
+
+    appEnv ??= inProcessEnv(env);
+    const variant = url.pathname === "/app" ? (token: string) => appRequest(appEnv!, token) : variants(env, f)[url.searchParams.get("variant") ?? ""];
+    const n = Number(url.searchParams.get("n") ?? "0");
+    if (!variant || !Number.isSafeInteger(n) || n < 0) return new Response("bad variant or n", { status: 400 });
+    const { token, bytes } = url.searchParams.get("bad") === "1" ? f.bad : f.good;
+    let accepted = 0;
+    for (let i = 0; i < n; i++) if (await variant(token, bytes)) accepted++;
+    return Response.json({ n, accepted });
+  },
+};
