@@ -1,0 +1,160 @@
+/** Operator commands for organisations and members: `npm run admin -- <command> [options] [--remote]`. */
+import "./admin/node-base64";
+import { readFileSync } from "node:fs";
+import { hashPassword } from "../src/credentials/password";
+import { parseImport } from "./admin/csv";
+import { D1Error, execute, passwordPepper, query, type Target } from "./admin/d1";
+import * as sql from "./admin/sql";
+import * as valid from "./admin/values";
+
+const USAGE = `Usage: npm run admin -- <command> [options] [--remote | --persist-to <dir>] [--config wrangler.toml]
+
+  org:create     --identifier <id> --name <name> --domain <domain> --plan <${valid.KNOWN_PLANS.join("|")}>
+  org:plan       --org <id> --plan <plan>
+  member:create  --org <id> --email <email> --role <architect|builder|user|none> [--scopes "getGrids grids"]
+                 [--password-stdin]   password from stdin (e.g. a pipe), else from $MEMBER_PASSWORD
+  member:suspend --org <id> --email <email>
+  member:activate --org <id> --email <email>
+  member:import  --org <id> --file <members.csv>   columns: email,role,scopes,bcrypt_hash
+
+Local D1 (.wrangler/state) by default; --remote writes to the deployed database. Passwords are hashed
+with PASSWORD_PEPPER from the environment, else (local only) from .dev.vars.`;
+
+const STRING_OPTIONS = new Set(["identifier", "name", "domain", "plan", "org", "email", "role", "scopes", "file", "password", "persist-to", "config"]);
+const BOOLEAN_OPTIONS = new Set(["password-stdin", "remote", "help"]);
+
+/** Parsed command line: `--name value` options, boolean flags, and the command. */
+interface Values {
+  command?: string;
+  options: Map<string, string>;
+  flags: Set<string>;
+}
+
+function parseCommandLine(argv: readonly string[]): Values {
+  const values: Values = { options: new Map(), flags: new Set() };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const name = arg.startsWith("--") ? arg.slice(2) : undefined;
+    if (name === undefined) {
+      if (values.command !== undefined) throw new valid.AdminInputError(`unexpected argument ${JSON.stringify(arg)}`);
+      values.command = arg;
+    } else if (BOOLEAN_OPTIONS.has(name)) {
+      values.flags.add(name);
+    } else if (STRING_OPTIONS.has(name)) {
+      const value = argv[++i];
+      if (value === undefined || value.startsWith("--")) throw new valid.AdminInputError(`--${name} needs a value`);
+      if (values.options.has(name)) throw new valid.AdminInputError(`--${name} is given twice`);
+      values.options.set(name, value);
+    } else {
+      throw new valid.AdminInputError(`unknown option ${arg}`);
+    }
+  }
+  return values;
+}
+
+function readPassword(values: Values): string {
+  if (values.options.has("password")) {
+    throw new valid.AdminInputError("--password is refused: argv ends up in shell history and process lists; use --password-stdin or MEMBER_PASSWORD");
+  }
+  if (values.flags.has("password-stdin")) return readFileSync(0, "utf8").replace(/\r?\n$/, "");
+  if (process.env.MEMBER_PASSWORD) return process.env.MEMBER_PASSWORD;
+  throw new valid.AdminInputError("no password: pipe it in with --password-stdin, or set MEMBER_PASSWORD");
+}
+
+function requireOrganisation(target: Target, identifier: string): { id: number; plan: string; status: string } {
+  const [organisation] = query<{ id: number; plan: string; status: string }>(target, sql.organisationQuery(identifier));
+  if (!organisation) throw new valid.AdminInputError(`no organisation ${identifier}`);
+  return organisation;
+}
+
+function freshIdentifiers(target: Target, organisation: string, emails: string[]): string[] {
+  const identifiers = new Set<string>();
+  while (identifiers.size < emails.length) identifiers.add(valid.newMemberIdentifier());
+  const conflicts = query<{ email: string; identifier: string }>(target, sql.memberConflictsQuery(organisation, emails, [...identifiers]));
+  const taken = conflicts.filter((row) => emails.includes(row.email));
+  if (taken.length > 0) throw new valid.AdminInputError(`already members of ${organisation}, nothing written: ${taken.map((row) => row.email).join(", ")}`);
+  if (conflicts.length > 0) return freshIdentifiers(target, organisation, emails);
+  return [...identifiers];
+}
+
+async function run(values: Values, target: Target): Promise<string> {
+  const option = (name: string) => values.options.get(name);
+  const command = values.command;
+  switch (command) {
+    case "org:create": {
+      const input = { identifier: valid.identifier("--identifier", option("identifier")), name: valid.displayName("--name", option("name")), domain: valid.domain(option("domain")), plan: valid.plan(option("plan")) };
+      const conflicts = query<{ identifier: string; domain: string }>(target, sql.organisationConflictsQuery(input.identifier, input.domain));
+      if (conflicts.length > 0) throw new valid.AdminInputError(`identifier or domain already used by organisation ${conflicts.map((row) => `${row.identifier} (${row.domain})`).join(", ")}`);
+      execute(target, [sql.createOrganisationSql(input)]);
+      return `created organisation ${input.identifier} (${input.domain}, ${input.plan})`;
+    }
+    case "org:plan": {
+      const organisation = valid.identifier("--org", option("org"));
+      const plan = valid.plan(option("plan"));
+      const before = requireOrganisation(target, organisation);
+      execute(target, [sql.changePlanSql(organisation, plan)]);
+      return `organisation ${organisation}: plan ${before.plan} → ${plan} (running gateways notice within 60 s)`;
+    }
+    case "member:create": {
+      const organisation = valid.identifier("--org", option("org"));
+      const email = valid.email("--email", option("email"));
+      const role = valid.role("--role", option("role"));
+      const scopes = valid.scopes("--scopes", option("scopes"));
+      if (role === null && scopes === "") throw new valid.AdminInputError("a member needs a role or --scopes");
+      const pepper = passwordPepper(target);
+      if (new TextEncoder().encode(pepper).byteLength < 32) throw new valid.AdminInputError("PASSWORD_PEPPER is shorter than 32 bytes; the gateway would refuse it");
+      requireOrganisation(target, organisation);
+      const password = valid.password(readPassword(values));
+      const [identifier] = freshIdentifiers(target, organisation, [email]);
+      const member = { identifier: identifier!, email, passwordHash: await hashPassword(password, pepper), role, scopes };
+      execute(target, sql.insertMembersSql(organisation, [member]));
+      return `created member ${member.identifier} ${email} in ${organisation} (scope: ${[role, scopes].filter(Boolean).join(" ")})`;
+    }
+    case "member:suspend":
+    case "member:activate": {
+      const organisation = valid.identifier("--org", option("org"));
+      const email = valid.email("--email", option("email"));
+      const status = command === "member:suspend" ? "suspended" : "active";
+      const [member] = query<{ identifier: string; status: string }>(target, sql.memberQuery(organisation, email));
+      if (!member) throw new valid.AdminInputError(`no member ${email} in organisation ${organisation}`);
+      execute(target, [sql.setMemberStatusSql(organisation, email, status)]);
+      return `member ${member.identifier} ${email}: ${member.status} → ${status}`;
+    }
+    case "member:import": {
+      const organisation = valid.identifier("--org", option("org"));
+      const file = option("file");
+      if (!file) throw new valid.AdminInputError("--file is required");
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (error) {
+        throw new valid.AdminInputError(`cannot read ${file}: ${(error as Error).message}`);
+      }
+      const rows = parseImport(text);
+      requireOrganisation(target, organisation);
+      const identifiers = freshIdentifiers(target, organisation, rows.map((row) => row.email));
+      execute(target, sql.importMembersSql(organisation, rows, identifiers));
+      const [stored] = query<{ count: number }>(target, sql.countMembersQuery(organisation, identifiers));
+      if (stored?.count !== rows.length) throw new D1Error(`expected ${rows.length} new members, found ${stored?.count ?? 0}; check the organisation`);
+      return `imported ${rows.length} member(s) into ${organisation}; bcrypt hashes are upgraded at each member's next login`;
+    }
+    default:
+      throw new valid.AdminInputError(command ? `unknown command ${command}` : "no command");
+  }
+}
+
+try {
+  const values = parseCommandLine(process.argv.slice(2));
+  if (values.flags.has("help")) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const remote = values.flags.has("remote");
+  if (remote && values.options.has("persist-to")) throw new valid.AdminInputError("--persist-to is for the local database only");
+  const target: Target = { remote, persistTo: values.options.get("persist-to"), config: values.options.get("config") };
+  console.log(`${await run(values, target)}${remote ? " [remote]" : " [local]"}`);
+} catch (error) {
+  const badInput = error instanceof valid.AdminInputError;
+  console.error(`error: ${(error as Error).message}${badInput ? "\n(npm run admin -- --help for usage; nothing was written)" : ""}`);
+  process.exit(badInput ? 2 : 1);
+}

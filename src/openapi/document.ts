@@ -1,0 +1,180 @@
+/** The OpenAPI 3.1 document of the gateway's own routes, generated from the zod schemas that validate them. */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "zod";
+import { LoginBody } from "../routes/authenticate";
+import { CreateSecretBody } from "../routes/secrets";
+import { RefreshBody, RevokeBody } from "../routes/tokens";
+import {
+  BEARER_PROBLEMS,
+  BODY_PROBLEMS,
+  HEADERS,
+  HealthResponse,
+  INTERNAL_PROBLEM,
+  JSON_TYPE,
+  Problem,
+  SecretCreated,
+  SecretList,
+  TokenResponse,
+  emptyResponse,
+  jsonResponse,
+  problemResponse,
+} from "./schemas";
+
+const LoginRequest = LoginBody.meta({ id: "LoginRequest", description: "`password` is at most 1024 UTF-8 bytes." });
+
+/** Request bodies are accepted as JSON or as a form with the same fields. */
+function bodyOf(schema: z.ZodType, description: string) {
+  return { required: true, description, content: { [JSON_TYPE]: { schema }, "application/x-www-form-urlencoded": { schema } } };
+}
+
+/**
+ * Registers every gateway-owned route. `OpenAPIHono` is used only for its registry and its 3.1
+ * generator; the routes themselves stay plain Hono handlers that validate with the same schemas.
+ */
+function buildSpec(): OpenAPIHono {
+  const spec = new OpenAPIHono();
+  const registry = spec.openAPIRegistry;
+  registry.register("Problem", Problem);
+
+  registry.registerComponent("securitySchemes", "bearerAccessToken", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "An access token from POST /authenticate, or a token signed with a dynamic secret.",
+  });
+
+  registry.registerPath({
+    method: "get",
+    path: "/health",
+    operationId: "getHealth",
+    summary: "Liveness check; no authentication, touches no storage.",
+    tags: ["gateway"],
+    responses: { 200: jsonResponse("The gateway is up.", HealthResponse) },
+  });
+
+  registry.registerPath({
+    method: "get",
+    path: "/openapi.json",
+    operationId: "getOpenApiDocument",
+    summary: "This document.",
+    tags: ["gateway"],
+    responses: { 200: { description: "The OpenAPI 3.1 document.", headers: { "X-Request-Id": HEADERS.requestId }, content: { [JSON_TYPE]: { schema: { type: "object" } } } } },
+  });
+
+  registry.registerPath({
+    method: "post",
+    path: "/authenticate",
+    operationId: "authenticate",
+    summary: "Password login; issues an access token and a refresh token.",
+    description:
+      "Unknown email, wrong password and wrong domain all give the same 401. The 403s and the 409 are only given once the password verified.",
+    tags: ["authentication"],
+    request: { body: bodyOf(LoginRequest, "`domain` picks the organisation when the email belongs to several.") },
+    responses: {
+      200: jsonResponse("Tokens issued.", TokenResponse, { "Cache-Control": HEADERS.noStore }),
+      ...BODY_PROBLEMS,
+      401: problemResponse(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
+      403: problemResponse(["plan_not_eligible", "account_suspended"], "Plan without API access, or member or organisation suspended"),
+      409: problemResponse(["domain_required"], "The password verifies in more than one organisation; send `domain`"),
+      429: problemResponse(["rate_limited"], "Too many attempts", { "Retry-After": HEADERS.retryAfter }),
+      ...INTERNAL_PROBLEM,
+    },
+  });
+
+  registry.registerPath({
+    method: "post",
+    path: "/authenticate/refresh",
+    operationId: "refreshTokens",
+    summary: "Rotates a refresh token: new access and refresh tokens; presenting a rotated one revokes its family.",
+    tags: ["authentication"],
+    request: { body: bodyOf(RefreshBody.meta({ id: "RefreshRequest" }), "Other fields (e.g. `grant_type`) are ignored.") },
+    responses: {
+      200: jsonResponse("Tokens issued; the presented refresh token is spent.", TokenResponse, { "Cache-Control": HEADERS.noStore }),
+      ...BODY_PROBLEMS,
+      401: problemResponse(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token"),
+      403: problemResponse(["plan_not_eligible", "account_suspended"], "Plan without API access, or member or organisation suspended"),
+      ...INTERNAL_PROBLEM,
+    },
+  });
+
+  registry.registerPath({
+    method: "post",
+    path: "/authenticate/revoke",
+    operationId: "revokeTokens",
+    summary: "RFC 7009 revocation: 200 also for unknown tokens. `all: true` with a Bearer access token ends every session of that member.",
+    tags: ["authentication"],
+    request: { body: bodyOf(RevokeBody.meta({ id: "RevokeRequest" }), "`refresh_token` (or RFC 7009 `token`), and/or `all: true`.") },
+    responses: {
+      200: emptyResponse("Revoked, or nothing to revoke.", { "Cache-Control": HEADERS.noStore }),
+      ...BODY_PROBLEMS,
+      ...BEARER_PROBLEMS,
+      ...INTERNAL_PROBLEM,
+    },
+  });
+
+  const secretsSecurity = [{ bearerAccessToken: [] }];
+  const secretsForbidden = problemResponse(
+    ["insufficient_scope", "plan_not_eligible", "account_suspended"],
+    "Not an architect (with a WWW-Authenticate challenge), plan without API access, or suspended",
+  );
+  registry.registerPath({
+    method: "post",
+    path: "/authenticate/secrets",
+    operationId: "createSecret",
+    summary: "Creates a dynamic secret for the caller's organisation; the value is returned this once.",
+    tags: ["dynamic secrets"],
+    security: secretsSecurity,
+    request: { body: { required: false, content: { [JSON_TYPE]: { schema: CreateSecretBody.meta({ id: "CreateSecretRequest" }) } } } },
+    responses: {
+      201: jsonResponse("Created.", SecretCreated, { "Cache-Control": HEADERS.noStore }),
+      ...BODY_PROBLEMS,
+      ...BEARER_PROBLEMS,
+      403: secretsForbidden,
+      409: problemResponse(["secret_limit_reached"], "The organisation already holds the maximum of live secrets"),
+      ...INTERNAL_PROBLEM,
+    },
+  });
+  registry.registerPath({
+    method: "get",
+    path: "/authenticate/secrets",
+    operationId: "listSecrets",
+    summary: "Lists the organisation's live dynamic secrets, without their values.",
+    tags: ["dynamic secrets"],
+    security: secretsSecurity,
+    responses: { 200: jsonResponse("Live secrets.", SecretList, { "Cache-Control": HEADERS.noStore }), ...BEARER_PROBLEMS, 403: secretsForbidden, ...INTERNAL_PROBLEM },
+  });
+  registry.registerPath({
+    method: "delete",
+    path: "/authenticate/secrets/{kid}",
+    operationId: "revokeSecret",
+    summary: "Revokes a dynamic secret; tokens signed with it stop working.",
+    tags: ["dynamic secrets"],
+    security: secretsSecurity,
+    request: { params: z.object({ kid: z.string().min(1).max(64) }) },
+    responses: {
+      204: emptyResponse("Revoked."),
+      ...BEARER_PROBLEMS,
+      403: secretsForbidden,
+      404: problemResponse(["not_found"], "No live secret with that kid in this organisation"),
+      ...INTERNAL_PROBLEM,
+    },
+  });
+
+  return spec;
+}
+
+/** Metadata of the document. */
+const INFO = {
+  title: "Gridgate gateway",
+  version: "1",
+  description:
+    "The routes the gateway answers itself. Every other path is proxied to the origin after Bearer authentication, plan and scope checks (see README.md). Errors are RFC 9457 problem+json; every response carries X-Request-Id.",
+};
+
+let cached: string | undefined;
+
+/** The document as a JSON string, generated once per isolate. */
+export function openApiJson(): string {
+  cached ??= JSON.stringify(buildSpec().getOpenAPI31Document({ openapi: "3.1.0", info: INFO }));
+  return cached;
+}
