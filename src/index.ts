@@ -1,13 +1,16 @@
 /** Gridgate: the Worker entry point wiring parse → verify → plan → scope → forward. */
 import { Hono } from "hono";
-import { getConfig, type AppEnv } from "./config";
+import type { AppEnv } from "./config";
 import { GatewayError, onError } from "./errors";
 import { bearerAuth } from "./http/bearer";
 import { requestId } from "./http/request-id";
-import { requireEligiblePlan } from "./policy/plan";
-import { isAllowed, resourceOf, scopesAllowing } from "./policy/scopes";
-import { forwardToOrigin } from "./proxy/forward";
+import { requirePlan } from "./policy/plan";
+import { requireScope } from "./policy/scopes";
+import { forward } from "./proxy/forward";
 import { authenticateRoutes } from "./routes/authenticate";
+import { secretRoutes } from "./routes/secrets";
+import { tokenRoutes } from "./routes/tokens";
+import { dynamicKeyResolver, requireActiveDynamicMember } from "./secrets/resolve";
 
 const app = new Hono<AppEnv>();
 
@@ -18,6 +21,15 @@ app.get("/health", (c) => c.json({ status: "ok" }));
 app.all("/health", () => {
   throw new GatewayError("method_not_allowed", "Use GET.", { headers: { Allow: "GET, HEAD" } });
 });
+app.get("/openapi.json", async (c) => {
+  const { openApiJson } = await import("./openapi/document");
+  return c.body(openApiJson(), 200, { "Content-Type": "application/json", "Cache-Control": "public, max-age=300" });
+});
+app.all("/openapi.json", () => {
+  throw new GatewayError("method_not_allowed", "Use GET.", { headers: { Allow: "GET, HEAD" } });
+});
+app.route("/authenticate/secrets", secretRoutes);
+app.route("/authenticate", tokenRoutes);
 app.route("/authenticate", authenticateRoutes);
 app.all("/authenticate", () => {
   throw new GatewayError("method_not_allowed", "Use POST.", { headers: { Allow: "POST" } });
@@ -26,20 +38,6 @@ app.all("/authenticate/*", () => {
   throw new GatewayError("not_found", "No such gateway route.");
 });
 
-app.all("*", bearerAuth(), async (c) => {
-  const config = getConfig(c.env);
-  const claims = c.get("claims");
-  await requireEligiblePlan(config, c.env.DB, claims.organisationEntityIdentifier, c.executionCtx);
-
-  const method = c.req.method;
-  const resource = resourceOf(new URL(c.req.url).pathname);
-  if (resource === undefined) throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
-  if (!isAllowed(claims.scope, method, resource)) {
-    throw new GatewayError("insufficient_scope", `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`, {
-      requiredScope: scopesAllowing(method, resource).join(" "),
-    });
-  }
-  return forwardToOrigin(c.env, config, { request: c.req.raw, claims, requestId: c.get("requestId") });
-});
+app.all("*", bearerAuth({ dynamicKeys: dynamicKeyResolver }), requireActiveDynamicMember(), requirePlan(), requireScope(), forward());
 
 export default app;

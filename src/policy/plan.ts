@@ -1,5 +1,6 @@
 /** The plan gate: only active organisations on an API plan pass; state cached per isolate ≤ 60 s. */
-import type { Config, WaitUntil } from "../config";
+import type { MiddlewareHandler } from "hono";
+import { getConfig, type AppEnv, type Config, type WaitUntil } from "../config";
 import { GatewayError } from "../errors";
 import { database, findOrganisationAccess } from "../storage/db";
 
@@ -47,6 +48,14 @@ export async function requireEligiblePlan(config: Config, d1: D1Database, identi
   if (!isEligible(config, entry)) {
     throw new GatewayError("plan_not_eligible", "This organisation's plan does not include API access.");
   }
+}
+
+/** Middleware after `bearerAuth`: the token's organisation must be active and on an API plan (403). */
+export function requirePlan(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await requireEligiblePlan(getConfig(c.env), c.env.DB, c.get("claims").organisationEntityIdentifier, c.executionCtx);
+    await next();
+  };
 }
 
 /** Drops cached plan state, e.g. right after this isolate changed an organisation. */

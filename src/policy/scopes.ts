@@ -1,4 +1,7 @@
 /** The scope policy: one table of roles, plus granular `<resource>` and `<method><Resource>` scopes. */
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../config";
+import { GatewayError } from "../errors";
 
 const ALL_METHODS = "*";
 
@@ -77,4 +80,19 @@ export function resourceOf(pathname: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Middleware after `bearerAuth`: 403 `insufficient_scope`, naming the scopes that would do, unless the token's scope allows the request. */
+export function requireScope(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const method = c.req.method;
+    const resource = resourceOf(new URL(c.req.url).pathname);
+    if (resource === undefined) throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
+    if (!isAllowed(c.get("claims").scope, method, resource)) {
+      throw new GatewayError("insufficient_scope", `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`, {
+        requiredScope: scopesAllowing(method, resource).join(" "),
+      });
+    }
+    await next();
+  };
 }

@@ -1,5 +1,6 @@
 /** Forwards an authorized request to the origin: streamed body, trusted headers, bounded wait. */
-import type { Bindings, Config } from "../config";
+import type { Handler } from "hono";
+import { getConfig, type AppEnv, type Bindings, type Config } from "../config";
 import { GatewayError } from "../errors";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
@@ -53,4 +54,9 @@ export async function forwardToOrigin(env: Bindings, config: Config, { request, 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The final handler of the proxied API: forwards the authenticated, authorized request. */
+export function forward(): Handler<AppEnv> {
+  return (c) => forwardToOrigin(c.env, getConfig(c.env), { request: c.req.raw, claims: c.get("claims"), requestId: c.get("requestId") });
 }
