@@ -10,10 +10,14 @@ export interface Bindings {
   ISSUER?: string;
   ACCESS_TOKEN_TTL?: string;
   REFRESH_TOKEN_TTL?: string;
+  REFRESH_GRACE_SECONDS?: string;
   CLOCK_SKEW?: string;
   API_PLANS?: string;
   ORIGIN_URL?: string;
   ORIGIN_TIMEOUT_MS?: string;
+  LOGIN_FREE_ATTEMPTS?: string;
+  LOGIN_BACKOFF_BASE_SECONDS?: string;
+  LOGIN_BACKOFF_MAX_SECONDS?: string;
   JWT_SECRET?: string;
   JWT_SECRET_PREVIOUS?: string;
   PASSWORD_PEPPER?: string;
@@ -38,14 +42,24 @@ export interface Config {
   issuer: string;
   accessTokenTtl: number;
   refreshTokenTtl: number;
+  /** How long a rotated refresh token still yields its one successor (retries, racing tabs); 0 disables. */
+  refreshGraceSeconds: number;
   clockSkew: number;
   apiPlans: ReadonlySet<string>;
   originUrl: URL | undefined;
   originTimeoutMs: number;
+  /** Failed logins per account before back-off starts (see README § Login protection). */
+  loginFreeAttempts: number;
+  /** First back-off, doubled per further failure. */
+  loginBackoffBaseSeconds: number;
+  /** Longest back-off; also how long after a lock ends the failures are remembered. */
+  loginBackoffMaxSeconds: number;
   jwtSecret: string;
   jwtSecretPrevious: string | undefined;
   passwordPepper: string;
   assertionSecret: string;
+  /** Raw AES-256 key for dynamic secrets at rest; undefined disables dynamic secrets (see README). */
+  secretsKey: Uint8Array<ArrayBuffer> | undefined;
 }
 
 /** Thrown once per isolate when the deployment is misconfigured; `onError` turns it into an opaque 500. */
@@ -71,6 +85,7 @@ function parseConfig(env: Bindings): Config {
     issuer: env.ISSUER?.trim() || "gridgate",
     accessTokenTtl: positiveInt("ACCESS_TOKEN_TTL", env.ACCESS_TOKEN_TTL, 3600),
     refreshTokenTtl: positiveInt("REFRESH_TOKEN_TTL", env.REFRESH_TOKEN_TTL, 604_800),
+    refreshGraceSeconds: positiveInt("REFRESH_GRACE_SECONDS", env.REFRESH_GRACE_SECONDS, 10, 0),
     clockSkew: positiveInt("CLOCK_SKEW", env.CLOCK_SKEW, 30, 0),
     apiPlans: new Set(
       (env.API_PLANS ?? "professional,enterprise")
@@ -80,11 +95,37 @@ function parseConfig(env: Bindings): Config {
     ),
     originUrl: originUrl(env.ORIGIN_URL),
     originTimeoutMs: positiveInt("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000),
+    ...loginBackoff(env),
     jwtSecret: secret("JWT_SECRET", env.JWT_SECRET),
     jwtSecretPrevious: env.JWT_SECRET_PREVIOUS ? secret("JWT_SECRET_PREVIOUS", env.JWT_SECRET_PREVIOUS) : undefined,
     passwordPepper: secret("PASSWORD_PEPPER", env.PASSWORD_PEPPER),
     assertionSecret: secret("ASSERTION_SECRET", env.ASSERTION_SECRET),
+    secretsKey: aesKey("SECRETS_KEY", env.SECRETS_KEY),
   };
+}
+
+/** An optional AES-256 key given as 32 bytes of unpadded base64url; malformed fails loudly. */
+function aesKey(name: string, raw: string | undefined): Uint8Array<ArrayBuffer> | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  let bytes: Uint8Array<ArrayBuffer> | undefined;
+  try {
+    bytes = Uint8Array.fromBase64(raw.trim(), { alphabet: "base64url" });
+  } catch {
+    bytes = undefined;
+  }
+  if (bytes?.byteLength !== 32) {
+    throw new ConfigError(`${name} must be 32 random bytes in unpadded base64url (43 characters); see README`);
+  }
+  return bytes;
+}
+
+function loginBackoff(env: Bindings): Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds"> {
+  const loginBackoffBaseSeconds = positiveInt("LOGIN_BACKOFF_BASE_SECONDS", env.LOGIN_BACKOFF_BASE_SECONDS, 1);
+  const loginBackoffMaxSeconds = positiveInt("LOGIN_BACKOFF_MAX_SECONDS", env.LOGIN_BACKOFF_MAX_SECONDS, 900);
+  if (loginBackoffMaxSeconds < loginBackoffBaseSeconds) {
+    throw new ConfigError("LOGIN_BACKOFF_MAX_SECONDS must not be below LOGIN_BACKOFF_BASE_SECONDS");
+  }
+  return { loginFreeAttempts: positiveInt("LOGIN_FREE_ATTEMPTS", env.LOGIN_FREE_ATTEMPTS, 5), loginBackoffBaseSeconds, loginBackoffMaxSeconds };
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {

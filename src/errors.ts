@@ -18,6 +18,7 @@ export type ProblemCode =
   | "insufficient_scope"
   | "invalid_grant"
   | "not_found"
+  | "secret_limit_reached"
   | "method_not_allowed"
   | "origin_unreachable"
   | "origin_timeout"
@@ -43,6 +44,7 @@ const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
   insufficient_scope: { status: 403, title: "Insufficient scope" },
   invalid_grant: { status: 401, title: "Invalid refresh token" },
   not_found: { status: 404, title: "Not found" },
+  secret_limit_reached: { status: 409, title: "Too many live secrets" },
   method_not_allowed: { status: 405, title: "Method not allowed" },
   origin_unreachable: { status: 502, title: "Origin unreachable" },
   origin_timeout: { status: 504, title: "Origin timed out" },

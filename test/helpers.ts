@@ -99,3 +99,30 @@ export async function problem(response: Response): Promise<Record<string, any>> 
   expect(typeof body.detail).toBe("string");
   return body;
 }
+
+/** An `audit_events` row as stored. */
+export interface AuditRow {
+  id: number;
+  at: number;
+  event: string;
+  outcome: string;
+  member_id: number | null;
+  organisation_id: number | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string;
+  detail: string | null;
+}
+
+/**
+ * The audit rows of one request, polled for up to `timeoutMs` (they are written in `waitUntil`,
+ * after the response) until at least `atLeast` exist.
+ */
+export async function auditRowsOf(requestId: string, atLeast = 1, timeoutMs = 2000): Promise<AuditRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id").bind(requestId).all<AuditRow>();
+    if (results.length >= atLeast || Date.now() > deadline) return results;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

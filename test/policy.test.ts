@@ -74,6 +74,7 @@ describe("scope policy", () => {
     ["admin root superuser", "GET", "/grids", "getGrids grids user builder organisation architect"],
     ["Architect", "GET", "/grids", "getGrids grids user builder organisation architect"],
     ["getGrids", "GET", "/", "user builder organisation architect"],
+    ["getGrids", "GET", "/%2567rids", "user builder organisation architect"],
   ];
 
   it.each(allowed)("scope %j may %s %s", async (scope, method, path) => {

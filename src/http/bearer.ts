@@ -1,10 +1,9 @@
 /** Bearer authentication middleware: exactly one `Authorization: Bearer <jwt>`, verified without I/O. */
 import type { MiddlewareHandler } from "hono";
-import { getConfig, type AppEnv } from "../config";
+import { getConfig, type AppEnv, type Bindings, type WaitUntil } from "../config";
 import { GatewayError } from "../errors";
 import { fixedKeyRing } from "../tokens/keys";
 import { verifyAccessToken, type DynamicKeyResolver } from "../tokens/verify";
-import type { Bindings, WaitUntil } from "../config";
 
 /** Options of {@link bearerAuth}. */
 export interface BearerAuthOptions {
