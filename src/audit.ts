@@ -28,6 +28,18 @@ export interface AuditEvent {
   detail?: Record<string, string | number | boolean>;
 }
 
+/** Who made a request, as every audit event records it. */
+export type RequestFacts = Pick<AuditEvent, "requestId" | "ip" | "userAgent">;
+
+/** The request's facts for the audit trail; the IP only from `CF-Connecting-IP` (never `X-Forwarded-For`, which clients write). */
+export function requestFacts(request: Request, requestId: string): RequestFacts {
+  return {
+    requestId,
+    ip: request.headers.get("CF-Connecting-IP") ?? undefined,
+    userAgent: request.headers.get("User-Agent") ?? undefined,
+  };
+}
+
 const MAX_TEXT = 512;
 const SECRET_LOOKING_KEY = /password|secret|token|pepper/i;
 

@@ -78,6 +78,13 @@ export class GatewayError extends Error {
   }
 }
 
+/** A handler for the methods a route does not serve: 405 `method_not_allowed` with `Allow: <allow>`. */
+export function methodNotAllowed(allow: string): () => never {
+  return () => {
+    throw new GatewayError("method_not_allowed", `Use ${allow}.`, { headers: { Allow: allow } });
+  };
+}
+
 const REALM = 'realm="api"';
 
 /** RFC 6750 §3 challenge for a refusal, or undefined where none belongs. */

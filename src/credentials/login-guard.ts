@@ -1,5 +1,5 @@
 /** Login abuse protection around the credential check: per-IP limit, per-account back-off, audit, re-hash. */
-import { audit, logAuditEvent, type AuditEvent } from "../audit";
+import { audit, logAuditEvent, type AuditEvent, type RequestFacts } from "../audit";
 import type { Bindings, Config, WaitUntil } from "../config";
 import { GatewayError } from "../errors";
 import { database, type Membership } from "../storage/db";
@@ -9,13 +9,8 @@ import { checkCredentials, type LoginInput } from "./login";
 import { hashPassword } from "./password";
 import { clearFailures, enterAccount, recordFailure, throttleKey } from "./throttle";
 
-/** Who is attempting a login, as the audit trail records it. */
-export interface LoginAttempt {
-  requestId: string;
-  /** `CF-Connecting-IP` as Cloudflare sets it; client-supplied `X-Forwarded-For` is never read. */
-  ip: string | undefined;
-  userAgent: string | undefined;
-}
+/** Who is attempting a login (see {@link requestFacts}). */
+export type LoginAttempt = RequestFacts;
 
 /** Seconds a client refused by the per-IP limiter is told to wait: the limiter's period. */
 export const IP_RETRY_AFTER_SECONDS = 60;
@@ -23,15 +18,6 @@ export const IP_RETRY_AFTER_SECONDS = 60;
 const TOO_MANY = "Too many login attempts; try again later.";
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 const recentRefusals = new Map<string, number>();
-
-/** The attempt's client facts; the IP comes only from `CF-Connecting-IP`. */
-export function loginAttempt(request: Request, requestId: string): LoginAttempt {
-  return {
-    requestId,
-    ip: request.headers.get("CF-Connecting-IP") ?? undefined,
-    userAgent: request.headers.get("User-Agent") ?? undefined,
-  };
-}
 
 function record(ctx: WaitUntil, env: Bindings, attempt: LoginAttempt, fields: Pick<AuditEvent, "outcome" | "memberId" | "organisationId" | "detail">): void {
   audit(ctx, env.DB, { event: fields.outcome === "success" ? "login.success" : "login.failure", ...attempt, ...fields });

@@ -1,5 +1,6 @@
 /** Per-account login back-off: a failure counter in KV (`login-fail:` keys), mirrored in isolate memory. */
 import type { Config } from "../config";
+import { sha256Hex } from "../digest";
 
 /** KV key prefix of account failure counters; the rest is the SHA-256 (hex) of the normalised email. */
 export const THROTTLE_KEY_PREFIX = "login-fail:";
@@ -25,8 +26,7 @@ const inFlight = new Map<string, number>();
 
 /** The KV key counting failures of every membership with this (already normalised) email. */
 export async function throttleKey(email: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(email));
-  return THROTTLE_KEY_PREFIX + [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+  return THROTTLE_KEY_PREFIX + (await sha256Hex(email));
 }
 
 /** Seconds an account is locked after its `failures`-th consecutive failure: 0, then base·2ⁿ up to the cap. */

@@ -2,12 +2,14 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { getConfig, type AppEnv } from "../config";
-import { guardedLogin, limitClientIp, loginAttempt } from "../credentials/login-guard";
+import { requestFacts } from "../audit";
+import { guardedLogin, limitClientIp } from "../credentials/login-guard";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import { readBody } from "../http/body";
 import { memberScope } from "../policy/scopes";
 import { issueAccessToken } from "../tokens/access";
 import { issueRefreshToken } from "../tokens/refresh";
+import { tokenResponse } from "./token-response";
 
 const encoder = new TextEncoder();
 
@@ -26,7 +28,7 @@ export const authenticateRoutes = new Hono<AppEnv>();
 
 authenticateRoutes.post("/", async (c) => {
   const config = getConfig(c.env);
-  const attempt = loginAttempt(c.req.raw, c.get("requestId"));
+  const attempt = requestFacts(c.req.raw, c.get("requestId"));
   await limitClientIp(c.env, c.executionCtx, attempt);
   const body = await readBody(c.req.raw, LoginBody);
   const { member, organisation } = await guardedLogin(c.env, c.executionCtx, config, attempt, body);
@@ -37,14 +39,5 @@ authenticateRoutes.post("/", async (c) => {
     scope: memberScope(member.role, member.extraScopes),
   });
   const refresh = await issueRefreshToken(config, c.env.TOKENS, { memberId: member.id, organisationId: organisation.id });
-  c.header("Cache-Control", "no-store");
-  c.header("Pragma", "no-cache");
-  return c.json({
-    access_token: access.token,
-    token_type: "Bearer",
-    expires_in: access.expiresIn,
-    refresh_token: refresh.token,
-    refresh_token_expires_in: refresh.expiresIn,
-    scope: access.claims.scope,
-  });
+  return tokenResponse(c, access, refresh);
 });

@@ -1,9 +1,9 @@
 /** `/authenticate/secrets`: an architect creates, lists and revokes the organisation's dynamic secrets. */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { audit, type AuditEventName } from "../audit";
+import { audit, requestFacts, type AuditEventName } from "../audit";
 import { getConfig, type AppEnv } from "../config";
-import { GatewayError } from "../errors";
+import { GatewayError, methodNotAllowed } from "../errors";
 import { bearerAuth } from "../http/bearer";
 import { readBody } from "../http/body";
 import { requireEligiblePlan } from "../policy/plan";
@@ -46,12 +46,10 @@ function record(c: Context<AppEnv>, event: AuditEventName, who: Manager, kid: st
   audit(c.executionCtx, c.env.DB, {
     event,
     outcome: "success",
-    requestId: c.get("requestId"),
     memberId: who.membership.memberId,
     organisationId: who.membership.organisationId,
-    ip: c.req.header("CF-Connecting-IP"),
-    userAgent: c.req.header("User-Agent"),
     detail: { kid },
+    ...requestFacts(c.req.raw, c.get("requestId")),
   });
 }
 
@@ -59,10 +57,6 @@ async function createBody(request: Request): Promise<z.infer<typeof CreateSecret
   const empty = request.body === null || request.headers.get("Content-Length") === "0";
   if (empty && !request.headers.has("Content-Type")) return {};
   return readBody(request, CreateSecretBody);
-}
-
-function methodNotAllowed(allow: string): never {
-  throw new GatewayError("method_not_allowed", `Use ${allow}.`, { headers: { Allow: allow } });
 }
 
 /** Routes under `/authenticate/secrets`. */
@@ -107,5 +101,5 @@ secretRoutes.delete("/:kid", authenticated, async (c) => {
   return c.body(null, 204);
 });
 
-secretRoutes.all("/", () => methodNotAllowed("GET, POST"));
-secretRoutes.all("/:kid", () => methodNotAllowed("DELETE"));
+secretRoutes.all("/", methodNotAllowed("GET, POST"));
+secretRoutes.all("/:kid", methodNotAllowed("DELETE"));

@@ -1,14 +1,15 @@
 /** `/authenticate/refresh` and `/authenticate/revoke`: the refresh half of the token lifecycle. */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { audit, type AuditEvent } from "../audit";
+import { audit, requestFacts, type AuditEvent } from "../audit";
 import { getConfig, type AppEnv } from "../config";
-import { GatewayError } from "../errors";
+import { GatewayError, methodNotAllowed } from "../errors";
 import { bearerAuth } from "../http/bearer";
 import { readBody } from "../http/body";
 import { findRefreshRecord, revokeFamily, revokeMemberSessions } from "../tokens/refresh";
 import { refreshSession } from "../tokens/refresh-session";
 import { isRefreshToken } from "../tokens/refresh-token";
+import { tokenResponse } from "./token-response";
 
 /** Body of `POST /authenticate/refresh`; other fields (e.g. `grant_type`) are ignored. */
 export const RefreshBody = z.object({ refresh_token: z.string().min(1) });
@@ -29,16 +30,7 @@ export const RevokeBody = z.object({
 type AuditFields = Pick<AuditEvent, "event" | "outcome" | "memberId" | "organisationId" | "detail">;
 
 function record(c: Context<AppEnv>, fields: AuditFields): void {
-  audit(c.executionCtx, c.env.DB, {
-    ...fields,
-    requestId: c.get("requestId"),
-    ip: c.req.header("CF-Connecting-IP"),
-    userAgent: c.req.header("User-Agent"),
-  });
-}
-
-function methodNotAllowed(): never {
-  throw new GatewayError("method_not_allowed", "Use POST.", { headers: { Allow: "POST" } });
+  audit(c.executionCtx, c.env.DB, { ...fields, ...requestFacts(c.req.raw, c.get("requestId")) });
 }
 
 /** Routes under `/authenticate` for refresh tokens; mounted before the `/authenticate/*` 404. */
@@ -55,16 +47,7 @@ tokenRoutes.post("/refresh", async (c) => {
     throw outcome.error;
   }
   record(c, { event: "refresh.success", outcome: "success", memberId, organisationId, detail: { familyId: familyId!, graced: outcome.graced } });
-  c.header("Cache-Control", "no-store");
-  c.header("Pragma", "no-cache");
-  return c.json({
-    access_token: outcome.access.token,
-    token_type: "Bearer",
-    expires_in: outcome.access.expiresIn,
-    refresh_token: outcome.refresh.token,
-    refresh_token_expires_in: outcome.refresh.expiresIn,
-    scope: outcome.access.claims.scope,
-  });
+  return tokenResponse(c, outcome.access, outcome.refresh);
 });
 
 tokenRoutes.post("/revoke", async (c) => {
@@ -93,5 +76,5 @@ tokenRoutes.post("/revoke", async (c) => {
   return c.body(null, 200);
 });
 
-tokenRoutes.all("/refresh", methodNotAllowed);
-tokenRoutes.all("/revoke", methodNotAllowed);
+tokenRoutes.all("/refresh", methodNotAllowed("POST"));
+tokenRoutes.all("/revoke", methodNotAllowed("POST"));

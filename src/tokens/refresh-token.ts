@@ -1,4 +1,5 @@
 /** Opaque refresh tokens: generation, the strict format check, storage hashes, and successor sealing. */
+import { sha256Hex } from "../digest";
 import { encodeBase64Url } from "./base64url";
 
 /** Prefix that makes a refresh token recognisable (and never a compact JWS). */
@@ -26,9 +27,8 @@ export function isRefreshToken(value: string): boolean {
 }
 
 /** Lower-case hex SHA-256 of a token: the only form in which a token is ever stored. */
-export async function refreshTokenHash(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(token)));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+export function refreshTokenHash(token: string): Promise<string> {
+  return sha256Hex(token);
 }
 
 /** AES-256-GCM key derived (HKDF-SHA-256) from a token's random bytes; only its holder can derive it. */

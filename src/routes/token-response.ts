@@ -1,0 +1,19 @@
+/** The one shape of a successful token response, shared by login and refresh. */
+import type { Context } from "hono";
+import type { AppEnv } from "../config";
+import type { IssuedAccessToken } from "../tokens/access";
+import type { RefreshTokenGrant } from "../tokens/refresh";
+
+/** `200 {access_token, token_type, expires_in, refresh_token, refresh_token_expires_in, scope}`, never cached. */
+export function tokenResponse(c: Context<AppEnv>, access: IssuedAccessToken, refresh: RefreshTokenGrant): Response {
+  c.header("Cache-Control", "no-store");
+  c.header("Pragma", "no-cache");
+  return c.json({
+    access_token: access.token,
+    token_type: "Bearer",
+    expires_in: access.expiresIn,
+    refresh_token: refresh.token,
+    refresh_token_expires_in: refresh.expiresIn,
+    scope: access.claims.scope,
+  });
+}
