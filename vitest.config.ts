@@ -27,5 +27,7 @@ export default defineConfig(async () => ({
   test: {
     include: ["test/**/*.test.ts"],
     setupFiles: ["./test/setup.ts"],
+    // The gateway logs one JSON line per audit event; show logs only for tests that fail.
+    silent: "passed-only",
   },
 }));

@@ -103,8 +103,8 @@ async function run(values: Values, target: Target): Promise<string> {
       if (role === null && scopes === "") throw new valid.AdminInputError("a member needs a role or --scopes");
       const pepper = passwordPepper(target);
       if (new TextEncoder().encode(pepper).byteLength < 32) throw new valid.AdminInputError("PASSWORD_PEPPER is shorter than 32 bytes; the gateway would refuse it");
-      requireOrganisation(target, organisation);
       const password = valid.password(readPassword(values));
+      requireOrganisation(target, organisation);
       const [identifier] = freshIdentifiers(target, organisation, [email]);
       const member = { identifier: identifier!, email, passwordHash: await hashPassword(password, pepper), role, scopes };
       execute(target, sql.insertMembersSql(organisation, [member]));

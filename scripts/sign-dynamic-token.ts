@@ -1,10 +1,10 @@
 /** Signs a dynamic-secret access token, as an integration would: `npm run token:dynamic -- --secret … --kid …`. */
 import { SignJWT } from "jose";
 
-const USAGE = `Usage: npm run token:dynamic -- --secret <value> --kid <kid> --org <organisation> --member <member> [--scope organisation] [--exp <seconds>]
+const USAGE = `Usage: npm run token:dynamic -- --secret <value> [--kid <kid>] --org <organisation> --member <member> [--scope organisation] [--exp <seconds>]
 
   --secret   the secret value POST /authenticate/secrets returned (or set GRIDGATE_DYNAMIC_SECRET)
-  --kid      its kid; put in the JWS header so the gateway picks the key directly
+  --kid      its kid (optional, recommended): put in the JWS header so the gateway picks the key directly
   --org      organisationEntityIdentifier, e.g. m7l9hw
   --member   memberEntityIdentifier of an active member of that organisation, e.g. o6q2is
   --scope    space-delimited scope (default: organisation)
@@ -23,7 +23,10 @@ function parseFlags(args: readonly string[]): Map<string, string> {
   const flags = new Map<string, string>();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === "--help" || arg === "-h") fail("Signs an HS256 dynamic-secret token for Gridgate.");
+    if (arg === "--help" || arg === "-h") {
+      console.log(`Signs an HS256 dynamic-secret token for Gridgate.\n\n${USAGE}`);
+      process.exit(0);
+    }
     const match = /^--([a-z]+)(?:=(.*))?$/.exec(arg);
     if (!match || !FLAGS.has(match[1]!)) fail(`unknown argument ${arg}`);
     const value = match[2] ?? args[++i];

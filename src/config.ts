@@ -46,7 +46,8 @@ export interface Config {
   refreshGraceSeconds: number;
   clockSkew: number;
   apiPlans: ReadonlySet<string>;
-  originUrl: URL | undefined;
+  /** `ORIGIN_URL` without a trailing slash, e.g. `https://grids.internal/api`; the request path is appended. */
+  originBase: string | undefined;
   originTimeoutMs: number;
   /** Failed logins per account before back-off starts (see README § Login protection). */
   loginFreeAttempts: number;
@@ -93,7 +94,7 @@ function parseConfig(env: Bindings): Config {
         .map((plan) => plan.trim())
         .filter(Boolean),
     ),
-    originUrl: originUrl(env.ORIGIN_URL),
+    originBase: originBase(env.ORIGIN_URL),
     originTimeoutMs: positiveInt("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000),
     ...loginBackoff(env),
     jwtSecret: secret("JWT_SECRET", env.JWT_SECRET),
@@ -144,11 +145,11 @@ function secret(name: string, raw: string | undefined): string {
   return raw;
 }
 
-function originUrl(raw: string | undefined): URL | undefined {
+function originBase(raw: string | undefined): string | undefined {
   if (!raw?.trim()) return undefined;
   const url = URL.parse(raw.trim());
-  if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) {
-    throw new ConfigError(`ORIGIN_URL must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(`ORIGIN_URL must be an http(s) URL without query, fragment or credentials, got ${JSON.stringify(raw)}`);
   }
-  return url;
+  return url.origin + url.pathname.replace(/\/$/, "");
 }

@@ -87,6 +87,11 @@ export function methodNotAllowed(allow: string): () => never {
 
 const REALM = 'realm="api"';
 
+/** An RFC 6750 §3 quoted-string value: printable ASCII without `"` and `\`, whatever went in. */
+function quoted(value: string): string {
+  return `"${value.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, "")}"`;
+}
+
 /** RFC 6750 §3 challenge for a refusal, or undefined where none belongs. */
 function challenge(error: GatewayError): string | undefined {
   switch (error.code) {
@@ -94,9 +99,9 @@ function challenge(error: GatewayError): string | undefined {
     case "basic_not_supported":
       return `Bearer ${REALM}`;
     case "invalid_token":
-      return `Bearer ${REALM}, error="invalid_token", error_description="${error.message.replace(/["\\]/g, "")}"`;
+      return `Bearer ${REALM}, error="invalid_token", error_description=${quoted(error.message)}`;
     case "insufficient_scope":
-      return `Bearer ${REALM}, error="insufficient_scope", scope="${error.options.requiredScope ?? ""}"`;
+      return `Bearer ${REALM}, error="insufficient_scope", scope=${quoted(error.options.requiredScope ?? "")}`;
     default:
       return undefined;
   }

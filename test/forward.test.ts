@@ -181,6 +181,30 @@ describe("every response", () => {
     }
   });
 
+  it("joins ORIGIN_URL's base path and the request's path and query with one slash, and signs exactly that path", async () => {
+    const token = await architect();
+    const seen = fakeOrigin();
+    const ctx = createExecutionContext();
+    const request = new Request(`${GATEWAY}/grids/1/cells?range=A1:C3&q=a%20b`, { headers: { Authorization: `Bearer ${token}` } });
+    const response = await worker.fetch(request, { ...env, ORIGIN_URL: "http://origin.test:8080/base/" }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(response.status).toBe(200);
+    expect(seen[0]!.url).toBe("http://origin.test:8080/base/grids/1/cells?range=A1:C3&q=a%20b");
+    const { payload } = await jwtVerify(seen[0]!.headers["x-gateway-assertion"]!, new TextEncoder().encode(env.ASSERTION_SECRET!));
+    expect(payload.path).toBe("/base/grids/1/cells?range=A1:C3&q=a%20b");
+  });
+
+  it.each(["ftp://origin.test", "https://origin.test/api?key=1", "https://user:pw@origin.test", "not a url"])("refuses ORIGIN_URL %j as misconfiguration", async (ORIGIN_URL) => {
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    const seen = fakeOrigin();
+    const token = await architect();
+    const response = await worker.fetch(new Request(`${GATEWAY}/grids`, { headers: { Authorization: `Bearer ${token}` } }), { ...env, ORIGIN_URL }, createExecutionContext());
+    expect(response.status).toBe(500);
+    expect((await problem(response)).detail).toBe("The gateway is misconfigured; the operator has been told.");
+    expect(error).toHaveBeenCalledWith(expect.stringContaining("ORIGIN_URL must be an http(s) URL"));
+    expect(seen).toEqual([]);
+  });
+
   it("returns an opaque 500 problem, without internals, when the gateway is misconfigured", async () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     const ctx = createExecutionContext();

@@ -75,6 +75,16 @@ describe("scope policy", () => {
     ["Architect", "GET", "/grids", "getGrids grids user builder organisation architect"],
     ["getGrids", "GET", "/", "user builder organisation architect"],
     ["getGrids", "GET", "/%2567rids", "user builder organisation architect"],
+    // a role name is never a <resource> scope: `user` does not mean "every method on /user"
+    ["user", "DELETE", "/user/42", "organisation architect"],
+    ["builder", "DELETE", "/builder", "organisation architect"],
+    // scope names that are Object.prototype members are unknown scopes, not a crash
+    ["constructor", "GET", "/grids", "getGrids grids user builder organisation architect"],
+    ["__proto__ toString hasOwnProperty", "GET", "/grids", "getGrids grids user builder organisation architect"],
+    // a resource that is no valid scope token has no granular scopes, and never reaches the challenge
+    ["getGrids", "GET", "/grids%00", "user builder organisation architect"],
+    ["getGrids", "GET", "/a%0D%0Ab", "user builder organisation architect"],
+    ["getGrids", "GET", "/x%22%2C%20error%3D%22invalid_token", "user builder organisation architect"],
   ];
 
   it.each(allowed)("scope %j may %s %s", async (scope, method, path) => {
@@ -100,6 +110,13 @@ describe("scope policy", () => {
     expect((await post(reader)).status).toBe(403);
     expect((await gateway("/grids/1", { headers: { Authorization: `Bearer ${reader}` } })).status).toBe(200);
     expect(seen).toHaveLength(1);
+  });
+
+  it.each(["/grids/..%2Fadmin", "/grids%2fadmin", "/grids/..%5Cadmin"])("400 for %s: encoded separators could mean another resource to the origin", async (path) => {
+    const response = await call("GET", path, { scope: "architect" });
+    expect(response.status).toBe(400);
+    expect((await problem(response)).code).toBe("invalid_request");
+    expect(seen).toEqual([]);
   });
 
   it("400 for a path whose first segment is not valid percent-encoding", async () => {

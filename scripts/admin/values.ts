@@ -82,7 +82,7 @@ export function scopes(name: string, raw: string | undefined): string {
   const tokens = [...new Set((raw ?? "").split(/[\s,]+/).filter(Boolean))];
   for (const token of tokens) {
     if (!SCOPE_TOKEN.test(token)) throw new AdminInputError(`${name}: ${JSON.stringify(token)} is not a valid scope`);
-    if (Object.hasOwn(ROLE_POLICY, token)) throw new AdminInputError(`${name}: ${token} is a role; give roles with --role (or the role column)`);
+    if (ROLE_POLICY.has(token)) throw new AdminInputError(`${name}: ${token} is a role; give roles with --role (or the role column)`);
   }
   return tokens.join(" ");
 }

@@ -2,19 +2,21 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../config";
 import { GatewayError } from "../errors";
+import { pathOf } from "../http/request-url";
 
 const ALL_METHODS = "*";
 
 /**
  * Roles and what they may do on every resource. The only place roles are defined: a member's
  * token scope is its role plus its extra granular scopes, and nothing else grants access.
+ * A `Map`, so scope names such as `constructor` or `__proto__` are just unknown scopes.
  */
-export const ROLE_POLICY: Readonly<Record<string, ReadonlySet<string>>> = {
-  architect: new Set([ALL_METHODS]),
-  organisation: new Set([ALL_METHODS]),
-  builder: new Set(["GET", "HEAD", "POST", "PUT", "PATCH"]),
-  user: new Set(["GET", "HEAD"]),
-};
+export const ROLE_POLICY: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ["architect", new Set([ALL_METHODS])],
+  ["organisation", new Set([ALL_METHODS])],
+  ["builder", new Set(["GET", "HEAD", "POST", "PUT", "PATCH"])],
+  ["user", new Set(["GET", "HEAD"])],
+]);
 
 /** Roles a member row may hold (`organisation` is for integrations' dynamic tokens only). */
 export const MEMBER_ROLES = ["architect", "builder", "user"] as const;
@@ -32,12 +34,17 @@ function scopeSet(scope: string): ReadonlySet<string> {
   return set;
 }
 
+/** A resource that granular scopes can name: lower-case first, then RFC 6749 scope-token characters. */
+const GRANULAR_RESOURCE = /^[a-z0-9_-][\x21\x23-\x5B\x5D-\x7E]*$/;
+
 /**
  * Granular scopes name resources that start lower-case, so `getGrids` means `/grids` only and can
- * never also match `/Grids`; other paths are reachable through roles alone.
+ * never also match `/Grids`, and that are not role names, so scope `user` never means "every method
+ * on `/user`". Every other path (and any path segment that is no valid scope token) is reachable
+ * through roles alone.
  */
 function hasGranularScopes(resource: string): boolean {
-  return /^[a-z0-9_-]/.test(resource);
+  return GRANULAR_RESOURCE.test(resource) && !ROLE_POLICY.has(resource);
 }
 
 /** `getGrids` for GET/HEAD on `grids`, `deleteGrids` for DELETE, and so on. */
@@ -49,7 +56,7 @@ export function granularScope(method: string, resource: string): string {
 /** The scopes that would allow `method` on `resource`, narrowest first, for the RFC 6750 challenge. */
 export function scopesAllowing(method: string, resource: string): string[] {
   const granular = hasGranularScopes(resource) ? [granularScope(method, resource), resource] : [];
-  const roles = Object.entries(ROLE_POLICY)
+  const roles = [...ROLE_POLICY]
     .filter(([, methods]) => methods.has(ALL_METHODS) || methods.has(method))
     .map(([role]) => role)
     .reverse();
@@ -60,7 +67,7 @@ export function scopesAllowing(method: string, resource: string): string[] {
 export function isAllowed(scope: string, method: string, resource: string): boolean {
   const granted = scopeSet(scope);
   for (const role of granted) {
-    const methods = ROLE_POLICY[role];
+    const methods = ROLE_POLICY.get(role);
     if (methods && (methods.has(ALL_METHODS) || methods.has(method))) return true;
   }
   return hasGranularScopes(resource) && (granted.has(resource) || granted.has(granularScope(method, resource)));
@@ -82,12 +89,21 @@ export function resourceOf(pathname: string): string | undefined {
   }
 }
 
-/** Middleware after `bearerAuth`: 403 `insufficient_scope`, naming the scopes that would do, unless the token's scope allows the request. */
+/** Percent-encoded `/` or `\`: the origin might decode them into separators the scope check never saw. */
+const ENCODED_SEPARATOR = /%2f|%5c/i;
+
+/**
+ * Middleware after `bearerAuth`: 403 `insufficient_scope`, naming the scopes that would do, unless
+ * the token's scope allows the method on the path's resource. 400 for a path whose resource is
+ * ambiguous (bad percent-encoding, encoded separators).
+ */
 export function requireScope(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const method = c.req.method;
-    const resource = resourceOf(new URL(c.req.url).pathname);
+    const path = pathOf(c.req.url);
+    const resource = resourceOf(path);
     if (resource === undefined) throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
+    if (ENCODED_SEPARATOR.test(path)) throw new GatewayError("invalid_request", "Percent-encoded slashes and backslashes are not accepted in the path.");
     if (!isAllowed(c.get("claims").scope, method, resource)) {
       throw new GatewayError("insufficient_scope", `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`, {
         requiredScope: scopesAllowing(method, resource).join(" "),

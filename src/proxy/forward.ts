@@ -2,24 +2,16 @@
 import type { Handler } from "hono";
 import { getConfig, type AppEnv, type Bindings, type Config } from "../config";
 import { GatewayError } from "../errors";
+import { pathAndQuery } from "../http/request-url";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
 import { sanitizedHeaders, setIdentityHeaders } from "./headers";
 
-/** The origin: the `ORIGIN` service binding when bound, else `ORIGIN_URL` over the network. */
-interface Origin {
-  url: URL;
-  fetcher: { fetch(request: Request): Promise<Response> };
-}
-
-function originFor(env: Bindings, config: Config, incoming: URL): Origin {
-  if (env.ORIGIN) return { url: incoming, fetcher: env.ORIGIN };
-  const base = config.originUrl;
-  if (!base) throw new GatewayError("origin_unreachable", "No origin is configured.");
-  const url = new URL(base);
-  url.pathname = base.pathname.replace(/\/$/, "") + incoming.pathname;
-  url.search = incoming.search;
-  return { url, fetcher: { fetch: (request) => fetch(request) } };
+/** Where the request goes: its own URL for the `ORIGIN` service binding, else `ORIGIN_URL` + its path and query. */
+function upstreamUrl(env: Bindings, config: Config, requestUrl: string): string {
+  if (env.ORIGIN) return requestUrl;
+  if (!config.originBase) throw new GatewayError("origin_unreachable", "No origin is configured.");
+  return config.originBase + pathAndQuery(requestUrl);
 }
 
 /** Everything {@link forwardToOrigin} needs about the request in flight. */
@@ -34,19 +26,17 @@ export interface ForwardInput {
  * 502, no response headers within `ORIGIN_TIMEOUT_MS` → 504; the origin's response passes through.
  */
 export async function forwardToOrigin(env: Bindings, config: Config, { request, claims, requestId }: ForwardInput): Promise<Response> {
-  const incoming = new URL(request.url);
-  const origin = originFor(env, config, incoming);
+  const url = upstreamUrl(env, config, request.url);
   const headers = sanitizedHeaders(request.headers);
   const clientEncoding = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
   if (clientEncoding !== undefined) headers.set("Accept-Encoding", clientEncoding);
-  const path = origin.url.pathname + origin.url.search;
-  setIdentityHeaders(headers, claims, requestId, await signAssertion(config, claims, { method: request.method, path, requestId }));
+  setIdentityHeaders(headers, claims, requestId, await signAssertion(config, claims, { method: request.method, path: pathAndQuery(url), requestId }));
 
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), config.originTimeoutMs);
-  const upstream = new Request(origin.url, { method: request.method, headers, body: request.body, redirect: "manual", signal: abort.signal });
+  const upstream = new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal: abort.signal });
   try {
-    const response = await origin.fetcher.fetch(upstream);
+    const response = await (env.ORIGIN ? env.ORIGIN.fetch(upstream) : fetch(upstream));
     return new Response(response.body, response);
   } catch (error) {
     if (abort.signal.aborted) throw new GatewayError("origin_timeout", "The origin did not answer in time.", { cause: error });

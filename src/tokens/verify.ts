@@ -153,6 +153,7 @@ export async function verifyAccessToken(token: string, options: VerifyOptions): 
     if (!options.dynamic) invalid("dynamic-secret tokens are not accepted here");
     if (typeof organisation !== "string" || !isIdentifier(organisation)) invalid("organisationEntityIdentifier is missing or malformed");
     keys = await options.dynamic(organisation, jws.header.kid);
+    if (keys.length === 0) invalid("no live secret of the organisation matches the token");
   }
   let signed = false;
   for (let i = 0; i < keys.length && !signed; i++) signed = await crypto.subtle.verify("HMAC", keys[i]!.key, jws.signature, jws.signingInput);
