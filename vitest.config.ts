@@ -28,6 +28,6 @@ export default defineConfig(async () => ({
     include: ["test/**/*.test.ts"],
     setupFiles: ["./test/setup.ts"],
     // The gateway logs one JSON line per audit event; show logs only for tests that fail.
-    silent: "passed-only",
+    silent: "passed-only" as const,
   },
 }));
