@@ -51,6 +51,8 @@ export class Database extends DurableObject<Env> {
     const columns = cursor.columnNames;
     const duration = performance.now() - started;
     const lastRowId = Number(sql.exec("SELECT last_insert_rowid() AS id").one().id);
+    // D1's `changes` is SQLite's changes() (rows the statement modified); `rowsWritten` also counts index writes.
+    const changes = cursor.rowsWritten > 0 ? Number(sql.exec("SELECT changes() AS n").one().n) : 0;
     return {
       success: true,
       results: rowsAndColumns ? { columns, rows } : rows.map((row) => Object.fromEntries(columns.map((name, i) => [name, row[i]]))),
@@ -59,7 +61,7 @@ export class Database extends DurableObject<Env> {
         served_by_primary: true,
         duration,
         timings: { sql_duration_ms: duration },
-        changes: cursor.rowsWritten,
+        changes,
         last_row_id: lastRowId,
         changed_db: cursor.rowsWritten > 0,
         size_after: sql.databaseSize,
