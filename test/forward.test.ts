@@ -111,24 +111,55 @@ describe("request to the origin", () => {
     expect(seen[0]!.body.length).toBe(chunk.length * 32);
     expect(seen[0]!.body).toBe(chunk.repeat(32));
   });
+
+  it("streams the request body: the origin reads the first chunk while the client has not finished sending", async () => {
+    const token = await architect();
+    let firstChunk = "";
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      const reader = new Request(input, init).body!.getReader();
+      firstChunk = new TextDecoder().decode((await reader.read()).value);
+      await reader.cancel();
+      return new Response("got the first chunk");
+    });
+    let sent = false;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent) return new Promise<void>(() => {});
+        sent = true;
+        controller.enqueue(new TextEncoder().encode("first chunk of a body that never ends"));
+      },
+    });
+    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the gateway waited for the whole body")), 2000));
+    const response = await Promise.race([gateway("/grids", { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: endless }), deadline]);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("got the first chunk");
+    expect(firstChunk).toBe("first chunk of a body that never ends");
+  });
 });
 
 describe("response from the origin", () => {
-  it("passes status, headers, body and redirects through, adding only X-Request-Id", async () => {
+  it.each([
+    [418, "teapot body", { "X-Origin": "yes", "Set-Cookie": "a=b", "Content-Type": "text/plain" }],
+    [503, '{"error":"origin maintenance"}', { "Content-Type": "application/json", "Retry-After": "120" }],
+    [500, "origin stack trace is the origin's business", { "Content-Type": "text/plain" }],
+  ] as const)("passes an origin %i through unchanged, adding only X-Request-Id", async (status, text, headers) => {
     const token = await architect();
-    fakeOrigin(() => new Response("teapot body", { status: 418, headers: { "X-Origin": "yes", "Set-Cookie": "a=b", "Content-Type": "text/plain" } }));
+    fakeOrigin(() => new Response(text, { status, headers }));
     const response = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } });
-    expect(response.status).toBe(418);
-    expect(await response.text()).toBe("teapot body");
-    expect(response.headers.get("X-Origin")).toBe("yes");
-    expect(response.headers.get("Set-Cookie")).toBe("a=b");
-    expect(response.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
+    expect(response.status).toBe(status);
+    expect(await response.text()).toBe(text);
+    const { "x-request-id": requestId, ...rest } = Object.fromEntries(response.headers);
+    expect(rest).toEqual(Object.fromEntries(new Headers(headers)));
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+  });
 
-    vi.restoreAllMocks();
-    fakeOrigin(() => new Response(null, { status: 302, headers: { Location: "https://origin.test/elsewhere" } }));
+  it("passes redirects to the client instead of following them", async () => {
+    const token = await architect();
+    const seen = fakeOrigin(() => new Response(null, { status: 302, headers: { Location: "https://origin.test/elsewhere" } }));
     const redirect = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` }, redirect: "manual" });
     expect(redirect.status, await redirect.clone().text()).toBe(302);
     expect(redirect.headers.get("Location")).toBe("https://origin.test/elsewhere");
+    expect(seen.map((request) => request.redirect)).toEqual(["manual"]);
   });
 
   it("502 when the origin is unreachable", async () => {

@@ -71,6 +71,8 @@ export function signWithJose(claims: Record<string, unknown>, secret = env.JWT_S
 export interface OriginSeen {
   method: string;
   url: string;
+  /** The redirect mode the gateway asked for: it must never follow the origin's redirects itself. */
+  redirect: Request["redirect"];
   headers: Record<string, string>;
   body: string;
 }
@@ -83,7 +85,7 @@ export function fakeOrigin(respond: (request: Request) => Response | Promise<Res
   const seen: OriginSeen[] = [];
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
     const request = new Request(input, init);
-    seen.push({ method: request.method, url: request.url, headers: Object.fromEntries(request.headers), body: await request.clone().text() });
+    seen.push({ method: request.method, url: request.url, redirect: request.redirect, headers: Object.fromEntries(request.headers), body: await request.clone().text() });
     return respond(request);
   });
   return seen;

@@ -175,9 +175,12 @@ describe("expiry and token kinds", () => {
     expect(seen).toHaveLength(0);
   });
 
-  it("only POST is allowed", async () => {
-    const response = await gateway("/authenticate/refresh");
-    expect(response.status).toBe(405);
-    expect(response.headers.get("Allow")).toBe("POST");
+  it.each(["/authenticate/refresh", "/authenticate/revoke"])("only POST is allowed on %s", async (path) => {
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const response = await gateway(path, { method });
+      expect(response.status).toBe(405);
+      expect(response.headers.get("Allow")).toBe("POST");
+      expect((await problem(response)).code).toBe("method_not_allowed");
+    }
   });
 });

@@ -86,7 +86,8 @@ describe("POST /authenticate/secrets", () => {
     expect(row!.ciphertext).toMatch(/^v1\.[A-Za-z0-9_-]+$/);
     expect(JSON.stringify(row)).not.toContain(body.secret);
 
-    expect((await getGrids(await dynamicToken(org, body.secret, body.kid))).status).not.toBe(401);
+    fakeOrigin();
+    expect((await getGrids(await dynamicToken(org, body.secret, body.kid))).status).toBe(200);
     const cached = await env.TOKENS.get(`dynsec:${org.identifier}`);
     expect(cached).toContain(body.kid);
     expect(cached).not.toContain(body.secret);
@@ -123,22 +124,26 @@ describe("who may manage secrets", () => {
     const org = await newOrganisation();
     const { kid, secret } = await newSecret(org);
     const free = await newOrganisation("free");
-    const cases: [Record<string, string>, number][] = [
-      [{}, 401],
-      [bearer(await dynamicToken(org, secret, kid, { scope: "architect" })), 401],
-      [bearer(await accessTokenFor("builder@acme.example")), 403],
-      [bearer(await signWithJose(fixedClaims({ organisationEntityIdentifier: org.identifier, memberEntityIdentifier: "nobody1", scope: "architect" }))), 401],
-      [bearer(free.token), 403],
+    const cases: [Record<string, string>, number, string][] = [
+      [{}, 401, "missing_token"],
+      [bearer(await dynamicToken(org, secret, kid, { scope: "architect" })), 401, "invalid_token"],
+      [bearer(await accessTokenFor("builder@acme.example")), 403, "insufficient_scope"],
+      [bearer(await signWithJose(fixedClaims({ organisationEntityIdentifier: org.identifier, memberEntityIdentifier: "nobody1", scope: "architect" }))), 401, "invalid_token"],
+      [bearer(free.token), 403, "plan_not_eligible"],
     ];
-    for (const [headers, status] of cases) {
+    for (const [headers, status, code] of cases) {
       for (const method of ["GET", "POST"]) {
         const response = await gateway("/authenticate/secrets", { method, headers });
         expect(response.status, `${method} ${JSON.stringify(headers).slice(0, 40)}`).toBe(status);
+        expect((await problem(response)).code).toBe(code);
       }
     }
     await env.DB.prepare("UPDATE members SET status = 'suspended' WHERE id = ?").bind(org.memberId).run();
-    expect((await gateway("/authenticate/secrets", { headers: bearer(org.token) })).status).toBe(403);
-    expect((await gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: bearer(org.token) })).status).toBe(403);
+    for (const [path, method] of [["/authenticate/secrets", "GET"], [`/authenticate/secrets/${kid}`, "DELETE"]]) {
+      const response = await gateway(path!, { method, headers: bearer(org.token) });
+      expect(response.status).toBe(403);
+      expect((await problem(response)).code).toBe("account_suspended");
+    }
     expect(await liveKids(org.id)).toEqual([kid]);
     expect(await liveKids(free.id)).toEqual([]);
   });
