@@ -29,5 +29,6 @@ export default defineConfig(async () => ({
     setupFiles: ["./test/setup.ts"],
     // The gateway logs one JSON line per audit event; show logs only for tests that fail.
     silent: "passed-only" as const,
+    reporters: ["default", "./test/summary-reporter.ts"],
   },
 }));
