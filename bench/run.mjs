@@ -6,7 +6,16 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { closedLoop, Connection, median, once, quantile, requestBytes } from "./lib/http.mjs";
-import { buildWorker, cpuSeconds, startWorkerd, stopAll, stopAllNow, textBindings, workerBlock, writeConfig } from "./lib/servers.mjs";
+import {
+  buildWorker,
+  cpuSeconds,
+  startWorkerd,
+  stopAll,
+  stopAllNow,
+  textBindings,
+  workerBlock,
+  writeConfig,
+} from "./lib/servers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, "bench/out");
@@ -32,7 +41,10 @@ const SECRETS = {
 };
 
 const log = (...args) => console.log(...args);
-const fmt = (value, digits = 0) => (Number.isFinite(value) ? value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "n/a");
+const fmt = (value, digits = 0) =>
+  Number.isFinite(value)
+    ? value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : "n/a";
 
 /** `[vars]` and the compatibility date of a wrangler.toml, read with a deliberately small parser. */
 function wranglerSettings(path) {
@@ -48,7 +60,21 @@ function wranglerSettings(path) {
 function assertionFor(method, path, issuer) {
   const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
-  const claims = { iss: issuer, aud: "origin", jti: randomUUID(), iat: now, exp: now + 60, method, path, memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect", secretType: "fixed", tokenId: randomUUID() };
+  const claims = {
+    iss: issuer,
+    aud: "origin",
+    jti: randomUUID(),
+    iat: now,
+    exp: now + 60,
+    method,
+    path,
+    memberEntityId: 2549,
+    memberEntityIdentifier: "o6q2is",
+    organisationEntityIdentifier: "m7l9hw",
+    scope: "architect",
+    secretType: "fixed",
+    tokenId: randomUUID(),
+  };
   const input = `${b64({ alg: "HS256", typ: "gridgate-assertion+jwt" })}.${b64(claims)}`;
   return `${input}.${createHmac("sha256", SECRETS.ASSERTION_SECRET).update(input).digest("base64url")}`;
 }
@@ -58,7 +84,8 @@ async function prepare() {
   mkdirSync(OUT, { recursive: true });
   const demoToml = join(ROOT, "examples/demo-origin/wrangler.toml");
   const useDemo = existsSync(demoToml) && process.env.BENCH_ORIGIN !== "bench";
-  const build = (name, config) => buildWorker(ROOT, config, join(OUT, name)).then((result) => ({ ...result, dir: join(OUT, name) }));
+  const build = (name, config) =>
+    buildWorker(ROOT, config, join(OUT, name)).then((result) => ({ ...result, dir: join(OUT, name) }));
   const started = performance.now();
   const [gateway, verify, storage, origin, forward] = await Promise.all([
     build("gateway", join(ROOT, "wrangler.toml")),
@@ -70,45 +97,77 @@ async function prepare() {
   log(`built 5 bundles with wrangler deploy --dry-run in ${fmt((performance.now() - started) / 1000, 1)} s`);
 
   const { vars, compatibilityDate } = wranglerSettings(join(ROOT, "wrangler.toml"));
-  const migrations = readdirSync(join(ROOT, "migrations")).filter((name) => name.endsWith(".sql")).sort();
-  writeFileSync(join(OUT, "migrations.sql"), migrations.map((name) => readFileSync(join(ROOT, "migrations", name), "utf8")).join("\n;\n"));
+  const migrations = readdirSync(join(ROOT, "migrations"))
+    .filter((name) => name.endsWith(".sql"))
+    .sort();
+  writeFileSync(
+    join(OUT, "migrations.sql"),
+    migrations.map((name) => readFileSync(join(ROOT, "migrations", name), "utf8")).join("\n;\n"),
+  );
   const env = { ...vars, ...SECRETS };
   const d1Dir = join(OUT, "d1");
   rmSync(d1Dir, { recursive: true, force: true });
   mkdirSync(d1Dir);
-  const worker = (bundle, bindings, extra) => `worker = ${workerBlock({ configDir: OUT, dir: bundle.dir, modules: bundle.modules, compatibilityDate, bindings, extra })}`;
+  const worker = (bundle, bindings, extra) =>
+    `worker = ${workerBlock({ configDir: OUT, dir: bundle.dir, modules: bundle.modules, compatibilityDate, bindings, extra })}`;
 
   writeConfig(join(OUT, "origin.capnp"), {
     port: PORTS.origin,
     entry: "origin",
-    services: [["origin", worker(origin, textBindings({ ISSUER: env.ISSUER ?? "gridgate", ASSERTION_SECRET: SECRETS.ASSERTION_SECRET }))]],
+    services: [
+      [
+        "origin",
+        worker(origin, textBindings({ ISSUER: env.ISSUER ?? "gridgate", ASSERTION_SECRET: SECRETS.ASSERTION_SECRET })),
+      ],
+    ],
   });
   writeConfig(join(OUT, "gateway.capnp"), {
     port: PORTS.gateway,
     entry: "gateway",
     services: [
-      ["gateway", worker(gateway, [
-        // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
-        ...textBindings({ ...env, ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}`, LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10) }),
-        `(name = "DB", wrapped = (moduleName = "cloudflare-internal:d1-api", innerBindings = [(name = "fetcher", service = "storage")]))`,
-        `(name = "TOKENS", kvNamespace = (name = "storage", entrypoint = "kv"))`,
-      ])],
-      ["storage", worker(storage, [
-        `(name = "DATABASE", durableObjectNamespace = (className = "Database"))`,
-        `(name = "MIGRATIONS", text = embed "migrations.sql")`,
-        ...textBindings({ PASSWORD_PEPPER: SECRETS.PASSWORD_PEPPER }),
-      ], `
+      [
+        "gateway",
+        worker(gateway, [
+          // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
+          ...textBindings({
+            ...env,
+            ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}`,
+            LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10),
+          }),
+          `(name = "DB", wrapped = (moduleName = "cloudflare-internal:d1-api", innerBindings = [(name = "fetcher", service = "storage")]))`,
+          `(name = "TOKENS", kvNamespace = (name = "storage", entrypoint = "kv"))`,
+        ]),
+      ],
+      [
+        "storage",
+        worker(
+          storage,
+          [
+            `(name = "DATABASE", durableObjectNamespace = (className = "Database"))`,
+            `(name = "MIGRATIONS", text = embed "migrations.sql")`,
+            ...textBindings({ PASSWORD_PEPPER: SECRETS.PASSWORD_PEPPER }),
+          ],
+          `
   durableObjectNamespaces = [ (className = "Database", uniqueKey = "gridgate-bench-d1", enableSql = true) ],
-  durableObjectStorage = (localDisk = "d1-disk"),`)],
+  durableObjectStorage = (localDisk = "d1-disk"),`,
+        ),
+      ],
       ["d1-disk", `disk = (path = ${JSON.stringify(d1Dir)}, writable = true)`],
       ["internet", `network = (allow = ["public", "private", "local"])`],
     ],
   });
-  writeConfig(join(OUT, "verify.capnp"), { port: PORTS.verify, entry: "verify", services: [["verify", worker(verify, textBindings(env))]] });
+  writeConfig(join(OUT, "verify.capnp"), {
+    port: PORTS.verify,
+    entry: "verify",
+    services: [["verify", worker(verify, textBindings(env))]],
+  });
   writeConfig(join(OUT, "forward.capnp"), {
     port: PORTS.forward,
     entry: "forward",
-    services: [["forward", worker(forward, textBindings({ ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}` }))], ["internet", `network = (allow = ["public", "private", "local"])`]],
+    services: [
+      ["forward", worker(forward, textBindings({ ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}` }))],
+      ["internet", `network = (allow = ["public", "private", "local"])`],
+    ],
   });
 
   const servers = {
@@ -117,7 +176,9 @@ async function prepare() {
     verify: await startWorkerd("verify", join(OUT, "verify.capnp"), PORTS.verify, join(OUT, "verify.log")),
     forward: await startWorkerd("forward", join(OUT, "forward.capnp"), PORTS.forward, join(OUT, "forward.log")),
   };
-  log(`workerd serving on 127.0.0.1: origin ${PORTS.origin} (${useDemo ? "examples/demo-origin" : "bench/workers/origin.ts"}), gateway ${PORTS.gateway}, verify bench ${PORTS.verify}, bare forwarder ${PORTS.forward}`);
+  log(
+    `workerd serving on 127.0.0.1: origin ${PORTS.origin} (${useDemo ? "examples/demo-origin" : "bench/workers/origin.ts"}), gateway ${PORTS.gateway}, verify bench ${PORTS.verify}, bare forwarder ${PORTS.forward}`,
+  );
   return { servers, useDemo, issuer: env.ISSUER ?? "gridgate", gatewayBundle: gateway };
 }
 
@@ -139,15 +200,25 @@ async function verifyBench() {
   for (const variant of VARIANTS) {
     const good = await get(`/verify?variant=${variant}&n=3`);
     const bad = await get(`/verify?variant=${variant}&n=3&bad=1`);
-    if (good.accepted !== 3 || bad.accepted !== 0) throw new Error(`variant ${variant} failed the check: accepted ${good.accepted}/3 good, ${bad.accepted}/3 tampered`);
+    if (good.accepted !== 3 || bad.accepted !== 0)
+      throw new Error(
+        `variant ${variant} failed the check: accepted ${good.accepted}/3 good, ${bad.accepted}/3 tampered`,
+      );
   }
-  log(`\n## 1. Verification hot path (${fixture.bytes}-byte fixed-secret HS256 token; every variant accepts it and rejects a one-character signature flip)`);
+  log(
+    `\n## 1. Verification hot path (${fixture.bytes}-byte fixed-secret HS256 token; every variant accepts it and rejects a one-character signature flip)`,
+  );
 
-  const t0 = async () => median([await timed("/verify?variant=floor&n=0"), await timed("/verify?variant=floor&n=0"), await timed("/verify?variant=floor&n=0")]);
+  const t0 = async () =>
+    median([
+      await timed("/verify?variant=floor&n=0"),
+      await timed("/verify?variant=floor&n=0"),
+      await timed("/verify?variant=floor&n=0"),
+    ]);
   const n = {};
   for (const variant of VARIANTS) {
     for (let i = 0; i < 3; i++) await timed(`/verify?variant=${variant}&n=2000`);
-    const rate = 2000 / ((Math.max(0.05, (await timed(`/verify?variant=${variant}&n=2000`)) - (await t0()))) / 1000);
+    const rate = 2000 / (Math.max(0.05, (await timed(`/verify?variant=${variant}&n=2000`)) - (await t0())) / 1000);
     n[variant] = Math.round(Math.min(300_000, Math.max(2000, rate * 0.25)) / 1000) * 1000;
   }
   const ops = Object.fromEntries(VARIANTS.map((variant) => [variant, []]));
@@ -157,7 +228,7 @@ async function verifyBench() {
     const rep_ = {};
     for (const variant of order) {
       const base = await t0();
-      rep_[variant] = n[variant] / ((await timed(`/verify?variant=${variant}&n=${n[variant]}`)) - base) * 1000;
+      rep_[variant] = (n[variant] / ((await timed(`/verify?variant=${variant}&n=${n[variant]}`)) - base)) * 1000;
       ops[variant].push(rep_[variant]);
     }
     ratios.floor.push(rep_.gateway / rep_.floor);
@@ -177,7 +248,9 @@ async function verifyBench() {
   log("|---|---:|---:|---:|---:|");
   for (const variant of VARIANTS) {
     const sorted = [...ops[variant]].sort((a, b) => a - b);
-    log(`| ${labels[variant]} | ${fmt(n[variant])} | ${fmt(median(sorted))} | ${fmt(sorted[0])}–${fmt(sorted.at(-1))} | ${fmt(median(sorted) / floor, 2)} |`);
+    log(
+      `| ${labels[variant]} | ${fmt(n[variant])} | ${fmt(median(sorted))} | ${fmt(sorted[0])}–${fmt(sorted.at(-1))} | ${fmt(median(sorted) / floor, 2)} |`,
+    );
   }
   const result = {
     tokenBytes: fixture.bytes,
@@ -186,8 +259,10 @@ async function verifyBench() {
     gatewayOverFloor: median(ratios.floor),
     gatewayOverJose: median(ratios.jose),
   };
-  log(`gateway ÷ floor = ${fmt(result.gatewayOverFloor, 2)}× (target ≥ 0.5) ${result.gatewayOverFloor >= 0.5 ? "MET" : "NOT MET"}; ` +
-    `gateway ÷ jose = ${fmt(result.gatewayOverJose, 2)}× (target ≥ 3) ${result.gatewayOverJose >= 3 ? "MET" : "NOT MET"}  (medians of per-repetition ratios)`);
+  log(
+    `gateway ÷ floor = ${fmt(result.gatewayOverFloor, 2)}× (target ≥ 0.5) ${result.gatewayOverFloor >= 0.5 ? "MET" : "NOT MET"}; ` +
+      `gateway ÷ jose = ${fmt(result.gatewayOverJose, 2)}× (target ≥ 3) ${result.gatewayOverJose >= 3 ? "MET" : "NOT MET"}  (medians of per-repetition ratios)`,
+  );
   return result;
 }
 
@@ -198,11 +273,20 @@ async function loginBench(servers) {
   const login = async (password, i) => {
     const body = JSON.stringify({ email: SEED.email, password });
     const started = performance.now();
-    const response = await connection.send(requestBytes(PORTS.gateway, "POST", "/authenticate", { "Content-Type": "application/json", "CF-Connecting-IP": `10.9.${i >> 8}.${i & 255}` }, body));
+    const response = await connection.send(
+      requestBytes(
+        PORTS.gateway,
+        "POST",
+        "/authenticate",
+        { "Content-Type": "application/json", "CF-Connecting-IP": `10.9.${i >> 8}.${i & 255}` },
+        body,
+      ),
+    );
     return { ms: performance.now() - started, response };
   };
   const first = await login(SEED.password, 0);
-  if (first.response.status !== 200) throw new Error(`login failed: HTTP ${first.response.status} ${first.response.body}`);
+  if (first.response.status !== 200)
+    throw new Error(`login failed: HTTP ${first.response.status} ${first.response.body}`);
   const token = JSON.parse(first.response.body.toString()).access_token;
   for (let i = 1; i <= 2; i++) await login(SEED.password, i);
 
@@ -232,22 +316,35 @@ async function loginBench(servers) {
 /** Part 2: straight to the origin vs through the gateway, alternating; single-connection probe and a loaded run. */
 async function e2eBench(servers, token, { useDemo, issuer }) {
   const originHeaders = () =>
-    useDemo ? { "X-Gateway-Assertion": assertionFor("GET", API_PATH, issuer), "X-Member-Entity-Identifier": "o6q2is", "X-Organisation-Entity-Identifier": "m7l9hw" } : {};
+    useDemo
+      ? {
+          "X-Gateway-Assertion": assertionFor("GET", API_PATH, issuer),
+          "X-Member-Entity-Identifier": "o6q2is",
+          "X-Organisation-Entity-Identifier": "m7l9hw",
+        }
+      : {};
   const directBytes = () => requestBytes(PORTS.origin, "GET", API_PATH, originHeaders());
-  const forwardBytes = () => requestBytes(PORTS.forward, "GET", API_PATH, { Authorization: `Bearer ${token}`, ...originHeaders() });
+  const forwardBytes = () =>
+    requestBytes(PORTS.forward, "GET", API_PATH, { Authorization: `Bearer ${token}`, ...originHeaders() });
   const gatewayBytes = requestBytes(PORTS.gateway, "GET", API_PATH, { Authorization: `Bearer ${token}` });
   const tamperedAt = token.length - 20;
   const tampered = token.slice(0, tamperedAt) + (token[tamperedAt] === "A" ? "B" : "A") + token.slice(tamperedAt + 1);
 
   const direct = await once(PORTS.origin, directBytes());
   const through = await once(PORTS.gateway, gatewayBytes);
-  const refused = await once(PORTS.gateway, requestBytes(PORTS.gateway, "GET", API_PATH, { Authorization: `Bearer ${tampered}` }));
+  const refused = await once(
+    PORTS.gateway,
+    requestBytes(PORTS.gateway, "GET", API_PATH, { Authorization: `Bearer ${tampered}` }),
+  );
   if (direct.status !== 200) throw new Error(`origin answered ${direct.status} directly: ${direct.body}`);
-  if (through.status !== 200 || !through.body.includes("o6q2is")) throw new Error(`gateway answered ${through.status}: ${through.body}`);
+  if (through.status !== 200 || !through.body.includes("o6q2is"))
+    throw new Error(`gateway answered ${through.status}: ${through.body}`);
   if (refused.status !== 401) throw new Error(`gateway accepted a tampered token (HTTP ${refused.status})`);
-  if (/content-encoding/i.test(through.head)) throw new Error("gateway response is compressed although the client sent Accept-Encoding: identity");
+  if (/content-encoding/i.test(through.head))
+    throw new Error("gateway response is compressed although the client sent Accept-Encoding: identity");
 
-  if ((await once(PORTS.forward, forwardBytes())).status !== 200) throw new Error("the bare forwarder did not get a 200 from the origin");
+  if ((await once(PORTS.forward, forwardBytes())).status !== 200)
+    throw new Error("the bare forwarder did not get a 200 from the origin");
 
   const names = ["direct", "forward", "gateway"];
   const targets = {
@@ -255,7 +352,8 @@ async function e2eBench(servers, token, { useDemo, issuer }) {
     forward: { port: PORTS.forward, bytes: forwardBytes, server: servers.forward },
     gateway: { port: PORTS.gateway, bytes: () => gatewayBytes, server: servers.gateway },
   };
-  for (const name of names) await closedLoop(targets[name].port, targets[name].bytes(), { connections: CONNECTIONS, durationMs: 1000 });
+  for (const name of names)
+    await closedLoop(targets[name].port, targets[name].bytes(), { connections: CONNECTIONS, durationMs: 1000 });
 
   const runs = { direct: [], forward: [], gateway: [] };
   const ratio = { gateway: [], forward: [] };
@@ -304,18 +402,32 @@ async function e2eBench(servers, token, { useDemo, issuer }) {
     forwardAddedP50Ms: median(added.forward),
   };
   log(`\n## 2. End to end: GET ${API_PATH}, bare workerd, forwarding to ORIGIN_URL=http://127.0.0.1:${PORTS.origin}`);
-  log(`(medians of ${E2E_REPS} alternating repetitions; loaded: ${CONNECTIONS} keep-alive connections, closed loop, ${LOAD_MS / 1000} s; probe: 1 connection, ${PROBE_MS / 1000} s)`);
-  log("| path | req/s loaded | × direct | p50 ms loaded | p99 ms loaded | mean ms (closed loop) | probe p50 ms | probe p99 ms | added probe p50 ms | front worker CPU µs/req | origin CPU µs/req |");
+  log(
+    `(medians of ${E2E_REPS} alternating repetitions; loaded: ${CONNECTIONS} keep-alive connections, closed loop, ${LOAD_MS / 1000} s; probe: 1 connection, ${PROBE_MS / 1000} s)`,
+  );
+  log(
+    "| path | req/s loaded | × direct | p50 ms loaded | p99 ms loaded | mean ms (closed loop) | probe p50 ms | probe p99 ms | added probe p50 ms | front worker CPU µs/req | origin CPU µs/req |",
+  );
   log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-  const labels = { direct: "straight to origin", forward: "bare forwarding Worker (reference)", gateway: "through the gateway" };
+  const labels = {
+    direct: "straight to origin",
+    forward: "bare forwarding Worker (reference)",
+    gateway: "through the gateway",
+  };
   for (const name of names) {
     const s = result[name];
-    const times = name === "direct" ? "1.00" : fmt(name === "gateway" ? result.throughputRatio : result.forwardThroughputRatio, 2);
-    const addedP50 = name === "direct" ? "—" : fmt(name === "gateway" ? result.addedP50Ms : result.forwardAddedP50Ms, 3);
-    log(`| ${labels[name]} | ${fmt(s.rps)} | ${times} | ${fmt(s.loadP50, 2)} | ${fmt(s.loadP99, 2)} | ${fmt(s.closedLoopMean, 2)} | ${fmt(s.probeP50, 3)} | ${fmt(s.probeP99, 3)} | ${addedP50} | ${s.cpuFrontUs === undefined ? "—" : fmt(s.cpuFrontUs)} | ${fmt(s.cpuOriginUs)} |`);
+    const times =
+      name === "direct" ? "1.00" : fmt(name === "gateway" ? result.throughputRatio : result.forwardThroughputRatio, 2);
+    const addedP50 =
+      name === "direct" ? "—" : fmt(name === "gateway" ? result.addedP50Ms : result.forwardAddedP50Ms, 3);
+    log(
+      `| ${labels[name]} | ${fmt(s.rps)} | ${times} | ${fmt(s.loadP50, 2)} | ${fmt(s.loadP99, 2)} | ${fmt(s.closedLoopMean, 2)} | ${fmt(s.probeP50, 3)} | ${fmt(s.probeP99, 3)} | ${addedP50} | ${s.cpuFrontUs === undefined ? "—" : fmt(s.cpuFrontUs)} | ${fmt(s.cpuOriginUs)} |`,
+    );
   }
-  log(`throughput gateway ÷ direct = ${fmt(result.throughputRatio, 2)}× (target ≥ 0.6) ${result.throughputRatio >= 0.6 ? "MET" : "NOT MET"}; ` +
-    `single-connection added p50 = ${fmt(result.addedP50Ms, 3)} ms (target ≤ 0.3) ${result.addedP50Ms <= 0.3 ? "MET" : "NOT MET"}  (medians of per-repetition values)`);
+  log(
+    `throughput gateway ÷ direct = ${fmt(result.throughputRatio, 2)}× (target ≥ 0.6) ${result.throughputRatio >= 0.6 ? "MET" : "NOT MET"}; ` +
+      `single-connection added p50 = ${fmt(result.addedP50Ms, 3)} ms (target ≤ 0.3) ${result.addedP50Ms <= 0.3 ? "MET" : "NOT MET"}  (medians of per-repetition values)`,
+  );
   return result;
 }
 
@@ -326,14 +438,23 @@ function sizeReport(bundle) {
   const gzip = files.reduce((sum, file) => sum + gzipSync(file, { level: 9 }).byteLength, 0);
   const wrangler = /Total Upload: ([\d.]+ KiB) \/ gzip: ([\d.]+ KiB)/.exec(bundle.stdout);
   log(`\n## 4. Production bundle (${bundle.modules.join(", ")} from wrangler deploy --dry-run --outdir)`);
-  log(`raw ${fmt(raw / 1024, 1)} KiB, gzip -9 ${fmt(gzip / 1024, 1)} KiB${wrangler ? ` (wrangler reports ${wrangler[1]} / gzip ${wrangler[2]})` : ""}`);
-  return { rawKiB: raw / 1024, gzipKiB: gzip / 1024, wrangler: wrangler ? { total: wrangler[1], gzip: wrangler[2] } : undefined };
+  log(
+    `raw ${fmt(raw / 1024, 1)} KiB, gzip -9 ${fmt(gzip / 1024, 1)} KiB${wrangler ? ` (wrangler reports ${wrangler[1]} / gzip ${wrangler[2]})` : ""}`,
+  );
+  return {
+    rawKiB: raw / 1024,
+    gzipKiB: gzip / 1024,
+    wrangler: wrangler ? { total: wrangler[1], gzip: wrangler[2] } : undefined,
+  };
 }
 
 async function main() {
   const started = performance.now();
   const prepared = await prepare();
-  const results = { date: new Date().toISOString(), machine: { cpus: (await import("node:os")).cpus().length, node: process.version } };
+  const results = {
+    date: new Date().toISOString(),
+    machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
+  };
   results.verify = await verifyBench();
   results.login = await loginBench(prepared.servers);
   results.e2e = await e2eBench(prepared.servers, results.login.token, prepared);

@@ -20,7 +20,20 @@ const USAGE = `Usage: npm run admin -- <command> [options] [--remote | --persist
 Local D1 (.wrangler/state) by default; --remote writes to the deployed database. Passwords are hashed
 with PASSWORD_PEPPER from the environment, else (local only) from .dev.vars.`;
 
-const STRING_OPTIONS = new Set(["identifier", "name", "domain", "plan", "org", "email", "role", "scopes", "file", "password", "persist-to", "config"]);
+const STRING_OPTIONS = new Set([
+  "identifier",
+  "name",
+  "domain",
+  "plan",
+  "org",
+  "email",
+  "role",
+  "scopes",
+  "file",
+  "password",
+  "persist-to",
+  "config",
+]);
 const BOOLEAN_OPTIONS = new Set(["password-stdin", "remote", "help"]);
 
 /** Parsed command line: `--name value` options, boolean flags, and the command. */
@@ -54,7 +67,9 @@ function parseCommandLine(argv: readonly string[]): Values {
 
 function readPassword(values: Values): string {
   if (values.options.has("password")) {
-    throw new valid.AdminInputError("--password is refused: argv ends up in shell history and process lists; use --password-stdin or MEMBER_PASSWORD");
+    throw new valid.AdminInputError(
+      "--password is refused: argv ends up in shell history and process lists; use --password-stdin or MEMBER_PASSWORD",
+    );
   }
   if (values.flags.has("password-stdin")) return readFileSync(0, "utf8").replace(/\r?\n$/, "");
   if (process.env.MEMBER_PASSWORD) return process.env.MEMBER_PASSWORD;
@@ -70,9 +85,15 @@ function requireOrganisation(target: Target, identifier: string): { id: number; 
 function freshIdentifiers(target: Target, organisation: string, emails: string[]): string[] {
   const identifiers = new Set<string>();
   while (identifiers.size < emails.length) identifiers.add(valid.newMemberIdentifier());
-  const conflicts = query<{ email: string; identifier: string }>(target, sql.memberConflictsQuery(organisation, emails, [...identifiers]));
+  const conflicts = query<{ email: string; identifier: string }>(
+    target,
+    sql.memberConflictsQuery(organisation, emails, [...identifiers]),
+  );
   const taken = conflicts.filter((row) => emails.includes(row.email));
-  if (taken.length > 0) throw new valid.AdminInputError(`already members of ${organisation}, nothing written: ${taken.map((row) => row.email).join(", ")}`);
+  if (taken.length > 0)
+    throw new valid.AdminInputError(
+      `already members of ${organisation}, nothing written: ${taken.map((row) => row.email).join(", ")}`,
+    );
   if (conflicts.length > 0) return freshIdentifiers(target, organisation, emails);
   return [...identifiers];
 }
@@ -82,9 +103,20 @@ async function run(values: Values, target: Target): Promise<string> {
   const command = values.command;
   switch (command) {
     case "org:create": {
-      const input = { identifier: valid.identifier("--identifier", option("identifier")), name: valid.displayName("--name", option("name")), domain: valid.domain(option("domain")), plan: valid.plan(option("plan")) };
-      const conflicts = query<{ identifier: string; domain: string }>(target, sql.organisationConflictsQuery(input.identifier, input.domain));
-      if (conflicts.length > 0) throw new valid.AdminInputError(`identifier or domain already used by organisation ${conflicts.map((row) => `${row.identifier} (${row.domain})`).join(", ")}`);
+      const input = {
+        identifier: valid.identifier("--identifier", option("identifier")),
+        name: valid.displayName("--name", option("name")),
+        domain: valid.domain(option("domain")),
+        plan: valid.plan(option("plan")),
+      };
+      const conflicts = query<{ identifier: string; domain: string }>(
+        target,
+        sql.organisationConflictsQuery(input.identifier, input.domain),
+      );
+      if (conflicts.length > 0)
+        throw new valid.AdminInputError(
+          `identifier or domain already used by organisation ${conflicts.map((row) => `${row.identifier} (${row.domain})`).join(", ")}`,
+        );
       execute(target, [sql.createOrganisationSql(input)]);
       return `created organisation ${input.identifier} (${input.domain}, ${input.plan})`;
     }
@@ -102,11 +134,18 @@ async function run(values: Values, target: Target): Promise<string> {
       const scopes = valid.scopes("--scopes", option("scopes"));
       if (role === null && scopes === "") throw new valid.AdminInputError("a member needs a role or --scopes");
       const pepper = passwordPepper(target);
-      if (new TextEncoder().encode(pepper).byteLength < 32) throw new valid.AdminInputError("PASSWORD_PEPPER is shorter than 32 bytes; the gateway would refuse it");
+      if (new TextEncoder().encode(pepper).byteLength < 32)
+        throw new valid.AdminInputError("PASSWORD_PEPPER is shorter than 32 bytes; the gateway would refuse it");
       const password = valid.password(readPassword(values));
       requireOrganisation(target, organisation);
       const [identifier] = freshIdentifiers(target, organisation, [email]);
-      const member = { identifier: identifier!, email, passwordHash: await hashPassword(password, pepper), role, scopes };
+      const member = {
+        identifier: identifier!,
+        email,
+        passwordHash: await hashPassword(password, pepper),
+        role,
+        scopes,
+      };
       execute(target, sql.insertMembersSql(organisation, [member]));
       return `created member ${member.identifier} ${email} in ${organisation} (scope: ${[role, scopes].filter(Boolean).join(" ")})`;
     }
@@ -132,10 +171,15 @@ async function run(values: Values, target: Target): Promise<string> {
       }
       const rows = parseImport(text);
       requireOrganisation(target, organisation);
-      const identifiers = freshIdentifiers(target, organisation, rows.map((row) => row.email));
+      const identifiers = freshIdentifiers(
+        target,
+        organisation,
+        rows.map((row) => row.email),
+      );
       execute(target, sql.importMembersSql(organisation, rows, identifiers));
       const [stored] = query<{ count: number }>(target, sql.countMembersQuery(organisation, identifiers));
-      if (stored?.count !== rows.length) throw new D1Error(`expected ${rows.length} new members, found ${stored?.count ?? 0}; check the organisation`);
+      if (stored?.count !== rows.length)
+        throw new D1Error(`expected ${rows.length} new members, found ${stored?.count ?? 0}; check the organisation`);
       return `imported ${rows.length} member(s) into ${organisation}; bcrypt hashes are upgraded at each member's next login`;
     }
     default:
@@ -150,11 +194,14 @@ try {
     process.exit(0);
   }
   const remote = values.flags.has("remote");
-  if (remote && values.options.has("persist-to")) throw new valid.AdminInputError("--persist-to is for the local database only");
+  if (remote && values.options.has("persist-to"))
+    throw new valid.AdminInputError("--persist-to is for the local database only");
   const target: Target = { remote, persistTo: values.options.get("persist-to"), config: values.options.get("config") };
   console.log(`${await run(values, target)}${remote ? " [remote]" : " [local]"}`);
 } catch (error) {
   const badInput = error instanceof valid.AdminInputError;
-  console.error(`error: ${(error as Error).message}${badInput ? "\n(npm run admin -- --help for usage; nothing was written)" : ""}`);
+  console.error(
+    `error: ${(error as Error).message}${badInput ? "\n(npm run admin -- --help for usage; nothing was written)" : ""}`,
+  );
   process.exit(badInput ? 2 : 1);
 }

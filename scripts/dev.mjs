@@ -25,7 +25,12 @@ function readDevVars(path) {
 /** Runs one setup step to completion, showing its output only when it fails (then exits). */
 function step(title, command, args, extraEnv = {}) {
   console.log(`[dev] ${title}`);
-  const result = spawnSync(command, args, { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+  const result = spawnSync(command, args, {
+    cwd: ROOT,
+    env: { ...env, ...extraEnv },
+    stdio: ["ignore", "pipe", "pipe"],
+    encoding: "utf8",
+  });
   if (result.status !== 0) {
     process.stderr.write(`${result.stdout ?? ""}${result.stderr ?? ""}`);
     console.error(`[dev] ${title} failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`);
@@ -42,11 +47,24 @@ function prepare() {
   for (const name of ["JWT_SECRET", "PASSWORD_PEPPER", "ASSERTION_SECRET"]) {
     if (!vars[name]) throw new Error(`.dev.vars has no ${name}; compare it with .dev.vars.example`);
   }
-  writeFileSync(`${ORIGIN_DIR}.dev.vars`, `# Written by npm run dev from ../../.dev.vars\nASSERTION_SECRET=${vars.ASSERTION_SECRET}\n`);
+  writeFileSync(
+    `${ORIGIN_DIR}.dev.vars`,
+    `# Written by npm run dev from ../../.dev.vars\nASSERTION_SECRET=${vars.ASSERTION_SECRET}\n`,
+  );
   mkdirSync(`${ROOT}.wrangler`, { recursive: true });
   step("applying migrations to the local D1", `${BIN}wrangler`, ["d1", "migrations", "apply", "DB", "--local"]);
-  step("writing seed SQL (.wrangler/seed.sql)", `${BIN}tsx`, ["scripts/dev-seed.ts", ".wrangler/seed.sql"], { PASSWORD_PEPPER: vars.PASSWORD_PEPPER });
-  step("seeding the local D1", `${BIN}wrangler`, ["d1", "execute", "DB", "--local", "--yes", "--file", ".wrangler/seed.sql"]);
+  step("writing seed SQL (.wrangler/seed.sql)", `${BIN}tsx`, ["scripts/dev-seed.ts", ".wrangler/seed.sql"], {
+    PASSWORD_PEPPER: vars.PASSWORD_PEPPER,
+  });
+  step("seeding the local D1", `${BIN}wrangler`, [
+    "d1",
+    "execute",
+    "DB",
+    "--local",
+    "--yes",
+    "--file",
+    ".wrangler/seed.sql",
+  ]);
 }
 
 const children = [];
@@ -54,7 +72,17 @@ let stopping = false;
 
 /** Starts `wrangler dev` in its own process group, prefixing its output lines with the worker's name. */
 function start(worker) {
-  const args = ["dev", ...worker.args, "--ip", "127.0.0.1", "--port", String(worker.port), "--inspector-port", String(worker.inspector), "--show-interactive-dev-session=false"];
+  const args = [
+    "dev",
+    ...worker.args,
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(worker.port),
+    "--inspector-port",
+    String(worker.inspector),
+    "--show-interactive-dev-session=false",
+  ];
   const child = spawn(`${BIN}wrangler`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => console.log(`[${worker.name}] ${line}`));
@@ -94,7 +122,9 @@ async function announceWhenReady() {
     try {
       const response = await fetch(`http://127.0.0.1:${GATEWAY.port}/health`);
       if (response.ok) {
-        console.log(`[dev] ready: gateway http://127.0.0.1:${GATEWAY.port}, demo origin http://127.0.0.1:${ORIGIN.port} (Ctrl-C stops both)`);
+        console.log(
+          `[dev] ready: gateway http://127.0.0.1:${GATEWAY.port}, demo origin http://127.0.0.1:${ORIGIN.port} (Ctrl-C stops both)`,
+        );
         return;
       }
     } catch {

@@ -12,14 +12,56 @@ export const SEED_ORGANISATIONS = [
 
 /** Seeded members: id is the memberEntityId. */
 export const SEED_MEMBERS = [
-  { id: 2549, identifier: "o6q2is", organisationId: 1, email: "architect@acme.example", role: "architect", extraScopes: "" },
-  { id: 2550, identifier: "b8k3zt", organisationId: 1, email: "builder@acme.example", role: "builder", extraScopes: "" },
+  {
+    id: 2549,
+    identifier: "o6q2is",
+    organisationId: 1,
+    email: "architect@acme.example",
+    role: "architect",
+    extraScopes: "",
+  },
+  {
+    id: 2550,
+    identifier: "b8k3zt",
+    organisationId: 1,
+    email: "builder@acme.example",
+    role: "builder",
+    extraScopes: "",
+  },
   { id: 2551, identifier: "v4n7pq", organisationId: 1, email: "viewer@acme.example", role: "user", extraScopes: "" },
-  { id: 2552, identifier: "r2d5mx", organisationId: 1, email: "reader@acme.example", role: null, extraScopes: "getGrids" },
-  { id: 2553, identifier: "e9w1ck", organisationId: 2, email: "owner@enterprise.example", role: "architect", extraScopes: "" },
+  {
+    id: 2552,
+    identifier: "r2d5mx",
+    organisationId: 1,
+    email: "reader@acme.example",
+    role: null,
+    extraScopes: "getGrids",
+  },
+  {
+    id: 2553,
+    identifier: "e9w1ck",
+    organisationId: 2,
+    email: "owner@enterprise.example",
+    role: "architect",
+    extraScopes: "",
+  },
   { id: 2554, identifier: "f3g6hj", organisationId: 3, email: "free@free.example", role: "architect", extraScopes: "" },
-  { id: 2555, identifier: "c5x8lb", organisationId: 1, email: "consultant@example.com", role: "builder", extraScopes: "" },
-  { id: 2556, identifier: "c7y2nd", organisationId: 2, email: "consultant@example.com", role: "builder", extraScopes: "" },
+  {
+    id: 2555,
+    identifier: "c5x8lb",
+    organisationId: 1,
+    email: "consultant@example.com",
+    role: "builder",
+    extraScopes: "",
+  },
+  {
+    id: 2556,
+    identifier: "c7y2nd",
+    organisationId: 2,
+    email: "consultant@example.com",
+    role: "builder",
+    extraScopes: "",
+  },
 ] as const;
 
 function quote(value: string | number | null): string {
@@ -30,11 +72,16 @@ function quote(value: string | number | null): string {
 /** Idempotent INSERT OR IGNORE statements; `hash` gives each member's stored password hash. */
 export async function seedStatements(hash: (password: string) => Promise<string>): Promise<string[]> {
   const statements = SEED_ORGANISATIONS.map(
-    (o) => `INSERT OR IGNORE INTO organisations (id, identifier, name, domain, plan) VALUES (${[o.id, o.identifier, o.name, o.domain, o.plan].map(quote).join(", ")});`,
+    (o) =>
+      `INSERT OR IGNORE INTO organisations (id, identifier, name, domain, plan) VALUES (${[o.id, o.identifier, o.name, o.domain, o.plan].map(quote).join(", ")});`,
   );
   for (const m of SEED_MEMBERS) {
-    const values = [m.id, m.identifier, m.organisationId, m.email, await hash(SEED_PASSWORD), m.role, m.extraScopes].map(quote).join(", ");
-    statements.push(`INSERT OR IGNORE INTO members (id, identifier, organisation_id, email, password_hash, role, extra_scopes) VALUES (${values});`);
+    const values = [m.id, m.identifier, m.organisationId, m.email, await hash(SEED_PASSWORD), m.role, m.extraScopes]
+      .map(quote)
+      .join(", ");
+    statements.push(
+      `INSERT OR IGNORE INTO members (id, identifier, organisation_id, email, password_hash, role, extra_scopes) VALUES (${values});`,
+    );
   }
   return statements;
 }

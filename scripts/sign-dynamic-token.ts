@@ -46,7 +46,8 @@ function options() {
   if (!organisation || !member) fail("--org and --member are required");
   const exp = flags.get("exp");
   const lifetime = exp === undefined ? undefined : Number(exp);
-  if (lifetime !== undefined && (!Number.isSafeInteger(lifetime) || lifetime <= 0)) fail("--exp must be a positive number of seconds");
+  if (lifetime !== undefined && (!Number.isSafeInteger(lifetime) || lifetime <= 0))
+    fail("--exp must be a positive number of seconds");
   return { secret, kid: flags.get("kid"), organisation, member, scope: flags.get("scope") ?? "organisation", lifetime };
 }
 

@@ -50,7 +50,9 @@ function clip(value: string | undefined): string | undefined {
 /** `detail` with anything whose key looks like it could hold a credential replaced, as a safety net. */
 function safeDetail(detail: AuditEvent["detail"]): AuditEvent["detail"] {
   if (!detail) return undefined;
-  return Object.fromEntries(Object.entries(detail).map(([key, value]) => [key, SECRET_LOOKING_KEY.test(key) ? "[redacted]" : value]));
+  return Object.fromEntries(
+    Object.entries(detail).map(([key, value]) => [key, SECRET_LOOKING_KEY.test(key) ? "[redacted]" : value]),
+  );
 }
 
 /** Writes `event` as one structured JSON log line (`"type":"audit"`), without touching D1. */
@@ -100,7 +102,15 @@ export function audit(ctx: WaitUntil, db: D1Database, event: AuditEvent): void {
   const write = Promise.resolve()
     .then(() => insert(db, event, at))
     .catch((error: unknown) => {
-      console.error(JSON.stringify({ level: "error", event: "audit_write_failed", audit_event: event.event, request_id: event.requestId, error: String(error) }));
+      console.error(
+        JSON.stringify({
+          level: "error",
+          event: "audit_write_failed",
+          audit_event: event.event,
+          request_id: event.requestId,
+          error: String(error),
+        }),
+      );
     });
   try {
     ctx.waitUntil(write);

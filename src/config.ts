@@ -120,13 +120,19 @@ function aesKey(name: string, raw: string | undefined): Uint8Array<ArrayBuffer> 
   return bytes;
 }
 
-function loginBackoff(env: Bindings): Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds"> {
+function loginBackoff(
+  env: Bindings,
+): Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds"> {
   const loginBackoffBaseSeconds = positiveInt("LOGIN_BACKOFF_BASE_SECONDS", env.LOGIN_BACKOFF_BASE_SECONDS, 1);
   const loginBackoffMaxSeconds = positiveInt("LOGIN_BACKOFF_MAX_SECONDS", env.LOGIN_BACKOFF_MAX_SECONDS, 900);
   if (loginBackoffMaxSeconds < loginBackoffBaseSeconds) {
     throw new ConfigError("LOGIN_BACKOFF_MAX_SECONDS must not be below LOGIN_BACKOFF_BASE_SECONDS");
   }
-  return { loginFreeAttempts: positiveInt("LOGIN_FREE_ATTEMPTS", env.LOGIN_FREE_ATTEMPTS, 5), loginBackoffBaseSeconds, loginBackoffMaxSeconds };
+  return {
+    loginFreeAttempts: positiveInt("LOGIN_FREE_ATTEMPTS", env.LOGIN_FREE_ATTEMPTS, 5),
+    loginBackoffBaseSeconds,
+    loginBackoffMaxSeconds,
+  };
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
@@ -148,8 +154,17 @@ function secret(name: string, raw: string | undefined): string {
 function originBase(raw: string | undefined): string | undefined {
   if (!raw?.trim()) return undefined;
   const url = URL.parse(raw.trim());
-  if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || url.search || url.hash || url.username || url.password) {
-    throw new ConfigError(`ORIGIN_URL must be an http(s) URL without query, fragment or credentials, got ${JSON.stringify(raw)}`);
+  if (
+    !url ||
+    (url.protocol !== "https:" && url.protocol !== "http:") ||
+    url.search ||
+    url.hash ||
+    url.username ||
+    url.password
+  ) {
+    throw new ConfigError(
+      `ORIGIN_URL must be an http(s) URL without query, fragment or credentials, got ${JSON.stringify(raw)}`,
+    );
   }
   return url.origin + url.pathname.replace(/\/$/, "");
 }

@@ -118,7 +118,8 @@ export function problemResponse(error: GatewayError, requestId: string): Respons
   });
   const wwwAuthenticate = challenge(error);
   if (wwwAuthenticate) headers.set("WWW-Authenticate", wwwAuthenticate);
-  if (error.options.retryAfter !== undefined) headers.set("Retry-After", String(Math.max(1, Math.ceil(error.options.retryAfter))));
+  if (error.options.retryAfter !== undefined)
+    headers.set("Retry-After", String(Math.max(1, Math.ceil(error.options.retryAfter))));
   const body = {
     type: `urn:gridgate:problem:${error.code}`,
     title,
@@ -135,7 +136,10 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
   const requestId = c.get("requestId") ?? crypto.randomUUID();
   if (err instanceof GatewayError) return problemResponse(err, requestId);
   const kind = err instanceof ConfigError ? "misconfigured" : "unhandled";
-  console.error(JSON.stringify({ level: "error", event: kind, request_id: requestId, error: String(err), stack: err.stack }));
-  const detail = err instanceof ConfigError ? "The gateway is misconfigured; the operator has been told." : "Unexpected error.";
+  console.error(
+    JSON.stringify({ level: "error", event: kind, request_id: requestId, error: String(err), stack: err.stack }),
+  );
+  const detail =
+    err instanceof ConfigError ? "The gateway is misconfigured; the operator has been told." : "Unexpected error.";
   return problemResponse(new GatewayError("internal", detail), requestId);
 }

@@ -32,6 +32,13 @@ app.all("/authenticate/*", () => {
   throw new GatewayError("not_found", "No such gateway route.");
 });
 
-app.all("*", bearerAuth({ dynamicKeys: dynamicKeyResolver }), requireActiveDynamicMember(), requirePlan(), requireScope(), forward());
+app.all(
+  "*",
+  bearerAuth({ dynamicKeys: dynamicKeyResolver }),
+  requireActiveDynamicMember(),
+  requirePlan(),
+  requireScope(),
+  forward(),
+);
 
 export default app;

@@ -65,12 +65,18 @@ describe("argument validation", () => {
 
 describe("CSV import files", () => {
   it("parses RFC 4180 quoting, CRLF and a BOM", () => {
-    expect(parseCsv('\uFEFFa,b\r\n"x, ""y""",\n\nlast,"multi\nline"')).toEqual([["a", "b"], ['x, "y"', ""], ["last", "multi\nline"]]);
+    expect(parseCsv('\uFEFFa,b\r\n"x, ""y""",\n\nlast,"multi\nline"')).toEqual([
+      ["a", "b"],
+      ['x, "y"', ""],
+      ["last", "multi\nline"],
+    ]);
     expect(() => parseCsv('a,"open')).toThrow(valid.AdminInputError);
   });
 
   it("validates and normalises every row", () => {
-    const rows = parseImport(`email,role,scopes,bcrypt_hash\nAlice@X.example,builder,,${BCRYPT}\nbob@x.example,,"getGrids postGrids",${BCRYPT}\n`);
+    const rows = parseImport(
+      `email,role,scopes,bcrypt_hash\nAlice@X.example,builder,,${BCRYPT}\nbob@x.example,,"getGrids postGrids",${BCRYPT}\n`,
+    );
     expect(rows).toEqual([
       { line: 2, email: "alice@x.example", role: "builder", scopes: "", passwordHash: BCRYPT },
       { line: 3, email: "bob@x.example", role: null, scopes: "getGrids postGrids", passwordHash: BCRYPT },
@@ -87,7 +93,9 @@ describe("CSV import files", () => {
       `d@x.example,,,${BCRYPT}`,
       "e@x.example,user",
     ].join("\n");
-    expect(() => parseImport(file)).toThrow(/5 invalid row\(s\), nothing imported:\n {2}line 3: .*\n {2}line 4: ok@x.example is already on line 2\n {2}line 5: .*\n {2}line 6: .*role or .*\n {2}line 7: expected 4 columns/);
+    expect(() => parseImport(file)).toThrow(
+      /5 invalid row\(s\), nothing imported:\n {2}line 3: .*\n {2}line 4: ok@x.example is already on line 2\n {2}line 5: .*\n {2}line 6: .*role or .*\n {2}line 7: expected 4 columns/,
+    );
     expect(() => parseImport(`email,password\nx@y.example,secret`)).toThrow(/header email,role,scopes,bcrypt_hash/);
     expect(() => parseImport("email,role,scopes,bcrypt_hash\n")).toThrow(/no member rows/);
   });
@@ -97,11 +105,27 @@ describe("admin SQL against D1", () => {
   it("creates an organisation and a member whose password the gateway accepts", async () => {
     const organisation = await newOrganisation();
     const email = `${unique("m")}@${organisation.domain}`;
-    const member = { identifier: valid.newMemberIdentifier(), email, passwordHash: await hashPassword(PASSWORD, env.PASSWORD_PEPPER!), role: "user" as const, scopes: "deleteGrids" };
+    const member = {
+      identifier: valid.newMemberIdentifier(),
+      email,
+      passwordHash: await hashPassword(PASSWORD, env.PASSWORD_PEPPER!),
+      role: "user" as const,
+      scopes: "deleteGrids",
+    };
     await run(sql.insertMembersSql(organisation.identifier, [member]));
 
-    const stored = await env.DB.prepare("SELECT o.name, m.identifier, m.role, m.extra_scopes, m.status FROM members m JOIN organisations o ON o.id = m.organisation_id WHERE m.email = ?").bind(email).first();
-    expect(stored).toEqual({ name: "O'Brien & Co", identifier: member.identifier, role: "user", extra_scopes: "deleteGrids", status: "active" });
+    const stored = await env.DB.prepare(
+      "SELECT o.name, m.identifier, m.role, m.extra_scopes, m.status FROM members m JOIN organisations o ON o.id = m.organisation_id WHERE m.email = ?",
+    )
+      .bind(email)
+      .first();
+    expect(stored).toEqual({
+      name: "O'Brien & Co",
+      identifier: member.identifier,
+      role: "user",
+      extra_scopes: "deleteGrids",
+      status: "active",
+    });
     const response = await postLogin({ email, password: PASSWORD });
     expect(response.status).toBe(200);
     expect((await response.json<{ scope: string }>()).scope).toBe("user deleteGrids");
@@ -111,7 +135,11 @@ describe("admin SQL against D1", () => {
     const organisation = await newOrganisation("enterprise");
     const email = `${unique("m")}@${organisation.domain}`;
     const passwordHash = await hashPassword(PASSWORD, env.PASSWORD_PEPPER!);
-    await run(sql.insertMembersSql(organisation.identifier, [{ identifier: valid.newMemberIdentifier(), email, passwordHash, role: "builder", scopes: "" }]));
+    await run(
+      sql.insertMembersSql(organisation.identifier, [
+        { identifier: valid.newMemberIdentifier(), email, passwordHash, role: "builder", scopes: "" },
+      ]),
+    );
 
     await run(sql.changePlanSql(organisation.identifier, "free"));
     expect((await postLogin({ email, password: PASSWORD })).status).toBe(403);
@@ -125,20 +153,49 @@ describe("admin SQL against D1", () => {
 
   it("imports all rows or none", async () => {
     const organisation = await newOrganisation();
-    const rows = parseImport(`email,role,scopes,bcrypt_hash\na@${organisation.domain},user,,${BCRYPT}\nb@${organisation.domain},,getGrids,${BCRYPT}\n`);
-    const count = () => env.DB.prepare("SELECT count(*) AS n FROM members m JOIN organisations o ON o.id = m.organisation_id WHERE o.identifier = ?").bind(organisation.identifier).first<number>("n");
+    const rows = parseImport(
+      `email,role,scopes,bcrypt_hash\na@${organisation.domain},user,,${BCRYPT}\nb@${organisation.domain},,getGrids,${BCRYPT}\n`,
+    );
+    const count = () =>
+      env.DB.prepare(
+        "SELECT count(*) AS n FROM members m JOIN organisations o ON o.id = m.organisation_id WHERE o.identifier = ?",
+      )
+        .bind(organisation.identifier)
+        .first<number>("n");
 
-    await run(sql.importMembersSql(organisation.identifier, rows, ["imp001", "imp002"].map((id) => id + unique("").slice(0, 2))));
+    await run(
+      sql.importMembersSql(
+        organisation.identifier,
+        rows,
+        ["imp001", "imp002"].map((id) => id + unique("").slice(0, 2)),
+      ),
+    );
     expect(await count()).toBe(2);
 
-    const clash = parseImport(`email,role,scopes,bcrypt_hash\nc@${organisation.domain},user,,${BCRYPT}\na@${organisation.domain},user,,${BCRYPT}\n`);
-    await expect(run(sql.importMembersSql(organisation.identifier, clash, [valid.newMemberIdentifier(), valid.newMemberIdentifier()]))).rejects.toThrow(/UNIQUE/);
+    const clash = parseImport(
+      `email,role,scopes,bcrypt_hash\nc@${organisation.domain},user,,${BCRYPT}\na@${organisation.domain},user,,${BCRYPT}\n`,
+    );
+    await expect(
+      run(
+        sql.importMembersSql(organisation.identifier, clash, [
+          valid.newMemberIdentifier(),
+          valid.newMemberIdentifier(),
+        ]),
+      ),
+    ).rejects.toThrow(/UNIQUE/);
     expect(await count()).toBe(2);
 
-    const many = Array.from({ length: 700 }, (_, i) => ({ identifier: `bulk${i}`, email: `bulk${i}-${"x".repeat(100)}@example.com`, passwordHash: BCRYPT, role: null, scopes: "getGrids" }));
+    const many = Array.from({ length: 700 }, (_, i) => ({
+      identifier: `bulk${i}`,
+      email: `bulk${i}-${"x".repeat(100)}@example.com`,
+      passwordHash: BCRYPT,
+      role: null,
+      scopes: "getGrids",
+    }));
     const statements = sql.insertMembersSql(organisation.identifier, many);
     expect(statements.length).toBeGreaterThan(1);
-    for (const statement of statements) expect(new TextEncoder().encode(statement).byteLength).toBeLessThanOrEqual(sql.MAX_STATEMENT_BYTES);
+    for (const statement of statements)
+      expect(new TextEncoder().encode(statement).byteLength).toBeLessThanOrEqual(sql.MAX_STATEMENT_BYTES);
   });
 
   it("quotes every literal", () => {

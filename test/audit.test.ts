@@ -16,14 +16,19 @@ afterEach(() => {
 
 async function freshMember(status = "active"): Promise<{ email: string; id: number }> {
   const email = `audit-${crypto.randomUUID().slice(0, 8)}@acme.example`;
-  const row = await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, role, status) VALUES (?, 1, ?, ?, 'user', ?) RETURNING id")
+  const row = await env.DB.prepare(
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role, status) VALUES (?, 1, ?, ?, 'user', ?) RETURNING id",
+  )
     .bind(`a${crypto.randomUUID().slice(0, 7)}`, email, await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!), status)
     .first<{ id: number }>();
   return { email, id: row!.id };
 }
 
 /** Logs in and returns the response, its request id and its (single) audit row. */
-async function loginAudited(body: Record<string, string>, ip = randomIp()): Promise<{ response: Response; row: AuditRow; rows: AuditRow[] }> {
+async function loginAudited(
+  body: Record<string, string>,
+  ip = randomIp(),
+): Promise<{ response: Response; row: AuditRow; rows: AuditRow[] }> {
   const response = await postLogin(body, { "CF-Connecting-IP": ip, "User-Agent": USER_AGENT });
   const rows = await auditRowsOf(response.headers.get("X-Request-Id")!);
   expect(rows).toHaveLength(1);
@@ -37,7 +42,15 @@ describe("login events in audit_events", () => {
     const before = Date.now();
     const { response, row } = await loginAudited({ email, password: SEED_PASSWORD }, ip);
     expect(response.status).toBe(200);
-    expect(row).toMatchObject({ event: "login.success", outcome: "success", member_id: id, organisation_id: 1, ip, user_agent: USER_AGENT, detail: null });
+    expect(row).toMatchObject({
+      event: "login.success",
+      outcome: "success",
+      member_id: id,
+      organisation_id: 1,
+      ip,
+      user_agent: USER_AGENT,
+      detail: null,
+    });
     expect(row.request_id).toBe(response.headers.get("X-Request-Id"));
     expect(row.at).toBeGreaterThanOrEqual(before - 1000);
     expect(row.at).toBeLessThanOrEqual(Date.now() + 1000);
@@ -86,14 +99,23 @@ describe("login events in audit_events", () => {
     const requestId = second.headers.get("X-Request-Id")!;
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await auditRowsOf(requestId, 1, 0)).toHaveLength(0);
-    const lines = log.mock.calls.map(([line]) => JSON.parse(String(line))).filter((line) => line.request_id === requestId);
-    expect(lines).toEqual([expect.objectContaining({ type: "audit", event: "login.failure", detail: { reason: "rate_limited", limit: "account", sampled: true } })]);
+    const lines = log.mock.calls
+      .map(([line]) => JSON.parse(String(line)))
+      .filter((line) => line.request_id === requestId);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        type: "audit",
+        event: "login.failure",
+        detail: { reason: "rate_limited", limit: "account", sampled: true },
+      }),
+    ]);
   });
 
   it("records the per-IP limit", async () => {
     const ip = randomIp();
     let limited: Response | undefined;
-    for (let i = 0; i < 11; i++) limited = await postLogin({ email: `ip-${i}@acme.example`, password: "wrong" }, { "CF-Connecting-IP": ip });
+    for (let i = 0; i < 11; i++)
+      limited = await postLogin({ email: `ip-${i}@acme.example`, password: "wrong" }, { "CF-Connecting-IP": ip });
     expect(limited!.status).toBe(429);
     const [row] = await auditRowsOf(limited!.headers.get("X-Request-Id")!);
     expect(row).toMatchObject({ event: "login.failure", ip, member_id: null });
@@ -109,12 +131,22 @@ describe("structured logs", () => {
     const body = (await response.json()) as Record<string, string>;
     const requestId = response.headers.get("X-Request-Id")!;
     const lines = log.mock.calls.map(([line]) => String(line));
-    const mine = lines.map((line) => JSON.parse(line)).filter((line) => line.type === "audit" && line.request_id === requestId);
+    const mine = lines
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.type === "audit" && line.request_id === requestId);
     expect(mine).toEqual([
-      expect.objectContaining({ level: "info", event: "login.success", outcome: "success", member_id: id, organisation_id: 1, user_agent: USER_AGENT }),
+      expect.objectContaining({
+        level: "info",
+        event: "login.success",
+        outcome: "success",
+        member_id: id,
+        organisation_id: 1,
+        user_agent: USER_AGENT,
+      }),
     ]);
     expect(Date.parse(mine[0].at)).not.toBeNaN();
-    for (const secret of [SEED_PASSWORD, body.access_token!, body.refresh_token!]) expect(lines.join("\n")).not.toContain(secret);
+    for (const secret of [SEED_PASSWORD, body.access_token!, body.refresh_token!])
+      expect(lines.join("\n")).not.toContain(secret);
   });
 });
 
@@ -123,11 +155,17 @@ describe("the audit() API", () => {
 
   it("never throws when the D1 write fails, and logs the failure", async () => {
     const errors = vi.spyOn(console, "error");
-    const broken = { prepare: () => { throw new Error("D1 is down"); } } as unknown as D1Database;
+    const broken = {
+      prepare: () => {
+        throw new Error("D1 is down");
+      },
+    } as unknown as D1Database;
     const ctx = createExecutionContext();
     expect(() => audit(ctx, broken, { ...event, requestId: crypto.randomUUID() })).not.toThrow();
     await waitOnExecutionContext(ctx);
-    expect(errors.mock.calls.map(([line]) => String(line)).some((line) => line.includes('"audit_write_failed"'))).toBe(true);
+    expect(errors.mock.calls.map(([line]) => String(line)).some((line) => line.includes('"audit_write_failed"'))).toBe(
+      true,
+    );
   });
 
   it("redacts detail keys that look like credentials", async () => {
@@ -147,14 +185,21 @@ describe("token routes use the same trail", () => {
     const refreshed = await postRefresh({ refresh_token: login.refresh_token });
     expect(refreshed.status).toBe(200);
     const [refreshRow] = await auditRowsOf(refreshed.headers.get("X-Request-Id")!);
-    expect(refreshRow).toMatchObject({ event: "refresh.success", outcome: "success", member_id: id, organisation_id: 1 });
+    expect(refreshRow).toMatchObject({
+      event: "refresh.success",
+      outcome: "success",
+      member_id: id,
+      organisation_id: 1,
+    });
 
     const { refresh_token } = (await refreshed.json()) as Record<string, string>;
     const revoked = await postRevoke({ refresh_token });
     expect(revoked.status).toBe(200);
     const [revokeRow] = await auditRowsOf(revoked.headers.get("X-Request-Id")!);
     expect(revokeRow).toMatchObject({ event: "revoke", member_id: id });
-    const { results } = await env.DB.prepare("SELECT detail FROM audit_events WHERE member_id = ?").bind(id).all<{ detail: string | null }>();
+    const { results } = await env.DB.prepare("SELECT detail FROM audit_events WHERE member_id = ?")
+      .bind(id)
+      .all<{ detail: string | null }>();
     expect(JSON.stringify(results)).not.toContain(refresh_token!);
     expect(JSON.stringify(results)).not.toContain(login.refresh_token!);
   });

@@ -8,17 +8,30 @@ import { gateway, login, postLogin, problem, randomIp } from "./helpers";
 
 const architect = "architect@acme.example";
 
-async function addMember(email: string, fields: { orgId?: number; status?: string; orgStatus?: string } = {}): Promise<void> {
+async function addMember(
+  email: string,
+  fields: { orgId?: number; status?: string; orgStatus?: string } = {},
+): Promise<void> {
   let orgId = fields.orgId ?? 1;
   if (fields.orgStatus) {
     const suffix = crypto.randomUUID().slice(0, 6);
-    const org = await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan, status) VALUES (?, ?, ?, 'professional', ?) RETURNING id")
+    const org = await env.DB.prepare(
+      "INSERT INTO organisations (identifier, name, domain, plan, status) VALUES (?, ?, ?, 'professional', ?) RETURNING id",
+    )
       .bind(`s${suffix}`, "Suspended Org", `${suffix}.example`, fields.orgStatus)
       .first<{ id: number }>();
     orgId = org!.id;
   }
-  await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, role, status) VALUES (?, ?, ?, ?, 'builder', ?)")
-    .bind(crypto.randomUUID().slice(0, 8), orgId, email, await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!), fields.status ?? "active")
+  await env.DB.prepare(
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role, status) VALUES (?, ?, ?, ?, 'builder', ?)",
+  )
+    .bind(
+      crypto.randomUUID().slice(0, 8),
+      orgId,
+      email,
+      await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!),
+      fields.status ?? "active",
+    )
     .run();
 }
 
@@ -32,10 +45,22 @@ describe("successful login", () => {
     const body = (await response.json()) as Record<string, any>;
     expect(body).toMatchObject({ token_type: "Bearer", expires_in: 3600, scope: "architect" });
 
-    const { payload, protectedHeader } = await jwtVerify(body.access_token, new TextEncoder().encode(env.JWT_SECRET), { algorithms: ["HS256"] });
+    const { payload, protectedHeader } = await jwtVerify(body.access_token, new TextEncoder().encode(env.JWT_SECRET), {
+      algorithms: ["HS256"],
+    });
     expect(protectedHeader.kid).toMatch(/^[A-Za-z0-9_-]{12}$/);
     expect(Object.keys(payload).sort()).toEqual(
-      ["exp", "iat", "iss", "jti", "memberEntityId", "memberEntityIdentifier", "organisationEntityIdentifier", "scope", "secretType"].sort(),
+      [
+        "exp",
+        "iat",
+        "iss",
+        "jti",
+        "memberEntityId",
+        "memberEntityIdentifier",
+        "organisationEntityIdentifier",
+        "scope",
+        "secretType",
+      ].sort(),
     );
     expect(payload).toMatchObject({
       iss: "gridgate",
@@ -132,7 +157,8 @@ describe("refusals after the password verified", () => {
 
     const acme = await login("consultant@example.com", { domain: "acme.example" });
     const enterprise = await login("consultant@example.com", { domain: "enterprise.example" });
-    const orgOf = (token: string) => JSON.parse(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))).organisationEntityIdentifier;
+    const orgOf = (token: string) =>
+      JSON.parse(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))).organisationEntityIdentifier;
     expect(orgOf(acme.access_token)).toBe("m7l9hw");
     expect(orgOf(enterprise.access_token)).toBe("q1w2e3");
   });
@@ -166,7 +192,11 @@ describe("malformed requests", () => {
   });
 
   it("400 for a form field given twice", async () => {
-    await expectProblem(await post(`email=${architect}&email=x&password=${SEED_PASSWORD}`, "application/x-www-form-urlencoded"), 400, "invalid_request");
+    await expectProblem(
+      await post(`email=${architect}&email=x&password=${SEED_PASSWORD}`, "application/x-www-form-urlencoded"),
+      400,
+      "invalid_request",
+    );
   });
 
   it("400 for a body that is not UTF-8", async () => {
@@ -186,7 +216,11 @@ describe("malformed requests", () => {
   });
 
   it.each([["text/plain"], ["multipart/form-data; boundary=x"], [null]])("415 for content type %s", async (type) => {
-    await expectProblem(await post(JSON.stringify({ email: architect, password: SEED_PASSWORD }), type), 415, "unsupported_media_type");
+    await expectProblem(
+      await post(JSON.stringify({ email: architect, password: SEED_PASSWORD }), type),
+      415,
+      "unsupported_media_type",
+    );
   });
 
   it("405 with Allow for other methods, 404 for unknown gateway routes", async () => {
@@ -203,7 +237,10 @@ describe("rate limiting", () => {
     const statuses: number[] = [];
     let limited: Response | undefined;
     for (let i = 0; i < 15 && !limited; i++) {
-      const response = await postLogin({ email: `nobody-${i}@acme.example`, password: "x" }, { "CF-Connecting-IP": ip });
+      const response = await postLogin(
+        { email: `nobody-${i}@acme.example`, password: "x" },
+        { "CF-Connecting-IP": ip },
+      );
       statuses.push(response.status);
       if (response.status === 429) limited = response;
     }

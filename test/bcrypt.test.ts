@@ -21,7 +21,9 @@ async function importedMember(hash: string): Promise<{ email: string; id: number
 }
 
 async function storedHash(id: number): Promise<{ password_hash: string; password_changed_at: number }> {
-  return (await env.DB.prepare("SELECT password_hash, password_changed_at FROM members WHERE id = ?").bind(id).first())!;
+  return (await env.DB.prepare("SELECT password_hash, password_changed_at FROM members WHERE id = ?")
+    .bind(id)
+    .first())!;
 }
 
 /** Polls until the member's hash is no longer `previous` (the upgrade runs in waitUntil). */
@@ -37,11 +39,19 @@ async function hashAfterUpgrade(id: number, previous: string): Promise<string> {
 /** A PBKDF2 hash in the gateway's format with chosen parameters, made independently of the gateway's code. */
 async function pbkdf2Hash(password: string, iterations: number, pepperVersion: number): Promise<string> {
   const encoder = new TextEncoder();
-  const pepperKey = await crypto.subtle.importKey("raw", encoder.encode(env.PASSWORD_PEPPER!), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const pepperKey = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(env.PASSWORD_PEPPER!),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   const peppered = await crypto.subtle.sign("HMAC", pepperKey, encoder.encode(password));
   const material = await crypto.subtle.importKey("raw", peppered, "PBKDF2", false, ["deriveBits"]);
   const salt = crypto.getRandomValues(new Uint8Array(16));
-  const bits = new Uint8Array(await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, material, 256));
+  const bits = new Uint8Array(
+    await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, material, 256),
+  );
   const b64 = (bytes: Uint8Array) => bytes.toBase64({ alphabet: "base64url", omitPadding: true });
   return `$pbkdf2-sha256$i=${iterations},p=${pepperVersion}$${b64(salt)}$${b64(bits)}`;
 }
@@ -54,7 +64,8 @@ describe("bcrypt verification", () => {
 
   it("accepts $2a$, $2b$ and $2y$ hashes of the same password", async () => {
     const hash = await bcrypt.hash("imported-password", 4);
-    for (const prefix of ["$2a$", "$2b$", "$2y$"]) expect(await verifyBcrypt("imported-password", prefix + hash.slice(4))).toBe(true);
+    for (const prefix of ["$2a$", "$2b$", "$2y$"])
+      expect(await verifyBcrypt("imported-password", prefix + hash.slice(4))).toBe(true);
   });
 
   it("never verifies a password over 72 bytes, even when bcrypt would (its first 72 bytes match)", async () => {

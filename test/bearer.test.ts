@@ -1,7 +1,16 @@
 // Bearer verification through the HTTP surface: every refusal is a 401 and reaches no origin.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { accessTokenFor, fakeOrigin, fixedClaims, gateway, now, problem, signWithJose, type OriginSeen } from "./helpers";
+import {
+  accessTokenFor,
+  fakeOrigin,
+  fixedClaims,
+  gateway,
+  now,
+  problem,
+  signWithJose,
+  type OriginSeen,
+} from "./helpers";
 
 let seen: OriginSeen[];
 beforeEach(() => {
@@ -20,7 +29,13 @@ function b64url(value: string | Uint8Array): string {
 /** Signs arbitrary header and payload JSON text with `JWT_SECRET`, bypassing every library check. */
 async function rawToken(header: string, payload: string, secret = env.JWT_SECRET!): Promise<string> {
   const input = `${b64url(header)}.${b64url(payload)}`;
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   return `${input}.${b64url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input))))}`;
 }
 
@@ -38,7 +53,11 @@ async function expect401(response: Response, code: string, challenge: RegExp): P
 const INVALID_TOKEN = /^Bearer realm="api", error="invalid_token", error_description="[^"]*"$/;
 
 async function expectInvalidToken(token: string, detail?: RegExp): Promise<void> {
-  const body = await expect401(await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } }), "invalid_token", INVALID_TOKEN);
+  const body = await expect401(
+    await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } }),
+    "invalid_token",
+    INVALID_TOKEN,
+  );
   if (detail) expect(body.detail).toMatch(detail);
 }
 
@@ -49,7 +68,9 @@ describe("presenting credentials", () => {
 
   it("401 for Basic, with a body saying Basic is not supported", async () => {
     const body = await expect401(
-      await gateway("/grids", { headers: { Authorization: `Basic ${btoa("architect@acme.example:gridgate-dev-password")}` } }),
+      await gateway("/grids", {
+        headers: { Authorization: `Basic ${btoa("architect@acme.example:gridgate-dev-password")}` },
+      }),
       "basic_not_supported",
       /^Bearer realm="api"$/,
     );
@@ -58,10 +79,22 @@ describe("presenting credentials", () => {
 
   it("401 for other schemes and for tokens in the query string or a cookie", async () => {
     const token = await accessTokenFor("architect@acme.example");
-    await expect401(await gateway("/grids", { headers: { Authorization: `Digest ${token}` } }), "missing_token", /^Bearer realm="api"$/);
-    const query = await expect401(await gateway(`/grids?access_token=${token}`), "missing_token", /^Bearer realm="api"$/);
+    await expect401(
+      await gateway("/grids", { headers: { Authorization: `Digest ${token}` } }),
+      "missing_token",
+      /^Bearer realm="api"$/,
+    );
+    const query = await expect401(
+      await gateway(`/grids?access_token=${token}`),
+      "missing_token",
+      /^Bearer realm="api"$/,
+    );
     expect(query.detail).toMatch(/query string or cookies/);
-    await expect401(await gateway("/grids", { headers: { Cookie: `access_token=${token}` } }), "missing_token", /^Bearer realm="api"$/);
+    await expect401(
+      await gateway("/grids", { headers: { Cookie: `access_token=${token}` } }),
+      "missing_token",
+      /^Bearer realm="api"$/,
+    );
   });
 
   it("401 for two Authorization headers, even with two valid tokens", async () => {
@@ -87,7 +120,8 @@ describe("token format", () => {
   it("refuses a tampered signature, payload or header", async () => {
     const token = await signWithJose(fixedClaims());
     const [h, p, s] = token.split(".") as [string, string, string];
-    const flipped = (segment: string, at: number) => segment.slice(0, at) + (segment[at] === "A" ? "B" : "A") + segment.slice(at + 1);
+    const flipped = (segment: string, at: number) =>
+      segment.slice(0, at) + (segment[at] === "A" ? "B" : "A") + segment.slice(at + 1);
     await expectInvalidToken(`${h}.${p}.${flipped(s, 5)}`);
     await expectInvalidToken(`${h}.${b64url(JSON.stringify(fixedClaims({ scope: "architect organisation" })))}.${s}`);
     await expectInvalidToken(`${b64url(JSON.stringify({ alg: "HS256" }))}.${p}.${s}`);

@@ -11,7 +11,14 @@ import type { AccessClaims } from "../src/tokens/claims";
 import { accessTokenFor, GATEWAY } from "./helpers";
 
 const ORIGIN_ENV: DemoOriginEnv = { ASSERTION_SECRET: env.ASSERTION_SECRET };
-const ARCHITECT: AccessClaims = { memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect", secretType: "fixed", jti: "token-1" };
+const ARCHITECT: AccessClaims = {
+  memberEntityId: 2549,
+  memberEntityIdentifier: "o6q2is",
+  organisationEntityIdentifier: "m7l9hw",
+  scope: "architect",
+  secretType: "fixed",
+  jti: "token-1",
+};
 
 /** Sends `path` through the real gateway with the demo origin bound as the `ORIGIN` service. */
 async function viaGateway(path: string, token: string, init: RequestInit = {}): Promise<Response> {
@@ -24,10 +31,20 @@ async function viaGateway(path: string, token: string, init: RequestInit = {}): 
 }
 
 /** A request as the gateway forwards it, with an assertion signed for `signedFor` (default: the same method and path). */
-async function forwarded(method: string, path: string, signedFor = { method, path }, secret = env.ASSERTION_SECRET!): Promise<Request> {
+async function forwarded(
+  method: string,
+  path: string,
+  signedFor = { method, path },
+  secret = env.ASSERTION_SECRET!,
+): Promise<Request> {
   const config = { ...getConfig(env), assertionSecret: secret };
   const headers = new Headers();
-  setIdentityHeaders(headers, ARCHITECT, "req-1", await signAssertion(config, ARCHITECT, { ...signedFor, requestId: "req-1" }));
+  setIdentityHeaders(
+    headers,
+    ARCHITECT,
+    "req-1",
+    await signAssertion(config, ARCHITECT, { ...signedFor, requestId: "req-1" }),
+  );
   return new Request(`http://127.0.0.1:8788${path}`, { method, headers });
 }
 
@@ -45,7 +62,13 @@ describe("demo origin behind the gateway", () => {
     expect(body.received).toMatchObject({
       method: "GET",
       path: "/grids",
-      headers: { "X-Member-Entity-Id": "2549", "X-Member-Entity-Identifier": "o6q2is", "X-Organisation-Entity-Identifier": "m7l9hw", "X-Auth-Scope": "architect", "X-Auth-Secret-Type": "fixed" },
+      headers: {
+        "X-Member-Entity-Id": "2549",
+        "X-Member-Entity-Identifier": "o6q2is",
+        "X-Organisation-Entity-Identifier": "m7l9hw",
+        "X-Auth-Scope": "architect",
+        "X-Auth-Secret-Type": "fixed",
+      },
       assertion: { verified: true },
     });
     expect(body.received.headers["X-Request-Id"]).toBe(response.headers.get("X-Request-Id"));
@@ -53,7 +76,11 @@ describe("demo origin behind the gateway", () => {
 
   it("creates a grid with POST and returns it with GET /grids/:id", async () => {
     const token = await accessTokenFor("architect@acme.example");
-    const created = await viaGateway("/grids", token, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "Basement", rows: 6, columns: 9 }) });
+    const created = await viaGateway("/grids", token, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "Basement", rows: 6, columns: 9 }),
+    });
     expect(created.status).toBe(201);
     const { grid } = (await created.json()) as { grid: Record<string, unknown> };
     expect(grid).toMatchObject({ name: "Basement", rows: 6, columns: 9, createdBy: "o6q2is" });
@@ -64,7 +91,11 @@ describe("demo origin behind the gateway", () => {
 
   it("answers 400 to an invalid grid and 404 to an unknown one", async () => {
     const token = await accessTokenFor("architect@acme.example");
-    const invalid = await viaGateway("/grids", token, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "" }) });
+    const invalid = await viaGateway("/grids", token, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "" }),
+    });
     expect(invalid.status).toBe(400);
     expect((await viaGateway("/grids/999999", token)).status).toBe(404);
   });
@@ -78,10 +109,26 @@ describe("demo origin refuses requests that did not come through the gateway", (
   });
 
   it.each([
-    ["no assertion", async () => new Request("http://127.0.0.1:8788/grids", { headers: { "X-Member-Entity-Identifier": "o6q2is" } }), "no X-Gateway-Assertion header"],
-    ["another path", () => forwarded("GET", "/grids/2", { method: "GET", path: "/grids/1" }), "assertion was issued for another method or path"],
-    ["another method", () => forwarded("POST", "/grids", { method: "GET", path: "/grids" }), "assertion was issued for another method or path"],
-    ["another secret", () => forwarded("GET", "/grids", undefined, "some-other-assertion-secret-0123456789abcdef"), "signature verification failed"],
+    [
+      "no assertion",
+      async () => new Request("http://127.0.0.1:8788/grids", { headers: { "X-Member-Entity-Identifier": "o6q2is" } }),
+      "no X-Gateway-Assertion header",
+    ],
+    [
+      "another path",
+      () => forwarded("GET", "/grids/2", { method: "GET", path: "/grids/1" }),
+      "assertion was issued for another method or path",
+    ],
+    [
+      "another method",
+      () => forwarded("POST", "/grids", { method: "GET", path: "/grids" }),
+      "assertion was issued for another method or path",
+    ],
+    [
+      "another secret",
+      () => forwarded("GET", "/grids", undefined, "some-other-assertion-secret-0123456789abcdef"),
+      "signature verification failed",
+    ],
   ])("401 with %s", async (_name, makeRequest, error) => {
     const { status, body } = await send(await makeRequest());
     expect(status).toBe(401);

@@ -10,7 +10,9 @@ const UNKNOWN_SECRET = "an-unknown-secret-of-sufficient-length-0123456789";
 /** The documented kid derivation, computed independently: base64url of the first 9 bytes of HMAC-SHA256(secret, label). */
 async function kidOf(secret: string): Promise<string> {
   const encoder = new TextEncoder();
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode("gridgate fixed-secret key id")));
   return mac.subarray(0, 9).toBase64({ alphabet: "base64url", omitPadding: true });
 }
@@ -28,7 +30,11 @@ describe("fixed secret key ids", () => {
     const current = await kidOf(env.JWT_SECRET!);
     expect(current).toMatch(/^[A-Za-z0-9_-]{12}$/);
     expect(current).not.toBe(await kidOf(env.JWT_SECRET_PREVIOUS!));
-    expect(headerOf(await accessTokenFor("architect@acme.example"))).toEqual({ alg: "HS256", typ: "JWT", kid: current });
+    expect(headerOf(await accessTokenFor("architect@acme.example"))).toEqual({
+      alg: "HS256",
+      typ: "JWT",
+      kid: current,
+    });
   });
 });
 
@@ -36,7 +42,9 @@ describe("rotation with JWT_SECRET_PREVIOUS", () => {
   it("accepts tokens signed with the previous secret, with its kid or without one", async () => {
     const seen = fakeOrigin();
     const previous = env.JWT_SECRET_PREVIOUS!;
-    expect((await getGrids(await signWithJose(fixedClaims(), previous, { kid: await kidOf(previous) }))).status).toBe(200);
+    expect((await getGrids(await signWithJose(fixedClaims(), previous, { kid: await kidOf(previous) }))).status).toBe(
+      200,
+    );
     expect((await getGrids(await signWithJose(fixedClaims(), previous))).status).toBe(200);
     expect(seen).toHaveLength(2);
     expect(seen[0]!.headers["x-auth-secret-type"]).toBe("fixed");
@@ -44,7 +52,10 @@ describe("rotation with JWT_SECRET_PREVIOUS", () => {
 
   it("still accepts the current secret, with its kid or without one", async () => {
     fakeOrigin();
-    expect((await getGrids(await signWithJose(fixedClaims(), env.JWT_SECRET!, { kid: await kidOf(env.JWT_SECRET!) }))).status).toBe(200);
+    expect(
+      (await getGrids(await signWithJose(fixedClaims(), env.JWT_SECRET!, { kid: await kidOf(env.JWT_SECRET!) })))
+        .status,
+    ).toBe(200);
     expect((await getGrids(await signWithJose(fixedClaims()))).status).toBe(200);
   });
 
@@ -60,7 +71,12 @@ describe("rotation with JWT_SECRET_PREVIOUS", () => {
 
   it("refuses a token signed by an unknown secret, whatever kid it claims", async () => {
     const seen = fakeOrigin();
-    const kids = [undefined, await kidOf(UNKNOWN_SECRET), await kidOf(env.JWT_SECRET!), await kidOf(env.JWT_SECRET_PREVIOUS!)];
+    const kids = [
+      undefined,
+      await kidOf(UNKNOWN_SECRET),
+      await kidOf(env.JWT_SECRET!),
+      await kidOf(env.JWT_SECRET_PREVIOUS!),
+    ];
     for (const kid of kids) {
       const token = await signWithJose(fixedClaims(), UNKNOWN_SECRET, kid ? { kid } : {});
       expect((await getGrids(token)).status, `kid ${kid}`).toBe(401);
@@ -72,7 +88,11 @@ describe("rotation with JWT_SECRET_PREVIOUS", () => {
     fakeOrigin();
     const current = env.JWT_SECRET!;
     const previous = env.JWT_SECRET_PREVIOUS!;
-    expect((await getGrids(await signWithJose(fixedClaims(), previous, { kid: await kidOf(current) }))).status).toBe(401);
-    expect((await getGrids(await signWithJose(fixedClaims(), current, { kid: await kidOf(previous) }))).status).toBe(401);
+    expect((await getGrids(await signWithJose(fixedClaims(), previous, { kid: await kidOf(current) }))).status).toBe(
+      401,
+    );
+    expect((await getGrids(await signWithJose(fixedClaims(), current, { kid: await kidOf(previous) }))).status).toBe(
+      401,
+    );
   });
 });

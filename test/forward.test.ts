@@ -26,7 +26,7 @@ describe("request to the origin", () => {
         "x-organisation-entity-identifier": "spoofed",
         "X-Organisation-Anything": "spoofed",
         "X-Auth-Scope": "architect organisation",
-        "X_AUTH_TOKEN_ID": "spoofed",
+        X_AUTH_TOKEN_ID: "spoofed",
         "X-Gateway-Assertion": "spoofed",
         "x-gateway-debug": "spoofed",
         Connection: "keep-alive, X-Internal-Secret",
@@ -53,7 +53,15 @@ describe("request to the origin", () => {
     });
     expect(headers["x-auth-token-id"]).toMatch(/^[0-9a-f-]{36}$/);
     const names = Object.keys(headers);
-    for (const gone of ["authorization", "x_member_entity_identifier", "x-organisation-anything", "x_auth_token_id", "x-gateway-debug", "connection", "x-internal-secret"]) {
+    for (const gone of [
+      "authorization",
+      "x_member_entity_identifier",
+      "x-organisation-anything",
+      "x_auth_token_id",
+      "x-gateway-debug",
+      "connection",
+      "x-internal-secret",
+    ]) {
       expect(names).not.toContain(gone);
     }
     expect(names.filter((name) => /^x[-_](member|organisation|auth|gateway)[-_]/i.test(name)).sort()).toEqual(
@@ -93,7 +101,9 @@ describe("request to the origin", () => {
       tokenId: seen[0]!.headers["x-auth-token-id"],
     });
     expect(payload.exp! - payload.iat!).toBe(60);
-    await expect(jwtVerify(assertion, new TextEncoder().encode(env.JWT_SECRET), { algorithms: ["HS256"] })).rejects.toThrow();
+    await expect(
+      jwtVerify(assertion, new TextEncoder().encode(env.JWT_SECRET), { algorithms: ["HS256"] }),
+    ).rejects.toThrow();
   });
 
   it("streams a large request body through unchanged", async () => {
@@ -106,7 +116,11 @@ describe("request to the origin", () => {
         controller.close();
       },
     });
-    const response = await gateway("/grids", { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: stream });
+    const response = await gateway("/grids", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}` },
+      body: stream,
+    });
     expect(response.status).toBe(200);
     expect(seen[0]!.body.length).toBe(chunk.length * 32);
     expect(seen[0]!.body).toBe(chunk.repeat(32));
@@ -129,8 +143,13 @@ describe("request to the origin", () => {
         controller.enqueue(new TextEncoder().encode("first chunk of a body that never ends"));
       },
     });
-    const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the gateway waited for the whole body")), 2000));
-    const response = await Promise.race([gateway("/grids", { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: endless }), deadline]);
+    const deadline = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error("the gateway waited for the whole body")), 2000),
+    );
+    const response = await Promise.race([
+      gateway("/grids", { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: endless }),
+      deadline,
+    ]);
     expect(response.status).toBe(200);
     expect(await response.text()).toBe("got the first chunk");
     expect(firstChunk).toBe("first chunk of a body that never ends");
@@ -155,7 +174,9 @@ describe("response from the origin", () => {
 
   it("passes redirects to the client instead of following them", async () => {
     const token = await architect();
-    const seen = fakeOrigin(() => new Response(null, { status: 302, headers: { Location: "https://origin.test/elsewhere" } }));
+    const seen = fakeOrigin(
+      () => new Response(null, { status: 302, headers: { Location: "https://origin.test/elsewhere" } }),
+    );
     const redirect = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` }, redirect: "manual" });
     expect(redirect.status, await redirect.clone().text()).toBe(302);
     expect(redirect.headers.get("Location")).toBe("https://origin.test/elsewhere");
@@ -192,9 +213,15 @@ describe("response from the origin", () => {
     const token = await architect();
     const network = vi.spyOn(globalThis, "fetch");
     const bound: Request[] = [];
-    const ORIGIN = { fetch: async (request: Request) => (bound.push(request), new Response("from binding")) } as unknown as Fetcher;
+    const ORIGIN = {
+      fetch: async (request: Request) => (bound.push(request), new Response("from binding")),
+    } as unknown as Fetcher;
     const ctx = createExecutionContext();
-    const response = await worker.fetch(new Request(`${GATEWAY}/grids?a=1`, { headers: { Authorization: `Bearer ${token}` } }), { ...env, ORIGIN }, ctx);
+    const response = await worker.fetch(
+      new Request(`${GATEWAY}/grids?a=1`, { headers: { Authorization: `Bearer ${token}` } }),
+      { ...env, ORIGIN },
+      ctx,
+    );
     await waitOnExecutionContext(ctx);
     expect(await response.text()).toBe("from binding");
     expect(new URL(bound[0]!.url).pathname + new URL(bound[0]!.url).search).toBe("/grids?a=1");
@@ -216,30 +243,46 @@ describe("every response", () => {
     const token = await architect();
     const seen = fakeOrigin();
     const ctx = createExecutionContext();
-    const request = new Request(`${GATEWAY}/grids/1/cells?range=A1:C3&q=a%20b`, { headers: { Authorization: `Bearer ${token}` } });
+    const request = new Request(`${GATEWAY}/grids/1/cells?range=A1:C3&q=a%20b`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
     const response = await worker.fetch(request, { ...env, ORIGIN_URL: "http://origin.test:8080/base/" }, ctx);
     await waitOnExecutionContext(ctx);
     expect(response.status).toBe(200);
     expect(seen[0]!.url).toBe("http://origin.test:8080/base/grids/1/cells?range=A1:C3&q=a%20b");
-    const { payload } = await jwtVerify(seen[0]!.headers["x-gateway-assertion"]!, new TextEncoder().encode(env.ASSERTION_SECRET!));
+    const { payload } = await jwtVerify(
+      seen[0]!.headers["x-gateway-assertion"]!,
+      new TextEncoder().encode(env.ASSERTION_SECRET!),
+    );
     expect(payload.path).toBe("/base/grids/1/cells?range=A1:C3&q=a%20b");
   });
 
-  it.each(["ftp://origin.test", "https://origin.test/api?key=1", "https://user:pw@origin.test", "not a url"])("refuses ORIGIN_URL %j as misconfiguration", async (ORIGIN_URL) => {
-    const error = vi.spyOn(console, "error").mockImplementation(() => {});
-    const seen = fakeOrigin();
-    const token = await architect();
-    const response = await worker.fetch(new Request(`${GATEWAY}/grids`, { headers: { Authorization: `Bearer ${token}` } }), { ...env, ORIGIN_URL }, createExecutionContext());
-    expect(response.status).toBe(500);
-    expect((await problem(response)).detail).toBe("The gateway is misconfigured; the operator has been told.");
-    expect(error).toHaveBeenCalledWith(expect.stringContaining("ORIGIN_URL must be an http(s) URL"));
-    expect(seen).toEqual([]);
-  });
+  it.each(["ftp://origin.test", "https://origin.test/api?key=1", "https://user:pw@origin.test", "not a url"])(
+    "refuses ORIGIN_URL %j as misconfiguration",
+    async (ORIGIN_URL) => {
+      const error = vi.spyOn(console, "error").mockImplementation(() => {});
+      const seen = fakeOrigin();
+      const token = await architect();
+      const response = await worker.fetch(
+        new Request(`${GATEWAY}/grids`, { headers: { Authorization: `Bearer ${token}` } }),
+        { ...env, ORIGIN_URL },
+        createExecutionContext(),
+      );
+      expect(response.status).toBe(500);
+      expect((await problem(response)).detail).toBe("The gateway is misconfigured; the operator has been told.");
+      expect(error).toHaveBeenCalledWith(expect.stringContaining("ORIGIN_URL must be an http(s) URL"));
+      expect(seen).toEqual([]);
+    },
+  );
 
   it("returns an opaque 500 problem, without internals, when the gateway is misconfigured", async () => {
     const error = vi.spyOn(console, "error").mockImplementation(() => {});
     const ctx = createExecutionContext();
-    const response = await worker.fetch(new Request(`${GATEWAY}/grids`, { headers: { Authorization: "Bearer x.y.z" } }), { ...env, JWT_SECRET: "short" }, ctx);
+    const response = await worker.fetch(
+      new Request(`${GATEWAY}/grids`, { headers: { Authorization: "Bearer x.y.z" } }),
+      { ...env, JWT_SECRET: "short" },
+      ctx,
+    );
     expect(response.status).toBe(500);
     const body = await problem(response);
     expect(body.detail).toBe("The gateway is misconfigured; the operator has been told.");

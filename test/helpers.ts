@@ -63,8 +63,14 @@ export function fixedClaims(overrides: Record<string, unknown> = {}): Record<str
 }
 
 /** Signs `claims` with jose (an independent HS256 implementation) under `secret`, default `JWT_SECRET`. */
-export function signWithJose(claims: Record<string, unknown>, secret = env.JWT_SECRET!, header: Record<string, unknown> = {}): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT", ...header }).sign(new TextEncoder().encode(secret));
+export function signWithJose(
+  claims: Record<string, unknown>,
+  secret = env.JWT_SECRET!,
+  header: Record<string, unknown> = {},
+): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT", ...header })
+    .sign(new TextEncoder().encode(secret));
 }
 
 /** A response the fake origin gives, echoing what reached it. */
@@ -81,11 +87,19 @@ export interface OriginSeen {
  * Replaces the network `fetch` the gateway uses for `ORIGIN_URL` with a fake origin that records
  * every request. Returns the list of what reached it; restored by `vi.restoreAllMocks()`.
  */
-export function fakeOrigin(respond: (request: Request) => Response | Promise<Response> = () => Response.json({ ok: true })): OriginSeen[] {
+export function fakeOrigin(
+  respond: (request: Request) => Response | Promise<Response> = () => Response.json({ ok: true }),
+): OriginSeen[] {
   const seen: OriginSeen[] = [];
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
     const request = new Request(input, init);
-    seen.push({ method: request.method, url: request.url, redirect: request.redirect, headers: Object.fromEntries(request.headers), body: await request.clone().text() });
+    seen.push({
+      method: request.method,
+      url: request.url,
+      redirect: request.redirect,
+      headers: Object.fromEntries(request.headers),
+      body: await request.clone().text(),
+    });
     return respond(request);
   });
   return seen;
@@ -123,7 +137,9 @@ export interface AuditRow {
 export async function auditRowsOf(requestId: string, atLeast = 1, timeoutMs = 2000): Promise<AuditRow[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id").bind(requestId).all<AuditRow>();
+    const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id")
+      .bind(requestId)
+      .all<AuditRow>();
     if (results.length >= atLeast || Date.now() > deadline) return results;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

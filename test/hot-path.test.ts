@@ -9,12 +9,19 @@ afterEach(() => {
 });
 
 function spyOnStorage() {
-  return [vi.spyOn(env.DB, "prepare"), vi.spyOn(env.DB, "batch"), vi.spyOn(env.TOKENS, "get"), vi.spyOn(env.TOKENS, "put")];
+  return [
+    vi.spyOn(env.DB, "prepare"),
+    vi.spyOn(env.DB, "batch"),
+    vi.spyOn(env.TOKENS, "get"),
+    vi.spyOn(env.TOKENS, "put"),
+  ];
 }
 
 async function newOrganisation(plan: string): Promise<string> {
   const identifier = `h${crypto.randomUUID().slice(0, 5)}`;
-  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Hot', ?, ?)").bind(identifier, `${identifier}.example`, plan).run();
+  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Hot', ?, ?)")
+    .bind(identifier, `${identifier}.example`, plan)
+    .run();
   return identifier;
 }
 
@@ -39,7 +46,8 @@ describe("storage I/O on the request path", () => {
     expect((await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
     expect(spies[0], "the first request loads the plan from D1").toHaveBeenCalledTimes(1);
     for (const spy of spies) spy.mockClear();
-    for (let i = 0; i < 3; i++) expect((await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
     for (const spy of spies) expect(spy).not.toHaveBeenCalled();
   });
 });
@@ -49,7 +57,9 @@ describe("plan cache", () => {
     fakeOrigin();
     vi.useFakeTimers({ toFake: ["Date"] });
     const organisation = await newOrganisation("professional");
-    const token = await signWithJose(fixedClaims({ organisationEntityIdentifier: organisation, exp: Math.floor(Date.now() / 1000) + 3600 }));
+    const token = await signWithJose(
+      fixedClaims({ organisationEntityIdentifier: organisation, exp: Math.floor(Date.now() / 1000) + 3600 }),
+    );
     const get = () => gateway("/grids", { headers: { Authorization: `Bearer ${token}` } });
 
     expect((await get()).status).toBe(200);

@@ -11,7 +11,9 @@ const FREE_ATTEMPTS = 5;
 /** A fresh active member of the seeded Acme organisation (professional plan) with the seed password. */
 async function freshMember(prefix: string): Promise<string> {
   const email = `${prefix}-${crypto.randomUUID().slice(0, 8)}@acme.example`;
-  await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, 1, ?, ?, 'builder')")
+  await env.DB.prepare(
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, 1, ?, ?, 'builder')",
+  )
     .bind(`t${crypto.randomUUID().slice(0, 7)}`, email, await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!))
     .run();
   return email;
@@ -52,19 +54,27 @@ describe("per-account back-off", () => {
     const doubled = await fail(email);
     expect(doubled.status).toBe(429);
     expect(doubled.headers.get("Retry-After")).toBe("2");
-    expect(await env.TOKENS.get<Record<string, number>>(await counterKey(email), "json")).toMatchObject({ failures: FREE_ATTEMPTS + 1 });
+    expect(await env.TOKENS.get<Record<string, number>>(await counterKey(email), "json")).toMatchObject({
+      failures: FREE_ATTEMPTS + 1,
+    });
   });
 
   it("keeps doubling up to LOGIN_BACKOFF_MAX_SECONDS", async () => {
     const email = await freshMember("capped");
     const key = await counterKey(email);
     const now = Date.now();
-    await env.TOKENS.put(key, JSON.stringify({ failures: FREE_ATTEMPTS + 3, lockedUntil: 0, expiresAt: now + 600_000 }));
+    await env.TOKENS.put(
+      key,
+      JSON.stringify({ failures: FREE_ATTEMPTS + 3, lockedUntil: 0, expiresAt: now + 600_000 }),
+    );
     expect((await fail(email)).status).toBe(401);
     expect((await fail(email)).headers.get("Retry-After")).toBe(String(2 ** 4));
 
     const other = await freshMember("capped");
-    await env.TOKENS.put(await counterKey(other), JSON.stringify({ failures: FREE_ATTEMPTS + 30, lockedUntil: 0, expiresAt: now + 600_000 }));
+    await env.TOKENS.put(
+      await counterKey(other),
+      JSON.stringify({ failures: FREE_ATTEMPTS + 30, lockedUntil: 0, expiresAt: now + 600_000 }),
+    );
     expect((await fail(other)).status).toBe(401);
     const capped = await fail(other);
     expect(capped.status).toBe(429);
@@ -83,9 +93,16 @@ describe("per-account back-off", () => {
 
   it("cannot be bypassed by adding, removing or changing the domain, or by re-casing the email", async () => {
     const email = await freshMember("domains");
-    const variants = [{}, { domain: "acme.example" }, { domain: "enterprise.example" }, { domain: "nowhere.example" }, { email: `  ${email.toUpperCase()} ` }];
+    const variants = [
+      {},
+      { domain: "acme.example" },
+      { domain: "enterprise.example" },
+      { domain: "nowhere.example" },
+      { email: `  ${email.toUpperCase()} ` },
+    ];
     for (const extra of variants) expect((await fail(email, extra)).status).toBe(401);
-    for (const extra of variants) expect((await postLogin({ email, password: SEED_PASSWORD, ...extra })).status).toBe(429);
+    for (const extra of variants)
+      expect((await postLogin({ email, password: SEED_PASSWORD, ...extra })).status).toBe(429);
   });
 
   it("locks unknown emails the same way, with an identical 429", async () => {
@@ -101,10 +118,12 @@ describe("per-account back-off", () => {
   });
 
   it("does not count refusals that come after the password verified, nor malformed bodies", async () => {
-    for (let i = 0; i < FREE_ATTEMPTS + 1; i++) expect((await postLogin({ email: "free@free.example", password: SEED_PASSWORD })).status).toBe(403);
+    for (let i = 0; i < FREE_ATTEMPTS + 1; i++)
+      expect((await postLogin({ email: "free@free.example", password: SEED_PASSWORD })).status).toBe(403);
     expect(await env.TOKENS.get(await counterKey("free@free.example"))).toBeNull();
     const email = await freshMember("toolong");
-    for (let i = 0; i < FREE_ATTEMPTS + 1; i++) expect((await postLogin({ email, password: "x".repeat(1025) })).status).toBe(400);
+    for (let i = 0; i < FREE_ATTEMPTS + 1; i++)
+      expect((await postLogin({ email, password: "x".repeat(1025) })).status).toBe(400);
     expect(await env.TOKENS.get(await counterKey(email))).toBeNull();
     expect((await postLogin({ email, password: SEED_PASSWORD })).status).toBe(200);
   });

@@ -56,15 +56,24 @@ async function expectConforms(method: string, path: string, response: Response):
   const body = await response.json();
   const result = validator(spec.content[mediaType].schema).safeParse(body);
   expect(result.error?.issues ?? [], JSON.stringify(body)).toEqual([]);
-  if (mediaType === "application/problem+json") expect(body).toMatchObject({ status: response.status, request_id: response.headers.get("X-Request-Id") });
+  if (mediaType === "application/problem+json")
+    expect(body).toMatchObject({ status: response.status, request_id: response.headers.get("X-Request-Id") });
   exercised.add(`${method} ${path} ${response.status}`);
   return body as Json;
 }
 
-function post(path: string, body: unknown, init: { contentType?: string; raw?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+function post(
+  path: string,
+  body: unknown,
+  init: { contentType?: string; raw?: string; headers?: Record<string, string> } = {},
+): Promise<Response> {
   return gateway(path, {
     method: "POST",
-    headers: { "Content-Type": init.contentType ?? "application/json", "CF-Connecting-IP": randomIp(), ...init.headers },
+    headers: {
+      "Content-Type": init.contentType ?? "application/json",
+      "CF-Connecting-IP": randomIp(),
+      ...init.headers,
+    },
     body: init.raw ?? JSON.stringify(body),
   });
 }
@@ -75,9 +84,21 @@ function login(body: unknown, init: { contentType?: string; raw?: string } = {})
 
 /** The documented 400, 413 and 415 of a POST route that reads a body. */
 async function expectBodyProblems(path: string, headers: Record<string, string> = {}): Promise<void> {
-  expect((await expectConforms("post", path, await post(path, null, { raw: "{not json", headers }))).code).toBe("invalid_request");
-  expect((await expectConforms("post", path, await post(path, null, { raw: JSON.stringify({ x: "y".repeat(17 * 1024) }), headers }))).code).toBe("payload_too_large");
-  expect((await expectConforms("post", path, await post(path, null, { contentType: "text/plain", raw: "x", headers }))).code).toBe("unsupported_media_type");
+  expect((await expectConforms("post", path, await post(path, null, { raw: "{not json", headers }))).code).toBe(
+    "invalid_request",
+  );
+  expect(
+    (
+      await expectConforms(
+        "post",
+        path,
+        await post(path, null, { raw: JSON.stringify({ x: "y".repeat(17 * 1024) }), headers }),
+      )
+    ).code,
+  ).toBe("payload_too_large");
+  expect(
+    (await expectConforms("post", path, await post(path, null, { contentType: "text/plain", raw: "x", headers }))).code,
+  ).toBe("unsupported_media_type");
 }
 
 async function tokensOf(email: string): Promise<Json> {
@@ -93,22 +114,47 @@ describe("the document", () => {
     const body = await expectConforms("get", "/openapi.json", response);
     expect(body.openapi).toBe("3.1.0");
     expect(Object.keys(body.paths)).toEqual(
-      expect.arrayContaining(["/health", "/authenticate", "/authenticate/refresh", "/authenticate/revoke", "/authenticate/secrets", "/authenticate/secrets/{kid}"]),
+      expect.arrayContaining([
+        "/health",
+        "/authenticate",
+        "/authenticate/refresh",
+        "/authenticate/revoke",
+        "/authenticate/secrets",
+        "/authenticate/secrets/{kid}",
+      ]),
     );
     expect(body.paths["/authenticate"].post.requestBody.content).toHaveProperty("application/x-www-form-urlencoded");
-    await expectConforms("get", "/openapi.json", await gateway("/openapi.json", { headers: { Authorization: "Bearer nonsense" } }));
+    await expectConforms(
+      "get",
+      "/openapi.json",
+      await gateway("/openapi.json", { headers: { Authorization: "Bearer nonsense" } }),
+    );
     expect((await gateway("/openapi.json", { method: "POST" })).status).toBe(405);
   });
 
   it("has validators that refuse what the gateway must not send", () => {
     const tokens = validator(documented("post", "/authenticate", 200).content["application/json"].schema);
-    const good = { access_token: "a", token_type: "Bearer", expires_in: 3600, refresh_token: "r", refresh_token_expires_in: 60, scope: "user" };
+    const good = {
+      access_token: "a",
+      token_type: "Bearer",
+      expires_in: 3600,
+      refresh_token: "r",
+      refresh_token_expires_in: 60,
+      scope: "user",
+    };
     expect(tokens.safeParse(good).success).toBe(true);
     expect(tokens.safeParse({ ...good, refresh_token: undefined }).success).toBe(false);
     expect(tokens.safeParse({ ...good, password_hash: "x" }).success).toBe(false);
     expect(tokens.safeParse({ ...good, token_type: "bearer" }).success).toBe(false);
     const unauthorised = validator(documented("post", "/authenticate", 401).content["application/problem+json"].schema);
-    const problem = { type: "urn:gridgate:problem:invalid_credentials", title: "t", status: 401, detail: "d", code: "invalid_credentials", request_id: crypto.randomUUID() };
+    const problem = {
+      type: "urn:gridgate:problem:invalid_credentials",
+      title: "t",
+      status: 401,
+      detail: "d",
+      code: "invalid_credentials",
+      request_id: crypto.randomUUID(),
+    };
     expect(unauthorised.safeParse(problem).success).toBe(true);
     expect(unauthorised.safeParse({ ...problem, code: "account_suspended" }).success).toBe(false);
     expect(unauthorised.safeParse({ ...problem, request_id: "1" }).success).toBe(false);
@@ -123,31 +169,73 @@ describe("GET /health", () => {
 
 describe("POST /authenticate", () => {
   it("200 for JSON and for form bodies", async () => {
-    await expectConforms("post", "/authenticate", await login({ email: "architect@acme.example", password: SEED_PASSWORD }));
+    await expectConforms(
+      "post",
+      "/authenticate",
+      await login({ email: "architect@acme.example", password: SEED_PASSWORD }),
+    );
     const form = new URLSearchParams({ email: "viewer@acme.example", password: SEED_PASSWORD }).toString();
-    const body = await expectConforms("post", "/authenticate", await login(null, { contentType: "application/x-www-form-urlencoded", raw: form }));
+    const body = await expectConforms(
+      "post",
+      "/authenticate",
+      await login(null, { contentType: "application/x-www-form-urlencoded", raw: form }),
+    );
     expect(body.scope).toBe("user");
   });
 
   it("400, 413 and 415 for bodies it cannot use", async () => {
-    expect((await expectConforms("post", "/authenticate", await login({ email: "a@b.c" }))).code).toBe("invalid_request");
+    expect((await expectConforms("post", "/authenticate", await login({ email: "a@b.c" }))).code).toBe(
+      "invalid_request",
+    );
     const huge = JSON.stringify({ email: "a@b.c", password: "x".repeat(17 * 1024) });
-    expect((await expectConforms("post", "/authenticate", await login(null, { raw: huge }))).code).toBe("payload_too_large");
-    expect((await expectConforms("post", "/authenticate", await login(null, { contentType: "text/plain", raw: "x" }))).code).toBe("unsupported_media_type");
+    expect((await expectConforms("post", "/authenticate", await login(null, { raw: huge }))).code).toBe(
+      "payload_too_large",
+    );
+    expect(
+      (await expectConforms("post", "/authenticate", await login(null, { contentType: "text/plain", raw: "x" }))).code,
+    ).toBe("unsupported_media_type");
   });
 
   it("401, 403 (plan and suspended) and 409", async () => {
-    expect((await expectConforms("post", "/authenticate", await login({ email: "architect@acme.example", password: "wrong" }))).code).toBe("invalid_credentials");
-    expect((await expectConforms("post", "/authenticate", await login({ email: "free@free.example", password: SEED_PASSWORD }))).code).toBe("plan_not_eligible");
+    expect(
+      (
+        await expectConforms(
+          "post",
+          "/authenticate",
+          await login({ email: "architect@acme.example", password: "wrong" }),
+        )
+      ).code,
+    ).toBe("invalid_credentials");
+    expect(
+      (
+        await expectConforms(
+          "post",
+          "/authenticate",
+          await login({ email: "free@free.example", password: SEED_PASSWORD }),
+        )
+      ).code,
+    ).toBe("plan_not_eligible");
 
     const email = `suspended-${crypto.randomUUID().slice(0, 8)}@acme.example`;
     const hash = await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!);
-    await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, role, status) VALUES (?, 1, ?, ?, 'user', 'suspended')")
+    await env.DB.prepare(
+      "INSERT INTO members (identifier, organisation_id, email, password_hash, role, status) VALUES (?, 1, ?, ?, 'user', 'suspended')",
+    )
       .bind(`s${crypto.randomUUID().slice(0, 5)}`, email, hash)
       .run();
-    expect((await expectConforms("post", "/authenticate", await login({ email, password: SEED_PASSWORD }))).code).toBe("account_suspended");
+    expect((await expectConforms("post", "/authenticate", await login({ email, password: SEED_PASSWORD }))).code).toBe(
+      "account_suspended",
+    );
 
-    expect((await expectConforms("post", "/authenticate", await login({ email: "consultant@example.com", password: SEED_PASSWORD }))).code).toBe("domain_required");
+    expect(
+      (
+        await expectConforms(
+          "post",
+          "/authenticate",
+          await login({ email: "consultant@example.com", password: SEED_PASSWORD }),
+        )
+      ).code,
+    ).toBe("domain_required");
   });
 
   it("429 once one IP exceeds the login limit", async () => {
@@ -165,19 +253,50 @@ describe("POST /authenticate", () => {
 describe("POST /authenticate/refresh and /authenticate/revoke", () => {
   it("refresh: 200, 401 for a spent token, 403 once the plan lapsed, and bad bodies", async () => {
     const { refresh_token } = await tokensOf("builder@acme.example");
-    const rotated = await expectConforms("post", "/authenticate/refresh", await post("/authenticate/refresh", { refresh_token }));
+    const rotated = await expectConforms(
+      "post",
+      "/authenticate/refresh",
+      await post("/authenticate/refresh", { refresh_token }),
+    );
     expect(rotated.refresh_token).not.toBe(refresh_token);
-    expect((await expectConforms("post", "/authenticate/refresh", await post("/authenticate/refresh", { refresh_token: "rt_unknown" }))).code).toBe("invalid_grant");
+    expect(
+      (
+        await expectConforms(
+          "post",
+          "/authenticate/refresh",
+          await post("/authenticate/refresh", { refresh_token: "rt_unknown" }),
+        )
+      ).code,
+    ).toBe("invalid_grant");
 
     const organisation = `p${crypto.randomUUID().slice(0, 6)}`;
     const email = `lapse@${organisation}.example`;
-    await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Lapsing', ?, 'professional')").bind(organisation, `${organisation}.example`).run();
-    await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, role) SELECT ?, id, ?, ?, 'user' FROM organisations WHERE identifier = ?")
-      .bind(`l${crypto.randomUUID().slice(0, 5)}`, email, await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!), organisation)
+    await env.DB.prepare(
+      "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Lapsing', ?, 'professional')",
+    )
+      .bind(organisation, `${organisation}.example`)
+      .run();
+    await env.DB.prepare(
+      "INSERT INTO members (identifier, organisation_id, email, password_hash, role) SELECT ?, id, ?, ?, 'user' FROM organisations WHERE identifier = ?",
+    )
+      .bind(
+        `l${crypto.randomUUID().slice(0, 5)}`,
+        email,
+        await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!),
+        organisation,
+      )
       .run();
     const lapsing = await tokensOf(email);
     await env.DB.prepare("UPDATE organisations SET plan = 'free' WHERE identifier = ?").bind(organisation).run();
-    expect((await expectConforms("post", "/authenticate/refresh", await post("/authenticate/refresh", { refresh_token: lapsing.refresh_token }))).code).toBe("plan_not_eligible");
+    expect(
+      (
+        await expectConforms(
+          "post",
+          "/authenticate/refresh",
+          await post("/authenticate/refresh", { refresh_token: lapsing.refresh_token }),
+        )
+      ).code,
+    ).toBe("plan_not_eligible");
 
     await expectBodyProblems("/authenticate/refresh");
   });
@@ -185,7 +304,11 @@ describe("POST /authenticate/refresh and /authenticate/revoke", () => {
   it("revoke: 200 with an empty body, 401 for all:true without a Bearer token, and bad bodies", async () => {
     const { refresh_token } = await tokensOf("viewer@acme.example");
     await expectConforms("post", "/authenticate/revoke", await post("/authenticate/revoke", { refresh_token }));
-    await expectConforms("post", "/authenticate/revoke", await post("/authenticate/revoke", { refresh_token: "unknown" }));
+    await expectConforms(
+      "post",
+      "/authenticate/revoke",
+      await post("/authenticate/revoke", { refresh_token: "unknown" }),
+    );
     const unauthenticated = await post("/authenticate/revoke", { all: true });
     expect((await expectConforms("post", "/authenticate/revoke", unauthenticated)).code).toBe("missing_token");
     await expectBodyProblems("/authenticate/revoke");
@@ -197,7 +320,11 @@ describe("/authenticate/secrets", () => {
     const architect = { Authorization: `Bearer ${(await tokensOf("owner@enterprise.example")).access_token}` };
     const viewer = { Authorization: `Bearer ${(await tokensOf("viewer@acme.example")).access_token}` };
 
-    const created = await expectConforms("post", "/authenticate/secrets", await post("/authenticate/secrets", { label: "ci" }, { headers: architect }));
+    const created = await expectConforms(
+      "post",
+      "/authenticate/secrets",
+      await post("/authenticate/secrets", { label: "ci" }, { headers: architect }),
+    );
     let full: Response | undefined;
     for (let i = 0; i < 12 && !full; i++) {
       const response = await post("/authenticate/secrets", {}, { headers: architect });
@@ -205,27 +332,81 @@ describe("/authenticate/secrets", () => {
       else expect(response.status).toBe(201);
     }
     expect((await expectConforms("post", "/authenticate/secrets", full!)).code).toBe("secret_limit_reached");
-    expect((await expectConforms("post", "/authenticate/secrets", await post("/authenticate/secrets", {}))).code).toBe("missing_token");
-    expect((await expectConforms("post", "/authenticate/secrets", await post("/authenticate/secrets", {}, { headers: viewer }))).code).toBe("insufficient_scope");
+    expect((await expectConforms("post", "/authenticate/secrets", await post("/authenticate/secrets", {}))).code).toBe(
+      "missing_token",
+    );
+    expect(
+      (
+        await expectConforms(
+          "post",
+          "/authenticate/secrets",
+          await post("/authenticate/secrets", {}, { headers: viewer }),
+        )
+      ).code,
+    ).toBe("insufficient_scope");
     await expectBodyProblems("/authenticate/secrets", architect);
 
-    const listed = await expectConforms("get", "/authenticate/secrets", await gateway("/authenticate/secrets", { headers: architect }));
+    const listed = await expectConforms(
+      "get",
+      "/authenticate/secrets",
+      await gateway("/authenticate/secrets", { headers: architect }),
+    );
     expect(listed.secrets.map((secret: Json) => secret.kid)).toContain(created.kid);
-    expect((await expectConforms("get", "/authenticate/secrets", await gateway("/authenticate/secrets"))).code).toBe("missing_token");
-    expect((await expectConforms("get", "/authenticate/secrets", await gateway("/authenticate/secrets", { headers: viewer }))).code).toBe("insufficient_scope");
+    expect((await expectConforms("get", "/authenticate/secrets", await gateway("/authenticate/secrets"))).code).toBe(
+      "missing_token",
+    );
+    expect(
+      (
+        await expectConforms(
+          "get",
+          "/authenticate/secrets",
+          await gateway("/authenticate/secrets", { headers: viewer }),
+        )
+      ).code,
+    ).toBe("insufficient_scope");
 
     const path = "/authenticate/secrets/{kid}";
-    await expectConforms("delete", path, await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE", headers: architect }));
-    expect((await expectConforms("delete", path, await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE", headers: architect }))).code).toBe("not_found");
-    expect((await expectConforms("delete", path, await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE" }))).code).toBe("missing_token");
-    expect((await expectConforms("delete", path, await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE", headers: viewer }))).code).toBe("insufficient_scope");
+    await expectConforms(
+      "delete",
+      path,
+      await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE", headers: architect }),
+    );
+    expect(
+      (
+        await expectConforms(
+          "delete",
+          path,
+          await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE", headers: architect }),
+        )
+      ).code,
+    ).toBe("not_found");
+    expect(
+      (
+        await expectConforms(
+          "delete",
+          path,
+          await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE" }),
+        )
+      ).code,
+    ).toBe("missing_token");
+    expect(
+      (
+        await expectConforms(
+          "delete",
+          path,
+          await gateway(`/authenticate/secrets/${created.kid}`, { method: "DELETE", headers: viewer }),
+        )
+      ).code,
+    ).toBe("insufficient_scope");
   });
 });
 
 describe("coverage", () => {
   it("every documented response except the opaque 500 was produced by a real request above", () => {
     const documentedResponses = Object.entries<Json>(doc.paths).flatMap(([path, item]) =>
-      Object.entries<Json>(item).flatMap(([method, operation]) => Object.keys(operation.responses).map((status) => `${method} ${path} ${status}`)),
+      Object.entries<Json>(item).flatMap(([method, operation]) =>
+        Object.keys(operation.responses).map((status) => `${method} ${path} ${status}`),
+      ),
     );
     expect(documentedResponses.filter((key) => !key.endsWith(" 500") && !exercised.has(key))).toEqual([]);
   });

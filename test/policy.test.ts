@@ -16,14 +16,20 @@ async function call(method: string, path: string, claims: Record<string, unknown
 
 describe("plan gate", () => {
   it("403 plan_not_eligible for a free-plan organisation's validly signed token", async () => {
-    const response = await call("GET", "/grids", { organisationEntityIdentifier: "f4r5t6", memberEntityIdentifier: "f3g6hj", memberEntityId: 2554 });
+    const response = await call("GET", "/grids", {
+      organisationEntityIdentifier: "f4r5t6",
+      memberEntityIdentifier: "f3g6hj",
+      memberEntityId: 2554,
+    });
     expect(response.status).toBe(403);
     expect((await problem(response)).code).toBe("plan_not_eligible");
     expect(seen).toEqual([]);
   });
 
   it("403 for an unknown or suspended organisation", async () => {
-    await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan, status) VALUES ('susp01', 'S', 'susp01.example', 'enterprise', 'suspended')").run();
+    await env.DB.prepare(
+      "INSERT INTO organisations (identifier, name, domain, plan, status) VALUES ('susp01', 'S', 'susp01.example', 'enterprise', 'suspended')",
+    ).run();
     for (const organisation of ["nosuch", "susp01"]) {
       const response = await call("GET", "/grids", { organisationEntityIdentifier: organisation });
       expect(response.status).toBe(403);
@@ -97,7 +103,9 @@ describe("scope policy", () => {
   it.each(denied)("scope %j may not %s %s", async (scope, method, path, needed) => {
     const response = await call(method, path, { scope });
     expect(response.status).toBe(403);
-    expect(response.headers.get("WWW-Authenticate")).toBe(`Bearer realm="api", error="insufficient_scope", scope="${needed}"`);
+    expect(response.headers.get("WWW-Authenticate")).toBe(
+      `Bearer realm="api", error="insufficient_scope", scope="${needed}"`,
+    );
     expect((await problem(response)).code).toBe("insufficient_scope");
     expect(seen).toEqual([]);
   });
@@ -105,19 +113,27 @@ describe("scope policy", () => {
   it("gives seeded members their role's access", async () => {
     const viewer = await accessTokenFor("viewer@acme.example");
     const reader = await accessTokenFor("reader@acme.example");
-    const post = (token: string) => gateway("/grids", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: "{}" });
+    const post = (token: string) =>
+      gateway("/grids", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: "{}",
+      });
     expect((await post(viewer)).status).toBe(403);
     expect((await post(reader)).status).toBe(403);
     expect((await gateway("/grids/1", { headers: { Authorization: `Bearer ${reader}` } })).status).toBe(200);
     expect(seen).toHaveLength(1);
   });
 
-  it.each(["/grids/..%2Fadmin", "/grids%2fadmin", "/grids/..%5Cadmin"])("400 for %s: encoded separators could mean another resource to the origin", async (path) => {
-    const response = await call("GET", path, { scope: "architect" });
-    expect(response.status).toBe(400);
-    expect((await problem(response)).code).toBe("invalid_request");
-    expect(seen).toEqual([]);
-  });
+  it.each(["/grids/..%2Fadmin", "/grids%2fadmin", "/grids/..%5Cadmin"])(
+    "400 for %s: encoded separators could mean another resource to the origin",
+    async (path) => {
+      const response = await call("GET", path, { scope: "architect" });
+      expect(response.status).toBe(400);
+      expect((await problem(response)).code).toBe("invalid_request");
+      expect(seen).toEqual([]);
+    },
+  );
 
   it("400 for a path whose first segment is not valid percent-encoding", async () => {
     const response = await call("GET", "/%E0%A4%A/x", { scope: "architect" });

@@ -67,11 +67,15 @@ export async function newAccount(plan = "professional"): Promise<Account> {
   passwordHash ??= hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!);
   const suffix = crypto.randomUUID().slice(0, 8);
   const organisation = `r${suffix}`;
-  const org = await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, ?, ?, ?) RETURNING id")
+  const org = await env.DB.prepare(
+    "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, ?, ?, ?) RETURNING id",
+  )
     .bind(organisation, "Refresh Test Org", `${suffix}.refresh.example`, plan)
     .first<{ id: number }>();
   const email = `member@${suffix}.refresh.example`;
-  const member = await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, ?, 'builder') RETURNING id")
+  const member = await env.DB.prepare(
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, ?, 'builder') RETURNING id",
+  )
     .bind(`m${suffix}`, org!.id, email, await passwordHash)
     .first<{ id: number }>();
   return { email, memberId: member!.id, organisationId: org!.id, organisation };

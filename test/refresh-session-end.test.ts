@@ -27,7 +27,9 @@ describe("refresh re-reads the member and organisation", () => {
     expect((await storedRecord(token))!.usedAt).toBeUndefined();
     expect(await familyRevocation(token)).toMatchObject({ reason: "plan_not_eligible", memberId: account.memberId });
 
-    await env.DB.prepare("UPDATE organisations SET plan = 'enterprise' WHERE id = ?").bind(account.organisationId).run();
+    await env.DB.prepare("UPDATE organisations SET plan = 'enterprise' WHERE id = ?")
+      .bind(account.organisationId)
+      .run();
     await expectRefused(token, 401, "invalid_grant");
     expect((await refreshOk((await loginAccount(account)).refresh_token)).scope).toBe("builder");
   });
@@ -43,7 +45,9 @@ describe("refresh re-reads the member and organisation", () => {
   it("a suspended organisation gets 403 account_suspended", async () => {
     const account = await newAccount();
     const token = (await loginAccount(account)).refresh_token as string;
-    await env.DB.prepare("UPDATE organisations SET status = 'suspended' WHERE id = ?").bind(account.organisationId).run();
+    await env.DB.prepare("UPDATE organisations SET status = 'suspended' WHERE id = ?")
+      .bind(account.organisationId)
+      .run();
     await expectRefused(token, 403, "account_suspended");
   });
 
@@ -59,7 +63,9 @@ describe("refresh re-reads the member and organisation", () => {
     const account = await newAccount();
     const before = (await loginAccount(account)).refresh_token as string;
     const changedAt = Math.ceil(Date.now() / 1000) + 1;
-    await env.DB.prepare("UPDATE members SET password_changed_at = ? WHERE id = ?").bind(changedAt, account.memberId).run();
+    await env.DB.prepare("UPDATE members SET password_changed_at = ? WHERE id = ?")
+      .bind(changedAt, account.memberId)
+      .run();
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(changedAt * 1000 + 500);
     const after = (await loginAccount(account)).refresh_token as string;
@@ -72,7 +78,9 @@ describe("refresh re-reads the member and organisation", () => {
   it("a role change shows in the scope of the next refresh", async () => {
     const account = await newAccount();
     const token = (await loginAccount(account)).refresh_token as string;
-    await env.DB.prepare("UPDATE members SET role = 'user', extra_scopes = 'deleteGrids' WHERE id = ?").bind(account.memberId).run();
+    await env.DB.prepare("UPDATE members SET role = 'user', extra_scopes = 'deleteGrids' WHERE id = ?")
+      .bind(account.memberId)
+      .run();
     expect((await refreshOk(token)).scope).toBe("user deleteGrids");
   });
 });

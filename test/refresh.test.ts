@@ -59,20 +59,43 @@ describe("rotation", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("Cache-Control")).toBe("no-store");
     const body = (await response.json()) as Record<string, any>;
-    expect(Object.keys(body).sort()).toEqual(["access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "scope", "token_type"]);
-    expect(body).toMatchObject({ token_type: "Bearer", expires_in: 3600, refresh_token_expires_in: 604_800, scope: "architect" });
+    expect(Object.keys(body).sort()).toEqual([
+      "access_token",
+      "expires_in",
+      "refresh_token",
+      "refresh_token_expires_in",
+      "scope",
+      "token_type",
+    ]);
+    expect(body).toMatchObject({
+      token_type: "Bearer",
+      expires_in: 3600,
+      refresh_token_expires_in: 604_800,
+      scope: "architect",
+    });
     expect(body.refresh_token).toMatch(REFRESH_TOKEN);
     expect(body.refresh_token).not.toBe(first.refresh_token);
     expect(body.access_token).not.toBe(first.access_token);
-    const { payload } = await jwtVerify(body.access_token, new TextEncoder().encode(env.JWT_SECRET), { algorithms: ["HS256"] });
-    expect(payload).toMatchObject({ memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect" });
+    const { payload } = await jwtVerify(body.access_token, new TextEncoder().encode(env.JWT_SECRET), {
+      algorithms: ["HS256"],
+    });
+    expect(payload).toMatchObject({
+      memberEntityId: 2549,
+      memberEntityIdentifier: "o6q2is",
+      organisationEntityIdentifier: "m7l9hw",
+      scope: "architect",
+    });
 
     const old = await storedRecord(first.refresh_token);
     const next = await storedRecord(body.refresh_token);
     expect(old!.usedAt).toBeTypeOf("number");
     expect(old!.successor.hash).toBe(await sha256Hex(body.refresh_token));
     expect(JSON.stringify(old)).not.toContain(body.refresh_token.slice(4));
-    expect(next).toMatchObject({ familyId: old!.familyId, familyCreatedAt: old!.familyCreatedAt, parent: await sha256Hex(first.refresh_token) });
+    expect(next).toMatchObject({
+      familyId: old!.familyId,
+      familyCreatedAt: old!.familyCreatedAt,
+      parent: await sha256Hex(first.refresh_token),
+    });
     expect(next!.usedAt).toBeUndefined();
   });
 
@@ -97,7 +120,10 @@ describe("reuse detection", () => {
 
     await expectInvalidGrant(await postRefresh({ refresh_token: t0 }));
     const familyId = (await storedRecord(t0))!.familyId;
-    expect(await env.TOKENS.get(`refresh-family:${familyId}`, "json")).toMatchObject({ reason: "reused", memberId: 2550 });
+    expect(await env.TOKENS.get(`refresh-family:${familyId}`, "json")).toMatchObject({
+      reason: "reused",
+      memberId: 2550,
+    });
     await expectInvalidGrant(await postRefresh({ refresh_token: t2 }));
     await expectInvalidGrant(await postRefresh({ refresh_token: t1 }));
     expect((await storedRecord(t2))!.usedAt).toBeUndefined();
@@ -137,7 +163,11 @@ describe("reuse detection", () => {
     const t0 = (await login("architect@acme.example")).refresh_token as string;
     const t1 = (await refreshOk(t0)).refresh_token as string;
     const key = `refresh:${await sha256Hex(t0)}`;
-    const { usedAt: _usedAt, successor: _successor, ...stale } = (await env.TOKENS.get(key, "json")) as Record<string, any>;
+    const {
+      usedAt: _usedAt,
+      successor: _successor,
+      ...stale
+    } = (await env.TOKENS.get(key, "json")) as Record<string, any>;
     await env.TOKENS.put(key, JSON.stringify(stale), { expirationTtl: 3600 });
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.advanceTimersByTime(GRACE_MS + 1000);

@@ -2,7 +2,15 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { gateway, login, problem, randomIp } from "./helpers";
-import { kvSnapshot, loginAccount, newAccount, postRefresh, postRevoke, refreshOk, storedRecord } from "./refresh-helpers";
+import {
+  kvSnapshot,
+  loginAccount,
+  newAccount,
+  postRefresh,
+  postRevoke,
+  refreshOk,
+  storedRecord,
+} from "./refresh-helpers";
 
 async function expectInvalidGrant(token: string): Promise<void> {
   const response = await postRefresh({ refresh_token: token });
@@ -17,7 +25,10 @@ describe("revoke (logout)", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("Cache-Control")).toBe("no-store");
     expect(await response.text()).toBe("");
-    expect(await env.TOKENS.get(`refresh-family:${(await storedRecord(t0))!.familyId}`, "json")).toMatchObject({ reason: "revoked", memberId: 2551 });
+    expect(await env.TOKENS.get(`refresh-family:${(await storedRecord(t0))!.familyId}`, "json")).toMatchObject({
+      reason: "revoked",
+      memberId: 2551,
+    });
     await expectInvalidGrant(t0);
 
     const before = await kvSnapshot();
@@ -63,7 +74,9 @@ describe("revoke all sessions of a member", () => {
 
     const response = await postRevoke({ all: true }, { Authorization: `Bearer ${a.access_token}` });
     expect(response.status).toBe(200);
-    expect(await env.TOKENS.get(`refresh-member:${account.memberId}`, "json")).toMatchObject({ notBefore: expect.any(Number) });
+    expect(await env.TOKENS.get(`refresh-member:${account.memberId}`, "json")).toMatchObject({
+      notBefore: expect.any(Number),
+    });
     await expectInvalidGrant(a.refresh_token);
     await expectInvalidGrant(b.refresh_token);
     expect((await refreshOk(bystander)).refresh_token).toMatch(/^ggr_/);
@@ -109,7 +122,9 @@ describe("bad input never reaches storage and is never a 500", () => {
     const before = await kvSnapshot();
     const response = await postRefresh(body);
     expect(response.status).toBe(status);
-    expect((await problem(response)).code).toBe({ 400: "invalid_request", 401: "invalid_grant", 413: "payload_too_large" }[status]);
+    expect((await problem(response)).code).toBe(
+      { 400: "invalid_request", 401: "invalid_grant", 413: "payload_too_large" }[status],
+    );
     expect(await kvSnapshot()).toEqual(before);
   });
 

@@ -25,14 +25,20 @@ function randomId(prefix: string): string {
 /** A fresh organisation with one active architect, so tests never share secrets. */
 async function newOrganisation(plan = "enterprise"): Promise<Organisation> {
   const identifier = randomId("s");
-  const org = await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Secrets', ?, ?) RETURNING id")
+  const org = await env.DB.prepare(
+    "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Secrets', ?, ?) RETURNING id",
+  )
     .bind(identifier, `${identifier}.example`, plan)
     .first<{ id: number }>();
   const member = randomId("m");
-  const row = await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id")
+  const row = await env.DB.prepare(
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id",
+  )
     .bind(member, org!.id, `${member}@${identifier}.example`)
     .first<{ id: number }>();
-  const token = await signWithJose(fixedClaims({ organisationEntityIdentifier: identifier, memberEntityIdentifier: member, memberEntityId: row!.id }));
+  const token = await signWithJose(
+    fixedClaims({ organisationEntityIdentifier: identifier, memberEntityIdentifier: member, memberEntityId: row!.id }),
+  );
   return { identifier, id: org!.id, member, memberId: row!.id, token };
 }
 
@@ -55,8 +61,20 @@ async function newSecret(org: Organisation, label?: string): Promise<{ kid: stri
   return response.json();
 }
 
-function dynamicToken(org: Organisation, secret: string, kid?: string, overrides: Record<string, unknown> = {}): Promise<string> {
-  const claims = { iat: now(), memberEntityIdentifier: org.member, organisationEntityIdentifier: org.identifier, scope: "organisation", secretType: "dynamic", ...overrides };
+function dynamicToken(
+  org: Organisation,
+  secret: string,
+  kid?: string,
+  overrides: Record<string, unknown> = {},
+): Promise<string> {
+  const claims = {
+    iat: now(),
+    memberEntityIdentifier: org.member,
+    organisationEntityIdentifier: org.identifier,
+    scope: "organisation",
+    secretType: "dynamic",
+    ...overrides,
+  };
   return signWithJose(claims, secret, kid ? { kid } : {});
 }
 
@@ -65,7 +83,11 @@ function getGrids(token: string): Promise<Response> {
 }
 
 async function liveKids(organisationId: number): Promise<string[]> {
-  const { results } = await env.DB.prepare("SELECT kid FROM dynamic_secrets WHERE organisation_id = ? AND revoked_at IS NULL").bind(organisationId).all<{ kid: string }>();
+  const { results } = await env.DB.prepare(
+    "SELECT kid FROM dynamic_secrets WHERE organisation_id = ? AND revoked_at IS NULL",
+  )
+    .bind(organisationId)
+    .all<{ kid: string }>();
   return results.map((row) => row.kid);
 }
 
@@ -81,7 +103,9 @@ describe("POST /authenticate/secrets", () => {
     expect(body.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Math.abs(body.created_at - now())).toBeLessThanOrEqual(2);
 
-    const row = await env.DB.prepare("SELECT * FROM dynamic_secrets WHERE kid = ?").bind(body.kid).first<Record<string, any>>();
+    const row = await env.DB.prepare("SELECT * FROM dynamic_secrets WHERE kid = ?")
+      .bind(body.kid)
+      .first<Record<string, any>>();
     expect(row).toMatchObject({ organisation_id: org.id, label: "ci", created_by: org.memberId, revoked_at: null });
     expect(row!.ciphertext).toMatch(/^v1\.[A-Za-z0-9_-]+$/);
     expect(JSON.stringify(row)).not.toContain(body.secret);
@@ -101,7 +125,11 @@ describe("POST /authenticate/secrets", () => {
       expect(response.status).toBe(400);
       await problem(response);
     }
-    const form = await gateway("/authenticate/secrets", { method: "POST", headers: { ...bearer(org.token), "Content-Type": "text/plain" }, body: "x" });
+    const form = await gateway("/authenticate/secrets", {
+      method: "POST",
+      headers: { ...bearer(org.token), "Content-Type": "text/plain" },
+      body: "x",
+    });
     expect(form.status).toBe(415);
     expect(await liveKids(org.id)).toHaveLength(1);
   });
@@ -113,7 +141,9 @@ describe("POST /authenticate/secrets", () => {
     expect(refused.status).toBe(409);
     expect((await problem(refused)).code).toBe("secret_limit_reached");
     const [first] = await liveKids(org.id);
-    expect((await gateway(`/authenticate/secrets/${first}`, { method: "DELETE", headers: bearer(org.token) })).status).toBe(204);
+    expect(
+      (await gateway(`/authenticate/secrets/${first}`, { method: "DELETE", headers: bearer(org.token) })).status,
+    ).toBe(204);
     expect((await createSecret(org.token)).status).toBe(201);
     expect(await liveKids(org.id)).toHaveLength(10);
   });
@@ -128,7 +158,19 @@ describe("who may manage secrets", () => {
       [{}, 401, "missing_token"],
       [bearer(await dynamicToken(org, secret, kid, { scope: "architect" })), 401, "invalid_token"],
       [bearer(await accessTokenFor("builder@acme.example")), 403, "insufficient_scope"],
-      [bearer(await signWithJose(fixedClaims({ organisationEntityIdentifier: org.identifier, memberEntityIdentifier: "nobody1", scope: "architect" }))), 401, "invalid_token"],
+      [
+        bearer(
+          await signWithJose(
+            fixedClaims({
+              organisationEntityIdentifier: org.identifier,
+              memberEntityIdentifier: "nobody1",
+              scope: "architect",
+            }),
+          ),
+        ),
+        401,
+        "invalid_token",
+      ],
       [bearer(free.token), 403, "plan_not_eligible"],
     ];
     for (const [headers, status, code] of cases) {
@@ -139,7 +181,10 @@ describe("who may manage secrets", () => {
       }
     }
     await env.DB.prepare("UPDATE members SET status = 'suspended' WHERE id = ?").bind(org.memberId).run();
-    for (const [path, method] of [["/authenticate/secrets", "GET"], [`/authenticate/secrets/${kid}`, "DELETE"]]) {
+    for (const [path, method] of [
+      ["/authenticate/secrets", "GET"],
+      [`/authenticate/secrets/${kid}`, "DELETE"],
+    ]) {
       const response = await gateway(path!, { method, headers: bearer(org.token) });
       expect(response.status).toBe(403);
       expect((await problem(response)).code).toBe("account_suspended");
@@ -172,7 +217,12 @@ describe("listing and revoking", () => {
     for (const secret of [a.secret, b.secret, foreign.secret, "v1."]) expect(text).not.toContain(secret);
     const { secrets } = JSON.parse(text) as { secrets: Record<string, unknown>[] };
     expect(secrets.map((s) => s.kid).sort()).toEqual([a.kid, b.kid].sort());
-    expect(secrets.find((s) => s.kid === a.kid)).toEqual({ kid: a.kid, label: "alpha", created_at: expect.any(Number), created_by: org.memberId });
+    expect(secrets.find((s) => s.kid === a.kid)).toEqual({
+      kid: a.kid,
+      label: "alpha",
+      created_at: expect.any(Number),
+      created_by: org.memberId,
+    });
   });
 
   it("revokes with 204, then 404; someone else's kid is 404 and stays live", async () => {
@@ -180,7 +230,8 @@ describe("listing and revoking", () => {
     const other = await newOrganisation();
     const mine = await newSecret(org);
     const theirs = await newSecret(other);
-    const revoke = (kid: string) => gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: bearer(org.token) });
+    const revoke = (kid: string) =>
+      gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: bearer(org.token) });
 
     const foreign = await revoke(theirs.kid);
     expect(foreign.status).toBe(404);
@@ -222,7 +273,9 @@ describe("dynamic-secret tokens on the API", () => {
     const token = await dynamicToken(org, secret, kid);
     const noKid = await dynamicToken(org, secret);
     expect((await getGrids(token)).status).toBe(200);
-    expect((await gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: bearer(org.token) })).status).toBe(204);
+    expect(
+      (await gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: bearer(org.token) })).status,
+    ).toBe(204);
     for (const refused of [token, noKid]) {
       const response = await getGrids(refused);
       expect(response.status).toBe(401);
@@ -240,14 +293,27 @@ describe("dynamic-secret tokens on the API", () => {
     expect((await getGrids(await dynamicToken(b, secretOfB.secret, secretOfB.kid))).status).toBe(200);
     expect((await getGrids(await dynamicToken(a, secretOfB.secret))).status).toBe(401);
     expect((await getGrids(await dynamicToken(a, secretOfB.secret, secretOfB.kid))).status).toBe(401);
-    expect((await getGrids(await dynamicToken(a, secretOfB.secret, secretOfB.kid, { memberEntityIdentifier: b.member }))).status).toBe(401);
+    expect(
+      (await getGrids(await dynamicToken(a, secretOfB.secret, secretOfB.kid, { memberEntityIdentifier: b.member })))
+        .status,
+    ).toBe(401);
   });
 
   it("are never accepted as fixed-secret tokens, nor a dynamic secret for a fixed token", async () => {
     fakeOrigin();
     const org = await newOrganisation();
     const { kid, secret } = await newSecret(org);
-    expect((await getGrids(await signWithJose(fixedClaims({ organisationEntityIdentifier: org.identifier, memberEntityIdentifier: org.member }), secret, { kid }))).status).toBe(401);
+    expect(
+      (
+        await getGrids(
+          await signWithJose(
+            fixedClaims({ organisationEntityIdentifier: org.identifier, memberEntityIdentifier: org.member }),
+            secret,
+            { kid },
+          ),
+        )
+      ).status,
+    ).toBe(401);
     expect((await getGrids(await dynamicToken(org, env.JWT_SECRET!))).status).toBe(401);
   });
 
@@ -255,15 +321,23 @@ describe("dynamic-secret tokens on the API", () => {
     fakeOrigin();
     const org = await newOrganisation();
     const { kid, secret } = await newSecret(org);
-    expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityIdentifier: "o6q2is" }))).status).toBe(401);
-    expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityId: org.memberId + 1 }))).status).toBe(401);
+    expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityIdentifier: "o6q2is" }))).status).toBe(
+      401,
+    );
+    expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityId: org.memberId + 1 }))).status).toBe(
+      401,
+    );
     expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityId: org.memberId }))).status).toBe(200);
 
     const suspended = randomId("m");
-    await env.DB.prepare("INSERT INTO members (identifier, organisation_id, email, password_hash, status) VALUES (?, ?, ?, 'x', 'suspended')")
+    await env.DB.prepare(
+      "INSERT INTO members (identifier, organisation_id, email, password_hash, status) VALUES (?, ?, ?, 'x', 'suspended')",
+    )
       .bind(suspended, org.id, `${suspended}@x.example`)
       .run();
-    expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityIdentifier: suspended }))).status).toBe(403);
+    expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityIdentifier: suspended }))).status).toBe(
+      403,
+    );
   });
 
   it("pass the plan gate like every token", async () => {
@@ -330,7 +404,11 @@ describe("SECRETS_KEY configuration", () => {
     const base = { ...env };
     expect(getConfig({ ...base, SECRETS_KEY: undefined }).secretsKey).toBeUndefined();
     expect(getConfig(base).secretsKey).toHaveLength(32);
-    for (const bad of ["short", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd", "+AECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"]) {
+    for (const bad of [
+      "short",
+      "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
+      "+AECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+    ]) {
       expect(() => getConfig({ ...base, SECRETS_KEY: bad }), bad).toThrow(/SECRETS_KEY must be 32 random bytes/);
     }
   });

@@ -32,7 +32,10 @@ describe("a token accepted before", () => {
     const token = await signWithJose(fixedClaims());
     expect((await get(token)).status).toBe(200);
     expect((await get(token)).status).toBe(200);
-    await expectRefused(withSignatureChar(token, 20, (value) => value ^ 1), /signature verification failed/);
+    await expectRefused(
+      withSignatureChar(token, 20, (value) => value ^ 1),
+      /signature verification failed/,
+    );
     expect(seen).toHaveLength(2);
   });
 
@@ -40,7 +43,10 @@ describe("a token accepted before", () => {
     const seen = fakeOrigin();
     const token = await signWithJose(fixedClaims());
     expect((await get(token)).status).toBe(200);
-    await expectRefused(withSignatureChar(token, 1, (value) => value | 1), /not canonical base64url/);
+    await expectRefused(
+      withSignatureChar(token, 1, (value) => value | 1),
+      /not canonical base64url/,
+    );
     await expectRefused(`${token}A`, /not a compact JWS/);
     await expectRefused(token.slice(0, -1), /not a compact JWS/);
     await expectRefused(`${token.slice(0, -1)}=`, /not a compact JWS/);

@@ -3,7 +3,12 @@ import net from "node:net";
 
 /** Serialises one request; `body` is a string sent with Content-Length. */
 export function requestBytes(port, method, path, headers = {}, body) {
-  const lines = [`${method} ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Accept-Encoding: identity", "User-Agent: gridgate-bench"];
+  const lines = [
+    `${method} ${path} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    "Accept-Encoding: identity",
+    "User-Agent: gridgate-bench",
+  ];
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
   if (body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
   return Buffer.from(`${lines.join("\r\n")}\r\n\r\n${body ?? ""}`);
@@ -28,7 +33,8 @@ function parseResponse(buf) {
       if (lineEnd < 0) return null;
       const size = parseInt(buf.toString("latin1", pos, lineEnd), 16);
       pos = lineEnd + 2;
-      if (size === 0) return buf.length < pos + 2 ? null : { status, head, body: Buffer.concat(parts), consumed: pos + 2 };
+      if (size === 0)
+        return buf.length < pos + 2 ? null : { status, head, body: Buffer.concat(parts), consumed: pos + 2 };
       if (buf.length < pos + size + 2) return null;
       parts.push(buf.subarray(pos, pos + size));
       pos += size + 2;
@@ -103,7 +109,10 @@ export function quantile(sorted, q) {
 
 /** Median of numbers. */
 export function median(values) {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 /**

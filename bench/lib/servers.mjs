@@ -12,10 +12,21 @@ export const WORKERD = createRequire(import.meta.url)("workerd").default;
 
 /** Bundles the Worker of `wranglerConfig` exactly as a deploy would, into `outdir`; returns its module file names (main first) and wrangler's output. */
 export async function buildWorker(root, wranglerConfig, outdir) {
-  const env = { ...process.env, PATH: `${join(root, "node_modules/.bin")}:${process.env.PATH}`, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
-  const { stdout } = await run(join(root, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", outdir, "--config", wranglerConfig], { cwd: root, env, timeout: 60_000 });
+  const env = {
+    ...process.env,
+    PATH: `${join(root, "node_modules/.bin")}:${process.env.PATH}`,
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    WRANGLER_SEND_METRICS: "false",
+  };
+  const { stdout } = await run(
+    join(root, "node_modules/.bin/wrangler"),
+    ["deploy", "--dry-run", "--outdir", outdir, "--config", wranglerConfig],
+    { cwd: root, env, timeout: 60_000 },
+  );
   const modules = readdirSync(outdir).filter((name) => /\.m?js$/.test(name));
-  const main = (/^main\s*=\s*"([^"]+)"/m.exec(readFileSync(wranglerConfig, "utf8"))?.[1] ?? "index").replace(/^.*\//, "").replace(/\.[jt]s$/, ".js");
+  const main = (/^main\s*=\s*"([^"]+)"/m.exec(readFileSync(wranglerConfig, "utf8"))?.[1] ?? "index")
+    .replace(/^.*\//, "")
+    .replace(/\.[jt]s$/, ".js");
   return { modules: [main, ...modules.filter((name) => name !== main)], stdout };
 }
 
@@ -63,7 +74,10 @@ ${services.map(([name, body]) => `    (name = ${str(name)}, ${body})`).join(",\n
 export function portInUse(port) {
   return new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once("error", () => resolve(false));
   });
 }
@@ -78,10 +92,13 @@ export async function startWorkerd(name, config, port, log, timeoutMs = 20_000) 
   const child = spawn(WORKERD, ["serve", config, "--experimental"], { detached: true, stdio: ["ignore", fd, fd] });
   const server = { name, pid: child.pid, port, exited: false };
   started.push(server);
-  child.once("exit", () => { server.exited = true; });
+  child.once("exit", () => {
+    server.exited = true;
+  });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (server.exited) throw new Error(`workerd for ${name} exited at start-up; see ${log}:\n${readFileSync(log, "utf8").slice(-2000)}`);
+    if (server.exited)
+      throw new Error(`workerd for ${name} exited at start-up; see ${log}:\n${readFileSync(log, "utf8").slice(-2000)}`);
     if (await portInUse(port)) return server;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -101,7 +118,8 @@ function alive(pid) {
 export async function stopAll() {
   for (const server of started) if (alive(server.pid)) process.kill(-server.pid, "SIGTERM");
   const deadline = Date.now() + 2000;
-  while (started.some((server) => alive(server.pid)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  while (started.some((server) => alive(server.pid)) && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 50));
   for (const server of started) if (alive(server.pid)) process.kill(-server.pid, "SIGKILL");
   const stopped = started.map((server) => `${server.name} (pid ${server.pid})`);
   started.length = 0;

@@ -4,7 +4,12 @@ export default {
     const incoming = new URL(request.url);
     const headers = new Headers(request.headers);
     headers.delete("Authorization");
-    const response = await fetch(new URL(incoming.pathname + incoming.search, env.ORIGIN_URL), { method: request.method, headers, body: request.body, redirect: "manual" });
+    const response = await fetch(new URL(incoming.pathname + incoming.search, env.ORIGIN_URL), {
+      method: request.method,
+      headers,
+      body: request.body,
+      redirect: "manual",
+    });
     return new Response(response.body, response);
   },
 };

@@ -40,7 +40,8 @@ export class Database extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     if (sql.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'organisations'").one().n) return;
     sql.exec(this.env.MIGRATIONS);
-    for (const statement of await seedStatements((password) => hashPassword(password, this.env.PASSWORD_PEPPER))) sql.exec(statement);
+    for (const statement of await seedStatements((password) => hashPassword(password, this.env.PASSWORD_PEPPER)))
+      sql.exec(statement);
   }
 
   private run(query: D1Query, rowsAndColumns: boolean) {
@@ -55,7 +56,9 @@ export class Database extends DurableObject<Env> {
     const changes = cursor.rowsWritten > 0 ? Number(sql.exec("SELECT changes() AS n").one().n) : 0;
     return {
       success: true,
-      results: rowsAndColumns ? { columns, rows } : rows.map((row) => Object.fromEntries(columns.map((name, i) => [name, row[i]]))),
+      results: rowsAndColumns
+        ? { columns, rows }
+        : rows.map((row) => Object.fromEntries(columns.map((name, i) => [name, row[i]]))),
       meta: {
         served_by: "gridgate-bench-d1",
         served_by_primary: true,
@@ -79,7 +82,10 @@ export class Database extends DurableObject<Env> {
       const results = this.ctx.storage.transactionSync(() => queries.map((query) => this.run(query, rowsAndColumns)));
       return Response.json(results, { headers: { "x-cf-d1-session-commit-token": "bench" } });
     } catch (error) {
-      return Response.json({ success: false, error: error instanceof Error ? error.message : String(error) }, { status: 500 });
+      return Response.json(
+        { success: false, error: error instanceof Error ? error.message : String(error) },
+        { status: 500 },
+      );
     }
   }
 }
@@ -116,7 +122,11 @@ export class kv extends WorkerEntrypoint<Env> {
     if (request.method === "GET" && key === "") {
       const prefix = url.searchParams.get("prefix") ?? "";
       const keys = [...kvEntries.keys()].filter((name) => name.startsWith(prefix) && liveEntry(name)).sort();
-      return Response.json({ keys: keys.map((name) => ({ name, metadata: kvEntries.get(name)!.metadata ?? undefined })), list_complete: true, cacheStatus: null });
+      return Response.json({
+        keys: keys.map((name) => ({ name, metadata: kvEntries.get(name)!.metadata ?? undefined })),
+        list_complete: true,
+        cacheStatus: null,
+      });
     }
     if (request.method === "GET") {
       const entry = liveEntry(key);
@@ -129,8 +139,13 @@ export class kv extends WorkerEntrypoint<Env> {
     if (request.method === "PUT") {
       const ttl = url.searchParams.get("expiration_ttl");
       const at = url.searchParams.get("expiration");
-      const expiresAt = ttl !== null ? Math.floor(Date.now() / 1000) + Number(ttl) : at !== null ? Number(at) : undefined;
-      kvEntries.set(key, { value: await request.arrayBuffer(), metadata: request.headers.get("CF-KV-Metadata"), expiresAt });
+      const expiresAt =
+        ttl !== null ? Math.floor(Date.now() / 1000) + Number(ttl) : at !== null ? Number(at) : undefined;
+      kvEntries.set(key, {
+        value: await request.arrayBuffer(),
+        metadata: request.headers.get("CF-KV-Metadata"),
+        expiresAt,
+      });
       return new Response(null);
     }
     if (request.method === "DELETE") {

@@ -35,7 +35,10 @@ let fixture: Promise<Fixture> | undefined;
 
 function split(token: string): TokenBytes {
   const lastDot = token.lastIndexOf(".");
-  return { signingInput: encoder.encode(token.slice(0, lastDot)) as Uint8Array<ArrayBuffer>, signature: decodeBase64Url(token.slice(lastDot + 1)) };
+  return {
+    signingInput: encoder.encode(token.slice(0, lastDot)) as Uint8Array<ArrayBuffer>,
+    signature: decodeBase64Url(token.slice(lastDot + 1)),
+  };
 }
 
 /** Flips one signature character in the middle of the signature, so the copy stays canonical base64url. */
@@ -47,7 +50,12 @@ function tampered(token: string): string {
 async function makeFixture(env: Bindings): Promise<Fixture> {
   const config = getConfig(env);
   const ring = await fixedKeyRing(config);
-  const subject = { memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect getGrids postGrids" };
+  const subject = {
+    memberEntityId: 2549,
+    memberEntityIdentifier: "o6q2is",
+    organisationEntityIdentifier: "m7l9hw",
+    scope: "architect getGrids postGrids",
+  };
   const { token } = await issueAccessToken(config, subject);
   const bad = tampered(token);
   const fresh: string[] = [];
@@ -83,7 +91,8 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
     /** The same token on every call, as one client presents it for its whole lifetime. */
     gateway: (token) => gatewayVerify(env, token),
     /** A token never seen before on every call (the first request of each token). */
-    "gateway-fresh": (token) => gatewayVerify(env, token === f.bad.token ? token : f.fresh[freshIndex++ % f.fresh.length]!),
+    "gateway-fresh": (token) =>
+      gatewayVerify(env, token === f.bad.token ? token : f.fresh[freshIndex++ % f.fresh.length]!),
     /** The floor: one HMAC verify with a CryptoKey imported once, over bytes split outside the loop. */
     floor: (_token, bytes) => crypto.subtle.verify("HMAC", f.key, bytes.signature, bytes.signingInput),
     /** jose as most Workers code uses it: a Uint8Array secret (jose imports a key on every call). */
@@ -123,7 +132,9 @@ const appContext = { waitUntil() {}, passThroughOnException() {}, props: {} } as
 
 /** Runs the gateway app on one authorized GET; true when it answered 200. */
 async function appRequest(env: Bindings, token: string): Promise<boolean> {
-  const request = new Request("https://gateway.bench/grids/12/cells?range=A1:C3", { headers: { Authorization: `Bearer ${token}`, "Accept-Encoding": "identity" } });
+  const request = new Request("https://gateway.bench/grids/12/cells?range=A1:C3", {
+    headers: { Authorization: `Bearer ${token}`, "Accept-Encoding": "identity" },
+  });
   const response = await gateway.fetch(request, env, appContext);
   await response.arrayBuffer();
   return response.status === 200;
@@ -138,7 +149,10 @@ export default {
     if (url.pathname !== "/verify" && url.pathname !== "/app") return new Response("not found", { status: 404 });
 
     appEnv ??= inProcessEnv(env);
-    const variant = url.pathname === "/app" ? (token: string) => appRequest(appEnv!, token) : variants(env, f)[url.searchParams.get("variant") ?? ""];
+    const variant =
+      url.pathname === "/app"
+        ? (token: string) => appRequest(appEnv!, token)
+        : variants(env, f)[url.searchParams.get("variant") ?? ""];
     const n = Number(url.searchParams.get("n") ?? "0");
     if (!variant || !Number.isSafeInteger(n) || n < 0) return new Response("bad variant or n", { status: 400 });
     const { token, bytes } = url.searchParams.get("bad") === "1" ? f.bad : f.good;

@@ -25,14 +25,20 @@ export function verifyGatewayAssertion(request, { secret, issuer = "gridgate", c
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new Error("bad signature");
 
   const protectedHeader = decodeJson(header);
-  if (protectedHeader.alg !== "HS256" || protectedHeader.typ !== "gridgate-assertion+jwt") throw new Error("not a gateway assertion");
+  if (protectedHeader.alg !== "HS256" || protectedHeader.typ !== "gridgate-assertion+jwt")
+    throw new Error("not a gateway assertion");
   const claims = decodeJson(payload);
   const now = Math.floor(Date.now() / 1000);
   if (claims.iss !== issuer || claims.aud !== "origin") throw new Error("wrong issuer or audience");
   if (!Number.isInteger(claims.exp) || claims.exp + clockTolerance <= now) throw new Error("expired");
-  if (!Number.isInteger(claims.iat) || claims.iat - clockTolerance > now || now - claims.iat > MAX_AGE + clockTolerance) throw new Error("issued at the wrong time");
-  if (claims.method !== request.method || claims.path !== request.url) throw new Error("assertion is for another request");
-  if (request.headers["x-member-entity-identifier"] !== claims.memberEntityIdentifier || request.headers["x-organisation-entity-identifier"] !== claims.organisationEntityIdentifier) {
+  if (!Number.isInteger(claims.iat) || claims.iat - clockTolerance > now || now - claims.iat > MAX_AGE + clockTolerance)
+    throw new Error("issued at the wrong time");
+  if (claims.method !== request.method || claims.path !== request.url)
+    throw new Error("assertion is for another request");
+  if (
+    request.headers["x-member-entity-identifier"] !== claims.memberEntityIdentifier ||
+    request.headers["x-organisation-entity-identifier"] !== claims.organisationEntityIdentifier
+  ) {
     throw new Error("identity headers do not match the assertion");
   }
   return claims;
@@ -47,10 +53,21 @@ if (process.argv[1]?.endsWith("node-origin.mjs")) {
     try {
       claims = verifyGatewayAssertion(request, { secret, issuer: process.env.ISSUER });
     } catch (error) {
-      response.writeHead(401, { "Content-Type": "application/json" }).end(JSON.stringify({ error: "not through the gateway", reason: error.message }));
+      response
+        .writeHead(401, { "Content-Type": "application/json" })
+        .end(JSON.stringify({ error: "not through the gateway", reason: error.message }));
       return;
     }
     const { memberEntityIdentifier, organisationEntityIdentifier, scope, jti } = claims;
-    response.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ memberEntityIdentifier, organisationEntityIdentifier, scope: scope.split(" "), requestId: jti }));
+    response
+      .writeHead(200, { "Content-Type": "application/json" })
+      .end(
+        JSON.stringify({
+          memberEntityIdentifier,
+          organisationEntityIdentifier,
+          scope: scope.split(" "),
+          requestId: jti,
+        }),
+      );
   }).listen(port, "127.0.0.1", () => console.log(`origin on http://127.0.0.1:${port}`));
 }

@@ -42,11 +42,19 @@ export async function verifyGatewayAssertion(request: Request, options: VerifyOp
     maxTokenAge: 60,
     clockTolerance: options.clockTolerance ?? 5,
   });
-  if (payload.method !== request.method || payload.path !== url.pathname + url.search) throw new Error("assertion is for another request");
-  if (typeof payload.memberEntityIdentifier !== "string" || typeof payload.organisationEntityIdentifier !== "string" || typeof payload.scope !== "string") {
+  if (payload.method !== request.method || payload.path !== url.pathname + url.search)
+    throw new Error("assertion is for another request");
+  if (
+    typeof payload.memberEntityIdentifier !== "string" ||
+    typeof payload.organisationEntityIdentifier !== "string" ||
+    typeof payload.scope !== "string"
+  ) {
     throw new Error("assertion lacks the identity claims");
   }
-  if (headers.get("x-member-entity-identifier") !== payload.memberEntityIdentifier || headers.get("x-organisation-entity-identifier") !== payload.organisationEntityIdentifier) {
+  if (
+    headers.get("x-member-entity-identifier") !== payload.memberEntityIdentifier ||
+    headers.get("x-organisation-entity-identifier") !== payload.organisationEntityIdentifier
+  ) {
     throw new Error("identity headers do not match the assertion");
   }
   return {
@@ -63,18 +71,50 @@ export async function verifyGatewayAssertion(request: Request, options: VerifyOp
 async function selfCheck(): Promise<void> {
   const secret = "example-assertion-secret-0123456789abcdef";
   const now = Math.floor(Date.now() / 1000);
-  const claims = { iss: "gridgate", aud: "origin", jti: crypto.randomUUID(), iat: now, exp: now + 60, method: "GET", path: "/api/grids/12?view=full", memberEntityId: 2549, memberEntityIdentifier: "o6q2is", organisationEntityIdentifier: "m7l9hw", scope: "architect", secretType: "fixed" };
-  const assertion = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "gridgate-assertion+jwt" }).sign(new TextEncoder().encode(secret));
-  const headers = { "X-Gateway-Assertion": assertion, "X-Member-Entity-Identifier": "o6q2is", "X-Organisation-Entity-Identifier": "m7l9hw" };
+  const claims = {
+    iss: "gridgate",
+    aud: "origin",
+    jti: crypto.randomUUID(),
+    iat: now,
+    exp: now + 60,
+    method: "GET",
+    path: "/api/grids/12?view=full",
+    memberEntityId: 2549,
+    memberEntityIdentifier: "o6q2is",
+    organisationEntityIdentifier: "m7l9hw",
+    scope: "architect",
+    secretType: "fixed",
+  };
+  const assertion = await new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256", typ: "gridgate-assertion+jwt" })
+    .sign(new TextEncoder().encode(secret));
+  const headers = {
+    "X-Gateway-Assertion": assertion,
+    "X-Member-Entity-Identifier": "o6q2is",
+    "X-Organisation-Entity-Identifier": "m7l9hw",
+  };
   const attempts: [string, Request][] = [
     ["as forwarded", new Request("http://origin.internal/api/grids/12?view=full", { headers })],
     ["other path", new Request("http://origin.internal/api/grids/13?view=full", { headers })],
     ["other method", new Request("http://origin.internal/api/grids/12?view=full", { method: "DELETE", headers })],
-    ["forged member header", new Request("http://origin.internal/api/grids/12?view=full", { headers: { ...headers, "X-Member-Entity-Identifier": "admin1" } })],
-    ["no assertion", new Request("http://origin.internal/api/grids/12?view=full", { headers: { "X-Member-Entity-Identifier": "o6q2is" } })],
+    [
+      "forged member header",
+      new Request("http://origin.internal/api/grids/12?view=full", {
+        headers: { ...headers, "X-Member-Entity-Identifier": "admin1" },
+      }),
+    ],
+    [
+      "no assertion",
+      new Request("http://origin.internal/api/grids/12?view=full", {
+        headers: { "X-Member-Entity-Identifier": "o6q2is" },
+      }),
+    ],
   ];
   for (const [name, request] of attempts) {
-    const outcome = await verifyGatewayAssertion(request, { secret }).then((identity) => `accepted as ${identity.memberEntityIdentifier}`, (error: Error) => `rejected (${error.message})`);
+    const outcome = await verifyGatewayAssertion(request, { secret }).then(
+      (identity) => `accepted as ${identity.memberEntityIdentifier}`,
+      (error: Error) => `rejected (${error.message})`,
+    );
     console.log(`${name.padEnd(22)} ${outcome}`);
   }
 }

@@ -63,7 +63,8 @@ export function parseImport(text: string): ImportRow[] {
     throw new AdminInputError(`the first line must be the header ${IMPORT_COLUMNS.join(",")}`);
   }
   if (records.length === 0) throw new AdminInputError("the CSV has no member rows");
-  if (records.length > MAX_IMPORT_ROWS) throw new AdminInputError(`at most ${MAX_IMPORT_ROWS} rows per import; split the file`);
+  if (records.length > MAX_IMPORT_ROWS)
+    throw new AdminInputError(`at most ${MAX_IMPORT_ROWS} rows per import; split the file`);
 
   const rows: ImportRow[] = [];
   const errors: string[] = [];
@@ -71,10 +72,18 @@ export function parseImport(text: string): ImportRow[] {
   records.forEach((fields, index) => {
     const line = index + 2;
     try {
-      if (fields.length !== IMPORT_COLUMNS.length) throw new AdminInputError(`expected ${IMPORT_COLUMNS.length} columns, got ${fields.length}`);
+      if (fields.length !== IMPORT_COLUMNS.length)
+        throw new AdminInputError(`expected ${IMPORT_COLUMNS.length} columns, got ${fields.length}`);
       const [rawEmail, rawRole, rawScopes, rawHash] = fields;
-      const row: ImportRow = { line, email: email("email", rawEmail), role: role("role", rawRole, true), scopes: scopes("scopes", rawScopes), passwordHash: bcryptHash("bcrypt_hash", rawHash) };
-      if (row.role === null && row.scopes === "") throw new AdminInputError("a member needs a role or at least one scope");
+      const row: ImportRow = {
+        line,
+        email: email("email", rawEmail),
+        role: role("role", rawRole, true),
+        scopes: scopes("scopes", rawScopes),
+        passwordHash: bcryptHash("bcrypt_hash", rawHash),
+      };
+      if (row.role === null && row.scopes === "")
+        throw new AdminInputError("a member needs a role or at least one scope");
       const previous = seen.get(row.email);
       if (previous !== undefined) throw new AdminInputError(`${row.email} is already on line ${previous}`);
       seen.set(row.email, line);
@@ -86,7 +95,9 @@ export function parseImport(text: string): ImportRow[] {
   });
   if (errors.length > 0) {
     const shown = errors.slice(0, 20).join("\n  ");
-    throw new AdminInputError(`${errors.length} invalid row(s), nothing imported:\n  ${shown}${errors.length > 20 ? "\n  …" : ""}`);
+    throw new AdminInputError(
+      `${errors.length} invalid row(s), nothing imported:\n  ${shown}${errors.length > 20 ? "\n  …" : ""}`,
+    );
   }
   return rows;
 }

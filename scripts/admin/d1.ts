@@ -21,7 +21,9 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const WRANGLER = `${ROOT}node_modules/.bin/wrangler`;
 
 function wrangler(target: Target, args: string[]): string {
-  const location = target.remote ? ["--remote"] : ["--local", ...(target.persistTo ? ["--persist-to", target.persistTo] : [])];
+  const location = target.remote
+    ? ["--remote"]
+    : ["--local", ...(target.persistTo ? ["--persist-to", target.persistTo] : [])];
   const config = target.config ? ["--config", target.config] : [];
   try {
     return execFileSync(WRANGLER, ["d1", "execute", "DB", ...location, ...config, "--json", "--yes", ...args], {
@@ -70,7 +72,10 @@ export function execute(target: Target, statements: readonly string[]): void {
 export function passwordPepper(target: Target): string {
   const fromEnv = process.env.PASSWORD_PEPPER;
   if (fromEnv) return fromEnv;
-  if (target.remote) throw new D1Error("set PASSWORD_PEPPER in the environment to the production secret (wrangler cannot read secrets back)");
+  if (target.remote)
+    throw new D1Error(
+      "set PASSWORD_PEPPER in the environment to the production secret (wrangler cannot read secrets back)",
+    );
   const devVars = `${ROOT}.dev.vars`;
   let text: string;
   try {

@@ -4,7 +4,12 @@ declare module "node:child_process" {
   export function execFileSync(
     file: string,
     args: readonly string[],
-    options: { encoding: "utf8"; env?: Record<string, string | undefined>; stdio?: readonly ("ignore" | "pipe" | "inherit")[]; maxBuffer?: number },
+    options: {
+      encoding: "utf8";
+      env?: Record<string, string | undefined>;
+      stdio?: readonly ("ignore" | "pipe" | "inherit")[];
+      maxBuffer?: number;
+    },
   ): string;
 }
 

@@ -27,7 +27,11 @@ export function organisationQuery(identifier: string): string {
 }
 
 /** Members of an organisation with any of `emails`, and any member holding one of `identifiers`. */
-export function memberConflictsQuery(organisation: string, emails: readonly string[], identifiers: readonly string[]): string {
+export function memberConflictsQuery(
+  organisation: string,
+  emails: readonly string[],
+  identifiers: readonly string[],
+): string {
   const emailList = emails.map(literal).join(", ") || "NULL";
   const identifierList = identifiers.map(literal).join(", ") || "NULL";
   return (
@@ -53,7 +57,12 @@ export function memberQuery(organisation: string, email: string): string {
 }
 
 /** Inserts a new organisation (status active). */
-export function createOrganisationSql(input: { identifier: string; name: string; domain: string; plan: string }): string {
+export function createOrganisationSql(input: {
+  identifier: string;
+  name: string;
+  domain: string;
+  plan: string;
+}): string {
   const values = [input.identifier, input.name, input.domain, input.plan].map(literal).join(", ");
   return `INSERT INTO organisations (identifier, name, domain, plan) VALUES (${values});`;
 }
@@ -76,7 +85,8 @@ function memberValues(member: NewMember): string {
  * statement limit allows (one for a few hundred rows, hence atomic on its own).
  */
 export function insertMembersSql(organisation: string, members: readonly NewMember[]): string[] {
-  const head = "INSERT INTO members (identifier, organisation_id, email, password_hash, role, extra_scopes) SELECT v.column1, o.id, v.column2, v.column3, v.column4, v.column5 FROM (VALUES ";
+  const head =
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role, extra_scopes) SELECT v.column1, o.id, v.column2, v.column3, v.column4, v.column5 FROM (VALUES ";
   const tail = `) AS v JOIN organisations o ON o.identifier = ${literal(organisation)};`;
   const statements: string[] = [];
   let chunk: string[] = [];
@@ -95,10 +105,20 @@ export function insertMembersSql(organisation: string, members: readonly NewMemb
 }
 
 /** The members of an import, each with its generated identifier. */
-export function importMembersSql(organisation: string, rows: readonly ImportRow[], identifiers: readonly string[]): string[] {
+export function importMembersSql(
+  organisation: string,
+  rows: readonly ImportRow[],
+  identifiers: readonly string[],
+): string[] {
   return insertMembersSql(
     organisation,
-    rows.map((row, index) => ({ identifier: identifiers[index]!, email: row.email, passwordHash: row.passwordHash, role: row.role, scopes: row.scopes })),
+    rows.map((row, index) => ({
+      identifier: identifiers[index]!,
+      email: row.email,
+      passwordHash: row.passwordHash,
+      role: row.role,
+      scopes: row.scopes,
+    })),
   );
 }
 

@@ -32,35 +32,40 @@ function required(name: string, value: string | undefined): string {
 /** An organisation or member identifier: the alphabet the gateway carries in headers and tokens. */
 export function identifier(name: string, raw: string | undefined): string {
   const value = required(name, raw);
-  if (!isIdentifier(value)) throw new AdminInputError(`${name} must be 1–64 characters of A–Z a–z 0–9 . _ -, got ${JSON.stringify(value)}`);
+  if (!isIdentifier(value))
+    throw new AdminInputError(`${name} must be 1–64 characters of A–Z a–z 0–9 . _ -, got ${JSON.stringify(value)}`);
   return value;
 }
 
 /** A display name: trimmed, 1–200 characters, no control characters. */
 export function displayName(name: string, raw: string | undefined): string {
   const value = required(name, raw);
-  if (value.length > 200 || /\p{Cc}/u.test(value)) throw new AdminInputError(`${name} must be 1–200 characters without control characters`);
+  if (value.length > 200 || /\p{Cc}/u.test(value))
+    throw new AdminInputError(`${name} must be 1–200 characters without control characters`);
   return value;
 }
 
 /** An organisation's login domain, normalised the way `/authenticate` compares it. */
 export function domain(raw: string | undefined): string {
   const value = normalizeDomain(required("--domain", raw));
-  if (!DOMAIN.test(value)) throw new AdminInputError(`--domain must be a DNS name such as acme.example, got ${JSON.stringify(value)}`);
+  if (!DOMAIN.test(value))
+    throw new AdminInputError(`--domain must be a DNS name such as acme.example, got ${JSON.stringify(value)}`);
   return value;
 }
 
 /** One of {@link KNOWN_PLANS}. */
 export function plan(raw: string | undefined): string {
   const value = required("--plan", raw);
-  if (!(KNOWN_PLANS as readonly string[]).includes(value)) throw new AdminInputError(`--plan must be one of ${KNOWN_PLANS.join(", ")}, got ${JSON.stringify(value)}`);
+  if (!(KNOWN_PLANS as readonly string[]).includes(value))
+    throw new AdminInputError(`--plan must be one of ${KNOWN_PLANS.join(", ")}, got ${JSON.stringify(value)}`);
   return value;
 }
 
 /** An email, normalised exactly as the gateway normalises it at login. */
 export function email(name: string, raw: string | undefined): string {
   const value = normalizeEmail(required(name, raw));
-  if (value.length > 320 || !EMAIL.test(value)) throw new AdminInputError(`${name} is not an email address: ${JSON.stringify(value)}`);
+  if (value.length > 320 || !EMAIL.test(value))
+    throw new AdminInputError(`${name} is not an email address: ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -69,7 +74,9 @@ export function role(name: string, raw: string | undefined, allowEmpty = false):
   const value = raw?.trim() ?? "";
   if (value === "none" || (allowEmpty && value === "")) return null;
   if (!(MEMBER_ROLES as readonly string[]).includes(value)) {
-    throw new AdminInputError(`${name} must be one of ${MEMBER_ROLES.join(", ")} or none, got ${JSON.stringify(value)}`);
+    throw new AdminInputError(
+      `${name} must be one of ${MEMBER_ROLES.join(", ")} or none, got ${JSON.stringify(value)}`,
+    );
   }
   return value as MemberRole;
 }
@@ -82,15 +89,18 @@ export function scopes(name: string, raw: string | undefined): string {
   const tokens = [...new Set((raw ?? "").split(/[\s,]+/).filter(Boolean))];
   for (const token of tokens) {
     if (!SCOPE_TOKEN.test(token)) throw new AdminInputError(`${name}: ${JSON.stringify(token)} is not a valid scope`);
-    if (ROLE_POLICY.has(token)) throw new AdminInputError(`${name}: ${token} is a role; give roles with --role (or the role column)`);
+    if (ROLE_POLICY.has(token))
+      throw new AdminInputError(`${name}: ${token} is a role; give roles with --role (or the role column)`);
   }
   return tokens.join(" ");
 }
 
 /** A new member password: at least {@link MIN_PASSWORD_LENGTH} characters, at most the gateway's byte limit. */
 export function password(raw: string): string {
-  if ([...raw].length < MIN_PASSWORD_LENGTH) throw new AdminInputError(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`);
-  if (encoder.encode(raw).byteLength > MAX_PASSWORD_BYTES) throw new AdminInputError(`the password must be at most ${MAX_PASSWORD_BYTES} bytes`);
+  if ([...raw].length < MIN_PASSWORD_LENGTH)
+    throw new AdminInputError(`the password must have at least ${MIN_PASSWORD_LENGTH} characters`);
+  if (encoder.encode(raw).byteLength > MAX_PASSWORD_BYTES)
+    throw new AdminInputError(`the password must be at most ${MAX_PASSWORD_BYTES} bytes`);
   return raw;
 }
 
@@ -101,7 +111,9 @@ export function password(raw: string): string {
 export function bcryptHash(name: string, raw: string | undefined): string {
   const value = raw?.trim() ?? "";
   if (usableBcryptCost(value) === undefined) {
-    throw new AdminInputError(`${name} is not a bcrypt hash of cost 4–${BCRYPT_MAX_COST} ($2b$12$… with 53 characters after the cost)`);
+    throw new AdminInputError(
+      `${name} is not a bcrypt hash of cost 4–${BCRYPT_MAX_COST} ($2b$12$… with 53 characters after the cost)`,
+    );
   }
   return value;
 }

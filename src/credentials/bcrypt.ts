@@ -31,7 +31,9 @@ export function isBcryptHash(stored: string): boolean {
  */
 export async function verifyBcrypt(password: string, stored: string): Promise<boolean> {
   if (usableBcryptCost(stored) === undefined) {
-    console.warn(JSON.stringify({ level: "warn", event: "bcrypt_hash_unusable", cost: Number(stored.slice(4, 6)) || 0 }));
+    console.warn(
+      JSON.stringify({ level: "warn", event: "bcrypt_hash_unusable", cost: Number(stored.slice(4, 6)) || 0 }),
+    );
     return false;
   }
   const fits = encoder.encode(password).byteLength <= BCRYPT_MAX_PASSWORD_BYTES;

@@ -19,8 +19,17 @@ const TOO_MANY = "Too many login attempts; try again later.";
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 const recentRefusals = new Map<string, number>();
 
-function record(ctx: WaitUntil, env: Bindings, attempt: LoginAttempt, fields: Pick<AuditEvent, "outcome" | "memberId" | "organisationId" | "detail">): void {
-  audit(ctx, env.DB, { event: fields.outcome === "success" ? "login.success" : "login.failure", ...attempt, ...fields });
+function record(
+  ctx: WaitUntil,
+  env: Bindings,
+  attempt: LoginAttempt,
+  fields: Pick<AuditEvent, "outcome" | "memberId" | "organisationId" | "detail">,
+): void {
+  audit(ctx, env.DB, {
+    event: fields.outcome === "success" ? "login.success" : "login.failure",
+    ...attempt,
+    ...fields,
+  });
 }
 
 /**
@@ -32,7 +41,10 @@ function recordRefusal(ctx: WaitUntil, env: Bindings, attempt: LoginAttempt, lim
   const now = Date.now();
   const last = recentRefusals.get(key);
   if (last !== undefined && now - last < REFUSAL_LOG_INTERVAL_MS) {
-    logAuditEvent({ event: "login.failure", outcome: "failure", ...attempt, detail: { ...detail, sampled: true } }, now);
+    logAuditEvent(
+      { event: "login.failure", outcome: "failure", ...attempt, detail: { ...detail, sampled: true } },
+      now,
+    );
     return;
   }
   if (recentRefusals.size >= 10_000) recentRefusals.clear();
@@ -55,7 +67,13 @@ export async function limitClientIp(env: Bindings, ctx: WaitUntil, attempt: Logi
  * before any hashing; a wrong password counts a failure, a success clears them and upgrades an old
  * hash in the background. Every outcome is audited. Returns the membership to issue tokens for.
  */
-export async function guardedLogin(env: Bindings, ctx: WaitUntil, config: Config, attempt: LoginAttempt, input: LoginInput): Promise<Membership> {
+export async function guardedLogin(
+  env: Bindings,
+  ctx: WaitUntil,
+  config: Config,
+  attempt: LoginAttempt,
+  input: LoginInput,
+): Promise<Membership> {
   const key = await throttleKey(normalizeEmail(input.email));
   const gate = await enterAccount(env.TOKENS, config, key);
   if (gate.retryAfter !== undefined) {
@@ -66,13 +84,24 @@ export async function guardedLogin(env: Bindings, ctx: WaitUntil, config: Config
     const outcome = await checkCredentials(config, env.DB, input);
     if (!outcome.ok) {
       if (outcome.reason === "invalid_credentials") await recordFailure(env.TOKENS, config, key, gate.record);
-      record(ctx, env, attempt, { outcome: "failure", memberId: outcome.memberId, organisationId: outcome.organisationId, detail: { reason: outcome.reason } });
+      record(ctx, env, attempt, {
+        outcome: "failure",
+        memberId: outcome.memberId,
+        organisationId: outcome.organisationId,
+        detail: { reason: outcome.reason },
+      });
       throw outcome.error;
     }
     const { member, organisation } = outcome.membership;
     await clearFailures(env.TOKENS, key, gate.record);
-    if (outcome.needsRehash) ctx.waitUntil(upgradeHash(env.DB, config, attempt, member.id, member.passwordHash, input.password));
-    record(ctx, env, attempt, { outcome: "success", memberId: member.id, organisationId: organisation.id, detail: outcome.needsRehash ? { hashUpgrade: true } : undefined });
+    if (outcome.needsRehash)
+      ctx.waitUntil(upgradeHash(env.DB, config, attempt, member.id, member.passwordHash, input.password));
+    record(ctx, env, attempt, {
+      outcome: "success",
+      memberId: member.id,
+      organisationId: organisation.id,
+      detail: outcome.needsRehash ? { hashUpgrade: true } : undefined,
+    });
     return outcome.membership;
   } finally {
     gate.release();
@@ -80,12 +109,35 @@ export async function guardedLogin(env: Bindings, ctx: WaitUntil, config: Config
 }
 
 /** Re-hashes a verified password into the current PBKDF2 format; failures are logged, retried at the next login. */
-async function upgradeHash(d1: D1Database, config: Config, attempt: LoginAttempt, memberId: number, previous: string, password: string): Promise<void> {
+async function upgradeHash(
+  d1: D1Database,
+  config: Config,
+  attempt: LoginAttempt,
+  memberId: number,
+  previous: string,
+  password: string,
+): Promise<void> {
   try {
     const next = await hashPassword(password, config.passwordPepper);
     const replaced = await replacePasswordHash(database(d1), memberId, previous, next);
-    console.log(JSON.stringify({ level: "info", event: "password_rehashed", member_id: memberId, replaced, request_id: attempt.requestId }));
+    console.log(
+      JSON.stringify({
+        level: "info",
+        event: "password_rehashed",
+        member_id: memberId,
+        replaced,
+        request_id: attempt.requestId,
+      }),
+    );
   } catch (error) {
-    console.error(JSON.stringify({ level: "error", event: "password_rehash_failed", member_id: memberId, request_id: attempt.requestId, error: String(error) }));
+    console.error(
+      JSON.stringify({
+        level: "error",
+        event: "password_rehash_failed",
+        member_id: memberId,
+        request_id: attempt.requestId,
+        error: String(error),
+      }),
+    );
   }
 }

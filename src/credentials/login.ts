@@ -47,17 +47,31 @@ export async function checkCredentials(config: Config, d1: D1Database, input: Lo
   }
 
   if (matches.length === 0) {
-    return refused("invalid_credentials", new GatewayError("invalid_credentials", INVALID_CREDENTIALS), candidates.length === 1 ? candidates[0] : undefined);
+    return refused(
+      "invalid_credentials",
+      new GatewayError("invalid_credentials", INVALID_CREDENTIALS),
+      candidates.length === 1 ? candidates[0] : undefined,
+    );
   }
   if (matches.length > 1) {
-    return refused("domain_required", new GatewayError("domain_required", "This account belongs to several organisations; add the organisation's domain."));
+    return refused(
+      "domain_required",
+      new GatewayError(
+        "domain_required",
+        "This account belongs to several organisations; add the organisation's domain.",
+      ),
+    );
   }
   const { membership, needsRehash } = matches[0]!;
   if (membership.member.status !== "active" || membership.organisation.status !== "active") {
     return refused("suspended", new GatewayError("account_suspended", "This account is suspended."), membership);
   }
   if (!isEligible(config, membership.organisation)) {
-    return refused("plan_not_eligible", new GatewayError("plan_not_eligible", "This organisation's plan does not include API access."), membership);
+    return refused(
+      "plan_not_eligible",
+      new GatewayError("plan_not_eligible", "This organisation's plan does not include API access."),
+      membership,
+    );
   }
   return { ok: true, membership, needsRehash };
 }

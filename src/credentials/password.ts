@@ -26,11 +26,26 @@ export interface PasswordHashParams {
 /** A stored-hash string that verifies nothing but costs a full derivation, for unknown accounts. */
 export const DUMMY_PASSWORD_HASH = `${PREFIX}i=${PBKDF2_ITERATIONS},p=${PEPPER_VERSION}$${"A".repeat(22)}$${"A".repeat(43)}`;
 
-async function derive(password: string, pepper: string, salt: Uint8Array<ArrayBuffer>, iterations: number): Promise<Uint8Array> {
-  const pepperKey = await crypto.subtle.importKey("raw", encoder.encode(pepper), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+async function derive(
+  password: string,
+  pepper: string,
+  salt: Uint8Array<ArrayBuffer>,
+  iterations: number,
+): Promise<Uint8Array> {
+  const pepperKey = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(pepper),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
   const peppered = await crypto.subtle.sign("HMAC", pepperKey, encoder.encode(password));
   const material = await crypto.subtle.importKey("raw", peppered, "PBKDF2", false, ["deriveBits"]);
-  const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, material, HASH_BITS);
+  const bits = await crypto.subtle.deriveBits(
+    { name: "PBKDF2", hash: "SHA-256", salt, iterations },
+    material,
+    HASH_BITS,
+  );
   return new Uint8Array(bits);
 }
 

@@ -18,7 +18,8 @@ export interface FailureRecord {
 }
 
 /** The answer of {@link enterAccount}: either a refusal, or a ticket to release when the check is over. */
-export type AccountGate = { retryAfter: number } | { retryAfter: undefined; record: FailureRecord | undefined; release: () => void };
+export type AccountGate =
+  { retryAfter: number } | { retryAfter: undefined; record: FailureRecord | undefined; release: () => void };
 
 const MEMORY_LIMIT = 10_000;
 const memory = new Map<string, FailureRecord>();
@@ -32,7 +33,10 @@ export async function throttleKey(email: string): Promise<string> {
 /** Seconds an account is locked after its `failures`-th consecutive failure: 0, then base·2ⁿ up to the cap. */
 export function backoffSeconds(settings: ThrottleSettings, failures: number): number {
   if (failures < settings.loginFreeAttempts) return 0;
-  return Math.min(settings.loginBackoffMaxSeconds, settings.loginBackoffBaseSeconds * 2 ** (failures - settings.loginFreeAttempts));
+  return Math.min(
+    settings.loginBackoffMaxSeconds,
+    settings.loginBackoffBaseSeconds * 2 ** (failures - settings.loginFreeAttempts),
+  );
 }
 
 function worse(a: FailureRecord | undefined, b: FailureRecord | undefined): FailureRecord | undefined {
@@ -43,7 +47,8 @@ function worse(a: FailureRecord | undefined, b: FailureRecord | undefined): Fail
 function parse(raw: unknown): FailureRecord | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
   const { failures, lockedUntil, expiresAt } = raw as Record<string, unknown>;
-  if (!Number.isSafeInteger(failures) || typeof lockedUntil !== "number" || typeof expiresAt !== "number") return undefined;
+  if (!Number.isSafeInteger(failures) || typeof lockedUntil !== "number" || typeof expiresAt !== "number")
+    return undefined;
   return { failures: failures as number, lockedUntil, expiresAt };
 }
 
@@ -69,7 +74,12 @@ function remember(key: string, record: FailureRecord | undefined): void {
  * Decides, before any password hashing, whether an attempt on this account may proceed. Attempts
  * still running in this isolate count as failures, so a parallel burst cannot outrun the counter.
  */
-export async function enterAccount(kv: KVNamespace, settings: ThrottleSettings, key: string, now = Date.now()): Promise<AccountGate> {
+export async function enterAccount(
+  kv: KVNamespace,
+  settings: ThrottleSettings,
+  key: string,
+  now = Date.now(),
+): Promise<AccountGate> {
   const record = await readRecord(kv, key, now);
   if (record && record.lockedUntil > now) return { retryAfter: Math.ceil((record.lockedUntil - now) / 1000) };
   const running = inFlight.get(key) ?? 0;
@@ -92,12 +102,22 @@ export async function enterAccount(kv: KVNamespace, settings: ThrottleSettings, 
  * Counts one more failure and locks the account for its back-off. A KV write refused (e.g. more
  * than one write per key per second) is logged and ignored: this isolate still remembers it.
  */
-export async function recordFailure(kv: KVNamespace, settings: ThrottleSettings, key: string, previous: FailureRecord | undefined, now = Date.now()): Promise<FailureRecord> {
+export async function recordFailure(
+  kv: KVNamespace,
+  settings: ThrottleSettings,
+  key: string,
+  previous: FailureRecord | undefined,
+  now = Date.now(),
+): Promise<FailureRecord> {
   const latest = worse(previous, memory.get(key));
   const failures = (latest && latest.expiresAt > now ? latest.failures : 0) + 1;
   const lockSeconds = backoffSeconds(settings, failures);
   const ttlSeconds = Math.max(60, lockSeconds + settings.loginBackoffMaxSeconds);
-  const record: FailureRecord = { failures, lockedUntil: lockSeconds ? now + lockSeconds * 1000 : 0, expiresAt: now + ttlSeconds * 1000 };
+  const record: FailureRecord = {
+    failures,
+    lockedUntil: lockSeconds ? now + lockSeconds * 1000 : 0,
+    expiresAt: now + ttlSeconds * 1000,
+  };
   remember(key, record);
   try {
     await kv.put(key, JSON.stringify(record), { expirationTtl: ttlSeconds });

@@ -20,18 +20,24 @@ function credentialsOf(request: Request): string {
   const header = request.headers.get("Authorization");
   if (header === null) {
     const url = new URL(request.url);
-    const hint = url.searchParams.has("access_token") || /(?:^|;\s*)access_token=/.test(request.headers.get("Cookie") ?? "")
-      ? " Tokens in the query string or cookies are not accepted."
-      : "";
+    const hint =
+      url.searchParams.has("access_token") || /(?:^|;\s*)access_token=/.test(request.headers.get("Cookie") ?? "")
+        ? " Tokens in the query string or cookies are not accepted."
+        : "";
     throw new GatewayError("missing_token", `Send an Authorization: Bearer <token> header.${hint}`);
   }
   const scheme = header.trimStart().split(/\s/, 1)[0]!.toLowerCase();
   if (scheme === "basic") {
-    throw new GatewayError("basic_not_supported", "HTTP Basic authentication is not supported; send Authorization: Bearer <token>.");
+    throw new GatewayError(
+      "basic_not_supported",
+      "HTTP Basic authentication is not supported; send Authorization: Bearer <token>.",
+    );
   }
-  if (scheme !== "bearer") throw new GatewayError("missing_token", "Only the Bearer authentication scheme is supported.");
+  if (scheme !== "bearer")
+    throw new GatewayError("missing_token", "Only the Bearer authentication scheme is supported.");
   const match = BEARER.exec(header);
-  if (!match) throw new GatewayError("invalid_token", "Send exactly one Authorization header holding one bearer token.");
+  if (!match)
+    throw new GatewayError("invalid_token", "Send exactly one Authorization header holding one bearer token.");
   return match[1]!;
 }
 

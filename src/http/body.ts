@@ -54,7 +54,8 @@ function parseJson(text: string): unknown {
 function parseForm(text: string): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const [name, value] of new URLSearchParams(text)) {
-    if (Object.hasOwn(fields, name)) throw new GatewayError("invalid_request", `The field ${name} is given more than once.`);
+    if (Object.hasOwn(fields, name))
+      throw new GatewayError("invalid_request", `The field ${name} is given more than once.`);
     fields[name] = value;
   }
   return fields;

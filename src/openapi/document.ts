@@ -24,7 +24,11 @@ const LoginRequest = LoginBody.meta({ id: "LoginRequest", description: "`passwor
 
 /** Request bodies are accepted as JSON or as a form with the same fields. */
 function bodyOf(schema: z.ZodType, description: string) {
-  return { required: true, description, content: { [JSON_TYPE]: { schema }, "application/x-www-form-urlencoded": { schema } } };
+  return {
+    required: true,
+    description,
+    content: { [JSON_TYPE]: { schema }, "application/x-www-form-urlencoded": { schema } },
+  };
 }
 
 /**
@@ -58,7 +62,13 @@ function buildSpec(): OpenAPIHono {
     operationId: "getOpenApiDocument",
     summary: "This document.",
     tags: ["gateway"],
-    responses: { 200: { description: "The OpenAPI 3.1 document.", headers: { "X-Request-Id": HEADERS.requestId }, content: { [JSON_TYPE]: { schema: { type: "object" } } } } },
+    responses: {
+      200: {
+        description: "The OpenAPI 3.1 document.",
+        headers: { "X-Request-Id": HEADERS.requestId },
+        content: { [JSON_TYPE]: { schema: { type: "object" } } },
+      },
+    },
   });
 
   registry.registerPath({
@@ -74,7 +84,10 @@ function buildSpec(): OpenAPIHono {
       200: jsonResponse("Tokens issued.", TokenResponse, { "Cache-Control": HEADERS.noStore }),
       ...BODY_PROBLEMS,
       401: problemResponse(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
-      403: problemResponse(["plan_not_eligible", "account_suspended"], "Plan without API access, or member or organisation suspended"),
+      403: problemResponse(
+        ["plan_not_eligible", "account_suspended"],
+        "Plan without API access, or member or organisation suspended",
+      ),
       409: problemResponse(["domain_required"], "The password verifies in more than one organisation; send `domain`"),
       429: problemResponse(["rate_limited"], "Too many attempts", { "Retry-After": HEADERS.retryAfter }),
       ...INTERNAL_PROBLEM,
@@ -87,12 +100,19 @@ function buildSpec(): OpenAPIHono {
     operationId: "refreshTokens",
     summary: "Rotates a refresh token: new access and refresh tokens; presenting a rotated one revokes its family.",
     tags: ["authentication"],
-    request: { body: bodyOf(RefreshBody.meta({ id: "RefreshRequest" }), "Other fields (e.g. `grant_type`) are ignored.") },
+    request: {
+      body: bodyOf(RefreshBody.meta({ id: "RefreshRequest" }), "Other fields (e.g. `grant_type`) are ignored."),
+    },
     responses: {
-      200: jsonResponse("Tokens issued; the presented refresh token is spent.", TokenResponse, { "Cache-Control": HEADERS.noStore }),
+      200: jsonResponse("Tokens issued; the presented refresh token is spent.", TokenResponse, {
+        "Cache-Control": HEADERS.noStore,
+      }),
       ...BODY_PROBLEMS,
       401: problemResponse(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token"),
-      403: problemResponse(["plan_not_eligible", "account_suspended"], "Plan without API access, or member or organisation suspended"),
+      403: problemResponse(
+        ["plan_not_eligible", "account_suspended"],
+        "Plan without API access, or member or organisation suspended",
+      ),
       ...INTERNAL_PROBLEM,
     },
   });
@@ -101,9 +121,15 @@ function buildSpec(): OpenAPIHono {
     method: "post",
     path: "/authenticate/revoke",
     operationId: "revokeTokens",
-    summary: "RFC 7009 revocation: 200 also for unknown tokens. `all: true` with a Bearer access token ends every session of that member.",
+    summary:
+      "RFC 7009 revocation: 200 also for unknown tokens. `all: true` with a Bearer access token ends every session of that member.",
     tags: ["authentication"],
-    request: { body: bodyOf(RevokeBody.meta({ id: "RevokeRequest" }), "`refresh_token` (or RFC 7009 `token`), and/or `all: true`.") },
+    request: {
+      body: bodyOf(
+        RevokeBody.meta({ id: "RevokeRequest" }),
+        "`refresh_token` (or RFC 7009 `token`), and/or `all: true`.",
+      ),
+    },
     responses: {
       200: emptyResponse("Revoked, or nothing to revoke.", { "Cache-Control": HEADERS.noStore }),
       ...BODY_PROBLEMS,
@@ -124,7 +150,12 @@ function buildSpec(): OpenAPIHono {
     summary: "Creates a dynamic secret for the caller's organisation; the value is returned this once.",
     tags: ["dynamic secrets"],
     security: secretsSecurity,
-    request: { body: { required: false, content: { [JSON_TYPE]: { schema: CreateSecretBody.meta({ id: "CreateSecretRequest" }) } } } },
+    request: {
+      body: {
+        required: false,
+        content: { [JSON_TYPE]: { schema: CreateSecretBody.meta({ id: "CreateSecretRequest" }) } },
+      },
+    },
     responses: {
       201: jsonResponse("Created.", SecretCreated, { "Cache-Control": HEADERS.noStore }),
       ...BODY_PROBLEMS,
@@ -141,7 +172,12 @@ function buildSpec(): OpenAPIHono {
     summary: "Lists the organisation's live dynamic secrets, without their values.",
     tags: ["dynamic secrets"],
     security: secretsSecurity,
-    responses: { 200: jsonResponse("Live secrets.", SecretList, { "Cache-Control": HEADERS.noStore }), ...BEARER_PROBLEMS, 403: secretsForbidden, ...INTERNAL_PROBLEM },
+    responses: {
+      200: jsonResponse("Live secrets.", SecretList, { "Cache-Control": HEADERS.noStore }),
+      ...BEARER_PROBLEMS,
+      403: secretsForbidden,
+      ...INTERNAL_PROBLEM,
+    },
   });
   registry.registerPath({
     method: "delete",

@@ -12,7 +12,10 @@ export const TokenResponse = z
     token_type: z.literal("Bearer"),
     expires_in: z.int().positive().describe("Seconds until the access token expires (ACCESS_TOKEN_TTL)."),
     refresh_token: z.string().min(1).describe("Opaque; single use, rotated by `POST /authenticate/refresh`."),
-    refresh_token_expires_in: z.int().positive().describe("Seconds until the refresh token expires (REFRESH_TOKEN_TTL)."),
+    refresh_token_expires_in: z
+      .int()
+      .positive()
+      .describe("Seconds until the refresh token expires (REFRESH_TOKEN_TTL)."),
     scope: z.string().describe("Space-delimited scopes: the member's role, then its granular scopes."),
   })
   .meta({ id: "TokenResponse" });
@@ -22,12 +25,18 @@ const ProblemFields = z.strictObject({
   title: z.string(),
   status: z.int().min(400).max(599),
   detail: z.string(),
-  code: z.string().regex(/^[a-z_]+$/).describe("Machine-readable reason; the last segment of `type`."),
+  code: z
+    .string()
+    .regex(/^[a-z_]+$/)
+    .describe("Machine-readable reason; the last segment of `type`."),
   request_id: z.uuid().describe("Same value as the X-Request-Id header."),
 });
 
 /** RFC 9457 problem details as `problemResponse` in errors.ts writes them, with the gateway's `code` extension. */
-export const Problem = ProblemFields.meta({ id: "Problem", description: "RFC 9457 problem details (application/problem+json)." });
+export const Problem = ProblemFields.meta({
+  id: "Problem",
+  description: "RFC 9457 problem details (application/problem+json).",
+});
 
 /** Body of `POST /authenticate/secrets` (201): the secret value is shown this once. */
 export const SecretCreated = z
@@ -44,7 +53,9 @@ export const SecretCreated = z
 /** Body of `GET /authenticate/secrets`: live secrets, never their values. */
 export const SecretList = z
   .strictObject({
-    secrets: z.array(z.strictObject({ kid: z.string(), label: z.string(), created_at: z.int(), created_by: z.int().nullable() })),
+    secrets: z.array(
+      z.strictObject({ kid: z.string(), label: z.string(), created_at: z.int(), created_by: z.int().nullable() }),
+    ),
   })
   .meta({ id: "SecretList" });
 
@@ -52,14 +63,34 @@ export const SecretList = z
 export const JSON_TYPE = "application/json";
 export const PROBLEM_TYPE = "application/problem+json";
 
-type HeaderSpec = { description: string; required: boolean; schema: { type: "string"; format?: string; pattern?: string; const?: string } };
+type HeaderSpec = {
+  description: string;
+  required: boolean;
+  schema: { type: "string"; format?: string; pattern?: string; const?: string };
+};
 
 /** Headers that appear in the document; `required` ones are checked against real responses in the tests. */
 export const HEADERS = {
-  requestId: { description: "Gateway-generated id of this request, also logged and sent to the origin.", required: true, schema: { type: "string", format: "uuid" } },
-  noStore: { description: "Responses that carry tokens or refusals are never cached.", required: true, schema: { type: "string", const: "no-store" } },
-  retryAfter: { description: "Seconds to wait before the next attempt.", required: true, schema: { type: "string", pattern: "^[0-9]+$" } },
-  bearerChallenge: { description: "RFC 6750 challenge (`Bearer realm=\"api\"`, with `error=` when a token was presented).", required: true, schema: { type: "string", pattern: "^Bearer " } },
+  requestId: {
+    description: "Gateway-generated id of this request, also logged and sent to the origin.",
+    required: true,
+    schema: { type: "string", format: "uuid" },
+  },
+  noStore: {
+    description: "Responses that carry tokens or refusals are never cached.",
+    required: true,
+    schema: { type: "string", const: "no-store" },
+  },
+  retryAfter: {
+    description: "Seconds to wait before the next attempt.",
+    required: true,
+    schema: { type: "string", pattern: "^[0-9]+$" },
+  },
+  bearerChallenge: {
+    description: 'RFC 6750 challenge (`Bearer realm="api"`, with `error=` when a token was presented).',
+    required: true,
+    schema: { type: "string", pattern: "^Bearer " },
+  },
   allow: { description: "Methods the route supports.", required: true, schema: { type: "string" } },
 } satisfies Record<string, HeaderSpec>;
 
@@ -76,8 +107,14 @@ export function jsonResponse(description: string, schema: z.ZodType, headers: Re
  * A problem+json response for one status: the shared Problem schema narrowed to the `codes` this
  * route gives with that status (typed against the closed ProblemCode union).
  */
-export function problemResponse(codes: readonly ProblemCode[], description: string, headers: Record<string, HeaderSpec> = {}) {
-  const schema = ProblemFields.extend({ code: z.enum(codes).describe("Machine-readable reason; the last segment of `type`.") });
+export function problemResponse(
+  codes: readonly ProblemCode[],
+  description: string,
+  headers: Record<string, HeaderSpec> = {},
+) {
+  const schema = ProblemFields.extend({
+    code: z.enum(codes).describe("Machine-readable reason; the last segment of `type`."),
+  });
   return {
     description,
     headers: { "X-Request-Id": HEADERS.requestId, "Cache-Control": HEADERS.noStore, ...headers },
@@ -94,7 +131,11 @@ export const BODY_PROBLEMS = {
 
 /** Refusals of routes that need a fixed-secret Bearer access token. */
 export const BEARER_PROBLEMS = {
-  401: problemResponse(["missing_token", "invalid_token", "basic_not_supported"], "No, a malformed or an invalid Bearer token", { "WWW-Authenticate": HEADERS.bearerChallenge }),
+  401: problemResponse(
+    ["missing_token", "invalid_token", "basic_not_supported"],
+    "No, a malformed or an invalid Bearer token",
+    { "WWW-Authenticate": HEADERS.bearerChallenge },
+  ),
 } as const;
 
 /** A success without a body. */
@@ -103,4 +144,6 @@ export function emptyResponse(description: string, headers: Record<string, Heade
 }
 
 /** The opaque 500 any route can give when the deployment is misconfigured. */
-export const INTERNAL_PROBLEM = { 500: problemResponse(["internal"], "Misconfiguration or unexpected error; details only in the logs") } as const;
+export const INTERNAL_PROBLEM = {
+  500: problemResponse(["internal"], "Misconfiguration or unexpected error; details only in the logs"),
+} as const;

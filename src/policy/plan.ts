@@ -43,7 +43,12 @@ export function isEligible(config: Config, organisation: { plan?: string; status
 }
 
 /** Throws 403 `plan_not_eligible` unless the organisation is active and on an API plan. */
-export async function requireEligiblePlan(config: Config, d1: D1Database, identifier: string, ctx: WaitUntil): Promise<void> {
+export async function requireEligiblePlan(
+  config: Config,
+  d1: D1Database,
+  identifier: string,
+  ctx: WaitUntil,
+): Promise<void> {
   const entry = await access(d1, identifier, ctx);
   if (!isEligible(config, entry)) {
     throw new GatewayError("plan_not_eligible", "This organisation's plan does not include API access.");

@@ -102,12 +102,21 @@ export function requireScope(): MiddlewareHandler<AppEnv> {
     const method = c.req.method;
     const path = pathOf(c.req.url);
     const resource = resourceOf(path);
-    if (resource === undefined) throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
-    if (ENCODED_SEPARATOR.test(path)) throw new GatewayError("invalid_request", "Percent-encoded slashes and backslashes are not accepted in the path.");
+    if (resource === undefined)
+      throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
+    if (ENCODED_SEPARATOR.test(path))
+      throw new GatewayError(
+        "invalid_request",
+        "Percent-encoded slashes and backslashes are not accepted in the path.",
+      );
     if (!isAllowed(c.get("claims").scope, method, resource)) {
-      throw new GatewayError("insufficient_scope", `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`, {
-        requiredScope: scopesAllowing(method, resource).join(" "),
-      });
+      throw new GatewayError(
+        "insufficient_scope",
+        `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`,
+        {
+          requiredScope: scopesAllowing(method, resource).join(" "),
+        },
+      );
     }
     await next();
   };

@@ -27,7 +27,11 @@ export interface AssertionClaims {
 }
 
 /** Signs the assertion for one forwarded request; `path` is the path and query the origin receives. */
-export async function signAssertion(config: Config, claims: AccessClaims, request: { method: string; path: string; requestId: string }): Promise<string> {
+export async function signAssertion(
+  config: Config,
+  claims: AccessClaims,
+  request: { method: string; path: string; requestId: string },
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const assertion: AssertionClaims = {
     iss: config.issuer,

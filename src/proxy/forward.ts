@@ -25,21 +25,37 @@ export interface ForwardInput {
  * Sends the request on with the same method, path, query and streamed body. Unreachable origin →
  * 502, no response headers within `ORIGIN_TIMEOUT_MS` → 504; the origin's response passes through.
  */
-export async function forwardToOrigin(env: Bindings, config: Config, { request, claims, requestId }: ForwardInput): Promise<Response> {
+export async function forwardToOrigin(
+  env: Bindings,
+  config: Config,
+  { request, claims, requestId }: ForwardInput,
+): Promise<Response> {
   const url = upstreamUrl(env, config, request.url);
   const headers = sanitizedHeaders(request.headers);
   const clientEncoding = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
   if (clientEncoding !== undefined) headers.set("Accept-Encoding", clientEncoding);
-  setIdentityHeaders(headers, claims, requestId, await signAssertion(config, claims, { method: request.method, path: pathAndQuery(url), requestId }));
+  setIdentityHeaders(
+    headers,
+    claims,
+    requestId,
+    await signAssertion(config, claims, { method: request.method, path: pathAndQuery(url), requestId }),
+  );
 
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), config.originTimeoutMs);
-  const upstream = new Request(url, { method: request.method, headers, body: request.body, redirect: "manual", signal: abort.signal });
+  const upstream = new Request(url, {
+    method: request.method,
+    headers,
+    body: request.body,
+    redirect: "manual",
+    signal: abort.signal,
+  });
   try {
     const response = await (env.ORIGIN ? env.ORIGIN.fetch(upstream) : fetch(upstream));
     return new Response(response.body, response);
   } catch (error) {
-    if (abort.signal.aborted) throw new GatewayError("origin_timeout", "The origin did not answer in time.", { cause: error });
+    if (abort.signal.aborted)
+      throw new GatewayError("origin_timeout", "The origin did not answer in time.", { cause: error });
     throw new GatewayError("origin_unreachable", "The origin could not be reached.", { cause: error });
   } finally {
     clearTimeout(timer);
@@ -48,5 +64,10 @@ export async function forwardToOrigin(env: Bindings, config: Config, { request, 
 
 /** The final handler of the proxied API: forwards the authenticated, authorized request. */
 export function forward(): Handler<AppEnv> {
-  return (c) => forwardToOrigin(c.env, getConfig(c.env), { request: c.req.raw, claims: c.get("claims"), requestId: c.get("requestId") });
+  return (c) =>
+    forwardToOrigin(c.env, getConfig(c.env), {
+      request: c.req.raw,
+      claims: c.get("claims"),
+      requestId: c.get("requestId"),
+    });
 }

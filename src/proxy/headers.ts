@@ -4,7 +4,17 @@ import type { AccessClaims } from "../tokens/claims";
 /** Client headers with these prefixes (any case, `_` read as `-`) never reach the origin. */
 export const RESERVED_PREFIXES = ["x-member-", "x-organisation-", "x-auth-", "x-gateway-"] as const;
 
-const ALWAYS_REMOVED = new Set(["authorization", "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer", "upgrade", "host"]);
+const ALWAYS_REMOVED = new Set([
+  "authorization",
+  "connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade",
+  "host",
+]);
 
 function isReserved(name: string): boolean {
   const normalized = name.toLowerCase().replaceAll("_", "-");

@@ -19,7 +19,10 @@ export const LoginBody = z.object({
   password: z
     .string()
     .min(1)
-    .refine((password) => encoder.encode(password).byteLength <= MAX_PASSWORD_BYTES, `must be at most ${MAX_PASSWORD_BYTES} bytes`),
+    .refine(
+      (password) => encoder.encode(password).byteLength <= MAX_PASSWORD_BYTES,
+      `must be at most ${MAX_PASSWORD_BYTES} bytes`,
+    ),
   domain: z.string().min(1).max(253).optional(),
 });
 
@@ -38,6 +41,9 @@ authenticateRoutes.post("/", async (c) => {
     organisationEntityIdentifier: organisation.identifier,
     scope: memberScope(member.role, member.extraScopes),
   });
-  const refresh = await issueRefreshToken(config, c.env.TOKENS, { memberId: member.id, organisationId: organisation.id });
+  const refresh = await issueRefreshToken(config, c.env.TOKENS, {
+    memberId: member.id,
+    organisationId: organisation.id,
+  });
   return tokenResponse(c, access, refresh);
 });

@@ -8,7 +8,13 @@ import { bearerAuth } from "../http/bearer";
 import { readBody } from "../http/body";
 import { requireEligiblePlan } from "../policy/plan";
 import { database } from "../storage/db";
-import { findMembershipState, insertSecretWithinLimit, listLiveSecrets, revokeLiveSecret, type MembershipState } from "../storage/dynamic-secrets";
+import {
+  findMembershipState,
+  insertSecretWithinLimit,
+  listLiveSecrets,
+  revokeLiveSecret,
+  type MembershipState,
+} from "../storage/dynamic-secrets";
 import { isIdentifier } from "../tokens/claims";
 import { generateKid, generateSecret, sealSecret, secretsKey } from "../secrets/crypto";
 import { afterSecretCreated, afterSecretRevoked } from "../secrets/resolve";
@@ -19,7 +25,13 @@ const MANAGER_SCOPE = "architect";
 
 /** Body of `POST /authenticate/secrets`; the body itself is optional. */
 export const CreateSecretBody = z
-  .object({ label: z.string().max(100).regex(/^[^\p{Cc}]*$/u, "must not contain control characters").optional() })
+  .object({
+    label: z
+      .string()
+      .max(100)
+      .regex(/^[^\p{Cc}]*$/u, "must not contain control characters")
+      .optional(),
+  })
   .strict();
 
 /** The caller of a secrets route: a fixed-token architect, active, of an eligible organisation. */
@@ -32,9 +44,15 @@ async function manager(c: Context<AppEnv>): Promise<Manager> {
   const claims = c.get("claims");
   await requireEligiblePlan(getConfig(c.env), c.env.DB, claims.organisationEntityIdentifier, c.executionCtx);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
-    throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", { requiredScope: MANAGER_SCOPE });
+    throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
+      requiredScope: MANAGER_SCOPE,
+    });
   }
-  const membership = await findMembershipState(database(c.env.DB), claims.organisationEntityIdentifier, claims.memberEntityIdentifier);
+  const membership = await findMembershipState(
+    database(c.env.DB),
+    claims.organisationEntityIdentifier,
+    claims.memberEntityIdentifier,
+  );
   if (!membership) throw new GatewayError("invalid_token", "the token's member does not belong to its organisation");
   if (membership.memberStatus !== "active" || membership.organisationStatus !== "active") {
     throw new GatewayError("account_suspended", "This account is suspended.");
@@ -71,15 +89,28 @@ secretRoutes.post("/", authenticated, async (c) => {
   const secret = generateSecret();
   const createdAt = Math.floor(Date.now() / 1000);
   const ciphertext = await sealSecret(key, { organisation: who.organisation, kid }, secret);
-  const row = { kid, organisationId: who.membership.organisationId, ciphertext, label, createdBy: who.membership.memberId, createdAt };
+  const row = {
+    kid,
+    organisationId: who.membership.organisationId,
+    ciphertext,
+    label,
+    createdBy: who.membership.memberId,
+    createdAt,
+  };
   if (!(await insertSecretWithinLimit(database(c.env.DB), row, MAX_LIVE_SECRETS))) {
-    throw new GatewayError("secret_limit_reached", `An organisation holds at most ${MAX_LIVE_SECRETS} live secrets; revoke one first.`);
+    throw new GatewayError(
+      "secret_limit_reached",
+      `An organisation holds at most ${MAX_LIVE_SECRETS} live secrets; revoke one first.`,
+    );
   }
   await afterSecretCreated(c.env, who.organisation);
   record(c, "secret.created", who, kid);
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
-  return c.json({ kid, secret, label, algorithm: "HS256", organisationEntityIdentifier: who.organisation, created_at: createdAt }, 201);
+  return c.json(
+    { kid, secret, label, algorithm: "HS256", organisationEntityIdentifier: who.organisation, created_at: createdAt },
+    201,
+  );
 });
 
 secretRoutes.get("/", authenticated, async (c) => {

@@ -42,11 +42,24 @@ tokenRoutes.post("/refresh", async (c) => {
   const outcome = await refreshSession(getConfig(c.env), c.env, token);
   const { memberId, organisationId, familyId } = outcome;
   if (!outcome.ok) {
-    const event = outcome.reason === "reused" || outcome.reason === "forked" ? "refresh.reuse_detected" : "refresh.failure";
-    record(c, { event, outcome: "failure", memberId, organisationId, detail: { reason: outcome.reason, ...(familyId ? { familyId } : {}) } });
+    const event =
+      outcome.reason === "reused" || outcome.reason === "forked" ? "refresh.reuse_detected" : "refresh.failure";
+    record(c, {
+      event,
+      outcome: "failure",
+      memberId,
+      organisationId,
+      detail: { reason: outcome.reason, ...(familyId ? { familyId } : {}) },
+    });
     throw outcome.error;
   }
-  record(c, { event: "refresh.success", outcome: "success", memberId, organisationId, detail: { familyId: familyId!, graced: outcome.graced } });
+  record(c, {
+    event: "refresh.success",
+    outcome: "success",
+    memberId,
+    organisationId,
+    detail: { familyId: familyId!, graced: outcome.graced },
+  });
   return tokenResponse(c, outcome.access, outcome.refresh);
 });
 
@@ -57,7 +70,10 @@ tokenRoutes.post("/revoke", async (c) => {
   }
   const token = body.refresh_token ?? body.token;
   if (token === undefined && body.all !== true) {
-    throw new GatewayError("invalid_request", "Send refresh_token, or {\"all\": true} with an Authorization: Bearer access token.");
+    throw new GatewayError(
+      "invalid_request",
+      'Send refresh_token, or {"all": true} with an Authorization: Bearer access token.',
+    );
   }
   const config = getConfig(c.env);
   if (body.all === true) {
@@ -67,10 +83,17 @@ tokenRoutes.post("/revoke", async (c) => {
     await revokeMemberSessions(config, c.env.TOKENS, memberId);
     record(c, { event: "revoke.all", outcome: "success", memberId });
   }
-  const stored = token !== undefined && isRefreshToken(token) ? await findRefreshRecord(c.env.TOKENS, token) : undefined;
+  const stored =
+    token !== undefined && isRefreshToken(token) ? await findRefreshRecord(c.env.TOKENS, token) : undefined;
   if (stored) {
     await revokeFamily(config, c.env.TOKENS, stored, "revoked");
-    record(c, { event: "revoke", outcome: "success", memberId: stored.memberId, organisationId: stored.organisationId, detail: { familyId: stored.familyId } });
+    record(c, {
+      event: "revoke",
+      outcome: "success",
+      memberId: stored.memberId,
+      organisationId: stored.organisationId,
+      detail: { familyId: stored.familyId },
+    });
   }
   c.header("Cache-Control", "no-store");
   return c.body(null, 200);

@@ -58,7 +58,10 @@ export class StalenessBoundCache<Stored, Live> {
   }
 
   private refresh(env: Bindings, ctx: WaitUntil, key: string): Promise<{ live: Live; loadedAt: number }> {
-    const pending = this.fetch(env, ctx, key).then(async ({ value, loadedAt }) => ({ live: await this.spec.hydrate(env, key, value), loadedAt }));
+    const pending = this.fetch(env, ctx, key).then(async ({ value, loadedAt }) => ({
+      live: await this.spec.hydrate(env, key, value),
+      loadedAt,
+    }));
     if (this.entries.size >= this.spec.limit) this.entries.clear();
     const entry = { cachedAt: Date.now(), pending };
     this.entries.set(key, entry);
@@ -74,7 +77,9 @@ export class StalenessBoundCache<Stored, Live> {
     if (fromKv && typeof fromKv.loadedAt === "number" && Date.now() - fromKv.loadedAt < MAX_STALENESS_MS) return fromKv;
 
     const envelope = { loadedAt: Date.now(), value: await this.spec.load(env, key) };
-    ctx.waitUntil(env.TOKENS.put(kvKey, JSON.stringify(envelope), { expirationTtl: KV_TTL_SECONDS }).catch(() => undefined));
+    ctx.waitUntil(
+      env.TOKENS.put(kvKey, JSON.stringify(envelope), { expirationTtl: KV_TTL_SECONDS }).catch(() => undefined),
+    );
     return envelope;
   }
 }

@@ -19,7 +19,10 @@ const keys = new WeakMap<Config, Promise<CryptoKey>>();
 export function secretsKey(config: Config): Promise<CryptoKey> {
   let key = keys.get(config);
   if (!key) {
-    if (!config.secretsKey) throw new ConfigError("SECRETS_KEY is not set, so dynamic secrets cannot be created or read (wrangler secret put SECRETS_KEY)");
+    if (!config.secretsKey)
+      throw new ConfigError(
+        "SECRETS_KEY is not set, so dynamic secrets cannot be created or read (wrangler secret put SECRETS_KEY)",
+      );
     key = crypto.subtle.importKey("raw", config.secretsKey, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
     keys.set(config, key);
   }
@@ -43,7 +46,11 @@ export function generateKid(): string {
 /** Encrypts `secret` for storage; the result only opens for the same organisation and kid. */
 export async function sealSecret(key: CryptoKey, owner: SecretOwner, secret: string): Promise<string> {
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  const ciphertext = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: additionalData(owner) }, key, encoder.encode(secret));
+  const ciphertext = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv, additionalData: additionalData(owner) },
+    key,
+    encoder.encode(secret),
+  );
   const sealed = new Uint8Array(IV_BYTES + ciphertext.byteLength);
   sealed.set(iv);
   sealed.set(new Uint8Array(ciphertext), IV_BYTES);

@@ -3,7 +3,12 @@ import type { MiddlewareHandler } from "hono";
 import { getConfig, type AppEnv, type Bindings, type WaitUntil } from "../config";
 import { GatewayError } from "../errors";
 import { database } from "../storage/db";
-import { findMembershipState, liveSealedSecrets, organisationsWithLiveSecrets, type SealedSecret } from "../storage/dynamic-secrets";
+import {
+  findMembershipState,
+  liveSealedSecrets,
+  organisationsWithLiveSecrets,
+  type SealedSecret,
+} from "../storage/dynamic-secrets";
 import type { AccessClaims } from "../tokens/claims";
 import type { SigningKey } from "../tokens/keys";
 import type { DynamicKeyResolver } from "../tokens/verify";
@@ -60,7 +65,9 @@ const memberStates = new StalenessBoundCache<MemberState, MemberState>({
   load: async (env, key) => {
     const [organisation = "", member = ""] = key.split("/");
     const row = await findMembershipState(database(env.DB), organisation, member);
-    return row ? { memberId: row.memberId, active: row.memberStatus === "active" && row.organisationStatus === "active" } : { active: false };
+    return row
+      ? { memberId: row.memberId, active: row.memberStatus === "active" && row.organisationStatus === "active" }
+      : { active: false };
   },
   hydrate: async (_env, _key, state) => state,
   limit: 10_000,
@@ -69,7 +76,8 @@ const memberStates = new StalenessBoundCache<MemberState, MemberState>({
 /** The {@link DynamicKeyResolver} for `bearerAuth`: index, then the organisation's keys, narrowed by `kid`. */
 export function dynamicKeyResolver(env: Bindings, ctx: WaitUntil): DynamicKeyResolver {
   return async (organisation, kid) => {
-    if (!getConfig(env).secretsKey) throw new GatewayError("invalid_token", "dynamic-secret tokens are not enabled on this gateway");
+    if (!getConfig(env).secretsKey)
+      throw new GatewayError("invalid_token", "dynamic-secret tokens are not enabled on this gateway");
     const index = await organisationIndex.get(env, ctx, INDEX_KEY);
     if (!index.has(organisation)) return [];
     const keys = await organisationKeys.get(env, ctx, organisation);
@@ -84,9 +92,15 @@ export function dynamicKeyResolver(env: Bindings, ctx: WaitUntil): DynamicKeyRes
  * claims with `memberEntityId` taken from storage; a token naming another member id is refused.
  */
 export async function activeDynamicMember(env: Bindings, ctx: WaitUntil, claims: AccessClaims): Promise<AccessClaims> {
-  const state = await memberStates.get(env, ctx, `${claims.organisationEntityIdentifier}/${claims.memberEntityIdentifier}`);
-  if (state.memberId === undefined) throw new GatewayError("invalid_token", "the token's member does not belong to its organisation");
-  if (claims.memberEntityId !== undefined && claims.memberEntityId !== state.memberId) throw new GatewayError("invalid_token", "memberEntityId does not match the member");
+  const state = await memberStates.get(
+    env,
+    ctx,
+    `${claims.organisationEntityIdentifier}/${claims.memberEntityIdentifier}`,
+  );
+  if (state.memberId === undefined)
+    throw new GatewayError("invalid_token", "the token's member does not belong to its organisation");
+  if (claims.memberEntityId !== undefined && claims.memberEntityId !== state.memberId)
+    throw new GatewayError("invalid_token", "memberEntityId does not match the member");
   if (!state.active) throw new GatewayError("account_suspended", "This account is suspended.");
   return { ...claims, memberEntityId: state.memberId };
 }

@@ -27,12 +27,25 @@ export interface Membership {
 
 /** Every membership with this (normalised) email, narrowed to one organisation domain when given. */
 export async function findMemberships(db: Database, email: string, domain?: string): Promise<Membership[]> {
-  const where = domain === undefined ? eq(members.email, email) : and(eq(members.email, email), eq(organisations.domain, domain));
-  return db.select({ member: members, organisation: organisations }).from(members).innerJoin(organisations, eq(members.organisationId, organisations.id)).where(where).limit(16);
+  const where =
+    domain === undefined ? eq(members.email, email) : and(eq(members.email, email), eq(organisations.domain, domain));
+  return db
+    .select({ member: members, organisation: organisations })
+    .from(members)
+    .innerJoin(organisations, eq(members.organisationId, organisations.id))
+    .where(where)
+    .limit(16);
 }
 
 /** Plan and status of an organisation by its public identifier. */
-export async function findOrganisationAccess(db: Database, identifier: string): Promise<Pick<Organisation, "plan" | "status"> | undefined> {
-  const [row] = await db.select({ plan: organisations.plan, status: organisations.status }).from(organisations).where(eq(organisations.identifier, identifier)).limit(1);
+export async function findOrganisationAccess(
+  db: Database,
+  identifier: string,
+): Promise<Pick<Organisation, "plan" | "status"> | undefined> {
+  const [row] = await db
+    .select({ plan: organisations.plan, status: organisations.status })
+    .from(organisations)
+    .where(eq(organisations.identifier, identifier))
+    .limit(1);
   return row;
 }

@@ -26,9 +26,18 @@ export interface SecretSummary {
 }
 
 /** The member `memberIdentifier` of organisation `organisationIdentifier`, or undefined. */
-export async function findMembershipState(db: Database, organisationIdentifier: string, memberIdentifier: string): Promise<MembershipState | undefined> {
+export async function findMembershipState(
+  db: Database,
+  organisationIdentifier: string,
+  memberIdentifier: string,
+): Promise<MembershipState | undefined> {
   const [row] = await db
-    .select({ organisationId: organisations.id, organisationStatus: organisations.status, memberId: members.id, memberStatus: members.status })
+    .select({
+      organisationId: organisations.id,
+      organisationStatus: organisations.status,
+      memberId: members.id,
+      memberStatus: members.status,
+    })
     .from(members)
     .innerJoin(organisations, eq(members.organisationId, organisations.id))
     .where(and(eq(organisations.identifier, organisationIdentifier), eq(members.identifier, memberIdentifier)))
@@ -52,7 +61,12 @@ export async function insertSecretWithinLimit(
 /** The live secrets of an organisation (by id), oldest first, without values. */
 export function listLiveSecrets(db: Database, organisationId: number): Promise<SecretSummary[]> {
   return db
-    .select({ kid: dynamicSecrets.kid, label: dynamicSecrets.label, createdAt: dynamicSecrets.createdAt, createdBy: dynamicSecrets.createdBy })
+    .select({
+      kid: dynamicSecrets.kid,
+      label: dynamicSecrets.label,
+      createdAt: dynamicSecrets.createdAt,
+      createdBy: dynamicSecrets.createdBy,
+    })
     .from(dynamicSecrets)
     .where(and(eq(dynamicSecrets.organisationId, organisationId), isNull(dynamicSecrets.revokedAt)))
     .orderBy(asc(dynamicSecrets.createdAt), asc(dynamicSecrets.kid));
@@ -63,7 +77,13 @@ export async function revokeLiveSecret(db: Database, organisationId: number, kid
   const result = await db
     .update(dynamicSecrets)
     .set({ revokedAt: sql`(unixepoch())` })
-    .where(and(eq(dynamicSecrets.kid, kid), eq(dynamicSecrets.organisationId, organisationId), isNull(dynamicSecrets.revokedAt)));
+    .where(
+      and(
+        eq(dynamicSecrets.kid, kid),
+        eq(dynamicSecrets.organisationId, organisationId),
+        isNull(dynamicSecrets.revokedAt),
+      ),
+    );
   return result.meta.changes === 1;
 }
 

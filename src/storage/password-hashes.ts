@@ -8,7 +8,12 @@ import { members } from "./schema";
  * still `previous` (a real password change in between wins). `password_changed_at` stays as it is:
  * the password did not change, so sessions must not end. True when the row was updated.
  */
-export async function replacePasswordHash(db: Database, memberId: number, previous: string, next: string): Promise<boolean> {
+export async function replacePasswordHash(
+  db: Database,
+  memberId: number,
+  previous: string,
+  next: string,
+): Promise<boolean> {
   const result = await db
     .update(members)
     .set({ passwordHash: next })

@@ -14,7 +14,9 @@ export const organisations = sqliteTable("organisations", {
   name: text("name").notNull(),
   domain: text("domain").notNull().unique(),
   plan: text("plan").notNull(),
-  status: text("status", { enum: ["active", "suspended"] }).notNull().default("active"),
+  status: text("status", { enum: ["active", "suspended"] })
+    .notNull()
+    .default("active"),
   createdAt: createdAt(),
 });
 
@@ -31,13 +33,18 @@ export const members = sqliteTable(
     passwordHash: text("password_hash").notNull(),
     role: text("role", { enum: ["architect", "builder", "user"] }),
     extraScopes: text("extra_scopes").notNull().default(""),
-    status: text("status", { enum: ["active", "suspended"] }).notNull().default("active"),
+    status: text("status", { enum: ["active", "suspended"] })
+      .notNull()
+      .default("active"),
     passwordChangedAt: integer("password_changed_at", { mode: "number" })
       .notNull()
       .default(sql`(unixepoch())`),
     createdAt: createdAt(),
   },
-  (table) => [uniqueIndex("members_organisation_email").on(table.organisationId, table.email), index("members_email").on(table.email)],
+  (table) => [
+    uniqueIndex("members_organisation_email").on(table.organisationId, table.email),
+    index("members_email").on(table.email),
+  ],
 );
 
 /** Per-organisation HS256 secrets for integrations, AES-GCM encrypted under `SECRETS_KEY`. */

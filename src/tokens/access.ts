@@ -20,7 +20,11 @@ export interface IssuedAccessToken {
 }
 
 /** Signs a fixed-secret access token valid for `ACCESS_TOKEN_TTL` seconds. */
-export async function issueAccessToken(config: Config, subject: TokenSubject, now = Math.floor(Date.now() / 1000)): Promise<IssuedAccessToken> {
+export async function issueAccessToken(
+  config: Config,
+  subject: TokenSubject,
+  now = Math.floor(Date.now() / 1000),
+): Promise<IssuedAccessToken> {
   const ring = await fixedKeyRing(config);
   const claims = {
     iat: now,

@@ -58,6 +58,7 @@ export function decodeBase64UrlText(segment: string): string {
 
 /** Encodes bytes or a string (as UTF-8) as unpadded base64url. */
 export function encodeBase64Url(input: Uint8Array | ArrayBuffer | string): string {
-  const bytes = typeof input === "string" ? encoder.encode(input) : input instanceof Uint8Array ? input : new Uint8Array(input);
+  const bytes =
+    typeof input === "string" ? encoder.encode(input) : input instanceof Uint8Array ? input : new Uint8Array(input);
   return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }

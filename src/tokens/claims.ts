@@ -44,7 +44,8 @@ function invalid(detail: string): never {
 function numericDate(payload: Record<string, unknown>, name: "exp" | "nbf" | "iat"): number | undefined {
   const value = payload[name];
   if (value === undefined) return undefined;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) invalid(`${name} must be an integer NumericDate`);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0)
+    invalid(`${name} must be an integer NumericDate`);
   return value;
 }
 
@@ -60,10 +61,16 @@ export function secretTypeOf(payload: Record<string, unknown>): SecretType {
   const value = payload.secretType;
   if (value === undefined || value === "fixed") return "fixed";
   if (value === "dynamic") return "dynamic";
-  return invalid("secretType must be \"fixed\" or \"dynamic\"");
+  return invalid('secretType must be "fixed" or "dynamic"');
 }
 
-function checkTimes(exp: number | undefined, nbf: number | undefined, iat: number | undefined, now: number, clockSkew: number): void {
+function checkTimes(
+  exp: number | undefined,
+  nbf: number | undefined,
+  iat: number | undefined,
+  now: number,
+  clockSkew: number,
+): void {
   if (exp !== undefined && exp + clockSkew <= now) invalid("token expired");
   if (nbf !== undefined && nbf - clockSkew > now) invalid("token not yet valid");
   if (iat !== undefined && iat - clockSkew > now) invalid("token issued in the future");
@@ -94,9 +101,13 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
   const scope = payload.scope;
   const memberEntityId = payload.memberEntityId;
   if (typeof member !== "string" || !IDENTIFIER.test(member)) invalid("memberEntityIdentifier is missing or malformed");
-  if (typeof organisation !== "string" || !IDENTIFIER.test(organisation)) invalid("organisationEntityIdentifier is missing or malformed");
+  if (typeof organisation !== "string" || !IDENTIFIER.test(organisation))
+    invalid("organisationEntityIdentifier is missing or malformed");
   if (typeof scope !== "string" || !SCOPE.test(scope)) invalid("scope must be a space-delimited string");
-  if (memberEntityId !== undefined && (typeof memberEntityId !== "number" || !Number.isSafeInteger(memberEntityId) || memberEntityId < 0)) {
+  if (
+    memberEntityId !== undefined &&
+    (typeof memberEntityId !== "number" || !Number.isSafeInteger(memberEntityId) || memberEntityId < 0)
+  ) {
     invalid("memberEntityId must be a non-negative integer");
   }
 

@@ -6,7 +6,15 @@ import { memberScope } from "../policy/scopes";
 import { database, type Membership } from "../storage/db";
 import { findMembershipById } from "../storage/members";
 import { issueAccessToken, type IssuedAccessToken } from "./access";
-import { graceSuccessor, isForked, loadRefreshToken, revokeFamily, rotateRefreshToken, type RefreshRecord, type RefreshTokenGrant } from "./refresh";
+import {
+  graceSuccessor,
+  isForked,
+  loadRefreshToken,
+  revokeFamily,
+  rotateRefreshToken,
+  type RefreshRecord,
+  type RefreshTokenGrant,
+} from "./refresh";
 import { isRefreshToken } from "./refresh-token";
 
 /** Why a refresh was refused; recorded in the audit trail, never sent to the client. */
@@ -52,20 +60,34 @@ const INVALID_GRANT = "The refresh token is invalid, expired or revoked; log in 
 /** Exchanges running in this isolate, by presented token: concurrent duplicates share one rotation. */
 const inFlight = new Map<string, Promise<RefreshOutcome>>();
 
-function refused(reason: RefreshFailureReason, subject: RefreshSubject = {}, error = new GatewayError("invalid_grant", INVALID_GRANT)): RefreshFailure {
+function refused(
+  reason: RefreshFailureReason,
+  subject: RefreshSubject = {},
+  error = new GatewayError("invalid_grant", INVALID_GRANT),
+): RefreshFailure {
   return { ok: false, error, reason, ...subject };
 }
 
 /** Why the member or organisation may no longer continue this session, if so. */
-function sessionEnd(config: Config, membership: Membership | undefined, record: RefreshRecord, subject: RefreshSubject): RefreshFailure | undefined {
-  if (!membership || membership.member.organisationId !== record.organisationId) return refused("member_deleted", subject);
+function sessionEnd(
+  config: Config,
+  membership: Membership | undefined,
+  record: RefreshRecord,
+  subject: RefreshSubject,
+): RefreshFailure | undefined {
+  if (!membership || membership.member.organisationId !== record.organisationId)
+    return refused("member_deleted", subject);
   const { member, organisation } = membership;
   if (member.passwordChangedAt * 1000 > record.familyCreatedAt) return refused("password_changed", subject);
   if (member.status !== "active" || organisation.status !== "active") {
     return refused("suspended", subject, new GatewayError("account_suspended", "This account is suspended."));
   }
   if (!isEligible(config, organisation)) {
-    return refused("plan_not_eligible", subject, new GatewayError("plan_not_eligible", "This organisation's plan does not include API access."));
+    return refused(
+      "plan_not_eligible",
+      subject,
+      new GatewayError("plan_not_eligible", "This organisation's plan does not include API access."),
+    );
   }
   return undefined;
 }
@@ -119,7 +141,10 @@ async function exchange(config: Config, env: Bindings, token: string): Promise<R
  * a password change, a suspension or an ineligible plan ends the session too.
  */
 export function refreshSession(config: Config, env: Bindings, token: string): Promise<RefreshOutcome> {
-  if (!isRefreshToken(token)) return Promise.resolve(refused("malformed", {}, new GatewayError("invalid_grant", "The refresh token is malformed.")));
+  if (!isRefreshToken(token))
+    return Promise.resolve(
+      refused("malformed", {}, new GatewayError("invalid_grant", "The refresh token is malformed.")),
+    );
   let pending = inFlight.get(token);
   if (!pending) {
     pending = exchange(config, env, token).finally(() => inFlight.delete(token));

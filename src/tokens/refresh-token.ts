@@ -62,7 +62,11 @@ export async function sealSuccessor(presented: string, presentedHash: string, su
 }
 
 /** Recovers what {@link sealSuccessor} sealed; undefined when it does not open with this token. */
-export async function openSuccessor(presented: string, presentedHash: string, sealed: string): Promise<string | undefined> {
+export async function openSuccessor(
+  presented: string,
+  presentedHash: string,
+  sealed: string,
+): Promise<string | undefined> {
   try {
     if (!sealed.startsWith(SEAL_FORMAT)) return undefined;
     const bytes = Uint8Array.fromBase64(sealed.slice(SEAL_FORMAT.length), { alphabet: "base64url" });

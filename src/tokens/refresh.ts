@@ -72,15 +72,25 @@ function kvTtl(expiresAt: number, now: number): number {
   return Math.max(MIN_KV_TTL_SECONDS, Math.ceil((expiresAt - now) / 1000));
 }
 
-async function readJson<Schema extends z.ZodType>(kv: KVNamespace, key: string, schema: Schema): Promise<z.infer<Schema> | undefined> {
+async function readJson<Schema extends z.ZodType>(
+  kv: KVNamespace,
+  key: string,
+  schema: Schema,
+): Promise<z.infer<Schema> | undefined> {
   const raw = await kv.get(key, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
   if (raw === null) return undefined;
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) console.error(JSON.stringify({ level: "error", event: "refresh_store_unreadable", key: key.split(":")[0] }));
+  if (!parsed.success)
+    console.error(JSON.stringify({ level: "error", event: "refresh_store_unreadable", key: key.split(":")[0] }));
   return parsed.success ? parsed.data : undefined;
 }
 
-async function writeToken(config: Config, kv: KVNamespace, fields: Omit<RefreshRecord, "v" | "issuedAt" | "expiresAt">, now: number): Promise<IssuedRefreshToken> {
+async function writeToken(
+  config: Config,
+  kv: KVNamespace,
+  fields: Omit<RefreshRecord, "v" | "issuedAt" | "expiresAt">,
+  now: number,
+): Promise<IssuedRefreshToken> {
   const token = generateRefreshToken();
   const hash = await refreshTokenHash(token);
   const record: RefreshRecord = { v: 1, ...fields, issuedAt: now, expiresAt: now + config.refreshTokenTtl * 1000 };
@@ -89,7 +99,12 @@ async function writeToken(config: Config, kv: KVNamespace, fields: Omit<RefreshR
 }
 
 /** Starts a new session (token family) for `owner`, valid `REFRESH_TOKEN_TTL` seconds. */
-export function issueRefreshToken(config: Config, kv: KVNamespace, owner: SessionOwner, now = Date.now()): Promise<IssuedRefreshToken> {
+export function issueRefreshToken(
+  config: Config,
+  kv: KVNamespace,
+  owner: SessionOwner,
+  now = Date.now(),
+): Promise<IssuedRefreshToken> {
   return writeToken(config, kv, { familyId: crypto.randomUUID(), familyCreatedAt: now, ...owner }, now);
 }
 
@@ -124,7 +139,12 @@ export function isForked(session: StoredSession, graceMs: number): boolean {
 }
 
 /** The successor already issued for a used token, when it was used at most `graceMs` ago. */
-export async function graceSuccessor(presented: string, session: StoredSession, graceMs: number, now = Date.now()): Promise<RefreshTokenGrant | undefined> {
+export async function graceSuccessor(
+  presented: string,
+  session: StoredSession,
+  graceMs: number,
+  now = Date.now(),
+): Promise<RefreshTokenGrant | undefined> {
   const { record } = session;
   if (record.usedAt === undefined || !record.successor || now - record.usedAt > graceMs) return undefined;
   const token = await openSuccessor(presented, session.hash, record.successor.sealed);
@@ -138,18 +158,34 @@ export async function graceSuccessor(presented: string, session: StoredSession, 
  * the successor sealed under it (for the grace window). Successor first: a failure in between
  * leaves the old token working rather than a session with no valid token.
  */
-export async function rotateRefreshToken(config: Config, kv: KVNamespace, presented: string, session: StoredSession, now = Date.now()): Promise<IssuedRefreshToken> {
+export async function rotateRefreshToken(
+  config: Config,
+  kv: KVNamespace,
+  presented: string,
+  session: StoredSession,
+  now = Date.now(),
+): Promise<IssuedRefreshToken> {
   const { hash, record } = session;
   const { familyId, familyCreatedAt, memberId, organisationId } = record;
   const next = await writeToken(config, kv, { familyId, familyCreatedAt, memberId, organisationId, parent: hash }, now);
   const sealed = await sealSuccessor(presented, hash, next.token);
-  const used: RefreshRecord = { ...record, usedAt: now, successor: { hash: next.hash, sealed, expiresAt: next.record.expiresAt } };
+  const used: RefreshRecord = {
+    ...record,
+    usedAt: now,
+    successor: { hash: next.hash, sealed, expiresAt: next.record.expiresAt },
+  };
   await kv.put(REFRESH_KEYS.token(hash), JSON.stringify(used), { expirationTtl: kvTtl(record.expiresAt, now) });
   return next;
 }
 
 /** Ends a whole family (every token ever rotated from one login); idempotent, writes at most once. */
-export async function revokeFamily(config: Config, kv: KVNamespace, record: RefreshRecord, reason: string, now = Date.now()): Promise<void> {
+export async function revokeFamily(
+  config: Config,
+  kv: KVNamespace,
+  record: RefreshRecord,
+  reason: string,
+  now = Date.now(),
+): Promise<void> {
   const key = REFRESH_KEYS.family(record.familyId);
   if (await readJson(kv, key, FamilyRevocation)) return;
   const value = { revokedAt: now, memberId: record.memberId, reason } satisfies z.infer<typeof FamilyRevocation>;
@@ -160,8 +196,16 @@ export async function revokeFamily(config: Config, kv: KVNamespace, record: Refr
  * Ends every session a member started until now. One key per member; KV allows one write per key
  * per second, so a refused write is retried once a second later.
  */
-export async function revokeMemberSessions(config: Config, kv: KVNamespace, memberId: number, now = Date.now()): Promise<void> {
-  const put = () => kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: now }), { expirationTtl: config.refreshTokenTtl + MIN_KV_TTL_SECONDS });
+export async function revokeMemberSessions(
+  config: Config,
+  kv: KVNamespace,
+  memberId: number,
+  now = Date.now(),
+): Promise<void> {
+  const put = () =>
+    kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: now }), {
+      expirationTtl: config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
+    });
   try {
     await put();
   } catch {

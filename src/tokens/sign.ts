@@ -11,7 +11,9 @@ export interface SignHeader {
 
 /** Signs `claims` as an HS256 compact JWS with `key`. */
 export async function signJwt(claims: object, key: CryptoKey, header: SignHeader = {}): Promise<string> {
-  const protectedHeader = encodeBase64Url(JSON.stringify({ alg: "HS256", typ: header.typ ?? "JWT", ...(header.kid ? { kid: header.kid } : {}) }));
+  const protectedHeader = encodeBase64Url(
+    JSON.stringify({ alg: "HS256", typ: header.typ ?? "JWT", ...(header.kid ? { kid: header.kid } : {}) }),
+  );
   const signingInput = `${protectedHeader}.${encodeBase64Url(JSON.stringify(claims))}`;
   const signature = await crypto.subtle.sign("HMAC", key, encoder.encode(signingInput));
   return `${signingInput}.${encodeBase64Url(signature)}`;

@@ -1,7 +1,15 @@
 /** HS256 compact-JWS verification: strict format, cached header parses, cached keys, strict claims. */
 import { GatewayError } from "../errors";
 import { decodeBase64UrlText, decodeShortBase64Url, isCanonicalBase64Url } from "./base64url";
-import { checkClaims, isIdentifier, recheckClaimTimes, secretTypeOf, type AccessClaims, type ClaimRules, type SecretType } from "./claims";
+import {
+  checkClaims,
+  isIdentifier,
+  recheckClaimTimes,
+  secretTypeOf,
+  type AccessClaims,
+  type ClaimRules,
+  type SecretType,
+} from "./claims";
 import type { FixedKeyRing, SigningKey } from "./keys";
 
 /** Looks up the live dynamic keys of an organisation (`kid` narrows to one); empty when none. */
@@ -104,13 +112,24 @@ function decodeJws(token: string): DecodedJws {
   if (known) {
     if (!SIGNATURE_SEGMENT.test(signatureSegment)) invalid("token is not a compact JWS");
     if (!isCanonicalBase64Url(signatureSegment)) invalid("token is not canonical base64url");
-    return { header: known.header, payload: known.payload, signingInputText, signingInput: known.bytes, signature: decodeShortBase64Url(signatureSegment), known };
+    return {
+      header: known.header,
+      payload: known.payload,
+      signingInputText,
+      signingInput: known.bytes,
+      signature: decodeShortBase64Url(signatureSegment),
+      known,
+    };
   }
   if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) invalid("token is not a compact JWS");
   const firstDot = token.indexOf(".");
   const headerSegment = token.slice(0, firstDot);
   const payloadSegment = token.slice(firstDot + 1, lastDot);
-  if (!isCanonicalBase64Url(headerSegment) || !isCanonicalBase64Url(payloadSegment) || !isCanonicalBase64Url(signatureSegment)) {
+  if (
+    !isCanonicalBase64Url(headerSegment) ||
+    !isCanonicalBase64Url(payloadSegment) ||
+    !isCanonicalBase64Url(signatureSegment)
+  ) {
     invalid("token is not canonical base64url");
   }
   return {
@@ -128,7 +147,13 @@ function acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRul
   if (jws.known?.issuer === rules.issuer) return recheckClaimTimes(jws.known.claims, rules);
   const claims = Object.freeze(checkClaims(jws.payload, secretType, rules));
   if (knownInputs.size >= KNOWN_INPUTS_LIMIT) knownInputs.clear();
-  knownInputs.set(jws.signingInputText, { header: jws.header, payload: Object.freeze(jws.payload), bytes: jws.signingInput, claims, issuer: rules.issuer });
+  knownInputs.set(jws.signingInputText, {
+    header: jws.header,
+    payload: Object.freeze(jws.payload),
+    bytes: jws.signingInput,
+    claims,
+    issuer: rules.issuer,
+  });
   return claims;
 }
 
@@ -151,12 +176,14 @@ export async function verifyAccessToken(token: string, options: VerifyOptions): 
   } else {
     const organisation = jws.payload.organisationEntityIdentifier;
     if (!options.dynamic) invalid("dynamic-secret tokens are not accepted here");
-    if (typeof organisation !== "string" || !isIdentifier(organisation)) invalid("organisationEntityIdentifier is missing or malformed");
+    if (typeof organisation !== "string" || !isIdentifier(organisation))
+      invalid("organisationEntityIdentifier is missing or malformed");
     keys = await options.dynamic(organisation, jws.header.kid);
     if (keys.length === 0) invalid("no live secret of the organisation matches the token");
   }
   let signed = false;
-  for (let i = 0; i < keys.length && !signed; i++) signed = await crypto.subtle.verify("HMAC", keys[i]!.key, jws.signature, jws.signingInput);
+  for (let i = 0; i < keys.length && !signed; i++)
+    signed = await crypto.subtle.verify("HMAC", keys[i]!.key, jws.signature, jws.signingInput);
   if (!signed) invalid("signature verification failed");
   return acceptedClaims(jws, secretType, options.rules);
 }

@@ -84,9 +84,17 @@ async function createGrid(request: Request, createdBy: string | null): Promise<G
     return "body must be JSON";
   }
   const { name, rows = 10, columns = 10 } = (input ?? {}) as Record<string, unknown>;
-  if (typeof name !== "string" || name.trim() === "" || name.length > 100) return "name must be a string of 1–100 characters";
-  if (![rows, columns].every((n) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1000)) return "rows and columns must be integers 1–1000";
-  const grid: Grid = { id: String(nextId++), name: name.trim(), rows: rows as number, columns: columns as number, createdBy };
+  if (typeof name !== "string" || name.trim() === "" || name.length > 100)
+    return "name must be a string of 1–100 characters";
+  if (![rows, columns].every((n) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1000))
+    return "rows and columns must be integers 1–1000";
+  const grid: Grid = {
+    id: String(nextId++),
+    name: name.trim(),
+    rows: rows as number,
+    columns: columns as number,
+    createdBy,
+  };
   grids.set(grid.id, grid);
   return grid;
 }
@@ -100,18 +108,23 @@ export async function handle(request: Request, env: DemoOriginEnv): Promise<Resp
     headers: Object.fromEntries(IDENTITY_HEADERS.map((name) => [name, request.headers.get(name)])),
     assertion: await verifyAssertion(request, env),
   };
-  if (!received.assertion.verified) return reply(401, { error: "unauthorized", detail: "requests must come through the gateway" }, received);
+  if (!received.assertion.verified)
+    return reply(401, { error: "unauthorized", detail: "requests must come through the gateway" }, received);
 
   const [resource, id, ...rest] = url.pathname.split("/").filter(Boolean);
   if (resource !== "grids" || rest.length > 0) return reply(404, { error: "not_found" }, received);
   if (id === undefined && request.method === "GET") return reply(200, { grids: [...grids.values()] }, received);
   if (id === undefined && request.method === "POST") {
     const created = await createGrid(request, received.headers["X-Member-Entity-Identifier"] ?? null);
-    return typeof created === "string" ? reply(400, { error: "invalid_request", detail: created }, received) : reply(201, { grid: created }, received);
+    return typeof created === "string"
+      ? reply(400, { error: "invalid_request", detail: created }, received)
+      : reply(201, { grid: created }, received);
   }
   if (id !== undefined && request.method === "GET") {
     const grid = grids.get(id);
-    return grid ? reply(200, { grid }, received) : reply(404, { error: "not_found", detail: `no grid ${id}` }, received);
+    return grid
+      ? reply(200, { grid }, received)
+      : reply(404, { error: "not_found", detail: `no grid ${id}` }, received);
   }
   return reply(405, { error: "method_not_allowed" }, received);
 }
