@@ -29,7 +29,7 @@ interface ProblemSpec {
   title: string;
 }
 
-const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
+export const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
   invalid_request: { status: 400, title: "Malformed request" },
   payload_too_large: { status: 413, title: "Request body too large" },
   unsupported_media_type: { status: 415, title: "Unsupported content type" },
