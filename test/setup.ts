@@ -1,4 +1,4 @@
-// Applies the D1 migrations and seeds CONTRACT.md's accounts before each test file.
+// Applies the D1 migrations and seeds the local accounts (docs/api.md § Seeded local accounts) before each test file.
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { seedStatements } from "../scripts/seed-data";
