@@ -59,15 +59,13 @@ if (process.argv[1]?.endsWith("node-origin.mjs")) {
       return;
     }
     const { memberEntityIdentifier, organisationEntityIdentifier, scope, jti } = claims;
-    response
-      .writeHead(200, { "Content-Type": "application/json" })
-      .end(
-        JSON.stringify({
-          memberEntityIdentifier,
-          organisationEntityIdentifier,
-          scope: scope.split(" "),
-          requestId: jti,
-        }),
-      );
+    response.writeHead(200, { "Content-Type": "application/json" }).end(
+      JSON.stringify({
+        memberEntityIdentifier,
+        organisationEntityIdentifier,
+        scope: scope.split(" "),
+        requestId: jti,
+      }),
+    );
   }).listen(port, "127.0.0.1", () => console.log(`origin on http://127.0.0.1:${port}`));
 }

@@ -1,0 +1,68 @@
+// A gateway built with a fake clock, driven through the HTTP surface: token expiry and the plan cache's 60 s bound.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../src/app";
+import { createGateway } from "../src/gateway";
+import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** An app whose one gateway reads `clock.now` instead of `Date.now()`. */
+function appWithClock() {
+  const clock = { now: Date.now() };
+  const gateway = createGateway(env, { now: () => clock.now });
+  const app = createApp({ gatewayFor: () => gateway });
+  const get = async (path: string, token: string): Promise<Response> => {
+    const ctx = createExecutionContext();
+    const request = new Request(GATEWAY + path, { headers: { Authorization: `Bearer ${token}` } });
+    const response = await app.fetch(request, env, ctx);
+    await waitOnExecutionContext(ctx);
+    return response;
+  };
+  return { clock, get };
+}
+
+async function newOrganisation(plan: string): Promise<string> {
+  const identifier = `c${crypto.randomUUID().slice(0, 5)}`;
+  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Clock', ?, ?)")
+    .bind(identifier, `${identifier}.example`, plan)
+    .run();
+  return identifier;
+}
+
+describe("a gateway with an injected clock", () => {
+  it("refuses an access token once its exp plus CLOCK_SKEW has passed, without waiting", async () => {
+    fakeOrigin();
+    const { clock, get } = appWithClock();
+    const start = clock.now;
+    const token = await signWithJose(fixedClaims({ exp: Math.floor(start / 1000) + 600 }));
+    expect((await get("/grids", token)).status).toBe(200);
+
+    clock.now = start + 629_000;
+    expect((await get("/grids", token)).status, "within the 30 s skew").toBe(200);
+
+    clock.now = start + 631_000;
+    const expired = await get("/grids", token);
+    expect(expired.status).toBe(401);
+    expect((await problem(expired)).detail).toBe("token expired");
+  });
+
+  it("serves cached plan state for less than 60 s and re-reads D1 after that", async () => {
+    fakeOrigin();
+    const { clock, get } = appWithClock();
+    const start = clock.now;
+    const organisation = await newOrganisation("professional");
+    const token = await signWithJose(
+      fixedClaims({ organisationEntityIdentifier: organisation, exp: Math.floor(start / 1000) + 3600 }),
+    );
+    expect((await get("/grids", token)).status).toBe(200);
+    await env.DB.prepare("UPDATE organisations SET plan = 'free' WHERE identifier = ?").bind(organisation).run();
+
+    clock.now = start + 29_000;
+    expect((await get("/grids", token)).status, "the cached entry is 29 s old").toBe(200);
+
+    clock.now = start + 61_000;
+    expect((await get("/grids", token)).status, "61 s after the D1 read").toBe(403);
+  });
+});
