@@ -1,4 +1,4 @@
-/** Writes the seed SQL of CONTRACT.md's local accounts, hashed with PASSWORD_PEPPER, for `npm run dev`. */
+/** Writes the seed SQL of the local accounts, hashed with PASSWORD_PEPPER, for `npm run dev`. */
 import "./admin/node-base64";
 import { writeFileSync } from "node:fs";
 import { hashPassword } from "../src/credentials/password";

@@ -1,4 +1,4 @@
-/** The seeded local accounts of CONTRACT.md, as SQL statements shared by `npm run dev` and the tests. */
+/** The seeded local accounts, as SQL statements shared by `npm run dev` and the tests. */
 
 /** Password of every seeded member. */
 export const SEED_PASSWORD = "gridgate-dev-password";

@@ -34,7 +34,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.all("/health", methodNotAllowed("GET, HEAD"));
   app.get("/openapi.json", async (c) =>
-    c.body(await c.var.gateway.openApiJson(generateOpenApiJson), 200, {
+    c.body(await c.get("gateway").openApiJson(generateOpenApiJson), 200, {
       "Content-Type": "application/json",
       "Cache-Control": "public, max-age=300",
     }),

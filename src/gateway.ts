@@ -22,21 +22,32 @@ export interface GatewayOverrides {
 
 /**
  * Everything that outlives a request. Configuration is parsed on first use (a misconfigured
- * deployment fails the requests that need it, with {@link ConfigError}); the rest is built at once.
+ * deployment fails the requests that need it, with `ConfigError`); the rest is built at once.
  */
 export class Gateway implements ConfigSource {
+  /** The clock, in ms since the epoch. */
   readonly now: () => number;
+  /** The root logger; requests log through `logger.child(requestId)`. */
   readonly logger = new Logger();
+  /** The drizzle handle over `DB`. */
   readonly db: Database;
   readonly audit: AuditTrail;
+  /** HMAC keys: the fixed ring and the assertion key. */
   readonly keys: KeyStore;
+  /** Access-token verification and its header and known-input caches. */
   readonly verifier = new TokenVerifier();
+  /** Parsed token scopes. */
   readonly scopes = new ScopeSets();
+  /** The plan gate and its ≤ 60 s cache. */
   readonly plans: PlanGate;
+  /** The sealing key and the caches of dynamic keys and members. */
   readonly dynamicSecrets: DynamicSecrets;
   readonly refreshStore: RefreshStore;
+  /** Refresh exchanges, de-duplicated per token. */
   readonly refreshSessions: RefreshSessions;
+  /** Per-account login back-off. */
   readonly throttle: LoginThrottle;
+  /** Per-IP limit, back-off, credential check and audit of logins. */
   readonly logins: LoginGuard;
   private parsed: Config | undefined;
   private openApi: Promise<string> | undefined;

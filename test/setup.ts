@@ -1,4 +1,4 @@
-// Applies the D1 migrations and seeds CONTRACT.md's accounts before each test file.
+// Applies the D1 migrations and seeds the local accounts (scripts/seed-data.ts) before each test file.
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { seedStatements } from "../scripts/seed-data";

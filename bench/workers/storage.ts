@@ -1,6 +1,6 @@
 /**
  * Bench-only storage for the gateway under bare workerd: a D1 stand-in (workerd's own `d1-api` binding
- * talking to a SQLite-backed Durable Object, seeded with the migrations and CONTRACT.md's accounts)
+ * talking to a SQLite-backed Durable Object, seeded with the migrations and the local accounts)
  * and an in-memory KV namespace (the `kv` entrypoint). Never deployed.
  */
 import { DurableObject, WorkerEntrypoint } from "cloudflare:workers";

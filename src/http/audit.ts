@@ -5,5 +5,5 @@ import type { AppEnv } from "../gateway";
 
 /** Records `fields` for the request of `c` (id, IP, user agent) in the gateway's audit trail. */
 export function auditRequest(c: Context<AppEnv>, fields: AuditFields): void {
-  c.var.gateway.audit.record(c.executionCtx, { ...fields, ...requestFacts(c.req.raw, c.var.requestId) });
+  c.get("gateway").audit.record(c.executionCtx, { ...fields, ...requestFacts(c.req.raw, c.get("requestId")) });
 }

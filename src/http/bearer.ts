@@ -44,7 +44,7 @@ function credentialsOf(request: Request): string {
 export function bearerAuth(options: BearerAuthOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const token = credentialsOf(c.req.raw);
-    const gateway = c.var.gateway;
+    const gateway = c.get("gateway");
     const config = gateway.config;
     const claims = await gateway.verifier.verify(
       token,
@@ -52,7 +52,7 @@ export function bearerAuth(options: BearerAuthOptions = {}): MiddlewareHandler<A
       { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(gateway.now() / 1000) },
       options.fixedOnly ? undefined : gateway.dynamicSecrets,
       c.executionCtx,
-      c.var.log,
+      c.get("log"),
     );
     c.set("claims", claims);
     await next();

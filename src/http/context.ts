@@ -3,7 +3,10 @@ import type { MiddlewareHandler } from "hono";
 import type { Bindings } from "../config";
 import type { AppEnv, Gateway } from "../gateway";
 
-/** Sets `gateway`, `requestId` and `log`, and after the handler ran, the `X-Request-Id` response header. */
+/**
+ * Sets `gateway`, `requestId` and `log` (read them with `c.get`: `c.var` copies every variable on
+ * each access), and after the handler ran, the `X-Request-Id` response header.
+ */
 export function requestContext(gatewayFor: (env: Bindings) => Gateway): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const id = crypto.randomUUID();

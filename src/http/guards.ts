@@ -11,9 +11,9 @@ const ENCODED_SEPARATOR = /%2f|%5c/i;
 /** Dynamic-secret tokens must name an existing, active member; their `memberEntityId` comes from storage. */
 export function requireActiveDynamicMember(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const claims = c.var.claims;
+    const claims = c.get("claims");
     if (claims.secretType === "dynamic")
-      c.set("claims", await c.var.gateway.dynamicSecrets.activeMember(c.executionCtx, c.var.log, claims));
+      c.set("claims", await c.get("gateway").dynamicSecrets.activeMember(c.executionCtx, c.get("log"), claims));
     await next();
   };
 }
@@ -21,7 +21,7 @@ export function requireActiveDynamicMember(): MiddlewareHandler<AppEnv> {
 /** The token's organisation must be active and on an API plan (403 `plan_not_eligible`). */
 export function requirePlan(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    await c.var.gateway.plans.requireEligible(c.executionCtx, c.var.claims.organisationEntityIdentifier);
+    await c.get("gateway").plans.requireEligible(c.executionCtx, c.get("claims").organisationEntityIdentifier);
     await next();
   };
 }
@@ -43,7 +43,7 @@ export function requireScope(): MiddlewareHandler<AppEnv> {
         "invalid_request",
         "Percent-encoded slashes and backslashes are not accepted in the path.",
       );
-    if (!isAllowed(c.var.gateway.scopes.of(c.var.claims.scope), method, resource)) {
+    if (!isAllowed(c.get("gateway").scopes.of(c.get("claims").scope), method, resource)) {
       throw new GatewayError(
         "insufficient_scope",
         `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`,

@@ -76,11 +76,11 @@ export async function forwardToOrigin(
 /** The final handler of the proxied API: forwards the authenticated, authorized request. */
 export function forward(): Handler<AppEnv> {
   return async (c) => {
-    const gateway = c.var.gateway;
+    const gateway = c.get("gateway");
     return forwardToOrigin(c.env, gateway.config, {
       request: c.req.raw,
-      claims: c.var.claims,
-      requestId: c.var.requestId,
+      claims: c.get("claims"),
+      requestId: c.get("requestId"),
       assertionKey: await gateway.keys.assertionKey(),
       now: Math.floor(gateway.now() / 1000),
     });

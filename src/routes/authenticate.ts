@@ -28,12 +28,12 @@ export const LoginBody = z.object({
 export const authenticateRoutes = new Hono<AppEnv>();
 
 authenticateRoutes.post("/", async (c) => {
-  const gateway = c.var.gateway;
+  const gateway = c.get("gateway");
   const config = gateway.config;
-  const attempt = requestFacts(c.req.raw, c.var.requestId);
+  const attempt = requestFacts(c.req.raw, c.get("requestId"));
   await gateway.logins.limitClientIp(c.executionCtx, attempt);
   const body = await readBody(c.req.raw, LoginBody);
-  const { member, organisation } = await gateway.logins.login(c.executionCtx, c.var.log, attempt, body);
+  const { member, organisation } = await gateway.logins.login(c.executionCtx, c.get("log"), attempt, body);
   const now = gateway.now();
   const access = await issueAccessToken(
     config,

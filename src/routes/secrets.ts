@@ -40,7 +40,8 @@ interface Manager {
 }
 
 async function manager(c: Context<AppEnv>): Promise<Manager> {
-  const { claims, gateway } = c.var;
+  const claims = c.get("claims");
+  const gateway = c.get("gateway");
   await gateway.plans.requireEligible(c.executionCtx, claims.organisationEntityIdentifier);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
     throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
@@ -75,7 +76,7 @@ const authenticated = bearerAuth({ fixedOnly: true });
 secretRoutes.post("/", authenticated, async (c) => {
   const who = await manager(c);
   const { label = "" } = await createBody(c.req.raw);
-  const { gateway } = c.var;
+  const gateway = c.get("gateway");
   const key = await gateway.dynamicSecrets.sealingKey();
   const kid = generateKid();
   const secret = generateSecret();
@@ -107,7 +108,7 @@ secretRoutes.post("/", authenticated, async (c) => {
 
 secretRoutes.get("/", authenticated, async (c) => {
   const who = await manager(c);
-  const secrets = await listLiveSecrets(c.var.gateway.db, who.membership.organisationId);
+  const secrets = await listLiveSecrets(c.get("gateway").db, who.membership.organisationId);
   c.header("Cache-Control", "no-store");
   return c.json({
     secrets: secrets.map((s) => ({ kid: s.kid, label: s.label, created_at: s.createdAt, created_by: s.createdBy })),
@@ -117,9 +118,10 @@ secretRoutes.get("/", authenticated, async (c) => {
 secretRoutes.delete("/:kid", authenticated, async (c) => {
   const who = await manager(c);
   const kid = c.req.param("kid");
-  const revoked = isIdentifier(kid) && (await revokeLiveSecret(c.var.gateway.db, who.membership.organisationId, kid));
+  const revoked =
+    isIdentifier(kid) && (await revokeLiveSecret(c.get("gateway").db, who.membership.organisationId, kid));
   if (!revoked) throw new GatewayError("not_found", "This organisation has no live secret with that kid.");
-  await c.var.gateway.dynamicSecrets.afterRevoked(who.organisation);
+  await c.get("gateway").dynamicSecrets.afterRevoked(who.organisation);
   record(c, "secret.revoked", who, kid);
   return c.body(null, 204);
 });

@@ -32,7 +32,7 @@ const memberBearer = bearerAuth({ fixedOnly: true });
 
 tokenRoutes.post("/refresh", async (c) => {
   const { refresh_token: token } = await readBody(c.req.raw, RefreshBody);
-  const outcome = await c.var.gateway.refreshSessions.refresh(c.var.log, token);
+  const outcome = await c.get("gateway").refreshSessions.refresh(c.get("log"), token);
   const { memberId, organisationId, familyId } = outcome;
   if (!outcome.ok) {
     const event =
@@ -68,17 +68,18 @@ tokenRoutes.post("/revoke", async (c) => {
       'Send refresh_token, or {"all": true} with an Authorization: Bearer access token.',
     );
   }
-  const { refreshStore } = c.var.gateway;
+  const { refreshStore } = c.get("gateway");
   if (body.all === true) {
     await memberBearer(c, async () => {});
-    const memberId = c.var.claims.memberEntityId;
+    const memberId = c.get("claims").memberEntityId;
     if (memberId === undefined) throw new GatewayError("invalid_token", "the access token names no memberEntityId");
     await refreshStore.revokeMemberSessions(memberId);
     auditRequest(c, { event: "revoke.all", outcome: "success", memberId });
   }
-  const stored = token !== undefined && isRefreshToken(token) ? await refreshStore.find(c.var.log, token) : undefined;
+  const stored =
+    token !== undefined && isRefreshToken(token) ? await refreshStore.find(c.get("log"), token) : undefined;
   if (stored) {
-    await refreshStore.revokeFamily(c.var.log, stored, "revoked");
+    await refreshStore.revokeFamily(c.get("log"), stored, "revoked");
     auditRequest(c, {
       event: "revoke",
       outcome: "success",
