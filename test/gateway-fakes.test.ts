@@ -1,4 +1,4 @@
-// A gateway built with a fake clock, driven through the HTTP surface: token expiry and the plan cache's 60 s bound.
+// Gateways built with fakes, driven through the HTTP surface: a clock (token expiry, the plan cache's 60 s bound), a failing D1.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -8,15 +8,15 @@ import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpe
 
 afterEach(() => vi.restoreAllMocks());
 
-/** An app whose one gateway reads `clock.now` instead of `Date.now()`. */
-function appWithClock() {
+/** An app whose one gateway reads `clock.now` instead of `Date.now()`, over `bindings`. */
+function appWithClock(bindings: typeof env = env) {
   const clock = { now: Date.now() };
-  const gateway = createGateway(env, { now: () => clock.now });
+  const gateway = createGateway(bindings, { now: () => clock.now });
   const app = createApp({ gatewayFor: () => gateway });
   const get = async (path: string, token: string): Promise<Response> => {
     const ctx = createExecutionContext();
     const request = new Request(GATEWAY + path, { headers: { Authorization: `Bearer ${token}` } });
-    const response = await app.fetch(request, env, ctx);
+    const response = await app.fetch(request, bindings, ctx);
     await waitOnExecutionContext(ctx);
     return response;
   };
@@ -64,5 +64,26 @@ describe("a gateway with an injected clock", () => {
 
     clock.now = start + 61_000;
     expect((await get("/grids", token)).status, "61 s after the D1 read").toBe(403);
+  });
+});
+
+describe("a gateway whose D1 fails", () => {
+  it("answers an opaque 500 and logs the failure with the request id", async () => {
+    fakeOrigin();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const failing = {
+      prepare: () => {
+        throw new Error("D1 is down");
+      },
+    } as unknown as D1Database;
+    const { get } = appWithClock({ ...env, DB: failing });
+    const response = await get("/grids", await signWithJose(fixedClaims()));
+    expect(response.status).toBe(500);
+    const body = await problem(response);
+    expect(body.detail).toBe("Unexpected error.");
+    const lines = errors.mock.calls.map(([line]) => JSON.parse(String(line)));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: "error", event: "unhandled", request_id: body.request_id }),
+    );
   });
 });
