@@ -1,6 +1,7 @@
 /** Security audit trail: one structured event per login, refresh, revoke and secret change. */
 import type { WaitUntil } from "./config";
-import { database } from "./storage/db";
+import type { Logger } from "./log";
+import type { Database } from "./storage/db";
 import { auditEvents } from "./storage/schema";
 
 /** Every kind of event the gateway records. */
@@ -55,30 +56,59 @@ function safeDetail(detail: AuditEvent["detail"]): AuditEvent["detail"] {
   );
 }
 
-/** Writes `event` as one structured JSON log line (`"type":"audit"`), without touching D1. */
-export function logAuditEvent(event: AuditEvent, at = Date.now()): void {
-  console.log(
-    JSON.stringify({
-      level: "info",
+/** Fields of an event a route or guard adds to the request's facts. */
+export type AuditFields = Pick<AuditEvent, "event" | "outcome" | "memberId" | "organisationId" | "detail">;
+
+/** The audit trail: JSON log lines through the gateway's {@link Logger}, rows in D1 `audit_events`. */
+export class AuditTrail {
+  constructor(
+    private readonly db: Database,
+    private readonly logger: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  /** Writes `event` as one structured log line (`"type":"audit"`), without touching D1. */
+  log(event: AuditEvent, at = this.now()): void {
+    this.logger.info(event.event, {
+      request_id: event.requestId,
       type: "audit",
       at: new Date(at).toISOString(),
-      event: event.event,
       outcome: event.outcome,
-      request_id: event.requestId,
       member_id: event.memberId,
       organisation_id: event.organisationId,
       ip: clip(event.ip),
       user_agent: clip(event.userAgent),
       detail: safeDetail(event.detail),
-    }),
-  );
-}
+    });
+  }
 
-async function insert(db: D1Database, event: AuditEvent, at: number): Promise<void> {
-  const detail = safeDetail(event.detail);
-  await database(db)
-    .insert(auditEvents)
-    .values({
+  /**
+   * Records `event`: one JSON log line now, and a row in D1 `audit_events` (`at` in ms since the epoch)
+   * written in the background (`waitUntil`), so it never slows the response. A failed write is
+   * logged and never fails the request.
+   */
+  record(ctx: WaitUntil, event: AuditEvent): void {
+    const at = this.now();
+    this.log(event, at);
+    const write = Promise.resolve()
+      .then(() => this.insert(event, at))
+      .catch((error: unknown) => {
+        this.logger.error("audit_write_failed", {
+          request_id: event.requestId,
+          audit_event: event.event,
+          error: String(error),
+        });
+      });
+    try {
+      ctx.waitUntil(write);
+    } catch {
+      // No execution context to extend: the write still runs, best effort.
+    }
+  }
+
+  private async insert(event: AuditEvent, at: number): Promise<void> {
+    const detail = safeDetail(event.detail);
+    await this.db.insert(auditEvents).values({
       at,
       event: event.event,
       outcome: event.outcome,
@@ -89,32 +119,5 @@ async function insert(db: D1Database, event: AuditEvent, at: number): Promise<vo
       requestId: event.requestId,
       detail: detail ? JSON.stringify(detail).slice(0, 2 * MAX_TEXT) : null,
     });
-}
-
-/**
- * Records `event`: one JSON log line now, and a row in D1 `audit_events` (`at` in ms since the epoch)
- * written in the background (`waitUntil`), so it never slows the response. A failed write is
- * logged and never fails the request.
- */
-export function audit(ctx: WaitUntil, db: D1Database, event: AuditEvent): void {
-  const at = Date.now();
-  logAuditEvent(event, at);
-  const write = Promise.resolve()
-    .then(() => insert(db, event, at))
-    .catch((error: unknown) => {
-      console.error(
-        JSON.stringify({
-          level: "error",
-          event: "audit_write_failed",
-          audit_event: event.event,
-          request_id: event.requestId,
-          error: String(error),
-        }),
-      );
-    });
-  try {
-    ctx.waitUntil(write);
-  } catch {
-    // No execution context to extend: the write still runs, best effort.
   }
 }

@@ -1,23 +1,22 @@
-/** Bindings, per-request variables and the validated, isolate-cached gateway configuration. */
-import type { AccessClaims } from "./tokens/claims";
+/** Bindings and the validated gateway configuration (see the docs on configuration). */
 
-/** Everything wrangler binds into the Worker (see CONTRACT.md § Configuration). */
-export interface Bindings {
-  DB: D1Database;
-  TOKENS: KVNamespace;
-  LOGIN_LIMITER?: RateLimit;
+/** Vars wrangler.toml gives defaults for; a deployment may still leave any of them unset. */
+type Vars =
+  | "ISSUER"
+  | "ACCESS_TOKEN_TTL"
+  | "REFRESH_TOKEN_TTL"
+  | "REFRESH_GRACE_SECONDS"
+  | "CLOCK_SKEW"
+  | "API_PLANS"
+  | "ORIGIN_TIMEOUT_MS"
+  | "LOGIN_FREE_ATTEMPTS"
+  | "LOGIN_BACKOFF_BASE_SECONDS"
+  | "LOGIN_BACKOFF_MAX_SECONDS";
+
+/** Secrets (`wrangler secret put NAME`) and optional bindings wrangler.toml does not declare. */
+export interface Secrets {
   ORIGIN?: Fetcher;
-  ISSUER?: string;
-  ACCESS_TOKEN_TTL?: string;
-  REFRESH_TOKEN_TTL?: string;
-  REFRESH_GRACE_SECONDS?: string;
-  CLOCK_SKEW?: string;
-  API_PLANS?: string;
   ORIGIN_URL?: string;
-  ORIGIN_TIMEOUT_MS?: string;
-  LOGIN_FREE_ATTEMPTS?: string;
-  LOGIN_BACKOFF_BASE_SECONDS?: string;
-  LOGIN_BACKOFF_MAX_SECONDS?: string;
   JWT_SECRET?: string;
   JWT_SECRET_PREVIOUS?: string;
   PASSWORD_PEPPER?: string;
@@ -25,17 +24,13 @@ export interface Bindings {
   ASSERTION_SECRET?: string;
 }
 
-/** Values middleware hands down the request's path. */
-export interface Variables {
-  requestId: string;
-  claims: AccessClaims;
-}
+/** Everything bound into the Worker: `GatewayEnv` as `wrangler types` generates it, vars optional, plus {@link Secrets}. */
+export type Bindings = Omit<GatewayEnv, Vars | "LOGIN_LIMITER"> &
+  Partial<Pick<GatewayEnv, Vars | "LOGIN_LIMITER">> &
+  Secrets;
 
 /** The part of the execution context background work needs. */
 export type WaitUntil = Pick<ExecutionContext, "waitUntil">;
-
-/** The one Hono environment type of the gateway. */
-export type AppEnv = { Bindings: Bindings; Variables: Variables };
 
 /** Parsed configuration; secrets stay raw strings here and become CryptoKeys in `tokens/keys`. */
 export interface Config {
@@ -63,31 +58,26 @@ export interface Config {
   secretsKey: Uint8Array<ArrayBuffer> | undefined;
 }
 
-/** Thrown once per isolate when the deployment is misconfigured; `onError` turns it into an opaque 500. */
+/** Thrown while the deployment is misconfigured; `onError` turns it into an opaque 500. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const MIN_SECRET_BYTES = 32;
-const cache = new WeakMap<Bindings, Config>();
-
-/** Reads and validates the configuration once per `env` object (i.e. once per isolate in production). */
-export function getConfig(env: Bindings): Config {
-  let config = cache.get(env);
-  if (!config) {
-    config = parseConfig(env);
-    cache.set(env, config);
-  }
-  return config;
+/** Where a component reads the configuration when it needs it (the gateway parses it on first use). */
+export interface ConfigSource {
+  readonly config: Config;
 }
 
-function parseConfig(env: Bindings): Config {
+const MIN_SECRET_BYTES = 32;
+
+/** Reads and validates the configuration; throws {@link ConfigError} naming the first bad setting. */
+export function parseConfig(env: Bindings): Config {
   return {
     issuer: env.ISSUER?.trim() || "gridgate",
-    accessTokenTtl: positiveInt("ACCESS_TOKEN_TTL", env.ACCESS_TOKEN_TTL, 3600),
-    refreshTokenTtl: positiveInt("REFRESH_TOKEN_TTL", env.REFRESH_TOKEN_TTL, 604_800),
-    refreshGraceSeconds: positiveInt("REFRESH_GRACE_SECONDS", env.REFRESH_GRACE_SECONDS, 10, 0),
-    clockSkew: positiveInt("CLOCK_SKEW", env.CLOCK_SKEW, 30, 0),
+    accessTokenTtl: integerAtLeast("ACCESS_TOKEN_TTL", env.ACCESS_TOKEN_TTL, 3600, 1),
+    refreshTokenTtl: integerAtLeast("REFRESH_TOKEN_TTL", env.REFRESH_TOKEN_TTL, 604_800, 1),
+    refreshGraceSeconds: integerAtLeast("REFRESH_GRACE_SECONDS", env.REFRESH_GRACE_SECONDS, 10, 0),
+    clockSkew: integerAtLeast("CLOCK_SKEW", env.CLOCK_SKEW, 30, 0),
     apiPlans: new Set(
       (env.API_PLANS ?? "professional,enterprise")
         .split(",")
@@ -95,7 +85,7 @@ function parseConfig(env: Bindings): Config {
         .filter(Boolean),
     ),
     originBase: originBase(env.ORIGIN_URL),
-    originTimeoutMs: positiveInt("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000),
+    originTimeoutMs: integerAtLeast("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000, 1),
     ...loginBackoff(env),
     jwtSecret: secret("JWT_SECRET", env.JWT_SECRET),
     jwtSecretPrevious: env.JWT_SECRET_PREVIOUS ? secret("JWT_SECRET_PREVIOUS", env.JWT_SECRET_PREVIOUS) : undefined,
@@ -123,19 +113,20 @@ function aesKey(name: string, raw: string | undefined): Uint8Array<ArrayBuffer> 
 function loginBackoff(
   env: Bindings,
 ): Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds"> {
-  const loginBackoffBaseSeconds = positiveInt("LOGIN_BACKOFF_BASE_SECONDS", env.LOGIN_BACKOFF_BASE_SECONDS, 1);
-  const loginBackoffMaxSeconds = positiveInt("LOGIN_BACKOFF_MAX_SECONDS", env.LOGIN_BACKOFF_MAX_SECONDS, 900);
+  const loginBackoffBaseSeconds = integerAtLeast("LOGIN_BACKOFF_BASE_SECONDS", env.LOGIN_BACKOFF_BASE_SECONDS, 1, 1);
+  const loginBackoffMaxSeconds = integerAtLeast("LOGIN_BACKOFF_MAX_SECONDS", env.LOGIN_BACKOFF_MAX_SECONDS, 900, 1);
   if (loginBackoffMaxSeconds < loginBackoffBaseSeconds) {
     throw new ConfigError("LOGIN_BACKOFF_MAX_SECONDS must not be below LOGIN_BACKOFF_BASE_SECONDS");
   }
   return {
-    loginFreeAttempts: positiveInt("LOGIN_FREE_ATTEMPTS", env.LOGIN_FREE_ATTEMPTS, 5),
+    loginFreeAttempts: integerAtLeast("LOGIN_FREE_ATTEMPTS", env.LOGIN_FREE_ATTEMPTS, 5, 1),
     loginBackoffBaseSeconds,
     loginBackoffMaxSeconds,
   };
 }
 
-function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
+/** An integer setting of at least `min`; `fallback` when unset. */
+function integerAtLeast(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined || raw.trim() === "") return fallback;
   const value = Number(raw);
   if (!Number.isSafeInteger(value) || value < min) {

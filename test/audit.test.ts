@@ -3,7 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
-import { audit } from "../src/audit";
+import { createGateway } from "../src/gateway";
 import { hashPassword } from "../src/credentials/password";
 import { auditRowsOf, postLogin, randomIp, type AuditRow } from "./helpers";
 import { postRefresh, postRevoke } from "./refresh-helpers";
@@ -161,7 +161,9 @@ describe("the audit() API", () => {
       },
     } as unknown as D1Database;
     const ctx = createExecutionContext();
-    expect(() => audit(ctx, broken, { ...event, requestId: crypto.randomUUID() })).not.toThrow();
+    expect(() =>
+      createGateway({ ...env, DB: broken }).audit.record(ctx, { ...event, requestId: crypto.randomUUID() }),
+    ).not.toThrow();
     await waitOnExecutionContext(ctx);
     expect(errors.mock.calls.map(([line]) => String(line)).some((line) => line.includes('"audit_write_failed"'))).toBe(
       true,
@@ -171,7 +173,7 @@ describe("the audit() API", () => {
   it("redacts detail keys that look like credentials", async () => {
     const requestId = crypto.randomUUID();
     const ctx = createExecutionContext();
-    audit(ctx, env.DB, { ...event, requestId, detail: { refresh_token: "ggr_x", reason: "kept" } });
+    createGateway(env).audit.record(ctx, { ...event, requestId, detail: { refresh_token: "ggr_x", reason: "kept" } });
     await waitOnExecutionContext(ctx);
     const [row] = await auditRowsOf(requestId, 1, 0);
     expect(JSON.parse(row!.detail!)).toEqual({ refresh_token: "[redacted]", reason: "kept" });

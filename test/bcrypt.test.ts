@@ -3,11 +3,13 @@ import bcrypt from "bcryptjs";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { verifyBcrypt } from "../src/credentials/bcrypt";
+import { Logger } from "../src/log";
 import { PBKDF2_ITERATIONS, PEPPER_VERSION } from "../src/credentials/password";
 import { postLogin } from "./helpers";
 
 const CURRENT_PREFIX = `$pbkdf2-sha256$i=${PBKDF2_ITERATIONS},p=${PEPPER_VERSION}$`;
 const OLD_CHANGE_TIME = 1_600_000_000;
+const log = new Logger("bcrypt-test");
 
 /** Inserts an active Acme member whose stored hash is `hash`; returns its email and id. */
 async function importedMember(hash: string): Promise<{ email: string; id: number }> {
@@ -58,30 +60,30 @@ async function pbkdf2Hash(password: string, iterations: number, pepperVersion: n
 
 describe("bcrypt verification", () => {
   it("verifies a published $2a$ test vector", async () => {
-    expect(await verifyBcrypt("U*U", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW")).toBe(true);
-    expect(await verifyBcrypt("U*V", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW")).toBe(false);
+    expect(await verifyBcrypt("U*U", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", log)).toBe(true);
+    expect(await verifyBcrypt("U*V", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", log)).toBe(false);
   });
 
   it("accepts $2a$, $2b$ and $2y$ hashes of the same password", async () => {
     const hash = await bcrypt.hash("imported-password", 4);
     for (const prefix of ["$2a$", "$2b$", "$2y$"])
-      expect(await verifyBcrypt("imported-password", prefix + hash.slice(4))).toBe(true);
+      expect(await verifyBcrypt("imported-password", prefix + hash.slice(4), log)).toBe(true);
   });
 
   it("never verifies a password over 72 bytes, even when bcrypt would (its first 72 bytes match)", async () => {
     const long = "a".repeat(72) + "-suffix";
     const hash = await bcrypt.hash(long, 4);
     expect(await bcrypt.compare("a".repeat(72) + "-other", hash)).toBe(true);
-    expect(await verifyBcrypt(long, hash)).toBe(false);
-    expect(await verifyBcrypt("a".repeat(72) + "-other", hash)).toBe(false);
-    expect(await verifyBcrypt("a".repeat(72), await bcrypt.hash("a".repeat(72), 4))).toBe(true);
+    expect(await verifyBcrypt(long, hash, log)).toBe(false);
+    expect(await verifyBcrypt("a".repeat(72) + "-other", hash, log)).toBe(false);
+    expect(await verifyBcrypt("a".repeat(72), await bcrypt.hash("a".repeat(72), 4), log)).toBe(true);
   });
 
   it("refuses malformed hashes and costs above 12 without verifying", async () => {
     const hash = await bcrypt.hash("pw", 4);
-    expect(await verifyBcrypt("pw", hash.slice(0, 59))).toBe(false);
-    expect(await verifyBcrypt("pw", hash.replace("$04$", "$13$"))).toBe(false);
-    expect(await verifyBcrypt("pw", hash.replace("$04$", "$03$"))).toBe(false);
+    expect(await verifyBcrypt("pw", hash.slice(0, 59), log)).toBe(false);
+    expect(await verifyBcrypt("pw", hash.replace("$04$", "$13$"), log)).toBe(false);
+    expect(await verifyBcrypt("pw", hash.replace("$04$", "$03$"), log)).toBe(false);
   });
 });
 

@@ -3,9 +3,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import demoOrigin, { type DemoOriginEnv } from "../examples/demo-origin/src/index";
-import { getConfig } from "../src/config";
+import { parseConfig } from "../src/config";
 import worker from "../src/index";
 import { signAssertion } from "../src/proxy/assertion";
+import { importHmacKey } from "../src/tokens/keys";
 import { setIdentityHeaders } from "../src/proxy/headers";
 import type { AccessClaims } from "../src/tokens/claims";
 import { accessTokenFor, GATEWAY } from "./helpers";
@@ -37,13 +38,19 @@ async function forwarded(
   signedFor = { method, path },
   secret = env.ASSERTION_SECRET!,
 ): Promise<Request> {
-  const config = { ...getConfig(env), assertionSecret: secret };
+  const config = parseConfig(env);
   const headers = new Headers();
   setIdentityHeaders(
     headers,
     ARCHITECT,
     "req-1",
-    await signAssertion(config, ARCHITECT, { ...signedFor, requestId: "req-1" }),
+    await signAssertion(
+      config,
+      await importHmacKey(secret),
+      ARCHITECT,
+      { ...signedFor, requestId: "req-1" },
+      Math.floor(Date.now() / 1000),
+    ),
   );
   return new Request(`http://127.0.0.1:8788${path}`, { method, headers });
 }

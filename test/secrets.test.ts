@@ -1,7 +1,7 @@
 // Dynamic per-organisation secrets: lifecycle routes, verification of dynamic tokens, caching bounds.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { getConfig } from "../src/config";
+import { parseConfig } from "../src/config";
 import { accessTokenFor, fakeOrigin, fixedClaims, gateway, now, problem, signWithJose } from "./helpers";
 
 afterEach(() => {
@@ -402,14 +402,14 @@ describe("cost and staleness of dynamic lookups", () => {
 describe("SECRETS_KEY configuration", () => {
   it("is optional, but must be 32 bytes of base64url when set", () => {
     const base = { ...env };
-    expect(getConfig({ ...base, SECRETS_KEY: undefined }).secretsKey).toBeUndefined();
-    expect(getConfig(base).secretsKey).toHaveLength(32);
+    expect(parseConfig({ ...base, SECRETS_KEY: undefined }).secretsKey).toBeUndefined();
+    expect(parseConfig(base).secretsKey).toHaveLength(32);
     for (const bad of [
       "short",
       "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd",
       "+AECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
     ]) {
-      expect(() => getConfig({ ...base, SECRETS_KEY: bad }), bad).toThrow(/SECRETS_KEY must be 32 random bytes/);
+      expect(() => parseConfig({ ...base, SECRETS_KEY: bad }), bad).toThrow(/SECRETS_KEY must be 32 random bytes/);
     }
   });
 });

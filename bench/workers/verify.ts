@@ -4,12 +4,11 @@
  */
 import { jwtVerify } from "jose";
 import gateway from "../../src/index";
-import { getConfig, type Bindings } from "../../src/config";
+import type { Bindings } from "../../src/config";
 import { GatewayError } from "../../src/errors";
+import { gatewayOf } from "../../src/gateway";
 import { issueAccessToken } from "../../src/tokens/access";
 import { decodeBase64Url } from "../../src/tokens/base64url";
-import { fixedKeyRing } from "../../src/tokens/keys";
-import { verifyAccessToken } from "../../src/tokens/verify";
 
 /** One verification of the fixture token (or its tampered copy); true when accepted. */
 type Variant = (token: string, bytes: TokenBytes) => Promise<boolean>;
@@ -48,18 +47,19 @@ function tampered(token: string): string {
 }
 
 async function makeFixture(env: Bindings): Promise<Fixture> {
-  const config = getConfig(env);
-  const ring = await fixedKeyRing(config);
+  const config = gatewayOf(env).config;
+  const ring = await gatewayOf(env).keys.fixedRing();
   const subject = {
     memberEntityId: 2549,
     memberEntityIdentifier: "o6q2is",
     organisationEntityIdentifier: "m7l9hw",
     scope: "architect getGrids postGrids",
   };
-  const { token } = await issueAccessToken(config, subject);
+  const now = () => Math.floor(Date.now() / 1000);
+  const { token } = await issueAccessToken(config, ring, subject, now());
   const bad = tampered(token);
   const fresh: string[] = [];
-  for (let i = 0; i < FRESH_TOKENS; i++) fresh.push((await issueAccessToken(config, subject)).token);
+  for (let i = 0; i < FRESH_TOKENS; i++) fresh.push((await issueAccessToken(config, ring, subject, now())).token);
   return {
     good: { token, bytes: split(token) },
     fresh,
@@ -71,12 +71,17 @@ async function makeFixture(env: Bindings): Promise<Fixture> {
 
 /** The gateway's complete check as `bearerAuth` runs it: config, key ring, format, signature, claims. */
 async function gatewayVerify(env: Bindings, token: string): Promise<boolean> {
-  const config = getConfig(env);
+  const gateway = gatewayOf(env);
+  const config = gateway.config;
   try {
-    await verifyAccessToken(token, {
-      fixed: await fixedKeyRing(config),
-      rules: { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(Date.now() / 1000) },
-    });
+    await gateway.verifier.verify(
+      token,
+      await gateway.keys.fixedRing(),
+      { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(gateway.now() / 1000) },
+      undefined,
+      NO_CONTEXT,
+      gateway.logger,
+    );
     return true;
   } catch (error) {
     if (error instanceof GatewayError) return false;
@@ -84,6 +89,8 @@ async function gatewayVerify(env: Bindings, token: string): Promise<boolean> {
   }
 }
 
+/** Fixed-secret tokens never reach the background work an execution context is for. */
+const NO_CONTEXT = { waitUntil: () => undefined };
 let freshIndex = 0;
 
 function variants(env: Bindings, f: Fixture): Record<string, Variant> {
@@ -98,7 +105,7 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
     /** jose as most Workers code uses it: a Uint8Array secret (jose imports a key on every call). */
     jose: async (token) => {
       try {
-        await jwtVerify(token, f.secret, { algorithms: ["HS256"], issuer: getConfig(env).issuer });
+        await jwtVerify(token, f.secret, { algorithms: ["HS256"], issuer: gatewayOf(env).config.issuer });
         return true;
       } catch {
         return false;
@@ -107,7 +114,7 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
     /** Reference: jose with a CryptoKey imported once. */
     "jose-key": async (token) => {
       try {
-        await jwtVerify(token, f.key, { algorithms: ["HS256"], issuer: getConfig(env).issuer });
+        await jwtVerify(token, f.key, { algorithms: ["HS256"], issuer: gatewayOf(env).config.issuer });
         return true;
       } catch {
         return false;

@@ -1,5 +1,6 @@
 /** Verification of bcrypt hashes imported from the origin database ($2a$, $2b$, $2y$). */
 import bcrypt from "bcryptjs";
+import type { Logger } from "../log";
 
 /** bcrypt only ever reads this many UTF-8 bytes of a password. */
 export const BCRYPT_MAX_PASSWORD_BYTES = 72;
@@ -29,11 +30,9 @@ export function isBcryptHash(stored: string): boolean {
  * verifies, even when its first 72 bytes match: bcrypt would silently ignore the rest, so accepting
  * it would let a guess that merely shares a long prefix in. Such members must reset their password.
  */
-export async function verifyBcrypt(password: string, stored: string): Promise<boolean> {
+export async function verifyBcrypt(password: string, stored: string, log: Logger): Promise<boolean> {
   if (usableBcryptCost(stored) === undefined) {
-    console.warn(
-      JSON.stringify({ level: "warn", event: "bcrypt_hash_unusable", cost: Number(stored.slice(4, 6)) || 0 }),
-    );
+    log.warn("bcrypt_hash_unusable", { cost: Number(stored.slice(4, 6)) || 0 });
     return false;
   }
   const fits = encoder.encode(password).byteLength <= BCRYPT_MAX_PASSWORD_BYTES;

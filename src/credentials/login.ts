@@ -1,8 +1,9 @@
 /** Checks email, password and optional domain against D1, without telling which one was wrong. */
 import type { Config } from "../config";
-import { GatewayError } from "../errors";
-import { isEligible } from "../policy/plan";
-import { database, findMemberships, type Membership } from "../storage/db";
+import type { Refusal } from "../gateway-error";
+import type { Logger } from "../log";
+import { ineligibility } from "../policy/eligibility";
+import { findMemberships, type Database, type Membership } from "../storage/db";
 import { normalizeDomain, normalizeEmail } from "./email";
 import { DUMMY_PASSWORD_HASH } from "./password";
 import { verifyStoredPassword } from "./stored-hash";
@@ -17,15 +18,34 @@ export interface LoginInput {
 /** Why a credential check failed; recorded in the audit trail, never sent to the client. */
 export type LoginFailureReason = "invalid_credentials" | "domain_required" | "suspended" | "plan_not_eligible";
 
+/** A refused credential check: why, the refusal the client gets, and the member when exactly one matched. */
+export interface LoginRefusal {
+  ok: false;
+  reason: LoginFailureReason;
+  refusal: Refusal;
+  memberId?: number;
+  organisationId?: number;
+}
+
 /** The result of {@link checkCredentials}. */
-export type LoginOutcome =
-  | { ok: true; membership: Membership; needsRehash: boolean }
-  | { ok: false; reason: LoginFailureReason; error: GatewayError; memberId?: number; organisationId?: number };
+export type LoginOutcome = { ok: true; membership: Membership; needsRehash: boolean } | LoginRefusal;
 
-const INVALID_CREDENTIALS = "The email, password or domain is incorrect.";
+/** The refusal the client gets for each failure reason. */
+const REFUSAL_OF: Record<LoginFailureReason, Refusal> = {
+  invalid_credentials: "invalidCredentials",
+  domain_required: "domainRequired",
+  suspended: "suspended",
+  plan_not_eligible: "planNotEligible",
+};
 
-function refused(reason: LoginFailureReason, error: GatewayError, membership?: Membership): LoginOutcome {
-  return { ok: false, reason, error, memberId: membership?.member.id, organisationId: membership?.organisation.id };
+function refused(reason: LoginFailureReason, membership?: Membership): LoginRefusal {
+  return {
+    ok: false,
+    reason,
+    refusal: REFUSAL_OF[reason],
+    memberId: membership?.member.id,
+    organisationId: membership?.organisation.id,
+  };
 }
 
 /**
@@ -34,44 +54,28 @@ function refused(reason: LoginFailureReason, error: GatewayError, membership?: M
  * only ever given after a password verified. A failed check names the member only when the email
  * (and domain) matched exactly one membership, for the audit trail.
  */
-export async function checkCredentials(config: Config, d1: D1Database, input: LoginInput): Promise<LoginOutcome> {
+export async function checkCredentials(
+  config: Config,
+  db: Database,
+  log: Logger,
+  input: LoginInput,
+): Promise<LoginOutcome> {
   const email = normalizeEmail(input.email);
   const domain = input.domain === undefined ? undefined : normalizeDomain(input.domain);
-  const candidates = await findMemberships(database(d1), email, domain);
+  const candidates = await findMemberships(db, email, domain);
 
-  if (candidates.length === 0) await verifyStoredPassword(input.password, DUMMY_PASSWORD_HASH, config.passwordPepper);
+  if (candidates.length === 0)
+    await verifyStoredPassword(input.password, DUMMY_PASSWORD_HASH, config.passwordPepper, log);
   const matches: { membership: Membership; needsRehash: boolean }[] = [];
   for (const candidate of candidates) {
-    const check = await verifyStoredPassword(input.password, candidate.member.passwordHash, config.passwordPepper);
+    const check = await verifyStoredPassword(input.password, candidate.member.passwordHash, config.passwordPepper, log);
     if (check.ok) matches.push({ membership: candidate, needsRehash: check.needsRehash });
   }
 
-  if (matches.length === 0) {
-    return refused(
-      "invalid_credentials",
-      new GatewayError("invalid_credentials", INVALID_CREDENTIALS),
-      candidates.length === 1 ? candidates[0] : undefined,
-    );
-  }
-  if (matches.length > 1) {
-    return refused(
-      "domain_required",
-      new GatewayError(
-        "domain_required",
-        "This account belongs to several organisations; add the organisation's domain.",
-      ),
-    );
-  }
+  if (matches.length === 0) return refused("invalid_credentials", candidates.length === 1 ? candidates[0] : undefined);
+  if (matches.length > 1) return refused("domain_required");
   const { membership, needsRehash } = matches[0]!;
-  if (membership.member.status !== "active" || membership.organisation.status !== "active") {
-    return refused("suspended", new GatewayError("account_suspended", "This account is suspended."), membership);
-  }
-  if (!isEligible(config, membership.organisation)) {
-    return refused(
-      "plan_not_eligible",
-      new GatewayError("plan_not_eligible", "This organisation's plan does not include API access."),
-      membership,
-    );
-  }
+  const ineligible = ineligibility(config, membership.member, membership.organisation);
+  if (ineligible) return refused(ineligible === "suspended" ? "suspended" : "plan_not_eligible", membership);
   return { ok: true, membership, needsRehash };
 }

@@ -1,6 +1,8 @@
 /** Per-account login back-off: a failure counter in KV (`login-fail:` keys), mirrored in isolate memory. */
-import type { Config } from "../config";
+import { LruCache } from "../cache/lru";
+import type { Config, ConfigSource } from "../config";
 import { sha256Hex } from "../digest";
+import type { Logger } from "../log";
 
 /** KV key prefix of account failure counters; the rest is the SHA-256 (hex) of the normalised email. */
 export const THROTTLE_KEY_PREFIX = "login-fail:";
@@ -22,8 +24,6 @@ export type AccountGate =
   { retryAfter: number } | { retryAfter: undefined; record: FailureRecord | undefined; release: () => void };
 
 const MEMORY_LIMIT = 10_000;
-const memory = new Map<string, FailureRecord>();
-const inFlight = new Map<string, number>();
 
 /** The KV key counting failures of every membership with this (already normalised) email. */
 export async function throttleKey(email: string): Promise<string> {
@@ -52,89 +52,95 @@ function parse(raw: unknown): FailureRecord | undefined {
   return { failures: failures as number, lockedUntil, expiresAt };
 }
 
-async function readRecord(kv: KVNamespace, key: string, now: number): Promise<FailureRecord | undefined> {
-  let stored: FailureRecord | undefined;
-  try {
-    stored = parse(await kv.get(key, "json"));
-  } catch (error) {
-    console.error(JSON.stringify({ level: "error", event: "login_throttle_read_failed", error: String(error) }));
+/** The per-account back-off of one isolate: the KV counters, their in-memory mirror, attempts in flight. */
+export class LoginThrottle {
+  /** Failure records this isolate wrote or read, so KV's write limits and lag cannot hide a failure. */
+  private readonly memory = new LruCache<string, FailureRecord>({ maxEntries: MEMORY_LIMIT });
+  /** Attempts per account still running here. */
+  private readonly inFlight = new Map<string, number>();
+
+  constructor(
+    private readonly kv: KVNamespace,
+    private readonly source: ConfigSource,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * Decides, before any password hashing, whether an attempt on this account may proceed. Attempts
+   * still running in this isolate count as failures, so a parallel burst cannot outrun the counter.
+   */
+  async enter(log: Logger, key: string): Promise<AccountGate> {
+    const settings = this.source.config;
+    const now = this.now();
+    const record = await this.readRecord(log, key, now);
+    if (record && record.lockedUntil > now) return { retryAfter: Math.ceil((record.lockedUntil - now) / 1000) };
+    const inFlight = this.inFlight;
+    const running = inFlight.get(key) ?? 0;
+    if (running > 0 && backoffSeconds(settings, (record?.failures ?? 0) + running) > 0) {
+      return { retryAfter: settings.loginBackoffBaseSeconds };
+    }
+    inFlight.set(key, running + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const left = (inFlight.get(key) ?? 1) - 1;
+      if (left > 0) inFlight.set(key, left);
+      else inFlight.delete(key);
+    };
+    return { retryAfter: undefined, record, release };
   }
-  const record = worse(stored, memory.get(key));
-  return record && record.expiresAt > now ? record : undefined;
-}
 
-function remember(key: string, record: FailureRecord | undefined): void {
-  memory.delete(key);
-  if (!record) return;
-  if (memory.size >= MEMORY_LIMIT) memory.delete(memory.keys().next().value!);
-  memory.set(key, record);
-}
-
-/**
- * Decides, before any password hashing, whether an attempt on this account may proceed. Attempts
- * still running in this isolate count as failures, so a parallel burst cannot outrun the counter.
- */
-export async function enterAccount(
-  kv: KVNamespace,
-  settings: ThrottleSettings,
-  key: string,
-  now = Date.now(),
-): Promise<AccountGate> {
-  const record = await readRecord(kv, key, now);
-  if (record && record.lockedUntil > now) return { retryAfter: Math.ceil((record.lockedUntil - now) / 1000) };
-  const running = inFlight.get(key) ?? 0;
-  if (running > 0 && backoffSeconds(settings, (record?.failures ?? 0) + running) > 0) {
-    return { retryAfter: settings.loginBackoffBaseSeconds };
+  /**
+   * Counts one more failure and locks the account for its back-off. A KV write refused (e.g. more
+   * than one write per key per second) is logged and ignored: this isolate still remembers it.
+   */
+  async recordFailure(log: Logger, key: string, previous: FailureRecord | undefined): Promise<FailureRecord> {
+    const settings = this.source.config;
+    const now = this.now();
+    const latest = worse(previous, this.memory.get(key));
+    const failures = (latest && latest.expiresAt > now ? latest.failures : 0) + 1;
+    const lockSeconds = backoffSeconds(settings, failures);
+    const ttlSeconds = Math.max(60, lockSeconds + settings.loginBackoffMaxSeconds);
+    const record: FailureRecord = {
+      failures,
+      lockedUntil: lockSeconds ? now + lockSeconds * 1000 : 0,
+      expiresAt: now + ttlSeconds * 1000,
+    };
+    this.remember(key, record);
+    try {
+      await this.kv.put(key, JSON.stringify(record), { expirationTtl: ttlSeconds });
+    } catch (error) {
+      log.error("login_throttle_write_failed", { error: String(error) });
+    }
+    return record;
   }
-  inFlight.set(key, running + 1);
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    const left = (inFlight.get(key) ?? 1) - 1;
-    if (left > 0) inFlight.set(key, left);
-    else inFlight.delete(key);
-  };
-  return { retryAfter: undefined, record, release };
-}
 
-/**
- * Counts one more failure and locks the account for its back-off. A KV write refused (e.g. more
- * than one write per key per second) is logged and ignored: this isolate still remembers it.
- */
-export async function recordFailure(
-  kv: KVNamespace,
-  settings: ThrottleSettings,
-  key: string,
-  previous: FailureRecord | undefined,
-  now = Date.now(),
-): Promise<FailureRecord> {
-  const latest = worse(previous, memory.get(key));
-  const failures = (latest && latest.expiresAt > now ? latest.failures : 0) + 1;
-  const lockSeconds = backoffSeconds(settings, failures);
-  const ttlSeconds = Math.max(60, lockSeconds + settings.loginBackoffMaxSeconds);
-  const record: FailureRecord = {
-    failures,
-    lockedUntil: lockSeconds ? now + lockSeconds * 1000 : 0,
-    expiresAt: now + ttlSeconds * 1000,
-  };
-  remember(key, record);
-  try {
-    await kv.put(key, JSON.stringify(record), { expirationTtl: ttlSeconds });
-  } catch (error) {
-    console.error(JSON.stringify({ level: "error", event: "login_throttle_write_failed", error: String(error) }));
+  /** Forgets an account's failures after a successful login; costs nothing when there were none. */
+  async clearFailures(log: Logger, key: string, previous: FailureRecord | undefined): Promise<void> {
+    const known = previous ?? this.memory.get(key);
+    this.remember(key, undefined);
+    if (!known) return;
+    try {
+      await this.kv.delete(key);
+    } catch (error) {
+      log.error("login_throttle_clear_failed", { error: String(error) });
+    }
   }
-  return record;
-}
 
-/** Forgets an account's failures after a successful login; costs nothing when there were none. */
-export async function clearFailures(kv: KVNamespace, key: string, previous: FailureRecord | undefined): Promise<void> {
-  const known = previous ?? memory.get(key);
-  remember(key, undefined);
-  if (!known) return;
-  try {
-    await kv.delete(key);
-  } catch (error) {
-    console.error(JSON.stringify({ level: "error", event: "login_throttle_clear_failed", error: String(error) }));
+  private async readRecord(log: Logger, key: string, now: number): Promise<FailureRecord | undefined> {
+    let stored: FailureRecord | undefined;
+    try {
+      stored = parse(await this.kv.get(key, "json"));
+    } catch (error) {
+      log.error("login_throttle_read_failed", { error: String(error) });
+    }
+    const record = worse(stored, this.memory.get(key));
+    return record && record.expiresAt > now ? record : undefined;
+  }
+
+  private remember(key: string, record: FailureRecord | undefined): void {
+    this.memory.delete(key);
+    if (record) this.memory.set(key, record);
   }
 }

@@ -1,15 +1,11 @@
-/** Bearer authentication middleware: exactly one `Authorization: Bearer <jwt>`, verified without I/O. */
+/** Bearer authentication middleware: exactly one `Authorization: Bearer <jwt>`, verified against the gateway's keys. */
 import type { MiddlewareHandler } from "hono";
-import { getConfig, type AppEnv, type Bindings, type WaitUntil } from "../config";
-import { GatewayError } from "../errors";
-import { fixedKeyRing } from "../tokens/keys";
-import { verifyAccessToken, type DynamicKeyResolver } from "../tokens/verify";
+import { GatewayError } from "../gateway-error";
+import type { AppEnv } from "../gateway";
 
 /** Options of {@link bearerAuth}. */
 export interface BearerAuthOptions {
-  /** Resolves dynamic organisation secrets; without it dynamic-secret tokens are refused. */
-  dynamicKeys?: (env: Bindings, ctx: WaitUntil) => DynamicKeyResolver;
-  /** Accept only tokens signed with the fixed secret (e.g. for secret management). */
+  /** Accept only tokens signed with the fixed secret (e.g. for secret management); else dynamic ones too. */
   fixedOnly?: boolean;
 }
 
@@ -41,17 +37,23 @@ function credentialsOf(request: Request): string {
   return match[1]!;
 }
 
-/** Verifies the bearer token and sets `claims`; every failure is a 401 with an RFC 6750 challenge. */
+/**
+ * Verifies the bearer token and sets `claims`; every failure is a 401 with an RFC 6750 challenge.
+ * Fixed-secret tokens need no I/O; dynamic-secret ones read their organisation's keys (isolate, KV, D1).
+ */
 export function bearerAuth(options: BearerAuthOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const token = credentialsOf(c.req.raw);
-    const config = getConfig(c.env);
-    const dynamic = options.fixedOnly ? undefined : options.dynamicKeys?.(c.env, c.executionCtx);
-    const claims = await verifyAccessToken(token, {
-      fixed: await fixedKeyRing(config),
-      dynamic,
-      rules: { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(Date.now() / 1000) },
-    });
+    const gateway = c.get("gateway");
+    const config = gateway.config;
+    const claims = await gateway.verifier.verify(
+      token,
+      await gateway.keys.fixedRing(),
+      { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(gateway.now() / 1000) },
+      options.fixedOnly ? undefined : gateway.dynamicSecrets,
+      c.executionCtx,
+      c.get("log"),
+    );
     c.set("claims", claims);
     await next();
   };

@@ -1,6 +1,6 @@
 /** Reads small JSON or form bodies with a hard size limit, and validates them with zod. */
 import type { z } from "zod";
-import { GatewayError } from "../errors";
+import { GatewayError } from "../gateway-error";
 
 /** The largest body a gateway-owned route reads. */
 export const MAX_BODY_BYTES = 16 * 1024;

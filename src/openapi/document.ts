@@ -17,7 +17,7 @@ import {
   TokenResponse,
   emptyResponse,
   jsonResponse,
-  problemResponse,
+  problemResponseSpec,
 } from "./schemas";
 
 const LoginRequest = LoginBody.meta({ id: "LoginRequest", description: "`password` is at most 1024 UTF-8 bytes." });
@@ -83,13 +83,16 @@ function buildSpec(): OpenAPIHono {
     responses: {
       200: jsonResponse("Tokens issued.", TokenResponse, { "Cache-Control": HEADERS.noStore }),
       ...BODY_PROBLEMS,
-      401: problemResponse(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
-      403: problemResponse(
+      401: problemResponseSpec(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
+      403: problemResponseSpec(
         ["plan_not_eligible", "account_suspended"],
         "Plan without API access, or member or organisation suspended",
       ),
-      409: problemResponse(["domain_required"], "The password verifies in more than one organisation; send `domain`"),
-      429: problemResponse(["rate_limited"], "Too many attempts", { "Retry-After": HEADERS.retryAfter }),
+      409: problemResponseSpec(
+        ["domain_required"],
+        "The password verifies in more than one organisation; send `domain`",
+      ),
+      429: problemResponseSpec(["rate_limited"], "Too many attempts", { "Retry-After": HEADERS.retryAfter }),
       ...INTERNAL_PROBLEM,
     },
   });
@@ -108,8 +111,8 @@ function buildSpec(): OpenAPIHono {
         "Cache-Control": HEADERS.noStore,
       }),
       ...BODY_PROBLEMS,
-      401: problemResponse(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token"),
-      403: problemResponse(
+      401: problemResponseSpec(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token"),
+      403: problemResponseSpec(
         ["plan_not_eligible", "account_suspended"],
         "Plan without API access, or member or organisation suspended",
       ),
@@ -139,7 +142,7 @@ function buildSpec(): OpenAPIHono {
   });
 
   const secretsSecurity = [{ bearerAccessToken: [] }];
-  const secretsForbidden = problemResponse(
+  const secretsForbidden = problemResponseSpec(
     ["insufficient_scope", "plan_not_eligible", "account_suspended"],
     "Not an architect (with a WWW-Authenticate challenge), plan without API access, or suspended",
   );
@@ -161,7 +164,7 @@ function buildSpec(): OpenAPIHono {
       ...BODY_PROBLEMS,
       ...BEARER_PROBLEMS,
       403: secretsForbidden,
-      409: problemResponse(["secret_limit_reached"], "The organisation already holds the maximum of live secrets"),
+      409: problemResponseSpec(["secret_limit_reached"], "The organisation already holds the maximum of live secrets"),
       ...INTERNAL_PROBLEM,
     },
   });
@@ -191,7 +194,7 @@ function buildSpec(): OpenAPIHono {
       204: emptyResponse("Revoked."),
       ...BEARER_PROBLEMS,
       403: secretsForbidden,
-      404: problemResponse(["not_found"], "No live secret with that kid in this organisation"),
+      404: problemResponseSpec(["not_found"], "No live secret with that kid in this organisation"),
       ...INTERNAL_PROBLEM,
     },
   });
@@ -207,10 +210,7 @@ const INFO = {
     "The routes the gateway answers itself. Every other path is proxied to the origin after Bearer authentication, plan and scope checks (see README.md). Errors are RFC 9457 problem+json; every response carries X-Request-Id.",
 };
 
-let cached: string | undefined;
-
-/** The document as a JSON string, generated once per isolate. */
+/** The document as a JSON string; the gateway generates it once per isolate. */
 export function openApiJson(): string {
-  cached ??= JSON.stringify(buildSpec().getOpenAPI31Document({ openapi: "3.1.0", info: INFO }));
-  return cached;
+  return JSON.stringify(buildSpec().getOpenAPI31Document({ openapi: "3.1.0", info: INFO }));
 }

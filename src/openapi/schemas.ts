@@ -1,6 +1,6 @@
 /** Zod schemas of the gateway's responses and the response/header building blocks of its OpenAPI document. */
 import { z } from "zod";
-import type { ProblemCode } from "../errors";
+import type { ProblemCode } from "../gateway-error";
 
 /** Body of `GET /health`. */
 export const HealthResponse = z.strictObject({ status: z.literal("ok") }).meta({ id: "Health" });
@@ -32,7 +32,7 @@ const ProblemFields = z.strictObject({
   request_id: z.uuid().describe("Same value as the X-Request-Id header."),
 });
 
-/** RFC 9457 problem details as `problemResponse` in errors.ts writes them, with the gateway's `code` extension. */
+/** RFC 9457 problem details as `problemResponse` in http/problem.ts writes them, with the gateway's `code` extension. */
 export const Problem = ProblemFields.meta({
   id: "Problem",
   description: "RFC 9457 problem details (application/problem+json).",
@@ -107,7 +107,7 @@ export function jsonResponse(description: string, schema: z.ZodType, headers: Re
  * A problem+json response for one status: the shared Problem schema narrowed to the `codes` this
  * route gives with that status (typed against the closed ProblemCode union).
  */
-export function problemResponse(
+export function problemResponseSpec(
   codes: readonly ProblemCode[],
   description: string,
   headers: Record<string, HeaderSpec> = {},
@@ -124,14 +124,14 @@ export function problemResponse(
 
 /** Problem responses every gateway-owned POST route can give for a bad body. */
 export const BODY_PROBLEMS = {
-  400: problemResponse(["invalid_request"], "Malformed body, or a missing or mistyped field"),
-  413: problemResponse(["payload_too_large"], "Body over 16 KiB"),
-  415: problemResponse(["unsupported_media_type"], "Content type other than JSON or form-urlencoded"),
+  400: problemResponseSpec(["invalid_request"], "Malformed body, or a missing or mistyped field"),
+  413: problemResponseSpec(["payload_too_large"], "Body over 16 KiB"),
+  415: problemResponseSpec(["unsupported_media_type"], "Content type other than JSON or form-urlencoded"),
 } as const;
 
 /** Refusals of routes that need a fixed-secret Bearer access token. */
 export const BEARER_PROBLEMS = {
-  401: problemResponse(
+  401: problemResponseSpec(
     ["missing_token", "invalid_token", "basic_not_supported"],
     "No, a malformed or an invalid Bearer token",
     { "WWW-Authenticate": HEADERS.bearerChallenge },
@@ -145,5 +145,5 @@ export function emptyResponse(description: string, headers: Record<string, Heade
 
 /** The opaque 500 any route can give when the deployment is misconfigured. */
 export const INTERNAL_PROBLEM = {
-  500: problemResponse(["internal"], "Misconfiguration or unexpected error; details only in the logs"),
+  500: problemResponseSpec(["internal"], "Misconfiguration or unexpected error; details only in the logs"),
 } as const;

@@ -1,8 +1,9 @@
 /** The plan gate: only active organisations on an API plan pass; state cached per isolate ≤ 60 s. */
-import type { MiddlewareHandler } from "hono";
-import { getConfig, type AppEnv, type Config, type WaitUntil } from "../config";
-import { GatewayError } from "../errors";
-import { database, findOrganisationAccess } from "../storage/db";
+import { LruCache } from "../cache/lru";
+import type { ConfigSource, WaitUntil } from "../config";
+import { refusal } from "../gateway-error";
+import { findOrganisationAccess, type Database } from "../storage/db";
+import { isEligible } from "./eligibility";
 
 interface CachedAccess {
   plan: string | undefined;
@@ -12,58 +13,44 @@ interface CachedAccess {
 
 /** After this, a cached entry is still served but refreshed in the background. */
 const REFRESH_AFTER_MS = 30_000;
-/** After this, a cached entry is never served: the contract's 60 s staleness bound. */
+/** After this, a cached entry is never served: the documented 60 s staleness bound. */
 const MAX_AGE_MS = 60_000;
 const CACHE_LIMIT = 10_000;
-const cache = new Map<string, CachedAccess>();
-const refreshing = new Set<string>();
 
-async function load(d1: D1Database, identifier: string): Promise<CachedAccess> {
-  const row = await findOrganisationAccess(database(d1), identifier);
-  const entry = { plan: row?.plan, status: row?.status, fetchedAt: Date.now() };
-  if (cache.size >= CACHE_LIMIT) cache.clear();
-  cache.set(identifier, entry);
-  return entry;
-}
+/** Plan and status of organisations, read from D1 and cached per isolate for at most {@link MAX_AGE_MS}. */
+export class PlanGate {
+  private readonly cache: LruCache<string, CachedAccess>;
+  /** Organisations whose entry is being refreshed in the background. */
+  private readonly refreshing = new Set<string>();
 
-async function access(d1: D1Database, identifier: string, ctx: WaitUntil): Promise<CachedAccess> {
-  const cached = cache.get(identifier);
-  const age = cached ? Date.now() - cached.fetchedAt : Infinity;
-  if (!cached || age >= MAX_AGE_MS) return load(d1, identifier);
-  if (age >= REFRESH_AFTER_MS && !refreshing.has(identifier)) {
-    refreshing.add(identifier);
-    ctx.waitUntil(load(d1, identifier).finally(() => refreshing.delete(identifier)));
+  constructor(
+    private readonly source: ConfigSource,
+    private readonly db: Database,
+    private readonly now: () => number,
+  ) {
+    this.cache = new LruCache({ maxEntries: CACHE_LIMIT, ttlMs: MAX_AGE_MS, now });
   }
-  return cached;
-}
 
-/** Whether an organisation row may use the API under `config`. */
-export function isEligible(config: Config, organisation: { plan?: string; status?: string }): boolean {
-  return organisation.status === "active" && organisation.plan !== undefined && config.apiPlans.has(organisation.plan);
-}
-
-/** Throws 403 `plan_not_eligible` unless the organisation is active and on an API plan. */
-export async function requireEligiblePlan(
-  config: Config,
-  d1: D1Database,
-  identifier: string,
-  ctx: WaitUntil,
-): Promise<void> {
-  const entry = await access(d1, identifier, ctx);
-  if (!isEligible(config, entry)) {
-    throw new GatewayError("plan_not_eligible", "This organisation's plan does not include API access.");
+  /** Throws `plan_not_eligible` unless the organisation is active and on an API plan. */
+  async requireEligible(ctx: WaitUntil, identifier: string): Promise<void> {
+    const entry = await this.access(ctx, identifier);
+    if (!isEligible(this.source.config, entry)) throw refusal("planNotEligible");
   }
-}
 
-/** Middleware after `bearerAuth`: the token's organisation must be active and on an API plan (403). */
-export function requirePlan(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    await requireEligiblePlan(getConfig(c.env), c.env.DB, c.get("claims").organisationEntityIdentifier, c.executionCtx);
-    await next();
-  };
-}
+  private async load(identifier: string): Promise<CachedAccess> {
+    const row = await findOrganisationAccess(this.db, identifier);
+    const entry = { plan: row?.plan, status: row?.status, fetchedAt: this.now() };
+    this.cache.set(identifier, entry);
+    return entry;
+  }
 
-/** Drops cached plan state, e.g. right after this isolate changed an organisation. */
-export function forgetOrganisation(identifier: string): void {
-  cache.delete(identifier);
+  private async access(ctx: WaitUntil, identifier: string): Promise<CachedAccess> {
+    const cached = this.cache.get(identifier);
+    if (!cached) return this.load(identifier);
+    if (this.now() - cached.fetchedAt >= REFRESH_AFTER_MS && !this.refreshing.has(identifier)) {
+      this.refreshing.add(identifier);
+      ctx.waitUntil(this.load(identifier).finally(() => this.refreshing.delete(identifier)));
+    }
+    return cached;
+  }
 }

@@ -1,8 +1,5 @@
 /** The scope policy: one table of roles, plus granular `<resource>` and `<method><Resource>` scopes. */
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../config";
-import { GatewayError } from "../errors";
-import { pathOf } from "../http/request-url";
+import { LruCache } from "../cache/lru";
 
 const ALL_METHODS = "*";
 
@@ -21,18 +18,7 @@ export const ROLE_POLICY: ReadonlyMap<string, ReadonlySet<string>> = new Map([
 /** Roles a member row may hold (`organisation` is for integrations' dynamic tokens only). */
 export const MEMBER_ROLES = ["architect", "builder", "user"] as const;
 
-const parsedScopes = new Map<string, ReadonlySet<string>>();
 const PARSED_SCOPES_LIMIT = 1024;
-
-function scopeSet(scope: string): ReadonlySet<string> {
-  let set = parsedScopes.get(scope);
-  if (!set) {
-    set = new Set(scope.split(" ").filter(Boolean));
-    if (parsedScopes.size >= PARSED_SCOPES_LIMIT) parsedScopes.clear();
-    parsedScopes.set(scope, set);
-  }
-  return set;
-}
 
 /** A resource that granular scopes can name: lower-case first, then RFC 6749 scope-token characters. */
 const GRANULAR_RESOURCE = /^[a-z0-9_-][\x21\x23-\x5B\x5D-\x7E]*$/;
@@ -63,9 +49,8 @@ export function scopesAllowing(method: string, resource: string): string[] {
   return [...granular, ...roles];
 }
 
-/** Default deny: true only when some scope in the space-delimited `scope` grants `method` on `resource`. */
-export function isAllowed(scope: string, method: string, resource: string): boolean {
-  const granted = scopeSet(scope);
+/** Default deny: true only when some scope in `granted` allows `method` on `resource`. */
+export function isAllowed(granted: ReadonlySet<string>, method: string, resource: string): boolean {
   for (const role of granted) {
     const methods = ROLE_POLICY.get(role);
     if (methods && (methods.has(ALL_METHODS) || methods.has(method))) return true;
@@ -89,35 +74,17 @@ export function resourceOf(pathname: string): string | undefined {
   }
 }
 
-/** Percent-encoded `/` or `\`: the origin might decode them into separators the scope check never saw. */
-const ENCODED_SEPARATOR = /%2f|%5c/i;
+/** Token scopes parsed into sets, kept per isolate: a gateway sees few distinct scope strings. */
+export class ScopeSets {
+  private readonly parsed = new LruCache<string, ReadonlySet<string>>({ maxEntries: PARSED_SCOPES_LIMIT });
 
-/**
- * Middleware after `bearerAuth`: 403 `insufficient_scope`, naming the scopes that would do, unless
- * the token's scope allows the method on the path's resource. 400 for a path whose resource is
- * ambiguous (bad percent-encoding, encoded separators).
- */
-export function requireScope(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const method = c.req.method;
-    const path = pathOf(c.req.url);
-    const resource = resourceOf(path);
-    if (resource === undefined)
-      throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
-    if (ENCODED_SEPARATOR.test(path))
-      throw new GatewayError(
-        "invalid_request",
-        "Percent-encoded slashes and backslashes are not accepted in the path.",
-      );
-    if (!isAllowed(c.get("claims").scope, method, resource)) {
-      throw new GatewayError(
-        "insufficient_scope",
-        `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`,
-        {
-          requiredScope: scopesAllowing(method, resource).join(" "),
-        },
-      );
+  /** The scopes of a space-delimited `scope` string. */
+  of(scope: string): ReadonlySet<string> {
+    let set = this.parsed.get(scope);
+    if (!set) {
+      set = new Set(scope.split(" ").filter(Boolean));
+      this.parsed.set(scope, set);
     }
-    await next();
-  };
+    return set;
+  }
 }

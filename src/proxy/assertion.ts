@@ -1,7 +1,6 @@
 /** `X-Gateway-Assertion`: a 60-second HS256 JWT binding the identity to the method and path. */
 import type { Config } from "../config";
 import type { AccessClaims } from "../tokens/claims";
-import { hmacKey } from "../tokens/keys";
 import { signJwt } from "../tokens/sign";
 
 /** Lifetime of an assertion in seconds. */
@@ -26,13 +25,17 @@ export interface AssertionClaims {
   tokenId?: string;
 }
 
-/** Signs the assertion for one forwarded request; `path` is the path and query the origin receives. */
-export async function signAssertion(
-  config: Config,
+/**
+ * Signs the assertion for one forwarded request with `key` (`ASSERTION_SECRET`) at `now` (seconds);
+ * `path` is the path and query the origin receives.
+ */
+export function signAssertion(
+  config: Pick<Config, "issuer">,
+  key: CryptoKey,
   claims: AccessClaims,
   request: { method: string; path: string; requestId: string },
+  now: number,
 ): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
   const assertion: AssertionClaims = {
     iss: config.issuer,
     aud: "origin",
@@ -48,5 +51,5 @@ export async function signAssertion(
     secretType: claims.secretType,
     tokenId: claims.jti,
   };
-  return signJwt(assertion, await hmacKey(config.assertionSecret), { typ: ASSERTION_TYPE });
+  return signJwt(assertion, key, { typ: ASSERTION_TYPE });
 }

@@ -1,7 +1,8 @@
 /** Forwards an authorized request to the origin: streamed body, trusted headers, bounded wait. */
 import type { Handler } from "hono";
-import { getConfig, type AppEnv, type Bindings, type Config } from "../config";
-import { GatewayError } from "../errors";
+import type { Bindings, Config } from "../config";
+import type { AppEnv } from "../gateway";
+import { GatewayError } from "../gateway-error";
 import { pathAndQuery } from "../http/request-url";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
@@ -19,6 +20,10 @@ export interface ForwardInput {
   request: Request;
   claims: AccessClaims;
   requestId: string;
+  /** The key `X-Gateway-Assertion` is signed with. */
+  assertionKey: CryptoKey;
+  /** Seconds since the epoch. */
+  now: number;
 }
 
 /**
@@ -28,7 +33,7 @@ export interface ForwardInput {
 export async function forwardToOrigin(
   env: Bindings,
   config: Config,
-  { request, claims, requestId }: ForwardInput,
+  { request, claims, requestId, assertionKey, now }: ForwardInput,
 ): Promise<Response> {
   const url = upstreamUrl(env, config, request.url);
   const headers = sanitizedHeaders(request.headers);
@@ -38,7 +43,13 @@ export async function forwardToOrigin(
     headers,
     claims,
     requestId,
-    await signAssertion(config, claims, { method: request.method, path: pathAndQuery(url), requestId }),
+    await signAssertion(
+      config,
+      assertionKey,
+      claims,
+      { method: request.method, path: pathAndQuery(url), requestId },
+      now,
+    ),
   );
 
   const abort = new AbortController();
@@ -64,10 +75,14 @@ export async function forwardToOrigin(
 
 /** The final handler of the proxied API: forwards the authenticated, authorized request. */
 export function forward(): Handler<AppEnv> {
-  return (c) =>
-    forwardToOrigin(c.env, getConfig(c.env), {
+  return async (c) => {
+    const gateway = c.get("gateway");
+    return forwardToOrigin(c.env, gateway.config, {
       request: c.req.raw,
       claims: c.get("claims"),
       requestId: c.get("requestId"),
+      assertionKey: await gateway.keys.assertionKey(),
+      now: Math.floor(gateway.now() / 1000),
     });
+  };
 }

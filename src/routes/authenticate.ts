@@ -1,14 +1,12 @@
 /** `/authenticate`: password login issuing access tokens; the token-lifecycle routes mount here too. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { getConfig, type AppEnv } from "../config";
 import { requestFacts } from "../audit";
-import { guardedLogin, limitClientIp } from "../credentials/login-guard";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
+import type { AppEnv } from "../gateway";
 import { readBody } from "../http/body";
 import { memberScope } from "../policy/scopes";
 import { issueAccessToken } from "../tokens/access";
-import { issueRefreshToken } from "../tokens/refresh";
 import { tokenResponse } from "./token-response";
 
 const encoder = new TextEncoder();
@@ -30,20 +28,24 @@ export const LoginBody = z.object({
 export const authenticateRoutes = new Hono<AppEnv>();
 
 authenticateRoutes.post("/", async (c) => {
-  const config = getConfig(c.env);
+  const gateway = c.get("gateway");
+  const config = gateway.config;
   const attempt = requestFacts(c.req.raw, c.get("requestId"));
-  await limitClientIp(c.env, c.executionCtx, attempt);
+  await gateway.logins.limitClientIp(c.executionCtx, attempt);
   const body = await readBody(c.req.raw, LoginBody);
-  const { member, organisation } = await guardedLogin(c.env, c.executionCtx, config, attempt, body);
-  const access = await issueAccessToken(config, {
-    memberEntityId: member.id,
-    memberEntityIdentifier: member.identifier,
-    organisationEntityIdentifier: organisation.identifier,
-    scope: memberScope(member.role, member.extraScopes),
-  });
-  const refresh = await issueRefreshToken(config, c.env.TOKENS, {
-    memberId: member.id,
-    organisationId: organisation.id,
-  });
+  const { member, organisation } = await gateway.logins.login(c.executionCtx, c.get("log"), attempt, body);
+  const now = gateway.now();
+  const access = await issueAccessToken(
+    config,
+    await gateway.keys.fixedRing(),
+    {
+      memberEntityId: member.id,
+      memberEntityIdentifier: member.identifier,
+      organisationEntityIdentifier: organisation.identifier,
+      scope: memberScope(member.role, member.extraScopes),
+    },
+    Math.floor(now / 1000),
+  );
+  const refresh = await gateway.refreshStore.issue({ memberId: member.id, organisationId: organisation.id }, now);
   return tokenResponse(c, access, refresh);
 });

@@ -1,13 +1,13 @@
 /** `/authenticate/secrets`: an architect creates, lists and revokes the organisation's dynamic secrets. */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { audit, requestFacts, type AuditEventName } from "../audit";
-import { getConfig, type AppEnv } from "../config";
-import { GatewayError, methodNotAllowed } from "../errors";
+import type { AuditEventName } from "../audit";
+import type { AppEnv } from "../gateway";
+import { GatewayError, refusal } from "../gateway-error";
+import { auditRequest } from "../http/audit";
 import { bearerAuth } from "../http/bearer";
 import { readBody } from "../http/body";
-import { requireEligiblePlan } from "../policy/plan";
-import { database } from "../storage/db";
+import { methodNotAllowed } from "../http/problem";
 import {
   findMembershipState,
   insertSecretWithinLimit,
@@ -16,8 +16,7 @@ import {
   type MembershipState,
 } from "../storage/dynamic-secrets";
 import { isIdentifier } from "../tokens/claims";
-import { generateKid, generateSecret, sealSecret, secretsKey } from "../secrets/crypto";
-import { afterSecretCreated, afterSecretRevoked } from "../secrets/resolve";
+import { generateKid, generateSecret, sealSecret } from "../secrets/crypto";
 
 /** Live secrets an organisation may hold at once; tokens without `kid` are tried against each. */
 export const MAX_LIVE_SECRETS = 10;
@@ -42,33 +41,26 @@ interface Manager {
 
 async function manager(c: Context<AppEnv>): Promise<Manager> {
   const claims = c.get("claims");
-  await requireEligiblePlan(getConfig(c.env), c.env.DB, claims.organisationEntityIdentifier, c.executionCtx);
+  const gateway = c.get("gateway");
+  await gateway.plans.requireEligible(c.executionCtx, claims.organisationEntityIdentifier);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
     throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
       requiredScope: MANAGER_SCOPE,
     });
   }
   const membership = await findMembershipState(
-    database(c.env.DB),
+    gateway.db,
     claims.organisationEntityIdentifier,
     claims.memberEntityIdentifier,
   );
-  if (!membership) throw new GatewayError("invalid_token", "the token's member does not belong to its organisation");
-  if (membership.memberStatus !== "active" || membership.organisationStatus !== "active") {
-    throw new GatewayError("account_suspended", "This account is suspended.");
-  }
+  if (!membership) throw refusal("foreignMember");
+  if (membership.memberStatus !== "active" || membership.organisationStatus !== "active") throw refusal("suspended");
   return { organisation: claims.organisationEntityIdentifier, membership };
 }
 
 function record(c: Context<AppEnv>, event: AuditEventName, who: Manager, kid: string): void {
-  audit(c.executionCtx, c.env.DB, {
-    event,
-    outcome: "success",
-    memberId: who.membership.memberId,
-    organisationId: who.membership.organisationId,
-    detail: { kid },
-    ...requestFacts(c.req.raw, c.get("requestId")),
-  });
+  const { memberId, organisationId } = who.membership;
+  auditRequest(c, { event, outcome: "success", memberId, organisationId, detail: { kid } });
 }
 
 async function createBody(request: Request): Promise<z.infer<typeof CreateSecretBody>> {
@@ -84,10 +76,11 @@ const authenticated = bearerAuth({ fixedOnly: true });
 secretRoutes.post("/", authenticated, async (c) => {
   const who = await manager(c);
   const { label = "" } = await createBody(c.req.raw);
-  const key = await secretsKey(getConfig(c.env));
+  const gateway = c.get("gateway");
+  const key = await gateway.dynamicSecrets.sealingKey();
   const kid = generateKid();
   const secret = generateSecret();
-  const createdAt = Math.floor(Date.now() / 1000);
+  const createdAt = Math.floor(gateway.now() / 1000);
   const ciphertext = await sealSecret(key, { organisation: who.organisation, kid }, secret);
   const row = {
     kid,
@@ -97,13 +90,13 @@ secretRoutes.post("/", authenticated, async (c) => {
     createdBy: who.membership.memberId,
     createdAt,
   };
-  if (!(await insertSecretWithinLimit(database(c.env.DB), row, MAX_LIVE_SECRETS))) {
+  if (!(await insertSecretWithinLimit(gateway.db, row, MAX_LIVE_SECRETS))) {
     throw new GatewayError(
       "secret_limit_reached",
       `An organisation holds at most ${MAX_LIVE_SECRETS} live secrets; revoke one first.`,
     );
   }
-  await afterSecretCreated(c.env, who.organisation);
+  await gateway.dynamicSecrets.afterCreated(who.organisation);
   record(c, "secret.created", who, kid);
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
@@ -115,7 +108,7 @@ secretRoutes.post("/", authenticated, async (c) => {
 
 secretRoutes.get("/", authenticated, async (c) => {
   const who = await manager(c);
-  const secrets = await listLiveSecrets(database(c.env.DB), who.membership.organisationId);
+  const secrets = await listLiveSecrets(c.get("gateway").db, who.membership.organisationId);
   c.header("Cache-Control", "no-store");
   return c.json({
     secrets: secrets.map((s) => ({ kid: s.kid, label: s.label, created_at: s.createdAt, created_by: s.createdBy })),
@@ -125,9 +118,10 @@ secretRoutes.get("/", authenticated, async (c) => {
 secretRoutes.delete("/:kid", authenticated, async (c) => {
   const who = await manager(c);
   const kid = c.req.param("kid");
-  const revoked = isIdentifier(kid) && (await revokeLiveSecret(database(c.env.DB), who.membership.organisationId, kid));
+  const revoked =
+    isIdentifier(kid) && (await revokeLiveSecret(c.get("gateway").db, who.membership.organisationId, kid));
   if (!revoked) throw new GatewayError("not_found", "This organisation has no live secret with that kid.");
-  await afterSecretRevoked(c.env, who.organisation);
+  await c.get("gateway").dynamicSecrets.afterRevoked(who.organisation);
   record(c, "secret.revoked", who, kid);
   return c.body(null, 204);
 });

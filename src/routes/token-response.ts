@@ -1,8 +1,8 @@
 /** The one shape of a successful token response, shared by login and refresh. */
 import type { Context } from "hono";
-import type { AppEnv } from "../config";
+import type { AppEnv } from "../gateway";
 import type { IssuedAccessToken } from "../tokens/access";
-import type { RefreshTokenGrant } from "../tokens/refresh";
+import type { RefreshTokenGrant } from "../tokens/refresh-store";
 
 /** `200 {access_token, token_type, expires_in, refresh_token, refresh_token_expires_in, scope}`, never cached. */
 export function tokenResponse(c: Context<AppEnv>, access: IssuedAccessToken, refresh: RefreshTokenGrant): Response {

@@ -1,13 +1,12 @@
 /** `/authenticate/refresh` and `/authenticate/revoke`: the refresh half of the token lifecycle. */
-import { Hono, type Context } from "hono";
+import { Hono } from "hono";
 import { z } from "zod";
-import { audit, requestFacts, type AuditEvent } from "../audit";
-import { getConfig, type AppEnv } from "../config";
-import { GatewayError, methodNotAllowed } from "../errors";
+import type { AppEnv } from "../gateway";
+import { GatewayError, refusal } from "../gateway-error";
+import { auditRequest } from "../http/audit";
 import { bearerAuth } from "../http/bearer";
 import { readBody } from "../http/body";
-import { findRefreshRecord, revokeFamily, revokeMemberSessions } from "../tokens/refresh";
-import { refreshSession } from "../tokens/refresh-session";
+import { methodNotAllowed } from "../http/problem";
 import { isRefreshToken } from "../tokens/refresh-token";
 import { tokenResponse } from "./token-response";
 
@@ -27,33 +26,27 @@ export const RevokeBody = z.object({
   all: FormBoolean.optional(),
 });
 
-type AuditFields = Pick<AuditEvent, "event" | "outcome" | "memberId" | "organisationId" | "detail">;
-
-function record(c: Context<AppEnv>, fields: AuditFields): void {
-  audit(c.executionCtx, c.env.DB, { ...fields, ...requestFacts(c.req.raw, c.get("requestId")) });
-}
-
 /** Routes under `/authenticate` for refresh tokens; mounted before the `/authenticate/*` 404. */
 export const tokenRoutes = new Hono<AppEnv>();
 const memberBearer = bearerAuth({ fixedOnly: true });
 
 tokenRoutes.post("/refresh", async (c) => {
   const { refresh_token: token } = await readBody(c.req.raw, RefreshBody);
-  const outcome = await refreshSession(getConfig(c.env), c.env, token);
+  const outcome = await c.get("gateway").refreshSessions.refresh(c.get("log"), token);
   const { memberId, organisationId, familyId } = outcome;
   if (!outcome.ok) {
     const event =
       outcome.reason === "reused" || outcome.reason === "forked" ? "refresh.reuse_detected" : "refresh.failure";
-    record(c, {
+    auditRequest(c, {
       event,
       outcome: "failure",
       memberId,
       organisationId,
       detail: { reason: outcome.reason, ...(familyId ? { familyId } : {}) },
     });
-    throw outcome.error;
+    throw refusal(outcome.refusal);
   }
-  record(c, {
+  auditRequest(c, {
     event: "refresh.success",
     outcome: "success",
     memberId,
@@ -75,19 +68,19 @@ tokenRoutes.post("/revoke", async (c) => {
       'Send refresh_token, or {"all": true} with an Authorization: Bearer access token.',
     );
   }
-  const config = getConfig(c.env);
+  const { refreshStore } = c.get("gateway");
   if (body.all === true) {
     await memberBearer(c, async () => {});
     const memberId = c.get("claims").memberEntityId;
     if (memberId === undefined) throw new GatewayError("invalid_token", "the access token names no memberEntityId");
-    await revokeMemberSessions(config, c.env.TOKENS, memberId);
-    record(c, { event: "revoke.all", outcome: "success", memberId });
+    await refreshStore.revokeMemberSessions(memberId);
+    auditRequest(c, { event: "revoke.all", outcome: "success", memberId });
   }
   const stored =
-    token !== undefined && isRefreshToken(token) ? await findRefreshRecord(c.env.TOKENS, token) : undefined;
+    token !== undefined && isRefreshToken(token) ? await refreshStore.find(c.get("log"), token) : undefined;
   if (stored) {
-    await revokeFamily(config, c.env.TOKENS, stored, "revoked");
-    record(c, {
+    await refreshStore.revokeFamily(c.get("log"), stored, "revoked");
+    auditRequest(c, {
       event: "revoke",
       outcome: "success",
       memberId: stored.memberId,

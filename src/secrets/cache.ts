@@ -1,5 +1,7 @@
 /** A read-through cache (isolate → KV → D1) whose answers are never more than 55 s older than their D1 read. */
-import type { Bindings, WaitUntil } from "../config";
+import { LruCache } from "../cache/lru";
+import type { WaitUntil } from "../config";
+import type { Logger } from "../log";
 
 /** Longest an isolate serves an entry before asking KV again. */
 export const ISOLATE_TTL_MS = 30_000;
@@ -17,10 +19,10 @@ export interface CacheSpec<Stored, Live> {
   /** KV key of an entry. */
   kvKey(key: string): string;
   /** Reads the entry from D1; an empty answer is cached like any other (negative caching). */
-  load(env: Bindings, key: string): Promise<Stored>;
+  load(key: string): Promise<Stored>;
   /** Turns the stored form into what callers use (e.g. imports keys); runs once per isolate load. */
-  hydrate(env: Bindings, key: string, stored: Stored): Promise<Live>;
-  /** Isolate entries kept at most; past it the isolate map starts over. */
+  hydrate(log: Logger, key: string, stored: Stored): Promise<Live>;
+  /** Isolate entries kept at most; past it the least recently used one goes. */
   limit: number;
 }
 
@@ -30,40 +32,43 @@ interface KvEnvelope<Stored> {
 }
 
 interface IsolateEntry<Live> {
-  cachedAt: number;
   pending: Promise<{ live: Live; loadedAt: number }>;
 }
 
 /** The isolate → KV → D1 cache of one kind of entry; see {@link MAX_STALENESS_MS} for its bound. */
 export class StalenessBoundCache<Stored, Live> {
-  private readonly entries = new Map<string, IsolateEntry<Live>>();
+  private readonly entries: LruCache<string, IsolateEntry<Live>>;
 
-  constructor(private readonly spec: CacheSpec<Stored, Live>) {}
+  constructor(
+    private readonly spec: CacheSpec<Stored, Live>,
+    private readonly kv: KVNamespace,
+    private readonly now: () => number,
+  ) {
+    this.entries = new LruCache({ maxEntries: spec.limit, ttlMs: ISOLATE_TTL_MS, now });
+  }
 
   /** The entry for `key`, from this isolate, KV or D1, at most {@link MAX_STALENESS_MS} stale. */
-  async get(env: Bindings, ctx: WaitUntil, key: string): Promise<Live> {
-    const now = Date.now();
+  async get(ctx: WaitUntil, log: Logger, key: string): Promise<Live> {
     const cached = this.entries.get(key);
-    if (cached && now - cached.cachedAt < ISOLATE_TTL_MS) {
+    if (cached) {
       const { live, loadedAt } = await cached.pending;
-      if (Date.now() - loadedAt < MAX_STALENESS_MS) return live;
+      if (this.now() - loadedAt < MAX_STALENESS_MS) return live;
     }
-    return (await this.refresh(env, ctx, key)).live;
+    return (await this.refresh(ctx, log, key)).live;
   }
 
   /** Drops `key` from this isolate and from KV, e.g. right after this isolate changed it in D1. */
-  async forget(env: Bindings, key: string): Promise<void> {
+  async forget(key: string): Promise<void> {
     this.entries.delete(key);
-    await env.TOKENS.delete(this.spec.kvKey(key));
+    await this.kv.delete(this.spec.kvKey(key));
   }
 
-  private refresh(env: Bindings, ctx: WaitUntil, key: string): Promise<{ live: Live; loadedAt: number }> {
-    const pending = this.fetch(env, ctx, key).then(async ({ value, loadedAt }) => ({
-      live: await this.spec.hydrate(env, key, value),
+  private refresh(ctx: WaitUntil, log: Logger, key: string): Promise<{ live: Live; loadedAt: number }> {
+    const pending = this.fetch(ctx, key).then(async ({ value, loadedAt }) => ({
+      live: await this.spec.hydrate(log, key, value),
       loadedAt,
     }));
-    if (this.entries.size >= this.spec.limit) this.entries.clear();
-    const entry = { cachedAt: Date.now(), pending };
+    const entry = { pending };
     this.entries.set(key, entry);
     pending.catch(() => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
@@ -71,14 +76,14 @@ export class StalenessBoundCache<Stored, Live> {
     return pending;
   }
 
-  private async fetch(env: Bindings, ctx: WaitUntil, key: string): Promise<KvEnvelope<Stored>> {
+  private async fetch(ctx: WaitUntil, key: string): Promise<KvEnvelope<Stored>> {
     const kvKey = this.spec.kvKey(key);
-    const fromKv = await env.TOKENS.get<KvEnvelope<Stored>>(kvKey, "json").catch(() => null);
-    if (fromKv && typeof fromKv.loadedAt === "number" && Date.now() - fromKv.loadedAt < MAX_STALENESS_MS) return fromKv;
+    const fromKv = await this.kv.get<KvEnvelope<Stored>>(kvKey, "json").catch(() => null);
+    if (fromKv && typeof fromKv.loadedAt === "number" && this.now() - fromKv.loadedAt < MAX_STALENESS_MS) return fromKv;
 
-    const envelope = { loadedAt: Date.now(), value: await this.spec.load(env, key) };
+    const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
     ctx.waitUntil(
-      env.TOKENS.put(kvKey, JSON.stringify(envelope), { expirationTtl: KV_TTL_SECONDS }).catch(() => undefined),
+      this.kv.put(kvKey, JSON.stringify(envelope), { expirationTtl: KV_TTL_SECONDS }).catch(() => undefined),
     );
     return envelope;
   }

@@ -1,5 +1,4 @@
 /** Dynamic secrets: generation, and AES-256-GCM sealing at rest under `SECRETS_KEY`. */
-import { ConfigError, type Config } from "../config";
 import { encodeBase64Url } from "../tokens/base64url";
 
 /** Where a sealed secret belongs; bound into the ciphertext as additional authenticated data. */
@@ -13,20 +12,9 @@ const FORMAT = "v1.";
 const IV_BYTES = 12;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
-const keys = new WeakMap<Config, Promise<CryptoKey>>();
-
-/** The AES-GCM key of `config`, imported once per isolate; ConfigError when `SECRETS_KEY` is unset. */
-export function secretsKey(config: Config): Promise<CryptoKey> {
-  let key = keys.get(config);
-  if (!key) {
-    if (!config.secretsKey)
-      throw new ConfigError(
-        "SECRETS_KEY is not set, so dynamic secrets cannot be created or read (wrangler secret put SECRETS_KEY)",
-      );
-    key = crypto.subtle.importKey("raw", config.secretsKey, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
-    keys.set(config, key);
-  }
-  return key;
+/** Imports the raw `SECRETS_KEY` bytes as the AES-GCM key that seals dynamic secrets. */
+export function importSealingKey(raw: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
 }
 
 function additionalData(owner: SecretOwner): Uint8Array {

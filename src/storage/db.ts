@@ -7,16 +7,9 @@ import * as schema from "./schema";
 /** A drizzle handle over the `DB` binding. */
 export type Database = DrizzleD1Database<typeof schema>;
 
-const handles = new WeakMap<D1Database, Database>();
-
-/** The drizzle handle for a D1 binding, created once per binding. */
+/** A drizzle handle over a D1 binding; the gateway makes one per isolate. */
 export function database(d1: D1Database): Database {
-  let db = handles.get(d1);
-  if (!db) {
-    db = drizzle(d1, { schema });
-    handles.set(d1, db);
-  }
-  return db;
+  return drizzle(d1, { schema });
 }
 
 /** A membership: the member row and the organisation it belongs to. */

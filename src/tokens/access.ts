@@ -1,7 +1,7 @@
 /** Issuing the gateway's own fixed-secret access tokens. */
 import type { Config } from "../config";
 import type { AccessClaims } from "./claims";
-import { fixedKeyRing } from "./keys";
+import type { FixedKeyRing } from "./keys";
 import { signJwt } from "./sign";
 
 /** Who an access token is for. */
@@ -19,13 +19,13 @@ export interface IssuedAccessToken {
   expiresIn: number;
 }
 
-/** Signs a fixed-secret access token valid for `ACCESS_TOKEN_TTL` seconds. */
+/** Signs a fixed-secret access token with `ring.current`, valid `ACCESS_TOKEN_TTL` seconds from `now` (seconds). */
 export async function issueAccessToken(
   config: Config,
+  ring: FixedKeyRing,
   subject: TokenSubject,
-  now = Math.floor(Date.now() / 1000),
+  now: number,
 ): Promise<IssuedAccessToken> {
-  const ring = await fixedKeyRing(config);
   const claims = {
     iat: now,
     iss: config.issuer,

@@ -1,5 +1,5 @@
 /** The claims of a verified access token, and the strict checks that turn a JSON payload into them. */
-import { GatewayError } from "../errors";
+import { GatewayError } from "../gateway-error";
 
 /** Which family of secret signed a token. */
 export type SecretType = "fixed" | "dynamic";

@@ -1,5 +1,6 @@
 /** HMAC keys imported once per isolate: the fixed signing ring and the assertion key. */
-import type { Config } from "../config";
+import { LruCache } from "../cache/lru";
+import type { Config, ConfigSource } from "../config";
 import { encodeBase64Url } from "./base64url";
 
 /** One HS256 key and the `kid` that names it in JWS headers. */
@@ -15,19 +16,13 @@ export interface FixedKeyRing {
 }
 
 const encoder = new TextEncoder();
-const imported = new Map<string, Promise<CryptoKey>>();
-const rings = new WeakMap<Config, Promise<FixedKeyRing>>();
+/** Distinct secrets a gateway imports: `JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `ASSERTION_SECRET`, with room to spare. */
+const IMPORTED_KEYS_LIMIT = 8;
 
-/** Imports `secret` as an HS256 key, once per isolate per distinct secret. */
-export function hmacKey(secret: string | Uint8Array): Promise<CryptoKey> {
-  const cacheKey = typeof secret === "string" ? secret : encodeBase64Url(secret);
-  let key = imported.get(cacheKey);
-  if (!key) {
-    const raw = typeof secret === "string" ? encoder.encode(secret) : secret;
-    key = crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-    imported.set(cacheKey, key);
-  }
-  return key;
+/** Imports `secret` as an HS256 key (no caching; see {@link KeyStore}). */
+export function importHmacKey(secret: string | Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  const raw = typeof secret === "string" ? encoder.encode(secret) : secret;
+  return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 }
 
 /**
@@ -39,23 +34,42 @@ export async function fixedKid(key: CryptoKey): Promise<string> {
   return encodeBase64Url(new Uint8Array(mac, 0, 9));
 }
 
-async function signingKey(secret: string): Promise<SigningKey> {
-  const key = await hmacKey(secret);
-  return { kid: await fixedKid(key), key };
-}
+/** The gateway's own HMAC keys, imported on first use and kept for the isolate's life. */
+export class KeyStore {
+  private readonly imported = new LruCache<string, Promise<CryptoKey>>({ maxEntries: IMPORTED_KEYS_LIMIT });
+  private ring: Promise<FixedKeyRing> | undefined;
 
-async function buildRing(config: Config): Promise<FixedKeyRing> {
-  const current = await signingKey(config.jwtSecret);
-  const previous = config.jwtSecretPrevious ? await signingKey(config.jwtSecretPrevious) : undefined;
-  return { current, all: previous ? [current, previous] : [current] };
-}
+  constructor(private readonly source: ConfigSource) {}
 
-/** The fixed key ring of `config`, built on first use and cached for the isolate's life. */
-export function fixedKeyRing(config: Config): Promise<FixedKeyRing> {
-  let ring = rings.get(config);
-  if (!ring) {
-    ring = buildRing(config);
-    rings.set(config, ring);
+  /** `secret` as an HS256 key, imported once per distinct secret. */
+  hmacKey(secret: string): Promise<CryptoKey> {
+    let key = this.imported.get(secret);
+    if (!key) {
+      key = importHmacKey(secret);
+      this.imported.set(secret, key);
+    }
+    return key;
   }
-  return ring;
+
+  /** The fixed key ring (`JWT_SECRET`, then `JWT_SECRET_PREVIOUS`). */
+  fixedRing(): Promise<FixedKeyRing> {
+    this.ring ??= this.buildRing(this.source.config);
+    return this.ring;
+  }
+
+  /** The key `X-Gateway-Assertion` is signed with (`ASSERTION_SECRET`). */
+  assertionKey(): Promise<CryptoKey> {
+    return this.hmacKey(this.source.config.assertionSecret);
+  }
+
+  private async signingKey(secret: string): Promise<SigningKey> {
+    const key = await this.hmacKey(secret);
+    return { kid: await fixedKid(key), key };
+  }
+
+  private async buildRing({ jwtSecret, jwtSecretPrevious }: Config): Promise<FixedKeyRing> {
+    const current = await this.signingKey(jwtSecret);
+    const previous = jwtSecretPrevious ? await this.signingKey(jwtSecretPrevious) : undefined;
+    return { current, all: previous ? [current, previous] : [current] };
+  }
 }

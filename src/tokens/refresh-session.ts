@@ -1,20 +1,20 @@
 /** Exchanging a refresh token for a new token pair: every check, rotation, reuse detection, in-isolate de-duplication. */
-import type { Bindings, Config } from "../config";
-import { GatewayError } from "../errors";
-import { isEligible } from "../policy/plan";
+import type { ConfigSource } from "../config";
+import type { Refusal } from "../gateway-error";
+import type { Logger } from "../log";
+import { ineligibility } from "../policy/eligibility";
 import { memberScope } from "../policy/scopes";
-import { database, type Membership } from "../storage/db";
+import type { Database, Membership } from "../storage/db";
 import { findMembershipById } from "../storage/members";
 import { issueAccessToken, type IssuedAccessToken } from "./access";
+import type { KeyStore } from "./keys";
 import {
   graceSuccessor,
   isForked,
-  loadRefreshToken,
-  revokeFamily,
-  rotateRefreshToken,
   type RefreshRecord,
+  type RefreshStore,
   type RefreshTokenGrant,
-} from "./refresh";
+} from "./refresh-store";
 import { isRefreshToken } from "./refresh-token";
 
 /** Why a refresh was refused; recorded in the audit trail, never sent to the client. */
@@ -46,31 +46,40 @@ export interface RefreshSuccess extends RefreshSubject {
   graced: boolean;
 }
 
-/** A refused exchange; `error` is what the client gets. */
+/** A refused exchange: why (for the audit trail) and the refusal the client gets. */
 export interface RefreshFailure extends RefreshSubject {
   ok: false;
-  error: GatewayError;
   reason: RefreshFailureReason;
+  refusal: Refusal;
 }
 
-/** The result of {@link refreshSession}. */
+/** The result of {@link RefreshSessions.refresh}. */
 export type RefreshOutcome = RefreshSuccess | RefreshFailure;
 
-const INVALID_GRANT = "The refresh token is invalid, expired or revoked; log in again.";
-/** Exchanges running in this isolate, by presented token: concurrent duplicates share one rotation. */
-const inFlight = new Map<string, Promise<RefreshOutcome>>();
+function refused(reason: RefreshFailureReason, subject: RefreshSubject = {}): RefreshFailure {
+  const refusal: Refusal =
+    reason === "malformed"
+      ? "malformedGrant"
+      : reason === "suspended"
+        ? "suspended"
+        : reason === "plan_not_eligible"
+          ? "planNotEligible"
+          : "invalidGrant";
+  return { ok: false, reason, refusal, ...subject };
+}
 
-function refused(
-  reason: RefreshFailureReason,
-  subject: RefreshSubject = {},
-  error = new GatewayError("invalid_grant", INVALID_GRANT),
-): RefreshFailure {
-  return { ok: false, error, reason, ...subject };
+/** What {@link RefreshSessions} works with; all owned by the gateway. */
+export interface RefreshSessionDeps {
+  source: ConfigSource;
+  store: RefreshStore;
+  keys: KeyStore;
+  db: Database;
+  now: () => number;
 }
 
 /** Why the member or organisation may no longer continue this session, if so. */
 function sessionEnd(
-  config: Config,
+  source: ConfigSource,
   membership: Membership | undefined,
   record: RefreshRecord,
   subject: RefreshSubject,
@@ -79,76 +88,76 @@ function sessionEnd(
     return refused("member_deleted", subject);
   const { member, organisation } = membership;
   if (member.passwordChangedAt * 1000 > record.familyCreatedAt) return refused("password_changed", subject);
-  if (member.status !== "active" || organisation.status !== "active") {
-    return refused("suspended", subject, new GatewayError("account_suspended", "This account is suspended."));
-  }
-  if (!isEligible(config, organisation)) {
-    return refused(
-      "plan_not_eligible",
-      subject,
-      new GatewayError("plan_not_eligible", "This organisation's plan does not include API access."),
-    );
-  }
+  const ineligible = ineligibility(source.config, member, organisation);
+  if (ineligible) return refused(ineligible === "suspended" ? "suspended" : "plan_not_eligible", subject);
   return undefined;
 }
 
-async function exchange(config: Config, env: Bindings, token: string): Promise<RefreshOutcome> {
-  const now = Date.now();
-  const graceMs = config.refreshGraceSeconds * 1000;
-  const session = await loadRefreshToken(env.TOKENS, token);
-  if (!session) return refused("unknown");
-  const { record } = session;
-  const subject = { memberId: record.memberId, organisationId: record.organisationId, familyId: record.familyId };
-  if (record.expiresAt <= now) return refused("expired", subject);
-  if (session.revoked) return refused(session.revoked, subject);
+/** Refresh-token exchanges of one isolate; concurrent duplicates of one token share one rotation. */
+export class RefreshSessions {
+  /** Exchanges running in this isolate, by presented token. */
+  private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
 
-  const membershipRead = findMembershipById(database(env.DB), record.memberId);
-  membershipRead.catch(() => undefined); // read beside the KV checks; an early return must not leave it unhandled
-  if (isForked(session, graceMs)) {
-    await revokeFamily(config, env.TOKENS, record, "forked", now);
-    return refused("forked", subject);
-  }
-  const graced = record.usedAt === undefined ? undefined : await graceSuccessor(token, session, graceMs, now);
-  if (record.usedAt !== undefined && !graced) {
-    await revokeFamily(config, env.TOKENS, record, "reused", now);
-    return refused("reused", subject);
+  constructor(private readonly deps: RefreshSessionDeps) {}
+
+  /**
+   * Exchanges `token` for a new access token and its rotated successor, or says why not. A used
+   * token outside the grace window, or a forked family, revokes the whole family; a deleted member,
+   * a password change, a suspension or an ineligible plan ends the session too.
+   */
+  refresh(log: Logger, token: string): Promise<RefreshOutcome> {
+    if (!isRefreshToken(token)) return Promise.resolve(refused("malformed"));
+    let pending = this.inFlight.get(token);
+    if (!pending) {
+      pending = this.exchange(log, token).finally(() => this.inFlight.delete(token));
+      this.inFlight.set(token, pending);
+    }
+    return pending;
   }
 
-  const membership = await membershipRead;
-  const ended = sessionEnd(config, membership, record, subject);
-  if (ended || !membership) {
-    await revokeFamily(config, env.TOKENS, record, ended?.reason ?? "member_deleted", now);
-    return ended ?? refused("member_deleted", subject);
-  }
-  const { member, organisation } = membership;
-  const refresh = graced ?? (await rotateRefreshToken(config, env.TOKENS, token, session, now));
-  const access = await issueAccessToken(
-    config,
-    {
-      memberEntityId: member.id,
-      memberEntityIdentifier: member.identifier,
-      organisationEntityIdentifier: organisation.identifier,
-      scope: memberScope(member.role, member.extraScopes),
-    },
-    Math.floor(now / 1000),
-  );
-  return { ok: true, access, refresh, graced: graced !== undefined, ...subject };
-}
+  private async exchange(log: Logger, token: string): Promise<RefreshOutcome> {
+    const { source, store, keys, db } = this.deps;
+    const config = source.config;
+    const now = this.deps.now();
+    const graceMs = config.refreshGraceSeconds * 1000;
+    const session = await store.load(log, token);
+    if (!session) return refused("unknown");
+    const { record } = session;
+    const subject = { memberId: record.memberId, organisationId: record.organisationId, familyId: record.familyId };
+    if (record.expiresAt <= now) return refused("expired", subject);
+    if (session.revoked) return refused(session.revoked, subject);
 
-/**
- * Exchanges `token` for a new access token and its rotated successor, or says why not. A used
- * token outside the grace window, or a forked family, revokes the whole family; a deleted member,
- * a password change, a suspension or an ineligible plan ends the session too.
- */
-export function refreshSession(config: Config, env: Bindings, token: string): Promise<RefreshOutcome> {
-  if (!isRefreshToken(token))
-    return Promise.resolve(
-      refused("malformed", {}, new GatewayError("invalid_grant", "The refresh token is malformed.")),
+    const membershipRead = findMembershipById(db, record.memberId);
+    membershipRead.catch(() => undefined); // read beside the KV checks; an early return must not leave it unhandled
+    if (isForked(session, graceMs)) {
+      await store.revokeFamily(log, record, "forked", now);
+      return refused("forked", subject);
+    }
+    const graced = record.usedAt === undefined ? undefined : await graceSuccessor(token, session, graceMs, now);
+    if (record.usedAt !== undefined && !graced) {
+      await store.revokeFamily(log, record, "reused", now);
+      return refused("reused", subject);
+    }
+
+    const membership = await membershipRead;
+    const ended = sessionEnd(source, membership, record, subject);
+    if (ended || !membership) {
+      await store.revokeFamily(log, record, ended?.reason ?? "member_deleted", now);
+      return ended ?? refused("member_deleted", subject);
+    }
+    const { member, organisation } = membership;
+    const refresh = graced ?? (await store.rotate(token, session, now));
+    const access = await issueAccessToken(
+      config,
+      await keys.fixedRing(),
+      {
+        memberEntityId: member.id,
+        memberEntityIdentifier: member.identifier,
+        organisationEntityIdentifier: organisation.identifier,
+        scope: memberScope(member.role, member.extraScopes),
+      },
+      Math.floor(now / 1000),
     );
-  let pending = inFlight.get(token);
-  if (!pending) {
-    pending = exchange(config, env, token).finally(() => inFlight.delete(token));
-    inFlight.set(token, pending);
+    return { ok: true, access, refresh, graced: graced !== undefined, ...subject };
   }
-  return pending;
 }

@@ -1,5 +1,8 @@
 /** HS256 compact-JWS verification: strict format, cached header parses, cached keys, strict claims. */
-import { GatewayError } from "../errors";
+import { LruCache } from "../cache/lru";
+import type { WaitUntil } from "../config";
+import { GatewayError } from "../gateway-error";
+import type { Logger } from "../log";
 import { decodeBase64UrlText, decodeShortBase64Url, isCanonicalBase64Url } from "./base64url";
 import {
   checkClaims,
@@ -12,15 +15,10 @@ import {
 } from "./claims";
 import type { FixedKeyRing, SigningKey } from "./keys";
 
-/** Looks up the live dynamic keys of an organisation (`kid` narrows to one); empty when none. */
-export type DynamicKeyResolver = (organisation: string, kid: string | undefined) => Promise<readonly SigningKey[]>;
-
-/** What {@link verifyAccessToken} checks against. */
-export interface VerifyOptions {
-  fixed: FixedKeyRing;
-  /** Absent: dynamic-secret tokens are refused. */
-  dynamic?: DynamicKeyResolver;
-  rules: ClaimRules;
+/** Where dynamic-secret keys come from (KV and D1, see `secrets/resolve`). */
+export interface DynamicKeySource {
+  /** The live dynamic keys of an organisation (`kid` narrows to one); empty when none. */
+  keysFor(ctx: WaitUntil, log: Logger, organisation: string, kid: string | undefined): Promise<readonly SigningKey[]>;
 }
 
 /** The protected header fields the gateway accepts. */
@@ -33,7 +31,7 @@ interface JwsHeader {
 interface DecodedJws {
   header: JwsHeader;
   payload: Readonly<Record<string, unknown>>;
-  /** `header.payload` as text: the key of {@link knownInputs}. */
+  /** `header.payload` as text: the key of the known inputs. */
   signingInputText: string;
   signingInput: Uint8Array<ArrayBuffer>;
   signature: Uint8Array<ArrayBuffer>;
@@ -61,15 +59,6 @@ const HEADER_CACHE_LIMIT = 256;
 const KNOWN_INPUTS_LIMIT = 1024;
 
 const encoder = new TextEncoder();
-/** Parsed headers by their encoded segment: a gateway sees few distinct headers, so this skips most header parses. */
-const headerCache = new Map<string, JwsHeader>();
-/**
- * Signing inputs that already carried a valid signature, by their text. A client presents the same
- * token for its whole lifetime, so repeat requests skip base64url, UTF-8 and JSON decoding and the
- * time-independent claim checks; the signature and `exp`/`nbf`/`iat` are checked on every request.
- * Only fully verified tokens get in, so unauthenticated traffic cannot fill or churn it.
- */
-const knownInputs = new Map<string, KnownInput>();
 
 function invalid(detail: string): never {
   throw new GatewayError("invalid_token", detail);
@@ -86,7 +75,7 @@ function parseJsonObject(segment: string, what: string): Record<string, unknown>
   return value as Record<string, unknown>;
 }
 
-function parseHeader(segment: string): JwsHeader {
+function parseHeader(segment: string, headerCache: LruCache<string, JwsHeader>): JwsHeader {
   const cached = headerCache.get(segment);
   if (cached) return cached;
   const raw = parseJsonObject(segment, "header");
@@ -95,66 +84,8 @@ function parseHeader(segment: string): JwsHeader {
   if (raw.typ !== undefined && (typeof raw.typ !== "string" || !ALLOWED_TYP.has(raw.typ))) invalid("typ must be JWT");
   if (raw.kid !== undefined && (typeof raw.kid !== "string" || !isIdentifier(raw.kid))) invalid("kid is malformed");
   const header: JwsHeader = raw.kid === undefined ? { alg: "HS256" } : { alg: "HS256", kid: raw.kid };
-  if (headerCache.size >= HEADER_CACHE_LIMIT) headerCache.clear();
   headerCache.set(segment, header);
   return header;
-}
-
-/**
- * Splits and decodes a compact JWS after checking its exact shape; nothing is trusted yet. A signing
- * input seen before with a valid signature is not decoded again: only the signature segment is new.
- */
-function decodeJws(token: string): DecodedJws {
-  const lastDot = token.lastIndexOf(".");
-  const signingInputText = token.slice(0, lastDot);
-  const signatureSegment = token.slice(lastDot + 1);
-  const known = lastDot > 0 ? knownInputs.get(signingInputText) : undefined;
-  if (known) {
-    if (!SIGNATURE_SEGMENT.test(signatureSegment)) invalid("token is not a compact JWS");
-    if (!isCanonicalBase64Url(signatureSegment)) invalid("token is not canonical base64url");
-    return {
-      header: known.header,
-      payload: known.payload,
-      signingInputText,
-      signingInput: known.bytes,
-      signature: decodeShortBase64Url(signatureSegment),
-      known,
-    };
-  }
-  if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) invalid("token is not a compact JWS");
-  const firstDot = token.indexOf(".");
-  const headerSegment = token.slice(0, firstDot);
-  const payloadSegment = token.slice(firstDot + 1, lastDot);
-  if (
-    !isCanonicalBase64Url(headerSegment) ||
-    !isCanonicalBase64Url(payloadSegment) ||
-    !isCanonicalBase64Url(signatureSegment)
-  ) {
-    invalid("token is not canonical base64url");
-  }
-  return {
-    header: parseHeader(headerSegment),
-    payload: parseJsonObject(payloadSegment, "payload"),
-    signingInputText,
-    signingInput: encoder.encode(signingInputText) as Uint8Array<ArrayBuffer>,
-    signature: decodeShortBase64Url(signatureSegment),
-    known: undefined,
-  };
-}
-
-/** Claims of a token whose signature just verified: rechecked times for a known input, else the full check (then remembered). */
-function acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRules): AccessClaims {
-  if (jws.known?.issuer === rules.issuer) return recheckClaimTimes(jws.known.claims, rules);
-  const claims = Object.freeze(checkClaims(jws.payload, secretType, rules));
-  if (knownInputs.size >= KNOWN_INPUTS_LIMIT) knownInputs.clear();
-  knownInputs.set(jws.signingInputText, {
-    header: jws.header,
-    payload: Object.freeze(jws.payload),
-    bytes: jws.signingInput,
-    claims,
-    issuer: rules.issuer,
-  });
-  return claims;
 }
 
 function fixedCandidates(ring: FixedKeyRing, kid: string | undefined): readonly SigningKey[] {
@@ -163,27 +94,103 @@ function fixedCandidates(ring: FixedKeyRing, kid: string | undefined): readonly 
   return match ? [match] : invalid("unknown key id");
 }
 
-/**
- * Verifies a bearer token and returns its claims, or throws `GatewayError("invalid_token")`.
- * Fixed-secret tokens need no I/O; dynamic ones consult `options.dynamic` for their organisation's keys.
- */
-export async function verifyAccessToken(token: string, options: VerifyOptions): Promise<AccessClaims> {
-  const jws = decodeJws(token);
-  const secretType = secretTypeOf(jws.payload);
-  let keys: readonly SigningKey[];
-  if (secretType === "fixed") {
-    keys = fixedCandidates(options.fixed, jws.header.kid);
-  } else {
-    const organisation = jws.payload.organisationEntityIdentifier;
-    if (!options.dynamic) invalid("dynamic-secret tokens are not accepted here");
-    if (typeof organisation !== "string" || !isIdentifier(organisation))
-      invalid("organisationEntityIdentifier is missing or malformed");
-    keys = await options.dynamic(organisation, jws.header.kid);
-    if (keys.length === 0) invalid("no live secret of the organisation matches the token");
+/** Verifies access tokens; owns the isolate's caches of parsed headers and known signing inputs. */
+export class TokenVerifier {
+  /** Parsed headers by their encoded segment: a gateway sees few distinct headers, so this skips most header parses. */
+  private readonly headerCache = new LruCache<string, JwsHeader>({ maxEntries: HEADER_CACHE_LIMIT });
+  /**
+   * Signing inputs that already carried a valid signature, by their text. A client presents the same
+   * token for its whole lifetime, so repeat requests skip base64url, UTF-8 and JSON decoding and the
+   * time-independent claim checks; the signature and `exp`/`nbf`/`iat` are checked on every request.
+   * Only fully verified tokens get in, so unauthenticated traffic cannot fill or churn it.
+   */
+  private readonly knownInputs = new LruCache<string, KnownInput>({ maxEntries: KNOWN_INPUTS_LIMIT });
+
+  /**
+   * Verifies a bearer token and returns its claims, or throws `GatewayError("invalid_token")`.
+   * Fixed-secret tokens need no I/O; dynamic ones ask `dynamic` (absent: refused) for their organisation's keys.
+   */
+  async verify(
+    token: string,
+    fixed: FixedKeyRing,
+    rules: ClaimRules,
+    dynamic: DynamicKeySource | undefined,
+    ctx: WaitUntil,
+    log: Logger,
+  ): Promise<AccessClaims> {
+    const jws = this.decodeJws(token);
+    const secretType = secretTypeOf(jws.payload);
+    let keys: readonly SigningKey[];
+    if (secretType === "fixed") {
+      keys = fixedCandidates(fixed, jws.header.kid);
+    } else {
+      const organisation = jws.payload.organisationEntityIdentifier;
+      if (!dynamic) invalid("dynamic-secret tokens are not accepted here");
+      if (typeof organisation !== "string" || !isIdentifier(organisation))
+        invalid("organisationEntityIdentifier is missing or malformed");
+      keys = await dynamic.keysFor(ctx, log, organisation, jws.header.kid);
+      if (keys.length === 0) invalid("no live secret of the organisation matches the token");
+    }
+    let signed = false;
+    for (let i = 0; i < keys.length && !signed; i++)
+      signed = await crypto.subtle.verify("HMAC", keys[i]!.key, jws.signature, jws.signingInput);
+    if (!signed) invalid("signature verification failed");
+    return this.acceptedClaims(jws, secretType, rules);
   }
-  let signed = false;
-  for (let i = 0; i < keys.length && !signed; i++)
-    signed = await crypto.subtle.verify("HMAC", keys[i]!.key, jws.signature, jws.signingInput);
-  if (!signed) invalid("signature verification failed");
-  return acceptedClaims(jws, secretType, options.rules);
+
+  /**
+   * Splits and decodes a compact JWS after checking its exact shape; nothing is trusted yet. A signing
+   * input seen before with a valid signature is not decoded again: only the signature segment is new.
+   */
+  private decodeJws(token: string): DecodedJws {
+    const lastDot = token.lastIndexOf(".");
+    const signingInputText = token.slice(0, lastDot);
+    const signatureSegment = token.slice(lastDot + 1);
+    const known = lastDot > 0 ? this.knownInputs.get(signingInputText) : undefined;
+    if (known) {
+      if (!SIGNATURE_SEGMENT.test(signatureSegment)) invalid("token is not a compact JWS");
+      if (!isCanonicalBase64Url(signatureSegment)) invalid("token is not canonical base64url");
+      return {
+        header: known.header,
+        payload: known.payload,
+        signingInputText,
+        signingInput: known.bytes,
+        signature: decodeShortBase64Url(signatureSegment),
+        known,
+      };
+    }
+    if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) invalid("token is not a compact JWS");
+    const firstDot = token.indexOf(".");
+    const headerSegment = token.slice(0, firstDot);
+    const payloadSegment = token.slice(firstDot + 1, lastDot);
+    if (
+      !isCanonicalBase64Url(headerSegment) ||
+      !isCanonicalBase64Url(payloadSegment) ||
+      !isCanonicalBase64Url(signatureSegment)
+    ) {
+      invalid("token is not canonical base64url");
+    }
+    return {
+      header: parseHeader(headerSegment, this.headerCache),
+      payload: parseJsonObject(payloadSegment, "payload"),
+      signingInputText,
+      signingInput: encoder.encode(signingInputText) as Uint8Array<ArrayBuffer>,
+      signature: decodeShortBase64Url(signatureSegment),
+      known: undefined,
+    };
+  }
+
+  /** Claims of a token whose signature just verified: rechecked times for a known input, else the full check (then remembered). */
+  private acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRules): AccessClaims {
+    if (jws.known?.issuer === rules.issuer) return recheckClaimTimes(jws.known.claims, rules);
+    const claims = Object.freeze(checkClaims(jws.payload, secretType, rules));
+    this.knownInputs.set(jws.signingInputText, {
+      header: jws.header,
+      payload: Object.freeze(jws.payload),
+      bytes: jws.signingInput,
+      claims,
+      issuer: rules.issuer,
+    });
+    return claims;
+  }
 }

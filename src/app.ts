@@ -1,0 +1,53 @@
+/** The gateway's Hono app: its own routes, then parse → verify → plan → scope → forward for everything else. */
+import { Hono } from "hono";
+import type { Bindings } from "./config";
+import { gatewayOf, type AppEnv, type Gateway } from "./gateway";
+import { GatewayError } from "./gateway-error";
+import { bearerAuth } from "./http/bearer";
+import { requestContext } from "./http/context";
+import { requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
+import { methodNotAllowed, onError } from "./http/problem";
+import { forward } from "./proxy/forward";
+import { authenticateRoutes } from "./routes/authenticate";
+import { secretRoutes } from "./routes/secrets";
+import { tokenRoutes } from "./routes/tokens";
+
+/** Loads the OpenAPI generator (and zod-openapi) only when the document is first asked for. */
+async function generateOpenApiJson(): Promise<string> {
+  const { openApiJson } = await import("./openapi/document");
+  return openApiJson();
+}
+
+/** How {@link createApp} finds the gateway of a request. */
+export interface AppOptions {
+  /** Default: one gateway per `env` object ({@link gatewayOf}); tests return one built with fakes. */
+  gatewayFor?: (env: Bindings) => Gateway;
+}
+
+/** Builds the app; `app.fetch(request, env, ctx)` serves one request. */
+export function createApp(options: AppOptions = {}): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use(requestContext(options.gatewayFor ?? gatewayOf));
+  app.onError(onError);
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.all("/health", methodNotAllowed("GET, HEAD"));
+  app.get("/openapi.json", async (c) =>
+    c.body(await c.get("gateway").openApiJson(generateOpenApiJson), 200, {
+      "Content-Type": "application/json",
+      "Cache-Control": "public, max-age=300",
+    }),
+  );
+  app.all("/openapi.json", methodNotAllowed("GET, HEAD"));
+  app.route("/authenticate/secrets", secretRoutes);
+  app.route("/authenticate", tokenRoutes);
+  app.route("/authenticate", authenticateRoutes);
+  app.all("/authenticate", methodNotAllowed("POST"));
+  app.all("/authenticate/*", () => {
+    throw new GatewayError("not_found", "No such gateway route.");
+  });
+
+  app.all("*", bearerAuth(), requireActiveDynamicMember(), requirePlan(), requireScope(), forward());
+  return app;
+}

@@ -1,0 +1,112 @@
+/** The per-isolate gateway object: configuration, keys, caches and stores built once and shared by every request. */
+import { AuditTrail } from "./audit";
+import { parseConfig, type Bindings, type Config, type ConfigSource } from "./config";
+import { LoginGuard } from "./credentials/login-guard";
+import { LoginThrottle } from "./credentials/throttle";
+import { Logger } from "./log";
+import { PlanGate } from "./policy/plan";
+import { ScopeSets } from "./policy/scopes";
+import { DynamicSecrets } from "./secrets/resolve";
+import { database, type Database } from "./storage/db";
+import type { AccessClaims } from "./tokens/claims";
+import { KeyStore } from "./tokens/keys";
+import { RefreshSessions } from "./tokens/refresh-session";
+import { RefreshStore } from "./tokens/refresh-store";
+import { TokenVerifier } from "./tokens/verify";
+
+/** What a test may replace when it builds a gateway. */
+export interface GatewayOverrides {
+  /** The clock every component reads, in ms since the epoch (default `Date.now()`). */
+  now?: () => number;
+}
+
+/**
+ * Everything that outlives a request. Configuration is parsed on first use (a misconfigured
+ * deployment fails the requests that need it, with `ConfigError`); the rest is built at once.
+ */
+export class Gateway implements ConfigSource {
+  /** The clock, in ms since the epoch. */
+  readonly now: () => number;
+  /** The root logger; requests log through `logger.child(requestId)`. */
+  readonly logger = new Logger();
+  /** The drizzle handle over `DB`. */
+  readonly db: Database;
+  readonly audit: AuditTrail;
+  /** HMAC keys: the fixed ring and the assertion key. */
+  readonly keys: KeyStore;
+  /** Access-token verification and its header and known-input caches. */
+  readonly verifier = new TokenVerifier();
+  /** Parsed token scopes. */
+  readonly scopes = new ScopeSets();
+  /** The plan gate and its ≤ 60 s cache. */
+  readonly plans: PlanGate;
+  /** The sealing key and the caches of dynamic keys and members. */
+  readonly dynamicSecrets: DynamicSecrets;
+  readonly refreshStore: RefreshStore;
+  /** Refresh exchanges, de-duplicated per token. */
+  readonly refreshSessions: RefreshSessions;
+  /** Per-account login back-off. */
+  readonly throttle: LoginThrottle;
+  /** Per-IP limit, back-off, credential check and audit of logins. */
+  readonly logins: LoginGuard;
+  private parsed: Config | undefined;
+  private openApi: Promise<string> | undefined;
+
+  constructor(
+    readonly env: Bindings,
+    overrides: GatewayOverrides = {},
+  ) {
+    const now = overrides.now ?? (() => Date.now());
+    this.now = now;
+    const db = database(env.DB);
+    this.db = db;
+    this.audit = new AuditTrail(db, this.logger, now);
+    this.keys = new KeyStore(this);
+    this.plans = new PlanGate(this, db, now);
+    this.dynamicSecrets = new DynamicSecrets({ source: this, kv: env.TOKENS, db, now });
+    this.refreshStore = new RefreshStore(env.TOKENS, this, now);
+    this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
+    this.throttle = new LoginThrottle(env.TOKENS, this, now);
+    this.logins = new LoginGuard({ env, source: this, db, throttle: this.throttle, audit: this.audit, now });
+  }
+
+  /** The validated configuration, parsed once; throws `ConfigError` while the deployment is misconfigured. */
+  get config(): Config {
+    return (this.parsed ??= parseConfig(this.env));
+  }
+
+  /** The OpenAPI document as JSON: `generate` runs on the first request only, its answer is kept. */
+  openApiJson(generate: () => Promise<string>): Promise<string> {
+    this.openApi ??= generate();
+    return this.openApi;
+  }
+}
+
+const gateways = new WeakMap<Bindings, Gateway>();
+
+/** Builds a gateway for `env`; tests pass fakes here (a clock, a stale KV, a failing D1 in `env`). */
+export function createGateway(env: Bindings, overrides?: GatewayOverrides): Gateway {
+  return new Gateway(env, overrides);
+}
+
+/** The gateway of `env`, built on first use: one per `env` object, i.e. one per isolate in production. */
+export function gatewayOf(env: Bindings): Gateway {
+  let gateway = gateways.get(env);
+  if (!gateway) {
+    gateway = createGateway(env);
+    gateways.set(env, gateway);
+  }
+  return gateway;
+}
+
+/** Values middleware hands down the request's path. */
+export interface Variables {
+  gateway: Gateway;
+  requestId: string;
+  /** The request's logger: every line carries its request id. */
+  log: Logger;
+  claims: AccessClaims;
+}
+
+/** The one Hono environment type of the gateway. */
+export type AppEnv = { Bindings: Bindings; Variables: Variables };

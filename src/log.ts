@@ -1,0 +1,33 @@
+/** The one logger: JSON lines with `level`, `event` and `request_id` on every line, for audit and operations alike. */
+
+/** How serious a line is; `info` goes to `console.log`, the others to `console.warn` / `console.error`. */
+export type LogLevel = "info" | "warn" | "error";
+
+/** Extra fields of a line; never a password, a token or a secret value. */
+export type LogFields = Record<string, unknown>;
+
+/** Writes structured lines; a request's logger (see {@link Logger.child}) stamps its request id on each. */
+export class Logger {
+  constructor(private readonly requestId?: string) {}
+
+  /** The logger of one request: every line carries `request_id`. */
+  child(requestId: string): Logger {
+    return new Logger(requestId);
+  }
+
+  info(event: string, fields?: LogFields): void {
+    console.log(this.line("info", event, fields));
+  }
+
+  warn(event: string, fields?: LogFields): void {
+    console.warn(this.line("warn", event, fields));
+  }
+
+  error(event: string, fields?: LogFields): void {
+    console.error(this.line("error", event, fields));
+  }
+
+  private line(level: LogLevel, event: string, fields: LogFields | undefined): string {
+    return JSON.stringify({ level, event, request_id: this.requestId, ...fields });
+  }
+}

@@ -1,0 +1,89 @@
+// Gateways built with fakes, driven through the HTTP surface: a clock (token expiry, the plan cache's 60 s bound), a failing D1.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../src/app";
+import { createGateway } from "../src/gateway";
+import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** An app whose one gateway reads `clock.now` instead of `Date.now()`, over `bindings`. */
+function appWithClock(bindings: typeof env = env) {
+  const clock = { now: Date.now() };
+  const gateway = createGateway(bindings, { now: () => clock.now });
+  const app = createApp({ gatewayFor: () => gateway });
+  const get = async (path: string, token: string): Promise<Response> => {
+    const ctx = createExecutionContext();
+    const request = new Request(GATEWAY + path, { headers: { Authorization: `Bearer ${token}` } });
+    const response = await app.fetch(request, bindings, ctx);
+    await waitOnExecutionContext(ctx);
+    return response;
+  };
+  return { clock, get };
+}
+
+async function newOrganisation(plan: string): Promise<string> {
+  const identifier = `c${crypto.randomUUID().slice(0, 5)}`;
+  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Clock', ?, ?)")
+    .bind(identifier, `${identifier}.example`, plan)
+    .run();
+  return identifier;
+}
+
+describe("a gateway with an injected clock", () => {
+  it("refuses an access token once its exp plus CLOCK_SKEW has passed, without waiting", async () => {
+    fakeOrigin();
+    const { clock, get } = appWithClock();
+    const start = clock.now;
+    const token = await signWithJose(fixedClaims({ exp: Math.floor(start / 1000) + 600 }));
+    expect((await get("/grids", token)).status).toBe(200);
+
+    clock.now = start + 629_000;
+    expect((await get("/grids", token)).status, "within the 30 s skew").toBe(200);
+
+    clock.now = start + 631_000;
+    const expired = await get("/grids", token);
+    expect(expired.status).toBe(401);
+    expect((await problem(expired)).detail).toBe("token expired");
+  });
+
+  it("serves cached plan state for less than 60 s and re-reads D1 after that", async () => {
+    fakeOrigin();
+    const { clock, get } = appWithClock();
+    const start = clock.now;
+    const organisation = await newOrganisation("professional");
+    const token = await signWithJose(
+      fixedClaims({ organisationEntityIdentifier: organisation, exp: Math.floor(start / 1000) + 3600 }),
+    );
+    expect((await get("/grids", token)).status).toBe(200);
+    await env.DB.prepare("UPDATE organisations SET plan = 'free' WHERE identifier = ?").bind(organisation).run();
+
+    clock.now = start + 29_000;
+    expect((await get("/grids", token)).status, "the cached entry is 29 s old").toBe(200);
+
+    clock.now = start + 61_000;
+    expect((await get("/grids", token)).status, "61 s after the D1 read").toBe(403);
+  });
+});
+
+describe("a gateway whose D1 fails", () => {
+  it("answers an opaque 500 and logs the failure with the request id", async () => {
+    fakeOrigin();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const failing = {
+      prepare: () => {
+        throw new Error("D1 is down");
+      },
+    } as unknown as D1Database;
+    const { get } = appWithClock({ ...env, DB: failing });
+    const response = await get("/grids", await signWithJose(fixedClaims()));
+    expect(response.status).toBe(500);
+    const body = await problem(response);
+    expect(body.detail).toBe("Unexpected error.");
+    const lines = errors.mock.calls.map(([line]) => JSON.parse(String(line)));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: "error", event: "unhandled", request_id: body.request_id }),
+    );
+  });
+});
