@@ -16,6 +16,8 @@ type Vars =
 /** Secrets (`wrangler secret put NAME`) and optional bindings wrangler.toml does not declare. */
 export interface Secrets {
   ORIGIN?: Fetcher;
+  /** What a token's `aud`, when present, must name; default: the value of `ISSUER` (docs/forwarding.md). */
+  AUDIENCE?: string;
   ORIGIN_URL?: string;
   JWT_SECRET?: string;
   JWT_SECRET_PREVIOUS?: string;
@@ -35,6 +37,8 @@ export type WaitUntil = Pick<ExecutionContext, "waitUntil">;
 /** Parsed configuration; secrets stay raw strings here and become CryptoKeys in `tokens/keys`. */
 export interface Config {
   issuer: string;
+  /** What an access token's `aud`, when present, must name (`AUDIENCE`, default the issuer). */
+  audience: string;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   /** How long a rotated refresh token still yields its one successor (retries, racing tabs); 0 disables. */
@@ -72,8 +76,10 @@ const MIN_SECRET_BYTES = 32;
 
 /** Reads and validates the configuration; throws {@link ConfigError} naming the first bad setting. */
 export function parseConfig(env: Bindings): Config {
+  const issuer = env.ISSUER?.trim() || "gridgate";
   return {
-    issuer: env.ISSUER?.trim() || "gridgate",
+    issuer,
+    audience: env.AUDIENCE?.trim() || issuer,
     accessTokenTtl: integerAtLeast("ACCESS_TOKEN_TTL", env.ACCESS_TOKEN_TTL, 3600, 1),
     refreshTokenTtl: integerAtLeast("REFRESH_TOKEN_TTL", env.REFRESH_TOKEN_TTL, 604_800, 1),
     refreshGraceSeconds: integerAtLeast("REFRESH_GRACE_SECONDS", env.REFRESH_GRACE_SECONDS, 10, 0),

@@ -77,7 +77,12 @@ async function gatewayVerify(env: Bindings, token: string): Promise<boolean> {
     await gateway.verifier.verify(
       token,
       await gateway.keys.fixedRing(),
-      { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(gateway.now() / 1000) },
+      {
+        issuer: config.issuer,
+        audience: config.audience,
+        clockSkew: config.clockSkew,
+        now: Math.floor(gateway.now() / 1000),
+      },
       undefined,
       NO_CONTEXT,
       gateway.logger,

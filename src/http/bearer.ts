@@ -49,7 +49,12 @@ export function bearerAuth(options: BearerAuthOptions = {}): MiddlewareHandler<A
     const claims = await gateway.verifier.verify(
       token,
       await gateway.keys.fixedRing(),
-      { issuer: config.issuer, clockSkew: config.clockSkew, now: Math.floor(gateway.now() / 1000) },
+      {
+        issuer: config.issuer,
+        audience: config.audience,
+        clockSkew: config.clockSkew,
+        now: Math.floor(gateway.now() / 1000),
+      },
       options.fixedOnly ? undefined : gateway.dynamicSecrets,
       c.executionCtx,
       c.get("log"),

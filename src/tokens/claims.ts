@@ -1,5 +1,6 @@
 /** The claims of a verified access token, and the strict checks that turn a JSON payload into them. */
 import { GatewayError } from "../gateway-error";
+import { checkAudience } from "./audience";
 
 /** Which family of secret signed a token. */
 export type SecretType = "fixed" | "dynamic";
@@ -32,6 +33,8 @@ export function isIdentifier(value: string): boolean {
 /** Time settings the claim checks need. */
 export interface ClaimRules {
   issuer: string;
+  /** What `aud`, when present, must name: `AUDIENCE`, default the issuer. */
+  audience: string;
   clockSkew: number;
   /** Seconds since the epoch. */
   now: number;
@@ -93,6 +96,7 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
     if (exp === undefined) invalid("exp is required");
     if (jti === undefined) invalid("jti is required");
   }
+  checkAudience(payload.aud, rules.audience);
   checkTimes(exp, nbf, iat, now, clockSkew);
   if (jti !== undefined && !JTI.test(jti)) invalid("jti is malformed");
 
@@ -126,7 +130,7 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
 }
 
 /**
- * Re-checks claims that {@link checkClaims} accepted earlier under the same issuer: only `exp`, `nbf`
+ * Re-checks claims that {@link checkClaims} accepted earlier under the same issuer and audience: only `exp`, `nbf`
  * and `iat` can have changed verdict since, so only they are checked again (same order, same details).
  */
 export function recheckClaimTimes(claims: AccessClaims, rules: ClaimRules): AccessClaims {

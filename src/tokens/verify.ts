@@ -47,6 +47,8 @@ interface KnownInput {
   claims: Readonly<AccessClaims>;
   /** The issuer `claims` were checked against. */
   issuer: string;
+  /** The audience `claims` were checked against. */
+  audience: string;
 }
 
 /** Three base64url segments; an HS256 signature is 32 bytes, i.e. exactly 43 characters. */
@@ -182,7 +184,8 @@ export class TokenVerifier {
 
   /** Claims of a token whose signature just verified: rechecked times for a known input, else the full check (then remembered). */
   private acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRules): AccessClaims {
-    if (jws.known?.issuer === rules.issuer) return recheckClaimTimes(jws.known.claims, rules);
+    if (jws.known?.issuer === rules.issuer && jws.known.audience === rules.audience)
+      return recheckClaimTimes(jws.known.claims, rules);
     const claims = Object.freeze(checkClaims(jws.payload, secretType, rules));
     this.knownInputs.set(jws.signingInputText, {
       header: jws.header,
@@ -190,6 +193,7 @@ export class TokenVerifier {
       bytes: jws.signingInput,
       claims,
       issuer: rules.issuer,
+      audience: rules.audience,
     });
     return claims;
   }
