@@ -6,6 +6,7 @@ import { GatewayError } from "../gateway-error";
 import { pathAndQuery } from "../http/request-url";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
+import { refuseMethodParameter, setForwardingHeaders } from "./header-rules";
 import { sanitizedHeaders, setIdentityHeaders } from "./headers";
 
 /** Where the request goes: its own URL for the `ORIGIN` service binding, else `ORIGIN_URL` + its path and query. */
@@ -37,6 +38,8 @@ export async function forwardToOrigin(
 ): Promise<Response> {
   const url = upstreamUrl(env, config, request.url);
   const headers = sanitizedHeaders(request.headers);
+  refuseMethodParameter(url);
+  setForwardingHeaders(headers, request.headers.get("CF-Connecting-IP"), request.url);
   const clientEncoding = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
   if (clientEncoding !== undefined) headers.set("Accept-Encoding", clientEncoding);
   setIdentityHeaders(

@@ -1,37 +1,28 @@
 /** Which client headers reach the origin, and the trusted identity headers that replace the rest. */
 import type { AccessClaims } from "../tokens/claims";
+import { headerRule, methodOverrideRefused } from "./header-rules";
 
-/** Client headers with these prefixes (any case, `_` read as `-`) never reach the origin. */
-export const RESERVED_PREFIXES = ["x-member-", "x-organisation-", "x-auth-", "x-gateway-"] as const;
-
-const ALWAYS_REMOVED = new Set([
-  "authorization",
-  "connection",
-  "keep-alive",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "upgrade",
-  "host",
-]);
-
-function isReserved(name: string): boolean {
-  const normalized = name.toLowerCase().replaceAll("_", "-");
-  return RESERVED_PREFIXES.some((prefix) => normalized.startsWith(prefix));
-}
-
-/** Copies the client's headers minus credentials, hop-by-hop and `Connection`-named headers, and reserved prefixes. */
+/**
+ * Copies the client's headers minus credentials, hop-by-hop and `Connection`-named headers, reserved
+ * prefixes, URL overrides and forwarding claims ({@link headerRule}), in one pass; throws the 400 for
+ * a method-override header.
+ */
 export function sanitizedHeaders(client: Headers): Headers {
-  const nominated = new Set(
-    (client.get("Connection") ?? "")
-      .split(",")
-      .map((name) => name.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const connection = client.get("Connection");
+  const nominated =
+    connection === null
+      ? undefined
+      : new Set(
+          connection
+            .split(",")
+            .map((name) => name.trim().toLowerCase())
+            .filter(Boolean),
+        );
   const headers = new Headers();
   for (const [name, value] of client) {
-    if (ALWAYS_REMOVED.has(name) || nominated.has(name) || isReserved(name)) continue;
+    const rule = headerRule(name);
+    if (rule === "refuse") throw methodOverrideRefused(name);
+    if (rule === "drop" || nominated?.has(name)) continue;
     headers.append(name, value);
   }
   return headers;

@@ -18,7 +18,7 @@ export interface Grid {
   createdBy: string | null;
 }
 
-/** Identity headers the gateway adds, echoed back in every response's `received`. */
+/** Identity headers the gateway adds (every header received is echoed back in `received.headers`). */
 export const IDENTITY_HEADERS = [
   "X-Member-Entity-Id",
   "X-Member-Entity-Identifier",
@@ -35,11 +35,12 @@ const grids = new Map<string, Grid>([
 ]);
 let nextId = 3;
 
-/** What reached the origin: method, path, identity headers and the assertion verdict. */
+/** What reached the origin: method, path, every header it received and the assertion verdict. */
 interface Received {
   method: string;
   path: string;
-  headers: Record<string, string | null>;
+  /** Every request header, its name capitalised per word (`x-forwarded-for` → `X-Forwarded-For`). */
+  headers: Record<string, string>;
   assertion: { verified: boolean; error?: string };
 }
 
@@ -70,6 +71,18 @@ async function verifyAssertion(request: Request, env: DemoOriginEnv): Promise<Re
   } catch (error) {
     return { verified: false, error: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/** `x-member-entity-id` → `X-Member-Entity-Id`: how the README and the gateway write header names. */
+function displayName(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
+}
+
+/** Every header of `request`, so a user sees exactly what an origin behind the gateway gets. */
+function receivedHeaders(request: Request): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of request.headers) headers[displayName(name)] = value;
+  return headers;
 }
 
 function reply(status: number, body: Record<string, unknown>, received: Received): Response {
@@ -105,7 +118,7 @@ export async function handle(request: Request, env: DemoOriginEnv): Promise<Resp
   const received: Received = {
     method: request.method,
     path: url.pathname + url.search,
-    headers: Object.fromEntries(IDENTITY_HEADERS.map((name) => [name, request.headers.get(name)])),
+    headers: receivedHeaders(request),
     assertion: await verifyAssertion(request, env),
   };
   if (!received.assertion.verified)

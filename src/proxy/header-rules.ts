@@ -1,0 +1,99 @@
+/**
+ * What happens to each client header on its way to the origin, decided by its name alone (lower case,
+ * `_` read as `-`, because CGI, Rack, WSGI, PHP and many frameworks read both as `_`), and the
+ * forwarding headers the gateway writes itself. See docs/forwarding.md for the reason behind each name.
+ */
+import { GatewayError } from "../errors";
+
+/** `drop`: never forwarded. `refuse`: the whole request is refused with 400. */
+export type HeaderRule = "drop" | "refuse";
+
+/** Headers that ask the origin to run another method than the one the gateway authorised. */
+export const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"] as const;
+
+const RULES: ReadonlyMap<string, HeaderRule> = new Map<string, HeaderRule>([
+  // credentials of this hop
+  ["authorization", "drop"],
+  ["proxy-authorization", "drop"],
+  // hop-by-hop (RFC 9110 §7.6.1); Host is the origin's, set by fetch
+  ["connection", "drop"],
+  ["keep-alive", "drop"],
+  ["proxy-connection", "drop"],
+  ["te", "drop"],
+  ["trailer", "drop"],
+  ["upgrade", "drop"],
+  ["host", "drop"],
+  // URL overrides: an origin routing on them would serve a path the gateway never checked
+  ["x-original-url", "drop"],
+  ["x-rewrite-url", "drop"],
+  ["x-original-uri", "drop"],
+  ["x-original-host", "drop"],
+  ["x-host", "drop"],
+  // client address and forwarding claims: replaced by what the gateway knows (X-Forwarded-* by prefix)
+  ["forwarded", "drop"],
+  ["x-real-ip", "drop"],
+  ["x-client-ip", "drop"],
+  ["x-cluster-client-ip", "drop"],
+  ["true-client-ip", "drop"],
+  // method overrides: refused, never silently dropped (docs/forwarding.md § Method overrides)
+  ...METHOD_OVERRIDE_HEADERS.map((name) => [name, "refuse"] as const),
+]);
+
+/** Client headers with these prefixes never reach the origin: the gateway's own names, and X-Forwarded-*. */
+export const DROPPED_PREFIXES = ["x-member-", "x-organisation-", "x-auth-", "x-gateway-", "x-forwarded-"] as const;
+
+/** The rule for a header name as `Headers` iterates it (lower case); undefined: forwarded as sent. */
+export function headerRule(name: string): HeaderRule | undefined {
+  const key = name.includes("_") ? name.replaceAll("_", "-") : name;
+  const rule = RULES.get(key);
+  if (rule !== undefined || !key.startsWith("x-")) return rule;
+  for (const prefix of DROPPED_PREFIXES) if (key.startsWith(prefix)) return "drop";
+  return undefined;
+}
+
+/** The 400 for a request that asks for a method override (header `name`, or the `_method` query parameter). */
+export function methodOverrideRefused(name: string): GatewayError {
+  return new GatewayError(
+    "invalid_request",
+    `Method overrides (${name}) are not accepted: the gateway authorises the request's own method, so send that method.`,
+  );
+}
+
+/** A `_method` query parameter: Symfony and Laravel honour it there too (Rails/Rack only in a form body, which is streamed unread). */
+const METHOD_PARAMETER = /[?&]_method=/;
+
+/** Throws the 400 when the query string (of `pathAndQuery`) carries a `_method` parameter. */
+export function refuseMethodParameter(pathAndQuery: string): void {
+  if (pathAndQuery.includes("_method") && METHOD_PARAMETER.test(pathAndQuery)) throw methodOverrideRefused("_method");
+}
+
+/** An IPv4 or IPv6 address as Cloudflare writes `CF-Connecting-IP`; anything else is not repeated. */
+const IP_ADDRESS = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:.]{2,45})$/;
+/** An RFC 9110 token: a `Forwarded` value that needs no quotes. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function forwardedValue(value: string): string {
+  return TOKEN.test(value) ? value : `"${value}"`;
+}
+
+/**
+ * Sets `X-Forwarded-For` (the client address Cloudflare saw, `CF-Connecting-IP`), `X-Forwarded-Proto`
+ * and `X-Forwarded-Host` (from the URL the client asked for) and the same facts as one RFC 7239
+ * `Forwarded` element. Client-sent values were dropped before, so these replace them; without a
+ * usable `CF-Connecting-IP` no address is claimed at all.
+ */
+export function setForwardingHeaders(headers: Headers, clientIp: string | null, requestUrl: string): void {
+  const colon = requestUrl.indexOf(":");
+  const proto = requestUrl.slice(0, colon);
+  const hostStart = colon + 3;
+  const hostEnd = requestUrl.indexOf("/", hostStart);
+  const host = requestUrl.slice(hostStart, hostEnd === -1 ? undefined : hostEnd);
+  let forwarded = `host=${forwardedValue(host)};proto=${proto}`;
+  if (clientIp !== null && IP_ADDRESS.test(clientIp)) {
+    headers.set("X-Forwarded-For", clientIp);
+    forwarded = `for=${clientIp.includes(":") ? `"[${clientIp}]"` : clientIp};${forwarded}`;
+  }
+  headers.set("X-Forwarded-Proto", proto);
+  headers.set("X-Forwarded-Host", host);
+  headers.set("Forwarded", forwarded);
+}
