@@ -3,6 +3,7 @@
 /** Every reason the gateway refuses a request. Closed on purpose: new failures get a code here. */
 export type ProblemCode =
   | "invalid_request"
+  | "ambiguous_path"
   | "payload_too_large"
   | "unsupported_media_type"
   | "invalid_credentials"

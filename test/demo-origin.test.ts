@@ -108,6 +108,58 @@ describe("demo origin behind the gateway", () => {
   });
 });
 
+describe("demo origin echoes every header it received, so the forwarding rules are visible", () => {
+  it("shows ordinary headers as sent, the gateway's identity and forwarding headers, and nothing the gateway strips", async () => {
+    const response = await viaGateway("/grids", await accessTokenFor("architect@acme.example"), {
+      headers: {
+        Accept: "application/json",
+        "X-Custom": "kept",
+        "CF-Connecting-IP": "203.0.113.9",
+        "X-Original-URL": "/members",
+        "X-Rewrite-URL": "/members",
+        "X-Forwarded-For": "127.0.0.1",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "http",
+        Forwarded: "for=127.0.0.1",
+        "X-Member-Entity-Identifier": "spoofed",
+        Connection: "x-secret-hop",
+        "X-Secret-Hop": "leak",
+      },
+    });
+    expect(response.status).toBe(200);
+    const { received } = (await response.json()) as { received: { headers: Record<string, string> } };
+    expect(received.headers).toMatchObject({
+      Accept: "application/json",
+      "X-Custom": "kept",
+      "X-Forwarded-For": "203.0.113.9",
+      "X-Forwarded-Host": "gateway.test",
+      "X-Forwarded-Proto": "https",
+      Forwarded: "for=203.0.113.9;host=gateway.test;proto=https",
+      "X-Member-Entity-Identifier": "o6q2is",
+      "X-Auth-Scope": "architect",
+    });
+    expect(received.headers["X-Gateway-Assertion"]).toMatch(/^ey/);
+    for (const gone of ["Authorization", "X-Original-Url", "X-Rewrite-Url", "Connection", "X-Secret-Hop"])
+      expect(Object.keys(received.headers)).not.toContain(gone);
+  });
+
+  it("never sees a request with a method override or an ambiguous path: the gateway refuses it with 400", async () => {
+    const token = await accessTokenFor("builder@acme.example");
+    const override = await viaGateway("/grids", token, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-HTTP-Method-Override": "DELETE" },
+      body: JSON.stringify({ name: "x" }),
+    });
+    expect(override.status).toBe(400);
+    expect(((await override.json()) as Record<string, unknown>).received).toBeUndefined();
+    for (const path of ["/grids/..;/members", "/grids/%252e%252e/members"]) {
+      const ambiguous = await viaGateway(path, token);
+      expect(ambiguous.status).toBe(400);
+      expect(((await ambiguous.json()) as Record<string, unknown>).code).toBe("ambiguous_path");
+    }
+  });
+});
+
 describe("demo origin refuses requests that did not come through the gateway", () => {
   it("accepts an assertion for exactly this method and path", async () => {
     const { status, body } = await send(await forwarded("GET", "/grids/1"));

@@ -2,6 +2,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../gateway";
 import { GatewayError } from "../gateway-error";
+import { checkPathForm } from "../policy/path-forms";
 import { isAllowed, resourceOf, scopesAllowing } from "../policy/scopes";
 import { pathOf } from "./request-url";
 
@@ -29,7 +30,7 @@ export function requirePlan(): MiddlewareHandler<AppEnv> {
 /**
  * 403 `insufficient_scope`, naming the scopes that would do, unless the token's scope allows the
  * method on the path's resource. 400 for a path whose resource is ambiguous (bad percent-encoding,
- * encoded separators).
+ * encoded separators), and for a path an origin could resolve differently (`policy/path-forms.ts`).
  */
 export function requireScope(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -52,6 +53,7 @@ export function requireScope(): MiddlewareHandler<AppEnv> {
         },
       );
     }
+    checkPathForm(path);
     await next();
   };
 }

@@ -14,6 +14,7 @@ export interface ProblemSpec {
 /** The HTTP answer of every {@link ProblemCode}. */
 export const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
   invalid_request: { status: 400, title: "Malformed request" },
+  ambiguous_path: { status: 400, title: "Ambiguous request path" },
   payload_too_large: { status: 413, title: "Request body too large" },
   unsupported_media_type: { status: 415, title: "Unsupported content type" },
   invalid_credentials: { status: 401, title: "Invalid credentials" },
