@@ -38,7 +38,7 @@ export async function forwardToOrigin(
 ): Promise<Response> {
   const url = upstreamUrl(env, config, request.url);
   const headers = sanitizedHeaders(request.headers);
-  refuseMethodParameter(url);
+  refuseMethodParameter(request.url);
   setForwardingHeaders(headers, request.headers.get("CF-Connecting-IP"), request.url);
   const clientEncoding = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
   if (clientEncoding !== undefined) headers.set("Accept-Encoding", clientEncoding);

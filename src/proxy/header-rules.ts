@@ -62,9 +62,11 @@ export function methodOverrideRefused(name: string): GatewayError {
 /** A `_method` query parameter: Symfony and Laravel honour it there too (Rails/Rack only in a form body, which is streamed unread). */
 const METHOD_PARAMETER = /[?&]_method=/;
 
-/** Throws the 400 when the query string (of `pathAndQuery`) carries a `_method` parameter. */
-export function refuseMethodParameter(pathAndQuery: string): void {
-  if (pathAndQuery.includes("_method") && METHOD_PARAMETER.test(pathAndQuery)) throw methodOverrideRefused("_method");
+/** Throws the 400 when the query string of `url` carries a `_method` parameter (a path segment may hold `&_method=`). */
+export function refuseMethodParameter(url: string): void {
+  const query = url.indexOf("?");
+  if (query !== -1 && url.includes("_method", query) && METHOD_PARAMETER.test(url.slice(query)))
+    throw methodOverrideRefused("_method");
 }
 
 /** An IPv4 or IPv6 address as Cloudflare writes `CF-Connecting-IP`; anything else is not repeated. */
