@@ -59,7 +59,7 @@ const jwt = new SignJWT({
   scope,
   secretType: "dynamic",
 })
-  .setProtectedHeader({ alg: "HS256", typ: "JWT", ...(kid ? { kid } : {}) })
+  .setProtectedHeader({ typ: "JWT", alg: "HS256", ...(kid ? { kid } : {}) })
   .setIssuedAt(now)
   .setJti(crypto.randomUUID());
 if (lifetime !== undefined) jwt.setExpirationTime(now + lifetime);

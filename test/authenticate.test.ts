@@ -64,7 +64,7 @@ describe("successful login", () => {
     );
     expect(payload).toMatchObject({
       iss: "gridgate",
-      memberEntityId: 2549,
+      memberEntityId: "2549", // issue 12: a string of decimal digits, as the API documentation shows it
       memberEntityIdentifier: "o6q2is",
       organisationEntityIdentifier: "m7l9hw",
       scope: "architect",

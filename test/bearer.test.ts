@@ -188,7 +188,17 @@ describe("claims", () => {
     ["a header-breaking identifier", { memberEntityIdentifier: "o6q2is\r\nX-Admin: 1" }],
     ["no organisationEntityIdentifier", { organisationEntityIdentifier: undefined }],
     ["an array scope", { scope: ["architect"] }],
-    ["a string memberEntityId", { memberEntityId: "2549" }],
+    ["a memberEntityId with a letter", { memberEntityId: "2549a" }],
+    ["a negative memberEntityId string", { memberEntityId: "-1" }],
+    ["a negative memberEntityId", { memberEntityId: -1 }],
+    ["an empty memberEntityId", { memberEntityId: "" }],
+    ["a fractional memberEntityId", { memberEntityId: 1.5 }],
+    ["a memberEntityId with a leading +", { memberEntityId: "+2549" }],
+    ["a memberEntityId with a leading zero", { memberEntityId: "02549" }],
+    ["a memberEntityId with spaces", { memberEntityId: " 2549" }],
+    ["a memberEntityId in exponent form", { memberEntityId: "2.549e3" }],
+    ["a memberEntityId past 2^53 - 1", { memberEntityId: "9007199254740992" }],
+    ["a boolean memberEntityId", { memberEntityId: true }],
   ])("refuses %s", async (_name, change) => {
     const payload =
       change === "1e400"

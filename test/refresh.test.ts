@@ -80,7 +80,7 @@ describe("rotation", () => {
       algorithms: ["HS256"],
     });
     expect(payload).toMatchObject({
-      memberEntityId: 2549,
+      memberEntityId: "2549",
       memberEntityIdentifier: "o6q2is",
       organisationEntityIdentifier: "m7l9hw",
       scope: "architect",

@@ -53,7 +53,9 @@ export async function verifyGatewayAssertion(request: Request, options: VerifyOp
   }
   if (
     headers.get("x-member-entity-identifier") !== payload.memberEntityIdentifier ||
-    headers.get("x-organisation-entity-identifier") !== payload.organisationEntityIdentifier
+    headers.get("x-organisation-entity-identifier") !== payload.organisationEntityIdentifier ||
+    // The assertion carries memberEntityId as a number, the header as its decimal digits.
+    (payload.memberEntityId !== undefined && headers.get("x-member-entity-id") !== String(payload.memberEntityId))
   ) {
     throw new Error("identity headers do not match the assertion");
   }
@@ -90,6 +92,7 @@ async function selfCheck(): Promise<void> {
     .sign(new TextEncoder().encode(secret));
   const headers = {
     "X-Gateway-Assertion": assertion,
+    "X-Member-Entity-Id": "2549",
     "X-Member-Entity-Identifier": "o6q2is",
     "X-Organisation-Entity-Identifier": "m7l9hw",
   };

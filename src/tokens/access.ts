@@ -37,6 +37,8 @@ export async function issueAccessToken(
     scope: subject.scope,
     secretType: "fixed",
   } satisfies AccessClaims;
-  const token = await signJwt(claims, ring.current.key, { kid: ring.current.kid });
+  // The payload spells memberEntityId as the API documentation does: a string of decimal digits.
+  const payload = { ...claims, memberEntityId: String(claims.memberEntityId) };
+  const token = await signJwt(payload, ring.current.key, { kid: ring.current.kid });
   return { token, claims, expiresIn: config.accessTokenTtl };
 }

@@ -12,6 +12,7 @@ export interface AccessClaims {
   iat?: number;
   nbf?: number;
   exp?: number;
+  /** Read from a digit string or an integer (see {@link memberEntityIdOf}); forwarded as decimal digits. */
   memberEntityId?: number;
   memberEntityIdentifier: string;
   organisationEntityIdentifier: string;
@@ -28,6 +29,23 @@ const JTI = /^[\x21-\x7E]{1,128}$/;
 /** True for a member, organisation or key identifier the gateway can carry in a header or a storage key. */
 export function isIdentifier(value: string): boolean {
   return IDENTIFIER.test(value);
+}
+
+/** Canonical decimal digits: `0` or no leading zero, at most 16 digits (then checked against 2^53 − 1). */
+const MEMBER_ENTITY_ID = /^(?:0|[1-9][0-9]{0,15})$/;
+
+/**
+ * `memberEntityId` as the API documentation shows it (a string of decimal digits, `"2549"`) or as
+ * older tokens carry it (a non-negative safe integer), read as a number; absent stays absent.
+ * Refused: signs, spaces, leading zeros (`"02549"`: one member, one spelling), fractions, exponents,
+ * the empty string and anything past `Number.MAX_SAFE_INTEGER`.
+ */
+export function memberEntityIdOf(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const id = typeof value === "string" && MEMBER_ENTITY_ID.test(value) ? Number(value) : value;
+  if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0)
+    invalid("memberEntityId must be a string of decimal digits or a non-negative integer");
+  return id;
 }
 
 /** Time settings the claim checks need. */
@@ -108,12 +126,7 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
   if (typeof organisation !== "string" || !IDENTIFIER.test(organisation))
     invalid("organisationEntityIdentifier is missing or malformed");
   if (typeof scope !== "string" || !SCOPE.test(scope)) invalid("scope must be a space-delimited string");
-  if (
-    memberEntityId !== undefined &&
-    (typeof memberEntityId !== "number" || !Number.isSafeInteger(memberEntityId) || memberEntityId < 0)
-  ) {
-    invalid("memberEntityId must be a non-negative integer");
-  }
+  const memberId = memberEntityIdOf(memberEntityId);
 
   return {
     iss,
@@ -121,7 +134,7 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
     iat,
     nbf,
     exp,
-    memberEntityId: memberEntityId as number | undefined,
+    memberEntityId: memberId,
     memberEntityIdentifier: member,
     organisationEntityIdentifier: organisation,
     scope,

@@ -9,10 +9,10 @@ export interface SignHeader {
   typ?: string;
 }
 
-/** Signs `claims` as an HS256 compact JWS with `key`. */
+/** Signs `claims` as an HS256 compact JWS with `key`; header `{"typ","alg","kid"}` in the documentation's order. */
 export async function signJwt(claims: object, key: CryptoKey, header: SignHeader = {}): Promise<string> {
   const protectedHeader = encodeBase64Url(
-    JSON.stringify({ alg: "HS256", typ: header.typ ?? "JWT", ...(header.kid ? { kid: header.kid } : {}) }),
+    JSON.stringify({ typ: header.typ ?? "JWT", alg: "HS256", ...(header.kid ? { kid: header.kid } : {}) }),
   );
   const signingInput = `${protectedHeader}.${encodeBase64Url(JSON.stringify(claims))}`;
   const signature = await crypto.subtle.sign("HMAC", key, encoder.encode(signingInput));
