@@ -19,6 +19,8 @@ export default defineConfig(async () => ({
           ...TEST_SECRETS,
           ORIGIN_URL: "https://origin.test/api",
           ORIGIN_TIMEOUT_MS: "500",
+          // Browser apps allowed in the tests (test/cors.test.ts, test/refresh-cookie.test.ts).
+          CORS_ORIGINS: "https://app.test,http://127.0.0.1:5173",
           TEST_MIGRATIONS: await readD1Migrations("./migrations"),
         },
       },

@@ -4,6 +4,7 @@ import type { Bindings } from "./config";
 import { gatewayOf, type AppEnv, type Gateway } from "./gateway";
 import { GatewayError } from "./gateway-error";
 import { bearerAuth } from "./http/bearer";
+import { cors } from "./http/cors";
 import { requestContext } from "./http/context";
 import { requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
 import { methodNotAllowed, onError } from "./http/problem";
@@ -29,6 +30,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use(requestContext(options.gatewayFor ?? gatewayOf));
+  app.use(cors());
   app.onError(onError);
 
   app.get("/health", (c) => c.json({ status: "ok" }));

@@ -24,6 +24,10 @@ export interface Secrets {
   PASSWORD_PEPPER?: string;
   SECRETS_KEY?: string;
   ASSERTION_SECRET?: string;
+  /** Browser apps allowed to call the gateway: exact origins, comma-separated; unset = CORS off (src/http/cors.ts). */
+  CORS_ORIGINS?: string;
+  /** Request headers those apps may send; default `Authorization, Content-Type`. */
+  CORS_ALLOW_HEADERS?: string;
 }
 
 /** Everything bound into the Worker: `GatewayEnv` as `wrangler types` generates it, vars optional, plus {@link Secrets}. */

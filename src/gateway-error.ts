@@ -15,6 +15,7 @@ export type ProblemCode =
   | "invalid_token"
   | "basic_not_supported"
   | "insufficient_scope"
+  | "origin_not_allowed"
   | "invalid_grant"
   | "not_found"
   | "secret_limit_reached"

@@ -26,6 +26,7 @@ export const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
   invalid_token: { status: 401, title: "Invalid access token" },
   basic_not_supported: { status: 401, title: "HTTP Basic authentication is not supported" },
   insufficient_scope: { status: 403, title: "Insufficient scope" },
+  origin_not_allowed: { status: 403, title: "Origin not allowed" },
   invalid_grant: { status: 401, title: "Invalid refresh token" },
   not_found: { status: 404, title: "Not found" },
   secret_limit_reached: { status: 409, title: "Too many live secrets" },

@@ -1,11 +1,12 @@
 /** Which client headers reach the origin, and the trusted identity headers that replace the rest. */
+import { withoutRefreshCookie } from "../http/refresh-cookie";
 import type { AccessClaims } from "../tokens/claims";
 import { headerRule, methodOverrideRefused } from "./header-rules";
 
 /**
- * Copies the client's headers minus credentials, hop-by-hop and `Connection`-named headers, reserved
- * prefixes, URL overrides and forwarding claims ({@link headerRule}), in one pass; throws the 400 for
- * a method-override header.
+ * Copies the client's headers minus credentials (the browser refresh cookie too), hop-by-hop and
+ * `Connection`-named headers, reserved prefixes, URL overrides and forwarding claims ({@link headerRule}),
+ * in one pass; throws the 400 for a method-override header.
  */
 export function sanitizedHeaders(client: Headers): Headers {
   const connection = client.get("Connection");
@@ -23,7 +24,8 @@ export function sanitizedHeaders(client: Headers): Headers {
     const rule = headerRule(name);
     if (rule === "refuse") throw methodOverrideRefused(name);
     if (rule === "drop" || nominated?.has(name)) continue;
-    headers.append(name, value);
+    const kept = name === "cookie" ? withoutRefreshCookie(value) : value;
+    if (kept !== undefined) headers.append(name, kept);
   }
   return headers;
 }

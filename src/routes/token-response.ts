@@ -1,13 +1,29 @@
 /** The one shape of a successful token response, shared by login and refresh. */
 import type { Context } from "hono";
 import type { AppEnv } from "../gateway";
+import { allowedOrigin } from "../http/cors";
+import { refreshCookie } from "../http/refresh-cookie";
 import type { IssuedAccessToken } from "../tokens/access";
 import type { RefreshTokenGrant } from "../tokens/refresh-store";
 
-/** `200 {access_token, token_type, expires_in, refresh_token, refresh_token_expires_in, scope}`, never cached. */
+/**
+ * `200 {access_token, token_type, expires_in, refresh_token, refresh_token_expires_in, scope}`, never cached;
+ * for an allowed browser origin the refresh token is a cookie instead of a body field.
+ */
 export function tokenResponse(c: Context<AppEnv>, access: IssuedAccessToken, refresh: RefreshTokenGrant): Response {
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
+  if (allowedOrigin(c) !== undefined) {
+    // a browser app: the refresh token goes into an HttpOnly cookie, out of reach of its JavaScript
+    c.header("Set-Cookie", refreshCookie(refresh.token, refresh.expiresIn), { append: true });
+    return c.json({
+      access_token: access.token,
+      token_type: "Bearer",
+      expires_in: access.expiresIn,
+      refresh_token_expires_in: refresh.expiresIn,
+      scope: access.claims.scope,
+    });
+  }
   return c.json({
     access_token: access.token,
     token_type: "Bearer",

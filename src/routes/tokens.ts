@@ -5,8 +5,14 @@ import type { AppEnv } from "../gateway";
 import { GatewayError, refusal } from "../gateway-error";
 import { auditRequest } from "../http/audit";
 import { bearerAuth } from "../http/bearer";
-import { readBody } from "../http/body";
+import { allowedOrigin } from "../http/cors";
 import { methodNotAllowed } from "../http/problem";
+import {
+  cookieRefreshToken,
+  presentedRefreshToken,
+  readTokenBody,
+  refreshCookieAftercare,
+} from "../http/refresh-cookie";
 import { isRefreshToken } from "../tokens/refresh-token";
 import { tokenResponse } from "./token-response";
 
@@ -30,8 +36,8 @@ export const RevokeBody = z.object({
 export const tokenRoutes = new Hono<AppEnv>();
 const memberBearer = bearerAuth({ fixedOnly: true });
 
-tokenRoutes.post("/refresh", async (c) => {
-  const { refresh_token: token } = await readBody(c.req.raw, RefreshBody);
+tokenRoutes.post("/refresh", refreshCookieAftercare("refresh"), async (c) => {
+  const token = await presentedRefreshToken(c, RefreshBody);
   const outcome = await c.get("gateway").refreshSessions.refresh(c.get("log"), token);
   const { memberId, organisationId, familyId } = outcome;
   if (!outcome.ok) {
@@ -56,12 +62,17 @@ tokenRoutes.post("/refresh", async (c) => {
   return tokenResponse(c, outcome.access, outcome.refresh);
 });
 
-tokenRoutes.post("/revoke", async (c) => {
-  const body = await readBody(c.req.raw, RevokeBody);
+tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
+  const body = await readTokenBody(c, RevokeBody);
   if (body.refresh_token !== undefined && body.token !== undefined && body.refresh_token !== body.token) {
     throw new GatewayError("invalid_request", "Send the token as refresh_token or as token, not two different ones.");
   }
-  const token = body.refresh_token ?? body.token;
+  const token = body.refresh_token ?? body.token ?? cookieRefreshToken(c);
+  if (token === undefined && body.all !== true && allowedOrigin(c) !== undefined) {
+    // a browser cannot see its HttpOnly cookie, so its logout succeeds whether or not one was there
+    c.header("Cache-Control", "no-store");
+    return c.body(null, 200);
+  }
   if (token === undefined && body.all !== true) {
     throw new GatewayError(
       "invalid_request",

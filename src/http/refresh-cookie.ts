@@ -1,0 +1,121 @@
+/**
+ * The refresh token of browser apps as an HttpOnly cookie (see docs/browser-apps.md). Only requests
+ * whose `Origin` is on `CORS_ORIGINS` get it, and only they may use it (CSRF); everyone else keeps the
+ * JSON-only behaviour.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../gateway";
+import { GatewayError } from "../gateway-error";
+import { readBody } from "./body";
+import { allowedOrigin } from "./cors";
+
+/** `__Secure-`: the browser stores it only with `Secure` from a secure context (https, or loopback). */
+export const REFRESH_COOKIE = "__Secure-gridgate-refresh";
+/** Sent only to the gateway's own `/authenticate…` routes, never with calls to the proxied API. */
+export const REFRESH_COOKIE_PATH = "/authenticate";
+
+const ATTRIBUTES = `Path=${REFRESH_COOKIE_PATH}; HttpOnly; Secure; SameSite=Strict`;
+
+/** The `Set-Cookie` value that hands a browser its refresh token for `maxAge` seconds. */
+export function refreshCookie(token: string, maxAge: number): string {
+  return `${REFRESH_COOKIE}=${token}; Max-Age=${Math.max(0, Math.floor(maxAge))}; ${ATTRIBUTES}`;
+}
+
+/** The `Set-Cookie` value that makes the browser forget its refresh token. */
+export function clearedRefreshCookie(): string {
+  return `${REFRESH_COOKIE}=; Max-Age=0; ${ATTRIBUTES}`;
+}
+
+/** `name=value` pairs of a `Cookie` header, as sent (RFC 6265 §5.4: `; `-separated). */
+function pairs(cookieHeader: string): string[] {
+  return cookieHeader.split(";").map((pair) => pair.trim());
+}
+
+/** The refresh cookie's value in a request, if any (the first one: browsers send the most specific path first). */
+export function refreshCookieOf(headers: Headers): string | undefined {
+  const header = headers.get("Cookie");
+  if (header === null || !header.includes(REFRESH_COOKIE)) return undefined;
+  const prefix = `${REFRESH_COOKIE}=`;
+  const value = pairs(header)
+    .find((pair) => pair.startsWith(prefix))
+    ?.slice(prefix.length);
+  return value ? value : undefined;
+}
+
+/**
+ * A forwarded `Cookie` header without the refresh cookie (the client's other cookies kept, in order);
+ * undefined when nothing is left. Cheap when the refresh cookie is not there.
+ */
+export function withoutRefreshCookie(cookieHeader: string): string | undefined {
+  if (!cookieHeader.includes(REFRESH_COOKIE)) return cookieHeader;
+  const kept = pairs(cookieHeader).filter((pair) => pair !== "" && pair.split("=", 1)[0]!.trim() !== REFRESH_COOKIE);
+  return kept.length > 0 ? kept.join("; ") : undefined;
+}
+
+/**
+ * The refresh cookie's token for a request whose body named none. CSRF rule: the cookie is honoured
+ * only with an allowed `Origin`; otherwise 403 `origin_not_allowed`, before anything is read or changed.
+ */
+export function cookieRefreshToken(c: Context<AppEnv>): string | undefined {
+  const token = refreshCookieOf(c.req.raw.headers);
+  if (token === undefined) return undefined;
+  if (allowedOrigin(c) === undefined) {
+    throw new GatewayError(
+      "origin_not_allowed",
+      "The refresh cookie is only accepted from a browser app whose Origin is allowed (CORS_ORIGINS).",
+    );
+  }
+  return token;
+}
+
+/** True when the body may be left out: the refresh cookie or an allowed browser origin can stand in. */
+function bodyOptional(c: Context<AppEnv>): boolean {
+  const request = c.req.raw;
+  const empty = request.body === null || request.headers.get("Content-Length") === "0";
+  return (
+    empty &&
+    !request.headers.has("Content-Type") &&
+    (refreshCookieOf(request.headers) !== undefined || allowedOrigin(c) !== undefined)
+  );
+}
+
+/**
+ * Reads a refresh or revoke body with `schema`, except that a browser app (refresh cookie or allowed
+ * origin) may send no body at all, which reads as `{}`. Everyone else: exactly `readBody`.
+ */
+export async function readTokenBody<Schema extends z.ZodType>(
+  c: Context<AppEnv>,
+  schema: Schema,
+): Promise<z.infer<Schema> | Record<string, never>> {
+  return bodyOptional(c) ? {} : readBody(c.req.raw, schema);
+}
+
+/** The refresh token of `POST /authenticate/refresh`: the body's `refresh_token`, else the cookie's. */
+export async function presentedRefreshToken(c: Context<AppEnv>, strict: z.ZodType<{ refresh_token: string }>) {
+  if (refreshCookieOf(c.req.raw.headers) === undefined && allowedOrigin(c) === undefined) {
+    return (await readBody(c.req.raw, strict)).refresh_token;
+  }
+  const body = await readTokenBody(c, LooseRefreshBody);
+  const token = body.refresh_token ?? cookieRefreshToken(c);
+  if (token === undefined) {
+    throw new GatewayError("invalid_grant", "No refresh token: the body names none and there is no refresh cookie.");
+  }
+  return token;
+}
+
+const LooseRefreshBody = z.object({ refresh_token: z.string().min(1).optional() });
+
+/**
+ * After refresh and revoke, for an allowed browser origin: clears the cookie when a refresh was
+ * refused (4xx; a 5xx may be transient) or a revoke succeeded. A request from any other origin
+ * changes nothing, not even the cookie.
+ */
+export function refreshCookieAftercare(route: "refresh" | "revoke"): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await next();
+    const status = c.res.status;
+    const clear = route === "refresh" ? status >= 400 && status < 500 : status === 200;
+    if (clear && allowedOrigin(c) !== undefined) c.res.headers.append("Set-Cookie", clearedRefreshCookie());
+  };
+}
