@@ -1,151 +1,67 @@
 // `npm run dev`: local secrets, migrated and seeded local D1, then the demo origin (127.0.0.1:8788)
-// and the gateway (127.0.0.1:8787) as two `wrangler dev` process groups that live and die together.
-import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+// and the gateway (127.0.0.1:8787) as two `wrangler dev` process groups that live and die together,
+// and the demo web app on http://127.0.0.1:5173 (served from this process).
+import {
+  DEV_CORS_ORIGINS,
+  gatewayWorker,
+  originWorker,
+  prepareLocal,
+  serveWebApp,
+  startWorker,
+  stopGroups,
+  waitForOk,
+} from "./lib/dev-stack.mjs";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const BIN = `${ROOT}node_modules/.bin/`;
-const ORIGIN_DIR = `${ROOT}examples/demo-origin/`;
-const GATEWAY = { name: "gateway", port: 8787, inspector: 9229, args: [] };
-const ORIGIN = { name: "origin", port: 8788, inspector: 9230, args: ["--config", `${ORIGIN_DIR}wrangler.toml`] };
-const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
-
-/** KEY=VALUE lines of a .dev.vars file (comments and blank lines skipped, surrounding quotes removed). */
-function readDevVars(path) {
-  const vars = {};
-  for (const line of readFileSync(path, "utf8").split(/\r?\n/)) {
-    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
-    if (match) vars[match[1]] = match[2].replace(/^(["'])(.*)\1$/, "$2");
-  }
-  return vars;
-}
-
-/** Runs one setup step to completion, showing its output only when it fails (then exits). */
-function step(title, command, args, extraEnv = {}) {
-  console.log(`[dev] ${title}`);
-  const result = spawnSync(command, args, {
-    cwd: ROOT,
-    env: { ...env, ...extraEnv },
-    stdio: ["ignore", "pipe", "pipe"],
-    encoding: "utf8",
-  });
-  if (result.status !== 0) {
-    process.stderr.write(`${result.stdout ?? ""}${result.stderr ?? ""}`);
-    console.error(`[dev] ${title} failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`);
-    process.exit(1);
-  }
-}
-
-function prepare() {
-  if (!existsSync(`${ROOT}.dev.vars`)) {
-    copyFileSync(`${ROOT}.dev.vars.example`, `${ROOT}.dev.vars`);
-    console.log("[dev] created .dev.vars from .dev.vars.example");
-  }
-  const vars = readDevVars(`${ROOT}.dev.vars`);
-  for (const name of ["JWT_SECRET", "PASSWORD_PEPPER", "ASSERTION_SECRET"]) {
-    if (!vars[name]) throw new Error(`.dev.vars has no ${name}; compare it with .dev.vars.example`);
-  }
-  writeFileSync(
-    `${ORIGIN_DIR}.dev.vars`,
-    `# Written by npm run dev from ../../.dev.vars\nASSERTION_SECRET=${vars.ASSERTION_SECRET}\n`,
-  );
-  mkdirSync(`${ROOT}.wrangler`, { recursive: true });
-  step("applying migrations to the local D1", `${BIN}wrangler`, ["d1", "migrations", "apply", "DB", "--local"]);
-  step("writing seed SQL (.wrangler/seed.sql)", `${BIN}tsx`, ["scripts/dev-seed.ts", ".wrangler/seed.sql"], {
-    PASSWORD_PEPPER: vars.PASSWORD_PEPPER,
-  });
-  step("seeding the local D1", `${BIN}wrangler`, [
-    "d1",
-    "execute",
-    "DB",
-    "--local",
-    "--yes",
-    "--file",
-    ".wrangler/seed.sql",
-  ]);
-}
+const GATEWAY_PORT = 8787;
+const WEB_APP_PORT = 5173;
+const log = (message) => console.log(`[dev] ${message}`);
 
 const children = [];
+let webApp;
 let stopping = false;
 
-/** Starts `wrangler dev` in its own process group, prefixing its output lines with the worker's name. */
-function start(worker) {
-  const args = [
-    "dev",
-    ...worker.args,
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(worker.port),
-    "--inspector-port",
-    String(worker.inspector),
-    "--show-interactive-dev-session=false",
-  ];
-  const child = spawn(`${BIN}wrangler`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on("line", (line) => console.log(`[${worker.name}] ${line}`));
-  }
-  child.on("exit", (code, signal) => {
-    child.exited = true;
-    if (!stopping) console.error(`[dev] ${worker.name} stopped (${signal ?? `exit ${code}`}); stopping the rest`);
-    stop(code ?? 1);
-  });
-  children.push(child);
-}
-
-function killGroup(child, signal) {
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // the group is already gone
-  }
-}
-
-/** Stops both process groups: SIGTERM, then SIGKILL after 5 s; exits once every child has exited. */
-function stop(code = 0) {
-  if (!stopping) {
-    stopping = true;
-    process.exitCode = code;
-    for (const child of children) killGroup(child, "SIGTERM");
-    setTimeout(() => children.forEach((child) => killGroup(child, "SIGKILL")), 5000).unref();
-  }
-  if (children.every((child) => child.exited)) {
-    for (const child of children) killGroup(child, "SIGKILL");
-    process.exit(process.exitCode);
-  }
-}
-
-async function announceWhenReady() {
-  for (let attempt = 0; attempt < 120 && !stopping; attempt++) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${GATEWAY.port}/health`);
-      if (response.ok) {
-        console.log(
-          `[dev] ready: gateway http://127.0.0.1:${GATEWAY.port}, demo origin http://127.0.0.1:${ORIGIN.port} (Ctrl-C stops both)`,
-        );
-        return;
-      }
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  process.exitCode = code;
+  webApp?.close();
+  await stopGroups(children);
+  process.exit(process.exitCode);
 }
 
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(signal, () => {
-    if (!stopping) console.log(`[dev] ${signal}: stopping the gateway and the demo origin`);
+    if (!stopping) log(`${signal}: stopping the gateway, the demo origin and the web app`);
     stop(0);
   });
 }
+
+let vars;
 try {
-  prepare();
+  vars = prepareLocal({ log });
 } catch (error) {
   console.error(`[dev] ${error.message}`);
   process.exit(1);
 }
-start(ORIGIN);
-start(GATEWAY);
-announceWhenReady();
+// Browser apps: .dev.vars decides (see .dev.vars.example); an older .dev.vars without the line gets the dev default.
+const gatewayVars = vars.CORS_ORIGINS === undefined ? { CORS_ORIGINS: DEV_CORS_ORIGINS } : {};
+const callbacks = {
+  onLine: (worker, line) => console.log(`[${worker.name}] ${line}`),
+  onExit: (worker, code, signal) => {
+    if (!stopping) console.error(`[dev] ${worker.name} stopped (${signal ?? `exit ${code}`}); stopping the rest`);
+    stop(code ?? 1);
+  },
+};
+children.push(startWorker(originWorker({ port: 8788, inspector: 9230 }), callbacks));
+children.push(startWorker(gatewayWorker({ port: GATEWAY_PORT, inspector: 9229, vars: gatewayVars }), callbacks));
+try {
+  webApp = await serveWebApp({ port: WEB_APP_PORT, gateway: `http://127.0.0.1:${GATEWAY_PORT}` });
+} catch (error) {
+  console.error(`[dev] the web app could not listen on 127.0.0.1:${WEB_APP_PORT} (${error.message}); stopping`);
+  await stop(1);
+}
+if (await waitForOk(`http://127.0.0.1:${GATEWAY_PORT}/health`, { cancelled: () => stopping })) {
+  log(
+    `ready: gateway http://127.0.0.1:${GATEWAY_PORT}, demo origin http://127.0.0.1:8788, web app http://127.0.0.1:${WEB_APP_PORT} (Ctrl-C stops all three)`,
+  );
+}
