@@ -299,6 +299,25 @@ describe("POST /authenticate/refresh and /authenticate/revoke", () => {
     ).toBe("plan_not_eligible");
 
     await expectBodyProblems("/authenticate/refresh");
+
+    // a browser app's refresh by cookie, and the CSRF refusal of the same cookie without an allowed Origin
+    const browser = await post(
+      "/authenticate",
+      { email: "builder@acme.example", password: SEED_PASSWORD },
+      {
+        headers: { Origin: "https://app.test" },
+      },
+    );
+    const cookie = browser.headers.getSetCookie()[0]!.split(";")[0]!;
+    expect((await expectConforms("post", "/authenticate", browser)).refresh_token).toBeUndefined();
+    const byCookie = await gateway("/authenticate/refresh", {
+      method: "POST",
+      headers: { Origin: "https://app.test", Cookie: cookie },
+    });
+    expect((await expectConforms("post", "/authenticate/refresh", byCookie)).refresh_token).toBeUndefined();
+    const next = byCookie.headers.getSetCookie()[0]!.split(";")[0]!;
+    const refused = await gateway("/authenticate/refresh", { method: "POST", headers: { Cookie: next } });
+    expect((await expectConforms("post", "/authenticate/refresh", refused)).code).toBe("origin_not_allowed");
   });
 
   it("revoke: 200 with an empty body, 401 for all:true without a Bearer token, and bad bodies", async () => {
@@ -312,6 +331,11 @@ describe("POST /authenticate/refresh and /authenticate/revoke", () => {
     const unauthenticated = await post("/authenticate/revoke", { all: true });
     expect((await expectConforms("post", "/authenticate/revoke", unauthenticated)).code).toBe("missing_token");
     await expectBodyProblems("/authenticate/revoke");
+    const csrf = await gateway("/authenticate/revoke", {
+      method: "POST",
+      headers: { Origin: "https://evil.test", Cookie: "__Secure-gridgate-refresh=abc" },
+    });
+    expect((await expectConforms("post", "/authenticate/revoke", csrf)).code).toBe("origin_not_allowed");
   });
 });
 

@@ -11,6 +11,7 @@ import {
   HealthResponse,
   INTERNAL_PROBLEM,
   JSON_TYPE,
+  ORIGIN_NOT_ALLOWED,
   Problem,
   SecretCreated,
   SecretList,
@@ -46,6 +47,14 @@ function buildSpec(): OpenAPIHono {
     bearerFormat: "JWT",
     description: "An access token from POST /authenticate, or a token signed with a dynamic secret.",
   });
+  registry.registerComponent("securitySchemes", "refreshCookie", {
+    type: "apiKey",
+    in: "cookie",
+    name: "__Secure-gridgate-refresh",
+    description:
+      "Browser apps only: the HttpOnly refresh-token cookie set for requests whose `Origin` is on CORS_ORIGINS (Path=/authenticate; HttpOnly; Secure; SameSite=Strict). Honoured only with such an `Origin` (CSRF); otherwise 403 `origin_not_allowed`.",
+  });
+  const cookieOrBody: { refreshCookie?: string[] }[] = [{}, { refreshCookie: [] }];
 
   registry.registerPath({
     method: "get",
@@ -81,7 +90,10 @@ function buildSpec(): OpenAPIHono {
     tags: ["authentication"],
     request: { body: bodyOf(LoginRequest, "`domain` picks the organisation when the email belongs to several.") },
     responses: {
-      200: jsonResponse("Tokens issued.", TokenResponse, { "Cache-Control": HEADERS.noStore }),
+      200: jsonResponse("Tokens issued.", TokenResponse, {
+        "Cache-Control": HEADERS.noStore,
+        "Set-Cookie": HEADERS.setRefreshCookie,
+      }),
       ...BODY_PROBLEMS,
       401: problemResponseSpec(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
       403: problemResponseSpec(
@@ -102,19 +114,28 @@ function buildSpec(): OpenAPIHono {
     path: "/authenticate/refresh",
     operationId: "refreshTokens",
     summary: "Rotates a refresh token: new access and refresh tokens; presenting a rotated one revokes its family.",
+    description:
+      "A browser app (an `Origin` on CORS_ORIGINS) may send no body: the refresh cookie is used, and the successor comes back as the cookie. A refused refresh clears the cookie.",
     tags: ["authentication"],
+    security: cookieOrBody,
     request: {
-      body: bodyOf(RefreshBody.meta({ id: "RefreshRequest" }), "Other fields (e.g. `grant_type`) are ignored."),
+      body: {
+        ...bodyOf(RefreshBody.meta({ id: "RefreshRequest" }), "Other fields (e.g. `grant_type`) are ignored."),
+        required: false,
+      },
     },
     responses: {
       200: jsonResponse("Tokens issued; the presented refresh token is spent.", TokenResponse, {
         "Cache-Control": HEADERS.noStore,
+        "Set-Cookie": HEADERS.setRefreshCookie,
       }),
       ...BODY_PROBLEMS,
-      401: problemResponseSpec(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token"),
+      401: problemResponseSpec(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token", {
+        "Set-Cookie": HEADERS.setRefreshCookie,
+      }),
       403: problemResponseSpec(
-        ["plan_not_eligible", "account_suspended"],
-        "Plan without API access, or member or organisation suspended",
+        ["plan_not_eligible", "account_suspended", "origin_not_allowed"],
+        `Plan without API access, or member or organisation suspended; or: ${ORIGIN_NOT_ALLOWED}`,
       ),
       ...INTERNAL_PROBLEM,
     },
@@ -126,17 +147,27 @@ function buildSpec(): OpenAPIHono {
     operationId: "revokeTokens",
     summary:
       "RFC 7009 revocation: 200 also for unknown tokens. `all: true` with a Bearer access token ends every session of that member.",
+    description:
+      "A browser app (an `Origin` on CORS_ORIGINS) may send no body: the refresh cookie's session is revoked and the cookie cleared (200 also without a cookie).",
     tags: ["authentication"],
+    security: cookieOrBody,
     request: {
-      body: bodyOf(
-        RevokeBody.meta({ id: "RevokeRequest" }),
-        "`refresh_token` (or RFC 7009 `token`), and/or `all: true`.",
-      ),
+      body: {
+        ...bodyOf(
+          RevokeBody.meta({ id: "RevokeRequest" }),
+          "`refresh_token` (or RFC 7009 `token`), and/or `all: true`.",
+        ),
+        required: false,
+      },
     },
     responses: {
-      200: emptyResponse("Revoked, or nothing to revoke.", { "Cache-Control": HEADERS.noStore }),
+      200: emptyResponse("Revoked, or nothing to revoke.", {
+        "Cache-Control": HEADERS.noStore,
+        "Set-Cookie": HEADERS.setRefreshCookie,
+      }),
       ...BODY_PROBLEMS,
       ...BEARER_PROBLEMS,
+      403: problemResponseSpec(["origin_not_allowed"], ORIGIN_NOT_ALLOWED),
       ...INTERNAL_PROBLEM,
     },
   });

@@ -5,19 +5,29 @@ import type { ProblemCode } from "../gateway-error";
 /** Body of `GET /health`. */
 export const HealthResponse = z.strictObject({ status: z.literal("ok") }).meta({ id: "Health" });
 
-/** Body of every response that issues tokens (`POST /authenticate`, `POST /authenticate/refresh`). */
+const tokenFields = {
+  access_token: z.string().min(1).describe("HS256 JWT signed with JWT_SECRET; send as `Authorization: Bearer …`."),
+  token_type: z.literal("Bearer"),
+  expires_in: z.int().positive().describe("Seconds until the access token expires (ACCESS_TOKEN_TTL)."),
+  refresh_token: z.string().min(1).describe("Opaque; single use, rotated by `POST /authenticate/refresh`."),
+  refresh_token_expires_in: z.int().positive().describe("Seconds until the refresh token expires (REFRESH_TOKEN_TTL)."),
+  scope: z.string().describe("Space-delimited scopes: the member's role, then its granular scopes."),
+};
+
+const { refresh_token: _inCookie, ...browserTokenFields } = tokenFields;
+
+/**
+ * Body of every response that issues tokens (`POST /authenticate`, `POST /authenticate/refresh`): with
+ * `refresh_token` for clients without an allowed `Origin`; without it for a browser app, which gets the
+ * refresh token as the HttpOnly cookie `__Secure-gridgate-refresh` instead.
+ */
 export const TokenResponse = z
-  .strictObject({
-    access_token: z.string().min(1).describe("HS256 JWT signed with JWT_SECRET; send as `Authorization: Bearer …`."),
-    token_type: z.literal("Bearer"),
-    expires_in: z.int().positive().describe("Seconds until the access token expires (ACCESS_TOKEN_TTL)."),
-    refresh_token: z.string().min(1).describe("Opaque; single use, rotated by `POST /authenticate/refresh`."),
-    refresh_token_expires_in: z
-      .int()
-      .positive()
-      .describe("Seconds until the refresh token expires (REFRESH_TOKEN_TTL)."),
-    scope: z.string().describe("Space-delimited scopes: the member's role, then its granular scopes."),
-  })
+  .union([
+    z.strictObject(tokenFields).meta({ title: "Tokens (servers, mobile apps, CLI: no allowed Origin)" }),
+    z
+      .strictObject(browserTokenFields)
+      .meta({ title: "Tokens for a browser app (the refresh token is in the HttpOnly cookie)" }),
+  ])
   .meta({ id: "TokenResponse" });
 
 const ProblemFields = z.strictObject({
@@ -92,6 +102,12 @@ export const HEADERS = {
     schema: { type: "string", pattern: "^Bearer " },
   },
   allow: { description: "Methods the route supports.", required: true, schema: { type: "string" } },
+  setRefreshCookie: {
+    description:
+      "Only for a browser app (an `Origin` on CORS_ORIGINS): `__Secure-gridgate-refresh=<refresh token>; Max-Age=<refresh lifetime>; Path=/authenticate; HttpOnly; Secure; SameSite=Strict`, or the same with an empty value and `Max-Age=0` when the cookie is cleared (logout, refused refresh).",
+    required: false,
+    schema: { type: "string", pattern: "^__Secure-gridgate-refresh=" },
+  },
 } satisfies Record<string, HeaderSpec>;
 
 /** A JSON success response whose headers always include X-Request-Id. */
@@ -137,6 +153,10 @@ export const BEARER_PROBLEMS = {
     { "WWW-Authenticate": HEADERS.bearerChallenge },
   ),
 } as const;
+
+/** The CSRF refusal of the refresh cookie: used without an allowed `Origin`. */
+export const ORIGIN_NOT_ALLOWED =
+  "The refresh cookie was sent without an `Origin` on CORS_ORIGINS (`origin_not_allowed`); nothing was rotated or revoked";
 
 /** A success without a body. */
 export function emptyResponse(description: string, headers: Record<string, HeaderSpec> = {}) {
