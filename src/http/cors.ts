@@ -117,11 +117,8 @@ function preflight(origin: string, config: CorsConfig): Response {
 export function cors(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const origin = c.req.raw.headers.get("Origin");
-    if (origin === null) {
-      // not a browser's cross-origin call: exactly today's behaviour (a bad CORS_ORIGINS still fails loudly)
-      if (c.env.CORS_ORIGINS) corsConfig(c.env);
-      return next();
-    }
+    // not a browser's call (servers, mobile apps, curl): exactly the JSON behaviour, no CORS work at all
+    if (origin === null) return next();
     const config = c.env.CORS_ORIGINS ? corsConfig(c.env) : undefined;
     const allowed = origin !== null && config?.origins.has(origin) ? origin : undefined;
     if (c.req.method === "OPTIONS" && c.req.raw.headers.has("Access-Control-Request-Method")) {
