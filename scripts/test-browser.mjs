@@ -209,6 +209,8 @@ test("403: the viewer's create is refused and the problem is shown (code, WWW-Au
   const text = await page.textContent("#problem");
   check(text.includes("insufficient_scope"), `problem shows: ${text}`);
   check(text.includes('error="insufficient_scope"'), "WWW-Authenticate not exposed to the page");
+  if (process.env.BROWSER_TEST_SCREENSHOT)
+    await page.screenshot({ path: process.env.BROWSER_TEST_SCREENSHOT, fullPage: true });
   await context.close();
 });
 
