@@ -111,7 +111,7 @@ describe("preflight from another origin", () => {
 });
 
 describe("actual responses to an allowed origin carry the CORS headers", () => {
-  it("200 login, and the problem answers 400, 401, 404, 405, 415", async () => {
+  it("200 login, and the problem answers 400, 401, 404, 405, 409, 413, 415", async () => {
     const login = await postLogin(
       { email: "architect@acme.example", password: "gridgate-dev-password" },
       { Origin: APP },
@@ -132,6 +132,15 @@ describe("actual responses to an allowed origin carry the CORS headers", () => {
       [401, await gateway("/grids", { headers: { Origin: APP } })],
       [404, await gateway("/authenticate/nothing", { headers: { Origin: APP } })],
       [405, await gateway("/authenticate", { headers: { Origin: APP } })],
+      [409, await postLogin({ email: "consultant@example.com", password: "gridgate-dev-password" }, { Origin: APP })],
+      [
+        413,
+        await gateway("/authenticate", {
+          method: "POST",
+          headers: { Origin: APP, "Content-Type": "application/json" },
+          body: JSON.stringify({ email: "x".repeat(17 * 1024) }),
+        }),
+      ],
       [
         415,
         await gateway("/authenticate", {
@@ -298,8 +307,13 @@ describe("configuration", () => {
     },
   );
 
-  it("a bad CORS_ORIGINS is read on the first request that needs it; /health without Origin stays 200", async () => {
+  it("a bad CORS_ORIGINS is read on the first request that needs it; requests without Origin never read it", async () => {
     expect((await withEnv({ CORS_ORIGINS: "*" }, "/health")).status).toBe(200);
+    fakeOrigin();
+    const token = await signWithJose(fixedClaims());
+    expect(
+      (await withEnv({ CORS_ORIGINS: "*" }, "/grids", { headers: { Authorization: `Bearer ${token}` } })).status,
+    ).toBe(200);
     expect((await withEnv({ CORS_ORIGINS: "*" }, "/grids", { headers: { Origin: APP } })).status).toBe(500);
   });
 
