@@ -24,9 +24,12 @@ export interface Secrets {
   PASSWORD_PEPPER?: string;
   SECRETS_KEY?: string;
   ASSERTION_SECRET?: string;
-  /** Browser apps allowed to call the gateway: exact origins, comma-separated; unset = CORS off (src/http/cors.ts). */
+  /**
+   * A var, left out of wrangler.toml so a deployment is CORS-off unless it opts in: browser apps allowed to
+   * call the gateway, exact origins, comma-separated (src/http/cors.ts, docs/browser-apps.md).
+   */
   CORS_ORIGINS?: string;
-  /** Request headers those apps may send; default `Authorization, Content-Type`. */
+  /** A var: request headers those apps may send; default `Authorization, Content-Type`. */
   CORS_ALLOW_HEADERS?: string;
 }
 
