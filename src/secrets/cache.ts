@@ -12,7 +12,7 @@ export const ISOLATE_TTL_MS = 30_000;
  */
 export const MAX_STALENESS_MS = 55_000;
 /** KV's smallest `expirationTtl`; the staleness check above is what bounds freshness. */
-const KV_TTL_SECONDS = 60;
+export const KV_MIN_TTL_SECONDS = 60;
 
 /** How one kind of entry is loaded, stored in KV (no secrets in plain text) and made usable. */
 export interface CacheSpec<Stored, Live> {
@@ -24,6 +24,25 @@ export interface CacheSpec<Stored, Live> {
   hydrate(log: Logger, key: string, stored: Stored): Promise<Live>;
   /** Isolate entries kept at most; past it the least recently used one goes. */
   limit: number;
+  /**
+   * Negative answers (see {@link isEmpty}) are kept apart, in an LRU of this size, so a flood of
+   * unknown keys only ever evicts other negatives. Without `isEmpty`, every entry shares `limit`.
+   */
+  negativeLimit?: number;
+  /** True for a negative answer (e.g. an organisation without live secrets). */
+  isEmpty?(stored: Stored): boolean;
+  /** Seconds KV keeps a stored value (never under {@link KV_MIN_TTL_SECONDS}); default the minimum. */
+  kvTtlSeconds?(stored: Stored): number;
+  /**
+   * Asked before each D1 load with KV's stale copy, if any; false refuses the load (the caller gets
+   * {@link LoadRefused}) so that D1 reads for unknown keys can be rationed.
+   */
+  admitLoad?(key: string, stale: Stored | undefined): boolean;
+}
+
+/** Thrown by {@link StalenessBoundCache.get} when {@link CacheSpec.admitLoad} refused a D1 load. */
+export class LoadRefused extends Error {
+  override name = "LoadRefused";
 }
 
 interface KvEnvelope<Stored> {
@@ -31,13 +50,20 @@ interface KvEnvelope<Stored> {
   value: Stored;
 }
 
-interface IsolateEntry<Live> {
-  pending: Promise<{ live: Live; loadedAt: number }>;
+interface Loaded<Stored, Live> {
+  live: Live;
+  stored: Stored;
+  loadedAt: number;
+}
+
+interface IsolateEntry<Stored, Live> {
+  pending: Promise<Loaded<Stored, Live>>;
 }
 
 /** The isolate → KV → D1 cache of one kind of entry; see {@link MAX_STALENESS_MS} for its bound. */
 export class StalenessBoundCache<Stored, Live> {
-  private readonly entries: LruCache<string, IsolateEntry<Live>>;
+  private readonly entries: LruCache<string, IsolateEntry<Stored, Live>>;
+  private readonly negatives: LruCache<string, IsolateEntry<Stored, Live>> | undefined;
 
   constructor(
     private readonly spec: CacheSpec<Stored, Live>,
@@ -45,46 +71,89 @@ export class StalenessBoundCache<Stored, Live> {
     private readonly now: () => number,
   ) {
     this.entries = new LruCache({ maxEntries: spec.limit, ttlMs: ISOLATE_TTL_MS, now });
+    if (spec.isEmpty)
+      this.negatives = new LruCache({ maxEntries: spec.negativeLimit ?? spec.limit, ttlMs: ISOLATE_TTL_MS, now });
   }
 
   /** The entry for `key`, from this isolate, KV or D1, at most {@link MAX_STALENESS_MS} stale. */
   async get(ctx: WaitUntil, log: Logger, key: string): Promise<Live> {
-    const cached = this.entries.get(key);
+    const cached = this.entries.get(key) ?? this.negatives?.get(key);
     if (cached) {
       const { live, loadedAt } = await cached.pending;
       if (this.now() - loadedAt < MAX_STALENESS_MS) return live;
     }
-    return (await this.refresh(ctx, log, key)).live;
+    return (
+      await this.track(
+        key,
+        this.fetch(ctx, key).then((envelope) => this.hydrate(log, key, envelope)),
+      )
+    ).live;
   }
 
-  /** Drops `key` from this isolate and from KV, e.g. right after this isolate changed it in D1. */
-  async forget(key: string): Promise<void> {
+  /**
+   * Reads `key` from D1 now and writes it to KV, dropping this isolate's entry, e.g. right after this
+   * isolate changed it in D1: the next use here reads the new value, and other isolates find it in KV
+   * (within KV's propagation, never later than {@link MAX_STALENESS_MS} after their copy's D1 read).
+   */
+  async republish(key: string): Promise<void> {
+    this.drop(key);
+    const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
+    this.drop(key);
+    await this.put(key, envelope);
+  }
+
+  private drop(key: string): void {
     this.entries.delete(key);
-    await this.kv.delete(this.spec.kvKey(key));
+    this.negatives?.delete(key);
   }
 
-  private refresh(ctx: WaitUntil, log: Logger, key: string): Promise<{ live: Live; loadedAt: number }> {
-    const pending = this.fetch(ctx, key).then(async ({ value, loadedAt }) => ({
-      live: await this.spec.hydrate(log, key, value),
-      loadedAt,
-    }));
-    const entry = { pending };
-    this.entries.set(key, entry);
-    pending.catch(() => {
-      if (this.entries.get(key) === entry) this.entries.delete(key);
-    });
+  private async hydrate(
+    log: Logger,
+    key: string,
+    { value, loadedAt }: KvEnvelope<Stored>,
+  ): Promise<Loaded<Stored, Live>> {
+    return { live: await this.spec.hydrate(log, key, value), stored: value, loadedAt };
+  }
+
+  /**
+   * Keeps `pending` as the isolate's entry for `key`. It waits among the negatives and moves to the
+   * main entries only once it turned out positive, so unknown keys never evict a known one.
+   */
+  private track(key: string, pending: Promise<Loaded<Stored, Live>>): Promise<Loaded<Stored, Live>> {
+    const entry: IsolateEntry<Stored, Live> = { pending };
+    this.drop(key);
+    const waiting = this.negatives ?? this.entries;
+    waiting.set(key, entry);
+    pending.then(
+      ({ stored }) => {
+        if (this.negatives && !this.spec.isEmpty?.(stored) && this.negatives.get(key) === entry) {
+          this.negatives.delete(key);
+          this.entries.set(key, entry);
+        }
+      },
+      () => {
+        if (waiting.get(key) === entry) waiting.delete(key);
+      },
+    );
     return pending;
   }
 
   private async fetch(ctx: WaitUntil, key: string): Promise<KvEnvelope<Stored>> {
-    const kvKey = this.spec.kvKey(key);
-    const fromKv = await this.kv.get<KvEnvelope<Stored>>(kvKey, "json").catch(() => null);
-    if (fromKv && typeof fromKv.loadedAt === "number" && this.now() - fromKv.loadedAt < MAX_STALENESS_MS) return fromKv;
+    const fromKv = await this.kv.get<KvEnvelope<Stored>>(this.spec.kvKey(key), "json").catch(() => null);
+    const valid = fromKv !== null && typeof fromKv === "object" && typeof fromKv.loadedAt === "number";
+    if (valid && this.now() - fromKv.loadedAt < MAX_STALENESS_MS) return fromKv;
+    if (this.spec.admitLoad && !this.spec.admitLoad(key, valid ? fromKv.value : undefined)) throw new LoadRefused();
+    return this.loadAndPublish(ctx, key);
+  }
 
+  private async loadAndPublish(ctx: WaitUntil, key: string): Promise<KvEnvelope<Stored>> {
     const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
-    ctx.waitUntil(
-      this.kv.put(kvKey, JSON.stringify(envelope), { expirationTtl: KV_TTL_SECONDS }).catch(() => undefined),
-    );
+    ctx.waitUntil(this.put(key, envelope).catch(() => undefined));
     return envelope;
+  }
+
+  private put(key: string, envelope: KvEnvelope<Stored>): Promise<void> {
+    const ttl = Math.max(KV_MIN_TTL_SECONDS, this.spec.kvTtlSeconds?.(envelope.value) ?? KV_MIN_TTL_SECONDS);
+    return this.kv.put(this.spec.kvKey(key), JSON.stringify(envelope), { expirationTtl: ttl });
   }
 }

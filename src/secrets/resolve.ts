@@ -1,19 +1,16 @@
 /** Verification-side lookups for dynamic-secret tokens: an organisation's live keys and its members. */
 import { ConfigError, type ConfigSource, type WaitUntil } from "../config";
 import { GatewayError, refusal } from "../gateway-error";
+import { LruCache } from "../cache/lru";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
-import {
-  findMembershipState,
-  liveSealedSecrets,
-  organisationsWithLiveSecrets,
-  type SealedSecret,
-} from "../storage/dynamic-secrets";
+import { findMembershipState, liveSealedSecrets, type SealedSecret } from "../storage/dynamic-secrets";
 import type { AccessClaims } from "../tokens/claims";
 import type { SigningKey } from "../tokens/keys";
 import type { DynamicKeySource } from "../tokens/verify";
-import { StalenessBoundCache } from "./cache";
+import { LoadRefused, StalenessBoundCache } from "./cache";
 import { dynamicHmacKey, importSealingKey, openSecret } from "./crypto";
+import { MissBudget } from "./miss-budget";
 
 /** The live keys of one organisation, by kid and all together. */
 interface OrganisationKeys {
@@ -27,9 +24,15 @@ interface MemberState {
   active: boolean;
 }
 
-const INDEX_KEY = "all";
 const ORGANISATIONS_LIMIT = 10_000;
+/** Organisations known to hold no live secret, kept apart so unknown names never evict known keys. */
+const UNKNOWN_ORGANISATIONS_LIMIT = 10_000;
 const MEMBERS_LIMIT = 10_000;
+const KID_OWNERS_LIMIT = 10_000;
+/** KV keeps an organisation's sealed keys this long: a stale copy still vouches that the organisation is real. */
+const KNOWN_ORGANISATION_KV_TTL_SECONDS = 86_400;
+/** At most one `dynamic_lookup_shed` line per isolate in this interval. */
+const SHED_LOG_INTERVAL_MS = 60_000;
 
 /** What {@link DynamicSecrets} works with; all owned by the gateway. */
 export interface DynamicSecretsDeps {
@@ -43,33 +46,35 @@ export interface DynamicSecretsDeps {
 export class DynamicSecrets implements DynamicKeySource {
   private sealingKeyImport: Promise<CryptoKey> | undefined;
   /**
-   * Which organisations hold any live secret: one small entry that answers every token naming an
-   * unknown organisation, so a flood of random identifiers costs memory look-ups, not D1 queries.
+   * One organisation's live secrets: sealed in KV (`dynsec:<org>`), decrypted only in isolate memory.
+   * Organisations without secrets are cached too (negative caching, in KV and in their own LRU); a
+   * D1 read for a name nothing vouches for spends the {@link missBudget}, so a flood of tokens naming
+   * random organisations costs a bounded number of D1 queries. Nothing read here grows with the
+   * number of organisations: each value is one organisation's ≤ 10 sealed secrets.
    */
-  private readonly organisationIndex: StalenessBoundCache<string[], ReadonlySet<string>>;
-  /** One organisation's live secrets: sealed in KV (`dynsec:<org>`), decrypted only in isolate memory. */
   private readonly organisationKeys: StalenessBoundCache<SealedSecret[], OrganisationKeys>;
   /** Members named by dynamic tokens, keyed `<org>/<member>`; unknown members are cached too. */
   private readonly memberStates: StalenessBoundCache<MemberState, MemberState>;
+  /** D1 look-ups of organisations nothing vouches for: a burst, then a trickle (see `miss-budget.ts`). */
+  private readonly missBudget: MissBudget;
+  /** Which organisation each kid decrypted here belongs to; kids are random and globally unique. */
+  private readonly kidOwners = new LruCache<string, string>({ maxEntries: KID_OWNERS_LIMIT });
+  private lastShedLog = -Infinity;
 
   constructor(private readonly deps: DynamicSecretsDeps) {
     const { kv, db, now } = deps;
-    this.organisationIndex = new StalenessBoundCache(
-      {
-        kvKey: () => "dynsec-index:all",
-        load: () => organisationsWithLiveSecrets(db),
-        hydrate: async (_log, _key, identifiers) => new Set(identifiers),
-        limit: 1,
-      },
-      kv,
-      now,
-    );
+    this.missBudget = new MissBudget(now);
     this.organisationKeys = new StalenessBoundCache(
       {
         kvKey: (organisation) => `dynsec:${organisation}`,
         load: (organisation) => liveSealedSecrets(db, organisation),
         hydrate: (log, organisation, sealed) => this.openKeys(log, organisation, sealed),
         limit: ORGANISATIONS_LIMIT,
+        negativeLimit: UNKNOWN_ORGANISATIONS_LIMIT,
+        isEmpty: (sealed) => sealed.length === 0,
+        kvTtlSeconds: (sealed) => (sealed.length > 0 ? KNOWN_ORGANISATION_KV_TTL_SECONDS : 0),
+        // A stale copy with secrets vouches for a real customer: reload it freely (≤ once per 55 s).
+        admitLoad: (_organisation, stale) => (stale !== undefined && stale.length > 0) || this.missBudget.take(),
       },
       kv,
       now,
@@ -103,7 +108,7 @@ export class DynamicSecrets implements DynamicKeySource {
     return this.sealingKeyImport;
   }
 
-  /** The live keys of `organisation` for `bearerAuth`: index, then the organisation's keys, narrowed by `kid`. */
+  /** The live keys of `organisation` for `bearerAuth`, narrowed by `kid`; empty when none match. */
   async keysFor(
     ctx: WaitUntil,
     log: Logger,
@@ -112,9 +117,18 @@ export class DynamicSecrets implements DynamicKeySource {
   ): Promise<readonly SigningKey[]> {
     if (!this.deps.source.config.secretsKey)
       throw new GatewayError("invalid_token", "dynamic-secret tokens are not enabled on this gateway");
-    const index = await this.organisationIndex.get(ctx, log, INDEX_KEY);
-    if (!index.has(organisation)) return [];
-    const keys = await this.organisationKeys.get(ctx, log, organisation);
+    if (kid !== undefined) {
+      const owner = this.kidOwners.get(kid);
+      if (owner !== undefined && owner !== organisation) return [];
+    }
+    let keys: OrganisationKeys;
+    try {
+      keys = await this.organisationKeys.get(ctx, log, organisation);
+    } catch (error) {
+      if (!(error instanceof LoadRefused)) throw error;
+      this.logShed(log);
+      throw new GatewayError("invalid_token", "the organisation's keys cannot be looked up right now; retry later");
+    }
     if (kid === undefined) return keys.all;
     const match = keys.byKid.get(kid);
     return match ? [match] : [];
@@ -137,14 +151,17 @@ export class DynamicSecrets implements DynamicKeySource {
     return { ...claims, memberEntityId: state.memberId };
   }
 
-  /** After this isolate created a secret: every isolate sees the new organisation and kid within 55 s, this one at once. */
+  /**
+   * After this isolate created a secret: KV gets the organisation's keys straight away, so this
+   * isolate uses the new kid at once and every other within 55 s, with no budgeted look-up.
+   */
   async afterCreated(organisation: string): Promise<void> {
-    await Promise.all([this.organisationIndex.forget(INDEX_KEY), this.organisationKeys.forget(organisation)]);
+    await this.organisationKeys.republish(organisation);
   }
 
-  /** After this isolate revoked a secret: refused here at once, everywhere within 55 s. */
+  /** After this isolate revoked a secret: refused here at once, everywhere within 55 s (KV gets the new state now). */
   async afterRevoked(organisation: string): Promise<void> {
-    await this.organisationKeys.forget(organisation);
+    await this.organisationKeys.republish(organisation);
   }
 
   private async openKeys(log: Logger, organisation: string, sealed: SealedSecret[]): Promise<OrganisationKeys> {
@@ -157,6 +174,15 @@ export class DynamicSecrets implements DynamicKeySource {
         log.error("dynamic_secret_unreadable", { organisation, kid });
       }
     }
+    for (const entry of all) this.kidOwners.set(entry.kid, organisation);
     return { all, byKid: new Map(all.map((entry) => [entry.kid, entry])) };
+  }
+
+  /** Logs a refused look-up at most once a minute per isolate (a flood would otherwise flood the logs). */
+  private logShed(log: Logger): void {
+    const now = this.deps.now();
+    if (now - this.lastShedLog < SHED_LOG_INTERVAL_MS) return;
+    this.lastShedLog = now;
+    log.warn("dynamic_lookup_shed", { reason: "miss_budget_spent" });
   }
 }

@@ -1,4 +1,4 @@
-/** D1 queries behind dynamic secrets: memberships, the secret rows, and which organisations have any. */
+/** D1 queries behind dynamic secrets: memberships and the secret rows of one organisation. */
 import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import type { Database } from "./db";
 import { dynamicSecrets, members, organisations } from "./schema";
@@ -94,14 +94,4 @@ export function liveSealedSecrets(db: Database, organisationIdentifier: string):
     .from(dynamicSecrets)
     .innerJoin(organisations, eq(dynamicSecrets.organisationId, organisations.id))
     .where(and(eq(organisations.identifier, organisationIdentifier), isNull(dynamicSecrets.revokedAt)));
-}
-
-/** Identifiers of every organisation holding at least one live secret. */
-export async function organisationsWithLiveSecrets(db: Database): Promise<string[]> {
-  const rows = await db
-    .selectDistinct({ identifier: organisations.identifier })
-    .from(dynamicSecrets)
-    .innerJoin(organisations, eq(dynamicSecrets.organisationId, organisations.id))
-    .where(isNull(dynamicSecrets.revokedAt));
-  return rows.map((row) => row.identifier);
 }

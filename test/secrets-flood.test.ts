@@ -1,0 +1,130 @@
+// Dynamic-secret tokens naming organisations the gateway does not know: refused, and D1 is asked a bounded number of times.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../src/app";
+import { createGateway } from "../src/gateway";
+import { MISS_BURST, MISS_REFILL_PER_SECOND } from "../src/secrets/miss-budget";
+import { GATEWAY, fakeOrigin, fixedClaims, now, signWithJose } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+function randomId(prefix: string): string {
+  return prefix + crypto.randomUUID().replaceAll("-", "").slice(0, 7);
+}
+
+/** A fresh organisation with an active architect and one dynamic secret, created through the API. */
+async function organisationWithSecret(): Promise<{ identifier: string; member: string; kid: string; secret: string }> {
+  const identifier = randomId("f");
+  const org = await env.DB.prepare(
+    "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Flood', ?, 'enterprise') RETURNING id",
+  )
+    .bind(identifier, `${identifier}.example`)
+    .first<{ id: number }>();
+  const member = randomId("m");
+  const row = await env.DB.prepare(
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id",
+  )
+    .bind(member, org!.id, `${member}@${identifier}.example`)
+    .first<{ id: number }>();
+  const token = await signWithJose(
+    fixedClaims({ organisationEntityIdentifier: identifier, memberEntityIdentifier: member, memberEntityId: row!.id }),
+  );
+  const created = await createApp().fetch(
+    new Request(`${GATEWAY}/authenticate/secrets`, { method: "POST", headers: { Authorization: `Bearer ${token}` } }),
+    env,
+    createExecutionContext(),
+  );
+  expect(created.status).toBe(201);
+  const { kid, secret } = (await created.json()) as { kid: string; secret: string };
+  return { identifier, member, kid, secret };
+}
+
+function dynamicToken(organisation: string, member: string, secret: string, kid?: string): Promise<string> {
+  const claims = {
+    iat: now(),
+    memberEntityIdentifier: member,
+    organisationEntityIdentifier: organisation,
+    scope: "organisation",
+    secretType: "dynamic",
+  };
+  return signWithJose(claims, secret, kid ? { kid } : {});
+}
+
+/** A new isolate's gateway (fresh caches and miss budget) on a clock the test moves. */
+function isolateWithClock() {
+  const clock = { now: Date.now() };
+  const gateway = createGateway(env, { now: () => clock.now });
+  const app = createApp({ gatewayFor: () => gateway });
+  const get = async (token: string): Promise<Response> => {
+    const ctx = createExecutionContext();
+    const response = await app.fetch(
+      new Request(`${GATEWAY}/grids`, { headers: { Authorization: `Bearer ${token}` } }),
+      env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    return response;
+  };
+  return { clock, get };
+}
+
+describe("tokens naming unknown organisations", () => {
+  it("are refused with 401, and a flood of them queries D1 at most the isolate's miss budget", async () => {
+    fakeOrigin();
+    const real = await organisationWithSecret();
+    const { clock, get } = isolateWithClock();
+    const queries = vi.spyOn(env.DB, "prepare");
+    const flood = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const response = await get(await dynamicToken(randomId("x"), real.member, real.secret));
+        expect(response.status).toBe(401);
+        expect(response.headers.get("WWW-Authenticate")).toContain('error="invalid_token"');
+      }
+    };
+
+    await flood(4 * MISS_BURST);
+    expect(queries.mock.calls.length, "the burst").toBeLessThanOrEqual(MISS_BURST);
+    expect(queries.mock.calls.length, "negatives are looked up while the budget lasts").toBeGreaterThan(0);
+
+    queries.mockClear();
+    clock.now += 20_000;
+    await flood(4 * MISS_BURST);
+    expect(queries.mock.calls.length, "20 s of refill").toBeLessThanOrEqual(20 * MISS_REFILL_PER_SECOND);
+
+    const known = await dynamicToken(real.identifier, real.member, real.secret, real.kid);
+    expect((await get(known)).status, "an organisation holding secrets is still served").toBe(200);
+  });
+
+  it("cache a known-empty organisation: asking again costs no D1 query", async () => {
+    fakeOrigin();
+    const real = await organisationWithSecret();
+    const { get } = isolateWithClock();
+    const empty = randomId("e");
+    await env.DB.prepare(
+      "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Empty', ?, 'enterprise')",
+    )
+      .bind(empty, `${empty}.example`)
+      .run();
+    const token = await dynamicToken(empty, real.member, real.secret);
+    expect((await get(token)).status).toBe(401);
+    const queries = vi.spyOn(env.DB, "prepare");
+    for (let i = 0; i < 20; i++) expect((await get(token)).status).toBe(401);
+    expect(queries).not.toHaveBeenCalled();
+    expect(await env.TOKENS.get(`dynsec:${empty}`, "json")).toMatchObject({ value: [] });
+  });
+
+  it("leave a known organisation answered from isolate memory, and no KV value lists organisations", async () => {
+    fakeOrigin();
+    const real = await organisationWithSecret();
+    const { get } = isolateWithClock();
+    const known = await dynamicToken(real.identifier, real.member, real.secret, real.kid);
+    expect((await get(known)).status).toBe(200);
+    await env.TOKENS.delete(`dynsec:${real.identifier}`);
+    for (let i = 0; i < 2 * MISS_BURST; i++) await get(await dynamicToken(randomId("x"), real.member, real.secret));
+    const reads = vi.spyOn(env.TOKENS, "get");
+    expect((await get(known)).status).toBe(200);
+    expect(reads.mock.calls.map(([key]) => key)).not.toContain(`dynsec:${real.identifier}`);
+    expect(await env.TOKENS.get("dynsec-index:all")).toBeNull();
+  });
+});
