@@ -1,0 +1,522 @@
+// The capacity model's check (docs/capacity.md § 9): the gateway's own code in workerd, its local KV and D1 behind
+// counting proxies, a population and traffic 1/SCALE of the target on a simulated clock, counts scaled back up.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { expect, it, vi } from "vitest";
+import { createApp } from "../src/app";
+import { hashPassword } from "../src/credentials/password";
+import { createGateway } from "../src/gateway";
+
+/** The target (docs/capacity.md § 1) is SCALE times what runs here: one isolate's slice of it. */
+const SCALE = 1000;
+/** Cloudflare locations at the target: a key every organisation's traffic reads is written back from each. */
+const LOCATIONS = 300;
+const ORGANISATIONS = 1_000_000 / SCALE;
+const MEMBERS_PER_ORGANISATION = 10;
+const PROXIED_PER_SECOND = 50_000 / SCALE;
+/** Every DYNAMIC_EVERY-th proxied request carries a dynamic token. */
+const DYNAMIC_EVERY = 10;
+const LOGINS_PER_SECOND = 200 / SCALE;
+const REFRESHES_PER_SECOND = 500 / SCALE;
+const FAILED_LOGIN_SHARE = 0.1;
+/** 1 % of organisations use dynamic secrets; the n-th of them holds n secrets (1 … 10). */
+const DYNAMIC_ORGANISATIONS = ORGANISATIONS / 100;
+const SERVICE_MEMBERS = 3;
+const WARM_UP_SECONDS = 30;
+const MEASURED_SECONDS = 120;
+/** The simulation stops generating traffic after this much real time, and scales what it covered. */
+const WALL_CLOCK_LIMIT_MS = 90_000;
+const FLOOD_TOKENS = 200;
+const FLOOD_SECONDS = 10;
+const PASSWORD = "scale-sim-password-0123456789";
+const GATEWAY_URL = "https://gateway.test";
+
+type Phase = "proxied" | "login" | "refresh" | "setup";
+
+interface KeyStats {
+  prefix: string;
+  reads: number;
+  writes: number;
+  writesBySecond: Map<number, number>;
+  largestRead: number;
+  largestWrite: number;
+  /** Set while a proxied request reads it; its size as read then. */
+  largestProxiedRead: number;
+  /** Organisations on whose behalf the key was touched (two are enough to call it shared). */
+  organisations: Set<string>;
+  sample: string | undefined;
+}
+
+/** Per-key and per-query counts of the measured window. */
+class Counters {
+  measuring = false;
+  phase: Phase = "setup";
+  organisation: string | undefined;
+  second = 0;
+  readonly keys = new Map<string, KeyStats>();
+  readonly queries = new Map<string, number>();
+
+  private stats(key: string): KeyStats {
+    let stats = this.keys.get(key);
+    if (!stats) {
+      const prefix = key.includes(":") ? `${key.slice(0, key.indexOf(":"))}:` : key;
+      stats = {
+        prefix,
+        reads: 0,
+        writes: 0,
+        writesBySecond: new Map(),
+        largestRead: 0,
+        largestWrite: 0,
+        largestProxiedRead: 0,
+        organisations: new Set(),
+        sample: undefined,
+      };
+      this.keys.set(key, stats);
+    }
+    if (this.organisation !== undefined && stats.organisations.size < 2) stats.organisations.add(this.organisation);
+    return stats;
+  }
+
+  read(key: string, value: unknown): void {
+    if (!this.measuring) return;
+    const stats = this.stats(key);
+    const text = textOf(value);
+    const size = bytes(text);
+    stats.reads++;
+    stats.largestRead = Math.max(stats.largestRead, size);
+    if (this.phase === "proxied" && size >= stats.largestProxiedRead) {
+      stats.largestProxiedRead = size;
+      stats.sample = text;
+    }
+  }
+
+  write(key: string, value: unknown): void {
+    if (!this.measuring) return;
+    const stats = this.stats(key);
+    stats.writes++;
+    stats.writesBySecond.set(this.second, (stats.writesBySecond.get(this.second) ?? 0) + 1);
+    stats.largestWrite = Math.max(stats.largestWrite, bytes(textOf(value)));
+  }
+
+  query(sql: string): void {
+    if (!this.measuring) return;
+    const label = queryLabel(sql);
+    this.queries.set(label, (this.queries.get(label) ?? 0) + 1);
+  }
+
+  reset(): void {
+    this.keys.clear();
+    this.queries.clear();
+  }
+}
+
+function textOf(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "string") return value;
+  if (value instanceof ArrayBuffer) return new TextDecoder().decode(value);
+  return JSON.stringify(value);
+}
+
+function bytes(text: string): number {
+  return new TextEncoder().encode(text).byteLength;
+}
+
+/** `select organisations by identifier`: the verb, the first table and the columns of the WHERE clause. */
+function queryLabel(sql: string): string {
+  const text = sql.replace(/\s+/g, " ").trim().toLowerCase();
+  const verb = text.split(" ", 1)[0];
+  const table = /(?:from|into|update) "([a-z_]+)"/.exec(text)?.[1] ?? "?";
+  const where = text.includes(" where ") ? text.slice(text.indexOf(" where ")) : "";
+  const columns = [...new Set([...where.matchAll(/"[a-z_]+"\."([a-z_]+)"/g)].map((match) => match[1]))];
+  return `${verb} ${table}${columns.length ? ` by ${columns.join(", ")}` : ""}`;
+}
+
+/** Size a shared value would have at the target: its fixed part, plus its arrays' contents times SCALE. */
+function scaledSize(text: string): number {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return bytes(text) * SCALE;
+  }
+  const emptied = JSON.stringify(parsed, (_key, value: unknown) => (Array.isArray(value) ? [] : value));
+  const fixed = bytes(emptied);
+  return fixed + (bytes(text) - fixed) * SCALE;
+}
+
+function countingKv(kv: KVNamespace, counters: Counters): KVNamespace {
+  return new Proxy(kv, {
+    get(target, property) {
+      if (property === "get")
+        return async (key: string, options?: unknown) => {
+          const value: unknown = await target.get(key, options as "text");
+          counters.read(key, value);
+          return value;
+        };
+      if (property === "put")
+        return async (key: string, value: string, options?: KVNamespacePutOptions) => {
+          counters.write(key, value);
+          return target.put(key, value, options);
+        };
+      if (property === "delete")
+        return async (key: string) => {
+          counters.write(key, null);
+          return target.delete(key);
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+function countingD1(db: D1Database, counters: Counters): D1Database {
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === "prepare")
+        return (sql: string) => {
+          counters.query(sql);
+          return target.prepare(sql);
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A small deterministic PRNG (mulberry32), so every run sends the same traffic. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface SimOrganisation {
+  identifier: string;
+  members: { id: number; identifier: string; email: string }[];
+  secrets: { kid: string; secret: string }[];
+}
+
+const fmt = (value: number, digits = 1) => value.toLocaleString("en-GB", { maximumFractionDigits: digits });
+
+it("drives 1/SCALE of the target through the gateway and scales its storage use back up", async () => {
+  const wallStart = Date.now();
+  const counters = new Counters();
+  const clock = { now: Date.now() };
+  const simEnv = { ...env, TOKENS: countingKv(env.TOKENS, counters), DB: countingD1(env.DB, counters) };
+  const gateway = createGateway(simEnv, { now: () => clock.now });
+  const app = createApp({ gatewayFor: () => gateway });
+  vi.spyOn(globalThis, "fetch").mockImplementation(async () => Response.json({ ok: true }));
+  const rand = random(19);
+
+  const send = async (
+    phase: Phase,
+    organisation: string | undefined,
+    request: Request,
+  ): Promise<{ status: number; body: string }> => {
+    counters.phase = phase;
+    counters.organisation = organisation;
+    const ctx = createExecutionContext();
+    const response = await app.fetch(request, simEnv, ctx);
+    const body = await response.text();
+    await waitOnExecutionContext(ctx);
+    counters.phase = "setup";
+    counters.organisation = undefined;
+    return { status: response.status, body };
+  };
+
+  // The population, written straight to D1 (not counted).
+  const passwordHash = await hashPassword(PASSWORD, env.PASSWORD_PEPPER!);
+  const organisations: SimOrganisation[] = [];
+  const statements: D1PreparedStatement[] = [];
+  for (let o = 0; o < ORGANISATIONS; o++) {
+    const id = 100_000 + o;
+    const identifier = `so${o}`;
+    const org: SimOrganisation = { identifier, members: [], secrets: [] };
+    statements.push(
+      env.DB.prepare(
+        "INSERT INTO organisations (id, identifier, name, domain, plan) VALUES (?, ?, ?, ?, 'enterprise')",
+      ).bind(id, identifier, `Sim ${o}`, `${identifier}.example`),
+    );
+    for (let m = 0; m < MEMBERS_PER_ORGANISATION; m++) {
+      const member = {
+        id: 1_000_000 + o * MEMBERS_PER_ORGANISATION + m,
+        identifier: `su${o}x${m}`,
+        email: `su${m}@${identifier}.example`,
+      };
+      org.members.push(member);
+      statements.push(
+        env.DB.prepare(
+          "INSERT INTO members (id, identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, ?, ?, ?)",
+        ).bind(member.id, member.identifier, id, member.email, passwordHash, m === 0 ? "architect" : "builder"),
+      );
+    }
+    organisations.push(org);
+  }
+  for (let i = 0; i < statements.length; i += 500) await env.DB.batch(statements.slice(i, i + 500));
+
+  const sign = (claims: Record<string, unknown>, secret: string, kid?: string) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256", typ: "JWT", ...(kid ? { kid } : {}) })
+      .sign(new TextEncoder().encode(secret));
+  const seconds = () => Math.floor(clock.now / 1000);
+  const fixedToken = (org: SimOrganisation, member: SimOrganisation["members"][number], scope = "builder") =>
+    sign(
+      {
+        iat: seconds(),
+        iss: "gridgate",
+        jti: crypto.randomUUID(),
+        exp: seconds() + 3600,
+        memberEntityId: member.id,
+        memberEntityIdentifier: member.identifier,
+        organisationEntityIdentifier: org.identifier,
+        scope,
+        secretType: "fixed",
+      },
+      env.JWT_SECRET!,
+    );
+
+  // Dynamic secrets, created through the API by each organisation's architect (not counted).
+  const dynamic = organisations.filter((_, o) => o % (ORGANISATIONS / DYNAMIC_ORGANISATIONS) === 7);
+  for (const [n, org] of dynamic.entries()) {
+    const architect = await fixedToken(org, org.members[0]!, "architect");
+    for (let s = 0; s <= n; s++) {
+      const response = await send(
+        "setup",
+        org.identifier,
+        new Request(`${GATEWAY_URL}/authenticate/secrets`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${architect}` },
+        }),
+      );
+      expect(response.status).toBe(201);
+      org.secrets.push(JSON.parse(response.body) as { kid: string; secret: string });
+    }
+  }
+
+  // The simulated clock starts after the population's rows were written (their password_changed_at).
+  clock.now = Date.now() + 1000;
+
+  // Traffic: Zipf (s = 1) over organisations for member sessions, uniform over the dynamic ones.
+  const weights = organisations.map((_, rank) => 1 / (rank + 1));
+  const total = weights.reduce((a, b) => a + b, 0);
+  let cumulative = 0;
+  const cdf = weights.map((weight) => (cumulative += weight / total));
+  const pickOrganisation = () => {
+    const x = rand();
+    let lo = 0;
+    let hi = cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return organisations[lo]!;
+  };
+  const fixedTokens = new Map<number, Promise<string>>();
+  const dynamicTokens = new Map<string, Promise<string>>();
+  const refreshTokens: string[] = [];
+  const outcomes = new Map<string, number>();
+  const count = (what: string) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+  const randomIp = () => `10.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}`;
+
+  const proxied = async (n: number) => {
+    let org: SimOrganisation;
+    let token: string;
+    if (n % DYNAMIC_EVERY === 0) {
+      org = dynamic[Math.floor(rand() * dynamic.length)]!;
+      const member = org.members[1 + Math.floor(rand() * SERVICE_MEMBERS)]!;
+      const withKid = rand() < 0.9;
+      const secret = org.secrets[Math.floor(rand() * org.secrets.length)]!;
+      const cacheKey = `${member.identifier}/${withKid ? secret.kid : "-"}`;
+      let pending = dynamicTokens.get(cacheKey);
+      if (!pending) {
+        const claims = {
+          iat: seconds(),
+          memberEntityIdentifier: member.identifier,
+          organisationEntityIdentifier: org.identifier,
+          scope: "organisation",
+          secretType: "dynamic",
+        };
+        pending = sign(claims, secret.secret, withKid ? secret.kid : undefined);
+        dynamicTokens.set(cacheKey, pending);
+      }
+      token = await pending;
+    } else {
+      org = pickOrganisation();
+      const member = org.members[Math.floor(rand() * MEMBERS_PER_ORGANISATION)]!;
+      let pending = fixedTokens.get(member.id);
+      if (!pending) fixedTokens.set(member.id, (pending = fixedToken(org, member)));
+      token = await pending;
+    }
+    const response = await send(
+      "proxied",
+      org.identifier,
+      new Request(`${GATEWAY_URL}/grids`, { headers: { Authorization: `Bearer ${token}` } }),
+    );
+    count(`proxied ${response.status}`);
+  };
+  const login = async () => {
+    const org = organisations[Math.floor(rand() * organisations.length)]!;
+    const member = org.members[Math.floor(rand() * MEMBERS_PER_ORGANISATION)]!;
+    const password = rand() < FAILED_LOGIN_SHARE ? `${PASSWORD}-wrong` : PASSWORD;
+    const response = await send(
+      "login",
+      org.identifier,
+      new Request(`${GATEWAY_URL}/authenticate`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "CF-Connecting-IP": randomIp() },
+        body: JSON.stringify({ email: member.email, password }),
+      }),
+    );
+    count(`login ${response.status}`);
+    if (response.status === 200)
+      refreshTokens.push((JSON.parse(response.body) as { refresh_token: string }).refresh_token);
+  };
+  const refresh = async () => {
+    const index = Math.floor(rand() * refreshTokens.length);
+    const [token] = refreshTokens.splice(index, 1);
+    if (token === undefined) return count("refresh skipped (no session)");
+    const response = await send(
+      "refresh",
+      undefined,
+      new Request(`${GATEWAY_URL}/authenticate/refresh`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: token }),
+      }),
+    );
+    count(`refresh ${response.status}`);
+    if (response.status === 200)
+      refreshTokens.push((JSON.parse(response.body) as { refresh_token: string }).refresh_token);
+  };
+
+  // Sessions to refresh from the first second on (not counted), then warm-up, then the measured window.
+  for (let i = 0; i < 20; i++) await login();
+  outcomes.clear();
+  const start = clock.now;
+  const tick = 1000 / PROXIED_PER_SECOND;
+  let loginsDue = 0;
+  let refreshesDue = 0;
+  let measuredSeconds = 0;
+  let stoppedEarly = false;
+  for (let n = 0; n < (WARM_UP_SECONDS + MEASURED_SECONDS) * PROXIED_PER_SECOND; n++) {
+    clock.now = start + n * tick;
+    const elapsed = (clock.now - start) / 1000;
+    if (!counters.measuring && elapsed >= WARM_UP_SECONDS) {
+      counters.measuring = true;
+      outcomes.clear();
+    }
+    if (counters.measuring) {
+      counters.second = Math.floor(elapsed - WARM_UP_SECONDS);
+      measuredSeconds = elapsed - WARM_UP_SECONDS + tick / 1000;
+    }
+    if (Date.now() - wallStart > WALL_CLOCK_LIMIT_MS && counters.measuring && measuredSeconds >= 60) {
+      stoppedEarly = true;
+      break;
+    }
+    await proxied(n);
+    loginsDue += LOGINS_PER_SECOND * (tick / 1000);
+    refreshesDue += REFRESHES_PER_SECOND * (tick / 1000);
+    for (; loginsDue >= 1; loginsDue--) await login();
+    for (; refreshesDue >= 1; refreshesDue--) await refresh();
+  }
+  counters.measuring = false;
+
+  // The report, scaled to the target.
+  const lines: string[] = [];
+  const say = (line = "") => lines.push(line);
+  say(
+    `population 1/${SCALE} of the target: ${ORGANISATIONS} organisations, ${ORGANISATIONS * MEMBERS_PER_ORGANISATION} members, ` +
+      `${dynamic.length} with ${dynamic.reduce((sum, org) => sum + org.secrets.length, 0)} dynamic secrets; one isolate, ${fmt(measuredSeconds)} simulated s measured` +
+      `${stoppedEarly ? " (stopped early by the wall-clock limit)" : ""}, real ${fmt((Date.now() - wallStart) / 1000)} s`,
+  );
+  say(`requests measured: ${[...outcomes].map(([what, n]) => `${what} ×${n}`).join(", ")}`);
+  say();
+  say("KV by key prefix (at the target; per-key figures unscaled unless the key is shared by organisations):");
+  const prefixes = new Map<string, KeyStats[]>();
+  for (const stats of counters.keys.values())
+    prefixes.set(stats.prefix, [...(prefixes.get(stats.prefix) ?? []), stats]);
+  let maxWritesPerKey = 0;
+  let largestProxiedRead = 0;
+  let largestProxiedKey = "none";
+  for (const [key, stats] of counters.keys) {
+    const shared = stats.organisations.size > 1;
+    const peak = Math.max(0, ...stats.writesBySecond.values());
+    const perKey = shared ? Math.max(peak, (stats.writes / measuredSeconds) * LOCATIONS) : peak;
+    maxWritesPerKey = Math.max(maxWritesPerKey, perKey);
+    if (stats.largestProxiedRead > 0) {
+      const size = shared && stats.sample !== undefined ? scaledSize(stats.sample) : stats.largestProxiedRead;
+      if (size > largestProxiedRead) [largestProxiedRead, largestProxiedKey] = [size, key];
+    }
+  }
+  for (const [prefix, all] of [...prefixes].sort()) {
+    const reads = all.reduce((sum, s) => sum + s.reads, 0);
+    const writes = all.reduce((sum, s) => sum + s.writes, 0);
+    const shared = all.some((s) => s.organisations.size > 1);
+    const peak = Math.max(0, ...all.flatMap((s) => [...s.writesBySecond.values()]));
+    const largest = Math.max(...all.map((s) => Math.max(s.largestRead, s.largestWrite)));
+    const onPath = all.some((s) => s.largestProxiedRead > 0);
+    say(
+      `  ${prefix.padEnd(16)} keys ${String(all.length).padStart(6)}  reads/s ${fmt((reads / measuredSeconds) * SCALE, 0).padStart(8)}` +
+        `  writes/s ${fmt((writes / measuredSeconds) * SCALE, 0).padStart(7)}  max writes to one key in 1 s ${peak}` +
+        `  largest value ${fmt(largest / 1024, 2)} KiB${onPath ? " (proxied path)" : ""}${shared ? "  SHARED by organisations" : ""}`,
+    );
+  }
+  say();
+  say("D1 queries (at the target):");
+  let queryTotal = 0;
+  for (const [label, n] of [...counters.queries].sort((a, b) => b[1] - a[1])) {
+    queryTotal += n;
+    say(`  ${label.padEnd(58)} ${fmt((n / measuredSeconds) * SCALE, 0).padStart(8)} /s`);
+  }
+  const d1PerSecond = (queryTotal / measuredSeconds) * SCALE;
+  say(`  ${"total".padEnd(58)} ${fmt(d1PerSecond, 0).padStart(8)} /s (one database: ≈ 1,000 /s at 1 ms a query)`);
+
+  // A flood of tokens naming random organisations at this isolate (counted on its own).
+  counters.reset();
+  counters.measuring = true;
+  const floodStart = clock.now;
+  const floodSecret = dynamic[0]!.secrets[0]!.secret;
+  const refused = new Map<number, number>();
+  for (let i = 0; i < FLOOD_TOKENS; i++) {
+    clock.now = floodStart + (i * FLOOD_SECONDS * 1000) / FLOOD_TOKENS;
+    const token = await sign(
+      {
+        iat: seconds(),
+        memberEntityIdentifier: "su0x1",
+        organisationEntityIdentifier: `rnd${Math.floor(rand() * 1e12).toString(36)}`,
+        scope: "organisation",
+        secretType: "dynamic",
+      },
+      floodSecret,
+    );
+    const response = await send(
+      "proxied",
+      undefined,
+      new Request(`${GATEWAY_URL}/grids`, { headers: { Authorization: `Bearer ${token}` } }),
+    );
+    refused.set(response.status, (refused.get(response.status) ?? 0) + 1);
+  }
+  counters.measuring = false;
+  const floodQueries = [...counters.queries.values()].reduce((a, b) => a + b, 0);
+  const floodReads = [...counters.keys.values()].reduce((sum, s) => sum + s.reads, 0);
+  say();
+  say(
+    `flood at one isolate: ${FLOOD_TOKENS} dynamic tokens naming random organisations in ${FLOOD_SECONDS} s → ` +
+      `${[...refused].map(([status, n]) => `${status} ×${n}`).join(", ")}; ${floodQueries} D1 queries, ${floodReads} KV reads`,
+  );
+  say(`largest KV value read on the proxied path: ${largestProxiedKey.replace(/:.*/, ":…")}`);
+
+  for (const line of lines) console.log(`scale-sim ${line}`);
+  console.log(
+    `scale-sim: max writes/s per KV key ${fmt(maxWritesPerKey)}, largest KV value read on the proxied path ` +
+      `${fmt(largestProxiedRead / 1024)} KiB, D1 queries/s ${fmt(d1PerSecond, 0).replaceAll(",", "")}, busiest Durable Object 0 req/s`,
+  );
+  expect(outcomes.get("proxied 200")).toBeGreaterThan(0);
+});
