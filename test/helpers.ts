@@ -144,3 +144,15 @@ export async function auditRowsOf(requestId: string, atLeast = 1, timeoutMs = 20
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/**
+ * Waits, when fewer than `budgetMs` remain, for the next window of the local rate-limit simulator, whose
+ * fixed windows are aligned to the wall clock (`floor(now / period)`): a burst counted against one limit then
+ * never straddles two windows, where the count would start over midway. Tests calling it need a timeout above
+ * `budgetMs`.
+ */
+export async function withinOneRateWindow(periodSeconds = 60, budgetMs = 10_000): Promise<void> {
+  const periodMs = periodSeconds * 1000;
+  const left = periodMs - (Date.now() % periodMs);
+  if (left < budgetMs) await new Promise((resolve) => setTimeout(resolve, left + 100));
+}
