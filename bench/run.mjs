@@ -7,8 +7,10 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { closedLoop, Connection, median, once, quantile, requestBytes } from "./lib/http.mjs";
 import {
+  buildUploadBundle,
   buildWorker,
   cpuSeconds,
+  startupProfile,
   startWorkerd,
   stopAll,
   stopAllNow,
@@ -27,6 +29,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const LOAD_MS = Number(process.env.BENCH_LOAD_MS ?? 2500);
 const PROBE_MS = Number(process.env.BENCH_PROBE_MS ?? 1500);
 const LOGINS = Number(process.env.BENCH_LOGINS ?? 20);
+const STARTUP_REPS = Math.max(3, Number(process.env.BENCH_STARTUP_REPS ?? 5));
 const TIME_LIMIT_MS = 285_000;
 const VARIANTS = ["gateway", "gateway-fresh", "floor", "jose", "jose-key"];
 const API_PATH = "/grids/1";
@@ -81,7 +84,7 @@ function assertionFor(method, path, issuer) {
 
 /** Builds every bundle and writes the three workerd configs; returns how to reach each server. */
 async function prepare() {
-  mkdirSync(OUT, { recursive: true });
+  mkdirSync(join(OUT, "startup"), { recursive: true });
   const demoToml = join(ROOT, "examples/demo-origin/wrangler.toml");
   const useDemo = existsSync(demoToml) && process.env.BENCH_ORIGIN !== "bench";
   const build = (name, config) =>
@@ -93,8 +96,12 @@ async function prepare() {
     build("storage", join(ROOT, "bench/wrangler.storage.toml")),
     build("origin", useDemo ? demoToml : join(ROOT, "bench/wrangler.origin.toml")),
     build("forward", join(ROOT, "bench/wrangler.forward.toml")),
+    buildUploadBundle(ROOT, join(ROOT, "wrangler.toml"), join(OUT, "startup/gateway.bundle")),
+    buildUploadBundle(ROOT, join(ROOT, "bench/wrangler.forward.toml"), join(OUT, "startup/forward.bundle")),
   ]);
-  log(`built 5 bundles with wrangler deploy --dry-run in ${fmt((performance.now() - started) / 1000, 1)} s`);
+  log(
+    `built 5 bundles (and the gateway's and forwarder's upload bundles for the startup profile) with wrangler deploy --dry-run in ${fmt((performance.now() - started) / 1000, 1)} s`,
+  );
 
   const { vars, compatibilityDate } = wranglerSettings(join(ROOT, "wrangler.toml"));
   const migrations = readdirSync(join(ROOT, "migrations"))
@@ -358,6 +365,7 @@ async function e2eBench(servers, token, { useDemo, issuer }) {
   const runs = { direct: [], forward: [], gateway: [] };
   const ratio = { gateway: [], forward: [] };
   const added = { gateway: [], forward: [] };
+  const vsForward = { throughput: [], cpuUs: [], originCpuUs: [] };
   for (let rep = 0; rep < E2E_REPS; rep++) {
     const order = names.map((_, i) => names[(i + rep) % names.length]);
     if (rep % 2) order.reverse();
@@ -377,6 +385,9 @@ async function e2eBench(servers, token, { useDemo, issuer }) {
       ratio[name].push(result[name].load.rps / result.direct.load.rps);
       added[name].push(result[name].probe.p50 - result.direct.probe.p50);
     }
+    vsForward.throughput.push(result.gateway.load.rps / result.forward.load.rps);
+    vsForward.cpuUs.push(result.gateway.cpuFrontUs - result.forward.cpuFrontUs);
+    vsForward.originCpuUs.push(result.gateway.cpuOriginUs - result.forward.cpuOriginUs);
   }
 
   const summary = (name) => {
@@ -400,6 +411,9 @@ async function e2eBench(servers, token, { useDemo, issuer }) {
     addedP50Ms: median(added.gateway),
     forwardThroughputRatio: median(ratio.forward),
     forwardAddedP50Ms: median(added.forward),
+    gatewayOverForward: median(vsForward.throughput),
+    gatewayCpuOverForwardUs: median(vsForward.cpuUs),
+    originCpuOverForwardUs: median(vsForward.originCpuUs),
   };
   log(`\n## 2. End to end: GET ${API_PATH}, bare workerd, forwarding to ORIGIN_URL=http://127.0.0.1:${PORTS.origin}`);
   log(
@@ -427,6 +441,61 @@ async function e2eBench(servers, token, { useDemo, issuer }) {
   log(
     `throughput gateway ÷ direct = ${fmt(result.throughputRatio, 2)}× (target ≥ 0.6) ${result.throughputRatio >= 0.6 ? "MET" : "NOT MET"}; ` +
       `single-connection added p50 = ${fmt(result.addedP50Ms, 3)} ms (target ≤ 0.3) ${result.addedP50Ms <= 0.3 ? "MET" : "NOT MET"}  (medians of per-repetition values)`,
+  );
+  const met = (ok) => (ok ? "MET" : "NOT MET");
+  log(
+    `against the bare forwarder: throughput gateway ÷ forwarder = ${fmt(result.gatewayOverForward, 2)}× (target ≥ 0.85) ${met(result.gatewayOverForward >= 0.85)}; ` +
+      `gateway CPU − forwarder CPU = ${fmt(result.gatewayCpuOverForwardUs)} µs/req (target ≤ 40) ${met(result.gatewayCpuOverForwardUs <= 40)}; ` +
+      `origin CPU through the gateway − through the forwarder = ${fmt(result.originCpuOverForwardUs)} µs/req (target ≤ 15) ${met(result.originCpuOverForwardUs <= 15)}  (medians of per-repetition values)`,
+  );
+  return result;
+}
+
+/**
+ * Part 5: startup. `wrangler check startup --worker` evaluates each upload bundle once under the V8
+ * profiler; active time = the profile's samples minus `(idle)` ones. Gateway and forwarder alternate.
+ */
+async function startupBench() {
+  const names = ["gateway", "forward"];
+  const runs = Object.fromEntries(names.map((name) => [name, { active: [], capped: [], program: [] }]));
+  for (let rep = 0; rep < STARTUP_REPS; rep++) {
+    for (const name of rep % 2 ? [...names].reverse() : names) {
+      const profile = await startupProfile(
+        ROOT,
+        join(OUT, `startup/${name}.bundle`),
+        join(OUT, `startup/${name}.cpuprofile`),
+      );
+      runs[name].active.push(profile.activeUs / 1000);
+      runs[name].capped.push(profile.cappedActiveUs / 1000);
+      runs[name].program.push(profile.programUs / 1000);
+    }
+  }
+  const summary = (name) => ({
+    activeMs: median(runs[name].active),
+    cappedActiveMs: median(runs[name].capped),
+    programMs: median(runs[name].program),
+    activeRunsMs: runs[name].active,
+  });
+  const result = { reps: STARTUP_REPS, gateway: summary("gateway"), forward: summary("forward") };
+  result.gatewayMinusForwardMs = result.gateway.activeMs - result.forward.activeMs;
+  result.gatewayOverForward = result.forward.activeMs > 0 ? result.gateway.activeMs / result.forward.activeMs : null;
+  result.cappedGatewayOverForward =
+    result.forward.cappedActiveMs > 0 ? result.gateway.cappedActiveMs / result.forward.cappedActiveMs : null;
+  log(
+    `\n## 5. Startup: wrangler check startup --worker <upload bundle>: active CPU of the profile (samples minus idle), medians of ${STARTUP_REPS}, alternating`,
+  );
+  log("| bundle | active ms | active ms, gaps capped | of which (program) ms | active ms per run |");
+  log("|---|---:|---:|---:|---|");
+  const labels = { gateway: "production gateway", forward: "bare forwarder" };
+  for (const name of names) {
+    const s = result[name];
+    log(
+      `| ${labels[name]} | ${fmt(s.activeMs, 1)} | ${fmt(s.cappedActiveMs, 1)} | ${fmt(s.programMs, 1)} | ${s.activeRunsMs.map((v) => fmt(v, 1)).join(", ")} |`,
+    );
+  }
+  const ratio = (value) => (value === null ? "n/a" : `${fmt(value, 1)}×`);
+  log(
+    `gateway − forwarder = ${fmt(result.gatewayMinusForwardMs, 1)} ms; gateway ÷ forwarder = ${ratio(result.gatewayOverForward)} (gaps capped: ${ratio(result.cappedGatewayOverForward)}); samples are ~1.1 ms apart`,
   );
   return result;
 }
@@ -460,6 +529,7 @@ async function main() {
   results.e2e = await e2eBench(prepared.servers, results.login.token, prepared);
   delete results.login.token;
   results.size = sizeReport(prepared.gatewayBundle);
+  results.startup = await startupBench();
   writeFileSync(join(OUT, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   log(`\nresults written to bench/out/results.json; total ${fmt((performance.now() - started) / 1000, 0)} s`);
 }
