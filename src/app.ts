@@ -8,16 +8,14 @@ import { cors } from "./http/cors";
 import { requestContext } from "./http/context";
 import { requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
 import { methodNotAllowed, onError } from "./http/problem";
+import openApiDocument from "./openapi/openapi.json";
 import { forward } from "./proxy/forward";
 import { authenticateRoutes } from "./routes/authenticate";
 import { secretRoutes } from "./routes/secrets";
 import { tokenRoutes } from "./routes/tokens";
 
-/** Loads the OpenAPI generator (and zod-openapi) only when the document is first asked for. */
-async function generateOpenApiJson(): Promise<string> {
-  const { openApiJson } = await import("./openapi/document");
-  return openApiJson();
-}
+/** The OpenAPI document as served: generated at build time (`npm run openapi:generate`), serialised on first use. */
+let openApiJson: string | undefined;
 
 /** How {@link createApp} finds the gateway of a request. */
 export interface AppOptions {
@@ -35,8 +33,8 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
 
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.all("/health", methodNotAllowed("GET, HEAD"));
-  app.get("/openapi.json", async (c) =>
-    c.body(await c.get("gateway").openApiJson(generateOpenApiJson), 200, {
+  app.get("/openapi.json", (c) =>
+    c.body((openApiJson ??= JSON.stringify(openApiDocument)), 200, {
       "Content-Type": "application/json",
       "Cache-Control": "public, max-age=300",
     }),

@@ -50,7 +50,6 @@ export class Gateway implements ConfigSource {
   /** Per-IP limit, back-off, credential check and audit of logins. */
   readonly logins: LoginGuard;
   private parsed: Config | undefined;
-  private openApi: Promise<string> | undefined;
 
   constructor(
     readonly env: Bindings,
@@ -73,12 +72,6 @@ export class Gateway implements ConfigSource {
   /** The validated configuration, parsed once; throws `ConfigError` while the deployment is misconfigured. */
   get config(): Config {
     return (this.parsed ??= parseConfig(this.env));
-  }
-
-  /** The OpenAPI document as JSON: `generate` runs on the first request only, its answer is kept. */
-  openApiJson(generate: () => Promise<string>): Promise<string> {
-    this.openApi ??= generate();
-    return this.openApi;
   }
 }
 

@@ -1,5 +1,4 @@
-/** Reads small JSON or form bodies with a hard size limit, and validates them with zod. */
-import type { z } from "zod";
+/** Reads small JSON or form bodies with a hard size limit, and validates them with a route's parser (`fields.ts`). */
 import { GatewayError } from "../gateway-error";
 
 /** The largest body a gateway-owned route reads. */
@@ -63,20 +62,13 @@ function parseForm(text: string): Record<string, string> {
 
 /**
  * Reads a JSON or `application/x-www-form-urlencoded` body (415 for anything else, 413 past
- * {@link MAX_BODY_BYTES}) and validates it against `schema` (400 naming the first bad field).
+ * {@link MAX_BODY_BYTES}) and validates it with `parse` (which throws the 400 naming the first bad field).
  */
-export async function readBody<Schema extends z.ZodType>(request: Request, schema: Schema): Promise<z.infer<Schema>> {
+export async function readBody<T>(request: Request, parse: (raw: unknown) => T): Promise<T> {
   const mediaType = (request.headers.get("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (mediaType !== "application/json" && mediaType !== "application/x-www-form-urlencoded") {
     throw new GatewayError("unsupported_media_type", "Send application/json or application/x-www-form-urlencoded.");
   }
   const text = decodeText(await readLimited(request, MAX_BODY_BYTES));
-  const raw = mediaType === "application/json" ? parseJson(text) : parseForm(text);
-  const result = schema.safeParse(raw);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const field = issue?.path.join(".") || "body";
-    throw new GatewayError("invalid_request", `Invalid ${field}: ${issue?.message ?? "malformed"}.`);
-  }
-  return result.data;
+  return parse(mediaType === "application/json" ? parseJson(text) : parseForm(text));
 }

@@ -4,10 +4,10 @@
  * JSON-only behaviour.
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { z } from "zod";
 import type { AppEnv } from "../gateway";
 import { GatewayError } from "../gateway-error";
 import { readBody } from "./body";
+import { objectBody, optionalString } from "./fields";
 import { allowedOrigin } from "./cors";
 
 /** `__Secure-`: the browser stores it only with `Secure` from a secure context (https, or loopback). */
@@ -81,22 +81,25 @@ function bodyOptional(c: Context<AppEnv>): boolean {
 }
 
 /**
- * Reads a refresh or revoke body with `schema`, except that a browser app (refresh cookie or allowed
+ * Reads a refresh or revoke body with `parse`, except that a browser app (refresh cookie or allowed
  * origin) may send no body at all, which reads as `{}`. Everyone else: exactly `readBody`.
  */
-export async function readTokenBody<Schema extends z.ZodType>(
+export async function readTokenBody<T>(
   c: Context<AppEnv>,
-  schema: Schema,
-): Promise<z.infer<Schema> | Record<string, never>> {
-  return bodyOptional(c) ? {} : readBody(c.req.raw, schema);
+  parse: (raw: unknown) => T,
+): Promise<T | Record<string, never>> {
+  return bodyOptional(c) ? {} : readBody(c.req.raw, parse);
 }
 
 /** The refresh token of `POST /authenticate/refresh`: the body's `refresh_token`, else the cookie's. */
-export async function presentedRefreshToken(c: Context<AppEnv>, strict: z.ZodType<{ refresh_token: string }>) {
+export async function presentedRefreshToken(
+  c: Context<AppEnv>,
+  strict: (raw: unknown) => { refresh_token: string },
+): Promise<string> {
   if (refreshCookieOf(c.req.raw.headers) === undefined && allowedOrigin(c) === undefined) {
     return (await readBody(c.req.raw, strict)).refresh_token;
   }
-  const body = await readTokenBody(c, LooseRefreshBody);
+  const body = await readTokenBody(c, parseLooseRefreshBody);
   const token = body.refresh_token ?? cookieRefreshToken(c);
   if (token === undefined) {
     throw new GatewayError("invalid_grant", "No refresh token: the body names none and there is no refresh cookie.");
@@ -104,7 +107,10 @@ export async function presentedRefreshToken(c: Context<AppEnv>, strict: z.ZodTyp
   return token;
 }
 
-const LooseRefreshBody = z.object({ refresh_token: z.string().min(1).optional() });
+/** A browser app's refresh body: `refresh_token` may be left out (the cookie stands in). */
+function parseLooseRefreshBody(raw: unknown): { refresh_token?: string | undefined } {
+  return { refresh_token: optionalString(objectBody(raw), "refresh_token", { min: 1 }) };
+}
 
 /**
  * After refresh and revoke, for an allowed browser origin: clears the cookie when a refresh was

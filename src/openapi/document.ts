@@ -1,18 +1,22 @@
-/** The OpenAPI 3.1 document of the gateway's own routes, generated from the zod schemas that validate them. */
+/**
+ * The OpenAPI 3.1 document of the gateway's own routes, generated at build time from the zod schemas in
+ * `schemas.ts` (`npm run openapi:generate` writes `openapi.json`, which the Worker serves as it is).
+ */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { LoginBody } from "../routes/authenticate";
-import { CreateSecretBody } from "../routes/secrets";
-import { RefreshBody, RevokeBody } from "../routes/tokens";
 import {
   BEARER_PROBLEMS,
   BODY_PROBLEMS,
+  CreateSecretRequest,
   HEADERS,
   HealthResponse,
   INTERNAL_PROBLEM,
   JSON_TYPE,
+  LoginRequest,
   ORIGIN_NOT_ALLOWED,
   Problem,
+  RefreshRequest,
+  RevokeRequest,
   SecretCreated,
   SecretList,
   TokenResponse,
@@ -20,8 +24,6 @@ import {
   jsonResponse,
   problemResponseSpec,
 } from "./schemas";
-
-const LoginRequest = LoginBody.meta({ id: "LoginRequest", description: "`password` is at most 1024 UTF-8 bytes." });
 
 /** Request bodies are accepted as JSON or as a form with the same fields. */
 function bodyOf(schema: z.ZodType, description: string) {
@@ -120,7 +122,7 @@ function buildSpec(): OpenAPIHono {
     security: cookieOrBody,
     request: {
       body: {
-        ...bodyOf(RefreshBody.meta({ id: "RefreshRequest" }), "Other fields (e.g. `grant_type`) are ignored."),
+        ...bodyOf(RefreshRequest, "Other fields (e.g. `grant_type`) are ignored."),
         required: false,
       },
     },
@@ -153,10 +155,7 @@ function buildSpec(): OpenAPIHono {
     security: cookieOrBody,
     request: {
       body: {
-        ...bodyOf(
-          RevokeBody.meta({ id: "RevokeRequest" }),
-          "`refresh_token` (or RFC 7009 `token`), and/or `all: true`.",
-        ),
+        ...bodyOf(RevokeRequest, "`refresh_token` (or RFC 7009 `token`), and/or `all: true`."),
         required: false,
       },
     },
@@ -187,7 +186,7 @@ function buildSpec(): OpenAPIHono {
     request: {
       body: {
         required: false,
-        content: { [JSON_TYPE]: { schema: CreateSecretBody.meta({ id: "CreateSecretRequest" }) } },
+        content: { [JSON_TYPE]: { schema: CreateSecretRequest } },
       },
     },
     responses: {
@@ -241,7 +240,7 @@ const INFO = {
     "The routes the gateway answers itself. Every other path is proxied to the origin after Bearer authentication, plan and scope checks (see README.md). Errors are RFC 9457 problem+json; every response carries X-Request-Id.",
 };
 
-/** The document as a JSON string; the gateway generates it once per isolate. */
-export function openApiJson(): string {
-  return JSON.stringify(buildSpec().getOpenAPI31Document({ openapi: "3.1.0", info: INFO }));
+/** The document, as `scripts/openapi.ts` writes it to `src/openapi/openapi.json`. */
+export function openApiDocument(): unknown {
+  return buildSpec().getOpenAPI31Document({ openapi: "3.1.0", info: INFO });
 }

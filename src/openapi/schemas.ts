@@ -1,6 +1,58 @@
-/** Zod schemas of the gateway's responses and the response/header building blocks of its OpenAPI document. */
+/**
+ * Zod schemas of the gateway's request bodies and responses, and the response/header building blocks of
+ * its OpenAPI document. Build-time only (scripts/openapi.ts and the tests): the Worker validates bodies with
+ * src/http/fields.ts, and test/fields.test.ts checks that both accept and refuse the same bodies.
+ */
 import { z } from "zod";
+import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import type { ProblemCode } from "../gateway-error";
+
+const encoder = new TextEncoder();
+
+/** Body of `POST /authenticate`. */
+export const LoginRequest = z
+  .object({
+    email: z.string().min(1).max(320),
+    password: z
+      .string()
+      .min(1)
+      .refine(
+        (password) => encoder.encode(password).byteLength <= MAX_PASSWORD_BYTES,
+        `must be at most ${MAX_PASSWORD_BYTES} bytes`,
+      ),
+    domain: z.string().min(1).max(253).optional(),
+  })
+  .meta({ id: "LoginRequest", description: `\`password\` is at most ${MAX_PASSWORD_BYTES} UTF-8 bytes.` });
+
+/** Body of `POST /authenticate/refresh`; other fields (e.g. `grant_type`) are ignored. */
+export const RefreshRequest = z.object({ refresh_token: z.string().min(1) }).meta({ id: "RefreshRequest" });
+
+const FormBoolean = z.union([z.boolean(), z.enum(["true", "false"]).transform((value) => value === "true")]);
+
+/**
+ * Body of `POST /authenticate/revoke`: `refresh_token` (or RFC 7009's `token`, with an optional,
+ * advisory `token_type_hint`), and/or `all: true` with a Bearer access token.
+ */
+export const RevokeRequest = z
+  .object({
+    refresh_token: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+    token_type_hint: z.string().max(64).optional(),
+    all: FormBoolean.optional(),
+  })
+  .meta({ id: "RevokeRequest" });
+
+/** Body of `POST /authenticate/secrets`; the body itself is optional. */
+export const CreateSecretRequest = z
+  .object({
+    label: z
+      .string()
+      .max(100)
+      .regex(/^[^\p{Cc}]*$/u, "must not contain control characters")
+      .optional(),
+  })
+  .strict()
+  .meta({ id: "CreateSecretRequest" });
 
 /** Body of `GET /health`. */
 export const HealthResponse = z.strictObject({ status: z.literal("ok") }).meta({ id: "Health" });

@@ -1,28 +1,30 @@
 /** `/authenticate`: password login issuing access tokens; the token-lifecycle routes mount here too. */
 import { Hono } from "hono";
-import { z } from "zod";
 import { requestFacts } from "../audit";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import type { AppEnv } from "../gateway";
 import { readBody } from "../http/body";
+import { objectBody, optionalString, requiredString } from "../http/fields";
 import { memberScope } from "../policy/scopes";
 import { issueAccessToken } from "../tokens/access";
 import { tokenResponse } from "./token-response";
 
-const encoder = new TextEncoder();
+/** Body of `POST /authenticate` (documented as `LoginRequest` in src/openapi/schemas.ts). */
+export interface LoginBody {
+  email: string;
+  password: string;
+  domain?: string | undefined;
+}
 
-/** Body of `POST /authenticate`. */
-export const LoginBody = z.object({
-  email: z.string().min(1).max(320),
-  password: z
-    .string()
-    .min(1)
-    .refine(
-      (password) => encoder.encode(password).byteLength <= MAX_PASSWORD_BYTES,
-      `must be at most ${MAX_PASSWORD_BYTES} bytes`,
-    ),
-  domain: z.string().min(1).max(253).optional(),
-});
+/** Validates the body of `POST /authenticate`; fields in the document's order, the first bad one named. */
+export function parseLoginBody(raw: unknown): LoginBody {
+  const body = objectBody(raw);
+  return {
+    email: requiredString(body, "email", { min: 1, max: 320 }),
+    password: requiredString(body, "password", { min: 1, maxBytes: MAX_PASSWORD_BYTES }),
+    domain: optionalString(body, "domain", { min: 1, max: 253 }),
+  };
+}
 
 /** Routes under `/authenticate`. */
 export const authenticateRoutes = new Hono<AppEnv>();
@@ -32,7 +34,7 @@ authenticateRoutes.post("/", async (c) => {
   const config = gateway.config;
   const attempt = requestFacts(c.req.raw, c.get("requestId"));
   await gateway.logins.limitClientIp(c.executionCtx, attempt);
-  const body = await readBody(c.req.raw, LoginBody);
+  const body = await readBody(c.req.raw, parseLoginBody);
   const { member, organisation } = await gateway.logins.login(c.executionCtx, c.get("log"), attempt, body);
   const now = gateway.now();
   const access = await issueAccessToken(

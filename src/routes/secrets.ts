@@ -1,12 +1,12 @@
 /** `/authenticate/secrets`: an architect creates, lists and revokes the organisation's dynamic secrets. */
 import { Hono, type Context } from "hono";
-import { z } from "zod";
 import type { AuditEventName } from "../audit";
 import type { AppEnv } from "../gateway";
 import { GatewayError, refusal } from "../gateway-error";
 import { auditRequest } from "../http/audit";
 import { bearerAuth } from "../http/bearer";
 import { readBody } from "../http/body";
+import { objectBody, onlyFields, optionalString } from "../http/fields";
 import { methodNotAllowed } from "../http/problem";
 import {
   findMembershipState,
@@ -23,15 +23,20 @@ export const MAX_LIVE_SECRETS = 10;
 const MANAGER_SCOPE = "architect";
 
 /** Body of `POST /authenticate/secrets`; the body itself is optional. */
-export const CreateSecretBody = z
-  .object({
-    label: z
-      .string()
-      .max(100)
-      .regex(/^[^\p{Cc}]*$/u, "must not contain control characters")
-      .optional(),
-  })
-  .strict();
+export interface CreateSecretBody {
+  label?: string | undefined;
+}
+
+/** Validates the body of `POST /authenticate/secrets` (documented as `CreateSecretRequest`): `label` only. */
+export function parseCreateSecretBody(raw: unknown): CreateSecretBody {
+  const body = objectBody(raw);
+  const label = optionalString(body, "label", {
+    max: 100,
+    pattern: { regex: /^[^\p{Cc}]*$/u, message: "must not contain control characters" },
+  });
+  onlyFields(body, ["label"]);
+  return label === undefined ? {} : { label };
+}
 
 /** The caller of a secrets route: a fixed-token architect, active, of an eligible organisation. */
 interface Manager {
@@ -63,10 +68,10 @@ function record(c: Context<AppEnv>, event: AuditEventName, who: Manager, kid: st
   auditRequest(c, { event, outcome: "success", memberId, organisationId, detail: { kid } });
 }
 
-async function createBody(request: Request): Promise<z.infer<typeof CreateSecretBody>> {
+async function createBody(request: Request): Promise<CreateSecretBody> {
   const empty = request.body === null || request.headers.get("Content-Length") === "0";
   if (empty && !request.headers.has("Content-Type")) return {};
-  return readBody(request, CreateSecretBody);
+  return readBody(request, parseCreateSecretBody);
 }
 
 /** Routes under `/authenticate/secrets`. */

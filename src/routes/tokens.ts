@@ -1,11 +1,11 @@
 /** `/authenticate/refresh` and `/authenticate/revoke`: the refresh half of the token lifecycle. */
 import { Hono } from "hono";
-import { z } from "zod";
 import type { AppEnv } from "../gateway";
 import { GatewayError, refusal } from "../gateway-error";
 import { auditRequest } from "../http/audit";
 import { bearerAuth } from "../http/bearer";
 import { allowedOrigin } from "../http/cors";
+import { objectBody, optionalFormBoolean, optionalString, requiredString } from "../http/fields";
 import { methodNotAllowed } from "../http/problem";
 import {
   cookieRefreshToken,
@@ -17,27 +17,43 @@ import { isRefreshToken } from "../tokens/refresh-token";
 import { tokenResponse } from "./token-response";
 
 /** Body of `POST /authenticate/refresh`; other fields (e.g. `grant_type`) are ignored. */
-export const RefreshBody = z.object({ refresh_token: z.string().min(1) });
+export interface RefreshBody {
+  refresh_token: string;
+}
 
-const FormBoolean = z.union([z.boolean(), z.enum(["true", "false"]).transform((value) => value === "true")]);
+/** Validates the body of `POST /authenticate/refresh` (documented as `RefreshRequest`). */
+export function parseRefreshBody(raw: unknown): RefreshBody {
+  return { refresh_token: requiredString(objectBody(raw), "refresh_token", { min: 1 }) };
+}
 
 /**
  * Body of `POST /authenticate/revoke`: `refresh_token` (or RFC 7009's `token`, with an optional,
  * advisory `token_type_hint`), and/or `all: true` with a Bearer access token.
  */
-export const RevokeBody = z.object({
-  refresh_token: z.string().min(1).optional(),
-  token: z.string().min(1).optional(),
-  token_type_hint: z.string().max(64).optional(),
-  all: FormBoolean.optional(),
-});
+export interface RevokeBody {
+  refresh_token?: string | undefined;
+  token?: string | undefined;
+  token_type_hint?: string | undefined;
+  all?: boolean | undefined;
+}
+
+/** Validates the body of `POST /authenticate/revoke` (documented as `RevokeRequest`); `all` may be a form's "true"/"false". */
+export function parseRevokeBody(raw: unknown): RevokeBody {
+  const body = objectBody(raw);
+  return {
+    refresh_token: optionalString(body, "refresh_token", { min: 1 }),
+    token: optionalString(body, "token", { min: 1 }),
+    token_type_hint: optionalString(body, "token_type_hint", { max: 64 }),
+    all: optionalFormBoolean(body, "all"),
+  };
+}
 
 /** Routes under `/authenticate` for refresh tokens; mounted before the `/authenticate/*` 404. */
 export const tokenRoutes = new Hono<AppEnv>();
 const memberBearer = bearerAuth({ fixedOnly: true });
 
 tokenRoutes.post("/refresh", refreshCookieAftercare("refresh"), async (c) => {
-  const token = await presentedRefreshToken(c, RefreshBody);
+  const token = await presentedRefreshToken(c, parseRefreshBody);
   const outcome = await c.get("gateway").refreshSessions.refresh(c.get("log"), token);
   const { memberId, organisationId, familyId } = outcome;
   if (!outcome.ok) {
@@ -63,7 +79,7 @@ tokenRoutes.post("/refresh", refreshCookieAftercare("refresh"), async (c) => {
 });
 
 tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
-  const body = await readTokenBody(c, RevokeBody);
+  const body: RevokeBody = await readTokenBody(c, parseRevokeBody);
   if (body.refresh_token !== undefined && body.token !== undefined && body.refresh_token !== body.token) {
     throw new GatewayError("invalid_request", "Send the token as refresh_token or as token, not two different ones.");
   }

@@ -1,5 +1,4 @@
 /** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family, revoke a member. */
-import { z } from "zod";
 import type { ConfigSource } from "../config";
 import type { Logger } from "../log";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
@@ -19,26 +18,75 @@ const MIN_KV_TTL_SECONDS = 60;
 /** Shortest edge-cache time KV allows; keeps revocations and rotations visible sooner. */
 const READ_CACHE_TTL_SECONDS = 30;
 
-const Successor = z.object({ hash: z.string(), sealed: z.string(), expiresAt: z.number() });
-const RefreshRecord = z.object({
-  v: z.literal(1),
-  familyId: z.string(),
-  /** Milliseconds; compared with revoke-all and password-change times. */
-  familyCreatedAt: z.number(),
-  memberId: z.number().int(),
-  organisationId: z.number().int(),
-  issuedAt: z.number(),
-  expiresAt: z.number(),
-  /** Hash of the token this one replaced; absent on the first token of a family. */
-  parent: z.string().optional(),
-  usedAt: z.number().optional(),
-  successor: Successor.optional(),
-});
-const FamilyRevocation = z.object({ revokedAt: z.number(), memberId: z.number(), reason: z.string() });
-const MemberNotBefore = z.object({ notBefore: z.number() });
-
 /** What KV holds for one refresh token (times in milliseconds). */
-export type RefreshRecord = z.infer<typeof RefreshRecord>;
+export interface RefreshRecord {
+  v: 1;
+  familyId: string;
+  /** Milliseconds; compared with revoke-all and password-change times. */
+  familyCreatedAt: number;
+  memberId: number;
+  organisationId: number;
+  issuedAt: number;
+  expiresAt: number;
+  /** Hash of the token this one replaced; absent on the first token of a family. */
+  parent?: string | undefined;
+  usedAt?: number | undefined;
+  successor?: { hash: string; sealed: string; expiresAt: number } | undefined;
+}
+
+/** What KV holds once a family is revoked. */
+interface FamilyRevocation {
+  revokedAt: number;
+  memberId: number;
+  reason: string;
+}
+
+/** What KV holds for a member's revoke-all. */
+interface MemberNotBefore {
+  notBefore: number;
+}
+
+/** A parsed KV value's fields, read one by one; a guard returns undefined for any value of the wrong shape. */
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
+const isNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
+const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
+const isString = (value: unknown): value is string => typeof value === "string";
+
+/** The record with exactly its known fields (as written by this store), or undefined. */
+function parseRefreshRecord(raw: unknown): RefreshRecord | undefined {
+  if (!isObject(raw)) return undefined;
+  const { v, familyId, familyCreatedAt, memberId, organisationId, issuedAt, expiresAt, parent, usedAt, successor } =
+    raw;
+  if (v !== 1 || !isString(familyId) || !isNumber(familyCreatedAt)) return undefined;
+  if (!isInteger(memberId) || !isInteger(organisationId) || !isNumber(issuedAt) || !isNumber(expiresAt))
+    return undefined;
+  if ((parent !== undefined && !isString(parent)) || (usedAt !== undefined && !isNumber(usedAt))) return undefined;
+  const record: RefreshRecord = { v, familyId, familyCreatedAt, memberId, organisationId, issuedAt, expiresAt };
+  if (parent !== undefined) record.parent = parent;
+  if (usedAt !== undefined) record.usedAt = usedAt;
+  if (successor !== undefined) {
+    if (!isObject(successor)) return undefined;
+    const { hash, sealed, expiresAt: successorExpiresAt } = successor;
+    if (!isString(hash) || !isString(sealed) || !isNumber(successorExpiresAt)) return undefined;
+    record.successor = { hash, sealed, expiresAt: successorExpiresAt };
+  }
+  return record;
+}
+
+function parseFamilyRevocation(raw: unknown): FamilyRevocation | undefined {
+  if (!isObject(raw)) return undefined;
+  const { revokedAt, memberId, reason } = raw;
+  return isNumber(revokedAt) && isNumber(memberId) && isString(reason) ? { revokedAt, memberId, reason } : undefined;
+}
+
+function parseMemberNotBefore(raw: unknown): MemberNotBefore | undefined {
+  if (!isObject(raw)) return undefined;
+  const { notBefore } = raw;
+  return isNumber(notBefore) ? { notBefore } : undefined;
+}
 
 /** Whose session a refresh token continues. */
 export interface SessionOwner {
@@ -114,18 +162,18 @@ export class RefreshStore {
 
   /** The stored record of a (format-checked) token, or undefined when unknown or expired from KV. */
   async find(log: Logger, token: string): Promise<RefreshRecord | undefined> {
-    return this.readJson(log, REFRESH_KEYS.token(await refreshTokenHash(token)), RefreshRecord);
+    return this.readJson(log, REFRESH_KEYS.token(await refreshTokenHash(token)), parseRefreshRecord);
   }
 
   /** Reads a (format-checked) token's record, its family's revocation state and its parent; undefined when unknown. */
   async load(log: Logger, token: string): Promise<StoredSession | undefined> {
     const hash = await refreshTokenHash(token);
-    const record = await this.readJson(log, REFRESH_KEYS.token(hash), RefreshRecord);
+    const record = await this.readJson(log, REFRESH_KEYS.token(hash), parseRefreshRecord);
     if (!record) return undefined;
     const [family, member, parent] = await Promise.all([
-      this.readJson(log, REFRESH_KEYS.family(record.familyId), FamilyRevocation),
-      this.readJson(log, REFRESH_KEYS.member(record.memberId), MemberNotBefore),
-      record.parent ? this.readJson(log, REFRESH_KEYS.token(record.parent), RefreshRecord) : undefined,
+      this.readJson(log, REFRESH_KEYS.family(record.familyId), parseFamilyRevocation),
+      this.readJson(log, REFRESH_KEYS.member(record.memberId), parseMemberNotBefore),
+      record.parent ? this.readJson(log, REFRESH_KEYS.token(record.parent), parseRefreshRecord) : undefined,
     ]);
     const signedOut = member !== undefined && record.familyCreatedAt <= member.notBefore;
     return { hash, record, parent, revoked: family ? "family_revoked" : signedOut ? "member_signed_out" : undefined };
@@ -153,8 +201,8 @@ export class RefreshStore {
   /** Ends a whole family (every token ever rotated from one login); idempotent, writes at most once. */
   async revokeFamily(log: Logger, record: RefreshRecord, reason: string, now = this.now()): Promise<void> {
     const key = REFRESH_KEYS.family(record.familyId);
-    if (await this.readJson(log, key, FamilyRevocation)) return;
-    const value = { revokedAt: now, memberId: record.memberId, reason } satisfies z.infer<typeof FamilyRevocation>;
+    if (await this.readJson(log, key, parseFamilyRevocation)) return;
+    const value = { revokedAt: now, memberId: record.memberId, reason } satisfies FamilyRevocation;
     await this.kv.put(key, JSON.stringify(value), {
       expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
     });
@@ -178,16 +226,12 @@ export class RefreshStore {
     }
   }
 
-  private async readJson<Schema extends z.ZodType>(
-    log: Logger,
-    key: string,
-    schema: Schema,
-  ): Promise<z.infer<Schema> | undefined> {
+  private async readJson<T>(log: Logger, key: string, parse: (raw: unknown) => T | undefined): Promise<T | undefined> {
     const raw = await this.kv.get(key, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
     if (raw === null) return undefined;
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) log.error("refresh_store_unreadable", { key: key.split(":")[0] });
-    return parsed.success ? parsed.data : undefined;
+    const parsed = parse(raw);
+    if (parsed === undefined) log.error("refresh_store_unreadable", { key: key.split(":")[0] });
+    return parsed;
   }
 
   private async writeToken(
