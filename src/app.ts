@@ -3,12 +3,13 @@ import { Hono } from "hono";
 import type { Bindings } from "./config";
 import { gatewayOf, type AppEnv, type Gateway } from "./gateway";
 import { GatewayError } from "./gateway-error";
-import { bearerAuth } from "./http/bearer";
+import { authenticate } from "./http/bearer";
 import { cors } from "./http/cors";
 import { requestContext } from "./http/context";
 import { requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
 import { methodNotAllowed, onError } from "./http/problem";
 import openApiDocument from "./openapi/openapi.json";
+import { proxyChain } from "./proxy/chain";
 import { forward } from "./proxy/forward";
 import { authenticateRoutes } from "./routes/authenticate";
 import { secretRoutes } from "./routes/secrets";
@@ -48,6 +49,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
     throw new GatewayError("not_found", "No such gateway route.");
   });
 
-  app.all("*", bearerAuth(), requireActiveDynamicMember(), requirePlan(), requireScope(), forward());
+  // The proxied API: these named steps, in this order, then forward (src/proxy/chain.ts runs them in one handler).
+  app.all("*", proxyChain([authenticate, requireActiveDynamicMember, requirePlan, requireScope], forward));
   return app;
 }

@@ -1,7 +1,11 @@
 /** Bearer authentication middleware: exactly one `Authorization: Bearer <jwt>`, verified against the gateway's keys. */
 import type { MiddlewareHandler } from "hono";
+import type { WaitUntil } from "../config";
 import { GatewayError } from "../gateway-error";
-import type { AppEnv } from "../gateway";
+import type { AppEnv, Gateway } from "../gateway";
+import type { Logger } from "../log";
+import type { ProxiedRequest } from "../proxy/chain";
+import type { AccessClaims } from "../tokens/claims";
 
 /** Options of {@link bearerAuth}. */
 export interface BearerAuthOptions {
@@ -38,28 +42,45 @@ function credentialsOf(request: Request): string {
 }
 
 /**
- * Verifies the bearer token and sets `claims`; every failure is a 401 with an RFC 6750 challenge.
- * Fixed-secret tokens need no I/O; dynamic-secret ones read their organisation's keys (isolate, KV, D1).
+ * Verifies the request's bearer token and returns its claims; every failure is a 401 with an RFC 6750
+ * challenge. Fixed-secret tokens need no I/O; dynamic-secret ones read their organisation's keys (isolate, KV, D1).
  */
+export async function verifyBearer(
+  request: Request,
+  gateway: Gateway,
+  options: BearerAuthOptions,
+  ctx: () => WaitUntil,
+  log: Logger,
+): Promise<AccessClaims> {
+  const token = credentialsOf(request);
+  const config = gateway.config;
+  return gateway.verifier.verify(
+    token,
+    await gateway.keys.fixedRing(),
+    {
+      issuer: config.issuer,
+      audience: config.audience,
+      clockSkew: config.clockSkew,
+      now: Math.floor(gateway.now() / 1000),
+    },
+    options.fixedOnly ? undefined : gateway.dynamicSecrets,
+    options.fixedOnly ? NO_BACKGROUND_WORK : ctx(),
+    log,
+  );
+}
+
+/** Fixed-secret verification never schedules background work. */
+const NO_BACKGROUND_WORK = { waitUntil: () => undefined };
+
+/** The proxy chain's authentication step: any accepted token (fixed or dynamic secret) sets `claims`. */
+export async function authenticate(proxied: ProxiedRequest): Promise<void> {
+  proxied.claims = await verifyBearer(proxied.request, proxied.gateway, {}, () => proxied.ctx, proxied.log);
+}
+
+/** {@link verifyBearer} as Hono middleware for the gateway's own routes: sets `claims`. */
 export function bearerAuth(options: BearerAuthOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const token = credentialsOf(c.req.raw);
-    const gateway = c.get("gateway");
-    const config = gateway.config;
-    const claims = await gateway.verifier.verify(
-      token,
-      await gateway.keys.fixedRing(),
-      {
-        issuer: config.issuer,
-        audience: config.audience,
-        clockSkew: config.clockSkew,
-        now: Math.floor(gateway.now() / 1000),
-      },
-      options.fixedOnly ? undefined : gateway.dynamicSecrets,
-      c.executionCtx,
-      c.get("log"),
-    );
-    c.set("claims", claims);
+    c.set("claims", await verifyBearer(c.req.raw, c.get("gateway"), options, () => c.executionCtx, c.get("log")));
     await next();
   };
 }

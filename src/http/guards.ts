@@ -1,8 +1,7 @@
-/** The policy middleware after `bearerAuth`: active dynamic member, eligible plan, sufficient scope. */
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../gateway";
+/** The proxy chain's policy steps after authentication: active dynamic member, eligible plan, sufficient scope. */
 import { GatewayError } from "../gateway-error";
 import { checkPathForm } from "../policy/path-forms";
+import { claimsOf, type ProxiedRequest } from "../proxy/chain";
 import { isAllowed, resourceOf, scopesAllowing } from "../policy/scopes";
 import { pathOf } from "./request-url";
 
@@ -10,21 +9,15 @@ import { pathOf } from "./request-url";
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
 /** Dynamic-secret tokens must name an existing, active member; their `memberEntityId` comes from storage. */
-export function requireActiveDynamicMember(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const claims = c.get("claims");
-    if (claims.secretType === "dynamic")
-      c.set("claims", await c.get("gateway").dynamicSecrets.activeMember(c.executionCtx, c.get("log"), claims));
-    await next();
-  };
+export async function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> {
+  const claims = claimsOf(proxied);
+  if (claims.secretType === "dynamic")
+    proxied.claims = await proxied.gateway.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims);
 }
 
 /** The token's organisation must be active and on an API plan (403 `plan_not_eligible`). */
-export function requirePlan(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    await c.get("gateway").plans.requireEligible(c.executionCtx, c.get("claims").organisationEntityIdentifier);
-    await next();
-  };
+export async function requirePlan(proxied: ProxiedRequest): Promise<void> {
+  await proxied.gateway.plans.requireEligible(proxied.ctx, claimsOf(proxied).organisationEntityIdentifier);
 }
 
 /**
@@ -32,28 +25,22 @@ export function requirePlan(): MiddlewareHandler<AppEnv> {
  * method on the path's resource. 400 for a path whose resource is ambiguous (bad percent-encoding,
  * encoded separators), and for a path an origin could resolve differently (`policy/path-forms.ts`).
  */
-export function requireScope(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const method = c.req.method;
-    const path = pathOf(c.req.url);
-    const resource = resourceOf(path);
-    if (resource === undefined)
-      throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
-    if (ENCODED_SEPARATOR.test(path))
-      throw new GatewayError(
-        "invalid_request",
-        "Percent-encoded slashes and backslashes are not accepted in the path.",
-      );
-    if (!isAllowed(c.get("gateway").scopes.of(c.get("claims").scope), method, resource)) {
-      throw new GatewayError(
-        "insufficient_scope",
-        `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`,
-        {
-          requiredScope: scopesAllowing(method, resource).join(" "),
-        },
-      );
-    }
-    checkPathForm(path);
-    await next();
-  };
+export function requireScope(proxied: ProxiedRequest): void {
+  const method = proxied.request.method;
+  const path = pathOf(proxied.request.url);
+  const resource = resourceOf(path);
+  if (resource === undefined)
+    throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
+  if (ENCODED_SEPARATOR.test(path))
+    throw new GatewayError("invalid_request", "Percent-encoded slashes and backslashes are not accepted in the path.");
+  if (!isAllowed(proxied.gateway.scopes.of(claimsOf(proxied).scope), method, resource)) {
+    throw new GatewayError(
+      "insufficient_scope",
+      `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`,
+      {
+        requiredScope: scopesAllowing(method, resource).join(" "),
+      },
+    );
+  }
+  checkPathForm(path);
 }

@@ -1,12 +1,11 @@
 /** Forwards an authorized request to the origin: streamed body, trusted headers, bounded wait. */
-import type { Handler } from "hono";
 import type { Bindings, Config } from "../config";
-import type { AppEnv } from "../gateway";
 import { GatewayError } from "../gateway-error";
 import { pathAndQuery } from "../http/request-url";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
 import { refuseMethodParameter, setForwardingHeaders } from "./header-rules";
+import { claimsOf, type ProxiedRequest } from "./chain";
 import { sanitizedHeaders, setIdentityHeaders } from "./headers";
 
 /** Where the request goes: its own URL for the `ORIGIN` service binding, else `ORIGIN_URL` + its path and query. */
@@ -76,16 +75,14 @@ export async function forwardToOrigin(
   }
 }
 
-/** The final handler of the proxied API: forwards the authenticated, authorized request. */
-export function forward(): Handler<AppEnv> {
-  return async (c) => {
-    const gateway = c.get("gateway");
-    return forwardToOrigin(c.env, gateway.config, {
-      request: c.req.raw,
-      claims: c.get("claims"),
-      requestId: c.get("requestId"),
-      assertionKey: await gateway.keys.assertionKey(),
-      now: Math.floor(gateway.now() / 1000),
-    });
-  };
+/** The proxy chain's final step: forwards the authenticated, authorized request. */
+export async function forward(proxied: ProxiedRequest): Promise<Response> {
+  const { gateway } = proxied;
+  return forwardToOrigin(proxied.env, gateway.config, {
+    request: proxied.request,
+    claims: claimsOf(proxied),
+    requestId: proxied.requestId,
+    assertionKey: await gateway.keys.assertionKey(),
+    now: Math.floor(gateway.now() / 1000),
+  });
 }

@@ -1,0 +1,53 @@
+/**
+ * The proxied API's chain as named steps over one plain per-request object: one Hono handler runs
+ * them in the order `src/app.ts` lists, instead of one Hono middleware (and one `next()`) per step.
+ */
+import type { Handler } from "hono";
+import type { Bindings, WaitUntil } from "../config";
+import type { AppEnv, Gateway } from "../gateway";
+import type { Logger } from "../log";
+import type { AccessClaims } from "../tokens/claims";
+
+/** A proxied request in flight: what every step reads, and the claims the authentication step sets. */
+export interface ProxiedRequest {
+  readonly request: Request;
+  readonly env: Bindings;
+  readonly gateway: Gateway;
+  readonly requestId: string;
+  readonly log: Logger;
+  /** The execution context (read lazily: only background refreshes need it). */
+  readonly ctx: WaitUntil;
+  /** Set by the authentication step; every later step may rely on it. */
+  claims: AccessClaims | undefined;
+}
+
+/** One check of the chain: returns normally to let the request on, throws a `GatewayError` to refuse it. */
+export type ProxyStep = (request: ProxiedRequest) => Promise<void> | void;
+
+/** The claims the authentication step set (a step placed before it is a programming error). */
+export function claimsOf(request: ProxiedRequest): AccessClaims {
+  if (request.claims === undefined) throw new Error("a proxy step ran before the request was authenticated");
+  return request.claims;
+}
+
+/** The Hono handler running `steps` in order, then `final` (which talks to the origin). */
+export function proxyChain(
+  steps: readonly ProxyStep[],
+  final: (request: ProxiedRequest) => Promise<Response>,
+): Handler<AppEnv> {
+  return async (c) => {
+    const proxied: ProxiedRequest = {
+      request: c.req.raw,
+      env: c.env,
+      gateway: c.get("gateway"),
+      requestId: c.get("requestId"),
+      log: c.get("log"),
+      get ctx() {
+        return c.executionCtx;
+      },
+      claims: undefined,
+    };
+    for (const step of steps) await step(proxied);
+    return final(proxied);
+  };
+}
