@@ -1,4 +1,4 @@
-/** The gateway's Hono app: its own routes, then parse → verify → plan → scope → forward for everything else. */
+/** The gateway's Hono app: its own routes, then parse → verify → plan → limit → scope → forward for everything else. */
 import { Hono } from "hono";
 import type { Bindings } from "./config";
 import { gatewayOf, type AppEnv, type Gateway } from "./gateway";
@@ -6,7 +6,7 @@ import { GatewayError } from "./gateway-error";
 import { bearerAuth } from "./http/bearer";
 import { cors } from "./http/cors";
 import { requestContext } from "./http/context";
-import { requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
+import { limitOrganisation, requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
 import { methodNotAllowed, onError } from "./http/problem";
 import { forward } from "./proxy/forward";
 import { authenticateRoutes } from "./routes/authenticate";
@@ -50,6 +50,14 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
     throw new GatewayError("not_found", "No such gateway route.");
   });
 
-  app.all("*", bearerAuth(), requireActiveDynamicMember(), requirePlan(), requireScope(), forward());
+  app.all(
+    "*",
+    bearerAuth(),
+    requireActiveDynamicMember(),
+    requirePlan(),
+    limitOrganisation(),
+    requireScope(),
+    forward(),
+  );
   return app;
 }

@@ -1,4 +1,4 @@
-/** The policy middleware after `bearerAuth`: active dynamic member, eligible plan, sufficient scope. */
+/** The policy middleware after `bearerAuth`: active dynamic member, eligible plan, the organisation's limit, sufficient scope. */
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../gateway";
 import { GatewayError } from "../gateway-error";
@@ -19,10 +19,25 @@ export function requireActiveDynamicMember(): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** The token's organisation must be active and on an API plan (403 `plan_not_eligible`). */
+/** The token's organisation must be active and on an API plan (403 `plan_not_eligible`); sets `plan`. */
 export function requirePlan(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    await c.get("gateway").plans.requireEligible(c.executionCtx, c.get("claims").organisationEntityIdentifier);
+    c.set(
+      "plan",
+      await c.get("gateway").plans.requireEligible(c.executionCtx, c.get("claims").organisationEntityIdentifier),
+    );
+    await next();
+  };
+}
+
+/**
+ * Counts the request against its organisation's plan limit (fixed and dynamic tokens share it): 429
+ * `rate_limited` with `Retry-After`, `RateLimit-Policy` and `RateLimit` past it. Answers that pass are not
+ * touched: the origin's response goes through unchanged.
+ */
+export function limitOrganisation(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await c.get("gateway").limits.count(c.get("plan"), c.get("claims").organisationEntityIdentifier, c.get("log"));
     await next();
   };
 }
