@@ -1,6 +1,10 @@
 // W3C Trace Context through the HTTP surface: a valid traceparent is continued (trace id kept, the gateway's span
 // as parent-id), an invalid one replaced, a missing one created; tracestate passed on; the trace id in logs and audit rows.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import demoOrigin from "../examples/demo-origin/src/index";
+import worker from "../src/index";
 import { parseTraceparent } from "../src/http/trace";
 import { auditRowsOf, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
 import { SEED_PASSWORD } from "../scripts/seed-data";
@@ -76,6 +80,26 @@ describe("traceparent", () => {
     expect(traceId).not.toBe("0".repeat(32));
     expect(flags).toBe("00");
     expect(headers.tracestate).toBeUndefined();
+  });
+
+  it("reaches the demo origin, which echoes it with tracestate in received.headers", async () => {
+    const ORIGIN = {
+      fetch: (request: Request) => demoOrigin.fetch(request, { ASSERTION_SECRET: env.ASSERTION_SECRET }),
+    } as unknown as Fetcher;
+    const ctx = createExecutionContext();
+    const request = new Request("https://gateway.test/grids", {
+      headers: {
+        Authorization: `Bearer ${await signWithJose(fixedClaims())}`,
+        traceparent: VALID,
+        tracestate: "congo=t61rcWkgMzE",
+      },
+    });
+    const response = await worker.fetch(request, { ...env, ORIGIN }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(response.status).toBe(200);
+    const { received } = await response.json<{ received: { headers: Record<string, string> } }>();
+    expect(received.headers.Traceparent).toMatch(new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-01$`));
+    expect(received.headers.Tracestate).toBe("congo=t61rcWkgMzE");
   });
 
   it("parses strictly", () => {
