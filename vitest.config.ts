@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -22,7 +23,12 @@ export default defineConfig(async () => ({
           // Browser apps allowed in the tests (test/cors.test.ts, test/refresh-cookie.test.ts).
           CORS_ORIGINS: "https://app.test,http://127.0.0.1:5173",
           TEST_MIGRATIONS: await readD1Migrations("./migrations"),
+          // The production configuration as text, so a test can check API_RATE_LIMITS against its [[ratelimits]].
+          WRANGLER_TOML: readFileSync("./wrangler.toml", "utf8"),
         },
+        // wrangler.toml's API_LIMIT_* (600 and 6,000 a minute) stay bound as in production; this small one is
+        // for the 429 tests (test/limits.test.ts), which bind it in place of a plan's.
+        ratelimits: { API_LIMIT_TEST: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
       },
     }),
   ],

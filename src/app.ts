@@ -1,4 +1,4 @@
-/** The gateway's Hono app: its own routes, then parse → verify → plan → scope → forward for everything else. */
+/** The gateway's Hono app: its own routes, then parse → verify → plan → limit → scope → forward for everything else. */
 import { Hono } from "hono";
 import type { Bindings } from "./config";
 import { gatewayOf, type AppEnv, type Gateway } from "./gateway";
@@ -6,7 +6,7 @@ import { GatewayError } from "./gateway-error";
 import { authenticate } from "./http/bearer";
 import { cors } from "./http/cors";
 import { requestContext } from "./http/context";
-import { requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
+import { limitOrganisation, requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
 import { methodNotAllowed, onError } from "./http/problem";
 import openApiDocument from "./openapi/openapi.json";
 import { proxyChain } from "./proxy/chain";
@@ -50,6 +50,9 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   });
 
   // The proxied API: these named steps, in this order, then forward (src/proxy/chain.ts runs them in one handler).
-  app.all("*", proxyChain([authenticate, requireActiveDynamicMember, requirePlan, requireScope], forward));
+  app.all(
+    "*",
+    proxyChain([authenticate, requireActiveDynamicMember, requirePlan, limitOrganisation, requireScope], forward),
+  );
   return app;
 }

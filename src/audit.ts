@@ -21,6 +21,8 @@ export interface AuditEvent {
   event: AuditEventName;
   outcome: "success" | "failure";
   requestId: string;
+  /** The request's W3C trace id (32 hex digits). */
+  traceId?: string;
   memberId?: number;
   organisationId?: number;
   ip?: string;
@@ -30,12 +32,13 @@ export interface AuditEvent {
 }
 
 /** Who made a request, as every audit event records it. */
-export type RequestFacts = Pick<AuditEvent, "requestId" | "ip" | "userAgent">;
+export type RequestFacts = Pick<AuditEvent, "requestId" | "traceId" | "ip" | "userAgent">;
 
 /** The request's facts for the audit trail; the IP only from `CF-Connecting-IP` (never `X-Forwarded-For`, which clients write). */
-export function requestFacts(request: Request, requestId: string): RequestFacts {
+export function requestFacts(request: Request, requestId: string, traceId?: string): RequestFacts {
   return {
     requestId,
+    traceId,
     ip: request.headers.get("CF-Connecting-IP") ?? undefined,
     userAgent: request.headers.get("User-Agent") ?? undefined,
   };
@@ -71,6 +74,7 @@ export class AuditTrail {
   log(event: AuditEvent, at = this.now()): void {
     this.logger.info(event.event, {
       request_id: event.requestId,
+      trace_id: event.traceId,
       type: "audit",
       at: new Date(at).toISOString(),
       outcome: event.outcome,
@@ -95,6 +99,7 @@ export class AuditTrail {
       .catch((error: unknown) => {
         this.logger.error("audit_write_failed", {
           request_id: event.requestId,
+          trace_id: event.traceId,
           audit_event: event.event,
           error: String(error),
         });
@@ -117,6 +122,7 @@ export class AuditTrail {
       ip: clip(event.ip) ?? null,
       userAgent: clip(event.userAgent) ?? null,
       requestId: event.requestId,
+      traceId: event.traceId ?? null,
       detail: detail ? JSON.stringify(detail).slice(0, 2 * MAX_TEXT) : null,
     });
   }

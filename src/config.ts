@@ -8,6 +8,7 @@ type Vars =
   | "REFRESH_GRACE_SECONDS"
   | "CLOCK_SKEW"
   | "API_PLANS"
+  | "API_RATE_LIMITS"
   | "ORIGIN_TIMEOUT_MS"
   | "LOGIN_FREE_ATTEMPTS"
   | "LOGIN_BACKOFF_BASE_SECONDS"
@@ -33,9 +34,12 @@ export interface Secrets {
   CORS_ALLOW_HEADERS?: string;
 }
 
+/** Bindings wrangler.toml declares that an environment may leave unbound (each then switches its feature off). */
+type OptionalBindings = "LOGIN_LIMITER" | "API_LIMIT_PROFESSIONAL" | "API_LIMIT_ENTERPRISE" | "METRICS";
+
 /** Everything bound into the Worker: `GatewayEnv` as `wrangler types` generates it, vars optional, plus {@link Secrets}. */
-export type Bindings = Omit<GatewayEnv, Vars | "LOGIN_LIMITER"> &
-  Partial<Pick<GatewayEnv, Vars | "LOGIN_LIMITER">> &
+export type Bindings = Omit<GatewayEnv, Vars | OptionalBindings> &
+  Partial<Pick<GatewayEnv, Vars | OptionalBindings>> &
   Secrets;
 
 /** The part of the execution context background work needs. */
@@ -52,6 +56,8 @@ export interface Config {
   refreshGraceSeconds: number;
   clockSkew: number;
   apiPlans: ReadonlySet<string>;
+  /** Requests a minute per organisation, by plan, as `API_RATE_LIMITS` states them (the bindings enforce them). */
+  apiRateLimits: ReadonlyMap<string, number>;
   /** `ORIGIN_URL` without a trailing slash, e.g. `https://grids.internal/api`; the request path is appended. */
   originBase: string | undefined;
   originTimeoutMs: number;
@@ -97,6 +103,7 @@ export function parseConfig(env: Bindings): Config {
         .map((plan) => plan.trim())
         .filter(Boolean),
     ),
+    apiRateLimits: rateLimits(env.API_RATE_LIMITS),
     originBase: originBase(env.ORIGIN_URL),
     originTimeoutMs: integerAtLeast("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000, 1),
     ...loginBackoff(env),
@@ -136,6 +143,25 @@ function loginBackoff(
     loginBackoffBaseSeconds,
     loginBackoffMaxSeconds,
   };
+}
+
+const RATE_LIMIT_ENTRY = /^([A-Za-z0-9_-]+)=(\d+)$/;
+
+/** `API_RATE_LIMITS`: comma-separated `plan=requests-a-minute`; unset = the wrangler.toml defaults. */
+function rateLimits(raw: string | undefined): ReadonlyMap<string, number> {
+  const limits = new Map<string, number>();
+  for (const entry of (raw ?? "professional=600,enterprise=6000").split(",")) {
+    if (entry.trim() === "") continue;
+    const match = RATE_LIMIT_ENTRY.exec(entry.trim());
+    const value = Number(match?.[2]);
+    if (!match || !Number.isSafeInteger(value) || value < 1 || limits.has(match[1]!)) {
+      throw new ConfigError(
+        `API_RATE_LIMITS must be comma-separated plan=requests-a-minute (each plan once, ≥ 1), got ${JSON.stringify(raw)}`,
+      );
+    }
+    limits.set(match[1]!, value);
+  }
+  return limits;
 }
 
 /** An integer setting of at least `min`; `fallback` when unset. */

@@ -4,9 +4,12 @@ import { parseConfig, type Bindings, type Config, type ConfigSource } from "./co
 import { LoginGuard } from "./credentials/login-guard";
 import { LoginThrottle } from "./credentials/throttle";
 import { Logger } from "./log";
+import { Metrics } from "./metrics";
+import { OrganisationLimits } from "./policy/limits";
 import { PlanGate } from "./policy/plan";
 import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./secrets/resolve";
+import type { TraceContext } from "./http/trace";
 import { database, type Database } from "./storage/db";
 import type { AccessClaims } from "./tokens/claims";
 import { KeyStore } from "./tokens/keys";
@@ -29,6 +32,8 @@ export class Gateway implements ConfigSource {
   readonly now: () => number;
   /** The root logger; requests log through `logger.child(requestId)`. */
   readonly logger = new Logger();
+  /** One data point per request to `METRICS` (a no-op when unbound). */
+  readonly metrics: Metrics;
   /** The drizzle handle over `DB`. */
   readonly db: Database;
   readonly audit: AuditTrail;
@@ -50,6 +55,7 @@ export class Gateway implements ConfigSource {
   /** Per-IP limit, back-off, credential check and audit of logins. */
   readonly logins: LoginGuard;
   private parsed: Config | undefined;
+  private organisationLimits: OrganisationLimits | undefined;
 
   constructor(
     readonly env: Bindings,
@@ -57,6 +63,7 @@ export class Gateway implements ConfigSource {
   ) {
     const now = overrides.now ?? (() => Date.now());
     this.now = now;
+    this.metrics = new Metrics(env.METRICS, this.logger);
     const db = database(env.DB);
     this.db = db;
     this.audit = new AuditTrail(db, this.logger, now);
@@ -72,6 +79,11 @@ export class Gateway implements ConfigSource {
   /** The validated configuration, parsed once; throws `ConfigError` while the deployment is misconfigured. */
   get config(): Config {
     return (this.parsed ??= parseConfig(this.env));
+  }
+
+  /** The per-plan limits of the proxied API, built with the configuration (disabled plans are logged then, once). */
+  get limits(): OrganisationLimits {
+    return (this.organisationLimits ??= new OrganisationLimits(this.env, this.config, this.logger));
   }
 }
 
@@ -96,8 +108,11 @@ export function gatewayOf(env: Bindings): Gateway {
 export interface Variables {
   gateway: Gateway;
   requestId: string;
-  /** The request's logger: every line carries its request id. */
+  /** The request's W3C trace: its trace id, and the `traceparent` forwarded to the origin. */
+  trace: TraceContext;
+  /** The request's logger: every line carries its request id and trace id. */
   log: Logger;
+  /** The verified claims, once authentication passed (the proxied chain sets them when it ends, for metrics). */
   claims: AccessClaims;
 }
 

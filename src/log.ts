@@ -1,4 +1,4 @@
-/** The one logger: JSON lines with `level`, `event` and `request_id` on every line, for audit and operations alike. */
+/** The one logger: JSON lines with `level`, `event`, `request_id` and `trace_id` on every line, for audit and operations alike. */
 
 /** How serious a line is; `info` goes to `console.log`, the others to `console.warn` / `console.error`. */
 export type LogLevel = "info" | "warn" | "error";
@@ -6,13 +6,16 @@ export type LogLevel = "info" | "warn" | "error";
 /** Extra fields of a line; never a password, a token or a secret value. */
 export type LogFields = Record<string, unknown>;
 
-/** Writes structured lines; a request's logger (see {@link Logger.child}) stamps its request id on each. */
+/** Writes structured lines; a request's logger (see {@link Logger.child}) stamps its request id and trace id on each. */
 export class Logger {
-  constructor(private readonly requestId?: string) {}
+  constructor(
+    private readonly requestId?: string,
+    private readonly traceId?: string,
+  ) {}
 
-  /** The logger of one request: every line carries `request_id`. */
-  child(requestId: string): Logger {
-    return new Logger(requestId);
+  /** The logger of one request: every line carries `request_id` and the W3C `trace_id`. */
+  child(requestId: string, traceId?: string): Logger {
+    return new Logger(requestId, traceId);
   }
 
   info(event: string, fields?: LogFields): void {
@@ -28,6 +31,6 @@ export class Logger {
   }
 
   private line(level: LogLevel, event: string, fields: LogFields | undefined): string {
-    return JSON.stringify({ level, event, request_id: this.requestId, ...fields });
+    return JSON.stringify({ level, event, request_id: this.requestId, trace_id: this.traceId, ...fields });
   }
 }

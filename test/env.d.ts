@@ -9,6 +9,10 @@ declare global {
     }
     interface Env extends Bindings {
       TEST_MIGRATIONS: D1Migration[];
+      /** wrangler.toml as text. */
+      WRANGLER_TOML: string;
+      /** A rate-limiting binding of 3 requests a minute, for the 429 tests. */
+      API_LIMIT_TEST: RateLimit;
     }
   }
 }

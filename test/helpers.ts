@@ -127,6 +127,7 @@ export interface AuditRow {
   ip: string | null;
   user_agent: string | null;
   request_id: string;
+  trace_id: string | null;
   detail: string | null;
 }
 

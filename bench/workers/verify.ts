@@ -1,12 +1,15 @@
 /**
  * Bench-only worker (never deployed): loops one token-verification variant N times over the same token
- * bytes (`/verify`), or the whole gateway app in-process against a canned origin (`/app`).
+ * bytes (`/verify`), the whole gateway app in-process against a canned origin (`/app`, with the limit and
+ * metrics bindings unbound or bound to in-process stand-ins), or only the limit check and metrics write (`/observe`).
  */
 import { jwtVerify } from "jose";
 import gateway from "../../src/index";
 import type { Bindings } from "../../src/config";
 import { GatewayError } from "../../src/errors";
-import { gatewayOf } from "../../src/gateway";
+import { createGateway, gatewayOf, type Gateway } from "../../src/gateway";
+import { routeKind } from "../../src/metrics";
+import { pathOf } from "../../src/http/request-url";
 import { issueAccessToken } from "../../src/tokens/access";
 import { decodeBase64Url } from "../../src/tokens/base64url";
 
@@ -139,8 +142,55 @@ function inProcessEnv(env: Bindings): Bindings {
   return { ...env, DB: { prepare: () => statement } as unknown as D1Database, ORIGIN: origin as unknown as Fetcher };
 }
 
-let appEnv: Bindings | undefined;
+/**
+ * A stand-in for a rate-limiting binding: counts per key in fixed one-minute windows, as wrangler's local
+ * simulation does, with a limit the bench never reaches. The production binding is a call into the runtime
+ * (counters cached on the machine); its own cost cannot be measured outside Cloudflare.
+ */
+function countingLimiter(limit: number): RateLimit {
+  let window = 0;
+  const counts = new Map<string, number>();
+  return {
+    async limit({ key }: RateLimitOptions): Promise<RateLimitOutcome> {
+      const now = Math.floor(Date.now() / 60_000);
+      if (now !== window) {
+        window = now;
+        counts.clear();
+      }
+      const count = counts.get(key) ?? 0;
+      if (count >= limit) return { success: false };
+      counts.set(key, count + 1);
+      return { success: true };
+    },
+  };
+}
+
+/** A stand-in dataset: keeps the last data point, as cheap as a write can be in JavaScript. */
+function keepingDataset(): AnalyticsEngineDataset & { last?: AnalyticsEngineDataPoint } {
+  const dataset = {
+    last: undefined as AnalyticsEngineDataPoint | undefined,
+    writeDataPoint(point?: AnalyticsEngineDataPoint) {
+      dataset.last = point;
+    },
+  };
+  return dataset;
+}
+
+/** The in-process envs: `bare` with the limit and metrics bindings unbound, `observed` with stand-ins bound. */
+let appEnvs: { bare: Bindings; observed: Bindings } | undefined;
 const appContext = { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext;
+
+function makeAppEnvs(env: Bindings): { bare: Bindings; observed: Bindings } {
+  const base = inProcessEnv(env);
+  const bare = { ...base, API_LIMIT_PROFESSIONAL: undefined, API_LIMIT_ENTERPRISE: undefined, METRICS: undefined };
+  const observed = {
+    ...base,
+    API_LIMIT_PROFESSIONAL: countingLimiter(1e12),
+    API_LIMIT_ENTERPRISE: countingLimiter(1e12),
+    METRICS: keepingDataset(),
+  };
+  return { bare, observed };
+}
 
 /** Runs the gateway app on one authorized GET; true when it answered 200. */
 async function appRequest(env: Bindings, token: string): Promise<boolean> {
@@ -152,19 +202,45 @@ async function appRequest(env: Bindings, token: string): Promise<boolean> {
   return response.status === 200;
 }
 
+let observer: Gateway | undefined;
+const observerLog = { info() {}, warn() {}, error() {} } as unknown as Gateway["logger"];
+
+/**
+ * Only what the limit step and the metrics write add to a proxied request: the binding call through
+ * `OrganisationLimits.count`, the route kind, and one data point. True when the request was allowed.
+ */
+async function observeOnce(url: string, started: number): Promise<boolean> {
+  observer ??= createGateway(appEnvs!.observed);
+  await observer.limits.count("professional", "m7l9hw", observerLog);
+  observer.metrics.write({
+    route: routeKind(pathOf(url)),
+    status: 200,
+    code: "",
+    organisation: "m7l9hw",
+    secretType: "fixed",
+    durationMs: observer.now() - started,
+  });
+  return true;
+}
+
 export default {
   async fetch(request: Request, env: Bindings): Promise<Response> {
     const url = new URL(request.url);
     fixture ??= makeFixture(env);
     const f = await fixture;
     if (url.pathname === "/token") return Response.json({ token: f.good.token, bytes: f.good.token.length });
-    if (url.pathname !== "/verify" && url.pathname !== "/app") return new Response("not found", { status: 404 });
+    if (url.pathname !== "/verify" && url.pathname !== "/app" && url.pathname !== "/observe")
+      return new Response("not found", { status: 404 });
 
-    appEnv ??= inProcessEnv(env);
+    appEnvs ??= makeAppEnvs(env);
+    const appEnv = url.searchParams.get("variant") === "observed" ? appEnvs.observed : appEnvs.bare;
+    const started = Date.now();
     const variant =
       url.pathname === "/app"
-        ? (token: string) => appRequest(appEnv!, token)
-        : variants(env, f)[url.searchParams.get("variant") ?? ""];
+        ? (token: string) => appRequest(appEnv, token)
+        : url.pathname === "/observe"
+          ? () => observeOnce(request.url, started)
+          : variants(env, f)[url.searchParams.get("variant") ?? ""];
     const n = Number(url.searchParams.get("n") ?? "0");
     if (!variant || !Number.isSafeInteger(n) || n < 0) return new Response("bad variant or n", { status: 400 });
     const { token, bytes } = url.searchParams.get("bad") === "1" ? f.bad : f.good;

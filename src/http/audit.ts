@@ -3,7 +3,10 @@ import type { Context } from "hono";
 import { requestFacts, type AuditFields } from "../audit";
 import type { AppEnv } from "../gateway";
 
-/** Records `fields` for the request of `c` (id, IP, user agent) in the gateway's audit trail. */
+/** Records `fields` for the request of `c` (id, trace id, IP, user agent) in the gateway's audit trail. */
 export function auditRequest(c: Context<AppEnv>, fields: AuditFields): void {
-  c.get("gateway").audit.record(c.executionCtx, { ...fields, ...requestFacts(c.req.raw, c.get("requestId")) });
+  c.get("gateway").audit.record(c.executionCtx, {
+    ...fields,
+    ...requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId),
+  });
 }

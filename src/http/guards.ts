@@ -1,4 +1,4 @@
-/** The proxy chain's policy steps after authentication: active dynamic member, eligible plan, sufficient scope. */
+/** The proxy chain's policy steps after authentication: active dynamic member, eligible plan, the organisation's limit, sufficient scope. */
 import { GatewayError } from "../gateway-error";
 import { checkPathForm } from "../policy/path-forms";
 import { claimsOf, type ProxiedRequest } from "../proxy/chain";
@@ -15,9 +15,22 @@ export async function requireActiveDynamicMember(proxied: ProxiedRequest): Promi
     proxied.claims = await proxied.gateway.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims);
 }
 
-/** The token's organisation must be active and on an API plan (403 `plan_not_eligible`). */
+/** The token's organisation must be active and on an API plan (403 `plan_not_eligible`); sets `plan`. */
 export async function requirePlan(proxied: ProxiedRequest): Promise<void> {
-  await proxied.gateway.plans.requireEligible(proxied.ctx, claimsOf(proxied).organisationEntityIdentifier);
+  proxied.plan = await proxied.gateway.plans.requireEligible(
+    proxied.ctx,
+    claimsOf(proxied).organisationEntityIdentifier,
+  );
+}
+
+/**
+ * Counts the request against its organisation's plan limit (fixed and dynamic tokens share it): 429
+ * `rate_limited` with `Retry-After`, `RateLimit-Policy` and `RateLimit` past it. Answers that pass are not
+ * touched: the origin's response goes through unchanged.
+ */
+export async function limitOrganisation(proxied: ProxiedRequest): Promise<void> {
+  if (proxied.plan === undefined) throw new Error("the limit step ran before the plan step");
+  await proxied.gateway.limits.count(proxied.plan, claimsOf(proxied).organisationEntityIdentifier, proxied.log);
 }
 
 /**

@@ -31,10 +31,11 @@ export class PlanGate {
     this.cache = new LruCache({ maxEntries: CACHE_LIMIT, ttlMs: MAX_AGE_MS, now });
   }
 
-  /** Throws `plan_not_eligible` unless the organisation is active and on an API plan. */
-  async requireEligible(ctx: WaitUntil, identifier: string): Promise<void> {
+  /** Throws `plan_not_eligible` unless the organisation is active and on an API plan; returns the plan. */
+  async requireEligible(ctx: WaitUntil, identifier: string): Promise<string> {
     const entry = await this.access(ctx, identifier);
     if (!isEligible(this.source.config, entry)) throw refusal("planNotEligible");
+    return entry.plan!;
   }
 
   private async load(identifier: string): Promise<CachedAccess> {

@@ -5,6 +5,7 @@
 import type { Handler } from "hono";
 import type { Bindings, WaitUntil } from "../config";
 import type { AppEnv, Gateway } from "../gateway";
+import type { TraceContext } from "../http/trace";
 import type { Logger } from "../log";
 import type { AccessClaims } from "../tokens/claims";
 
@@ -15,10 +16,14 @@ export interface ProxiedRequest {
   readonly gateway: Gateway;
   readonly requestId: string;
   readonly log: Logger;
+  /** The request's W3C trace, forwarded to the origin. */
+  readonly trace: TraceContext;
   /** The execution context (read lazily: only background refreshes need it). */
   readonly ctx: WaitUntil;
   /** Set by the authentication step; every later step may rely on it. */
   claims: AccessClaims | undefined;
+  /** Set by the plan step: the organisation's plan, which picks its API limit. */
+  plan: string | undefined;
 }
 
 /** One check of the chain: returns normally to let the request on, throws a `GatewayError` to refuse it. */
@@ -42,12 +47,18 @@ export function proxyChain(
       gateway: c.get("gateway"),
       requestId: c.get("requestId"),
       log: c.get("log"),
+      trace: c.get("trace"),
       get ctx() {
         return c.executionCtx;
       },
       claims: undefined,
+      plan: undefined,
     };
-    for (const step of steps) await step(proxied);
-    return final(proxied);
+    try {
+      for (const step of steps) await step(proxied);
+      return await final(proxied);
+    } finally {
+      if (proxied.claims !== undefined) c.set("claims", proxied.claims);
+    }
   };
 }

@@ -2,6 +2,7 @@
 import type { Bindings, Config } from "../config";
 import { GatewayError } from "../gateway-error";
 import { pathAndQuery } from "../http/request-url";
+import type { TraceContext } from "../http/trace";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
 import { refuseMethodParameter, setForwardingHeaders } from "./header-rules";
@@ -20,6 +21,8 @@ export interface ForwardInput {
   request: Request;
   claims: AccessClaims;
   requestId: string;
+  /** The request's trace: its `traceparent` replaces the client's; the client's `tracestate` goes on only with it. */
+  trace: TraceContext;
   /** The key `X-Gateway-Assertion` is signed with. */
   assertionKey: CryptoKey;
   /** Seconds since the epoch. */
@@ -33,12 +36,14 @@ export interface ForwardInput {
 export async function forwardToOrigin(
   env: Bindings,
   config: Config,
-  { request, claims, requestId, assertionKey, now }: ForwardInput,
+  { request, claims, requestId, trace, assertionKey, now }: ForwardInput,
 ): Promise<Response> {
   const url = upstreamUrl(env, config, request.url);
   const headers = sanitizedHeaders(request.headers);
   refuseMethodParameter(request.url);
   setForwardingHeaders(headers, request.headers.get("CF-Connecting-IP"), request.url);
+  headers.set("traceparent", trace.traceparent);
+  if (!trace.continued) headers.delete("tracestate");
   const clientEncoding = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
   if (clientEncoding !== undefined) headers.set("Accept-Encoding", clientEncoding);
   setIdentityHeaders(
@@ -82,6 +87,7 @@ export async function forward(proxied: ProxiedRequest): Promise<Response> {
     request: proxied.request,
     claims: claimsOf(proxied),
     requestId: proxied.requestId,
+    trace: proxied.trace,
     assertionKey: await gateway.keys.assertionKey(),
     now: Math.floor(gateway.now() / 1000),
   });

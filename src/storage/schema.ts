@@ -77,6 +77,8 @@ export const auditEvents = sqliteTable(
     ip: text("ip"),
     userAgent: text("user_agent"),
     requestId: text("request_id").notNull(),
+    /** The request's W3C trace id; null on rows written before it was recorded. */
+    traceId: text("trace_id"),
     detail: text("detail"),
   },
   (table) => [index("audit_events_at").on(table.at), index("audit_events_member").on(table.memberId)],

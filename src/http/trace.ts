@@ -1,0 +1,71 @@
+/**
+ * W3C Trace Context (Level 1): the client's `traceparent` validated strictly, or a new trace, and the
+ * `traceparent` the gateway forwards to the origin with its own span id as parent-id.
+ */
+
+/** The trace a request belongs to, as the gateway continues it. */
+export interface TraceContext {
+  /** 32 lowercase hex digits, never all zero: the client's when its `traceparent` was valid, else new. */
+  readonly traceId: string;
+  /** What the origin receives: version 00, the trace id, the gateway's span id, the sampled flag. */
+  readonly traceparent: string;
+  /** Whether the client's `traceparent` was accepted; only then is its `tracestate` passed on. */
+  readonly continued: boolean;
+}
+
+/** Version 00: exactly 55 characters, lowercase hex only. */
+const VERSION_00 = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+/**
+ * A higher version: the version 00 fields at the start, and after the flags either the end or a dash
+ * (what follows is a later version's and not interpreted).
+ */
+const LATER_VERSION = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-|$)/;
+const ZERO_TRACE_ID = "0".repeat(32);
+const ZERO_SPAN_ID = "0".repeat(16);
+const SAMPLED = 0x01;
+
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+function hex(bytes: Uint8Array, from: number, to: number): string {
+  let out = "";
+  for (let i = from; i < to; i++) out += HEX[bytes[i]!];
+  return out;
+}
+
+/**
+ * The trace id and flags of a valid `traceparent`, else undefined (absent, malformed, version `ff`,
+ * upper-case hex, an all-zero trace id or parent id, several `traceparent` fields joined by a comma).
+ */
+export function parseTraceparent(value: string | null): { traceId: string; flags: number } | undefined {
+  if (value === null) return undefined;
+  let fields = VERSION_00.exec(value)?.slice(1);
+  if (fields === undefined) {
+    const later = LATER_VERSION.exec(value);
+    // Version 00 must match exactly; ff is forbidden.
+    if (later === null || later[1] === "00" || later[1] === "ff") return undefined;
+    fields = later.slice(2);
+  }
+  const [traceId, parentId, flags] = fields as [string, string, string];
+  if (traceId === ZERO_TRACE_ID || parentId === ZERO_SPAN_ID) return undefined;
+  return { traceId, flags: parseInt(flags, 16) };
+}
+
+/**
+ * Continues the client's trace when its `traceparent` is valid, else starts one (flags 00: the gateway
+ * records no trace data itself). Either way the forwarded `parent-id` is a new span id, the gateway's own:
+ * the origin's span is a child of the gateway's span, which is a child of the client's. Of the flags only
+ * `sampled` is kept (Level 1 defines no other; the rest must be sent as zero).
+ */
+export function traceContext(traceparent: string | null): TraceContext {
+  const random = crypto.getRandomValues(new Uint8Array(24));
+  if (random[16] === 0) random[16] = 1; // a span id must not be all zero
+  const spanId = hex(random, 16, 24);
+  const parsed = parseTraceparent(traceparent);
+  if (parsed) {
+    const flags = parsed.flags & SAMPLED ? "01" : "00";
+    return { traceId: parsed.traceId, traceparent: `00-${parsed.traceId}-${spanId}-${flags}`, continued: true };
+  }
+  if (random[0] === 0) random[0] = 1; // nor a trace id
+  const traceId = hex(random, 0, 16);
+  return { traceId, traceparent: `00-${traceId}-${spanId}-00`, continued: false };
+}

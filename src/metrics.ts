@@ -1,0 +1,65 @@
+/** Request metrics: one Workers Analytics Engine data point per request, written without waiting for it. */
+import type { Logger } from "./log";
+
+/** Which part of the gateway answered. */
+export type RouteKind = "login" | "refresh" | "revoke" | "secrets" | "proxied" | "other";
+
+/** The route kind of a request path (still percent-encoded, as the router saw it). */
+export function routeKind(path: string): RouteKind {
+  if (!path.startsWith("/authenticate")) return path === "/health" || path === "/openapi.json" ? "other" : "proxied";
+  if (path === "/authenticate") return "login";
+  if (path === "/authenticate/refresh") return "refresh";
+  if (path === "/authenticate/revoke") return "revoke";
+  if (path === "/authenticate/secrets" || path.startsWith("/authenticate/secrets/")) return "secrets";
+  // `/authenticate…` that is no gateway route: a 404 of the gateway's, or (`/authenticatex`) a proxied path.
+  return path.startsWith("/authenticate/") ? "other" : "proxied";
+}
+
+/** One request as the metrics record it; strings are empty where the request had no such value. */
+export interface RequestMetric {
+  route: RouteKind;
+  status: number;
+  /** The problem code of a refusal the gateway answered itself. */
+  code: string;
+  /** The verified token's organisation identifier. */
+  organisation: string;
+  /** `fixed` or `dynamic`: the verified token's secret type. */
+  secretType: string;
+  /** Milliseconds from the request's arrival to its response headers, as the Worker's clock sees it. */
+  durationMs: number;
+}
+
+/**
+ * Writes data points to the `METRICS` dataset; a no-op when it is unbound. Layout (docs/operating.md § Metrics):
+ * index1 = organisation, blob1 = route kind, blob2 = problem code, blob3 = organisation, blob4 = secret
+ * type, double1 = status, double2 = duration in ms.
+ */
+export class Metrics {
+  private failureLogged = false;
+
+  constructor(
+    private readonly dataset: AnalyticsEngineDataset | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Whether data points go anywhere. */
+  get enabled(): boolean {
+    return this.dataset !== undefined;
+  }
+
+  /** Records `metric`; `writeDataPoint` returns at once (the runtime sends it after the response). Never throws. */
+  write(metric: RequestMetric): void {
+    if (this.dataset === undefined) return;
+    try {
+      this.dataset.writeDataPoint({
+        indexes: [metric.organisation],
+        blobs: [metric.route, metric.code, metric.organisation, metric.secretType],
+        doubles: [metric.status, metric.durationMs],
+      });
+    } catch (error) {
+      // Metrics must never fail a request; say so once per isolate, not once per request.
+      if (!this.failureLogged) this.logger.error("metrics_write_failed", { error: String(error) });
+      this.failureLogged = true;
+    }
+  }
+}
