@@ -63,9 +63,9 @@ export class Gateway implements ConfigSource {
     this.keys = new KeyStore(this);
     this.plans = new PlanGate(this, db, now);
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv: env.TOKENS, db, now });
-    this.refreshStore = new RefreshStore(env.TOKENS, this, now);
+    this.refreshStore = new RefreshStore(env.TOKENS, env.REFRESH_FAMILIES, this, now);
     this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
-    this.throttle = new LoginThrottle(env.TOKENS, this, now);
+    this.throttle = new LoginThrottle(env.LOGIN_BACKOFF, this, now);
     this.logins = new LoginGuard({ env, source: this, db, throttle: this.throttle, audit: this.audit, now });
   }
 
