@@ -3,5 +3,6 @@ import { createApp } from "./app";
 
 export { LoginBackoff } from "./durable/login-backoff";
 export { RefreshFamily } from "./durable/refresh-family";
+export { Revocations } from "./durable/revocations";
 
 export default createApp();

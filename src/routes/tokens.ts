@@ -100,7 +100,11 @@ tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
     await memberBearer(c, async () => {});
     const memberId = c.get("claims").memberEntityId;
     if (memberId === undefined) throw new GatewayError("invalid_token", "the access token names no memberEntityId");
-    await refreshStore.revokeMemberSessions(memberId);
+    const gateway = c.get("gateway");
+    await Promise.all([
+      refreshStore.revokeMemberSessions(memberId),
+      gateway.revocations.revoke(gateway.config, { members: [memberId] }),
+    ]);
     auditRequest(c, { event: "revoke.all", outcome: "success", memberId });
   }
   const stored =
