@@ -76,8 +76,14 @@ export class RevocationList {
     return loading;
   }
 
-  /** True when the token's member or organisation was revoked at or after the token was issued. */
+  /**
+   * True when a gateway-issued (fixed-secret) token's member or organisation was revoked at or after the
+   * token was issued. Dynamic-secret tokens are minted by the organisation's own integration, which can
+   * sign a fresh one at any time, so an issue time proves nothing about them: they are held by their live
+   * checks instead (member active, plan, the secret not revoked; each ≤ 60 s).
+   */
   isRevoked(claims: AccessClaims): boolean {
+    if (claims.secretType !== "fixed") return false;
     if (this.members.size === 0 && this.organisations.size === 0 && this.buckets.size === 0) return false;
     const issuedAt = claims.iat ?? Number.NEGATIVE_INFINITY;
     const member = claims.memberEntityId;
