@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
 import { fakeOrigin, problem } from "./helpers";
-import { location, type Clock } from "./locations";
+import { location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -46,7 +46,8 @@ describe("admin revocations", () => {
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
     expect((await postRefresh({ refresh_token: refresh })).status).toBe(401);
 
-    clock.now += 31_000;
+    await revocationPublished(account.memberId);
+    clock.now += 30_000;
     await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
   });
 

@@ -91,3 +91,13 @@ export async function seedBackoff(email: string, record: FailureRecord): Promise
 export function familyObject(familyId: string): DurableObjectStub<RefreshFamily> {
   return env.REFRESH_FAMILIES.get(env.REFRESH_FAMILIES.idFromName(familyId));
 }
+
+/** Waits (≤ 3 s) until KV's revocation record names `memberId`: the publisher writes at most once a second. */
+export async function revocationPublished(memberId: number): Promise<void> {
+  for (let waited = 0; waited < 3000; waited += 100) {
+    const record = await env.TOKENS.get<{ members: Record<string, number> }>("access-revocations", "json");
+    if (record?.members[String(memberId)] !== undefined) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`member ${memberId} never appeared in access-revocations`);
+}

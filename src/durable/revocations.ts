@@ -5,12 +5,16 @@ import { Logger } from "../log";
 /** KV key of the published record. */
 export const REVOCATIONS_KEY = "access-revocations";
 
-/** Most members and organisations published by name; older entries beyond it are merged into buckets. */
-export const MAX_NAMED_ENTRIES = 10_000;
-/** Buckets that entries beyond {@link MAX_NAMED_ENTRIES} are merged into (by a hash of the subject). */
+/**
+ * Bytes of named entries (members and organisations, newest first) the published record may hold; older
+ * entries beyond it are merged into buckets. With the buckets (≤ 1,024 × ≈ 18 B) the record stays under
+ * the 64 KiB a KV value read on the proxied path may have (docs/capacity.md).
+ */
+export const MAX_NAMED_BYTES = 40 * 1024;
+/** Buckets that entries beyond {@link MAX_NAMED_BYTES} are merged into (by a hash of the subject). */
 export const REVOCATION_BUCKETS = 1024;
-/** KV accepts about one write per key per second: a refused publication is retried this much later. */
-const PUBLISH_RETRY_MS = 1000;
+/** KV accepts one write per key per second: publications are at least this far apart (a change in between waits for an alarm). */
+export const PUBLISH_INTERVAL_MS = 1000;
 
 /**
  * The published record: per member id, organisation identifier or bucket, the time (seconds) at or
@@ -19,11 +23,13 @@ const PUBLISH_RETRY_MS = 1000;
  */
 export interface RevocationSnapshot {
   v: 1;
+  /** Grows with every change the object records: a copy never replaces a newer one. */
+  version: number;
   /** When the object built this record (ms). */
   publishedAt: number;
   members: Record<string, number>;
   organisations: Record<string, number>;
-  /** Present only past {@link MAX_NAMED_ENTRIES}: bucket → revoked-before for every subject hashed into it. */
+  /** Present only past {@link MAX_NAMED_BYTES}: bucket → revoked-before for every subject hashed into it. */
   buckets?: Record<string, number>;
 }
 
@@ -59,14 +65,18 @@ CREATE TABLE IF NOT EXISTS publication (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   published_at INTEGER NOT NULL,
   dirty INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS version (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  version INTEGER NOT NULL
 );`;
 
 type Row = { subject: string; before: number; expires_at: number };
 
 /**
  * One object for the whole deployment (named `global`). It keeps every live revocation exactly in
- * SQLite, and publishes the bounded record to KV `access-revocations` at every change (a write KV
- * refuses is retried by an alarm). Revocations are rare (logout-everywhere, admin
+ * SQLite, and publishes the bounded record to KV `access-revocations` at every change, at most once a
+ * second (changes in between, and refused writes, are published by an alarm). Revocations are rare (logout-everywhere, admin
  * commands), so one object is far from its limits.
  */
 export class Revocations extends DurableObject<Cloudflare.Env> {
@@ -95,6 +105,9 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
           expiresAt,
         );
       }
+      this.ctx.storage.sql.exec(
+        "INSERT INTO version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1",
+      );
     });
     const snapshot = this.snapshot(now);
     await this.publish(snapshot, now);
@@ -119,9 +132,14 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     const sql = this.ctx.storage.sql;
     sql.exec("DELETE FROM revocations WHERE expires_at <= ?", now);
     const rows = sql.exec<Row>("SELECT subject, before, expires_at FROM revocations ORDER BY before DESC").toArray();
-    const snapshot: RevocationSnapshot = { v: 1, publishedAt: now, members: {}, organisations: {} };
-    rows.forEach((row, index) => {
-      if (index >= MAX_NAMED_ENTRIES) {
+    const version =
+      sql.exec<{ version: number }>("SELECT version FROM version WHERE id = 1").toArray()[0]?.version ?? 0;
+    const snapshot: RevocationSnapshot = { v: 1, version, publishedAt: now, members: {}, organisations: {} };
+    let named = 0;
+    rows.forEach((row) => {
+      // `"<id>":<10 digits>,` in JSON: the subject without its 2-character prefix, plus 14.
+      named += row.subject.length + 12;
+      if (named > MAX_NAMED_BYTES) {
         // Past the bound: merged into its bucket, so every subject of that bucket is refused for
         // tokens up to the newest merged time (closed for more members than needed, never open).
         const buckets = (snapshot.buckets ??= {});
@@ -137,19 +155,30 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
   }
 
   /**
-   * Writes the record to KV. KV accepts about one write per key per second: a refused write (a burst
-   * of revocations) is left marked and retried by an alarm a second later, with the record as it is then.
+   * Writes the record to KV, at most once per {@link PUBLISH_INTERVAL_MS} (KV's one write per key per
+   * second): a change sooner than that is marked and published by an alarm with the record as it is
+   * then. A refused write is retried the same way.
    */
   private async publish(snapshot: RevocationSnapshot, now: number): Promise<void> {
     const sql = this.ctx.storage.sql;
+    const wallClock = Date.now();
+    const last = sql.exec<{ published_at: number }>("SELECT published_at FROM publication WHERE id = 1").toArray()[0];
+    const later = () => {
+      sql.exec(
+        "INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 1)",
+        last?.published_at ?? wallClock,
+      );
+      return this.ctx.storage.setAlarm((last?.published_at ?? wallClock) + PUBLISH_INTERVAL_MS);
+    };
+    if (last && wallClock - last.published_at < PUBLISH_INTERVAL_MS) return later();
     const keepSeconds = Math.max(60, Math.ceil((Math.max(0, ...this.expiries()) - now) / 1000) + 60);
     try {
       await this.env.TOKENS.put(REVOCATIONS_KEY, JSON.stringify(snapshot), { expirationTtl: keepSeconds });
-      sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 0)", now);
+      sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 0)", wallClock);
     } catch (error) {
       new Logger().error("revocations_publish_failed", { error: String(error) });
-      sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 1)", now);
-      await this.ctx.storage.setAlarm(Date.now() + PUBLISH_RETRY_MS);
+      sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 1)", wallClock);
+      await this.ctx.storage.setAlarm(wallClock + PUBLISH_INTERVAL_MS);
     }
   }
 

@@ -11,13 +11,13 @@ import type { Logger } from "../log";
 import type { AccessClaims } from "./claims";
 
 /** From this age on, a request starts a background re-read (ms). */
-export const REVOCATIONS_REFRESH_MS = 20_000;
+export const REVOCATIONS_REFRESH_MS = 19_000;
 /**
  * Never used older than this (ms): a request that finds the copy older waits for a re-read, and fails
- * (opaque 500) when that fails. With KV's own edge cache (`cacheTtl: 30`) a revocation reaches every
- * isolate within 30 s + 30 s.
+ * (opaque 500) when that fails. With the publisher's ≤ 1 s coalescing and KV's own edge cache
+ * (`cacheTtl: 30`), a revocation reaches every isolate within 1 s + 30 s + 29 s.
  */
-export const REVOCATIONS_MAX_AGE_MS = 30_000;
+export const REVOCATIONS_MAX_AGE_MS = 29_000;
 const READ_CACHE_TTL_SECONDS = 30;
 
 /** Who may be named in a revocation. */
@@ -33,7 +33,7 @@ function parse(raw: unknown): RevocationSnapshot | undefined {
     typeof table === "object" &&
     table !== null &&
     Object.values(table as Record<string, unknown>).every((v) => typeof v === "number");
-  if (value.v !== 1 || typeof value.publishedAt !== "number") return undefined;
+  if (value.v !== 1 || typeof value.version !== "number" || typeof value.publishedAt !== "number") return undefined;
   if (!isTable(value.members) || !isTable(value.organisations)) return undefined;
   if (value.buckets !== undefined && !isTable(value.buckets)) return undefined;
   return value as RevocationSnapshot;
@@ -42,7 +42,7 @@ function parse(raw: unknown): RevocationSnapshot | undefined {
 /**
  * One per gateway (isolate). Holds member → revoked-before and organisation → revoked-before (seconds)
  * in maps; {@link isRevoked} is a few map lookups. The copy is re-read from KV in the background once
- * it is 20 s old; a copy older than 30 s is never used without a re-read (so an idle isolate's first
+ * it is 19 s old; a copy older than 29 s is never used without a re-read (so an idle isolate's first
  * request waits for one KV read). A record that cannot be read fails requests closed.
  */
 export class RevocationList {
@@ -50,7 +50,7 @@ export class RevocationList {
   private organisations = new Map<string, number>();
   private buckets = new Map<number, number>();
   private loadedAt = Number.NEGATIVE_INFINITY;
-  private publishedAt = Number.NEGATIVE_INFINITY;
+  private version = Number.NEGATIVE_INFINITY;
   private loading: Promise<void> | undefined;
 
   constructor(
@@ -118,7 +118,7 @@ export class RevocationList {
     const raw = await this.kv.get(REVOCATIONS_KEY, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
     const readAt = this.now();
     if (raw === null) {
-      this.install({ v: 1, publishedAt: readAt, members: {}, organisations: {} }, readAt);
+      this.install({ v: 1, version: 0, publishedAt: readAt, members: {}, organisations: {} }, readAt);
       return;
     }
     const snapshot = parse(raw);
@@ -129,8 +129,8 @@ export class RevocationList {
   /** Replaces the maps, unless a newer record is already installed (a re-read may return an older edge copy). */
   private install(snapshot: RevocationSnapshot, readAt: number): void {
     this.loadedAt = readAt;
-    if (snapshot.publishedAt < this.publishedAt) return;
-    this.publishedAt = snapshot.publishedAt;
+    if (snapshot.version < this.version) return;
+    this.version = snapshot.version;
     this.members = new Map(Object.entries(snapshot.members).map(([id, before]) => [Number(id), before]));
     this.organisations = new Map(Object.entries(snapshot.organisations));
     this.buckets = new Map(Object.entries(snapshot.buckets ?? {}).map(([bucket, before]) => [Number(bucket), before]));
