@@ -9,6 +9,7 @@ export const TEST_SECRETS = {
   PASSWORD_PEPPER: "test-password-pepper-0123456789abcdef0123456789",
   SECRETS_KEY: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
   ASSERTION_SECRET: "test-assertion-secret-0123456789abcdef0123456789",
+  ADMIN_SECRET: "test-admin-secret-0123456789abcdef0123456789abcd",
 };
 
 export default defineConfig(async () => ({

@@ -56,7 +56,13 @@ function wranglerSettings(path) {
   const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[|$(?![\s\S]))/m.exec(text)?.[1] ?? "";
   for (const match of section.matchAll(/^\s*([A-Z0-9_]+)\s*=\s*"([^"]*)"/gm)) vars[match[1]] = match[2];
   const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(text)?.[1] ?? "2026-11-01";
-  return { vars, compatibilityDate };
+  const durableObjects = [];
+  for (const block of text.split(/^\[\[durable_objects\.bindings\]\]\s*$/m).slice(1)) {
+    const name = /^name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
+    const className = /^class_name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
+    if (name && className) durableObjects.push({ name, className });
+  }
+  return { vars, compatibilityDate, durableObjects };
 }
 
 /** Signs an `X-Gateway-Assertion` in Node, for sending straight to an origin that checks it. */
@@ -103,7 +109,7 @@ async function prepare() {
     `built 5 bundles (and the gateway's and forwarder's upload bundles for the startup profile) with wrangler deploy --dry-run in ${fmt((performance.now() - started) / 1000, 1)} s`,
   );
 
-  const { vars, compatibilityDate } = wranglerSettings(join(ROOT, "wrangler.toml"));
+  const { vars, compatibilityDate, durableObjects } = wranglerSettings(join(ROOT, "wrangler.toml"));
   const migrations = readdirSync(join(ROOT, "migrations"))
     .filter((name) => name.endsWith(".sql"))
     .sort();
@@ -113,8 +119,22 @@ async function prepare() {
   );
   const env = { ...vars, ...SECRETS };
   const d1Dir = join(OUT, "d1");
-  rmSync(d1Dir, { recursive: true, force: true });
-  mkdirSync(d1Dir);
+  const doDir = join(OUT, "gateway-objects");
+  for (const dir of [d1Dir, doDir]) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir);
+  }
+  // The gateway's own Durable Objects (wrangler.toml [[durable_objects.bindings]]), SQLite-backed on local disk.
+  const gatewayObjects = durableObjects.length
+    ? `
+  durableObjectNamespaces = [ ${durableObjects
+    .map(
+      ({ className }) =>
+        `(className = ${JSON.stringify(className)}, uniqueKey = "gridgate-bench-${className}", enableSql = true)`,
+    )
+    .join(", ")} ],
+  durableObjectStorage = (localDisk = "gateway-do-disk"),`
+    : "";
   const worker = (bundle, bindings, extra) =>
     `worker = ${workerBlock({ configDir: OUT, dir: bundle.dir, modules: bundle.modules, compatibilityDate, bindings, extra })}`;
 
@@ -134,16 +154,24 @@ async function prepare() {
     services: [
       [
         "gateway",
-        worker(gateway, [
-          // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
-          ...textBindings({
-            ...env,
-            ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}`,
-            LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10),
-          }),
-          `(name = "DB", wrapped = (moduleName = "cloudflare-internal:d1-api", innerBindings = [(name = "fetcher", service = "storage")]))`,
-          `(name = "TOKENS", kvNamespace = (name = "storage", entrypoint = "kv"))`,
-        ]),
+        worker(
+          gateway,
+          [
+            // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
+            ...textBindings({
+              ...env,
+              ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}`,
+              LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10),
+            }),
+            `(name = "DB", wrapped = (moduleName = "cloudflare-internal:d1-api", innerBindings = [(name = "fetcher", service = "storage")]))`,
+            `(name = "TOKENS", kvNamespace = (name = "storage", entrypoint = "kv"))`,
+            ...durableObjects.map(
+              ({ name, className }) =>
+                `(name = ${JSON.stringify(name)}, durableObjectNamespace = (className = ${JSON.stringify(className)}))`,
+            ),
+          ],
+          gatewayObjects,
+        ),
       ],
       [
         "storage",
@@ -160,6 +188,7 @@ async function prepare() {
         ),
       ],
       ["d1-disk", `disk = (path = ${JSON.stringify(d1Dir)}, writable = true)`],
+      ["gateway-do-disk", `disk = (path = ${JSON.stringify(doDir)}, writable = true)`],
       ["internet", `network = (allow = ["public", "private", "local"])`],
     ],
   });
@@ -383,13 +412,45 @@ async function loginBench(servers) {
   };
   const ok = await measure(SEED.password, 200, 100);
   const wrong = await measure("not-the-password", 401, 200);
+
+  // Refresh: a chain of rotations (each presents the successor of the one before), as a client does.
+  let refreshToken = JSON.parse(first.response.body.toString()).refresh_token;
+  const refreshOnce = async (i) => {
+    const started = performance.now();
+    const response = await connection.send(
+      requestBytes(
+        PORTS.gateway,
+        "POST",
+        "/authenticate/refresh",
+        { "Content-Type": "application/json", "CF-Connecting-IP": `10.8.${i >> 8}.${i & 255}` },
+        JSON.stringify({ refresh_token: refreshToken }),
+      ),
+    );
+    if (response.status !== 200) throw new Error(`refresh expected 200, got ${response.status} ${response.body}`);
+    refreshToken = JSON.parse(response.body.toString()).refresh_token;
+    return performance.now() - started;
+  };
+  for (let i = 0; i < 2; i++) await refreshOnce(i);
+  const refreshTimes = [];
+  const refreshCpuBefore = cpuSeconds(servers.gateway.pid);
+  for (let i = 0; i < LOGINS; i++) refreshTimes.push(await refreshOnce(300 + i));
+  const refreshCpu = cpuSeconds(servers.gateway.pid) - refreshCpuBefore;
+  refreshTimes.sort((a, b) => a - b);
+  const refresh = {
+    p50: quantile(refreshTimes, 0.5),
+    p99: quantile(refreshTimes, 0.99),
+    cpuMsPerLogin: (refreshCpu * 1000) / LOGINS,
+  };
   connection.close();
-  log(`\n## 3. Login: POST /authenticate, ${LOGINS} sequential requests each, one keep-alive connection`);
+  log(`\n## 3. Login and refresh: ${LOGINS} sequential requests each, one keep-alive connection`);
   log("| case | p50 ms | p99 ms | gateway workerd CPU ms / login |");
   log("|---|---:|---:|---:|");
   log(`| correct password → 200 | ${fmt(ok.p50, 1)} | ${fmt(ok.p99, 1)} | ${fmt(ok.cpuMsPerLogin, 1)} |`);
   log(`| wrong password → 401 | ${fmt(wrong.p50, 1)} | ${fmt(wrong.p99, 1)} | ${fmt(wrong.cpuMsPerLogin, 1)} |`);
-  return { token, ok, wrong };
+  log(
+    `| refresh (POST /authenticate/refresh, rotating) → 200 | ${fmt(refresh.p50, 1)} | ${fmt(refresh.p99, 1)} | ${fmt(refresh.cpuMsPerLogin, 1)} |`,
+  );
+  return { token, ok, wrong, refresh };
 }
 
 /** Part 2: straight to the origin vs through the gateway, alternating; single-connection probe and a loaded run. */

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { hashPassword } from "../src/credentials/password";
 import { parseImport } from "./admin/csv";
 import { D1Error, execute, passwordPepper, query, type Target } from "./admin/d1";
+import { GatewayUnreachable, revokeAccess, type AccessRevocation } from "./admin/gateway";
 import * as sql from "./admin/sql";
 import * as valid from "./admin/values";
 
@@ -15,10 +16,14 @@ const USAGE = `Usage: npm run admin -- <command> [options] [--remote | --persist
                  [--password-stdin]   password from stdin (e.g. a pipe), else from $MEMBER_PASSWORD
   member:suspend --org <id> --email <email>
   member:activate --org <id> --email <email>
+  member:sign-out --org <id> --email <email>   ends every session and access token of the member
   member:import  --org <id> --file <members.csv>   columns: email,role,scopes,bcrypt_hash
 
 Local D1 (.wrangler/state) by default; --remote writes to the deployed database. Passwords are hashed
-with PASSWORD_PEPPER from the environment, else (local only) from .dev.vars.`;
+with PASSWORD_PEPPER from the environment, else (local only) from .dev.vars.
+member:suspend, member:sign-out and org:plan also revoke access tokens through the gateway's admin route,
+signed with ADMIN_SECRET (environment, else local .dev.vars) at --gateway <url> or GATEWAY_URL (local
+default http://127.0.0.1:8787, i.e. npm run dev; --remote needs both).`;
 
 const STRING_OPTIONS = new Set([
   "identifier",
@@ -33,6 +38,7 @@ const STRING_OPTIONS = new Set([
   "password",
   "persist-to",
   "config",
+  "gateway",
 ]);
 const BOOLEAN_OPTIONS = new Set(["password-stdin", "remote", "help"]);
 
@@ -98,6 +104,41 @@ function freshIdentifiers(target: Target, organisation: string, emails: string[]
   return [...identifiers];
 }
 
+function requireMember(
+  target: Target,
+  organisation: string,
+  email: string,
+): { id: number; identifier: string; status: string } {
+  const [member] = query<{ id: number; identifier: string; status: string }>(
+    target,
+    sql.memberQuery(organisation, email),
+  );
+  if (!member) throw new valid.AdminInputError(`no member ${email} in organisation ${organisation}`);
+  return member;
+}
+
+/**
+ * Revokes access tokens through the gateway after the D1 change. Remotely (or when `required`) a
+ * gateway that does not confirm is an error (exit 1: D1 is already changed, run the command again);
+ * locally without a running `npm run dev` it is a warning, since no local gateway holds tokens then.
+ */
+async function revoke(
+  values: Values,
+  target: Target,
+  revocation: AccessRevocation,
+  options: { required?: boolean } = {},
+): Promise<AccessRevocation | undefined> {
+  try {
+    return await revokeAccess(target, values.options.get("gateway"), revocation);
+  } catch (error) {
+    if (!(error instanceof GatewayUnreachable)) throw error;
+    const message = `any D1 change is written, but access tokens were not revoked: ${error.message}`;
+    if (target.remote || options.required) throw new D1Error(`${message}; run the command again`);
+    console.error(`warning: ${message} (is npm run dev running?)`);
+    return undefined;
+  }
+}
+
 async function run(values: Values, target: Target): Promise<string> {
   const option = (name: string) => values.options.get(name);
   const command = values.command;
@@ -125,7 +166,9 @@ async function run(values: Values, target: Target): Promise<string> {
       const plan = valid.plan(option("plan"));
       const before = requireOrganisation(target, organisation);
       execute(target, [sql.changePlanSql(organisation, plan)]);
-      return `organisation ${organisation}: plan ${before.plan} → ${plan} (running gateways notice within 60 s)`;
+      const revoked = await revoke(values, target, { organisations: [organisation] });
+      const ended = revoked?.organisations?.length ? "; earlier access tokens refused within 60 s" : "";
+      return `organisation ${organisation}: plan ${before.plan} → ${plan} (running gateways notice within 60 s${ended})`;
     }
     case "member:create": {
       const organisation = valid.identifier("--org", option("org"));
@@ -154,10 +197,21 @@ async function run(values: Values, target: Target): Promise<string> {
       const organisation = valid.identifier("--org", option("org"));
       const email = valid.email("--email", option("email"));
       const status = command === "member:suspend" ? "suspended" : "active";
-      const [member] = query<{ identifier: string; status: string }>(target, sql.memberQuery(organisation, email));
-      if (!member) throw new valid.AdminInputError(`no member ${email} in organisation ${organisation}`);
+      const member = requireMember(target, organisation, email);
       execute(target, [sql.setMemberStatusSql(organisation, email, status)]);
-      return `member ${member.identifier} ${email}: ${member.status} → ${status}`;
+      const signedOut =
+        status === "suspended" && (await revoke(values, target, { members: [member.id] }))
+          ? "; signed out everywhere within 60 s"
+          : "";
+      return `member ${member.identifier} ${email}: ${member.status} → ${status}${signedOut}`;
+    }
+    case "member:sign-out": {
+      const organisation = valid.identifier("--org", option("org"));
+      const email = valid.email("--email", option("email"));
+      const member = requireMember(target, organisation, email);
+      const revoked = await revoke(values, target, { members: [member.id] }, { required: true });
+      if (!revoked) throw new D1Error("the gateway did not confirm the sign-out");
+      return `member ${member.identifier} ${email}: every session ended, access tokens refused within 60 s`;
     }
     case "member:import": {
       const organisation = valid.identifier("--org", option("org"));

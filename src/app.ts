@@ -11,6 +11,7 @@ import { methodNotAllowed, onError } from "./http/problem";
 import openApiDocument from "./openapi/openapi.json";
 import { proxyChain } from "./proxy/chain";
 import { forward } from "./proxy/forward";
+import { adminRoutes } from "./routes/admin";
 import { authenticateRoutes } from "./routes/authenticate";
 import { secretRoutes } from "./routes/secrets";
 import { tokenRoutes } from "./routes/tokens";
@@ -42,6 +43,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   );
   app.all("/openapi.json", methodNotAllowed("GET, HEAD"));
   app.route("/authenticate/secrets", secretRoutes);
+  app.route("/authenticate/admin", adminRoutes);
   app.route("/authenticate", tokenRoutes);
   app.route("/authenticate", authenticateRoutes);
   app.all("/authenticate", methodNotAllowed("POST"));

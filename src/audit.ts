@@ -13,6 +13,7 @@ export type AuditEventName =
   | "refresh.reuse_detected"
   | "revoke"
   | "revoke.all"
+  | "revoke.admin"
   | "secret.created"
   | "secret.revoked";
 

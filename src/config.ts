@@ -32,6 +32,8 @@ export interface Secrets {
   CORS_ORIGINS?: string;
   /** A var: request headers those apps may send; default `Authorization, Content-Type`. */
   CORS_ALLOW_HEADERS?: string;
+  /** Signs admin requests (`npm run admin` → `/authenticate/admin/…`); unset disables those routes. */
+  ADMIN_SECRET?: string;
 }
 
 /** Bindings wrangler.toml declares that an environment may leave unbound (each then switches its feature off). */
@@ -71,6 +73,8 @@ export interface Config {
   jwtSecretPrevious: string | undefined;
   passwordPepper: string;
   assertionSecret: string;
+  /** Verifies admin requests; undefined disables the admin routes (404). */
+  adminSecret: string | undefined;
   /** Raw AES-256 key for dynamic secrets at rest; undefined disables dynamic secrets (see README). */
   secretsKey: Uint8Array<ArrayBuffer> | undefined;
 }
@@ -112,6 +116,7 @@ export function parseConfig(env: Bindings): Config {
     passwordPepper: secret("PASSWORD_PEPPER", env.PASSWORD_PEPPER),
     assertionSecret: secret("ASSERTION_SECRET", env.ASSERTION_SECRET),
     secretsKey: aesKey("SECRETS_KEY", env.SECRETS_KEY),
+    adminSecret: env.ADMIN_SECRET ? secret("ADMIN_SECRET", env.ADMIN_SECRET) : undefined,
   };
 }
 

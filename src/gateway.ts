@@ -15,6 +15,7 @@ import type { AccessClaims } from "./tokens/claims";
 import { KeyStore } from "./tokens/keys";
 import { RefreshSessions } from "./tokens/refresh-session";
 import { RefreshStore } from "./tokens/refresh-store";
+import { RevocationList } from "./tokens/revocations";
 import { TokenVerifier } from "./tokens/verify";
 
 /** What a test may replace when it builds a gateway. */
@@ -50,6 +51,8 @@ export class Gateway implements ConfigSource {
   readonly refreshStore: RefreshStore;
   /** Refresh exchanges, de-duplicated per token. */
   readonly refreshSessions: RefreshSessions;
+  /** Recent access-token revocations, checked in memory on every request. */
+  readonly revocations: RevocationList;
   /** Per-account login back-off. */
   readonly throttle: LoginThrottle;
   /** Per-IP limit, back-off, credential check and audit of logins. */
@@ -70,9 +73,10 @@ export class Gateway implements ConfigSource {
     this.keys = new KeyStore(this);
     this.plans = new PlanGate(this, db, now);
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv: env.TOKENS, db, now });
-    this.refreshStore = new RefreshStore(env.TOKENS, this, now);
+    this.refreshStore = new RefreshStore(env.TOKENS, env.REFRESH_FAMILIES, this, now);
     this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
-    this.throttle = new LoginThrottle(env.TOKENS, this, now);
+    this.revocations = new RevocationList(env.TOKENS, env.REVOCATIONS, now);
+    this.throttle = new LoginThrottle(env.LOGIN_BACKOFF, this, now);
     this.logins = new LoginGuard({ env, source: this, db, throttle: this.throttle, audit: this.audit, now });
   }
 

@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { hashPassword } from "../src/credentials/password";
 import { postLogin, problem, randomIp, withinOneRateWindow } from "./helpers";
-import { sha256Hex } from "./refresh-helpers";
+import { backoffRecord, seedBackoff } from "./locations";
 
 const FREE_ATTEMPTS = 5;
 
@@ -17,10 +17,6 @@ async function freshMember(prefix: string): Promise<string> {
     .bind(`t${crypto.randomUUID().slice(0, 7)}`, email, await hashPassword(SEED_PASSWORD, env.PASSWORD_PEPPER!))
     .run();
   return email;
-}
-
-function counterKey(email: string): Promise<string> {
-  return sha256Hex(email).then((hex) => `login-fail:${hex}`);
 }
 
 async function fail(email: string, extra: Record<string, unknown> = {}): Promise<Response> {
@@ -45,7 +41,7 @@ describe("per-account back-off", () => {
     expect(locked.status).toBe(429);
     expect(locked.headers.get("Retry-After")).toBe("1");
     expect((await problem(locked)).code).toBe("rate_limited");
-    const stored = await env.TOKENS.get<Record<string, number>>(await counterKey(email), "json");
+    const stored = await backoffRecord(email);
     expect(stored).toMatchObject({ failures: FREE_ATTEMPTS });
     expect(stored!.lockedUntil).toBeGreaterThan(Date.now() - 1000);
 
@@ -54,27 +50,20 @@ describe("per-account back-off", () => {
     const doubled = await fail(email);
     expect(doubled.status).toBe(429);
     expect(doubled.headers.get("Retry-After")).toBe("2");
-    expect(await env.TOKENS.get<Record<string, number>>(await counterKey(email), "json")).toMatchObject({
+    expect(await backoffRecord(email)).toMatchObject({
       failures: FREE_ATTEMPTS + 1,
     });
   });
 
   it("keeps doubling up to LOGIN_BACKOFF_MAX_SECONDS", async () => {
     const email = await freshMember("capped");
-    const key = await counterKey(email);
     const now = Date.now();
-    await env.TOKENS.put(
-      key,
-      JSON.stringify({ failures: FREE_ATTEMPTS + 3, lockedUntil: 0, expiresAt: now + 600_000 }),
-    );
+    await seedBackoff(email, { failures: FREE_ATTEMPTS + 3, lockedUntil: 0, expiresAt: now + 600_000 });
     expect((await fail(email)).status).toBe(401);
     expect((await fail(email)).headers.get("Retry-After")).toBe(String(2 ** 4));
 
     const other = await freshMember("capped");
-    await env.TOKENS.put(
-      await counterKey(other),
-      JSON.stringify({ failures: FREE_ATTEMPTS + 30, lockedUntil: 0, expiresAt: now + 600_000 }),
-    );
+    await seedBackoff(other, { failures: FREE_ATTEMPTS + 30, lockedUntil: 0, expiresAt: now + 600_000 });
     expect((await fail(other)).status).toBe(401);
     const capped = await fail(other);
     expect(capped.status).toBe(429);
@@ -84,9 +73,9 @@ describe("per-account back-off", () => {
   it("a successful login resets the counter", async () => {
     const email = await freshMember("reset");
     for (let i = 0; i < FREE_ATTEMPTS - 1; i++) expect((await fail(email)).status).toBe(401);
-    expect(await env.TOKENS.get(await counterKey(email))).not.toBeNull();
+    expect(await backoffRecord(email)).toBeDefined();
     expect((await postLogin({ email, password: SEED_PASSWORD })).status).toBe(200);
-    expect(await env.TOKENS.get(await counterKey(email))).toBeNull();
+    expect(await backoffRecord(email)).toBeUndefined();
     for (let i = 0; i < FREE_ATTEMPTS; i++) expect((await fail(email)).status).toBe(401);
     expect((await fail(email)).status).toBe(429);
   });
@@ -120,11 +109,11 @@ describe("per-account back-off", () => {
   it("does not count refusals that come after the password verified, nor malformed bodies", async () => {
     for (let i = 0; i < FREE_ATTEMPTS + 1; i++)
       expect((await postLogin({ email: "free@free.example", password: SEED_PASSWORD })).status).toBe(403);
-    expect(await env.TOKENS.get(await counterKey("free@free.example"))).toBeNull();
+    expect(await backoffRecord("free@free.example")).toBeUndefined();
     const email = await freshMember("toolong");
     for (let i = 0; i < FREE_ATTEMPTS + 1; i++)
       expect((await postLogin({ email, password: "x".repeat(1025) })).status).toBe(400);
-    expect(await env.TOKENS.get(await counterKey(email))).toBeNull();
+    expect(await backoffRecord(email)).toBeUndefined();
     expect((await postLogin({ email, password: SEED_PASSWORD })).status).toBe(200);
   });
 });

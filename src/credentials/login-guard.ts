@@ -62,15 +62,19 @@ export class LoginGuard {
   async login(ctx: WaitUntil, log: Logger, attempt: LoginAttempt, input: LoginInput): Promise<Membership> {
     const { throttle, source, db } = this.deps;
     const key = await throttleKey(normalizeEmail(input.email));
-    const gate = await throttle.enter(log, key);
+    const gate = await throttle.enter(key);
     if (gate.retryAfter !== undefined) {
       this.recordRefusal(ctx, attempt, "account", key);
       throw refusal("tooManyLogins", { retryAfter: gate.retryAfter });
     }
+    let settled = false;
     try {
       const outcome = await checkCredentials(source.config, db, log, input);
       if (!outcome.ok) {
-        if (outcome.reason === "invalid_credentials") await throttle.recordFailure(log, key, gate.record);
+        if (outcome.reason === "invalid_credentials") {
+          await throttle.recordFailure(key, gate.ticket);
+          settled = true;
+        }
         this.record(ctx, attempt, {
           outcome: "failure",
           memberId: outcome.memberId,
@@ -80,7 +84,8 @@ export class LoginGuard {
         throw refusal(outcome.refusal);
       }
       const { member, organisation } = outcome.membership;
-      await throttle.clearFailures(log, key, gate.record);
+      await throttle.clearFailures(key, gate.ticket);
+      settled = true;
       if (outcome.needsRehash) ctx.waitUntil(this.upgradeHash(log, member.id, member.passwordHash, input.password));
       this.record(ctx, attempt, {
         outcome: "success",
@@ -90,7 +95,14 @@ export class LoginGuard {
       });
       return outcome.membership;
     } finally {
-      gate.release();
+      // Neither a wrong password nor a success (403, 409, an error): the attempt stops counting as in flight.
+      if (!settled) {
+        ctx.waitUntil(
+          throttle
+            .release(key, gate.ticket)
+            .catch((error: unknown) => log.error("login_throttle_release_failed", { error: String(error) })),
+        );
+      }
     }
   }
 

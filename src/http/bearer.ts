@@ -44,6 +44,7 @@ function credentialsOf(request: Request): string {
 /**
  * Verifies the request's bearer token and returns its claims; every failure is a 401 with an RFC 6750
  * challenge. Fixed-secret tokens need no I/O; dynamic-secret ones read their organisation's keys (isolate, KV, D1).
+ * Then the token is checked against the recent revocations, in memory.
  */
 export async function verifyBearer(
   request: Request,
@@ -54,7 +55,7 @@ export async function verifyBearer(
 ): Promise<AccessClaims> {
   const token = credentialsOf(request);
   const config = gateway.config;
-  return gateway.verifier.verify(
+  const claims = await gateway.verifier.verify(
     token,
     await gateway.keys.fixedRing(),
     {
@@ -67,6 +68,12 @@ export async function verifyBearer(
     options.fixedOnly ? NO_BACKGROUND_WORK : ctx(),
     log,
   );
+  // Recent revocations (logout-everywhere, suspension, plan change): an in-memory check; the copy is
+  // re-read in the background, so a request waits only when the isolate's copy is too old to use.
+  const stale = gateway.revocations.ensureFresh(ctx(), log);
+  if (stale) await stale;
+  if (gateway.revocations.isRevoked(claims)) throw new GatewayError("invalid_token", "token revoked");
+  return claims;
 }
 
 /** Fixed-secret verification never schedules background work. */

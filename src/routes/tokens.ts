@@ -100,13 +100,17 @@ tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
     await memberBearer(c, async () => {});
     const memberId = c.get("claims").memberEntityId;
     if (memberId === undefined) throw new GatewayError("invalid_token", "the access token names no memberEntityId");
-    await refreshStore.revokeMemberSessions(memberId);
+    const gateway = c.get("gateway");
+    await Promise.all([
+      refreshStore.revokeMemberSessions(memberId),
+      gateway.revocations.revoke(gateway.config, { members: [memberId] }),
+    ]);
     auditRequest(c, { event: "revoke.all", outcome: "success", memberId });
   }
   const stored =
     token !== undefined && isRefreshToken(token) ? await refreshStore.find(c.get("log"), token) : undefined;
   if (stored) {
-    await refreshStore.revokeFamily(c.get("log"), stored, "revoked");
+    await refreshStore.revokeFamily(stored, "revoked");
     auditRequest(c, {
       event: "revoke",
       outcome: "success",

@@ -8,13 +8,7 @@ import type { Database, Membership } from "../storage/db";
 import { findMembershipById } from "../storage/members";
 import { issueAccessToken, type IssuedAccessToken } from "./access";
 import type { KeyStore } from "./keys";
-import {
-  graceSuccessor,
-  isForked,
-  type RefreshRecord,
-  type RefreshStore,
-  type RefreshTokenGrant,
-} from "./refresh-store";
+import type { RefreshRecord, RefreshStore, RefreshTokenGrant } from "./refresh-store";
 import { isRefreshToken } from "./refresh-token";
 
 /** Why a refresh was refused; recorded in the audit trail, never sent to the client. */
@@ -101,8 +95,8 @@ export class RefreshSessions {
   constructor(private readonly deps: RefreshSessionDeps) {}
 
   /**
-   * Exchanges `token` for a new access token and its rotated successor, or says why not. A used
-   * token outside the grace window, or a forked family, revokes the whole family; a deleted member,
+   * Exchanges `token` for a new access token and its rotated successor, or says why not; the family's
+   * Durable Object decides. A used token outside the grace window revokes the whole family; a deleted member,
    * a password change, a suspension or an ineligible plan ends the session too.
    */
   refresh(log: Logger, token: string): Promise<RefreshOutcome> {
@@ -127,26 +121,26 @@ export class RefreshSessions {
     if (record.expiresAt <= now) return refused("expired", subject);
     if (session.revoked) return refused(session.revoked, subject);
 
-    const membershipRead = findMembershipById(db, record.memberId);
-    membershipRead.catch(() => undefined); // read beside the KV checks; an early return must not leave it unhandled
-    if (isForked(session, graceMs)) {
-      await store.revokeFamily(log, record, "forked", now);
-      return refused("forked", subject);
-    }
-    const graced = record.usedAt === undefined ? undefined : await graceSuccessor(token, session, graceMs, now);
-    if (record.usedAt !== undefined && !graced) {
-      await store.revokeFamily(log, record, "reused", now);
-      return refused("reused", subject);
-    }
-
-    const membership = await membershipRead;
+    // D1 is read beside the successor's KV write; the family's object then applies a session end only
+    // after its own reuse check, in one decision.
+    const prepared = store.prepareSuccessor(token, session, now);
+    prepared.catch(() => undefined); // a failed D1 read must not leave it unhandled
+    const membership = await findMembershipById(db, record.memberId);
     const ended = sessionEnd(source, membership, record, subject);
-    if (ended || !membership) {
-      await store.revokeFamily(log, record, ended?.reason ?? "member_deleted", now);
-      return ended ?? refused("member_deleted", subject);
-    }
+    const result = await store.exchange(
+      token,
+      session,
+      ended ? undefined : await prepared,
+      graceMs,
+      ended?.reason,
+      now,
+    );
+    if (result.outcome === "unknown" || result.outcome === "reused") return refused(result.outcome, subject);
+    if (result.outcome === "revoked") return refused("family_revoked", subject);
+    if (result.outcome === "ended") return ended ?? refused("member_deleted", subject);
+    if (!membership) return refused("member_deleted", subject);
     const { member, organisation } = membership;
-    const refresh = graced ?? (await store.rotate(token, session, now));
+    const { refresh } = result;
     const access = await issueAccessToken(
       config,
       await keys.fixedRing(),
@@ -158,6 +152,6 @@ export class RefreshSessions {
       },
       Math.floor(now / 1000),
     );
-    return { ok: true, access, refresh, graced: graced !== undefined, ...subject };
+    return { ok: true, access, refresh, graced: result.outcome === "graced", ...subject };
   }
 }

@@ -1,6 +1,7 @@
 /** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family, revoke a member. */
 import type { ConfigSource } from "../config";
 import type { Logger } from "../log";
+import type { FamilyFacts, RefreshFamily } from "../durable/refresh-family";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
 
 /** KV key prefixes of the refresh-token store (see README § Refresh tokens). */
@@ -107,50 +108,47 @@ export interface IssuedRefreshToken extends RefreshTokenGrant {
   record: RefreshRecord;
 }
 
+/** A successor written to KV and sealed under the token it would replace, not yet issued. */
+export interface PreparedSuccessor {
+  next: IssuedRefreshToken;
+  sealed: string;
+}
+
 /** A presented token's record with the state around it, read in one round of parallel KV reads. */
 export interface StoredSession {
   hash: string;
   record: RefreshRecord;
-  /** Why the whole family no longer works, if it does not. */
+  /** Why the whole family no longer works, as far as KV knows (the family's object has the last word). */
   revoked: "family_revoked" | "member_signed_out" | undefined;
-  /** The record of the token this one replaced, when it still exists. */
-  parent: RefreshRecord | undefined;
 }
+
+/** What the family's object decided for one exchange, with the successor the client gets. */
+export type ExchangeResult =
+  | { outcome: "rotated"; refresh: RefreshTokenGrant }
+  | { outcome: "graced"; refresh: RefreshTokenGrant }
+  | { outcome: "reused" }
+  | { outcome: "unknown" }
+  | { outcome: "revoked"; reason: string }
+  | { outcome: "ended"; reason: string };
 
 function kvTtl(expiresAt: number, now: number): number {
   return Math.max(MIN_KV_TTL_SECONDS, Math.ceil((expiresAt - now) / 1000));
 }
 
+function familyFacts(record: RefreshRecord): FamilyFacts {
+  const { familyId, familyCreatedAt, memberId, organisationId } = record;
+  return { familyId, familyCreatedAt, memberId, organisationId };
+}
+
 /**
- * True when this token's parent names a different successor and the two rotations were further
- * apart than the grace window: the parent was rotated twice (a replay that KV's eventual
- * consistency let through somewhere), so the family has forked.
+ * Refresh records (KV: the lookup from a token's hash to its family), family revocations and member
+ * sign-outs. Whether a token may rotate is decided by its family's `RefreshFamily` object only;
+ * KV's copies of `usedAt` and family markers are for reading and early refusals (times in ms).
  */
-export function isForked(session: StoredSession, graceMs: number): boolean {
-  const successor = session.parent?.successor;
-  if (!successor || successor.hash === session.hash) return false;
-  return Math.abs((session.parent!.usedAt ?? 0) - session.record.issuedAt) > graceMs;
-}
-
-/** The successor already issued for a used token, when it was used at most `graceMs` ago. */
-export async function graceSuccessor(
-  presented: string,
-  session: StoredSession,
-  graceMs: number,
-  now: number,
-): Promise<RefreshTokenGrant | undefined> {
-  const { record } = session;
-  if (record.usedAt === undefined || !record.successor || now - record.usedAt > graceMs) return undefined;
-  const token = await openSuccessor(presented, session.hash, record.successor.sealed);
-  if (!token) return undefined;
-  const expiresIn = Math.max(1, Math.floor((record.successor.expiresAt - now) / 1000));
-  return { token, hash: record.successor.hash, expiresIn };
-}
-
-/** Refresh records, family revocations and member sign-outs, all in KV (times in ms). */
 export class RefreshStore {
   constructor(
     private readonly kv: KVNamespace,
+    private readonly families: DurableObjectNamespace<RefreshFamily>,
     private readonly source: ConfigSource,
     private readonly now: () => number,
   ) {}
@@ -165,47 +163,111 @@ export class RefreshStore {
     return this.readJson(log, REFRESH_KEYS.token(await refreshTokenHash(token)), parseRefreshRecord);
   }
 
-  /** Reads a (format-checked) token's record, its family's revocation state and its parent; undefined when unknown. */
+  /** Reads a (format-checked) token's record and what KV knows of its revocation; undefined when unknown. */
   async load(log: Logger, token: string): Promise<StoredSession | undefined> {
     const hash = await refreshTokenHash(token);
     const record = await this.readJson(log, REFRESH_KEYS.token(hash), parseRefreshRecord);
     if (!record) return undefined;
-    const [family, member, parent] = await Promise.all([
+    const [family, member] = await Promise.all([
       this.readJson(log, REFRESH_KEYS.family(record.familyId), parseFamilyRevocation),
       this.readJson(log, REFRESH_KEYS.member(record.memberId), parseMemberNotBefore),
-      record.parent ? this.readJson(log, REFRESH_KEYS.token(record.parent), parseRefreshRecord) : undefined,
     ]);
     const signedOut = member !== undefined && record.familyCreatedAt <= member.notBefore;
-    return { hash, record, parent, revoked: family ? "family_revoked" : signedOut ? "member_signed_out" : undefined };
+    return { hash, record, revoked: family ? "family_revoked" : signedOut ? "member_signed_out" : undefined };
   }
 
   /**
-   * Issues the successor of `presented` in the same family, then marks `presented` used and keeps
-   * the successor sealed under it (for the grace window). Successor first: a failure in between
-   * leaves the old token working rather than a session with no valid token.
+   * Writes the KV record of a would-be successor of `presented` and seals it under `presented`:
+   * written before the family's object decides, so a client never holds a token KV cannot find.
+   * When the object hands out another successor instead, this record is never given to anyone.
    */
-  async rotate(presented: string, session: StoredSession, now = this.now()): Promise<IssuedRefreshToken> {
+  async prepareSuccessor(presented: string, session: StoredSession, now = this.now()): Promise<PreparedSuccessor> {
     const { hash, record } = session;
-    const { familyId, familyCreatedAt, memberId, organisationId } = record;
-    const next = await this.writeToken({ familyId, familyCreatedAt, memberId, organisationId, parent: hash }, now);
-    const sealed = await sealSuccessor(presented, hash, next.token);
-    const used: RefreshRecord = {
-      ...record,
-      usedAt: now,
-      successor: { hash: next.hash, sealed, expiresAt: next.record.expiresAt },
-    };
-    await this.kv.put(REFRESH_KEYS.token(hash), JSON.stringify(used), { expirationTtl: kvTtl(record.expiresAt, now) });
-    return next;
+    const next = await this.writeToken({ ...familyFacts(record), parent: hash }, now);
+    return { next, sealed: await sealSuccessor(presented, hash, next.token) };
   }
 
-  /** Ends a whole family (every token ever rotated from one login); idempotent, writes at most once. */
-  async revokeFamily(log: Logger, record: RefreshRecord, reason: string, now = this.now()): Promise<void> {
-    const key = REFRESH_KEYS.family(record.familyId);
-    if (await this.readJson(log, key, parseFamilyRevocation)) return;
+  /**
+   * Asks the family's object to decide: rotate to `prepared`, hand out the successor already issued
+   * within the grace window, or revoke the family (reuse; or `end` when D1 says the session is over,
+   * in which case nothing is prepared).
+   */
+  async exchange(
+    presented: string,
+    session: StoredSession,
+    prepared: PreparedSuccessor | undefined,
+    graceMs: number,
+    end: string | undefined,
+    now = this.now(),
+  ): Promise<ExchangeResult> {
+    const { hash, record } = session;
+    const next = prepared?.next;
+    const sealed = prepared?.sealed ?? "";
+    const candidate = next
+      ? { hash: next.hash, sealed, expiresAt: next.record.expiresAt, issuedAt: now }
+      : { hash: "", sealed: "", expiresAt: 0, issuedAt: now };
+    const decision = await this.family(record.familyId).exchange({
+      family: familyFacts(record),
+      presented: {
+        hash,
+        issuedAt: record.issuedAt,
+        expiresAt: record.expiresAt,
+        parent: record.parent,
+        usedAt: record.usedAt,
+        successor: record.successor,
+      },
+      candidate,
+      graceMs,
+      now,
+      end,
+    });
+    switch (decision.outcome) {
+      case "rotated": {
+        if (!next) throw new Error("the family object rotated without a prepared successor");
+        // KV's copy of the use, for readers; the object already holds the decision.
+        const used: RefreshRecord = {
+          ...record,
+          usedAt: now,
+          successor: { hash: next.hash, sealed, expiresAt: next.record.expiresAt },
+        };
+        await this.kv.put(REFRESH_KEYS.token(hash), JSON.stringify(used), {
+          expirationTtl: kvTtl(record.expiresAt, now),
+        });
+        return { outcome: "rotated", refresh: { token: next.token, hash: next.hash, expiresIn: next.expiresIn } };
+      }
+      case "graced": {
+        const token = await openSuccessor(presented, hash, decision.successor.sealed);
+        if (!token) return { outcome: "unknown" };
+        const expiresIn = Math.max(1, Math.floor((decision.successor.expiresAt - now) / 1000));
+        return { outcome: "graced", refresh: { token, hash: decision.successor.hash, expiresIn } };
+      }
+      case "reused":
+        await this.publishRevocation(record, "reused", now);
+        return decision;
+      case "ended":
+        await this.publishRevocation(record, decision.reason, now);
+        return decision;
+      default:
+        return decision;
+    }
+  }
+
+  /** Ends a whole family (every token ever rotated from one login) through its object; writes KV only the first time. */
+  async revokeFamily(record: RefreshRecord, reason: string, now = this.now()): Promise<void> {
+    const { revoked } = await this.family(record.familyId).revoke(familyFacts(record), reason, now, record.expiresAt);
+    if (revoked) await this.publishRevocation(record, reason, now);
+  }
+
+  /** Publishes a family's revocation to KV, so every location refuses its tokens before asking the object. */
+  private async publishRevocation(record: RefreshRecord, reason: string, now: number): Promise<void> {
     const value = { revokedAt: now, memberId: record.memberId, reason } satisfies FamilyRevocation;
-    await this.kv.put(key, JSON.stringify(value), {
+    await this.kv.put(REFRESH_KEYS.family(record.familyId), JSON.stringify(value), {
       expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
     });
+  }
+
+  private family(familyId: string): DurableObjectStub<RefreshFamily> {
+    return this.families.get(this.families.idFromName(familyId));
   }
 
   /**

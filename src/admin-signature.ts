@@ -1,0 +1,46 @@
+/** The signature of an admin request (`X-Gridgate-Admin`): HMAC-SHA256 over a timestamp and the exact body, shared by the gateway and `npm run admin`. */
+
+/** Header carrying `t=<unix seconds>,sig=<base64url HMAC>`. */
+export const ADMIN_SIGNATURE_HEADER = "X-Gridgate-Admin";
+/** How far a signed timestamp may be from the gateway's clock (seconds). */
+export const ADMIN_SIGNATURE_WINDOW_SECONDS = 60;
+const SIGNED = /^t=(\d{1,12}),sig=([A-Za-z0-9_-]{43})$/;
+const encoder = new TextEncoder();
+
+function message(timestamp: number, body: string): Uint8Array {
+  return encoder.encode(`gridgate admin v1\n${timestamp}\n${body}`);
+}
+
+function key(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
+}
+
+/** The header value signing `body` at `timestamp` (seconds) under `secret`. */
+export async function signAdminRequest(secret: string, timestamp: number, body: string): Promise<string> {
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await key(secret, "sign"), message(timestamp, body)));
+  return `t=${timestamp},sig=${mac.toBase64({ alphabet: "base64url", omitPadding: true })}`;
+}
+
+/**
+ * The signed timestamp when `header` signs `body` under `secret` within the window around `now`
+ * (seconds); undefined otherwise. The comparison is `crypto.subtle.verify` (constant time).
+ */
+export async function verifyAdminRequest(
+  secret: string,
+  header: string | null,
+  body: string,
+  now: number,
+): Promise<number | undefined> {
+  const match = header === null ? null : SIGNED.exec(header);
+  if (!match) return undefined;
+  const timestamp = Number(match[1]);
+  if (Math.abs(now - timestamp) > ADMIN_SIGNATURE_WINDOW_SECONDS) return undefined;
+  let mac: Uint8Array;
+  try {
+    mac = Uint8Array.fromBase64(match[2]!, { alphabet: "base64url" });
+  } catch {
+    return undefined;
+  }
+  const valid = await crypto.subtle.verify("HMAC", await key(secret, "verify"), mac, message(timestamp, body));
+  return valid ? timestamp : undefined;
+}

@@ -1,0 +1,154 @@
+/** The `LoginBackoff` Durable Object: the one exact failed-login counter of one normalised email, worldwide. */
+import { DurableObject } from "cloudflare:workers";
+
+/** Back-off settings, from `LOGIN_FREE_ATTEMPTS`, `LOGIN_BACKOFF_BASE_SECONDS`, `LOGIN_BACKOFF_MAX_SECONDS`. */
+export interface BackoffSettings {
+  loginFreeAttempts: number;
+  loginBackoffBaseSeconds: number;
+  loginBackoffMaxSeconds: number;
+}
+
+/** What is stored per email; times in ms since the epoch. */
+export interface FailureRecord {
+  failures: number;
+  /** No attempt is checked before this instant; 0 while failures are below the free attempts. */
+  lockedUntil: number;
+  /** When this record is forgotten. */
+  expiresAt: number;
+}
+
+/** The answer of {@link LoginBackoff.enter}: a refusal, or a ticket to settle when the check is over. */
+export type EnterDecision = { retryAfter: number } | { retryAfter: undefined; ticket: string };
+
+/**
+ * An admitted attempt whose worker never settled it (crashed, timed out) stops counting after this
+ * long; a real check takes well under a second.
+ */
+export const ATTEMPT_TIMEOUT_MS = 30_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS failures (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  failures INTEGER NOT NULL,
+  locked_until INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+  ticket TEXT PRIMARY KEY,
+  started_at INTEGER NOT NULL
+);`;
+
+type FailureRow = { failures: number; locked_until: number; expires_at: number };
+
+/** Seconds an email is locked after its `failures`-th consecutive failure: 0, then base·2ⁿ up to the cap. */
+export function backoffSeconds(settings: BackoffSettings, failures: number): number {
+  if (failures < settings.loginFreeAttempts) return 0;
+  return Math.min(
+    settings.loginBackoffMaxSeconds,
+    settings.loginBackoffBaseSeconds * 2 ** (failures - settings.loginFreeAttempts),
+  );
+}
+
+/**
+ * One object per normalised email (named by its SHA-256), known or not. Attempts are admitted one
+ * event at a time: attempts admitted and not yet settled count as failures, so however many
+ * locations send a burst, at most `LOGIN_FREE_ATTEMPTS` passwords are checked before the first lock,
+ * and one per lock after that. The object deletes its storage when the record expires.
+ */
+export class LoginBackoff extends DurableObject {
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      ctx.storage.sql.exec(SCHEMA);
+    });
+  }
+
+  /** Decides, before any password hashing, whether one more attempt may be checked now. */
+  async enter(settings: BackoffSettings, now: number): Promise<EnterDecision> {
+    const decision = this.ctx.storage.transactionSync((): EnterDecision => {
+      this.sql("DELETE FROM attempts WHERE started_at < ?", now - ATTEMPT_TIMEOUT_MS);
+      const record = this.current(now);
+      if (record && record.lockedUntil > now) return { retryAfter: Math.ceil((record.lockedUntil - now) / 1000) };
+      const running = this.sql<{ n: number }>("SELECT count(*) AS n FROM attempts")[0]?.n ?? 0;
+      if (running > 0 && backoffSeconds(settings, (record?.failures ?? 0) + running) > 0) {
+        return { retryAfter: settings.loginBackoffBaseSeconds };
+      }
+      const ticket = crypto.randomUUID();
+      this.sql("INSERT INTO attempts (ticket, started_at) VALUES (?, ?)", ticket, now);
+      return { retryAfter: undefined, ticket };
+    });
+    await this.forgetAt(now + ATTEMPT_TIMEOUT_MS);
+    return decision;
+  }
+
+  /** Settles an attempt as a wrong password: one more failure, and the lock it earns. */
+  async fail(ticket: string, settings: BackoffSettings, now: number): Promise<FailureRecord> {
+    const record = this.ctx.storage.transactionSync((): FailureRecord => {
+      this.sql("DELETE FROM attempts WHERE ticket = ?", ticket);
+      const failures = (this.current(now)?.failures ?? 0) + 1;
+      const lockSeconds = backoffSeconds(settings, failures);
+      const ttlSeconds = Math.max(60, lockSeconds + settings.loginBackoffMaxSeconds);
+      const next: FailureRecord = {
+        failures,
+        lockedUntil: lockSeconds ? now + lockSeconds * 1000 : 0,
+        expiresAt: now + ttlSeconds * 1000,
+      };
+      this.sql(
+        "INSERT OR REPLACE INTO failures (id, failures, locked_until, expires_at) VALUES (1, ?, ?, ?)",
+        next.failures,
+        next.lockedUntil,
+        next.expiresAt,
+      );
+      return next;
+    });
+    await this.forgetAt(record.expiresAt);
+    return record;
+  }
+
+  /** Settles an attempt as a successful login: the failures are forgotten. */
+  async succeed(ticket: string): Promise<void> {
+    this.ctx.storage.transactionSync(() => {
+      this.sql("DELETE FROM attempts WHERE ticket = ?", ticket);
+      this.sql("DELETE FROM failures");
+    });
+  }
+
+  /** Settles an attempt that neither failed nor succeeded on the password (403, 409, an error). */
+  async release(ticket: string): Promise<void> {
+    this.sql("DELETE FROM attempts WHERE ticket = ?", ticket);
+  }
+
+  /** The live failure record, if any. */
+  async record(now: number): Promise<FailureRecord | undefined> {
+    return this.current(now);
+  }
+
+  /** Deletes everything once nothing is live, so random emails leave nothing behind. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const record = this.current(now);
+    const pending =
+      this.sql<{ n: number }>("SELECT count(*) AS n FROM attempts WHERE started_at >= ?", now - ATTEMPT_TIMEOUT_MS)[0]
+        ?.n ?? 0;
+    if (record || pending > 0) {
+      await this.ctx.storage.setAlarm(Math.max(record?.expiresAt ?? 0, now + ATTEMPT_TIMEOUT_MS));
+      return;
+    }
+    await this.ctx.storage.deleteAll();
+  }
+
+  private current(now: number): FailureRecord | undefined {
+    const row = this.sql<FailureRow>("SELECT failures, locked_until, expires_at FROM failures WHERE id = 1")[0];
+    if (!row || row.expires_at <= now) return undefined;
+    return { failures: row.failures, lockedUntil: row.locked_until, expiresAt: row.expires_at };
+  }
+
+  private async forgetAt(at: number): Promise<void> {
+    const scheduled = await this.ctx.storage.getAlarm();
+    if (scheduled === null || scheduled < at) await this.ctx.storage.setAlarm(at);
+  }
+
+  private sql<Row extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): Row[] {
+    return this.ctx.storage.sql.exec<Row>(query, ...bindings).toArray();
+  }
+}

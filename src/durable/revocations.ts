@@ -1,0 +1,191 @@
+/** The `Revocations` Durable Object: the one writer of the "recent access-token revocations" record that every isolate reads from KV. */
+import { DurableObject } from "cloudflare:workers";
+import { Logger } from "../log";
+
+/** KV key of the published record. */
+export const REVOCATIONS_KEY = "access-revocations";
+
+/**
+ * Bytes of named entries (members and organisations, newest first) the published record may hold; older
+ * entries beyond it are merged into buckets. With the buckets (≤ 1,024 × ≈ 18 B) the record stays under
+ * the 64 KiB a KV value read on the proxied path may have (docs/capacity.md).
+ */
+export const MAX_NAMED_BYTES = 40 * 1024;
+/** Buckets that entries beyond {@link MAX_NAMED_BYTES} are merged into (by a hash of the subject). */
+export const REVOCATION_BUCKETS = 1024;
+/** KV accepts one write per key per second: publications are at least this far apart (a change in between waits for an alarm). */
+export const PUBLISH_INTERVAL_MS = 1000;
+
+/**
+ * The published record: per member id, organisation identifier or bucket, the time (seconds) at or
+ * before which every access token (`iat`) is refused. Only entries younger than
+ * `ACCESS_TOKEN_TTL + CLOCK_SKEW` are kept: older tokens are expired anyway.
+ */
+export interface RevocationSnapshot {
+  v: 1;
+  /** Grows with every change the object records: a copy never replaces a newer one. */
+  version: number;
+  /** When the object built this record (ms). */
+  publishedAt: number;
+  members: Record<string, number>;
+  organisations: Record<string, number>;
+  /** Present only past {@link MAX_NAMED_BYTES}: bucket → revoked-before for every subject hashed into it. */
+  buckets?: Record<string, number>;
+}
+
+/** What to revoke: every access token of these members or organisations issued at or before `before` (s). */
+export interface RevocationRequest {
+  members?: number[];
+  organisations?: string[];
+  /** Seconds since the epoch. */
+  before: number;
+  /** How long an entry must be kept: `ACCESS_TOKEN_TTL + CLOCK_SKEW` seconds. */
+  keepSeconds: number;
+  /** The caller's clock (ms). */
+  now: number;
+}
+
+/** 32-bit FNV-1a of a subject (`m:<id>` or `o:<identifier>`), for its bucket. */
+export function revocationBucket(subject: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < subject.length; i++) {
+    hash ^= subject.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % REVOCATION_BUCKETS;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS revocations (
+  subject TEXT PRIMARY KEY,
+  before INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS publication (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  published_at INTEGER NOT NULL,
+  dirty INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS version (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  version INTEGER NOT NULL
+);`;
+
+type Row = { subject: string; before: number; expires_at: number };
+
+/**
+ * One object for the whole deployment (named `global`). It keeps every live revocation exactly in
+ * SQLite, and publishes the bounded record to KV `access-revocations` at every change, at most once a
+ * second (changes in between, and refused writes, are published by an alarm). Revocations are rare (logout-everywhere, admin
+ * commands), so one object is far from its limits.
+ */
+export class Revocations extends DurableObject<Cloudflare.Env> {
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      ctx.storage.sql.exec(SCHEMA);
+    });
+  }
+
+  /** Records a revocation and publishes it; returns the record as published (or about to be). */
+  async revoke(request: RevocationRequest): Promise<RevocationSnapshot> {
+    const { before, keepSeconds, now } = request;
+    const subjects = [
+      ...(request.members ?? []).map((id) => `m:${id}`),
+      ...(request.organisations ?? []).map((identifier) => `o:${identifier}`),
+    ];
+    const expiresAt = (before + keepSeconds) * 1000;
+    this.ctx.storage.transactionSync(() => {
+      for (const subject of subjects) {
+        this.ctx.storage.sql.exec(
+          `INSERT INTO revocations (subject, before, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT (subject) DO UPDATE SET before = max(before, excluded.before), expires_at = max(expires_at, excluded.expires_at)`,
+          subject,
+          before,
+          expiresAt,
+        );
+      }
+      this.ctx.storage.sql.exec(
+        "INSERT INTO version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1",
+      );
+    });
+    const snapshot = this.snapshot(now);
+    await this.publish(snapshot, now);
+    return snapshot;
+  }
+
+  /** The record as it would be published now. */
+  async current(now: number): Promise<RevocationSnapshot> {
+    return this.snapshot(now);
+  }
+
+  /** Publishes what a coalesced revocation left unpublished. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const pending = this.ctx.storage.sql
+      .exec<{ dirty: number }>("SELECT dirty FROM publication WHERE id = 1")
+      .toArray();
+    if (pending[0]?.dirty) await this.publish(this.snapshot(now), now);
+  }
+
+  private snapshot(now: number): RevocationSnapshot {
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM revocations WHERE expires_at <= ?", now);
+    const rows = sql.exec<Row>("SELECT subject, before, expires_at FROM revocations ORDER BY before DESC").toArray();
+    const version =
+      sql.exec<{ version: number }>("SELECT version FROM version WHERE id = 1").toArray()[0]?.version ?? 0;
+    const snapshot: RevocationSnapshot = { v: 1, version, publishedAt: now, members: {}, organisations: {} };
+    let named = 0;
+    rows.forEach((row) => {
+      // `"<id>":<10 digits>,` in JSON: the subject without its 2-character prefix, plus 14.
+      named += row.subject.length + 12;
+      if (named > MAX_NAMED_BYTES) {
+        // Past the bound: merged into its bucket, so every subject of that bucket is refused for
+        // tokens up to the newest merged time (closed for more members than needed, never open).
+        const buckets = (snapshot.buckets ??= {});
+        const bucket = String(revocationBucket(row.subject));
+        buckets[bucket] = Math.max(buckets[bucket] ?? 0, row.before);
+      } else if (row.subject.startsWith("m:")) {
+        snapshot.members[row.subject.slice(2)] = row.before;
+      } else {
+        snapshot.organisations[row.subject.slice(2)] = row.before;
+      }
+    });
+    return snapshot;
+  }
+
+  /**
+   * Writes the record to KV, at most once per {@link PUBLISH_INTERVAL_MS} (KV's one write per key per
+   * second): a change sooner than that is marked and published by an alarm with the record as it is
+   * then. A refused write is retried the same way.
+   */
+  private async publish(snapshot: RevocationSnapshot, now: number): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const wallClock = Date.now();
+    const last = sql.exec<{ published_at: number }>("SELECT published_at FROM publication WHERE id = 1").toArray()[0];
+    const later = () => {
+      sql.exec(
+        "INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 1)",
+        last?.published_at ?? wallClock,
+      );
+      return this.ctx.storage.setAlarm((last?.published_at ?? wallClock) + PUBLISH_INTERVAL_MS);
+    };
+    if (last && wallClock - last.published_at < PUBLISH_INTERVAL_MS) return later();
+    const keepSeconds = Math.max(60, Math.ceil((Math.max(0, ...this.expiries()) - now) / 1000) + 60);
+    try {
+      await this.env.TOKENS.put(REVOCATIONS_KEY, JSON.stringify(snapshot), { expirationTtl: keepSeconds });
+      sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 0)", wallClock);
+    } catch (error) {
+      new Logger().error("revocations_publish_failed", { error: String(error) });
+      sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 1)", wallClock);
+      await this.ctx.storage.setAlarm(wallClock + PUBLISH_INTERVAL_MS);
+    }
+  }
+
+  private expiries(): number[] {
+    return this.ctx.storage.sql
+      .exec<{ expires_at: number }>("SELECT max(expires_at) AS expires_at FROM revocations")
+      .toArray()
+      .map((row) => row.expires_at ?? 0);
+  }
+}

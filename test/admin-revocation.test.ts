@@ -1,0 +1,107 @@
+// Admin commands reach access tokens through the signed admin route: suspension, sign-out, a plan that leaves the API.
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import * as sql from "../scripts/admin/sql";
+import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
+import { fakeOrigin, problem } from "./helpers";
+import { location, revocationPublished, type Clock } from "./locations";
+import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
+
+/** What `npm run admin` sends: the JSON body, signed with ADMIN_SECRET at `at` (seconds). */
+async function adminRequest(body: unknown, at = Math.floor(Date.now() / 1000), secret = env.ADMIN_SECRET!) {
+  const text = JSON.stringify(body);
+  return {
+    method: "POST",
+    headers: { "Content-Type": "application/json", [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, at, text) },
+    body: text,
+  } satisfies RequestInit;
+}
+
+async function expectStatus(response: Response, status: number, code?: string): Promise<void> {
+  expect(response.status).toBe(status);
+  if (code) expect((await problem(response)).code).toBe(code);
+}
+
+describe("admin revocations", () => {
+  it("member:suspend: the earlier access token is refused at once here, within 60 s elsewhere, and refreshes end", async () => {
+    fakeOrigin();
+    const account = await newAccount();
+    const { access_token: token, refresh_token: refresh } = await loginAccount(account);
+    const clock: Clock = { now: Date.now() };
+    const near = location(clock);
+    const far = location(clock);
+    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+
+    await env.DB.prepare(sql.setMemberStatusSql(account.organisation, account.email, "suspended")).run();
+    const response = await near.request(
+      "/authenticate/admin/revocations",
+      await adminRequest({ members: [account.memberId] }),
+    );
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ revoked: { members: [account.memberId], organisations: [] } });
+    await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
+    expect((await postRefresh({ refresh_token: refresh })).status).toBe(401);
+
+    await revocationPublished(account.memberId);
+    clock.now += 30_000;
+    await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
+  });
+
+  it("member:sign-out ends every session and access token of an active member", async () => {
+    fakeOrigin();
+    const account = await newAccount();
+    const { access_token: token, refresh_token: refresh } = await loginAccount(account);
+    const here = location({ now: Date.now() });
+    expect(
+      (await here.request("/authenticate/admin/revocations", await adminRequest({ members: [account.memberId] })))
+        .status,
+    ).toBe(200);
+    await expectStatus(await here.request("/grids", bearer(token)), 401, "invalid_token");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+  });
+
+  it("org:plan revokes an organisation's tokens only when the new plan leaves the API plans", async () => {
+    fakeOrigin();
+    const stays = await newAccount();
+    const leaves = await newAccount();
+    const { access_token: staying } = await loginAccount(stays);
+    const { access_token: leaving } = await loginAccount(leaves);
+    await env.DB.prepare(sql.changePlanSql(stays.organisation, "enterprise")).run();
+    await env.DB.prepare(sql.changePlanSql(leaves.organisation, "free")).run();
+    const here = location({ now: Date.now() });
+    const response = await here.request(
+      "/authenticate/admin/revocations",
+      await adminRequest({ organisations: [stays.organisation, leaves.organisation] }),
+    );
+    expect(await response.json()).toEqual({ revoked: { members: [], organisations: [leaves.organisation] } });
+    expect((await here.request("/grids", bearer(staying))).status).toBe(200);
+    await expectStatus(await here.request("/grids", bearer(leaving)), 401, "invalid_token");
+  });
+
+  it("refuses unsigned, wrongly signed, stale and malformed requests, and is absent without ADMIN_SECRET", async () => {
+    const here = location({ now: Date.now() });
+    const body = { members: [1] };
+    const path = "/authenticate/admin/revocations";
+    const unsigned = await here.request(path, { method: "POST", body: JSON.stringify(body) });
+    await expectStatus(unsigned, 401, "invalid_token");
+    await expectStatus(
+      await here.request(path, await adminRequest(body, undefined, "x".repeat(40))),
+      401,
+      "invalid_token",
+    );
+    await expectStatus(await here.request(path, await adminRequest(body, Math.floor(Date.now() / 1000) - 120)), 401);
+    const tampered = await adminRequest(body);
+    await expectStatus(await here.request(path, { ...tampered, body: JSON.stringify({ members: [2] }) }), 401);
+    for (const bad of [{}, { members: ["1"] }, { members: [0] }, { organisations: ["a b"] }]) {
+      await expectStatus(await here.request(path, await adminRequest(bad)), 400, "invalid_request");
+    }
+    await expectStatus(await here.request(path, { method: "GET" }), 405, "method_not_allowed");
+
+    const disabled = location({ now: Date.now() }, { ...env, ADMIN_SECRET: undefined });
+    await expectStatus(await disabled.request(path, await adminRequest(body)), 404, "not_found");
+  });
+});

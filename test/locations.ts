@@ -1,0 +1,103 @@
+// Helpers that simulate Cloudflare locations: separate gateways (own isolate state, own clock), optionally over a stale KV view.
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { createApp } from "../src/app";
+import type { FailureRecord, LoginBackoff } from "../src/durable/login-backoff";
+import type { RefreshFamily } from "../src/durable/refresh-family";
+import { createGateway, type Gateway } from "../src/gateway";
+import { GATEWAY, randomIp } from "./helpers";
+import { sha256Hex } from "./refresh-helpers";
+
+/** A shared, settable clock (ms since the epoch). */
+export interface Clock {
+  now: number;
+}
+
+/** One simulated location: its own gateway (caches, in-flight maps), the shared bindings, a clock. */
+export interface Location {
+  gateway: Gateway;
+  request(path: string, init?: RequestInit): Promise<Response>;
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
+}
+
+/** A location over `bindings`, reading `clock`. */
+export function location(clock: Clock, bindings: typeof env = env): Location {
+  const gateway = createGateway(bindings, { now: () => clock.now });
+  const app = createApp({ gatewayFor: () => gateway });
+  const request = async (path: string, init?: RequestInit): Promise<Response> => {
+    const ctx = createExecutionContext();
+    const response = await app.fetch(new Request(GATEWAY + path, init), bindings, ctx);
+    await waitOnExecutionContext(ctx);
+    return response;
+  };
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    request(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "CF-Connecting-IP": randomIp(), ...headers },
+      body: JSON.stringify(body),
+    });
+  return { gateway, request, post };
+}
+
+/**
+ * A view of TOKENS as a far location's edge cache may serve it: every key in `frozen` reads as it was
+ * when frozen (null: absent), whatever was written since; other keys and all writes go to the real namespace.
+ */
+export function staleKv(frozen: Map<string, string | null>): KVNamespace {
+  const real = env.TOKENS;
+  const get = async (key: string, options?: unknown): Promise<unknown> => {
+    if (!frozen.has(key)) return real.get(key, options as KVNamespaceGetOptions<"text">);
+    const value = frozen.get(key) ?? null;
+    const type = typeof options === "string" ? options : (options as { type?: string } | undefined)?.type;
+    return value !== null && type === "json" ? JSON.parse(value) : value;
+  };
+  return new Proxy(real, {
+    get(target, property) {
+      if (property === "get") return get;
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Reads the current values of `keys`, to freeze them in a {@link staleKv}. */
+export async function freeze(keys: string[]): Promise<Map<string, string | null>> {
+  return new Map(await Promise.all(keys.map(async (key) => [key, await env.TOKENS.get(key)] as const)));
+}
+
+/** The `LoginBackoff` object of an (already normalised) email. */
+export async function backoffObject(email: string): Promise<DurableObjectStub<LoginBackoff>> {
+  return env.LOGIN_BACKOFF.get(env.LOGIN_BACKOFF.idFromName(await sha256Hex(email)));
+}
+
+/** The live failure record of an email, read from its object. */
+export async function backoffRecord(email: string): Promise<FailureRecord | undefined> {
+  return (await backoffObject(email)).record(Date.now());
+}
+
+/** Writes an email's failure record straight into its object's storage. */
+export async function seedBackoff(email: string, record: FailureRecord): Promise<void> {
+  await runInDurableObject(await backoffObject(email), async (_instance, state) => {
+    state.storage.sql.exec(
+      "INSERT OR REPLACE INTO failures (id, failures, locked_until, expires_at) VALUES (1, ?, ?, ?)",
+      record.failures,
+      record.lockedUntil,
+      record.expiresAt,
+    );
+  });
+}
+
+/** The `RefreshFamily` object of a family. */
+export function familyObject(familyId: string): DurableObjectStub<RefreshFamily> {
+  return env.REFRESH_FAMILIES.get(env.REFRESH_FAMILIES.idFromName(familyId));
+}
+
+/** Waits (≤ 3 s) until KV's revocation record names `memberId`: the publisher writes at most once a second. */
+export async function revocationPublished(memberId: number): Promise<void> {
+  for (let waited = 0; waited < 3000; waited += 100) {
+    const record = await env.TOKENS.get<{ members: Record<string, number> }>("access-revocations", "json");
+    if (record?.members[String(memberId)] !== undefined) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`member ${memberId} never appeared in access-revocations`);
+}

@@ -1,0 +1,68 @@
+// The size bound of the published revocation record (a file of its own: KV caches reads for 30 s across the file).
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/durable/revocations";
+import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/tokens/revocations";
+import { fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+import { location, revocationPublished, type Clock } from "./locations";
+import { loginAccount, newAccount } from "./refresh-helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
+
+async function expectRevoked(response: Response): Promise<void> {
+  expect(response.status).toBe(401);
+  expect(response.headers.get("WWW-Authenticate")).toMatch(/error="invalid_token"/);
+  expect((await problem(response)).code).toBe("invalid_token");
+}
+
+describe("access-token revocation", () => {
+  it(`beyond ${MAX_NAMED_BYTES / 1024} KiB of named entries, the oldest are merged into buckets: under 64 KiB, closed for their bucket, never open`, async () => {
+    fakeOrigin();
+    const object = env.REVOCATIONS.get(env.REVOCATIONS.idFromName("global"));
+    const now = Date.now();
+    const oldest = 900_000_001;
+    await object.revoke({ members: [oldest], before: Math.floor(now / 1000) - 100, keepSeconds: 3630, now });
+    const many = Array.from({ length: 2000 }, (_, i) => 800_000_000 + i);
+    const snapshot = await object.revoke({ members: many, before: Math.floor(now / 1000), keepSeconds: 3630, now });
+    expect(JSON.stringify(snapshot).length).toBeLessThan(64 * 1024);
+    expect(Object.keys(snapshot.members).length).toBeLessThan(many.length);
+    expect(snapshot.members[String(oldest)]).toBeUndefined();
+    const bucket = revocationBucket(`m:${oldest}`);
+    expect(snapshot.buckets![String(bucket)]).toBeGreaterThanOrEqual(Math.floor(now / 1000) - 100);
+    await vi.waitFor(
+      async () =>
+        expect(await env.TOKENS.get(REVOCATIONS_KEY, "json")).toMatchObject({
+          members: snapshot.members,
+          buckets: snapshot.buckets,
+        }),
+      {
+        timeout: 3000,
+      },
+    );
+
+    let neighbour = 1;
+    while (revocationBucket(`m:${neighbour}`) !== bucket || many.includes(neighbour)) neighbour++;
+    let stranger = 1;
+    while (String(revocationBucket(`m:${stranger}`)) in snapshot.buckets! || many.includes(stranger)) stranger++;
+    let organisation = 0;
+    while (String(revocationBucket(`o:org${organisation}`)) in snapshot.buckets!) organisation++;
+    const at = location({ now });
+    const iat = Math.floor(now / 1000) - 200;
+    // Through the HTTP surface: the merged member is refused (this also loads the record into `at`).
+    await expectRevoked(
+      await at.request("/grids", bearer(await signWithJose(fixedClaims({ memberEntityId: oldest, iat })))),
+    );
+    // The loaded copy, member by member (an organisation outside every populated bucket).
+    const claims = (memberEntityId: number, issuedAt = iat) =>
+      fixedClaims({ memberEntityId, iat: issuedAt, organisationEntityIdentifier: `org${organisation}` }) as never;
+    expect(at.gateway.revocations.isRevoked(claims(oldest))).toBe(true);
+    expect(at.gateway.revocations.isRevoked(claims(neighbour)), "same bucket: closed").toBe(true);
+    expect(at.gateway.revocations.isRevoked(claims(stranger)), "another bucket: open").toBe(false);
+    const bucketTime = snapshot.buckets![String(bucket)]!;
+    expect(at.gateway.revocations.isRevoked(claims(neighbour, bucketTime + 1)), "issued after the bucket's time").toBe(
+      false,
+    );
+  }, 60_000);
+});

@@ -1,0 +1,75 @@
+// Access-token revocation within 60 s with no I/O per proxied request: logout-everywhere, the size bound, fail-closed reads.
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/durable/revocations";
+import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/tokens/revocations";
+import { fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+import { location, revocationPublished, type Clock } from "./locations";
+import { loginAccount, newAccount } from "./refresh-helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
+
+async function expectRevoked(response: Response): Promise<void> {
+  expect(response.status).toBe(401);
+  expect(response.headers.get("WWW-Authenticate")).toMatch(/error="invalid_token"/);
+  expect((await problem(response)).code).toBe("invalid_token");
+}
+
+describe("access-token revocation", () => {
+  it("logout-everywhere refuses the earlier access token at once here and within 60 s elsewhere, with no I/O per request before", async () => {
+    fakeOrigin();
+    const clock: Clock = { now: Date.now() };
+    const near = location(clock);
+    const far = location(clock);
+    const account = await newAccount();
+    const bystander = await newAccount();
+    const { access_token: token } = await loginAccount(account);
+    const { access_token: other } = await loginAccount(bystander);
+    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+    expect((await far.request("/grids", bearer(other))).status).toBe(200);
+    clock.now = Date.now(); // the tokens were issued by the real clock
+    const revokedAt = clock.now;
+
+    expect((await near.post("/authenticate/revoke", { all: true }, { Authorization: `Bearer ${token}` })).status).toBe(
+      200,
+    );
+    await expectRevoked(await near.request("/grids", bearer(token)));
+    expect((await near.request("/grids", bearer(other))).status, "other members are unaffected").toBe(200);
+    await revocationPublished(account.memberId);
+
+    const reads = vi.spyOn(env.TOKENS, "get");
+    const prepares = vi.spyOn(env.DB, "prepare");
+    clock.now = revokedAt + REVOCATIONS_REFRESH_MS - 1000;
+    expect((await far.request("/grids", bearer(other))).status).toBe(200);
+    expect(reads, "in memory: no KV read per request").not.toHaveBeenCalled();
+    expect(prepares).not.toHaveBeenCalled();
+
+    clock.now = revokedAt + REVOCATIONS_REFRESH_MS + 1000;
+    await far.request("/grids", bearer(token)); // served from the old copy; starts the background re-read
+    expect(reads).toHaveBeenCalledTimes(1);
+    await expectRevoked(await far.request("/grids", bearer(token)));
+    expect(clock.now - revokedAt).toBeLessThan(60_000);
+    expect((await far.request("/grids", bearer(other))).status).toBe(200);
+
+    // A token issued in the revocation's own second is refused too (fail closed): log in a second later.
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(0, Math.floor(revokedAt / 1000) * 1000 + 1050 - Date.now())),
+    );
+    const { access_token: fresh } = await loginAccount(account);
+    clock.now = Date.now();
+    expect((await near.request("/grids", bearer(fresh))).status, "a token issued after the revocation works").toBe(200);
+  });
+
+  it("fails closed when the record cannot be read and the copy is too old", async () => {
+    fakeOrigin();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const clock: Clock = { now: Date.now() };
+    const broken = { ...env, TOKENS: { ...env.TOKENS, get: () => Promise.reject(new Error("KV is down")) } };
+    const far = location(clock, broken as unknown as typeof env);
+    const response = await far.request("/grids", bearer(await signWithJose(fixedClaims())));
+    expect(response.status).toBe(500);
+    expect(errors).toHaveBeenCalled();
+  });
+});
