@@ -4,12 +4,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
 import { fakeOrigin, problem } from "./helpers";
-import { location, revocationPublished, type Clock } from "./locations";
+import { bearer, location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());
-
-const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
 
 /** What `npm run admin` sends: the JSON body, signed with ADMIN_SECRET at `at` (seconds). */
 async function adminRequest(body: unknown, at = Math.floor(Date.now() / 1000), secret = env.ADMIN_SECRET!) {

@@ -157,3 +157,38 @@ export async function withinOneRateWindow(periodSeconds = 60, budgetMs = 10_000)
   const left = periodMs - (Date.now() % periodMs);
   if (left < budgetMs) await new Promise((resolve) => setTimeout(resolve, left + 100));
 }
+
+/** An organisation made for one test, with one active architect and that architect's fixed-secret token. */
+export interface TestOrganisation {
+  identifier: string;
+  id: number;
+  member: string;
+  memberId: number;
+  /** A fixed-secret architect token of `member`. */
+  token: string;
+}
+
+/** A random identifier: `prefix` and 7 hex digits. */
+export function randomId(prefix: string): string {
+  return prefix + crypto.randomUUID().replaceAll("-", "").slice(0, 7);
+}
+
+/** A fresh organisation on `plan` with one active architect, so no test shares secrets, budgets or caches. */
+export async function newArchitectOrganisation(plan: string, prefix = "o"): Promise<TestOrganisation> {
+  const identifier = randomId(prefix);
+  const org = await env.DB.prepare(
+    "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, ?, ?, ?) RETURNING id",
+  )
+    .bind(identifier, `Test ${identifier}`, `${identifier}.example`, plan)
+    .first<{ id: number }>();
+  const member = randomId("m");
+  const row = await env.DB.prepare(
+    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id",
+  )
+    .bind(member, org!.id, `${member}@${identifier}.example`)
+    .first<{ id: number }>();
+  const token = await signWithJose(
+    fixedClaims({ organisationEntityIdentifier: identifier, memberEntityIdentifier: member, memberEntityId: row!.id }),
+  );
+  return { identifier, id: org!.id, member, memberId: row!.id, token };
+}

@@ -6,7 +6,17 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import type { Bindings } from "../src/config";
 import { createGateway } from "../src/gateway";
-import { GATEWAY, fakeOrigin, fixedClaims, gateway, now, problem, signWithJose } from "./helpers";
+import {
+  GATEWAY,
+  fakeOrigin,
+  fixedClaims,
+  gateway,
+  newArchitectOrganisation,
+  now,
+  problem,
+  signWithJose,
+  type TestOrganisation,
+} from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -35,32 +45,11 @@ function appWith(
   };
 }
 
-interface Organisation {
-  identifier: string;
-  member: string;
-  memberId: number;
-  /** A fixed-secret architect token of `member`. */
-  token: string;
-}
+type Organisation = TestOrganisation;
 
 /** A fresh organisation with one architect, so no test shares a budget with another. */
-async function newOrganisation(plan = "professional"): Promise<Organisation> {
-  const identifier = `l${crypto.randomUUID().slice(0, 7)}`;
-  const org = await env.DB.prepare(
-    "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Limits', ?, ?) RETURNING id",
-  )
-    .bind(identifier, `${identifier}.example`, plan)
-    .first<{ id: number }>();
-  const member = `m${crypto.randomUUID().slice(0, 7)}`;
-  const row = await env.DB.prepare(
-    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id",
-  )
-    .bind(member, org!.id, `${member}@${identifier}.example`)
-    .first<{ id: number }>();
-  const token = await signWithJose(
-    fixedClaims({ organisationEntityIdentifier: identifier, memberEntityIdentifier: member, memberEntityId: row!.id }),
-  );
-  return { identifier, member, memberId: row!.id, token };
+function newOrganisation(plan = "professional"): Promise<Organisation> {
+  return newArchitectOrganisation(plan, "l");
 }
 
 /**

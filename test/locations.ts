@@ -1,11 +1,12 @@
 // Helpers that simulate Cloudflare locations: separate gateways (own isolate state, own clock), optionally over a stale KV view.
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { expect } from "vitest";
 import { createApp } from "../src/app";
 import type { FailureRecord, LoginBackoff } from "../src/durable/login-backoff";
 import type { RefreshFamily } from "../src/durable/refresh-family";
 import { createGateway, type Gateway } from "../src/gateway";
-import { GATEWAY, randomIp } from "./helpers";
+import { GATEWAY, problem, randomIp } from "./helpers";
 import { sha256Hex } from "./refresh-helpers";
 
 /** A shared, settable clock (ms since the epoch). */
@@ -100,4 +101,14 @@ export async function revocationPublished(memberId: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`member ${memberId} never appeared in access-revocations`);
+}
+
+/** Request init carrying `token` as the bearer token. */
+export const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
+
+/** A revoked access token's answer: 401 `invalid_token` with its RFC 6750 challenge. */
+export async function expectRevoked(response: Response): Promise<void> {
+  expect(response.status).toBe(401);
+  expect(response.headers.get("WWW-Authenticate")).toMatch(/error="invalid_token"/);
+  expect((await problem(response)).code).toBe("invalid_token");
 }

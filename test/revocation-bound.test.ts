@@ -3,19 +3,11 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/durable/revocations";
 import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/tokens/revocations";
-import { fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
-import { location, revocationPublished, type Clock } from "./locations";
+import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
+import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());
-
-const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
-
-async function expectRevoked(response: Response): Promise<void> {
-  expect(response.status).toBe(401);
-  expect(response.headers.get("WWW-Authenticate")).toMatch(/error="invalid_token"/);
-  expect((await problem(response)).code).toBe("invalid_token");
-}
 
 describe("access-token revocation", () => {
   it(`beyond ${MAX_NAMED_BYTES / 1024} KiB of named entries, the oldest are merged into buckets: under 64 KiB, closed for their bucket, never open`, async () => {

@@ -5,31 +5,13 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import { createGateway } from "../src/gateway";
 import { MISS_BURST, MISS_REFILL_PER_SECOND } from "../src/secrets/miss-budget";
-import { GATEWAY, fakeOrigin, fixedClaims, now, signWithJose } from "./helpers";
+import { GATEWAY, fakeOrigin, newArchitectOrganisation, now, randomId, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
-function randomId(prefix: string): string {
-  return prefix + crypto.randomUUID().replaceAll("-", "").slice(0, 7);
-}
-
 /** A fresh organisation with an active architect and one dynamic secret, created through the API. */
 async function organisationWithSecret(): Promise<{ identifier: string; member: string; kid: string; secret: string }> {
-  const identifier = randomId("f");
-  const org = await env.DB.prepare(
-    "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Flood', ?, 'enterprise') RETURNING id",
-  )
-    .bind(identifier, `${identifier}.example`)
-    .first<{ id: number }>();
-  const member = randomId("m");
-  const row = await env.DB.prepare(
-    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id",
-  )
-    .bind(member, org!.id, `${member}@${identifier}.example`)
-    .first<{ id: number }>();
-  const token = await signWithJose(
-    fixedClaims({ organisationEntityIdentifier: identifier, memberEntityIdentifier: member, memberEntityId: row!.id }),
-  );
+  const { identifier, member, token } = await newArchitectOrganisation("enterprise", "f");
   const created = await createApp().fetch(
     new Request(`${GATEWAY}/authenticate/secrets`, { method: "POST", headers: { Authorization: `Bearer ${token}` } }),
     env,

@@ -2,44 +2,29 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../src/config";
-import { accessTokenFor, fakeOrigin, fixedClaims, gateway, now, problem, signWithJose } from "./helpers";
+import {
+  accessTokenFor,
+  fakeOrigin,
+  fixedClaims,
+  gateway,
+  newArchitectOrganisation,
+  now,
+  problem,
+  randomId,
+  signWithJose,
+  type TestOrganisation,
+} from "./helpers";
 
 afterEach(() => {
   vi.useRealTimers();
   vi.restoreAllMocks();
 });
 
-interface Organisation {
-  identifier: string;
-  id: number;
-  member: string;
-  memberId: number;
-  /** A fixed-secret architect token of `member`. */
-  token: string;
-}
-
-function randomId(prefix: string): string {
-  return prefix + crypto.randomUUID().replaceAll("-", "").slice(0, 7);
-}
+type Organisation = TestOrganisation;
 
 /** A fresh organisation with one active architect, so tests never share secrets. */
-async function newOrganisation(plan = "enterprise"): Promise<Organisation> {
-  const identifier = randomId("s");
-  const org = await env.DB.prepare(
-    "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Secrets', ?, ?) RETURNING id",
-  )
-    .bind(identifier, `${identifier}.example`, plan)
-    .first<{ id: number }>();
-  const member = randomId("m");
-  const row = await env.DB.prepare(
-    "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id",
-  )
-    .bind(member, org!.id, `${member}@${identifier}.example`)
-    .first<{ id: number }>();
-  const token = await signWithJose(
-    fixedClaims({ organisationEntityIdentifier: identifier, memberEntityIdentifier: member, memberEntityId: row!.id }),
-  );
-  return { identifier, id: org!.id, member, memberId: row!.id, token };
+function newOrganisation(plan = "enterprise"): Promise<Organisation> {
+  return newArchitectOrganisation(plan, "s");
 }
 
 function bearer(token: string): Record<string, string> {
