@@ -131,7 +131,10 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
   };
 }
 
-/** The gateway's env with the network and storage replaced: a canned origin and a D1 that knows one active organisation. */
+/**
+ * The gateway's env with the network and storage replaced: a canned origin, a D1 that knows one active
+ * organisation, and a KV without a revocation record (the authentication step reads it once per isolate).
+ */
 function inProcessEnv(env: Bindings): Bindings {
   const statement = {
     bind: () => statement,
@@ -139,7 +142,13 @@ function inProcessEnv(env: Bindings): Bindings {
     all: async () => ({ results: [{ plan: "professional", status: "active" }], success: true, meta: {} }),
   };
   const origin = { fetch: async () => Response.json({ grid: { id: 12, rows: 3, columns: 3 } }) };
-  return { ...env, DB: { prepare: () => statement } as unknown as D1Database, ORIGIN: origin as unknown as Fetcher };
+  const kv = { get: async () => null };
+  return {
+    ...env,
+    DB: { prepare: () => statement } as unknown as D1Database,
+    TOKENS: kv as unknown as KVNamespace,
+    ORIGIN: origin as unknown as Fetcher,
+  };
 }
 
 /**
