@@ -11,7 +11,7 @@ import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./secrets/resolve";
 import type { TraceContext } from "./http/trace";
 import { database, type Database } from "./storage/db";
-import type { AccessClaims } from "./tokens/claims";
+import type { AccessClaims, ClaimRules } from "./tokens/claims";
 import { KeyStore } from "./tokens/keys";
 import { RefreshSessions } from "./tokens/refresh-session";
 import { RefreshStore } from "./tokens/refresh-store";
@@ -83,6 +83,12 @@ export class Gateway implements ConfigSource {
   /** The validated configuration, parsed once; throws `ConfigError` while the deployment is misconfigured. */
   get config(): Config {
     return (this.parsed ??= parseConfig(this.env));
+  }
+
+  /** The claim rules an access token is checked against now: issuer, audience, clock skew, the clock. */
+  claimRules(): ClaimRules {
+    const { issuer, audience, clockSkew } = this.config;
+    return { issuer, audience, clockSkew, now: Math.floor(this.now() / 1000) };
   }
 
   /** The per-plan limits of the proxied API, built with the configuration (disabled plans are logged then, once). */

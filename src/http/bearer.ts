@@ -54,16 +54,10 @@ export async function verifyBearer(
   log: Logger,
 ): Promise<AccessClaims> {
   const token = credentialsOf(request);
-  const config = gateway.config;
   const claims = await gateway.verifier.verify(
     token,
     await gateway.keys.fixedRing(),
-    {
-      issuer: config.issuer,
-      audience: config.audience,
-      clockSkew: config.clockSkew,
-      now: Math.floor(gateway.now() / 1000),
-    },
+    gateway.claimRules(),
     options.fixedOnly ? undefined : gateway.dynamicSecrets,
     options.fixedOnly ? NO_BACKGROUND_WORK : ctx(),
     log,
