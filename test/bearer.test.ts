@@ -3,11 +3,13 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   accessTokenFor,
+  b64url,
   fakeOrigin,
   fixedClaims,
   gateway,
   now,
   problem,
+  rawToken,
   signWithJose,
   type OriginSeen,
 } from "./helpers";
@@ -20,24 +22,6 @@ afterEach(() => {
   expect(seen, "a refused request reached the origin").toEqual([]);
   vi.restoreAllMocks();
 });
-
-function b64url(value: string | Uint8Array): string {
-  const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value;
-  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
-}
-
-/** Signs arbitrary header and payload JSON text with `JWT_SECRET`, bypassing every library check. */
-async function rawToken(header: string, payload: string, secret = env.JWT_SECRET!): Promise<string> {
-  const input = `${b64url(header)}.${b64url(payload)}`;
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return `${input}.${b64url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input))))}`;
-}
 
 const HS256 = JSON.stringify({ alg: "HS256", typ: "JWT" });
 

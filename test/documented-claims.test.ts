@@ -1,7 +1,7 @@
 // Tokens as the API documentation shows them: memberEntityId as a digit string, the documented header and payload.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { accessTokenFor, fakeOrigin, fixedClaims, gateway, problem, signWithJose } from "./helpers";
+import { accessTokenFor, fakeOrigin, fixedClaims, gateway, problem, rawToken, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -38,20 +38,9 @@ async function createSecret(): Promise<{ kid: string; secret: string }> {
 }
 
 /** Signs exactly `payload` (its JSON text as given) with the documented header order. */
-async function signDocumented(payload: object, secret: string, kid?: string): Promise<string> {
-  const encode = (text: string) =>
-    new TextEncoder().encode(text).toBase64({ alphabet: "base64url", omitPadding: true });
+function signDocumented(payload: object, secret: string, kid?: string): Promise<string> {
   const header = JSON.stringify({ typ: "JWT", alg: "HS256", ...(kid ? { kid } : {}) });
-  const input = `${encode(header)}.${encode(JSON.stringify(payload))}`;
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input)));
-  return `${input}.${signature.toBase64({ alphabet: "base64url", omitPadding: true })}`;
+  return rawToken(header, JSON.stringify(payload), secret);
 }
 
 describe("tokens the gateway issues", () => {
