@@ -218,8 +218,11 @@ async function prepare() {
   return { servers, useDemo, issuer: env.ISSUER ?? "gridgate", gatewayBundle: gateway };
 }
 
-/** Part 1: verifications per second of each variant, alternating, ops/s = N / (t(N) − t(0)). */
-async function verifyBench() {
+/**
+ * One keep-alive connection to the verify bench worker: `get(path)` returns its JSON answer (any other
+ * status than 200 throws), `timed(path)` the milliseconds one such request took.
+ */
+async function verifyWorkerClient() {
   const connection = new Connection(PORTS.verify);
   await connection.open();
   const get = async (path) => {
@@ -232,6 +235,12 @@ async function verifyBench() {
     await get(path);
     return performance.now() - started;
   };
+  return { connection, get, timed };
+}
+
+/** Part 1: verifications per second of each variant, alternating, ops/s = N / (t(N) − t(0)). */
+async function verifyBench() {
+  const { connection, get, timed } = await verifyWorkerClient();
   const fixture = await get("/token");
   for (const variant of VARIANTS) {
     const good = await get(`/verify?variant=${variant}&n=3`);
@@ -308,18 +317,7 @@ async function verifyBench() {
  * in-process stand-ins, and the two steps alone.
  */
 async function observeBench() {
-  const connection = new Connection(PORTS.verify);
-  await connection.open();
-  const get = async (path) => {
-    const response = await connection.send(requestBytes(PORTS.verify, "GET", path));
-    if (response.status !== 200) throw new Error(`verify bench ${path}: HTTP ${response.status} ${response.body}`);
-    return JSON.parse(response.body.toString());
-  };
-  const timed = async (path) => {
-    const started = performance.now();
-    await get(path);
-    return performance.now() - started;
-  };
+  const { connection, get, timed } = await verifyWorkerClient();
   const paths = { bare: "/app?variant=bare", observed: "/app?variant=observed", steps: "/observe?variant=observed" };
   const n = { bare: 1000, observed: 1000, steps: 50_000 };
   for (const [name, path] of Object.entries(paths)) {
