@@ -22,6 +22,7 @@ export type ProblemCode =
   | "method_not_allowed"
   | "origin_unreachable"
   | "origin_timeout"
+  | "temporarily_unavailable"
   | "internal";
 
 /** What shapes the answer to a {@link GatewayError} beyond its code; HTTP decides what each means. */
@@ -69,4 +70,21 @@ export type Refusal = keyof typeof REFUSALS;
 export function refusal(name: Refusal, options?: GatewayErrorOptions): GatewayError {
   const { code, detail } = REFUSALS[name];
   return new GatewayError(code, detail, options);
+}
+
+/** A storage dependency the gateway may find unavailable; named in logs, never in the client's detail. */
+export type Dependency = "d1" | "kv" | "refresh_family" | "login_backoff" | "revocations" | "rate_limiter";
+
+/** Seconds a client is asked to wait (`Retry-After`) after a dependency failed. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * 503 `temporarily_unavailable` with `Retry-After`: a dependency the request needs failed, so nothing was
+ * decided. Clients keep their session and retry; never a 401 that would make them discard valid tokens.
+ */
+export function unavailable(dependency: Dependency, cause?: unknown): GatewayError {
+  return new GatewayError("temporarily_unavailable", "The service is temporarily unavailable; try again shortly.", {
+    retryAfter: UNAVAILABLE_RETRY_AFTER_SECONDS,
+    cause: { dependency, error: cause },
+  });
 }

@@ -33,6 +33,7 @@ export const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
   method_not_allowed: { status: 405, title: "Method not allowed" },
   origin_unreachable: { status: 502, title: "Origin unreachable" },
   origin_timeout: { status: 504, title: "Origin timed out" },
+  temporarily_unavailable: { status: 503, title: "Temporarily unavailable" },
   internal: { status: 500, title: "Internal error" },
 };
 
