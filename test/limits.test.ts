@@ -11,6 +11,7 @@ import {
   fakeOrigin,
   fixedClaims,
   gateway,
+  inOneRateWindow,
   newArchitectOrganisation,
   now,
   problem,
@@ -52,26 +53,9 @@ function newOrganisation(plan = "professional"): Promise<Organisation> {
   return newArchitectOrganisation(plan, "l");
 }
 
-/**
- * Runs `scenario` until it ran inside one wall-clock minute: the simulated binding counts in windows aligned
- * to the minute, so a run that crossed a boundary proves nothing and is repeated (with fresh organisations).
- */
-async function withinOneWindow(scenario: () => Promise<void>): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    const window = Math.floor(Date.now() / 60_000);
-    try {
-      await scenario();
-    } catch (error) {
-      if (attempt < 2 && Math.floor(Date.now() / 60_000) !== window) continue;
-      throw error;
-    }
-    if (Math.floor(Date.now() / 60_000) === window || attempt >= 2) return;
-  }
-}
-
 describe("the per-organisation API limit", () => {
   it("answers 429 rate_limited with Retry-After and RateLimit headers once the limit is used up", async () => {
-    await withinOneWindow(async () => {
+    await inOneRateWindow(async () => {
       const seen = fakeOrigin();
       const get = appWith();
       const org = await newOrganisation();
@@ -99,7 +83,7 @@ describe("the per-organisation API limit", () => {
   });
 
   it("counts before the scope check: a request refused for its scope uses the budget too", async () => {
-    await withinOneWindow(async () => {
+    await inOneRateWindow(async () => {
       fakeOrigin();
       const get = appWith();
       const org = await newOrganisation();
@@ -119,7 +103,7 @@ describe("the per-organisation API limit", () => {
   });
 
   it("leaves another organisation unaffected", async () => {
-    await withinOneWindow(async () => {
+    await inOneRateWindow(async () => {
       fakeOrigin();
       const get = appWith();
       const busy = await newOrganisation();
@@ -131,7 +115,7 @@ describe("the per-organisation API limit", () => {
   });
 
   it("is one budget for the organisation's fixed-secret and dynamic-secret tokens", async () => {
-    await withinOneWindow(async () => {
+    await inOneRateWindow(async () => {
       const seen = fakeOrigin();
       const get = appWith();
       const org = await newOrganisation();
