@@ -1,8 +1,7 @@
 /** Security audit trail: one structured event per login, refresh, revoke and secret change. */
 import type { WaitUntil } from "./config";
+import { auditShardName, type AuditRow, type AuditSink } from "./durable/audit-sink";
 import type { Logger } from "./log";
-import type { Database } from "./storage/db";
-import { auditEvents } from "./storage/schema";
 
 /** Every kind of event the gateway records. */
 export type AuditEventName =
@@ -63,10 +62,13 @@ function safeDetail(detail: AuditEvent["detail"]): AuditEvent["detail"] {
 /** Fields of an event a route or guard adds to the request's facts. */
 export type AuditFields = Pick<AuditEvent, "event" | "outcome" | "memberId" | "organisationId" | "detail">;
 
-/** The audit trail: JSON log lines through the gateway's {@link Logger}, rows in D1 `audit_events`. */
+/**
+ * The audit trail: JSON log lines through the gateway's {@link Logger}, rows in D1 `audit_events`
+ * written through the sharded `AuditSink` Durable Object, which batches them (docs/capacity.md § 5).
+ */
 export class AuditTrail {
   constructor(
-    private readonly db: Database,
+    private readonly sink: DurableObjectNamespace<AuditSink>,
     private readonly logger: Logger,
     private readonly now: () => number,
   ) {}
@@ -88,15 +90,19 @@ export class AuditTrail {
   }
 
   /**
-   * Records `event`: one JSON log line now, and a row in D1 `audit_events` (`at` in ms since the epoch)
-   * written in the background (`waitUntil`), so it never slows the response. A failed write is
-   * logged and never fails the request.
+   * Records `event`: one JSON log line now, and a row in D1 `audit_events` (`at` in ms since the epoch):
+   * the event goes to its `AuditSink` shard in the background (`waitUntil`), so it never slows the
+   * response, and the shard writes it to D1 within about a second. A failed or refused hand-over is
+   * logged (`audit_write_failed`) and never fails the request.
    */
   record(ctx: WaitUntil, event: AuditEvent): void {
     const at = this.now();
     this.log(event, at);
     const write = Promise.resolve()
-      .then(() => this.insert(event, at))
+      .then(() => this.sink.get(this.sink.idFromName(auditShardName(event.requestId))).append(auditRow(event, at)))
+      .then((accepted) => {
+        if (!accepted) throw new Error("audit sink full");
+      })
       .catch((error: unknown) => {
         this.logger.error("audit_write_failed", {
           request_id: event.requestId,
@@ -111,20 +117,21 @@ export class AuditTrail {
       // No execution context to extend: the write still runs, best effort.
     }
   }
+}
 
-  private async insert(event: AuditEvent, at: number): Promise<void> {
-    const detail = safeDetail(event.detail);
-    await this.db.insert(auditEvents).values({
-      at,
-      event: event.event,
-      outcome: event.outcome,
-      memberId: event.memberId ?? null,
-      organisationId: event.organisationId ?? null,
-      ip: clip(event.ip) ?? null,
-      userAgent: clip(event.userAgent) ?? null,
-      requestId: event.requestId,
-      traceId: event.traceId ?? null,
-      detail: detail ? JSON.stringify(detail).slice(0, 2 * MAX_TEXT) : null,
-    });
-  }
+/** The `audit_events` row of `event`, clipped and redacted. */
+function auditRow(event: AuditEvent, at: number): AuditRow {
+  const detail = safeDetail(event.detail);
+  return {
+    at,
+    event: event.event,
+    outcome: event.outcome,
+    member_id: event.memberId ?? null,
+    organisation_id: event.organisationId ?? null,
+    ip: clip(event.ip) ?? null,
+    user_agent: clip(event.userAgent) ?? null,
+    request_id: event.requestId,
+    trace_id: event.traceId ?? null,
+    detail: detail ? JSON.stringify(detail).slice(0, 2 * MAX_TEXT) : null,
+  };
 }

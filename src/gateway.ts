@@ -69,7 +69,7 @@ export class Gateway implements ConfigSource {
     this.metrics = new Metrics(env.METRICS, this.logger);
     const db = database(env.DB);
     this.db = db;
-    this.audit = new AuditTrail(db, this.logger, now);
+    this.audit = new AuditTrail(env.AUDIT_SINK, this.logger, now);
     this.keys = new KeyStore(this);
     this.plans = new PlanGate(this, db, now);
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv: env.TOKENS, db, now });

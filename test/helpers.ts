@@ -132,10 +132,10 @@ export interface AuditRow {
 }
 
 /**
- * The audit rows of one request, polled for up to `timeoutMs` (they are written in `waitUntil`,
- * after the response) until at least `atLeast` exist.
+ * The audit rows of one request, polled for up to `timeoutMs` (they reach D1 after the response, through an
+ * `AuditSink` shard that writes at most once a second) until at least `atLeast` exist.
  */
-export async function auditRowsOf(requestId: string, atLeast = 1, timeoutMs = 2000): Promise<AuditRow[]> {
+export async function auditRowsOf(requestId: string, atLeast = 1, timeoutMs = 5000): Promise<AuditRow[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id")
