@@ -1,11 +1,13 @@
-// The capacity model's check (docs/capacity.md § 9): the gateway's own code in workerd, its local KV and D1 behind
-// counting proxies, a population and traffic 1/SCALE of the target on a simulated clock, counts scaled back up.
+// The capacity model's check (docs/capacity.md § 9): the gateway's own code in workerd, its local KV, D1 and Durable
+// Object bindings behind counting proxies, a population and traffic 1/SCALE of the target on a simulated clock, counts
+// scaled back up.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import { hashPassword } from "../src/credentials/password";
+import { AUDIT_SHARDS, FLUSH_INTERVAL_MS, ROWS_PER_FLUSH } from "../src/durable/audit-sink";
 import { createGateway } from "../src/gateway";
 
 /** The target (docs/capacity.md § 1) is SCALE times what runs here: one isolate's slice of it. */
@@ -34,6 +36,19 @@ const GATEWAY_URL = "https://gateway.test";
 
 type Phase = "proxied" | "login" | "refresh" | "setup";
 
+/** The Durable Object bindings the simulation counts; the shared ones are called by every isolate, the others per entity. */
+const OBJECT_BINDINGS = ["REFRESH_FAMILIES", "LOGIN_BACKOFF", "REVOCATIONS", "AUDIT_SINK"] as const;
+type ObjectBinding = (typeof OBJECT_BINDINGS)[number];
+/** A singleton or a fixed set of shards: each of the target's ~1,000 isolates sends it what this one sends. */
+const SHARED_OBJECTS = new Set<ObjectBinding>(["REVOCATIONS", "AUDIT_SINK"]);
+
+interface ObjectStats {
+  binding: ObjectBinding;
+  name: string;
+  requests: number;
+  requestsBySecond: Map<number, number>;
+}
+
 interface KeyStats {
   prefix: string;
   reads: number;
@@ -56,6 +71,8 @@ class Counters {
   second = 0;
   readonly keys = new Map<string, KeyStats>();
   readonly queries = new Map<string, number>();
+  /** Durable Object requests (calls on a stub) by binding and object id. */
+  readonly objects = new Map<string, ObjectStats>();
 
   private stats(key: string): KeyStats {
     let stats = this.keys.get(key);
@@ -105,9 +122,23 @@ class Counters {
     this.queries.set(label, (this.queries.get(label) ?? 0) + 1);
   }
 
+  /** Every Durable Object request of the run, measured or not, by binding. */
+  readonly allObjectRequests = new Map<ObjectBinding, number>();
+
+  objectRequest(binding: ObjectBinding, name: string): void {
+    this.allObjectRequests.set(binding, (this.allObjectRequests.get(binding) ?? 0) + 1);
+    if (!this.measuring) return;
+    const key = `${binding}/${name}`;
+    let stats = this.objects.get(key);
+    if (!stats) this.objects.set(key, (stats = { binding, name, requests: 0, requestsBySecond: new Map() }));
+    stats.requests++;
+    stats.requestsBySecond.set(this.second, (stats.requestsBySecond.get(this.second) ?? 0) + 1);
+  }
+
   reset(): void {
     this.keys.clear();
     this.queries.clear();
+    this.objects.clear();
   }
 }
 
@@ -184,6 +215,37 @@ function countingD1(db: D1Database, counters: Counters): D1Database {
   });
 }
 
+/** A stub whose every call (an RPC method or `fetch`) counts as one request to its object. */
+function countingStub<T extends object>(stub: T, binding: ObjectBinding, name: string, counters: Counters): T {
+  return new Proxy(stub, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property);
+      if (typeof value !== "function" || typeof property !== "string") return value;
+      return (...args: unknown[]) => {
+        counters.objectRequest(binding, name);
+        // Reflect.apply: an RPC method's own `apply` property would be taken for a remote method.
+        return Reflect.apply(value, target, args);
+      };
+    },
+  });
+}
+
+function countingObjects(namespace: DurableObjectNamespace, binding: ObjectBinding, counters: Counters) {
+  const nameOf = (id: DurableObjectId) => id.name ?? id.toString();
+  return new Proxy(namespace, {
+    get(target, property) {
+      if (property === "get")
+        return (id: DurableObjectId, options?: DurableObjectNamespaceGetDurableObjectOptions) =>
+          countingStub<object>(target.get(id, options), binding, nameOf(id), counters);
+      if (property === "getByName")
+        return (name: string, options?: DurableObjectNamespaceGetDurableObjectOptions) =>
+          countingStub<object>(target.getByName(name, options), binding, name, counters);
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 /** A small deterministic PRNG (mulberry32), so every run sends the same traffic. */
 function random(seed: number): () => number {
   let state = seed >>> 0;
@@ -206,9 +268,22 @@ const fmt = (value: number, digits = 1) => value.toLocaleString("en-GB", { maxim
 
 it("drives 1/SCALE of the target through the gateway and scales its storage use back up", async () => {
   const wallStart = Date.now();
+  const auditRowsInD1 = async () =>
+    (await env.DB.prepare("SELECT count(*) AS n FROM audit_events").first<{ n: number }>())?.n ?? 0;
+  const auditRowsBefore = await auditRowsInD1();
   const counters = new Counters();
   const clock = { now: Date.now() };
-  const simEnv = { ...env, TOKENS: countingKv(env.TOKENS, counters), DB: countingD1(env.DB, counters) };
+  const simEnv = {
+    ...env,
+    TOKENS: countingKv(env.TOKENS, counters),
+    DB: countingD1(env.DB, counters),
+    ...Object.fromEntries(
+      OBJECT_BINDINGS.map((binding) => [
+        binding,
+        countingObjects(env[binding] as unknown as DurableObjectNamespace, binding, counters),
+      ]),
+    ),
+  } as typeof env;
   const gateway = createGateway(simEnv, { now: () => clock.now });
   const app = createApp({ gatewayFor: () => gateway });
   vi.spyOn(globalThis, "fetch").mockImplementation(async () => Response.json({ ok: true }));
@@ -469,12 +544,49 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     );
   }
   say();
+  say(
+    "Durable Objects (requests/s at the target; per-entity objects: their busiest second, unscaled; " +
+      "singletons and shards: × 1,000 isolates):",
+  );
+  const objectRate = (stats: ObjectStats) =>
+    SHARED_OBJECTS.has(stats.binding)
+      ? (stats.requests / measuredSeconds) * SCALE
+      : Math.max(0, ...stats.requestsBySecond.values());
+  let busiestObject = 0;
+  let busiestObjectName = "none";
+  for (const binding of OBJECT_BINDINGS) {
+    const all = [...counters.objects.values()].filter((stats) => stats.binding === binding);
+    const requests = all.reduce((sum, stats) => sum + stats.requests, 0);
+    const busiest = all.reduce<ObjectStats | undefined>(
+      (top, stats) => (top === undefined || objectRate(stats) > objectRate(top) ? stats : top),
+      undefined,
+    );
+    if (busiest && objectRate(busiest) > busiestObject)
+      [busiestObject, busiestObjectName] = [objectRate(busiest), `${binding} ${busiest.name}`];
+    say(
+      `  ${binding.padEnd(16)} objects ${String(all.length).padStart(6)}  requests/s ${fmt((requests / measuredSeconds) * SCALE, 0).padStart(7)}` +
+        `  busiest ${busiest ? `${fmt(objectRate(busiest))} /s (${SHARED_OBJECTS.has(binding) ? busiest.name : "one entity"})` : "— (not called)"}` +
+        `${SHARED_OBJECTS.has(binding) ? "  SHARED by every isolate" : ""}`,
+    );
+  }
+  say();
   say("D1 queries (at the target):");
   let queryTotal = 0;
   for (const [label, n] of [...counters.queries].sort((a, b) => b[1] - a[1])) {
     queryTotal += n;
     say(`  ${label.padEnd(58)} ${fmt((n / measuredSeconds) * SCALE, 0).padStart(8)} /s`);
   }
+  // The audit sink's shards write with their own DB binding, on the wall clock: their D1 statements at the target
+  // follow from the events each shard receives there, at most one statement per shard per FLUSH_INTERVAL_MS.
+  const flushesPerShard = 1000 / FLUSH_INTERVAL_MS;
+  const shardRates = [...counters.objects.values()].filter((s) => s.binding === "AUDIT_SINK").map(objectRate);
+  const sinkStatements = shardRates.reduce((sum, rate) => sum + Math.min(rate, flushesPerShard), 0);
+  const sinkBacklog = shardRates.some((rate) => rate > ROWS_PER_FLUSH * flushesPerShard);
+  queryTotal += (sinkStatements * measuredSeconds) / SCALE;
+  say(
+    `  ${`insert audit_events (${shardRates.length}/${AUDIT_SHARDS} AuditSink shards, ≤ 1/s each)`.padEnd(58)} ` +
+      `${fmt(sinkStatements, 0).padStart(8)} /s (${fmt(shardRates.reduce((a, b) => a + b, 0) / Math.max(1, sinkStatements), 0)} rows each${sinkBacklog ? "; a shard receives more than it can write: backlog" : ""})`,
+  );
   const d1PerSecond = (queryTotal / measuredSeconds) * SCALE;
   say(`  ${"total".padEnd(58)} ${fmt(d1PerSecond, 0).padStart(8)} /s (one database: ≈ 1,000 /s at 1 ms a query)`);
 
@@ -512,11 +624,24 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
       `${[...refused].map(([status, n]) => `${status} ×${n}`).join(", ")}; ${floodQueries} D1 queries, ${floodReads} KV reads`,
   );
   say(`largest KV value read on the proxied path: ${largestProxiedKey.replace(/:.*/, ":…")}`);
+  say(`busiest Durable Object: ${busiestObjectName}`);
+
+  // Every audit event the gateway handed to the sink reaches D1 (the shards write on the wall clock, within ~1 s).
+  const auditSent = counters.allObjectRequests.get("AUDIT_SINK") ?? 0;
+  const auditDeadline = Date.now() + 10_000;
+  let auditWritten = await auditRowsInD1();
+  while (auditWritten - auditRowsBefore < auditSent && Date.now() < auditDeadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    auditWritten = await auditRowsInD1();
+  }
+  say(`audit sink: ${auditSent} events handed over in the whole run, ${auditWritten - auditRowsBefore} rows in D1`);
 
   for (const line of lines) console.log(`scale-sim ${line}`);
   console.log(
     `scale-sim: max writes/s per KV key ${fmt(maxWritesPerKey)}, largest KV value read on the proxied path ` +
-      `${fmt(largestProxiedRead / 1024)} KiB, D1 queries/s ${fmt(d1PerSecond, 0).replaceAll(",", "")}, busiest Durable Object 0 req/s`,
+      `${fmt(largestProxiedRead / 1024)} KiB, D1 queries/s ${fmt(d1PerSecond, 0).replaceAll(",", "")}, ` +
+      `busiest Durable Object ${fmt(busiestObject, 0).replaceAll(",", "")} req/s`,
   );
   expect(outcomes.get("proxied 200")).toBeGreaterThan(0);
+  expect(auditWritten - auditRowsBefore).toBe(auditSent);
 });
