@@ -8,6 +8,7 @@ import {
   auditShardName,
   flushAuditRows,
   FLUSH_INTERVAL_MS,
+  MAX_FLUSH_BYTES,
   MAX_PENDING,
   ROWS_PER_FLUSH,
   type AuditRow,
@@ -151,6 +152,54 @@ describe("AuditSink", () => {
     expect(first).toEqual({ written: ROWS_PER_FLUSH, pending: 20, failed: false });
     expect(statements).toHaveLength(1);
     expect(await storedRows(requestId)).toHaveLength(ROWS_PER_FLUSH);
+  });
+
+  it(`keeps each statement's JSON under ${MAX_FLUSH_BYTES} characters, however large the rows`, async () => {
+    const stub = shard();
+    const requestId = crypto.randomUUID();
+    const large = (n: number): AuditRow => ({
+      ...row(requestId, n),
+      ip: "i".repeat(512),
+      user_agent: "u".repeat(512),
+      detail: JSON.stringify({ reason: "d".repeat(1000) }),
+    });
+    const count = Math.ceil(MAX_FLUSH_BYTES / JSON.stringify(large(0)).length) + 10;
+    await runInDurableObject(stub, (_instance: AuditSink, state) => {
+      for (let n = 0; n < count; n++)
+        state.storage.sql.exec("INSERT INTO pending (row) VALUES (?)", JSON.stringify(large(n)));
+    });
+    const bound: string[] = [];
+    const db = new Proxy(env.DB, {
+      get(target, property) {
+        if (property === "prepare")
+          return (sql: string) => {
+            const statement = target.prepare(sql);
+            return new Proxy(statement, {
+              get(inner, name) {
+                if (name === "bind")
+                  return (...values: unknown[]) => {
+                    bound.push(...values.map(String));
+                    return inner.bind(...values);
+                  };
+                const value: unknown = Reflect.get(inner, name);
+                return typeof value === "function" ? value.bind(inner) : value;
+              },
+            });
+          };
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const result = await runInDurableObject(stub, async (_instance: AuditSink, state) => {
+      const flushed = await flushAuditRows(state.storage, db);
+      await state.storage.deleteAlarm();
+      return flushed;
+    });
+    expect(bound).toHaveLength(1);
+    expect(bound[0]!.length).toBeLessThanOrEqual(MAX_FLUSH_BYTES);
+    expect(result.written).toBeLessThan(count);
+    expect(result.written + result.pending).toBe(count);
+    expect(await storedRows(requestId)).toHaveLength(result.written);
   });
 
   it(`refuses new events once ${MAX_PENDING} are pending, keeping the oldest`, async () => {

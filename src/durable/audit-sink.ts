@@ -11,11 +11,13 @@ export const AUDIT_SHARDS = 16;
 /** A shard writes to D1 at most once per this interval; the first event of an idle shard is written at once. */
 export const FLUSH_INTERVAL_MS = 1000;
 /**
- * Rows per D1 statement. They travel as one JSON text bound to one parameter (D1 allows 100 bound
- * parameters per query, and 2 MB per string): a row is at most ≈ 2.2 KB (512-character IP and user
- * agent, 1,024-character detail), so 500 rows stay under 1.1 MB.
+ * Rows per D1 statement, at most. They travel as one JSON text bound to one parameter (D1 allows 100
+ * bound parameters per query and 2 MB per string), itself at most {@link MAX_FLUSH_BYTES}: a typical row
+ * is ≈ 0.35 KB, the largest ≈ 2.2 KB (512-character IP and user agent, 1,024-character detail).
  */
-export const ROWS_PER_FLUSH = 500;
+export const ROWS_PER_FLUSH = 2000;
+/** Characters of JSON per D1 statement, at most (half of D1's 2 MB string limit, whatever the rows hold). */
+export const MAX_FLUSH_BYTES = 1_000_000;
 /**
  * Events a shard keeps while D1 refuses its writes (≈ 38 minutes of the target's 44 events/s). Past it,
  * new events are refused: the caller logs `audit_write_failed`, and the event's own JSON log line
@@ -91,7 +93,8 @@ export interface FlushResult {
 /**
  * One shard. {@link AuditSink.append} stores the event in the object's SQLite and makes sure an alarm
  * is set: at once if the shard has not written for {@link FLUSH_INTERVAL_MS}, else that long after its
- * last write. The alarm writes up to {@link ROWS_PER_FLUSH} pending rows to D1 in one statement and
+ * last write. The alarm writes up to {@link ROWS_PER_FLUSH} pending rows (at most {@link MAX_FLUSH_BYTES}
+ * of JSON) to D1 in one statement and
  * deletes them only once D1 accepted them (a failure keeps them and retries with back-off). Delivery is
  * at least once: if the object dies between D1's commit and its own delete, the rows are written again.
  */
@@ -148,9 +151,16 @@ function nextFlushAt(storage: DurableObjectStorage): number {
  * failing D1 (inside the object, through `runInDurableObject`). Schedules the next alarm if rows remain.
  */
 export async function flushAuditRows(storage: DurableObjectStorage, db: D1Database): Promise<FlushResult> {
-  const rows = storage.sql
-    .exec<{ id: number; row: string }>("SELECT id, row FROM pending ORDER BY id LIMIT ?", ROWS_PER_FLUSH)
-    .toArray();
+  const rows: { id: number; row: string }[] = [];
+  let bytes = 2;
+  for (const row of storage.sql.exec<{ id: number; row: string }>(
+    "SELECT id, row FROM pending ORDER BY id LIMIT ?",
+    ROWS_PER_FLUSH,
+  )) {
+    bytes += row.row.length + 1;
+    if (bytes > MAX_FLUSH_BYTES && rows.length > 0) break;
+    rows.push(row);
+  }
   const failures = flushState(storage).failures;
   let written = 0;
   let failed = false;
