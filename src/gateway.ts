@@ -44,7 +44,7 @@ export class Gateway implements ConfigSource {
   readonly verifier = new TokenVerifier();
   /** Parsed token scopes. */
   readonly scopes = new ScopeSets();
-  /** The plan gate and its ≤ 60 s cache. */
+  /** The plan gate: its ≤ 60 s stale cache and the organisation change feed that keeps it fresh. */
   readonly plans: PlanGate;
   /** The sealing key and the caches of dynamic keys and members. */
   readonly dynamicSecrets: DynamicSecrets;
@@ -71,7 +71,7 @@ export class Gateway implements ConfigSource {
     this.db = db;
     this.audit = new AuditTrail(env.AUDIT_SINK, this.logger, now);
     this.keys = new KeyStore(this);
-    this.plans = new PlanGate(this, db, now);
+    this.plans = new PlanGate(this, db, now, this.logger);
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv: env.TOKENS, db, now });
     this.refreshStore = new RefreshStore(env.TOKENS, env.REFRESH_FAMILIES, this, now);
     this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });

@@ -1,4 +1,4 @@
-// Gateways built with fakes, driven through the HTTP surface: a clock (token expiry, the plan cache's 60 s bound), a failing D1.
+// Gateways built with fakes, driven through the HTTP surface: a clock (token expiry, the plan cache's 60 s bound), a failing D1 (the plan gate's 503).
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -68,22 +68,23 @@ describe("a gateway with an injected clock", () => {
 });
 
 describe("a gateway whose D1 fails", () => {
-  it("answers an opaque 500 and logs the failure with the request id", async () => {
+  it("answers 503 temporarily_unavailable for an organisation it never read, and logs the failure once", async () => {
     fakeOrigin();
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
     const failing = {
       prepare: () => {
         throw new Error("D1 is down");
       },
     } as unknown as D1Database;
     const { get } = appWithClock({ ...env, DB: failing });
-    const response = await get("/grids", await signWithJose(fixedClaims()));
-    expect(response.status).toBe(500);
-    const body = await problem(response);
-    expect(body.detail).toBe("Unexpected error.");
-    const lines = errors.mock.calls.map(([line]) => JSON.parse(String(line)));
-    expect(lines).toContainEqual(
-      expect.objectContaining({ level: "error", event: "unhandled", request_id: body.request_id }),
-    );
+    const token = await signWithJose(fixedClaims());
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const response = await get("/grids", token);
+      expect(response.status).toBe(503);
+      expect(response.headers.get("Retry-After")).toBe("5");
+      expect((await problem(response)).code).toBe("temporarily_unavailable");
+    }
+    const lines = warnings.mock.calls.map(([line]) => JSON.parse(String(line)));
+    expect(lines.filter((line) => line.event === "plan_store_unavailable")).toHaveLength(1);
   });
 });

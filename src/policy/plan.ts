@@ -1,57 +1,209 @@
-/** The plan gate: only active organisations on an API plan pass; state cached per isolate ≤ 60 s. */
+/** The plan gate: only active organisations on an API plan pass; state cached per isolate ≤ 60 s stale, kept fresh by one change feed. */
 import { LruCache } from "../cache/lru";
 import type { ConfigSource, WaitUntil } from "../config";
-import { refusal } from "../gateway-error";
-import { findOrganisationAccess, type Database } from "../storage/db";
+import { refusal, unavailable } from "../gateway-error";
+import type { Logger } from "../log";
+import type { Database } from "../storage/db";
+import {
+  readOrganisationFeed,
+  readOrganisationState,
+  type OrganisationFeedPage,
+  type OrganisationState,
+} from "../storage/organisation-feed";
 import { isEligible } from "./eligibility";
 
-interface CachedAccess {
-  plan: string | undefined;
-  status: string | undefined;
-  fetchedAt: number;
-}
-
-/** After this, a cached entry is still served but refreshed in the background. */
-const REFRESH_AFTER_MS = 30_000;
-/** After this, a cached entry is never served: the documented 60 s staleness bound. */
-const MAX_AGE_MS = 60_000;
+/** The documented bound: a state is served only while the D1 read that vouches for it is younger than this. */
+export const PLAN_STALENESS_MS = 60_000;
+/** When D1 fails, the last known state is still served for this long past {@link PLAN_STALENESS_MS}; then 503. */
+export const PLAN_FAILURE_GRACE_MS = 300_000;
+/** A request starts a background poll of the feed when the last successful one was sent this long ago. */
+const POLL_INTERVAL_MS = 25_000;
+/** Each poll re-reads this much of the feed before its cursor, for commits stamped just before the last read. */
+const FEED_OVERLAP_MS = 10_000;
+/** More changes than this since the cursor: the feed no longer vouches for any cached state (each is re-read on use). */
+const FEED_PAGE_LIMIT = 500;
+/** After a failed D1 read, no new poll for this long: requests meanwhile get the last known state or 503. */
+const RETRY_AFTER_FAILURE_MS = 5_000;
+/** A cached state is re-read from D1 this long after its read whatever the feed says (the access-token TTL). */
+const ENTRY_MAX_AGE_MS = 3_600_000;
 const CACHE_LIMIT = 10_000;
 
-/** Plan and status of organisations, read from D1 and cached per isolate for at most {@link MAX_AGE_MS}. */
+/** What the isolate knows of one organisation. */
+interface KnownOrganisation {
+  state: OrganisationState;
+  /** D1 time (ms) the state was current at. */
+  asOf: number;
+  /** Gateway time (ms) the D1 read behind it was sent; the entry's own staleness is measured from it. */
+  readAt: number;
+}
+
+/**
+ * Plan and status of organisations, cached per isolate. Instead of re-reading each organisation, the isolate polls
+ * one change feed (organisations whose `updated_at` moved, and tombstones; D1 triggers stamp them, so direct edits
+ * count) every {@link POLL_INTERVAL_MS}; a successful poll vouches for every cached state read since the feed's
+ * continuous coverage began. A state is served while its freshness (its own read, or the last poll that vouches for
+ * it) is younger than {@link PLAN_STALENESS_MS}; after that the request waits for a poll (or a read of its own). When
+ * D1 fails the last known state is served for {@link PLAN_FAILURE_GRACE_MS} more, then 503; an organisation never
+ * read gets 503 at once; never a 403 because storage failed.
+ */
 export class PlanGate {
-  private readonly cache: LruCache<string, CachedAccess>;
-  /** Organisations whose entry is being refreshed in the background. */
-  private readonly refreshing = new Set<string>();
+  private readonly cache = new LruCache<string, KnownOrganisation>({ maxEntries: CACHE_LIMIT });
+  /** D1 time the next poll reads changes from (minus the overlap); undefined until the first read, which starts the feed. */
+  private cursor: number | undefined;
+  /** D1 time since which the polls saw every change: states read before it are vouched for only by their own read. */
+  private coveredSince = Infinity;
+  /** Gateway time the last successful poll was sent. */
+  private syncedAt = -Infinity;
+  private polling: Promise<void> | undefined;
+  /** Organisations being read from D1, so concurrent requests share one read. */
+  private readonly reading = new Map<string, Promise<KnownOrganisation>>();
+  /** Gateway time of the last failed D1 read; undefined while D1 answers. */
+  private failedAt: number | undefined;
+  private lastFailure: unknown;
+  /** Gateway time the current failure episode began (logged once, and once when it ends). */
+  private failingSince: number | undefined;
 
   constructor(
     private readonly source: ConfigSource,
     private readonly db: Database,
     private readonly now: () => number,
-  ) {
-    this.cache = new LruCache({ maxEntries: CACHE_LIMIT, ttlMs: MAX_AGE_MS, now });
-  }
+    private readonly logger: Logger,
+  ) {}
 
   /** Throws `plan_not_eligible` unless the organisation is active and on an API plan; returns the plan. */
   async requireEligible(ctx: WaitUntil, identifier: string): Promise<string> {
-    const entry = await this.access(ctx, identifier);
-    if (!isEligible(this.source.config, entry)) throw refusal("planNotEligible");
-    return entry.plan!;
+    const { state } = await this.known(ctx, identifier);
+    if (!isEligible(this.source.config, state)) throw refusal("planNotEligible");
+    return state.plan!;
   }
 
-  private async load(identifier: string): Promise<CachedAccess> {
-    const row = await findOrganisationAccess(this.db, identifier);
-    const entry = { plan: row?.plan, status: row?.status, fetchedAt: this.now() };
+  private async known(ctx: WaitUntil, identifier: string): Promise<KnownOrganisation> {
+    const cached = this.cache.get(identifier);
+    if (cached && this.isFresh(cached)) {
+      if (this.now() - this.syncedAt >= POLL_INTERVAL_MS) this.pollInBackground(ctx);
+      return cached;
+    }
+    try {
+      if (cached && this.feedVouchesFor(cached)) {
+        await this.sync();
+        const synced = this.cache.get(identifier);
+        if (synced && this.isFresh(synced)) return synced;
+      }
+      return await this.read(identifier);
+    } catch (error) {
+      const lastKnown = this.cache.get(identifier);
+      if (lastKnown && this.now() - this.freshAt(lastKnown) < PLAN_STALENESS_MS + PLAN_FAILURE_GRACE_MS) {
+        return lastKnown;
+      }
+      throw unavailable("d1", error);
+    }
+  }
+
+  /** Whether every change since the entry's read has reached the isolate through the feed. */
+  private feedVouchesFor(entry: KnownOrganisation): boolean {
+    return entry.asOf >= this.coveredSince && this.now() - entry.readAt < ENTRY_MAX_AGE_MS;
+  }
+
+  /** Gateway time the entry's state was last known to be current. */
+  private freshAt(entry: KnownOrganisation): number {
+    return this.feedVouchesFor(entry) ? Math.max(entry.readAt, this.syncedAt) : entry.readAt;
+  }
+
+  private isFresh(entry: KnownOrganisation): boolean {
+    return this.now() - this.freshAt(entry) < PLAN_STALENESS_MS;
+  }
+
+  /** Reads one organisation from D1 (one read per organisation at a time) and caches it. */
+  private read(identifier: string): Promise<KnownOrganisation> {
+    let reading = this.reading.get(identifier);
+    if (!reading) {
+      reading = this.readOnce(identifier).finally(() => this.reading.delete(identifier));
+      this.reading.set(identifier, reading);
+    }
+    return reading;
+  }
+
+  private async readOnce(identifier: string): Promise<KnownOrganisation> {
+    const readAt = this.now();
+    const { state, asOf } = await this.withFailures(() => readOrganisationState(this.db, identifier));
+    if (this.cursor === undefined) {
+      this.cursor = asOf;
+      this.coveredSince = asOf;
+      this.syncedAt = readAt;
+    }
+    const current = this.cache.get(identifier);
+    if (current && current.asOf > asOf) return current;
+    const entry = { state, asOf, readAt };
     this.cache.set(identifier, entry);
     return entry;
   }
 
-  private async access(ctx: WaitUntil, identifier: string): Promise<CachedAccess> {
-    const cached = this.cache.get(identifier);
-    if (!cached) return this.load(identifier);
-    if (this.now() - cached.fetchedAt >= REFRESH_AFTER_MS && !this.refreshing.has(identifier)) {
-      this.refreshing.add(identifier);
-      ctx.waitUntil(this.load(identifier).finally(() => this.refreshing.delete(identifier)));
+  private pollInBackground(ctx: WaitUntil): void {
+    if (this.polling || this.retryNotYetDue()) return;
+    ctx.waitUntil(this.sync().catch(() => {}));
+  }
+
+  /** One poll of the feed, shared by everyone who asks while it runs; rejects at once while a retry is not due. */
+  private sync(): Promise<void> {
+    if (this.polling) return this.polling;
+    if (this.retryNotYetDue()) return Promise.reject(this.lastFailure);
+    this.polling = this.poll().finally(() => (this.polling = undefined));
+    return this.polling;
+  }
+
+  private retryNotYetDue(): boolean {
+    return this.failedAt !== undefined && this.now() - this.failedAt < RETRY_AFTER_FAILURE_MS;
+  }
+
+  private async poll(): Promise<void> {
+    const cursor = this.cursor;
+    if (cursor === undefined) return;
+    const sentAt = this.now();
+    const page = await this.withFailures(() =>
+      readOrganisationFeed(this.db, cursor - FEED_OVERLAP_MS, FEED_PAGE_LIMIT),
+    );
+    this.apply(page);
+    this.cursor = Math.max(cursor, page.now);
+    this.syncedAt = sentAt;
+  }
+
+  private apply(page: OrganisationFeedPage): void {
+    if (page.changes.length >= FEED_PAGE_LIMIT) {
+      this.coveredSince = page.now;
+      this.logger.warn("plan_feed_overflow", { changes: page.changes.length });
+      return;
     }
-    return cached;
+    for (const change of page.changes) {
+      const entry = this.cache.get(change.identifier);
+      if (entry && entry.asOf <= page.now) entry.state = change.state;
+    }
+    for (const change of page.changes) {
+      const entry = this.cache.get(change.identifier);
+      if (entry && entry.asOf < page.now) entry.asOf = page.now;
+    }
+  }
+
+  /** Runs a D1 read, logging the first failure of an episode and its end, never each request. */
+  private async withFailures<Result>(read: () => Promise<Result>): Promise<Result> {
+    try {
+      const result = await read();
+      if (this.failingSince !== undefined) {
+        this.logger.info("plan_store_recovered", { failed_for_ms: this.now() - this.failingSince });
+        this.failingSince = undefined;
+      }
+      this.failedAt = undefined;
+      return result;
+    } catch (error) {
+      this.failedAt = this.now();
+      this.lastFailure = error;
+      if (this.failingSince === undefined) {
+        this.failingSince = this.failedAt;
+        this.logger.warn("plan_store_unavailable", {
+          error: error instanceof Error ? error.message : String(error),
+          serving_last_known_for_ms: PLAN_STALENESS_MS + PLAN_FAILURE_GRACE_MS,
+        });
+      }
+      throw error;
+    }
   }
 }

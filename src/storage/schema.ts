@@ -7,18 +7,41 @@ const createdAt = () =>
     .notNull()
     .default(sql`(unixepoch())`);
 
-/** Customer organisations; `plan` decides API access, `status` can switch it off. */
-export const organisations = sqliteTable("organisations", {
-  id: integer("id").primaryKey({ autoIncrement: true }),
-  identifier: text("identifier").notNull().unique(),
-  name: text("name").notNull(),
-  domain: text("domain").notNull().unique(),
-  plan: text("plan").notNull(),
-  status: text("status", { enum: ["active", "suspended"] })
-    .notNull()
-    .default("active"),
-  createdAt: createdAt(),
-});
+/**
+ * Customer organisations; `plan` decides API access, `status` can switch it off. `updated_at` (ms, D1's clock) is
+ * set by triggers on every insert and every change of identifier, plan or status, direct SQL included
+ * (migrations/0003_organisation_feed_triggers.sql): the plan gate's change feed reads it.
+ */
+export const organisations = sqliteTable(
+  "organisations",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    identifier: text("identifier").notNull().unique(),
+    name: text("name").notNull(),
+    domain: text("domain").notNull().unique(),
+    plan: text("plan").notNull(),
+    status: text("status", { enum: ["active", "suspended"] })
+      .notNull()
+      .default("active"),
+    createdAt: createdAt(),
+    updatedAt: integer("updated_at", { mode: "number" }).notNull().default(0),
+  },
+  (table) => [index("organisations_updated_at").on(table.updatedAt)],
+);
+
+/**
+ * Identifiers that stopped naming an organisation (deleted or renamed), written by a trigger, so the plan gate's
+ * change feed sees them; rows older than a day are pruned by the same trigger.
+ */
+export const organisationTombstones = sqliteTable(
+  "organisation_tombstones",
+  {
+    identifier: text("identifier").primaryKey(),
+    /** Ms since the epoch, D1's clock. */
+    removedAt: integer("removed_at", { mode: "number" }).notNull(),
+  },
+  (table) => [index("organisation_tombstones_removed_at").on(table.removedAt)],
+);
 
 /** Members; `id` is the `memberEntityId` claim. Email is stored trimmed and ASCII-lower-cased. */
 export const members = sqliteTable(

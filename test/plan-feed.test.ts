@@ -1,0 +1,195 @@
+// The plan gate's organisation change feed (src/policy/plan.ts): direct D1 changes honoured within 60 s, one feed
+// query per poll interval whatever the number of organisations, an overflowing feed, and D1 failing.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../src/app";
+import { createGateway } from "../src/gateway";
+import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** D1 behind a proxy that counts prepared statements and can be switched off. */
+function switchableD1() {
+  const d1 = { queries: [] as string[], down: false };
+  const binding = new Proxy(env.DB, {
+    get(target, property) {
+      if (property === "prepare")
+        return (query: string) => {
+          if (d1.down) throw new Error("D1 is down");
+          d1.queries.push(query);
+          return target.prepare(query);
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { d1, binding };
+}
+
+/** One gateway (one isolate) on an injected clock over a counting, switchable D1. */
+function isolate() {
+  const { d1, binding } = switchableD1();
+  const bindings = { ...env, DB: binding };
+  const clock = { now: Date.now() };
+  const start = clock.now;
+  const gateway = createGateway(bindings, { now: () => clock.now });
+  const app = createApp({ gatewayFor: () => gateway });
+  const tokens = new Map<string, string>();
+  /** `GET /grids` with a fixed token of `organisation`, background work awaited, at `at` ms after the start. */
+  const get = async (organisation: string, at: number): Promise<Response> => {
+    clock.now = start + at;
+    let token = tokens.get(organisation);
+    if (!token) {
+      token = await signWithJose(
+        fixedClaims({ organisationEntityIdentifier: organisation, exp: Math.floor(start / 1000) + 3600 }),
+      );
+      tokens.set(organisation, token);
+    }
+    const ctx = createExecutionContext();
+    const request = new Request(`${GATEWAY}/grids`, { headers: { Authorization: `Bearer ${token}` } });
+    const response = await app.fetch(request, bindings, ctx);
+    await waitOnExecutionContext(ctx);
+    return response;
+  };
+  const feedQueries = () => d1.queries.filter((query) => query.includes("organisation_tombstones")).length;
+  const stateReads = () => d1.queries.filter((query) => query.includes("json_array")).length;
+  return { d1, get, feedQueries, stateReads };
+}
+
+async function newOrganisation(plan = "professional"): Promise<string> {
+  const identifier = `f${crypto.randomUUID().slice(0, 7)}`;
+  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Feed', ?, ?)")
+    .bind(identifier, `${identifier}.example`, plan)
+    .run();
+  return identifier;
+}
+
+function sql(query: string, ...values: unknown[]) {
+  return env.DB.prepare(query)
+    .bind(...values)
+    .run();
+}
+
+describe("the organisation change feed", () => {
+  it("honours a direct D1 plan change at the next poll, without re-reading the organisation", async () => {
+    fakeOrigin();
+    const { get, feedQueries, stateReads } = isolate();
+    const organisation = await newOrganisation();
+    expect((await get(organisation, 0)).status).toBe(200);
+    await sql("UPDATE organisations SET plan = 'free' WHERE identifier = ?", organisation);
+
+    expect((await get(organisation, 20_000)).status, "before the first poll is due").toBe(200);
+    expect((await get(organisation, 26_500)).status, "served while the poll runs in the background").toBe(200);
+    expect((await get(organisation, 27_000)).status, "the poll brought the change").toBe(403);
+    expect(stateReads(), "one read of the organisation, its first sighting").toBe(1);
+    expect(feedQueries()).toBe(1);
+  });
+
+  it("honours a suspension, a deletion and a renamed identifier within 60 s", async () => {
+    fakeOrigin();
+    const { get } = isolate();
+    const [suspended, deleted, renamed] = [await newOrganisation(), await newOrganisation(), await newOrganisation()];
+    for (const organisation of [suspended, deleted, renamed]) expect((await get(organisation, 0)).status).toBe(200);
+    await sql("UPDATE organisations SET status = 'suspended' WHERE identifier = ?", suspended);
+    await sql("DELETE FROM organisations WHERE identifier = ?", deleted);
+    await sql("UPDATE organisations SET identifier = ? WHERE identifier = ?", `${renamed}x`, renamed);
+    const tombstones = await env.DB.prepare("SELECT identifier FROM organisation_tombstones WHERE identifier IN (?, ?)")
+      .bind(deleted, renamed)
+      .all();
+    expect(tombstones.results.map((row) => row.identifier).sort()).toEqual([deleted, renamed].sort());
+
+    expect((await get(suspended, 30_000)).status, "served while the poll runs in the background").toBe(200);
+    for (const organisation of [suspended, deleted, renamed]) {
+      expect((await get(organisation, 31_000)).status, `${organisation} after the poll`).toBe(403);
+    }
+    expect((await get(`${renamed}x`, 31_000)).status, "the new identifier").toBe(200);
+  });
+
+  it("makes one feed query per poll interval whatever the number of organisations served", async () => {
+    fakeOrigin();
+    const { get, feedQueries, stateReads } = isolate();
+    const organisations: string[] = [];
+    for (let index = 0; index < 50; index++) organisations.push(await newOrganisation());
+    for (const organisation of organisations) expect((await get(organisation, 0)).status).toBe(200);
+    expect(stateReads(), "first sightings").toBe(50);
+    const feedBefore = feedQueries();
+
+    for (let interval = 1; interval <= 4; interval++) {
+      for (const organisation of organisations) {
+        expect((await get(organisation, interval * 25_000)).status).toBe(200);
+      }
+    }
+    expect(stateReads(), "no organisation re-read in 100 s").toBe(50);
+    expect(feedQueries() - feedBefore, "one feed query per 25 s").toBe(4);
+  }, 30_000);
+
+  it("waits for a poll when the feed is 60 s old, and then serves what it brought", async () => {
+    fakeOrigin();
+    const { get, feedQueries } = isolate();
+    const organisation = await newOrganisation();
+    expect((await get(organisation, 0)).status).toBe(200);
+    await sql("UPDATE organisations SET plan = 'free' WHERE identifier = ?", organisation);
+    expect((await get(organisation, 60_000)).status, "the request itself polled").toBe(403);
+    expect(feedQueries()).toBe(1);
+  });
+});
+
+describe("the plan gate when D1 fails", () => {
+  it("serves the last known state for 5 minutes past the 60 s bound, then 503; 503 at once for an unseen organisation", async () => {
+    fakeOrigin();
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const infos = vi.spyOn(console, "log").mockImplementation(() => {});
+    const { d1, get } = isolate();
+    const [known, refused, unseen] = [await newOrganisation(), await newOrganisation("free"), await newOrganisation()];
+    expect((await get(known, 0)).status).toBe(200);
+    expect((await get(refused, 0)).status).toBe(403);
+
+    d1.down = true;
+    for (const at of [30_000, 61_000, 120_000, 359_000]) {
+      expect((await get(known, at)).status, `${at} ms: last known state`).toBe(200);
+      expect((await get(refused, at)).status, `${at} ms: last known refusal`).toBe(403);
+    }
+    const unseenAnswer = await get(unseen, 61_000);
+    expect(unseenAnswer.status, "never read: nothing to fall back on").toBe(503);
+    expect(unseenAnswer.headers.get("Retry-After")).toBe("5");
+    expect((await problem(unseenAnswer)).code).toBe("temporarily_unavailable");
+
+    for (const organisation of [known, refused]) {
+      const past = await get(organisation, 361_000);
+      expect(past.status, "60 s + 5 min after the last successful read").toBe(503);
+      expect((await problem(past)).code).toBe("temporarily_unavailable");
+    }
+    const episodes = warnings.mock.calls.filter(([line]) => String(line).includes('"plan_store_unavailable"'));
+    expect(episodes, "logged once per failure episode, not per request").toHaveLength(1);
+
+    d1.down = false;
+    expect((await get(known, 400_000)).status).toBe(200);
+    expect((await get(unseen, 400_000)).status).toBe(200);
+    const recoveries = infos.mock.calls.filter(([line]) => String(line).includes('"plan_store_recovered"'));
+    expect(recoveries).toHaveLength(1);
+  });
+});
+
+describe("an overflowing feed", () => {
+  it("stops vouching for cached states when more changes arrived than one poll reads; each is re-read when stale", async () => {
+    fakeOrigin();
+    const { get, stateReads } = isolate();
+    const organisation = await newOrganisation();
+    expect((await get(organisation, 0)).status).toBe(200);
+    const inserts = Array.from({ length: 501 }, (_, index) =>
+      env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Storm', ?, 'free')").bind(
+        `storm${index}`,
+        `storm${index}.example`,
+      ),
+    );
+    await env.DB.batch(inserts);
+    await sql("UPDATE organisations SET plan = 'free' WHERE identifier = ?", organisation);
+
+    expect((await get(organisation, 26_000)).status, "its own read is 26 s old; the poll overflows").toBe(200);
+    expect((await get(organisation, 55_000)).status, "its own read is still < 60 s old").toBe(200);
+    expect(stateReads()).toBe(1);
+    expect((await get(organisation, 61_000)).status, "re-read on its own").toBe(403);
+    expect(stateReads()).toBe(2);
+  });
+});
