@@ -135,6 +135,18 @@ describe("the organisation change feed", () => {
   });
 });
 
+describe("the safety net", () => {
+  it("re-reads an organisation an hour after its read, whatever the feed says", async () => {
+    fakeOrigin();
+    const { get, stateReads } = isolate();
+    const organisation = await newOrganisation();
+    for (let at = 0; at < 3_600_000; at += 59_000) expect((await get(organisation, at)).status).toBe(200);
+    expect(stateReads(), "the feed vouched for it for an hour").toBe(1);
+    expect((await get(organisation, 3_600_000)).status).toBe(200);
+    expect(stateReads()).toBe(2);
+  }, 30_000);
+});
+
 describe("the plan gate when D1 fails", () => {
   it("serves the last known state for 5 minutes past the 60 s bound, then 503; 503 at once for an unseen organisation", async () => {
     fakeOrigin();
@@ -171,22 +183,44 @@ describe("the plan gate when D1 fails", () => {
   });
 });
 
-describe("an overflowing feed", () => {
-  it("stops vouching for cached states when more changes arrived than one poll reads; each is re-read when stale", async () => {
+describe("a busy feed", () => {
+  it("reads more than one page of changes in one poll", async () => {
     fakeOrigin();
+    const { get, feedQueries, stateReads } = isolate();
+    const organisation = await newOrganisation();
+    expect((await get(organisation, 0)).status).toBe(200);
+    const stampedBefore = Date.now() - 5_000;
+    const inserts = Array.from({ length: 600 }, (_, index) =>
+      env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Busy', ?, 'free')").bind(
+        `busy${index}`,
+        `busy${index}.example`,
+      ),
+    );
+    const stamps = Array.from({ length: 600 }, (_, index) =>
+      env.DB.prepare("UPDATE organisations SET updated_at = ? WHERE identifier = ?").bind(
+        stampedBefore + index,
+        `busy${index}`,
+      ),
+    );
+    await env.DB.batch([...inserts, ...stamps]);
+    await sql("UPDATE organisations SET plan = 'free' WHERE identifier = ?", organisation);
+
+    expect((await get(organisation, 26_000)).status, "served while the poll runs").toBe(200);
+    expect((await get(organisation, 27_000)).status, "the change was on the poll's second page").toBe(403);
+    expect(feedQueries(), "two pages").toBe(2);
+    expect(stateReads()).toBe(1);
+  });
+
+  it("stops vouching for cached states when one poll cannot read every change; each is re-read when stale", async () => {
+    fakeOrigin();
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
     const { get, stateReads } = isolate();
     const organisation = await newOrganisation();
     expect((await get(organisation, 0)).status).toBe(200);
-    const inserts = Array.from({ length: 501 }, (_, index) =>
-      env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Storm', ?, 'free')").bind(
-        `storm${index}`,
-        `storm${index}.example`,
-      ),
-    );
-    await env.DB.batch(inserts);
-    await sql("UPDATE organisations SET plan = 'free' WHERE identifier = ?", organisation);
+    await sql("UPDATE organisations SET plan = 'free' WHERE identifier LIKE 'busy%' OR identifier = ?", organisation);
 
     expect((await get(organisation, 26_000)).status, "its own read is 26 s old; the poll overflows").toBe(200);
+    expect(warnings.mock.calls.filter(([line]) => String(line).includes('"plan_feed_overflow"'))).toHaveLength(1);
     expect((await get(organisation, 55_000)).status, "its own read is still < 60 s old").toBe(200);
     expect(stateReads()).toBe(1);
     expect((await get(organisation, 61_000)).status, "re-read on its own").toBe(403);

@@ -7,7 +7,7 @@ import type { Database } from "../storage/db";
 import {
   readOrganisationFeed,
   readOrganisationState,
-  type OrganisationFeedPage,
+  type OrganisationChange,
   type OrganisationState,
 } from "../storage/organisation-feed";
 import { isEligible } from "./eligibility";
@@ -20,8 +20,13 @@ export const PLAN_FAILURE_GRACE_MS = 300_000;
 const POLL_INTERVAL_MS = 25_000;
 /** Each poll re-reads this much of the feed before its cursor, for commits stamped just before the last read. */
 const FEED_OVERLAP_MS = 10_000;
-/** More changes than this since the cursor: the feed no longer vouches for any cached state (each is re-read on use). */
+/** Changes one feed query returns at most; a full page is followed by the next one at once. */
 const FEED_PAGE_LIMIT = 500;
+/**
+ * More pages than this in one poll (or a full page of changes stamped in one millisecond, e.g. one UPDATE of every
+ * organisation): the feed no longer vouches for any cached state, and each is re-read once its own read is stale.
+ */
+const FEED_PAGES_PER_POLL = 4;
 /** After a failed D1 read, no new poll for this long: requests meanwhile get the last known state or 503. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
 /** A cached state is re-read from D1 this long after its read whatever the feed says (the access-token TTL). */
@@ -100,17 +105,23 @@ export class PlanGate {
   }
 
   /** Whether every change since the entry's read has reached the isolate through the feed. */
-  private feedVouchesFor(entry: KnownOrganisation): boolean {
-    return entry.asOf >= this.coveredSince && this.now() - entry.readAt < ENTRY_MAX_AGE_MS;
+  private feedCovers(entry: KnownOrganisation): boolean {
+    return entry.asOf >= this.coveredSince;
   }
 
-  /** Gateway time the entry's state was last known to be current. */
+  /** Whether the feed still vouches for the entry: it covers it, and its own read is younger than the safety net. */
+  private feedVouchesFor(entry: KnownOrganisation): boolean {
+    return this.feedCovers(entry) && this.now() - entry.readAt < ENTRY_MAX_AGE_MS;
+  }
+
+  /** Gateway time the entry's state was last known to be current: its read, or the last poll covering it. */
   private freshAt(entry: KnownOrganisation): number {
-    return this.feedVouchesFor(entry) ? Math.max(entry.readAt, this.syncedAt) : entry.readAt;
+    return this.feedCovers(entry) ? Math.max(entry.readAt, this.syncedAt) : entry.readAt;
   }
 
   private isFresh(entry: KnownOrganisation): boolean {
-    return this.now() - this.freshAt(entry) < PLAN_STALENESS_MS;
+    const now = this.now();
+    return now - this.freshAt(entry) < PLAN_STALENESS_MS && now - entry.readAt < ENTRY_MAX_AGE_MS;
   }
 
   /** Reads one organisation from D1 (one read per organisation at a time) and caches it. */
@@ -159,27 +170,37 @@ export class PlanGate {
     const cursor = this.cursor;
     if (cursor === undefined) return;
     const sentAt = this.now();
-    const page = await this.withFailures(() =>
-      readOrganisationFeed(this.db, cursor - FEED_OVERLAP_MS, FEED_PAGE_LIMIT),
-    );
-    this.apply(page);
-    this.cursor = Math.max(cursor, page.now);
+    const changes: OrganisationChange[] = [];
+    let since = cursor - FEED_OVERLAP_MS;
+    for (let pages = 1; ; pages++) {
+      const page = await this.withFailures(() => readOrganisationFeed(this.db, since, FEED_PAGE_LIMIT));
+      if (page.changes.length < FEED_PAGE_LIMIT) {
+        this.apply([...changes, ...page.changes], page.now);
+        this.cursor = Math.max(cursor, page.now);
+        break;
+      }
+      const last = page.changes[page.changes.length - 1]!.changedAt;
+      if (pages === FEED_PAGES_PER_POLL || page.changes[0]!.changedAt === last) {
+        this.coveredSince = page.now;
+        this.cursor = page.now;
+        this.logger.warn("plan_feed_overflow", { pages, since });
+        break;
+      }
+      changes.push(...page.changes.filter((change) => change.changedAt < last));
+      since = last;
+    }
     this.syncedAt = sentAt;
   }
 
-  private apply(page: OrganisationFeedPage): void {
-    if (page.changes.length >= FEED_PAGE_LIMIT) {
-      this.coveredSince = page.now;
-      this.logger.warn("plan_feed_overflow", { changes: page.changes.length });
-      return;
-    }
-    for (const change of page.changes) {
+  /** Applies every change since the cursor, in order, to the organisations held: their state is now current as of `now`. */
+  private apply(changes: OrganisationChange[], now: number): void {
+    for (const change of changes) {
       const entry = this.cache.get(change.identifier);
-      if (entry && entry.asOf <= page.now) entry.state = change.state;
+      if (entry && entry.asOf <= now) entry.state = change.state;
     }
-    for (const change of page.changes) {
+    for (const change of changes) {
       const entry = this.cache.get(change.identifier);
-      if (entry && entry.asOf < page.now) entry.asOf = page.now;
+      if (entry && entry.asOf < now) entry.asOf = now;
     }
   }
 
