@@ -5,18 +5,29 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import { createGateway } from "../src/gateway";
+import { PlanGate } from "../src/policy/plan";
 import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
-/** D1 behind a proxy that counts prepared statements and can be switched off. */
+/** A prepared statement that never answers. */
+const hangingStatement = {
+  bind: () => hangingStatement,
+  all: () => new Promise(() => {}),
+  raw: () => new Promise(() => {}),
+  first: () => new Promise(() => {}),
+  run: () => new Promise(() => {}),
+};
+
+/** D1 behind a proxy that counts prepared statements and can be switched off (throwing) or made to hang. */
 function switchableD1() {
-  const d1 = { queries: [] as string[], down: false };
+  const d1 = { queries: [] as string[], down: false, hanging: false };
   const binding = new Proxy(env.DB, {
     get(target, property) {
       if (property === "prepare")
         return (query: string) => {
           if (d1.down) throw new Error("D1 is down");
+          if (d1.hanging) return hangingStatement;
           d1.queries.push(query);
           return target.prepare(query);
         };
@@ -34,6 +45,8 @@ function isolate() {
   const clock = { now: Date.now() };
   const start = clock.now;
   const gateway = createGateway(bindings, { now: () => clock.now });
+  // The plan gate's D1 time-out, shortened so a hanging D1 costs the tests 50 ms, not 5 s.
+  Object.assign(gateway, { plans: new PlanGate(gateway, gateway.db, () => clock.now, gateway.logger, 50) });
   const app = createApp({ gatewayFor: () => gateway });
   const tokens = new Map<string, string>();
   /** `GET /grids` with a fixed token of `organisation`, background work awaited, at `at` ms after the start. */
@@ -180,6 +193,24 @@ describe("the plan gate when D1 fails", () => {
     expect((await get(unseen, 400_000)).status).toBe(200);
     const recoveries = infos.mock.calls.filter(([line]) => String(line).includes('"plan_store_recovered"'));
     expect(recoveries).toHaveLength(1);
+  });
+});
+
+describe("the plan gate when D1 hangs", () => {
+  it("gives up on a read after its time-out: the last known state within the bound, 503 for an unseen organisation", async () => {
+    fakeOrigin();
+    vi.spyOn(console, "warn").mockImplementation(() => {});
+    const { d1, get } = isolate();
+    const [known, unseen] = [await newOrganisation(), await newOrganisation()];
+    expect((await get(known, 0)).status).toBe(200);
+
+    d1.hanging = true;
+    expect((await get(known, 61_000)).status, "the poll timed out; last known state").toBe(200);
+    expect((await get(unseen, 61_000)).status, "its read timed out").toBe(503);
+    expect((await get(known, 361_000)).status).toBe(503);
+
+    d1.hanging = false;
+    expect((await get(known, 370_000)).status, "no hung poll left behind").toBe(200);
   });
 });
 

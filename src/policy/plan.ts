@@ -32,6 +32,8 @@ const RETRY_AFTER_FAILURE_MS = 5_000;
 /** A cached state is re-read from D1 this long after its read whatever the feed says (the access-token TTL). */
 const ENTRY_MAX_AGE_MS = 3_600_000;
 const CACHE_LIMIT = 10_000;
+/** A D1 read of the plan gate that has not answered after this long counts as failed (a hung poll blocks no one). */
+export const PLAN_D1_TIMEOUT_MS = 5_000;
 
 /** What the isolate knows of one organisation. */
 interface KnownOrganisation {
@@ -73,6 +75,7 @@ export class PlanGate {
     private readonly db: Database,
     private readonly now: () => number,
     private readonly logger: Logger,
+    private readonly d1TimeoutMs = PLAN_D1_TIMEOUT_MS,
   ) {}
 
   /** Throws `plan_not_eligible` unless the organisation is active and on an API plan; returns the plan. */
@@ -204,10 +207,14 @@ export class PlanGate {
     }
   }
 
-  /** Runs a D1 read, logging the first failure of an episode and its end, never each request. */
+  /** Runs a D1 read with a time-out, logging the first failure of an episode and its end, never each request. */
   private async withFailures<Result>(read: () => Promise<Result>): Promise<Result> {
+    let timer!: ReturnType<typeof setTimeout>;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`D1 did not answer within ${this.d1TimeoutMs} ms`)), this.d1TimeoutMs);
+    });
     try {
-      const result = await read();
+      const result = await Promise.race([read(), timeout]);
       if (this.failingSince !== undefined) {
         this.logger.info("plan_store_recovered", { failed_for_ms: this.now() - this.failingSince });
         this.failingSince = undefined;
@@ -225,6 +232,8 @@ export class PlanGate {
         });
       }
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
