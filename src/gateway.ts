@@ -10,6 +10,7 @@ import { PlanGate } from "./policy/plan";
 import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./secrets/resolve";
 import type { TraceContext } from "./http/trace";
+import { boundedD1, boundedKv, boundedObjects, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
 import { database, type Database } from "./storage/db";
 import type { AccessClaims, ClaimRules } from "./tokens/claims";
 import { KeyStore } from "./tokens/keys";
@@ -22,6 +23,10 @@ import { TokenVerifier } from "./tokens/verify";
 export interface GatewayOverrides {
   /** The clock every component reads, in ms since the epoch (default `Date.now()`). */
   now?: () => number;
+  /** Longest wait for one D1, KV or Durable Object call, in ms (default `STORAGE_WAIT_MS`, 5 s); tests shorten it. */
+  storageWaitMs?: number;
+  /** Longest wait for a rate-limiting binding, in ms (default `LIMITER_WAIT_MS`, 1 s); tests shorten it. */
+  limiterWaitMs?: number;
 }
 
 /**
@@ -35,7 +40,9 @@ export class Gateway implements ConfigSource {
   readonly logger = new Logger();
   /** One data point per request to `METRICS` (a no-op when unbound). */
   readonly metrics: Metrics;
-  /** The drizzle handle over `DB`. */
+  /** Every storage call's bounded wait and its failure answer (503 `temporarily_unavailable`). */
+  readonly storage: StorageCalls;
+  /** The drizzle handle over `DB` (bounded). */
   readonly db: Database;
   readonly audit: AuditTrail;
   /** HMAC keys: the fixed ring and the assertion key. */
@@ -57,6 +64,8 @@ export class Gateway implements ConfigSource {
   readonly throttle: LoginThrottle;
   /** Per-IP limit, back-off, credential check and audit of logins. */
   readonly logins: LoginGuard;
+  /** Longest wait for a rate-limiting binding before the request goes on without it (ms). */
+  readonly limiterWaitMs: number;
   private parsed: Config | undefined;
   private organisationLimits: OrganisationLimits | undefined;
 
@@ -67,17 +76,32 @@ export class Gateway implements ConfigSource {
     const now = overrides.now ?? (() => Date.now());
     this.now = now;
     this.metrics = new Metrics(env.METRICS, this.logger);
-    const db = database(env.DB);
+    // Every storage binding answers within a bounded wait or fails as 503 (docs/operating.md § Failure policy).
+    const storage = new StorageCalls(overrides.storageWaitMs);
+    this.storage = storage;
+    const db = database(boundedD1(env.DB, storage));
+    const kv = boundedKv(env.TOKENS, storage);
     this.db = db;
     this.audit = new AuditTrail(env.AUDIT_SINK, this.logger, now);
     this.keys = new KeyStore(this);
     this.plans = new PlanGate(this, db, now, this.logger);
-    this.dynamicSecrets = new DynamicSecrets({ source: this, kv: env.TOKENS, db, now });
-    this.refreshStore = new RefreshStore(env.TOKENS, env.REFRESH_FAMILIES, this, now);
+    this.dynamicSecrets = new DynamicSecrets({ source: this, kv, db, now });
+    const families = boundedObjects(env.REFRESH_FAMILIES, "refresh_family", storage);
+    this.refreshStore = new RefreshStore(kv, families, this, now);
     this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
-    this.revocations = new RevocationList(env.TOKENS, env.REVOCATIONS, now);
-    this.throttle = new LoginThrottle(env.LOGIN_BACKOFF, this, now);
-    this.logins = new LoginGuard({ env, source: this, db, throttle: this.throttle, audit: this.audit, now });
+    this.revocations = new RevocationList(kv, boundedObjects(env.REVOCATIONS, "revocations", storage), now);
+    this.throttle = new LoginThrottle(boundedObjects(env.LOGIN_BACKOFF, "login_backoff", storage), this, now);
+    this.limiterWaitMs = overrides.limiterWaitMs ?? LIMITER_WAIT_MS;
+    const { limiterWaitMs } = this;
+    this.logins = new LoginGuard({
+      env,
+      source: this,
+      db,
+      throttle: this.throttle,
+      audit: this.audit,
+      now,
+      limiterWaitMs,
+    });
   }
 
   /** The validated configuration, parsed once; throws `ConfigError` while the deployment is misconfigured. */
@@ -93,7 +117,13 @@ export class Gateway implements ConfigSource {
 
   /** The per-plan limits of the proxied API, built with the configuration (disabled plans are logged then, once). */
   get limits(): OrganisationLimits {
-    return (this.organisationLimits ??= new OrganisationLimits(this.env, this.config, this.logger));
+    return (this.organisationLimits ??= new OrganisationLimits(
+      this.env,
+      this.config,
+      this.logger,
+      this.now,
+      this.limiterWaitMs,
+    ));
   }
 }
 

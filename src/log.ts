@@ -34,3 +34,30 @@ export class Logger {
     return JSON.stringify({ level, event, request_id: this.requestId, trace_id: this.traceId, ...fields });
   }
 }
+
+/**
+ * Lets one line through per interval: for a failure that would otherwise log on every request (a
+ * failing rate-limit binding), so a dependency outage cannot flood the logs. One per isolate and cause.
+ */
+export class LogSampler {
+  private lastAt = Number.NEGATIVE_INFINITY;
+  private skipped = 0;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** Undefined while the interval runs (the line is dropped and counted), else how many were dropped since the last. */
+  take(): number | undefined {
+    const now = this.now();
+    if (now - this.lastAt < this.intervalMs) {
+      this.skipped += 1;
+      return undefined;
+    }
+    this.lastAt = now;
+    const skipped = this.skipped;
+    this.skipped = 0;
+    return skipped;
+  }
+}

@@ -61,7 +61,8 @@ describe("access-token revocation", () => {
     const broken = { ...env, TOKENS: { ...env.TOKENS, get: () => Promise.reject(new Error("KV is down")) } };
     const far = location(clock, broken as unknown as typeof env);
     const response = await far.request("/grids", bearer(await signWithJose(fixedClaims())));
-    expect(response.status).toBe(500);
+    expect(response.status).toBe(503);
+    expect(response.headers.get("Retry-After")).toBe("5");
     expect(errors).toHaveBeenCalled();
   });
 });

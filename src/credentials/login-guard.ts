@@ -3,7 +3,8 @@ import type { AuditFields, AuditTrail, RequestFacts } from "../audit";
 import { LruCache } from "../cache/lru";
 import type { Bindings, ConfigSource, WaitUntil } from "../config";
 import { refusal } from "../gateway-error";
-import type { Logger } from "../log";
+import { LogSampler, type Logger } from "../log";
+import { LIMITER_WAIT_MS, withinDeadline } from "../storage/bounded";
 import type { Database, Membership } from "../storage/db";
 import { replacePasswordHash } from "../storage/password-hashes";
 import { normalizeEmail } from "./email";
@@ -28,14 +29,19 @@ export interface LoginGuardDeps {
   throttle: LoginThrottle;
   audit: AuditTrail;
   now: () => number;
+  /** Longest wait for `LOGIN_LIMITER` (default {@link LIMITER_WAIT_MS}). */
+  limiterWaitMs?: number;
 }
 
 /** Logins of one isolate: limits, back-off, the credential check and its audit trail. */
 export class LoginGuard {
   /** Limit keys whose 429 went to D1 within the last minute. */
   private readonly recentRefusals: LruCache<string, true>;
+  /** Samples `login_limit_failed` lines: one a minute per isolate. */
+  private readonly limiterFailures: LogSampler;
 
   constructor(private readonly deps: LoginGuardDeps) {
+    this.limiterFailures = new LogSampler(REFUSAL_LOG_INTERVAL_MS, deps.now);
     this.recentRefusals = new LruCache({
       maxEntries: REFUSAL_KEYS_LIMIT,
       ttlMs: REFUSAL_LOG_INTERVAL_MS,
@@ -43,12 +49,23 @@ export class LoginGuard {
     });
   }
 
-  /** Applies the `LOGIN_LIMITER` binding to the client IP; 429 with `Retry-After` past the limit. */
-  async limitClientIp(ctx: WaitUntil, attempt: LoginAttempt): Promise<void> {
+  /**
+   * Applies the `LOGIN_LIMITER` binding to the client IP; 429 with `Retry-After` past the limit. A binding
+   * that fails or gives no answer within {@link LIMITER_WAIT_MS} lets the login through (logged at most once
+   * a minute per isolate): the per-account back-off still guards every account.
+   */
+  async limitClientIp(ctx: WaitUntil, log: Logger, attempt: LoginAttempt): Promise<void> {
     const limiter = this.deps.env.LOGIN_LIMITER;
     if (!limiter) return;
     const key = `ip:${attempt.ip ?? "unknown"}`;
-    const { success } = await limiter.limit({ key });
+    let success: boolean;
+    try {
+      ({ success } = await withinDeadline(() => limiter.limit({ key }), this.deps.limiterWaitMs ?? LIMITER_WAIT_MS));
+    } catch (error) {
+      const skipped = this.limiterFailures.take();
+      if (skipped !== undefined) log.error("login_limit_failed", { error: String(error), skipped });
+      return;
+    }
     if (success) return;
     this.recordRefusal(ctx, attempt, "ip", key);
     throw refusal("tooManyLogins", { retryAfter: IP_RETRY_AFTER_SECONDS });

@@ -23,7 +23,8 @@ function settingsOf(config: Config): ThrottleSettings {
 
 /**
  * The per-account back-off of every location: one `LoginBackoff` object per email decides, so the
- * count is exact. A failing object fails the login (opaque 500): the back-off never silently opens.
+ * count is exact. A failing object fails the login (503 `temporarily_unavailable`, whatever the password):
+ * the back-off never silently opens.
  */
 export class LoginThrottle {
   constructor(

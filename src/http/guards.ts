@@ -1,5 +1,7 @@
 /** The proxy chain's policy steps after authentication: active dynamic member, eligible plan, the organisation's limit, sufficient scope. */
-import { GatewayError } from "../gateway-error";
+import { ConfigError, type WaitUntil } from "../config";
+import type { Gateway } from "../gateway";
+import { GatewayError, unavailable } from "../gateway-error";
 import { checkPathForm } from "../policy/path-forms";
 import { claimsOf, type ProxiedRequest } from "../proxy/chain";
 import { isAllowed, resourceOf, scopesAllowing } from "../policy/scopes";
@@ -15,9 +17,23 @@ export async function requireActiveDynamicMember(proxied: ProxiedRequest): Promi
     proxied.claims = await proxied.gateway.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims);
 }
 
+/**
+ * The plan of an organisation that is active and on an API plan (403 `plan_not_eligible` otherwise).
+ * Whatever else the plan gate throws means D1 could not answer: 503 `temporarily_unavailable`.
+ */
+export async function requireEligiblePlan(gateway: Gateway, ctx: WaitUntil, organisation: string): Promise<string> {
+  try {
+    return await gateway.plans.requireEligible(ctx, organisation);
+  } catch (error) {
+    if (error instanceof GatewayError || error instanceof ConfigError) throw error;
+    throw unavailable("d1", String(error));
+  }
+}
+
 /** The token's organisation must be active and on an API plan (403 `plan_not_eligible`); sets `plan`. */
 export async function requirePlan(proxied: ProxiedRequest): Promise<void> {
-  proxied.plan = await proxied.gateway.plans.requireEligible(
+  proxied.plan = await requireEligiblePlan(
+    proxied.gateway,
     proxied.ctx,
     claimsOf(proxied).organisationEntityIdentifier,
   );

@@ -90,10 +90,32 @@ export function problemResponse(error: GatewayError, requestId: string): Respons
   return new Response(JSON.stringify(body), { status, headers });
 }
 
+/**
+ * The refusal `err` is, or wraps: a library between a storage call and the route (drizzle's
+ * `DrizzleQueryError`) keeps the refusal as its `cause`.
+ */
+function refusalOf(err: unknown): GatewayError | undefined {
+  for (let depth = 0; depth < 4 && err instanceof Error; depth++, err = err.cause) {
+    if (err instanceof GatewayError) return err;
+  }
+  return undefined;
+}
+
 /** Hono `onError`: known refusals as they are, everything else an opaque 500 logged with the request id. */
-export function onError(err: Error, c: Context<AppEnv>): Response {
+export function onError(thrown: Error, c: Context<AppEnv>): Response {
   const requestId = c.get("requestId") ?? crypto.randomUUID();
-  if (err instanceof GatewayError) return problemResponse(err, requestId);
+  const err = refusalOf(thrown) ?? thrown;
+  if (err instanceof GatewayError) {
+    if (err.code === "temporarily_unavailable") {
+      // The client sees only "try again"; the operator sees which dependency failed and how.
+      const { dependency, error } = (err.cause ?? {}) as { dependency?: string; error?: unknown };
+      (c.get("log") ?? new Logger(requestId)).error("dependency_unavailable", {
+        dependency,
+        error: error === undefined ? undefined : String(error),
+      });
+    }
+    return problemResponse(err, requestId);
+  }
   const kind = err instanceof ConfigError ? "misconfigured" : "unhandled";
   (c.get("log") ?? new Logger(requestId)).error(kind, { error: String(err), stack: err.stack });
   const detail =

@@ -1,13 +1,17 @@
 /** Per-organisation request limits on the proxied API, by plan: one rate-limiting binding per plan, keyed by organisation. */
 import { ConfigError, type Bindings, type Config } from "../config";
 import { GatewayError } from "../gateway-error";
-import type { Logger } from "../log";
+import { LogSampler, type Logger } from "../log";
+import { LIMITER_WAIT_MS, withinDeadline } from "../storage/bounded";
 
 /**
  * The window of every API limit, in seconds. Cloudflare's rate-limiting binding counts per 10 or 60 s
  * (`simple.period`); the API_LIMIT_* bindings use 60, so `API_RATE_LIMITS` is per minute.
  */
 export const API_LIMIT_WINDOW_SECONDS = 60;
+
+/** At most one `api_limit_failed` line per isolate in this interval (ms). */
+export const LIMIT_FAILURE_LOG_INTERVAL_MS = 60_000;
 
 /** The policy name in `RateLimit-Policy` / `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11): one per organisation. */
 const POLICY = '"organisation"';
@@ -38,8 +42,16 @@ export interface PlanLimit {
  */
 export class OrganisationLimits {
   private readonly byPlan = new Map<string, PlanLimit>();
+  private readonly failures: LogSampler;
 
-  constructor(env: Bindings, config: Config, logger: Logger) {
+  constructor(
+    env: Bindings,
+    config: Config,
+    logger: Logger,
+    now: () => number = () => Date.now(),
+    private readonly waitMs = LIMITER_WAIT_MS,
+  ) {
+    this.failures = new LogSampler(LIMIT_FAILURE_LOG_INTERVAL_MS, now);
     for (const plan of config.apiPlans) {
       const name = limitBindingName(plan);
       const binding = (env as unknown as Record<string, unknown>)[name];
@@ -58,17 +70,19 @@ export class OrganisationLimits {
 
   /**
    * Counts one request of `organisation` against its plan's limit (none when the plan is not limited). Past
-   * it: 429 `rate_limited` with `Retry-After` and the RateLimit headers. A failing binding lets the request
-   * through and is logged: the limiter must not take the API down.
+   * it: 429 `rate_limited` with `Retry-After` and the RateLimit headers. A binding that fails, or gives no
+   * answer within {@link LIMITER_WAIT_MS}, lets the request through and is logged (at most once a minute per
+   * isolate): the limiter must not take the API down.
    */
   async count(plan: string, organisation: string, log: Logger): Promise<void> {
     const limit = this.byPlan.get(plan);
     if (limit === undefined) return;
     let success: boolean;
     try {
-      ({ success } = await limit.binding.limit({ key: organisation }));
+      ({ success } = await withinDeadline(() => limit.binding.limit({ key: organisation }), this.waitMs));
     } catch (error) {
-      log.error("api_limit_failed", { plan, organisation, error: String(error) });
+      const skipped = this.failures.take();
+      if (skipped !== undefined) log.error("api_limit_failed", { plan, organisation, error: String(error), skipped });
       return;
     }
     if (success) return;

@@ -33,7 +33,7 @@ authenticateRoutes.post("/", async (c) => {
   const gateway = c.get("gateway");
   const config = gateway.config;
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
-  await gateway.logins.limitClientIp(c.executionCtx, attempt);
+  await gateway.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
   const { member, organisation } = await gateway.logins.login(c.executionCtx, c.get("log"), attempt, body);
   const now = gateway.now();

@@ -5,6 +5,7 @@ import type { AppEnv } from "../gateway";
 import { GatewayError, refusal } from "../gateway-error";
 import { auditRequest } from "../http/audit";
 import { bearerAuth } from "../http/bearer";
+import { requireEligiblePlan } from "../http/guards";
 import { readBody } from "../http/body";
 import { objectBody, onlyFields, optionalString } from "../http/fields";
 import { methodNotAllowed } from "../http/problem";
@@ -47,7 +48,7 @@ interface Manager {
 async function manager(c: Context<AppEnv>): Promise<Manager> {
   const claims = c.get("claims");
   const gateway = c.get("gateway");
-  await gateway.plans.requireEligible(c.executionCtx, claims.organisationEntityIdentifier);
+  await requireEligiblePlan(gateway, c.executionCtx, claims.organisationEntityIdentifier);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
     throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
       requiredScope: MANAGER_SCOPE,
@@ -101,7 +102,7 @@ secretRoutes.post("/", authenticated, async (c) => {
       `An organisation holds at most ${MAX_LIVE_SECRETS} live secrets; revoke one first.`,
     );
   }
-  await gateway.dynamicSecrets.afterCreated(who.organisation);
+  await gateway.dynamicSecrets.afterCreated(c.get("log"), who.organisation);
   record(c, "secret.created", who, kid);
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
@@ -126,7 +127,7 @@ secretRoutes.delete("/:kid", authenticated, async (c) => {
   const revoked =
     isIdentifier(kid) && (await revokeLiveSecret(c.get("gateway").db, who.membership.organisationId, kid));
   if (!revoked) throw new GatewayError("not_found", "This organisation has no live secret with that kid.");
-  await c.get("gateway").dynamicSecrets.afterRevoked(who.organisation);
+  await c.get("gateway").dynamicSecrets.afterRevoked(c.get("log"), who.organisation);
   record(c, "secret.revoked", who, kid);
   return c.body(null, 204);
 });

@@ -110,7 +110,7 @@ tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
   const stored =
     token !== undefined && isRefreshToken(token) ? await refreshStore.find(c.get("log"), token) : undefined;
   if (stored) {
-    await refreshStore.revokeFamily(stored, "revoked");
+    await refreshStore.revokeFamily(c.get("log"), stored, "revoked");
     auditRequest(c, {
       event: "revoke",
       outcome: "success",

@@ -18,6 +18,8 @@ export const KV_MIN_TTL_SECONDS = 60;
 export interface CacheSpec<Stored, Live> {
   /** KV key of an entry. */
   kvKey(key: string): string;
+  /** True when a value read back from KV has the stored form; any other value is a miss (KV is only a cache). */
+  isStored(value: unknown): value is Stored;
   /** Reads the entry from D1; an empty answer is cached like any other (negative caching). */
   load(key: string): Promise<Stored>;
   /** Turns the stored form into what callers use (e.g. imports keys); runs once per isolate load. */
@@ -140,7 +142,12 @@ export class StalenessBoundCache<Stored, Live> {
 
   private async fetch(ctx: WaitUntil, key: string): Promise<KvEnvelope<Stored>> {
     const fromKv = await this.kv.get<KvEnvelope<Stored>>(this.spec.kvKey(key), "json").catch(() => null);
-    const valid = fromKv !== null && typeof fromKv === "object" && typeof fromKv.loadedAt === "number";
+    // KV failing, hanging (bounded) or holding garbage is a miss: D1 answers instead.
+    const valid =
+      fromKv !== null &&
+      typeof fromKv === "object" &&
+      typeof fromKv.loadedAt === "number" &&
+      this.spec.isStored(fromKv.value);
     if (valid && this.now() - fromKv.loadedAt < MAX_STALENESS_MS) return fromKv;
     if (this.spec.admitLoad && !this.spec.admitLoad(key, valid ? fromKv.value : undefined)) throw new LoadRefused();
     return this.loadAndPublish(ctx, key);

@@ -5,6 +5,7 @@ import { LruCache } from "../cache/lru";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
 import { findMembershipState, liveSealedSecrets, type SealedSecret } from "../storage/dynamic-secrets";
+import { isSealedSecret } from "../storage/rows";
 import type { AccessClaims } from "../tokens/claims";
 import type { SigningKey } from "../tokens/keys";
 import type { DynamicKeySource } from "../tokens/verify";
@@ -67,6 +68,7 @@ export class DynamicSecrets implements DynamicKeySource {
     this.organisationKeys = new StalenessBoundCache(
       {
         kvKey: (organisation) => `dynsec:${organisation}`,
+        isStored: (value): value is SealedSecret[] => Array.isArray(value) && value.every(isSealedSecret),
         load: (organisation) => liveSealedSecrets(db, organisation),
         hydrate: (log, organisation, sealed) => this.openKeys(log, organisation, sealed),
         limit: ORGANISATIONS_LIMIT,
@@ -82,6 +84,11 @@ export class DynamicSecrets implements DynamicKeySource {
     this.memberStates = new StalenessBoundCache(
       {
         kvKey: (key) => `dynmem:${key}`,
+        isStored: (value): value is MemberState =>
+          typeof value === "object" &&
+          value !== null &&
+          typeof (value as MemberState).active === "boolean" &&
+          ((value as MemberState).memberId === undefined || Number.isSafeInteger((value as MemberState).memberId)),
         load: async (key) => {
           const [organisation = "", member = ""] = key.split("/");
           const row = await findMembershipState(db, organisation, member);
@@ -153,15 +160,29 @@ export class DynamicSecrets implements DynamicKeySource {
 
   /**
    * After this isolate created a secret: KV gets the organisation's keys straight away, so this
-   * isolate uses the new kid at once and every other within 55 s, with no budgeted look-up.
+   * isolate uses the new kid at once and every other within 55 s, with no budgeted look-up. Best
+   * effort: D1 already holds the secret, so a failed re-read or KV write is logged, not thrown
+   * (every isolate then sees the change within the same 55 s bound).
    */
-  async afterCreated(organisation: string): Promise<void> {
-    await this.organisationKeys.republish(organisation);
+  async afterCreated(log: Logger, organisation: string): Promise<void> {
+    await this.republish(log, organisation);
   }
 
-  /** After this isolate revoked a secret: refused here at once, everywhere within 55 s (KV gets the new state now). */
-  async afterRevoked(organisation: string): Promise<void> {
-    await this.organisationKeys.republish(organisation);
+  /**
+   * After this isolate revoked a secret: refused here at once, everywhere within 55 s (KV gets the new
+   * state now). Best effort like {@link afterCreated}: the revocation in D1 stands; if the re-read fails,
+   * this isolate too refuses the secret within the 55 s bound.
+   */
+  async afterRevoked(log: Logger, organisation: string): Promise<void> {
+    await this.republish(log, organisation);
+  }
+
+  private async republish(log: Logger, organisation: string): Promise<void> {
+    try {
+      await this.organisationKeys.republish(organisation);
+    } catch (error) {
+      log.error("dynamic_secret_republish_failed", { organisation, error: String(error) });
+    }
   }
 
   private async openKeys(log: Logger, organisation: string, sealed: SealedSecret[]): Promise<OrganisationKeys> {

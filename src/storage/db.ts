@@ -3,6 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { members, organisations, type Member, type Organisation } from "./schema";
 import * as schema from "./schema";
+import { checkedRows, isMembership, isOrganisationAccess } from "./rows";
 
 /** A drizzle handle over the `DB` binding. */
 export type Database = DrizzleD1Database<typeof schema>;
@@ -22,12 +23,13 @@ export interface Membership {
 export async function findMemberships(db: Database, email: string, domain?: string): Promise<Membership[]> {
   const where =
     domain === undefined ? eq(members.email, email) : and(eq(members.email, email), eq(organisations.domain, domain));
-  return db
+  const rows = await db
     .select({ member: members, organisation: organisations })
     .from(members)
     .innerJoin(organisations, eq(members.organisationId, organisations.id))
     .where(where)
     .limit(16);
+  return checkedRows(rows, isMembership, "membership");
 }
 
 /** Plan and status of an organisation by its public identifier. */
@@ -35,10 +37,10 @@ export async function findOrganisationAccess(
   db: Database,
   identifier: string,
 ): Promise<Pick<Organisation, "plan" | "status"> | undefined> {
-  const [row] = await db
+  const rows = await db
     .select({ plan: organisations.plan, status: organisations.status })
     .from(organisations)
     .where(eq(organisations.identifier, identifier))
     .limit(1);
-  return row;
+  return checkedRows(rows, (row) => isOrganisationAccess(row), "organisation")[0];
 }

@@ -1,6 +1,7 @@
 /** D1 queries behind dynamic secrets: memberships and the secret rows of one organisation. */
 import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import type { Database } from "./db";
+import { checkedRows, isMembershipState, isSealedSecret } from "./rows";
 import { dynamicSecrets, members, organisations } from "./schema";
 
 /** A member and its organisation as the secrets features need them. */
@@ -31,7 +32,7 @@ export async function findMembershipState(
   organisationIdentifier: string,
   memberIdentifier: string,
 ): Promise<MembershipState | undefined> {
-  const [row] = await db
+  const rows = await db
     .select({
       organisationId: organisations.id,
       organisationStatus: organisations.status,
@@ -42,7 +43,7 @@ export async function findMembershipState(
     .innerJoin(organisations, eq(members.organisationId, organisations.id))
     .where(and(eq(organisations.identifier, organisationIdentifier), eq(members.identifier, memberIdentifier)))
     .limit(1);
-  return row;
+  return checkedRows(rows, isMembershipState, "membership state")[0];
 }
 
 /** Inserts a secret unless the organisation already has `limit` live ones; true when inserted. */
@@ -88,10 +89,11 @@ export async function revokeLiveSecret(db: Database, organisationId: number, kid
 }
 
 /** The live sealed secrets of an organisation by its public identifier. */
-export function liveSealedSecrets(db: Database, organisationIdentifier: string): Promise<SealedSecret[]> {
-  return db
+export async function liveSealedSecrets(db: Database, organisationIdentifier: string): Promise<SealedSecret[]> {
+  const rows = await db
     .select({ kid: dynamicSecrets.kid, ciphertext: dynamicSecrets.ciphertext })
     .from(dynamicSecrets)
     .innerJoin(organisations, eq(dynamicSecrets.organisationId, organisations.id))
     .where(and(eq(organisations.identifier, organisationIdentifier), isNull(dynamicSecrets.revokedAt)));
+  return checkedRows(rows, isSealedSecret, "secret");
 }

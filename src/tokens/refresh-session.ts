@@ -128,6 +128,7 @@ export class RefreshSessions {
     const membership = await findMembershipById(db, record.memberId);
     const ended = sessionEnd(source, membership, record, subject);
     const result = await store.exchange(
+      log,
       token,
       session,
       ended ? undefined : await prepared,

@@ -1,5 +1,6 @@
 /** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family, revoke a member. */
 import type { ConfigSource } from "../config";
+import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
 import type { FamilyFacts, RefreshFamily } from "../durable/refresh-family";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
@@ -190,9 +191,11 @@ export class RefreshStore {
   /**
    * Asks the family's object to decide: rotate to `prepared`, hand out the successor already issued
    * within the grace window, or revoke the family (reuse; or `end` when D1 says the session is over,
-   * in which case nothing is prepared).
+   * in which case nothing is prepared). Once the object decided, KV's copies of the decision are
+   * best effort (logged when they fail): the decision stands, and the client gets its answer.
    */
   async exchange(
+    log: Logger,
     presented: string,
     session: StoredSession,
     prepared: PreparedSuccessor | undefined,
@@ -230,9 +233,9 @@ export class RefreshStore {
           usedAt: now,
           successor: { hash: next.hash, sealed, expiresAt: next.record.expiresAt },
         };
-        await this.kv.put(REFRESH_KEYS.token(hash), JSON.stringify(used), {
-          expirationTtl: kvTtl(record.expiresAt, now),
-        });
+        await this.kv
+          .put(REFRESH_KEYS.token(hash), JSON.stringify(used), { expirationTtl: kvTtl(record.expiresAt, now) })
+          .catch((error: unknown) => log.error("refresh_copy_failed", { copy: "used", error: String(error) }));
         return { outcome: "rotated", refresh: { token: next.token, hash: next.hash, expiresIn: next.expiresIn } };
       }
       case "graced": {
@@ -242,28 +245,38 @@ export class RefreshStore {
         return { outcome: "graced", refresh: { token, hash: decision.successor.hash, expiresIn } };
       }
       case "reused":
-        await this.publishRevocation(record, "reused", now);
+        await this.publishRevocation(log, record, "reused", now);
         return decision;
       case "ended":
-        await this.publishRevocation(record, decision.reason, now);
+        await this.publishRevocation(log, record, decision.reason, now);
         return decision;
       default:
         return decision;
     }
   }
 
-  /** Ends a whole family (every token ever rotated from one login) through its object; writes KV only the first time. */
-  async revokeFamily(record: RefreshRecord, reason: string, now = this.now()): Promise<void> {
+  /**
+   * Ends a whole family (every token ever rotated from one login) through its object; writes KV only the first
+   * time. Throws (503) when the object cannot be reached: the family is then not revoked and the caller must say so.
+   */
+  async revokeFamily(log: Logger, record: RefreshRecord, reason: string, now = this.now()): Promise<void> {
     const { revoked } = await this.family(record.familyId).revoke(familyFacts(record), reason, now, record.expiresAt);
-    if (revoked) await this.publishRevocation(record, reason, now);
+    if (revoked) await this.publishRevocation(log, record, reason, now);
   }
 
-  /** Publishes a family's revocation to KV, so every location refuses its tokens before asking the object. */
-  private async publishRevocation(record: RefreshRecord, reason: string, now: number): Promise<void> {
+  /**
+   * Publishes a family's revocation to KV, so every location refuses its tokens before asking the object.
+   * Best effort: the object already revoked the family and refuses its tokens whether KV says so or not.
+   */
+  private async publishRevocation(log: Logger, record: RefreshRecord, reason: string, now: number): Promise<void> {
     const value = { revokedAt: now, memberId: record.memberId, reason } satisfies FamilyRevocation;
-    await this.kv.put(REFRESH_KEYS.family(record.familyId), JSON.stringify(value), {
-      expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
-    });
+    try {
+      await this.kv.put(REFRESH_KEYS.family(record.familyId), JSON.stringify(value), {
+        expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
+      });
+    } catch (error) {
+      log.error("refresh_copy_failed", { copy: "family_revoked", error: String(error) });
+    }
   }
 
   private family(familyId: string): DurableObjectStub<RefreshFamily> {
@@ -292,8 +305,10 @@ export class RefreshStore {
     const raw = await this.kv.get(key, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
     if (raw === null) return undefined;
     const parsed = parse(raw);
-    if (parsed === undefined) log.error("refresh_store_unreadable", { key: key.split(":")[0] });
-    return parsed;
+    if (parsed !== undefined) return parsed;
+    // An unreadable value is a storage failure, not an unknown token: 503, never a 401 that ends the session.
+    log.error("refresh_store_unreadable", { key: key.split(":")[0] });
+    throw unavailable("kv", "unreadable refresh-store value");
   }
 
   private async writeToken(

@@ -7,6 +7,7 @@ import {
   type RevocationSnapshot,
   type Revocations,
 } from "../durable/revocations";
+import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
 import type { AccessClaims } from "./claims";
 
@@ -14,7 +15,7 @@ import type { AccessClaims } from "./claims";
 export const REVOCATIONS_REFRESH_MS = 19_000;
 /**
  * Never used older than this (ms): a request that finds the copy older waits for a re-read, and fails
- * (opaque 500) when that fails. With the publisher's ≤ 1 s coalescing and KV's own edge cache
+ * closed (503 `temporarily_unavailable`) when that fails. With the publisher's ≤ 1 s coalescing and KV's own edge cache
  * (`cacheTtl: 30`), a revocation reaches every isolate within 1 s + 30 s + 29 s.
  */
 export const REVOCATIONS_MAX_AGE_MS = 29_000;
@@ -122,7 +123,7 @@ export class RevocationList {
       return;
     }
     const snapshot = parse(raw);
-    if (!snapshot) throw new Error("unreadable access-revocations record");
+    if (!snapshot) throw unavailable("kv", "unreadable access-revocations record");
     this.install(snapshot, readAt);
   }
 

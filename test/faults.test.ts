@@ -1,0 +1,455 @@
+// The failure policy (docs/operating.md § Failure policy) through the HTTP surface: D1, KV, the Durable Objects and the
+// bindings throwing, hanging past the bounded wait or answering garbage; 503 with Retry-After, never a 401, no half-writes.
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { REVOCATIONS_KEY } from "../src/durable/revocations";
+import {
+  faultSwitch,
+  faultyApp,
+  faultyD1,
+  faultyKv,
+  faultyMetrics,
+  faultyObjects,
+  faultyRateLimit,
+  type Fault,
+} from "./fault-fakes";
+import {
+  fakeOrigin,
+  fixedClaims,
+  gateway,
+  login,
+  newArchitectOrganisation,
+  now,
+  problem,
+  signWithJose,
+} from "./helpers";
+import {
+  loginAccount,
+  newAccount,
+  postRefresh,
+  postRevoke,
+  refreshOk,
+  sha256Hex,
+  storedRecord,
+} from "./refresh-helpers";
+import { SEED_PASSWORD } from "../scripts/seed-data";
+
+let errors: ReturnType<typeof vi.spyOn>;
+/** The JSON lines logged through `console.error` so far. */
+const errorLines = (): Record<string, any>[] => errors.mock.calls.map((call: unknown[]) => JSON.parse(String(call[0])));
+beforeEach(() => {
+  errors = vi.spyOn(console, "error").mockImplementation(() => {});
+  vi.spyOn(console, "warn").mockImplementation(() => {});
+});
+afterEach(() => vi.restoreAllMocks());
+
+/** 503 `temporarily_unavailable` with `Retry-After: 5`, no cookie, no token. */
+async function expectUnavailable(response: Response, dependency?: string): Promise<void> {
+  const text = await response.clone().text();
+  expect(response.status, text).toBe(503);
+  expect(response.headers.get("Retry-After")).toBe("5");
+  expect(response.headers.get("Set-Cookie")).toBeNull();
+  const body = await problem(response);
+  expect(body.code).toBe("temporarily_unavailable");
+  expect(text).not.toContain("access_token");
+  if (dependency) {
+    const lines = errorLines();
+    expect(lines).toContainEqual(
+      expect.objectContaining({ event: "dependency_unavailable", dependency, request_id: body.request_id }),
+    );
+  }
+}
+
+const FAULTS: Fault[] = ["throws", "hangs"];
+const isMemberRead = (sql: string) => sql.startsWith("select") && sql.includes('from "members"');
+
+describe("POST /authenticate", () => {
+  it.each([...FAULTS, "garbage" as const])("D1's member read %s: 503, no token", async (fault) => {
+    const account = await newAccount();
+    const app = faultyApp({ ...env, DB: faultyD1(faultSwitch(fault, isMemberRead)) });
+    await expectUnavailable(await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD }), "d1");
+  });
+
+  it.each(FAULTS)(
+    "the back-off object %s: 503 for a right and a wrong password alike (no oracle, no free guess)",
+    async (fault) => {
+      const account = await newAccount();
+      const app = faultyApp({ ...env, LOGIN_BACKOFF: faultyObjects(faultSwitch(fault), env.LOGIN_BACKOFF) });
+      await expectUnavailable(await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD }));
+      await expectUnavailable(await app.post("/authenticate", { email: account.email, password: "wrong-password" }));
+    },
+  );
+
+  it("the back-off object failing after a wrong password (the failure cannot be counted): 503, not 401", async () => {
+    const account = await newAccount();
+    const app = faultyApp({
+      ...env,
+      LOGIN_BACKOFF: faultyObjects(
+        faultSwitch("throws", (method) => method === "fail"),
+        env.LOGIN_BACKOFF,
+      ),
+    });
+    await expectUnavailable(await app.post("/authenticate", { email: account.email, password: "wrong-password" }));
+  });
+
+  it.each(FAULTS)(
+    "the refresh record write %s: 503 and no token at all (never a token without its record)",
+    async (fault) => {
+      const account = await newAccount();
+      const kvFaults = faultSwitch(fault, (call) => call.startsWith("put refresh:"));
+      const app = faultyApp({ ...env, TOKENS: faultyKv(kvFaults) });
+      await expectUnavailable(await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD }), "kv");
+      expect(kvFaults.failed).toBe(1);
+      // The account is not harmed: the back-off was cleared, the next login works.
+      expect((await loginAccount(account)).access_token).toBeTypeOf("string");
+    },
+  );
+
+  it.each(FAULTS)(
+    "LOGIN_LIMITER %s: the login goes on (the back-off still guards accounts), logged once a minute",
+    async (fault) => {
+      const account = await newAccount();
+      const limiter = faultSwitch(fault);
+      const app = faultyApp({ ...env, LOGIN_LIMITER: faultyRateLimit(limiter) });
+      for (let i = 0; i < 2; i++) {
+        const response = await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+        expect(response.status, await response.clone().text()).toBe(200);
+      }
+      expect(limiter.failed).toBe(2);
+      const lines = errorLines();
+      expect(lines.filter((line) => line.event === "login_limit_failed")).toHaveLength(1);
+    },
+  );
+});
+
+describe("POST /authenticate/refresh", () => {
+  const refresh = (app: ReturnType<typeof faultyApp>, token: string) =>
+    app.post("/authenticate/refresh", { refresh_token: token });
+
+  it.each([...FAULTS, "garbage" as const])(
+    "KV's record read %s: 503, and the token still works afterwards",
+    async (fault) => {
+      const { refresh_token } = await loginAccount(await newAccount());
+      const app = faultyApp({ ...env, TOKENS: faultyKv(faultSwitch(fault, (call) => call.startsWith("get refresh"))) });
+      await expectUnavailable(await refresh(app, refresh_token), "kv");
+      expect((await refreshOk(refresh_token)).refresh_token).toBeTypeOf("string");
+    },
+  );
+
+  it.each([...FAULTS, "garbage" as const])(
+    "D1's member read %s: 503, and the token still works afterwards",
+    async (fault) => {
+      const { refresh_token } = await loginAccount(await newAccount());
+      const app = faultyApp({ ...env, DB: faultyD1(faultSwitch(fault, isMemberRead)) });
+      await expectUnavailable(await refresh(app, refresh_token), "d1");
+      expect((await refreshOk(refresh_token)).refresh_token).toBeTypeOf("string");
+    },
+  );
+
+  it.each(FAULTS)("the family object %s: 503, and the token still works afterwards", async (fault) => {
+    const { refresh_token } = await loginAccount(await newAccount());
+    const app = faultyApp({ ...env, REFRESH_FAMILIES: faultyObjects(faultSwitch(fault), env.REFRESH_FAMILIES) });
+    await expectUnavailable(await refresh(app, refresh_token), "refresh_family");
+    expect((await refreshOk(refresh_token)).refresh_token).toBeTypeOf("string");
+  });
+
+  it.each(FAULTS)(
+    "the successor's record write %s: 503 before anything was decided; the token still works",
+    async (fault) => {
+      const { refresh_token } = await loginAccount(await newAccount());
+      const presentedKey = `put refresh:${await sha256Hex(refresh_token)}`;
+      const app = faultyApp({
+        ...env,
+        TOKENS: faultyKv(faultSwitch(fault, (call) => call.startsWith("put refresh:") && call !== presentedKey)),
+      });
+      await expectUnavailable(await refresh(app, refresh_token), "kv");
+      expect((await storedRecord(refresh_token))?.usedAt).toBeUndefined();
+      expect((await refreshOk(refresh_token)).refresh_token).toBeTypeOf("string");
+    },
+  );
+
+  it("KV's copy of a decided rotation failing: 200 with the successor (the object decided), which works", async () => {
+    const { refresh_token } = await loginAccount(await newAccount());
+    const presentedKey = `put refresh:${await sha256Hex(refresh_token)}`;
+    const kvFaults = faultSwitch("throws", (call) => call === presentedKey);
+    const app = faultyApp({ ...env, TOKENS: faultyKv(kvFaults) });
+    const response = await refresh(app, refresh_token);
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(kvFaults.failed).toBe(1);
+    const { refresh_token: successor } = await response.json<Record<string, string>>();
+    expect((await refreshOk(successor!)).refresh_token).toBeTypeOf("string");
+  });
+
+  it("a 503 after the object rotated: the retry within the grace window gets the same successor", async () => {
+    const { refresh_token } = await loginAccount(await newAccount());
+    // The object decides, then its answer is lost on the way back (as if it came after the deadline).
+    const families = env.REFRESH_FAMILIES;
+    const lossy = {
+      ...families,
+      idFromName: (name: string) => families.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const stub = families.get(id);
+        return {
+          exchange: async (request: unknown) => {
+            await stub.exchange(request as never);
+            throw new Error("answer lost");
+          },
+        };
+      },
+    } as unknown as typeof families;
+    const app = faultyApp({ ...env, REFRESH_FAMILIES: lossy });
+    await expectUnavailable(await refresh(app, refresh_token), "refresh_family");
+    const first = await refreshOk(refresh_token);
+    const again = await refreshOk(refresh_token);
+    expect(again.refresh_token).toBe(first.refresh_token);
+  });
+});
+
+describe("POST /authenticate/revoke", () => {
+  it.each([...FAULTS, "garbage" as const])(
+    "KV's record read %s: 503 (never a 200 for a revoke that did not happen)",
+    async (fault) => {
+      const { refresh_token } = await loginAccount(await newAccount());
+      const app = faultyApp({
+        ...env,
+        TOKENS: faultyKv(faultSwitch(fault, (call) => call.startsWith("get refresh:"))),
+      });
+      await expectUnavailable(await app.post("/authenticate/revoke", { refresh_token }), "kv");
+      expect((await refreshOk(refresh_token)).refresh_token, "not revoked, and the client knows").toBeTypeOf("string");
+    },
+  );
+
+  it.each(FAULTS)(
+    "the family object %s: 503; the token still works until the retried revoke succeeds",
+    async (fault) => {
+      const { refresh_token } = await loginAccount(await newAccount());
+      const app = faultyApp({ ...env, REFRESH_FAMILIES: faultyObjects(faultSwitch(fault), env.REFRESH_FAMILIES) });
+      await expectUnavailable(await app.post("/authenticate/revoke", { refresh_token }), "refresh_family");
+      const { refresh_token: next } = await refreshOk(refresh_token);
+      expect((await postRevoke({ refresh_token: next })).status).toBe(200);
+      expect((await postRefresh({ refresh_token: next })).status).toBe(401);
+    },
+  );
+
+  it("KV's copy of a done revocation failing: 200, and the family is refused (the object decided)", async () => {
+    const { refresh_token } = await loginAccount(await newAccount());
+    const kvFaults = faultSwitch("throws", (call) => call.startsWith("put refresh-family:"));
+    const app = faultyApp({ ...env, TOKENS: faultyKv(kvFaults) });
+    expect((await app.post("/authenticate/revoke", { refresh_token })).status).toBe(200);
+    expect(kvFaults.failed).toBe(1);
+    expect((await postRefresh({ refresh_token })).status).toBe(401);
+  });
+
+  it.each(FAULTS)("revoke-all: the member marker write %s: 503", async (fault) => {
+    const { access_token } = await loginAccount(await newAccount());
+    const app = faultyApp({
+      ...env,
+      TOKENS: faultyKv(faultSwitch(fault, (call) => call.startsWith("put refresh-member:"))),
+    });
+    await expectUnavailable(
+      await app.post("/authenticate/revoke", { all: true }, { Authorization: `Bearer ${access_token}` }),
+      "kv",
+    );
+  });
+
+  it.each(FAULTS)("revoke-all: the Revocations object %s: 503", async (fault) => {
+    const { access_token } = await loginAccount(await newAccount());
+    const app = faultyApp({ ...env, REVOCATIONS: faultyObjects(faultSwitch(fault), env.REVOCATIONS) });
+    await expectUnavailable(
+      await app.post("/authenticate/revoke", { all: true }, { Authorization: `Bearer ${access_token}` }),
+      "revocations",
+    );
+  });
+});
+
+describe("/authenticate/secrets", () => {
+  const isSecretWrite = (sql: string) => /^(insert into dynamic_secrets|update "dynamic_secrets")/i.test(sql.trim());
+
+  it.each(FAULTS)("create: D1's insert %s: 503, and no secret was stored", async (fault) => {
+    const org = await newArchitectOrganisation("professional", "f");
+    const app = faultyApp({ ...env, DB: faultyD1(faultSwitch(fault, isSecretWrite)) });
+    await expectUnavailable(
+      await app.post("/authenticate/secrets", {}, { Authorization: `Bearer ${org.token}` }),
+      "d1",
+    );
+    const listed = await gateway("/authenticate/secrets", { headers: { Authorization: `Bearer ${org.token}` } });
+    expect((await listed.json<{ secrets: unknown[] }>()).secrets).toEqual([]);
+  });
+
+  it.each([...FAULTS, "garbage" as const])("list: D1's member read %s: 503", async (fault) => {
+    const org = await newArchitectOrganisation("professional", "f");
+    const app = faultyApp({
+      ...env,
+      DB: faultyD1(faultSwitch(fault, (sql) => sql.startsWith("select") && sql.includes('"members"."status"'))),
+    });
+    await expectUnavailable(
+      await app.request("/authenticate/secrets", { headers: { Authorization: `Bearer ${org.token}` } }),
+      "d1",
+    );
+  });
+
+  it("create: KV failing after D1 stored the secret: 201 with the secret, which signs working tokens", async () => {
+    fakeOrigin();
+    const org = await newArchitectOrganisation("professional", "f");
+    const app = faultyApp({
+      ...env,
+      TOKENS: faultyKv(faultSwitch("throws", (call) => call.startsWith("put dynsec:"))),
+    });
+    const created = await app.post("/authenticate/secrets", {}, { Authorization: `Bearer ${org.token}` });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const { kid, secret } = await created.json<Record<string, string>>();
+    const token = await signWithJose(
+      {
+        iat: now(),
+        memberEntityIdentifier: org.member,
+        organisationEntityIdentifier: org.identifier,
+        scope: "organisation",
+        secretType: "dynamic",
+      },
+      secret!,
+      { kid },
+    );
+    expect((await app.request("/grids", { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+  });
+
+  it.each(FAULTS)("revoke: D1's update %s: 503, and the secret stays live", async (fault) => {
+    const org = await newArchitectOrganisation("professional", "f");
+    const headers = { Authorization: `Bearer ${org.token}` };
+    const created = await gateway("/authenticate/secrets", { method: "POST", headers });
+    const { kid } = await created.json<Record<string, string>>();
+    const app = faultyApp({ ...env, DB: faultyD1(faultSwitch(fault, isSecretWrite)) });
+    await expectUnavailable(await app.request(`/authenticate/secrets/${kid}`, { method: "DELETE", headers }), "d1");
+    const listed = await gateway("/authenticate/secrets", { headers });
+    expect((await listed.json<{ secrets: { kid: string }[] }>()).secrets.map((s) => s.kid)).toEqual([kid]);
+  });
+});
+
+describe("the proxied path", () => {
+  const get = (app: ReturnType<typeof faultyApp>, token: string) =>
+    app.request("/grids", { headers: { Authorization: `Bearer ${token}` } });
+
+  it("a fixed-secret token needs no storage while the caches are fresh, and fails closed (503) past them", async () => {
+    fakeOrigin();
+    const faults = faultSwitch();
+    const app = faultyApp({
+      ...env,
+      DB: faultyD1(faults),
+      TOKENS: faultyKv(faults),
+      REFRESH_FAMILIES: faultyObjects(faults, env.REFRESH_FAMILIES),
+      LOGIN_BACKOFF: faultyObjects(faults, env.LOGIN_BACKOFF),
+      REVOCATIONS: faultyObjects(faults, env.REVOCATIONS),
+    });
+    const token = await signWithJose(fixedClaims({ exp: now() + 3600 }));
+    expect((await get(app, token)).status).toBe(200);
+    faults.fault = "throws";
+    const start = app.clock.now;
+    app.clock.now = start + 18_000;
+    expect((await get(app, token)).status, "every storage dependency down, caches fresh").toBe(200);
+    expect(faults.failed).toBe(0);
+    app.clock.now = start + 30_000;
+    await expectUnavailable(await get(app, token), "kv");
+  });
+
+  it.each([...FAULTS, "garbage" as const])(
+    "the revocation record re-read %s past its 29 s bound: 503",
+    async (fault) => {
+      fakeOrigin();
+      const faults = faultSwitch(undefined, (call) => call === `get ${REVOCATIONS_KEY}`);
+      const app = faultyApp({ ...env, TOKENS: faultyKv(faults) });
+      const token = await signWithJose(fixedClaims({ exp: now() + 3600 }));
+      expect((await get(app, token)).status).toBe(200);
+      faults.fault = fault;
+      app.clock.now += 30_000;
+      await expectUnavailable(await get(app, token), "kv");
+      faults.fault = undefined;
+      expect((await get(app, token)).status, "recovers with the dependency").toBe(200);
+    },
+  );
+
+  it("a plan-cache miss while D1 fails: 503 (never a 403 or a 500)", async () => {
+    fakeOrigin();
+    const org = await newArchitectOrganisation("professional", "f");
+    const app = faultyApp({ ...env, DB: faultyD1(faultSwitch("throws")) });
+    await expectUnavailable(await get(app, org.token), "d1");
+  });
+
+  it("dynamic-secret tokens: served from the caches within their bounds while D1 fails, 503 past them", async () => {
+    fakeOrigin();
+    const org = await newArchitectOrganisation("professional", "f");
+    const created = await gateway("/authenticate/secrets", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${org.token}` },
+    });
+    const { kid, secret } = await created.json<Record<string, string>>();
+    // D1 fails for the dynamic-secret look-ups (the plan gate's own failure policy is tested with it).
+    const faults = faultSwitch(undefined, (sql) => sql.includes('"dynamic_secrets"') || sql.includes('"members"'));
+    const app = faultyApp({ ...env, DB: faultyD1(faults) });
+    const token = await signWithJose(
+      {
+        iat: now(),
+        exp: now() + 3600,
+        memberEntityIdentifier: org.member,
+        organisationEntityIdentifier: org.identifier,
+        scope: "organisation",
+        secretType: "dynamic",
+      },
+      secret!,
+      { kid },
+    );
+    expect((await get(app, token)).status).toBe(200);
+    faults.fault = "throws";
+    const start = app.clock.now;
+    app.clock.now = start + 20_000;
+    expect((await get(app, token)).status, "isolate cache").toBe(200);
+    app.clock.now = start + 40_000;
+    expect((await get(app, token)).status, "KV copy, under 55 s since its D1 read").toBe(200);
+    app.clock.now = start + 56_000;
+    await expectUnavailable(await get(app, token), "d1");
+  });
+
+  it.each(FAULTS)("an API limit binding that %s lets requests through, logged once a minute", async (fault) => {
+    const seen = fakeOrigin();
+    const org = await newArchitectOrganisation("professional", "f");
+    const limiter = faultSwitch(fault);
+    const app = faultyApp({
+      ...env,
+      API_LIMIT_PROFESSIONAL: faultyRateLimit(limiter),
+      API_RATE_LIMITS: "professional=3,enterprise=6000",
+    });
+    for (let i = 0; i < 5; i++) expect((await get(app, org.token)).status).toBe(200);
+    expect(seen).toHaveLength(5);
+    expect(limiter.failed).toBe(5);
+    const lines = errorLines();
+    expect(lines.filter((line) => line.event === "api_limit_failed")).toHaveLength(1);
+  });
+
+  it("METRICS failing never fails a request, logged once per isolate", async () => {
+    fakeOrigin();
+    const metrics = faultyMetrics(faultSwitch("throws"));
+    const app = faultyApp({ ...env, METRICS: metrics });
+    const token = await signWithJose(fixedClaims());
+    for (let i = 0; i < 3; i++) expect((await get(app, token)).status).toBe(200);
+    expect((await app.post("/authenticate", { email: "nobody@example.com", password: "x" })).status).toBe(401);
+    const lines = errorLines();
+    expect(lines.filter((line) => line.event === "metrics_write_failed")).toHaveLength(1);
+  });
+});
+
+describe("the admin revocation route", () => {
+  it("a failing Revocations object: 503, retried safely", async () => {
+    const { signAdminRequest, ADMIN_SIGNATURE_HEADER } = await import("../src/admin-signature");
+    const account = await newAccount();
+    const text = JSON.stringify({ members: [account.memberId] });
+    const headers = {
+      "Content-Type": "application/json",
+      [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(env.ADMIN_SECRET!, now(), text),
+    };
+    const app = faultyApp({ ...env, REVOCATIONS: faultyObjects(faultSwitch("throws"), env.REVOCATIONS) });
+    await expectUnavailable(
+      await app.request("/authenticate/admin/revocations", { method: "POST", headers, body: text }),
+      "revocations",
+    );
+    const { access_token } = await login(account.email);
+    expect(access_token).toBeTypeOf("string");
+  });
+});
