@@ -60,6 +60,8 @@ interface Loaded<Stored, Live> {
 
 interface IsolateEntry<Stored, Live> {
   pending: Promise<Loaded<Stored, Live>>;
+  /** Set once `pending` resolved; the only part of an entry other requests use. */
+  loaded?: Loaded<Stored, Live>;
 }
 
 /** The isolate → KV → D1 cache of one kind of entry; see {@link MAX_STALENESS_MS} for its bound. */
@@ -77,13 +79,15 @@ export class StalenessBoundCache<Stored, Live> {
       this.negatives = new LruCache({ maxEntries: spec.negativeLimit ?? spec.limit, ttlMs: ISOLATE_TTL_MS, now });
   }
 
-  /** The entry for `key`, from this isolate, KV or D1, at most {@link MAX_STALENESS_MS} stale. */
+  /**
+   * The entry for `key`, from this isolate, KV or D1, at most {@link MAX_STALENESS_MS} stale. A request
+   * never awaits a load another request started: the Workers runtime ties I/O to the request that made it,
+   * and a request continuing on another's promise can end up answering with the other's I/O objects (a 500,
+   * or a hung request, under concurrent load). Concurrent misses of one key each read KV instead.
+   */
   async get(ctx: WaitUntil, log: Logger, key: string): Promise<Live> {
-    const cached = this.entries.get(key) ?? this.negatives?.get(key);
-    if (cached) {
-      const { live, loadedAt } = await cached.pending;
-      if (this.now() - loadedAt < MAX_STALENESS_MS) return live;
-    }
+    const loaded = (this.entries.get(key) ?? this.negatives?.get(key))?.loaded;
+    if (loaded && this.now() - loaded.loadedAt < MAX_STALENESS_MS) return loaded.live;
     return (
       await this.track(
         key,
@@ -127,7 +131,9 @@ export class StalenessBoundCache<Stored, Live> {
     const waiting = this.negatives ?? this.entries;
     waiting.set(key, entry);
     pending.then(
-      ({ stored }) => {
+      (loaded) => {
+        entry.loaded = loaded;
+        const { stored } = loaded;
         if (this.negatives && !this.spec.isEmpty?.(stored) && this.negatives.get(key) === entry) {
           this.negatives.delete(key);
           this.entries.set(key, entry);
