@@ -1,10 +1,11 @@
 // `npm run bench`: the verify hot path, end-to-end gateway overhead, login cost and bundle size, all
 // measured inside bare workerd from outside over loopback HTTP; every server is stopped by its PID group.
 import { createHmac, randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { gatewayServices, wranglerSettings } from "./lib/gateway-stack.mjs";
 import { closedLoop, Connection, median, once, quantile, requestBytes } from "./lib/http.mjs";
 import {
   buildUploadBundle,
@@ -48,22 +49,6 @@ const fmt = (value, digits = 0) =>
   Number.isFinite(value)
     ? value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : "n/a";
-
-/** `[vars]` and the compatibility date of a wrangler.toml, read with a deliberately small parser. */
-function wranglerSettings(path) {
-  const text = readFileSync(path, "utf8");
-  const vars = {};
-  const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[|$(?![\s\S]))/m.exec(text)?.[1] ?? "";
-  for (const match of section.matchAll(/^\s*([A-Z0-9_]+)\s*=\s*"([^"]*)"/gm)) vars[match[1]] = match[2];
-  const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(text)?.[1] ?? "2026-11-01";
-  const durableObjects = [];
-  for (const block of text.split(/^\[\[durable_objects\.bindings\]\]\s*$/m).slice(1)) {
-    const name = /^name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
-    const className = /^class_name\s*=\s*"([^"]+)"/m.exec(block)?.[1];
-    if (name && className) durableObjects.push({ name, className });
-  }
-  return { vars, compatibilityDate, durableObjects };
-}
 
 /** Signs an `X-Gateway-Assertion` in Node, for sending straight to an origin that checks it. */
 function assertionFor(method, path, issuer) {
@@ -110,31 +95,7 @@ async function prepare() {
   );
 
   const { vars, compatibilityDate, durableObjects } = wranglerSettings(join(ROOT, "wrangler.toml"));
-  const migrations = readdirSync(join(ROOT, "migrations"))
-    .filter((name) => name.endsWith(".sql"))
-    .sort();
-  writeFileSync(
-    join(OUT, "migrations.sql"),
-    migrations.map((name) => readFileSync(join(ROOT, "migrations", name), "utf8")).join("\n;\n"),
-  );
   const env = { ...vars, ...SECRETS };
-  const d1Dir = join(OUT, "d1");
-  const doDir = join(OUT, "gateway-objects");
-  for (const dir of [d1Dir, doDir]) {
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir);
-  }
-  // The gateway's own Durable Objects (wrangler.toml [[durable_objects.bindings]]), SQLite-backed on local disk.
-  const gatewayObjects = durableObjects.length
-    ? `
-  durableObjectNamespaces = [ ${durableObjects
-    .map(
-      ({ className }) =>
-        `(className = ${JSON.stringify(className)}, uniqueKey = "gridgate-bench-${className}", enableSql = true)`,
-    )
-    .join(", ")} ],
-  durableObjectStorage = (localDisk = "gateway-do-disk"),`
-    : "";
   const worker = (bundle, bindings, extra) =>
     `worker = ${workerBlock({ configDir: OUT, dir: bundle.dir, modules: bundle.modules, compatibilityDate, bindings, extra })}`;
 
@@ -151,46 +112,17 @@ async function prepare() {
   writeConfig(join(OUT, "gateway.capnp"), {
     port: PORTS.gateway,
     entry: "gateway",
-    services: [
-      [
-        "gateway",
-        worker(
-          gateway,
-          [
-            // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
-            ...textBindings({
-              ...env,
-              ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}`,
-              LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10),
-            }),
-            `(name = "DB", wrapped = (moduleName = "cloudflare-internal:d1-api", innerBindings = [(name = "fetcher", service = "storage")]))`,
-            `(name = "TOKENS", kvNamespace = (name = "storage", entrypoint = "kv"))`,
-            ...durableObjects.map(
-              ({ name, className }) =>
-                `(name = ${JSON.stringify(name)}, durableObjectNamespace = (className = ${JSON.stringify(className)}))`,
-            ),
-          ],
-          gatewayObjects,
-        ),
-      ],
-      [
-        "storage",
-        worker(
-          storage,
-          [
-            `(name = "DATABASE", durableObjectNamespace = (className = "Database"))`,
-            `(name = "MIGRATIONS", text = embed "migrations.sql")`,
-            ...textBindings({ PASSWORD_PEPPER: SECRETS.PASSWORD_PEPPER }),
-          ],
-          `
-  durableObjectNamespaces = [ (className = "Database", uniqueKey = "gridgate-bench-d1", enableSql = true) ],
-  durableObjectStorage = (localDisk = "d1-disk"),`,
-        ),
-      ],
-      ["d1-disk", `disk = (path = ${JSON.stringify(d1Dir)}, writable = true)`],
-      ["gateway-do-disk", `disk = (path = ${JSON.stringify(doDir)}, writable = true)`],
-      ["internet", `network = (allow = ["public", "private", "local"])`],
-    ],
+    services: gatewayServices({
+      root: ROOT,
+      out: OUT,
+      gateway,
+      storage,
+      compatibilityDate,
+      durableObjects,
+      pepper: SECRETS.PASSWORD_PEPPER,
+      // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
+      env: { ...env, ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}`, LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10) },
+    }),
   });
   writeConfig(join(OUT, "verify.capnp"), {
     port: PORTS.verify,
