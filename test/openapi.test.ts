@@ -1,10 +1,13 @@
 // GET /openapi.json, and every documented response of every gateway-owned route checked against a real one.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { hashPassword } from "../src/credentials/password";
-import { gateway, postLogin, randomIp } from "./helpers";
+import { createApp } from "../src/app";
+import { createGateway } from "../src/gateway";
+import { GATEWAY, gateway, login as loginSeeded, postLogin, randomIp } from "./helpers";
 
 type Json = Record<string, any>;
 let doc: Json;
@@ -422,6 +425,73 @@ describe("/authenticate/secrets", () => {
         )
       ).code,
     ).toBe("insufficient_scope");
+  });
+});
+
+describe("503 temporarily_unavailable (a gateway whose D1 and KV fail)", () => {
+  it("login, refresh, revoke and the secrets routes answer the documented 503", async () => {
+    const { refresh_token, access_token } = await loginSeeded("architect@acme.example");
+    const down = () => Promise.reject(new Error("injected failure"));
+    const failing = {
+      ...env,
+      DB: { prepare: () => ({ bind: () => ({ all: down, raw: down, run: down, first: down }) }), batch: down },
+      TOKENS: { get: down, put: down, delete: down, list: down },
+    } as unknown as typeof env;
+    const app = createApp({ gatewayFor: () => createGateway(failing) });
+    const send = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+      const ctx = createExecutionContext();
+      const init: RequestInit = { method, headers: { "CF-Connecting-IP": randomIp(), ...headers } };
+      if (body !== undefined) {
+        init.body = JSON.stringify(body);
+        (init.headers as Record<string, string>)["Content-Type"] = "application/json";
+      }
+      const response = await app.fetch(new Request(GATEWAY + path, init), failing, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    };
+    const bearer = { Authorization: `Bearer ${access_token}` };
+    const cases: [string, string, string, Response][] = [
+      [
+        "post",
+        "/authenticate",
+        "/authenticate",
+        await send("POST", "/authenticate", { email: "a@b.example", password: "x" }),
+      ],
+      [
+        "post",
+        "/authenticate/refresh",
+        "/authenticate/refresh",
+        await send("POST", "/authenticate/refresh", { refresh_token }),
+      ],
+      [
+        "post",
+        "/authenticate/revoke",
+        "/authenticate/revoke",
+        await send("POST", "/authenticate/revoke", { refresh_token }),
+      ],
+      [
+        "post",
+        "/authenticate/secrets",
+        "/authenticate/secrets",
+        await send("POST", "/authenticate/secrets", {}, bearer),
+      ],
+      [
+        "get",
+        "/authenticate/secrets",
+        "/authenticate/secrets",
+        await send("GET", "/authenticate/secrets", undefined, bearer),
+      ],
+      [
+        "delete",
+        "/authenticate/secrets/{kid}",
+        "/authenticate/secrets/ds_x",
+        await send("DELETE", "/authenticate/secrets/ds_x", undefined, bearer),
+      ],
+    ];
+    for (const [method, path, , response] of cases) {
+      expect(response.status, `${method} ${path}`).toBe(503);
+      expect((await expectConforms(method, path, response)).code).toBe("temporarily_unavailable");
+    }
   });
 });
 

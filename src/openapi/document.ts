@@ -20,6 +20,7 @@ import {
   SecretCreated,
   SecretList,
   TokenResponse,
+  UNAVAILABLE_PROBLEM,
   emptyResponse,
   jsonResponse,
   problemResponseSpec,
@@ -107,6 +108,7 @@ function buildSpec(): OpenAPIHono {
         "The password verifies in more than one organisation; send `domain`",
       ),
       429: problemResponseSpec(["rate_limited"], "Too many attempts", { "Retry-After": HEADERS.retryAfter }),
+      ...UNAVAILABLE_PROBLEM,
       ...INTERNAL_PROBLEM,
     },
   });
@@ -139,6 +141,7 @@ function buildSpec(): OpenAPIHono {
         ["plan_not_eligible", "account_suspended", "origin_not_allowed"],
         `Plan without API access, or member or organisation suspended; or: ${ORIGIN_NOT_ALLOWED}`,
       ),
+      ...UNAVAILABLE_PROBLEM,
       ...INTERNAL_PROBLEM,
     },
   });
@@ -167,6 +170,7 @@ function buildSpec(): OpenAPIHono {
       ...BODY_PROBLEMS,
       ...BEARER_PROBLEMS,
       403: problemResponseSpec(["origin_not_allowed"], ORIGIN_NOT_ALLOWED),
+      ...UNAVAILABLE_PROBLEM,
       ...INTERNAL_PROBLEM,
     },
   });
@@ -195,6 +199,7 @@ function buildSpec(): OpenAPIHono {
       ...BEARER_PROBLEMS,
       403: secretsForbidden,
       409: problemResponseSpec(["secret_limit_reached"], "The organisation already holds the maximum of live secrets"),
+      ...UNAVAILABLE_PROBLEM,
       ...INTERNAL_PROBLEM,
     },
   });
@@ -209,6 +214,7 @@ function buildSpec(): OpenAPIHono {
       200: jsonResponse("Live secrets.", SecretList, { "Cache-Control": HEADERS.noStore }),
       ...BEARER_PROBLEMS,
       403: secretsForbidden,
+      ...UNAVAILABLE_PROBLEM,
       ...INTERNAL_PROBLEM,
     },
   });
@@ -225,6 +231,7 @@ function buildSpec(): OpenAPIHono {
       ...BEARER_PROBLEMS,
       403: secretsForbidden,
       404: problemResponseSpec(["not_found"], "No live secret with that kid in this organisation"),
+      ...UNAVAILABLE_PROBLEM,
       ...INTERNAL_PROBLEM,
     },
   });

@@ -216,6 +216,15 @@ export function emptyResponse(description: string, headers: Record<string, Heade
 }
 
 /** The opaque 500 any route can give when the deployment is misconfigured. */
+/** A storage dependency failed or did not answer in time: nothing was decided, retry after `Retry-After`. */
+export const UNAVAILABLE_PROBLEM = {
+  503: problemResponseSpec(
+    ["temporarily_unavailable"],
+    "A storage dependency failed or did not answer in time; nothing was decided or changed. Keep the session and retry after Retry-After",
+    { "Retry-After": HEADERS.retryAfter },
+  ),
+} as const;
+
 export const INTERNAL_PROBLEM = {
   500: problemResponseSpec(["internal"], "Misconfiguration or unexpected error; details only in the logs"),
 } as const;
