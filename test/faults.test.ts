@@ -34,6 +34,9 @@ import {
 } from "./refresh-helpers";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 
+// A hanging fake costs a whole bounded wait (TEST_WAIT_MS), some tests several: more than the default 5 s on a busy machine.
+vi.setConfig({ testTimeout: 20_000 });
+
 let errors: ReturnType<typeof vi.spyOn>;
 /** The JSON lines logged through `console.error` so far. */
 const errorLines = (): Record<string, any>[] => errors.mock.calls.map((call: unknown[]) => JSON.parse(String(call[0])));
