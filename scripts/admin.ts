@@ -17,13 +17,17 @@ const USAGE = `Usage: npm run admin -- <command> [options] [--remote | --persist
   member:suspend --org <id> --email <email>
   member:activate --org <id> --email <email>
   member:sign-out --org <id> --email <email>   ends every session and access token of the member
+  member:sign-out --member-id <id>             the same for a member already deleted (id from member:delete)
+  member:password --org <id> --email <email> [--password-stdin]
+                 new password from stdin, else from $MEMBER_PASSWORD; ends every session and access token
+  member:delete  --org <id> --email <email>    deletes the member; ends every session and access token
   member:import  --org <id> --file <members.csv>   columns: email,role,scopes,bcrypt_hash
 
 Local D1 (.wrangler/state) by default; --remote writes to the deployed database. Passwords are hashed
 with PASSWORD_PEPPER from the environment, else (local only) from .dev.vars.
-member:suspend, member:sign-out and org:plan also revoke access tokens through the gateway's admin route,
-signed with ADMIN_SECRET (environment, else local .dev.vars) at --gateway <url> or GATEWAY_URL (local
-default http://127.0.0.1:8787, i.e. npm run dev; --remote needs both).`;
+member:suspend, member:sign-out, member:password, member:delete and org:plan also revoke access tokens
+through the gateway's admin route, signed with ADMIN_SECRET (environment, else local .dev.vars) at
+--gateway <url> or GATEWAY_URL (local default http://127.0.0.1:8787, i.e. npm run dev; --remote needs both).`;
 
 const STRING_OPTIONS = new Set([
   "identifier",
@@ -39,6 +43,7 @@ const STRING_OPTIONS = new Set([
   "persist-to",
   "config",
   "gateway",
+  "member-id",
 ]);
 const BOOLEAN_OPTIONS = new Set(["password-stdin", "remote", "help"]);
 
@@ -126,15 +131,15 @@ async function revoke(
   values: Values,
   target: Target,
   revocation: AccessRevocation,
-  options: { required?: boolean } = {},
+  options: { required?: boolean; retry?: string } = {},
 ): Promise<AccessRevocation | undefined> {
   try {
     return await revokeAccess(target, values.options.get("gateway"), revocation);
   } catch (error) {
     if (!(error instanceof GatewayUnreachable)) throw error;
     const message = `any D1 change is written, but access tokens were not revoked: ${error.message}`;
-    if (target.remote || options.required) throw new D1Error(`${message}; run the command again`);
-    console.error(`warning: ${message} (is npm run dev running?)`);
+    if (target.remote || options.required) throw new D1Error(`${message}; ${options.retry ?? "run the command again"}`);
+    console.error(`warning: ${message} (is npm run dev running?)${options.retry ? `; ${options.retry}` : ""}`);
     return undefined;
   }
 }
@@ -206,12 +211,47 @@ async function run(values: Values, target: Target): Promise<string> {
       return `member ${member.identifier} ${email}: ${member.status} → ${status}${signedOut}`;
     }
     case "member:sign-out": {
+      if (values.options.has("member-id")) {
+        if (values.options.has("org") || values.options.has("email"))
+          throw new valid.AdminInputError("give either --member-id or --org and --email");
+        const id = valid.memberId("--member-id", option("member-id"));
+        const revoked = await revoke(values, target, { members: [id] }, { required: true });
+        if (!revoked) throw new D1Error("the gateway did not confirm the sign-out");
+        return `member id ${id}: every session ended, access tokens refused within 60 s`;
+      }
       const organisation = valid.identifier("--org", option("org"));
       const email = valid.email("--email", option("email"));
       const member = requireMember(target, organisation, email);
       const revoked = await revoke(values, target, { members: [member.id] }, { required: true });
       if (!revoked) throw new D1Error("the gateway did not confirm the sign-out");
       return `member ${member.identifier} ${email}: every session ended, access tokens refused within 60 s`;
+    }
+    case "member:password": {
+      const organisation = valid.identifier("--org", option("org"));
+      const email = valid.email("--email", option("email"));
+      const pepper = passwordPepper(target);
+      if (new TextEncoder().encode(pepper).byteLength < 32)
+        throw new valid.AdminInputError("PASSWORD_PEPPER is shorter than 32 bytes; the gateway would refuse it");
+      const password = valid.password(readPassword(values));
+      const member = requireMember(target, organisation, email);
+      execute(target, [sql.setPasswordSql(organisation, email, await hashPassword(password, pepper))]);
+      const signedOut = (await revoke(values, target, { members: [member.id] }))
+        ? "; access tokens refused within 60 s"
+        : "";
+      return `member ${member.identifier} ${email}: password changed, every session ended${signedOut}`;
+    }
+    case "member:delete": {
+      const organisation = valid.identifier("--org", option("org"));
+      const email = valid.email("--email", option("email"));
+      const member = requireMember(target, organisation, email);
+      execute(target, [sql.deleteMemberSql(organisation, email)]);
+      if (query(target, sql.memberQuery(organisation, email)).length > 0)
+        throw new D1Error(`member ${email} is still in ${organisation}; nothing was revoked`);
+      const retry = `revoke them with: npm run admin -- member:sign-out --member-id ${member.id}${target.remote ? " --remote" : ""}`;
+      const signedOut = (await revoke(values, target, { members: [member.id] }, { retry }))
+        ? "; access tokens refused within 60 s"
+        : "";
+      return `member ${member.identifier} ${email} (id ${member.id}) deleted, every session ended${signedOut}`;
     }
     case "member:import": {
       const organisation = valid.identifier("--org", option("org"));

@@ -3,8 +3,10 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
-import { fakeOrigin, problem } from "./helpers";
+import { hashPassword } from "../src/credentials/password";
+import { fakeOrigin, postLogin, problem } from "./helpers";
 import { bearer, location, revocationPublished, type Clock } from "./locations";
+import { SEED_PASSWORD } from "../scripts/seed-data";
 import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -60,6 +62,60 @@ describe("admin revocations", () => {
     ).toBe(200);
     await expectStatus(await here.request("/grids", bearer(token)), 401, "invalid_token");
     await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+  });
+
+  it("member:password: the new password logs in, the old one and every earlier token and session are refused", async () => {
+    fakeOrigin();
+    const account = await newAccount();
+    const { access_token: token, refresh_token: refresh } = await loginAccount(account);
+    const clock: Clock = { now: Date.now() };
+    const near = location(clock);
+    const far = location(clock);
+    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+
+    const password = "a-brand-new-password";
+    await env.DB.prepare(
+      sql.setPasswordSql(account.organisation, account.email, await hashPassword(password, env.PASSWORD_PEPPER!)),
+    ).run();
+    // D1 alone leaves the access token working: the admin route revokes it.
+    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+    const response = await near.request(
+      "/authenticate/admin/revocations",
+      await adminRequest({ members: [account.memberId] }),
+    );
+    expect(response.status).toBe(200);
+    await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await revocationPublished(account.memberId);
+    clock.now += 30_000;
+    await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
+
+    expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
+    expect((await postLogin({ email: account.email, password })).status).toBe(200);
+  });
+
+  it("member:delete: the deleted member's access tokens are refused here at once and within 60 s elsewhere", async () => {
+    fakeOrigin();
+    const account = await newAccount();
+    const { access_token: token, refresh_token: refresh } = await loginAccount(account);
+    const clock: Clock = { now: Date.now() };
+    const near = location(clock);
+    const far = location(clock);
+    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+
+    await env.DB.prepare(sql.deleteMemberSql(account.organisation, account.email)).run();
+    expect(await env.DB.prepare(sql.memberQuery(account.organisation, account.email)).first()).toBeNull();
+    const response = await near.request(
+      "/authenticate/admin/revocations",
+      await adminRequest({ members: [account.memberId] }),
+    );
+    expect(await response.json()).toEqual({ revoked: { members: [account.memberId], organisations: [] } });
+    await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await revocationPublished(account.memberId);
+    clock.now += 30_000;
+    await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
+    expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
   });
 
   it("org:plan revokes an organisation's tokens only when the new plan leaves the API plans", async () => {

@@ -35,6 +35,7 @@ describe("argument validation", () => {
     expect(valid.role("--role", "none")).toBeNull();
     expect(valid.scopes("--scopes", "getGrids, grids getGrids")).toBe("getGrids grids");
     expect(valid.bcryptHash("h", BCRYPT)).toBe(BCRYPT);
+    expect(valid.memberId("--member-id", " 42 ")).toBe(42);
   });
 
   it.each([
@@ -52,6 +53,10 @@ describe("argument validation", () => {
     () => valid.bcryptHash("h", "$2b$03$" + BCRYPT.slice(7)),
     () => valid.bcryptHash("h", "$2b$13$" + BCRYPT.slice(7)),
     () => valid.bcryptHash("h", "$pbkdf2-sha256$i=1$x$y"),
+    () => valid.memberId("--member-id", "0"),
+    () => valid.memberId("--member-id", "-3"),
+    () => valid.memberId("--member-id", "1e3"),
+    () => valid.memberId("--member-id", "99999999999999999"),
   ])("refuses bad value %#", (check) => {
     expect(check).toThrow(valid.AdminInputError);
   });

@@ -134,3 +134,23 @@ export function setMemberStatusSql(organisation: string, email: string, status: 
     `AND organisation_id = (SELECT id FROM organisations WHERE identifier = ${literal(organisation)});`
   );
 }
+
+/** Deletes one member of one organisation (their dynamic secrets keep existing, `created_by` becomes NULL). */
+export function deleteMemberSql(organisation: string, email: string): string {
+  return (
+    `DELETE FROM members WHERE email = ${literal(email)} ` +
+    `AND organisation_id = (SELECT id FROM organisations WHERE identifier = ${literal(organisation)});`
+  );
+}
+
+/**
+ * Sets one member's password hash and `password_changed_at` to now, which ends every refresh session
+ * started before (the refresh reads it from D1).
+ */
+export function setPasswordSql(organisation: string, email: string, passwordHash: string): string {
+  return (
+    `UPDATE members SET password_hash = ${literal(passwordHash)}, password_changed_at = unixepoch() ` +
+    `WHERE email = ${literal(email)} ` +
+    `AND organisation_id = (SELECT id FROM organisations WHERE identifier = ${literal(organisation)});`
+  );
+}

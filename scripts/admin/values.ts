@@ -37,6 +37,15 @@ export function identifier(name: string, raw: string | undefined): string {
   return value;
 }
 
+/** A member's numeric id (the `memberEntityId` claim), for a member that can no longer be found by email. */
+export function memberId(name: string, raw: string | undefined): number {
+  const value = required(name, raw);
+  const id = /^[1-9][0-9]{0,15}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(id))
+    throw new AdminInputError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return id;
+}
+
 /** A display name: trimmed, 1–200 characters, no control characters. */
 export function displayName(name: string, raw: string | undefined): string {
   const value = required(name, raw);
