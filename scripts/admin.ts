@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { hashPassword } from "../src/credentials/password";
 import { parseImport } from "./admin/csv";
 import { D1Error, execute, passwordPepper, query, type Target } from "./admin/d1";
-import { GatewayUnreachable, revokeAccess, type AccessRevocation } from "./admin/gateway";
+import { GatewayUnreachable, revokeAccess, unlockLogin, type AccessRevocation } from "./admin/gateway";
 import * as sql from "./admin/sql";
 import * as valid from "./admin/values";
 
@@ -21,13 +21,15 @@ const USAGE = `Usage: npm run admin -- <command> [options] [--remote | --persist
   member:password --org <id> --email <email> [--password-stdin]
                  new password from stdin, else from $MEMBER_PASSWORD; ends every session and access token
   member:delete  --org <id> --email <email>    deletes the member; ends every session and access token
+  member:unlock  --email <email>   clears the email's failed-login back-off (all organisations) at once
   member:import  --org <id> --file <members.csv>   columns: email,role,scopes,bcrypt_hash
 
 Local D1 (.wrangler/state) by default; --remote writes to the deployed database. Passwords are hashed
 with PASSWORD_PEPPER from the environment, else (local only) from .dev.vars.
 member:suspend, member:sign-out, member:password, member:delete and org:plan also revoke access tokens
 through the gateway's admin route, signed with ADMIN_SECRET (environment, else local .dev.vars) at
---gateway <url> or GATEWAY_URL (local default http://127.0.0.1:8787, i.e. npm run dev; --remote needs both).`;
+--gateway <url> or GATEWAY_URL (local default http://127.0.0.1:8787, i.e. npm run dev; --remote needs both);
+member:unlock only calls that route.`;
 
 const STRING_OPTIONS = new Set([
   "identifier",
@@ -252,6 +254,20 @@ async function run(values: Values, target: Target): Promise<string> {
         ? "; access tokens refused within 60 s"
         : "";
       return `member ${member.identifier} ${email} (id ${member.id}) deleted, every session ended${signedOut}`;
+    }
+    case "member:unlock": {
+      const email = valid.email("--email", option("email"));
+      let unlocked;
+      try {
+        unlocked = await unlockLogin(target, option("gateway"), email);
+      } catch (error) {
+        if (error instanceof GatewayUnreachable) throw new D1Error(`nothing was unlocked: ${error.message}`);
+        throw error;
+      }
+      const before = unlocked.wasLocked
+        ? `was locked after ${unlocked.failures} failed logins`
+        : `had ${unlocked.failures} failed logins, not locked`;
+      return `${email}: ${before}; may log in again now`;
     }
     case "member:import": {
       const organisation = valid.identifier("--org", option("org"));

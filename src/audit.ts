@@ -13,6 +13,7 @@ export type AuditEventName =
   | "revoke"
   | "revoke.all"
   | "revoke.admin"
+  | "unlock.admin"
   | "secret.created"
   | "secret.revoked";
 

@@ -1,11 +1,11 @@
-// Admin commands reach access tokens through the signed admin route: suspension, sign-out, a plan that leaves the API.
+// Admin commands reach the gateway's objects through the signed admin routes: suspension, sign-out, password, deletion, a plan that leaves the API, unlock.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
 import { hashPassword } from "../src/credentials/password";
 import { fakeOrigin, postLogin, problem } from "./helpers";
-import { bearer, location, revocationPublished, type Clock } from "./locations";
+import { backoffRecord, bearer, location, revocationPublished, seedBackoff, type Clock } from "./locations";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
 
@@ -157,5 +157,52 @@ describe("admin revocations", () => {
 
     const disabled = location({ now: Date.now() }, { ...env, ADMIN_SECRET: undefined });
     await expectStatus(await disabled.request(path, await adminRequest(body)), 404, "not_found");
+  });
+
+  it("member:unlock: a locked account logs in again at once, and only the email named is unlocked", async () => {
+    const account = await newAccount();
+    const other = await newAccount();
+    const now = Date.now();
+    const locked = { failures: 12, lockedUntil: now + 900_000, expiresAt: now + 1_800_000 };
+    await seedBackoff(account.email, locked);
+    await seedBackoff(other.email, locked);
+    const refused = await postLogin({ email: account.email, password: SEED_PASSWORD });
+    await expectStatus(refused, 429, "rate_limited");
+
+    const here = location({ now: Date.now() });
+    const response = await here.request(
+      "/authenticate/admin/unlock",
+      await adminRequest({ email: ` ${account.email.toUpperCase()} ` }),
+    );
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ unlocked: { failures: 12, wasLocked: true } });
+    expect(await backoffRecord(account.email)).toBeUndefined();
+    expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(200);
+    await expectStatus(await postLogin({ email: other.email, password: SEED_PASSWORD }), 429, "rate_limited");
+
+    const again = await here.request("/authenticate/admin/unlock", await adminRequest({ email: account.email }));
+    expect(await again.json()).toEqual({ unlocked: { failures: 0, wasLocked: false } });
+  });
+
+  it("member:unlock refuses unsigned and malformed requests", async () => {
+    const here = location({ now: Date.now() });
+    const path = "/authenticate/admin/unlock";
+    await expectStatus(
+      await here.request(path, { method: "POST", body: JSON.stringify({ email: "a@b.example" }) }),
+      401,
+      "invalid_token",
+    );
+    for (const bad of [
+      {},
+      { email: 1 },
+      { email: "no-at-sign" },
+      { email: "a@b@c" },
+      { email: `${"x".repeat(250)}@b.example` },
+    ]) {
+      await expectStatus(await here.request(path, await adminRequest(bad)), 400, "invalid_request");
+    }
+    await expectStatus(await here.request(path, { method: "GET" }), 405, "method_not_allowed");
+    const disabled = location({ now: Date.now() }, { ...env, ADMIN_SECRET: undefined });
+    await expectStatus(await disabled.request(path, await adminRequest({ email: "a@b.example" })), 404, "not_found");
   });
 });

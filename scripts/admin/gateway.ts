@@ -1,4 +1,4 @@
-/** Reaches the running gateway's admin route (`/authenticate/admin/revocations`), signed with `ADMIN_SECRET`, so a command takes effect on access tokens within 60 s. */
+/** Reaches the running gateway's admin routes (`/authenticate/admin/revocations`, `/unlock`), signed with `ADMIN_SECRET`, so a command takes effect on access tokens within 60 s. */
 import { readFileSync } from "node:fs";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../../src/admin-signature";
 import type { Target } from "./d1";
@@ -30,7 +30,7 @@ function devVar(name: string): string | undefined {
 }
 
 /** `ADMIN_SECRET` and the gateway's URL: from the environment (`GATEWAY_URL`), else (local only) `.dev.vars` and `npm run dev`'s address. */
-function endpoint(target: Target, gatewayUrl: string | undefined): { url: string; secret: string } {
+function endpoint(target: Target, gatewayUrl: string | undefined, route: string): { url: string; secret: string } {
   const secret = process.env.ADMIN_SECRET ?? (target.remote ? undefined : devVar("ADMIN_SECRET"));
   const base = gatewayUrl ?? process.env.GATEWAY_URL ?? (target.remote ? undefined : LOCAL_GATEWAY);
   if (!secret)
@@ -40,17 +40,17 @@ function endpoint(target: Target, gatewayUrl: string | undefined): { url: string
         : "no ADMIN_SECRET in the environment or .dev.vars",
     );
   if (!base) throw new GatewayUnreachable("set --gateway https://… or GATEWAY_URL to the deployed gateway");
-  return { url: `${base.replace(/\/$/, "")}/authenticate/admin/revocations`, secret };
+  return { url: `${base.replace(/\/$/, "")}/authenticate/admin/${route}`, secret };
 }
 
-/** Asks the gateway to revoke; resolves with what it revoked, throws {@link GatewayUnreachable} otherwise. */
-export async function revokeAccess(
+/** POSTs `body` signed to the admin route `route`; resolves with the JSON answer, throws {@link GatewayUnreachable} otherwise. */
+async function callAdmin(
   target: Target,
   gatewayUrl: string | undefined,
-  revocation: AccessRevocation,
-): Promise<AccessRevocation> {
-  const { url, secret } = endpoint(target, gatewayUrl);
-  const body = JSON.stringify(revocation);
+  route: string,
+  body: string,
+): Promise<unknown> {
+  const { url, secret } = endpoint(target, gatewayUrl, route);
   let response: Response;
   try {
     response = await fetch(url, {
@@ -65,5 +65,27 @@ export async function revokeAccess(
     throw new GatewayUnreachable(`${url}: ${(error as Error).message}`);
   }
   if (!response.ok) throw new GatewayUnreachable(`${url} answered ${response.status}: ${await response.text()}`);
-  return ((await response.json()) as { revoked: AccessRevocation }).revoked;
+  return response.json();
+}
+
+/** Asks the gateway to revoke; resolves with what it revoked, throws {@link GatewayUnreachable} otherwise. */
+export async function revokeAccess(
+  target: Target,
+  gatewayUrl: string | undefined,
+  revocation: AccessRevocation,
+): Promise<AccessRevocation> {
+  const answer = await callAdmin(target, gatewayUrl, "revocations", JSON.stringify(revocation));
+  return (answer as { revoked: AccessRevocation }).revoked;
+}
+
+/** What an unlock cleared: the failures counted, and whether the email was locked at that moment. */
+export interface Unlocked {
+  failures: number;
+  wasLocked: boolean;
+}
+
+/** Clears the login back-off of `email` (normalised) through the gateway; throws {@link GatewayUnreachable} unless confirmed. */
+export async function unlockLogin(target: Target, gatewayUrl: string | undefined, email: string): Promise<Unlocked> {
+  const answer = await callAdmin(target, gatewayUrl, "unlock", JSON.stringify({ email }));
+  return (answer as { unlocked: Unlocked }).unlocked;
 }

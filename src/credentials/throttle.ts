@@ -48,6 +48,11 @@ export class LoginThrottle {
     return this.object(key).succeed(ticket);
   }
 
+  /** Clears an account's failures and lock (admin `member:unlock`); resolves with the record cleared, if any. */
+  unlock(key: string): Promise<FailureRecord | undefined> {
+    return this.object(key).unlock(this.now());
+  }
+
   /** Settles an attempt that was neither a wrong password nor a success (403, 409, an error). */
   release(key: string, ticket: string): Promise<void> {
     return this.object(key).release(ticket);

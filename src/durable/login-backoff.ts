@@ -118,6 +118,18 @@ export class LoginBackoff extends DurableObject {
     this.sql("DELETE FROM attempts WHERE ticket = ?", ticket);
   }
 
+  /**
+   * Forgets the email's failures and lock at once (an operator's `member:unlock`); attempts in flight
+   * still settle normally. Returns the record it cleared, if any was live.
+   */
+  async unlock(now: number): Promise<FailureRecord | undefined> {
+    return this.ctx.storage.transactionSync(() => {
+      const cleared = this.current(now);
+      this.sql("DELETE FROM failures");
+      return cleared;
+    });
+  }
+
   /** The live failure record, if any. */
   async record(now: number): Promise<FailureRecord | undefined> {
     return this.current(now);

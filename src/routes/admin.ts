@@ -1,16 +1,20 @@
-/** `/authenticate/admin/revocations`: how `npm run admin` reaches the `Revocations` Durable Object, signed with `ADMIN_SECRET`. */
-import { Hono } from "hono";
+/** `/authenticate/admin/revocations` and `/unlock`: how `npm run admin` reaches the gateway's Durable Objects, signed with `ADMIN_SECRET`. */
+import { Hono, type Context } from "hono";
 import { ADMIN_SIGNATURE_HEADER, verifyAdminRequest } from "../admin-signature";
 import { isIdentifier } from "../tokens/claims";
 import type { AppEnv } from "../gateway";
 import { GatewayError } from "../gateway-error";
 import { auditRequest } from "../http/audit";
 import { methodNotAllowed } from "../http/problem";
+import { normalizeEmail } from "../credentials/email";
+import { throttleKey } from "../credentials/throttle";
 import { isEligible } from "../policy/eligibility";
 import { findOrganisationAccess } from "../storage/db";
 
 const MAX_BODY_BYTES = 16 * 1024;
 const MAX_SUBJECTS = 100;
+/** Longest email the unlock accepts (RFC 5321's path limit). */
+const MAX_EMAIL_LENGTH = 254;
 
 /** What an admin command asks for: members to sign out everywhere, organisations whose access may have ended. */
 interface RevocationBody {
@@ -18,17 +22,18 @@ interface RevocationBody {
   organisations: string[];
 }
 
-function parseBody(text: string): RevocationBody {
+function parseJsonObject(text: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
     throw new GatewayError("invalid_request", "The body must be JSON.");
   }
-  const { members = [], organisations = [] } = (typeof raw === "object" && raw !== null ? raw : {}) as Record<
-    string,
-    unknown
-  >;
+  return (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
+}
+
+function parseBody(text: string): RevocationBody {
+  const { members = [], organisations = [] } = parseJsonObject(text);
   const okMembers =
     Array.isArray(members) &&
     members.length <= MAX_SUBJECTS &&
@@ -46,6 +51,37 @@ function parseBody(text: string): RevocationBody {
   return { members: members as number[], organisations: organisations as string[] };
 }
 
+/** The email whose login back-off an unlock clears, normalised as at login. */
+function parseUnlockBody(text: string): string {
+  const { email } = parseJsonObject(text);
+  const normalised = typeof email === "string" ? normalizeEmail(email) : "";
+  if (normalised.length > MAX_EMAIL_LENGTH || !/^[^@\s]+@[^@\s]+$/.test(normalised))
+    throw new GatewayError("invalid_request", `Send {"email": "<address>"}, at most ${MAX_EMAIL_LENGTH} characters.`);
+  return normalised;
+}
+
+/**
+ * The body of a request signed with `ADMIN_SECRET`, and the signed time (s); 404 when the secret is
+ * not set, 413 over 16 KiB, 401 unless the signature matches within its window.
+ */
+async function readSigned(c: Context<AppEnv>): Promise<{ text: string; signedAt: number }> {
+  const gateway = c.get("gateway");
+  const secret = gateway.config.adminSecret;
+  if (!secret) throw new GatewayError("not_found", "No such gateway route.");
+  const text = await c.req.text();
+  if (new TextEncoder().encode(text).byteLength > MAX_BODY_BYTES)
+    throw new GatewayError("payload_too_large", "The body is over 16 KiB.");
+  const signedAt = await verifyAdminRequest(
+    secret,
+    c.req.header(ADMIN_SIGNATURE_HEADER) ?? null,
+    text,
+    Math.floor(gateway.now() / 1000),
+  );
+  if (signedAt === undefined)
+    throw new GatewayError("invalid_token", `${ADMIN_SIGNATURE_HEADER} is missing, stale or does not match.`);
+  return { text, signedAt };
+}
+
 /** Operator routes; 404 unless `ADMIN_SECRET` is set. Not part of the public OpenAPI document. */
 export const adminRoutes = new Hono<AppEnv>();
 
@@ -56,19 +92,7 @@ export const adminRoutes = new Hono<AppEnv>();
  */
 adminRoutes.post("/revocations", async (c) => {
   const gateway = c.get("gateway");
-  const secret = gateway.config.adminSecret;
-  if (!secret) throw new GatewayError("not_found", "No such gateway route.");
-  const text = await c.req.text();
-  if (new TextEncoder().encode(text).byteLength > MAX_BODY_BYTES)
-    throw new GatewayError("payload_too_large", "The body is over 16 KiB.");
-  const signed = await verifyAdminRequest(
-    secret,
-    c.req.header(ADMIN_SIGNATURE_HEADER) ?? null,
-    text,
-    Math.floor(gateway.now() / 1000),
-  );
-  if (signed === undefined)
-    throw new GatewayError("invalid_token", `${ADMIN_SIGNATURE_HEADER} is missing, stale or does not match.`);
+  const { text, signedAt: signed } = await readSigned(c);
   const body = parseBody(text);
   const ended: string[] = [];
   for (const identifier of body.organisations) {
@@ -94,3 +118,24 @@ adminRoutes.post("/revocations", async (c) => {
 });
 
 adminRoutes.all("/revocations", methodNotAllowed("POST"));
+
+/**
+ * Clears the login back-off of one email (every organisation: the counter is per email), so a locked
+ * account can log in again at once. The email is not written to the audit trail (people paste passwords
+ * into email fields); whether a lock was cleared is.
+ */
+adminRoutes.post("/unlock", async (c) => {
+  const gateway = c.get("gateway");
+  const { text, signedAt } = await readSigned(c);
+  const email = parseUnlockBody(text);
+  const cleared = await gateway.throttle.unlock(await throttleKey(email));
+  const unlocked = {
+    failures: cleared?.failures ?? 0,
+    wasLocked: cleared !== undefined && cleared.lockedUntil > gateway.now(),
+  };
+  auditRequest(c, { event: "unlock.admin", outcome: "success", detail: { ...unlocked, signedAt } });
+  c.header("Cache-Control", "no-store");
+  return c.json({ unlocked });
+});
+
+adminRoutes.all("/unlock", methodNotAllowed("POST"));
