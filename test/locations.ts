@@ -5,6 +5,7 @@ import { expect } from "vitest";
 import { createApp } from "../src/app";
 import type { FailureRecord, LoginBackoff } from "../src/durable/login-backoff";
 import type { RefreshFamily } from "../src/durable/refresh-family";
+import { revocationShard, revocationShardKey } from "../src/durable/revocations";
 import { createGateway, type Gateway } from "../src/gateway";
 import { GATEWAY, problem, randomIp } from "./helpers";
 import { sha256Hex } from "./refresh-helpers";
@@ -93,14 +94,15 @@ export function familyObject(familyId: string): DurableObjectStub<RefreshFamily>
   return env.REFRESH_FAMILIES.get(env.REFRESH_FAMILIES.idFromName(familyId));
 }
 
-/** Waits (≤ 3 s) until KV's revocation record names `memberId`: the publisher writes at most once a second. */
+/** Waits (≤ 3 s) until KV's record of the member's revocation shard names `memberId`: a shard writes at most once a second. */
 export async function revocationPublished(memberId: number): Promise<void> {
+  const key = revocationShardKey(revocationShard(`m:${memberId}`));
   for (let waited = 0; waited < 3000; waited += 100) {
-    const record = await env.TOKENS.get<{ members: Record<string, number> }>("access-revocations", "json");
+    const record = await env.TOKENS.get<{ members: Record<string, number> }>(key, "json");
     if (record?.members[String(memberId)] !== undefined) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`member ${memberId} never appeared in access-revocations`);
+  throw new Error(`member ${memberId} never appeared in ${key}`);
 }
 
 /** Request init carrying `token` as the bearer token. */

@@ -1,7 +1,7 @@
 // The size bound of the published revocation record (a file of its own: KV caches reads for 30 s across the file).
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/durable/revocations";
+import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket, revocationShard } from "../src/durable/revocations";
 import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/tokens/revocations";
 import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
 import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
@@ -15,12 +15,20 @@ describe("access-token revocation", () => {
     const object = env.REVOCATIONS.get(env.REVOCATIONS.idFromName("global"));
     const now = Date.now();
     const oldest = 900_000_001;
-    await object.revoke({ members: [oldest], before: Math.floor(now / 1000) - 100, keepSeconds: 3630, now });
+    // Shard 0 (the unsharded record's object) holding any subjects: what it published before sharding.
+    await object.revoke({ shard: 0, members: [oldest], before: Math.floor(now / 1000) - 100, keepSeconds: 3630, now });
     const many = Array.from({ length: 2000 }, (_, i) => 800_000_000 + i);
-    const snapshot = await object.revoke({ members: many, before: Math.floor(now / 1000), keepSeconds: 3630, now });
+    const snapshot = await object.revoke({
+      shard: 0,
+      members: many,
+      before: Math.floor(now / 1000),
+      keepSeconds: 3630,
+      now,
+    });
     expect(JSON.stringify(snapshot).length).toBeLessThan(64 * 1024);
     expect(Object.keys(snapshot.members).length).toBeLessThan(many.length);
     expect(snapshot.members[String(oldest)]).toBeUndefined();
+    expect(snapshot.legacy, "holds subjects of other shards: readers check it for every subject").toBe(true);
     const bucket = revocationBucket(`m:${oldest}`);
     expect(snapshot.buckets![String(bucket)]).toBeGreaterThanOrEqual(Math.floor(now / 1000) - 100);
     await vi.waitFor(
@@ -50,6 +58,10 @@ describe("access-token revocation", () => {
     const claims = (memberEntityId: number, issuedAt = iat) =>
       fixedClaims({ memberEntityId, iat: issuedAt, organisationEntityIdentifier: `org${organisation}` }) as never;
     expect(at.gateway.revocations.isRevoked(claims(oldest))).toBe(true);
+    const foreign = Number(Object.keys(snapshot.members).find((id) => revocationShard(`m:${id}`) !== 0));
+    expect(at.gateway.revocations.isRevoked(claims(foreign)), "a named entry of another shard, kept in shard 0").toBe(
+      true,
+    );
     expect(at.gateway.revocations.isRevoked(claims(neighbour)), "same bucket: closed").toBe(true);
     expect(at.gateway.revocations.isRevoked(claims(stranger)), "another bucket: open").toBe(false);
     const bucketTime = snapshot.buckets![String(bucket)]!;

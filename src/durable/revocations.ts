@@ -1,9 +1,16 @@
-/** The `Revocations` Durable Object: the one writer of the "recent access-token revocations" record that every isolate reads from KV. */
+/** The `Revocations` Durable Objects: one per shard of the "recent access-token revocations" record, each the one writer of its shard's KV record. */
 import { DurableObject } from "cloudflare:workers";
 import { Logger } from "../log";
 
-/** KV key of the published record. */
+/** KV key of shard 0's published record (the unsharded record's key); shard *i* > 0 publishes to `access-revocations:<i>`. */
 export const REVOCATIONS_KEY = "access-revocations";
+
+/**
+ * Shards of the record, each its own object and KV key, each ≤ 64 KiB and ≤ 1 write/s. A subject's
+ * shard is fixed by its hash, so changing this number moves subjects: only change it together with a
+ * transition that keeps reading the old shards for `ACCESS_TOKEN_TTL + CLOCK_SKEW`.
+ */
+export const REVOCATION_SHARDS = 16;
 
 /**
  * Bytes of named entries (members and organisations, newest first) the published record may hold; older
@@ -31,10 +38,19 @@ export interface RevocationSnapshot {
   organisations: Record<string, number>;
   /** Present only past {@link MAX_NAMED_BYTES}: bucket → revoked-before for every subject hashed into it. */
   buckets?: Record<string, number>;
+  /** The shard; absent in a record published before sharding, which readers check for every subject. */
+  shard?: number;
+  /**
+   * Present while the record holds subjects of other shards (shard 0's entries from before sharding):
+   * readers then check this record for every subject, not only for those of its shard.
+   */
+  legacy?: true;
 }
 
 /** What to revoke: every access token of these members or organisations issued at or before `before` (s). */
 export interface RevocationRequest {
+  /** The shard every subject of this request belongs to ({@link revocationShard}). */
+  shard: number;
   members?: number[];
   organisations?: string[];
   /** Seconds since the epoch. */
@@ -45,14 +61,37 @@ export interface RevocationRequest {
   now: number;
 }
 
-/** 32-bit FNV-1a of a subject (`m:<id>` or `o:<identifier>`), for its bucket. */
-export function revocationBucket(subject: string): number {
+/** 32-bit FNV-1a of a subject (`m:<id>` or `o:<identifier>`). */
+function subjectHash(subject: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < subject.length; i++) {
     hash ^= subject.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return (hash >>> 0) % REVOCATION_BUCKETS;
+  return hash >>> 0;
+}
+
+/** A subject's bucket: the low 10 bits of its hash. */
+export function revocationBucket(subject: string): number {
+  return subjectHash(subject) % REVOCATION_BUCKETS;
+}
+
+/** A subject's shard: hash bits above the bucket's, so the subjects of one shard spread over every bucket. */
+export function revocationShard(subject: string): number {
+  return Math.floor(subjectHash(subject) / REVOCATION_BUCKETS) % REVOCATION_SHARDS;
+}
+
+/**
+ * The object name of a shard. Shard 0 keeps the unsharded record's object (`global`) and KV key, so
+ * entries written before sharding stay published; readers check shard 0 for every subject while it holds any.
+ */
+export function revocationShardName(shard: number): string {
+  return shard === 0 ? "global" : `shard-${shard}`;
+}
+
+/** The KV key a shard publishes to. */
+export function revocationShardKey(shard: number): string {
+  return shard === 0 ? REVOCATIONS_KEY : `${REVOCATIONS_KEY}:${shard}`;
 }
 
 const SCHEMA = `
@@ -69,15 +108,19 @@ CREATE TABLE IF NOT EXISTS publication (
 CREATE TABLE IF NOT EXISTS version (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shard (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  shard INTEGER NOT NULL
 );`;
 
 type Row = { subject: string; before: number; expires_at: number };
 
 /**
- * One object for the whole deployment (named `global`). It keeps every live revocation exactly in
- * SQLite, and publishes the bounded record to KV `access-revocations` at every change, at most once a
- * second (changes in between, and refused writes, are published by an alarm). Revocations are rare (logout-everywhere, admin
- * commands), so one object is far from its limits.
+ * One object per shard ({@link revocationShardName}). It keeps every live revocation of its shard
+ * exactly in SQLite, and publishes the bounded record to its KV key ({@link revocationShardKey}) at every
+ * change, at most once a second (changes in between, and refused writes, are published by an alarm).
+ * At 5 revocations a second over 16 shards, each object sees about one call every 3 s.
  */
 export class Revocations extends DurableObject<Cloudflare.Env> {
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
@@ -89,7 +132,10 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
 
   /** Records a revocation and publishes it; returns the record as published (or about to be). */
   async revoke(request: RevocationRequest): Promise<RevocationSnapshot> {
-    const { before, keepSeconds, now } = request;
+    const { before, keepSeconds, now, shard } = request;
+    if (!Number.isSafeInteger(shard) || shard < 0 || shard >= REVOCATION_SHARDS) throw new Error(`no shard ${shard}`);
+    const recorded = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
+    if (recorded && recorded.shard !== shard) throw new Error(`shard ${shard} sent to shard ${recorded.shard}`);
     const subjects = [
       ...(request.members ?? []).map((id) => `m:${id}`),
       ...(request.organisations ?? []).map((identifier) => `o:${identifier}`),
@@ -108,6 +154,7 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
       this.ctx.storage.sql.exec(
         "INSERT INTO version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1",
       );
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO shard (id, shard) VALUES (1, ?)", shard);
     });
     const snapshot = this.snapshot(now);
     await this.publish(snapshot, now);
@@ -134,9 +181,11 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     const rows = sql.exec<Row>("SELECT subject, before, expires_at FROM revocations ORDER BY before DESC").toArray();
     const version =
       sql.exec<{ version: number }>("SELECT version FROM version WHERE id = 1").toArray()[0]?.version ?? 0;
-    const snapshot: RevocationSnapshot = { v: 1, version, publishedAt: now, members: {}, organisations: {} };
+    const shard = this.shard();
+    const snapshot: RevocationSnapshot = { v: 1, version, publishedAt: now, shard, members: {}, organisations: {} };
     let named = 0;
     rows.forEach((row) => {
+      if (revocationShard(row.subject) !== shard) snapshot.legacy = true;
       // `"<id>":<10 digits>,` in JSON: the subject without its 2-character prefix, plus 14.
       named += row.subject.length + 12;
       if (named > MAX_NAMED_BYTES) {
@@ -173,13 +222,21 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     if (last && wallClock - last.published_at < PUBLISH_INTERVAL_MS) return later();
     const keepSeconds = Math.max(60, Math.ceil((Math.max(0, ...this.expiries()) - now) / 1000) + 60);
     try {
-      await this.env.TOKENS.put(REVOCATIONS_KEY, JSON.stringify(snapshot), { expirationTtl: keepSeconds });
+      await this.env.TOKENS.put(revocationShardKey(this.shard()), JSON.stringify(snapshot), {
+        expirationTtl: keepSeconds,
+      });
       sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 0)", wallClock);
     } catch (error) {
       new Logger().error("revocations_publish_failed", { error: String(error) });
       sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 1)", wallClock);
       await this.ctx.storage.setAlarm(wallClock + PUBLISH_INTERVAL_MS);
     }
+  }
+
+  /** This object's shard, recorded at its first revocation; the unsharded `global` object (no row yet) is shard 0. */
+  private shard(): number {
+    const row = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
+    return row?.shard ?? 0;
   }
 
   private expiries(): number[] {

@@ -1,8 +1,11 @@
-/** The isolate's copy of the recent access-token revocations: checked in memory on every request, re-read from KV in the background. */
+/** The isolate's copy of the recent access-token revocations (every shard): checked in memory on every request, re-read from KV in the background. */
 import type { Config, WaitUntil } from "../config";
 import {
-  REVOCATIONS_KEY,
+  REVOCATION_SHARDS,
   revocationBucket,
+  revocationShard,
+  revocationShardKey,
+  revocationShardName,
   type RevocationRequest,
   type RevocationSnapshot,
   type Revocations,
@@ -37,21 +40,51 @@ function parse(raw: unknown): RevocationSnapshot | undefined {
   if (value.v !== 1 || typeof value.version !== "number" || typeof value.publishedAt !== "number") return undefined;
   if (!isTable(value.members) || !isTable(value.organisations)) return undefined;
   if (value.buckets !== undefined && !isTable(value.buckets)) return undefined;
+  if (value.legacy !== undefined && value.legacy !== true) return undefined;
+  if (value.shard !== undefined && !Number.isSafeInteger(value.shard)) return undefined;
   return value as RevocationSnapshot;
 }
 
+/** One shard's entries as this isolate holds them. */
+class ShardCopy {
+  readonly members: Map<number, number>;
+  readonly organisations: Map<string, number>;
+  readonly buckets: Map<number, number>;
+  /** Holds subjects of other shards too (shard 0, entries from before sharding). */
+  readonly legacy: boolean;
+
+  constructor(
+    readonly version: number,
+    snapshot?: RevocationSnapshot,
+  ) {
+    this.legacy = snapshot !== undefined && (snapshot.legacy === true || snapshot.shard === undefined);
+    this.members = new Map(Object.entries(snapshot?.members ?? {}).map(([id, before]) => [Number(id), before]));
+    this.organisations = new Map(Object.entries(snapshot?.organisations ?? {}));
+    this.buckets = new Map(Object.entries(snapshot?.buckets ?? {}).map(([bucket, before]) => [Number(bucket), before]));
+  }
+
+  get empty(): boolean {
+    return this.members.size === 0 && this.organisations.size === 0 && this.buckets.size === 0;
+  }
+}
+
+const revokedBefore = (issuedAt: number, before: number | undefined) => before !== undefined && issuedAt <= before;
+
 /**
- * One per gateway (isolate). Holds member → revoked-before and organisation → revoked-before (seconds)
- * in maps; {@link isRevoked} is a few map lookups. The copy is re-read from KV in the background once
- * it is 19 s old; a copy older than 29 s is never used without a re-read (so an idle isolate's first
- * request waits for one KV read). A record that cannot be read fails requests closed.
+ * One per gateway (isolate). Holds, per shard, member → revoked-before and organisation → revoked-before
+ * (seconds) in maps; {@link isRevoked} is a few map lookups (the subject's shard, and shard 0 as well while
+ * it still holds entries written before the record was sharded). The copy of every shard is re-read from KV in the
+ * background once it is 19 s old (one KV read per shard, in parallel); a copy older than 29 s is never used
+ * without a re-read (so an idle isolate's first request waits for them). A shard that cannot be read fails
+ * requests closed.
  */
 export class RevocationList {
-  private members = new Map<number, number>();
-  private organisations = new Map<string, number>();
-  private buckets = new Map<number, number>();
+  private shards: ShardCopy[] = Array.from(
+    { length: REVOCATION_SHARDS },
+    () => new ShardCopy(Number.NEGATIVE_INFINITY),
+  );
+  private empty = true;
   private loadedAt = Number.NEGATIVE_INFINITY;
-  private version = Number.NEGATIVE_INFINITY;
   private loading: Promise<void> | undefined;
 
   constructor(
@@ -84,56 +117,90 @@ export class RevocationList {
    * checks instead (member active, plan, the secret not revoked; each ≤ 60 s).
    */
   isRevoked(claims: AccessClaims): boolean {
-    if (claims.secretType !== "fixed") return false;
-    if (this.members.size === 0 && this.organisations.size === 0 && this.buckets.size === 0) return false;
+    if (claims.secretType !== "fixed" || this.empty) return false;
     const issuedAt = claims.iat ?? Number.NEGATIVE_INFINITY;
     const member = claims.memberEntityId;
+    if (member !== undefined && this.subjectRevoked(`m:${member}`, issuedAt, (copy) => copy.members.get(member)))
+      return true;
     const organisation = claims.organisationEntityIdentifier;
-    const revokedBefore = (before: number | undefined) => before !== undefined && issuedAt <= before;
-    if (member !== undefined && revokedBefore(this.members.get(member))) return true;
-    if (revokedBefore(this.organisations.get(organisation))) return true;
-    if (this.buckets.size === 0) return false;
-    return (
-      (member !== undefined && revokedBefore(this.buckets.get(revocationBucket(`m:${member}`)))) ||
-      revokedBefore(this.buckets.get(revocationBucket(`o:${organisation}`)))
-    );
+    return this.subjectRevoked(`o:${organisation}`, issuedAt, (copy) => copy.organisations.get(organisation));
   }
 
   /**
-   * Revokes every access token of `subjects` issued until now (this second included), through the one
-   * `Revocations` object, which publishes to KV; this isolate applies it at once.
+   * Revokes every access token of `subjects` issued until now (this second included), through the
+   * `Revocations` object of each subject's shard, which publishes to KV; this isolate applies it at once.
+   * Resolves only when every shard concerned recorded it.
    */
   async revoke(config: Pick<Config, "accessTokenTtl" | "clockSkew">, subjects: RevocationSubjects): Promise<void> {
     const now = this.now();
-    const request: RevocationRequest = {
-      ...subjects,
-      before: Math.floor(now / 1000),
-      keepSeconds: config.accessTokenTtl + config.clockSkew,
-      now,
+    const byShard = new Map<number, Required<RevocationSubjects>>();
+    const shardOf = (subject: string) => {
+      const shard = revocationShard(subject);
+      let group = byShard.get(shard);
+      if (!group) byShard.set(shard, (group = { members: [], organisations: [] }));
+      return group;
     };
-    const snapshot = await this.objects.get(this.objects.idFromName("global")).revoke(request);
-    this.install(snapshot, this.now());
+    for (const id of subjects.members ?? []) shardOf(`m:${id}`).members.push(id);
+    for (const identifier of subjects.organisations ?? []) shardOf(`o:${identifier}`).organisations.push(identifier);
+    await Promise.all(
+      [...byShard].map(async ([shard, group]) => {
+        const request: RevocationRequest = {
+          shard,
+          ...group,
+          before: Math.floor(now / 1000),
+          keepSeconds: config.accessTokenTtl + config.clockSkew,
+          now,
+        };
+        const object = this.objects.get(this.objects.idFromName(revocationShardName(shard)));
+        this.install(shard, await object.revoke(request));
+      }),
+    );
   }
 
-  private async load(): Promise<void> {
-    const raw = await this.kv.get(REVOCATIONS_KEY, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
-    const readAt = this.now();
-    if (raw === null) {
-      this.install({ v: 1, version: 0, publishedAt: readAt, members: {}, organisations: {} }, readAt);
-      return;
+  private subjectRevoked(subject: string, issuedAt: number, named: (copy: ShardCopy) => number | undefined): boolean {
+    const shard = revocationShard(subject);
+    const legacy = this.shards[0]!;
+    const copies = shard === 0 || !legacy.legacy ? [this.shards[shard]!] : [this.shards[shard]!, legacy];
+    for (const copy of copies) {
+      if (copy.empty) continue;
+      if (revokedBefore(issuedAt, named(copy))) return true;
+      if (copy.buckets.size > 0 && revokedBefore(issuedAt, copy.buckets.get(revocationBucket(subject)))) return true;
     }
-    const snapshot = parse(raw);
-    if (!snapshot) throw unavailable("kv", "unreadable access-revocations record");
-    this.install(snapshot, readAt);
+    return false;
   }
 
-  /** Replaces the maps, unless a newer record is already installed (a re-read may return an older edge copy). */
-  private install(snapshot: RevocationSnapshot, readAt: number): void {
+  /** Reads every shard in parallel; installs each one read, and counts the copy as fresh only when all were. */
+  private async load(): Promise<void> {
+    const reads = await Promise.allSettled(
+      this.shards.map((_, shard) =>
+        this.kv.get(revocationShardKey(shard), { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS }),
+      ),
+    );
+    const readAt = this.now();
+    let failure: unknown;
+    reads.forEach((read, shard) => {
+      if (read.status === "rejected") {
+        failure ??= read.reason;
+        return;
+      }
+      if (read.value === null) return this.install(shard, undefined);
+      const snapshot = parse(read.value);
+      if (snapshot) this.install(shard, snapshot);
+      else failure ??= unavailable("kv", `unreadable ${revocationShardKey(shard)} record`);
+    });
+    if (failure !== undefined) throw failure;
     this.loadedAt = readAt;
-    if (snapshot.version < this.version) return;
-    this.version = snapshot.version;
-    this.members = new Map(Object.entries(snapshot.members).map(([id, before]) => [Number(id), before]));
-    this.organisations = new Map(Object.entries(snapshot.organisations));
-    this.buckets = new Map(Object.entries(snapshot.buckets ?? {}).map(([bucket, before]) => [Number(bucket), before]));
+  }
+
+  /**
+   * Replaces one shard's maps, unless the same or a newer record of it is already installed (a re-read may
+   * return an older edge copy; an unchanged shard is not rebuilt). No record at all (never written, or every
+   * entry expired) reads as version 0.
+   */
+  private install(shard: number, snapshot: RevocationSnapshot | undefined): void {
+    const version = snapshot?.version ?? 0;
+    if (version <= this.shards[shard]!.version) return;
+    this.shards[shard] = new ShardCopy(version, snapshot);
+    this.empty = this.shards.every((copy) => copy.empty);
   }
 }

@@ -1,0 +1,122 @@
+// The sharded revocation record at the target scale, and a shard that cannot be read (a file of its own: KV caches reads for 30 s across the file).
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  REVOCATIONS_KEY,
+  REVOCATION_SHARDS,
+  revocationBucket,
+  revocationShard,
+  revocationShardKey,
+  type RevocationSnapshot,
+} from "../src/durable/revocations";
+import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
+import { bearer, expectRevoked, location, staleKv } from "./locations";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** Every shard's published record, once each names all of its share of `members` (a shard writes ≤ 1/s). */
+async function publishedShards(members: number[]): Promise<(RevocationSnapshot | null)[]> {
+  const expected = Array.from({ length: REVOCATION_SHARDS }, () => 0);
+  for (const id of members) expected[revocationShard(`m:${id}`)]!++;
+  let records: (RevocationSnapshot | null)[] = [];
+  await vi.waitFor(
+    async () => {
+      records = await Promise.all(
+        expected.map((_, shard) => env.TOKENS.get<RevocationSnapshot>(revocationShardKey(shard), "json")),
+      );
+      records.forEach((record, shard) =>
+        expect(Object.keys(record?.members ?? {}).length, `shard ${shard}`).toBe(expected[shard]),
+      );
+    },
+    { timeout: 5000, interval: 200 },
+  );
+  return records;
+}
+
+describe("sharded access-token revocation", () => {
+  it("at the target (≈ 18,000 live entries: 5 revocations/s kept 3,630 s) every shard stays named, under 64 KiB, with no bucket", async () => {
+    fakeOrigin();
+    const now = Date.now();
+    const members = Array.from({ length: 18_000 }, (_, i) => 70_000_000 + i);
+    const writer = location({ now });
+    await writer.gateway.revocations.revoke({ accessTokenTtl: 3600, clockSkew: 30 }, { members });
+
+    const records = await publishedShards(members);
+    const sizes = records.map((record) => new TextEncoder().encode(JSON.stringify(record)).byteLength);
+    for (const [shard, record] of records.entries()) {
+      expect(record, `shard ${shard}`).not.toBeNull();
+      expect(record!.buckets, `shard ${shard} never merges into buckets at the target`).toBeUndefined();
+      expect(record!.legacy, `shard ${shard} holds only its own subjects`).toBeUndefined();
+      expect(sizes[shard], `shard ${shard}`).toBeLessThan(64 * 1024);
+      for (const id of Object.keys(record!.members)) expect(revocationShard(`m:${id}`)).toBe(shard);
+    }
+
+    const iat = Math.floor(now / 1000) - 60;
+    const reader = location({ now });
+    const claims = (memberEntityId: number) => fixedClaims({ memberEntityId, iat });
+    // Through the HTTP surface: the first request loads every shard; a revoked member is refused, another is not.
+    await expectRevoked(await reader.request("/grids", bearer(await signWithJose(claims(members[17_999]!)))));
+    expect((await reader.request("/grids", bearer(await signWithJose(claims(69_999_999))))).status).toBe(200);
+    for (const id of members.filter((_, i) => i % 97 === 0))
+      expect(reader.gateway.revocations.isRevoked(claims(id) as never), `member ${id}`).toBe(true);
+    for (let id = 90_000_000; id < 90_000_500; id++)
+      expect(reader.gateway.revocations.isRevoked(claims(id) as never), `member ${id}`).toBe(false);
+    expect(
+      reader.gateway.revocations.isRevoked(fixedClaims({ memberEntityId: members[0], iat: iat + 120 }) as never),
+    ).toBe(false);
+  }, 120_000);
+
+  it("a record published before sharding (no shard field) keeps refusing every subject it names, in any shard", async () => {
+    fakeOrigin();
+    const now = Date.now();
+    const before = Math.floor(now / 1000);
+    const inShard = (shard: (s: number) => boolean, from: number) => {
+      let id = from;
+      while (!shard(revocationShard(`m:${id}`))) id++;
+      return id;
+    };
+    const named = inShard((s) => s !== 0, 60_000_000);
+    const merged = inShard((s) => s !== 0 && s !== revocationShard(`m:${named}`), named + 1);
+    let stranger = merged + 1;
+    while (
+      revocationShard(`m:${stranger}`) === 0 ||
+      revocationBucket(`m:${stranger}`) === revocationBucket(`m:${merged}`)
+    )
+      stranger++;
+    const unsharded = {
+      v: 1,
+      version: 7,
+      publishedAt: now,
+      members: { [named]: before },
+      organisations: {},
+      buckets: { [revocationBucket(`m:${merged}`)]: before },
+    };
+    const tokens = staleKv(new Map([[REVOCATIONS_KEY, JSON.stringify(unsharded)]]));
+    const reader = location({ now }, { ...env, TOKENS: tokens });
+    const token = (memberEntityId: number) => signWithJose(fixedClaims({ memberEntityId, iat: before - 10 }));
+    await expectRevoked(await reader.request("/grids", bearer(await token(named))));
+    await expectRevoked(await reader.request("/grids", bearer(await token(merged))));
+    expect((await reader.request("/grids", bearer(await token(stranger)))).status).toBe(200);
+  });
+
+  it("a shard that cannot be read fails requests closed once the copy is too old, even when every other shard reads", async () => {
+    const origin = fakeOrigin();
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const broken = revocationShardKey(REVOCATION_SHARDS - 1);
+    const get = env.TOKENS.get.bind(env.TOKENS);
+    const tokens = new Proxy(env.TOKENS, {
+      get(target, property) {
+        if (property === "get")
+          return (key: string, options: never) =>
+            key === broken ? Promise.reject(new Error("KV is down")) : get(key, options);
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const far = location({ now: Date.now() }, { ...env, TOKENS: tokens });
+    const response = await far.request("/grids", bearer(await signWithJose(fixedClaims())));
+    expect(response.status).toBeGreaterThanOrEqual(500);
+    expect(origin, "never forwarded").toHaveLength(0);
+    expect(errors).toHaveBeenCalled();
+  });
+});
