@@ -87,7 +87,7 @@ export class Gateway implements ConfigSource {
     this.plans = new PlanGate(this, db, now, this.logger);
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv, db, now });
     const families = boundedObjects(env.REFRESH_FAMILIES, "refresh_family", storage);
-    this.refreshStore = new RefreshStore(kv, families, this, now);
+    this.refreshStore = new RefreshStore(kv, families, this, now, db);
     this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
     this.revocations = new RevocationList(kv, boundedObjects(env.REVOCATIONS, "revocations", storage), now);
     this.throttle = new LoginThrottle(boundedObjects(env.LOGIN_BACKOFF, "login_backoff", storage), this, now);

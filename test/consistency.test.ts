@@ -96,6 +96,33 @@ describe("refresh families decided by one Durable Object each", () => {
     await expectInvalidGrant(await refreshAt(far, t0));
     expect(await familyObject(familyId).state()).toMatchObject({ reason: "revoked" });
   });
+
+  it("logout-everywhere ends every session at once for a location whose KV still has no revoke-all marker", async () => {
+    const clock: Clock = { now: Date.now() };
+    const account = await newAccount();
+    const first = await loginAccount(account);
+    const second = await loginAccount(account);
+    const familyId = (await storedRecord(second.refresh_token))!.familyId;
+    const frozen = await freeze([`refresh-member:${account.memberId}`]); // absent: what the far edge keeps serving
+    const near = location(clock);
+    const far = location(clock, { ...env, TOKENS: staleKv(frozen) });
+    clock.now = Date.now(); // the sessions were started by the real clock
+    expect(
+      (await near.post("/authenticate/revoke", { all: true }, { Authorization: `Bearer ${first.access_token}` }))
+        .status,
+    ).toBe(200);
+    expect(
+      await env.DB.prepare("SELECT sessions_revoked_at AS at FROM members WHERE id = ?")
+        .bind(account.memberId)
+        .first<number>("at"),
+    ).toBeGreaterThanOrEqual((await storedRecord(second.refresh_token))!.familyCreatedAt);
+
+    await expectInvalidGrant(await refreshAt(far, second.refresh_token));
+    expect(await familyObject(familyId).state()).toMatchObject({ reason: "member_signed_out" });
+    await expectInvalidGrant(await refreshAt(far, first.refresh_token));
+    const after = await loginAccount(account);
+    expect((await refreshAt(far, after.refresh_token)).status, "a session started afterwards goes on").toBe(200);
+  });
 });
 
 describe("the login back-off decided by one Durable Object per email", () => {

@@ -62,6 +62,8 @@ export const members = sqliteTable(
     passwordChangedAt: integer("password_changed_at", { mode: "number" })
       .notNull()
       .default(sql`(unixepoch())`),
+    /** Revoke-all (ms): every refresh session started at or before it is ended; null when never. */
+    sessionsRevokedAt: integer("sessions_revoked_at", { mode: "number" }),
     createdAt: createdAt(),
   },
   (table) => [

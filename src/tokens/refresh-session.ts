@@ -81,6 +81,8 @@ function sessionEnd(
   if (!membership || membership.member.organisationId !== record.organisationId)
     return refused("member_deleted", subject);
   const { member, organisation } = membership;
+  if (member.sessionsRevokedAt !== null && member.sessionsRevokedAt >= record.familyCreatedAt)
+    return refused("member_signed_out", subject);
   if (member.passwordChangedAt * 1000 > record.familyCreatedAt) return refused("password_changed", subject);
   const ineligible = ineligibility(source.config, member, organisation);
   if (ineligible) return refused(ineligible === "suspended" ? "suspended" : "plan_not_eligible", subject);

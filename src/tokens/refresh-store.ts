@@ -1,7 +1,9 @@
-/** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family, revoke a member. */
+/** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family, revoke a member (in D1, with a KV copy). */
 import type { ConfigSource } from "../config";
 import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
+import type { Database } from "../storage/db";
+import { revokeMemberSessionsAt } from "../storage/members";
 import type { FamilyFacts, RefreshFamily } from "../durable/refresh-family";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
 
@@ -11,7 +13,7 @@ export const REFRESH_KEYS = {
   token: (hash: string) => `refresh:${hash}`,
   /** Present only once a family is revoked. */
   family: (familyId: string) => `refresh-family:${familyId}`,
-  /** A member's "no session created before" time, set by revoke-all. */
+  /** A member's "no session created before" time, set by revoke-all: KV's copy of `members.sessions_revoked_at`, for early refusals. */
   member: (memberId: number) => `refresh-member:${memberId}`,
 } as const;
 
@@ -152,6 +154,7 @@ export class RefreshStore {
     private readonly families: DurableObjectNamespace<RefreshFamily>,
     private readonly source: ConfigSource,
     private readonly now: () => number,
+    private readonly db: Database,
   ) {}
 
   /** Starts a new session (token family) for `owner`, valid `REFRESH_TOKEN_TTL` seconds. */
@@ -284,11 +287,14 @@ export class RefreshStore {
   }
 
   /**
-   * Ends every session a member started until now. One key per member; KV allows one write per key
-   * per second, so a refused write is retried once a second later.
+   * Ends every session a member started until now: the decision is `members.sessions_revoked_at` in D1,
+   * which every refresh reads (exact at once, everywhere); the KV marker after it only lets a location
+   * refuse early. One key per member; KV allows one write per key per second, so a refused write is
+   * retried once a second later.
    */
   async revokeMemberSessions(memberId: number): Promise<void> {
     const now = this.now();
+    await revokeMemberSessionsAt(this.db, memberId, now);
     const put = () =>
       this.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: now }), {
         expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,

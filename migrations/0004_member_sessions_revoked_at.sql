@@ -1,0 +1,1 @@
+ALTER TABLE `members` ADD `sessions_revoked_at` integer;
