@@ -47,7 +47,12 @@ export function location(clock: Clock, bindings: typeof env = env): Location {
  */
 export function staleKv(frozen: Map<string, string | null>): KVNamespace {
   const real = env.TOKENS;
-  const get = async (key: string, options?: unknown): Promise<unknown> => {
+  const get = async (key: string | string[], options?: unknown): Promise<unknown> => {
+    if (Array.isArray(key)) {
+      // A bulk read: each key as a single read would see it.
+      const values = await Promise.all(key.map((one) => get(one, options)));
+      return new Map(key.map((one, index) => [one, values[index]]));
+    }
     if (!frozen.has(key)) return real.get(key, options as KVNamespaceGetOptions<"text">);
     const value = frozen.get(key) ?? null;
     const type = typeof options === "string" ? options : (options as { type?: string } | undefined)?.type;
