@@ -152,6 +152,17 @@ export class kv extends WorkerEntrypoint<Env> {
       kvEntries.delete(key);
       return new Response(null);
     }
+    if (request.method === "POST" && key === "bulk/get") {
+      // A bulk read (`get([keys], …)`): `{keys, type}` in, `{<key>: value or null}` out.
+      const { keys, type } = await request.json<{ keys: string[]; type?: string }>();
+      const values: Record<string, unknown> = {};
+      for (const name of keys) {
+        const entry = liveEntry(name);
+        const text = entry ? new TextDecoder().decode(entry.value) : null;
+        values[name] = text !== null && type === "json" ? JSON.parse(text) : text;
+      }
+      return Response.json(values);
+    }
     return new Response("Method Not Allowed", { status: 405 });
   }
 }

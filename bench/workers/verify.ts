@@ -127,7 +127,8 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
 
 /**
  * The gateway's env with the network and storage replaced: a canned origin, a D1 that knows one active
- * organisation, and a KV without a revocation record (the authentication step reads it once per isolate).
+ * organisation, and a KV without a revocation record (the authentication step reads its shards once per isolate, in
+ * one bulk read).
  */
 function inProcessEnv(env: Bindings): Bindings {
   const statement = {
@@ -136,7 +137,7 @@ function inProcessEnv(env: Bindings): Bindings {
     all: async () => ({ results: [{ plan: "professional", status: "active" }], success: true, meta: {} }),
   };
   const origin = { fetch: async () => Response.json({ grid: { id: 12, rows: 3, columns: 3 } }) };
-  const kv = { get: async () => null };
+  const kv = { get: async (key: string | string[]) => (Array.isArray(key) ? new Map() : null) };
   return {
     ...env,
     DB: { prepare: () => statement } as unknown as D1Database,
