@@ -180,7 +180,13 @@ function countingKv(kv: KVNamespace, counters: Counters): KVNamespace {
   return new Proxy(kv, {
     get(target, property) {
       if (property === "get")
-        return async (key: string, options?: unknown) => {
+        return async (key: string | string[], options?: unknown) => {
+          if (Array.isArray(key)) {
+            // A bulk read (the revocation shards): counted per key.
+            const values = await target.get(key, options as "text");
+            for (const [name, value] of values) counters.read(name, value);
+            return values;
+          }
           const value: unknown = await target.get(key, options as "text");
           counters.read(key, value);
           return value;
