@@ -186,7 +186,7 @@ export class RevocationList {
       if (snapshot) this.install(shard, snapshot);
       else unreadable ??= key;
     });
-    if (unreadable !== undefined) throw new Error(`unreadable ${unreadable} record`);
+    if (unreadable !== undefined) throw unavailable("kv", `unreadable ${unreadable} record`);
     this.loadedAt = readAt;
   }
 
