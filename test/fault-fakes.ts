@@ -65,9 +65,16 @@ export function faultyKv(faults: FaultSwitch, real: KVNamespace = env.TOKENS): K
   const typeOf = (options: unknown) =>
     typeof options === "string" ? options : (options as { type?: string } | undefined)?.type;
   return {
-    get: (key: string, options?: unknown) =>
-      failure(faults, `get ${key}`, () => (typeOf(options) === "json" ? { v: 99, garbage: true } : "}{not json")) ??
-      real.get(key, options as never),
+    get: (key: string | string[], options?: unknown) => {
+      const garbage = () => (typeOf(options) === "json" ? { v: 99, garbage: true } : "}{not json");
+      if (!Array.isArray(key)) return failure(faults, `get ${key}`, garbage) ?? real.get(key, options as never);
+      // A bulk read fails as a whole when any of its keys is selected; its garbage is garbage for every key.
+      const calls = key.map((name) => `get ${name}`);
+      const call = calls.find((name) => !faults.when || faults.when(name)) ?? calls[0]!;
+      return (
+        failure(faults, call, () => new Map(key.map((name) => [name, garbage()]))) ?? real.get(key, options as never)
+      );
+    },
     getWithMetadata: (key: string, options?: unknown) => real.getWithMetadata(key, options as never),
     put: (key: string, value: string, options?: KVNamespacePutOptions) =>
       failure(faults, `put ${key}`, () => undefined) ?? real.put(key, value, options),
