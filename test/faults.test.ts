@@ -14,6 +14,7 @@ import {
   type Fault,
 } from "./fault-fakes";
 import {
+  auditRowsOf,
   fakeOrigin,
   fixedClaims,
   gateway,
@@ -101,8 +102,12 @@ describe("POST /authenticate", () => {
       const account = await newAccount();
       const kvFaults = faultSwitch(fault, (call) => call.startsWith("put refresh:"));
       const app = faultyApp({ ...env, TOKENS: faultyKv(kvFaults) });
-      await expectUnavailable(await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD }), "kv");
+      const refused = await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+      await expectUnavailable(refused, "kv");
       expect(kvFaults.failed).toBe(1);
+      const [row] = await auditRowsOf(refused.headers.get("X-Request-Id")!);
+      expect(row, "audited as a failed login, not a success").toMatchObject({ event: "login.failure" });
+      expect(JSON.parse(row!.detail!)).toEqual({ reason: "temporarily_unavailable" });
       // The account is not harmed: the back-off was cleared, the next login works.
       expect((await loginAccount(account)).access_token).toBeTypeOf("string");
     },

@@ -2,7 +2,7 @@
 import type { AuditFields, AuditTrail, RequestFacts } from "../audit";
 import { LruCache } from "../cache/lru";
 import type { Bindings, ConfigSource, WaitUntil } from "../config";
-import { refusal } from "../gateway-error";
+import { GatewayError, refusal } from "../gateway-error";
 import { LogSampler, type Logger } from "../log";
 import { LIMITER_WAIT_MS, withinDeadline } from "../storage/bounded";
 import type { Database, Membership } from "../storage/db";
@@ -74,9 +74,17 @@ export class LoginGuard {
   /**
    * Checks credentials behind the per-account back-off: a locked account (known or not) gets 429
    * before any hashing; a wrong password counts a failure, a success clears them and upgrades an old
-   * hash in the background. Every outcome is audited. Returns the membership to issue tokens for.
+   * hash in the background. On success `issue` makes the membership's tokens; the login is audited as a
+   * success only once they exist (a failure to issue them, e.g. a storage failure, is audited as a failed
+   * login). Every outcome is audited. Returns what `issue` returned.
    */
-  async login(ctx: WaitUntil, log: Logger, attempt: LoginAttempt, input: LoginInput): Promise<Membership> {
+  async login<Issued>(
+    ctx: WaitUntil,
+    log: Logger,
+    attempt: LoginAttempt,
+    input: LoginInput,
+    issue: (membership: Membership) => Promise<Issued>,
+  ): Promise<Issued> {
     const { throttle, source, db } = this.deps;
     const key = await throttleKey(normalizeEmail(input.email));
     const gate = await throttle.enter(key);
@@ -104,13 +112,26 @@ export class LoginGuard {
       await throttle.clearFailures(key, gate.ticket);
       settled = true;
       if (outcome.needsRehash) ctx.waitUntil(this.upgradeHash(log, member.id, member.passwordHash, input.password));
+      let issued: Issued;
+      try {
+        issued = await issue(outcome.membership);
+      } catch (error) {
+        const reason = error instanceof GatewayError ? error.code : "internal";
+        this.record(ctx, attempt, {
+          outcome: "failure",
+          memberId: member.id,
+          organisationId: organisation.id,
+          detail: { reason },
+        });
+        throw error;
+      }
       this.record(ctx, attempt, {
         outcome: "success",
         memberId: member.id,
         organisationId: organisation.id,
         detail: outcome.needsRehash ? { hashUpgrade: true } : undefined,
       });
-      return outcome.membership;
+      return issued;
     } finally {
       // Neither a wrong password nor a success (403, 409, an error): the attempt stops counting as in flight.
       if (!settled) {

@@ -35,19 +35,27 @@ authenticateRoutes.post("/", async (c) => {
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
   await gateway.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
-  const { member, organisation } = await gateway.logins.login(c.executionCtx, c.get("log"), attempt, body);
-  const now = gateway.now();
-  const access = await issueAccessToken(
-    config,
-    await gateway.keys.fixedRing(),
-    {
-      memberEntityId: member.id,
-      memberEntityIdentifier: member.identifier,
-      organisationEntityIdentifier: organisation.identifier,
-      scope: memberScope(member.role, member.extraScopes),
+  const { access, refresh } = await gateway.logins.login(
+    c.executionCtx,
+    c.get("log"),
+    attempt,
+    body,
+    async ({ member, organisation }) => {
+      const now = gateway.now();
+      const access = await issueAccessToken(
+        config,
+        await gateway.keys.fixedRing(),
+        {
+          memberEntityId: member.id,
+          memberEntityIdentifier: member.identifier,
+          organisationEntityIdentifier: organisation.identifier,
+          scope: memberScope(member.role, member.extraScopes),
+        },
+        Math.floor(now / 1000),
+      );
+      const refresh = await gateway.refreshStore.issue({ memberId: member.id, organisationId: organisation.id }, now);
+      return { access, refresh };
     },
-    Math.floor(now / 1000),
   );
-  const refresh = await gateway.refreshStore.issue({ memberId: member.id, organisationId: organisation.id }, now);
   return tokenResponse(c, access, refresh);
 });
