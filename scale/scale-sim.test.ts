@@ -25,10 +25,32 @@ const FAILED_LOGIN_SHARE = 0.1;
 /** 1 % of organisations use dynamic secrets; the n-th of them holds n secrets (1 … 10). */
 const DYNAMIC_ORGANISATIONS = ORGANISATIONS / 100;
 const SERVICE_MEMBERS = 3;
+/**
+ * Isolates at the target are assumed to live at least an hour, and to have started at unrelated times. The measured
+ * isolate is this old: before its traffic it sees each organisation of its slice once, at the time the steady state
+ * puts that organisation's last plan-gate read (see below), as ~1,000 isolates of different ages together do (one
+ * isolate alone re-reads its slice in an hourly burst, about its own first sightings an hour later).
+ */
+const ISOLATE_AGE_SECONDS = 7200;
+/** The plan gate re-reads an organisation this long after its last read (src/policy/plan.ts), on its next request. */
+const PLAN_ENTRY_MAX_AGE_SECONDS = 3600;
+/** A client refreshes when its access token nears expiry: never sooner than this after getting its refresh token. */
+const REFRESH_MIN_AGE_MS = 2_000;
+/** A brand-new isolate's first seconds of the same traffic, counted on their own (the cold-isolate cost). */
+const COLD_SECONDS = 30;
 const WARM_UP_SECONDS = 30;
 const MEASURED_SECONDS = 120;
 /** The simulation stops generating traffic after this much real time, and scales what it covered. */
-const WALL_CLOCK_LIMIT_MS = 90_000;
+const WALL_CLOCK_LIMIT_MS = 120_000;
+/**
+ * Estimated D1 work per statement (docs/capacity.md § 1, § 5): an indexed point read, a write, one feed page (an
+ * index range of ≤ 500 rows), one audit statement inserting a batch of rows.
+ */
+const D1_READ_MS = 0.5;
+const D1_WRITE_MS = 2;
+const D1_FEED_PAGE_MS = 1;
+const D1_AUDIT_BATCH_MS = 5;
+const FEED_QUERY = "select organisations by updated_at, removed_at";
 const FLOOD_TOKENS = 200;
 const FLOOD_SECONDS = 10;
 const PASSWORD = "scale-sim-password-0123456789";
@@ -163,6 +185,12 @@ function queryLabel(sql: string): string {
   return `${verb} ${table}${columns.length ? ` by ${columns.join(", ")}` : ""}`;
 }
 
+/** Estimated D1 work of one statement with that label, in ms. */
+function queryMs(label: string): number {
+  if (label === FEED_QUERY) return D1_FEED_PAGE_MS;
+  return label.startsWith("select ") ? D1_READ_MS : D1_WRITE_MS;
+}
+
 /** Size a shared value would have at the target: its fixed part, plus its arrays' contents times SCALE. */
 function scaledSize(text: string): number {
   let parsed: unknown;
@@ -290,7 +318,7 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
       ]),
     ),
   } as typeof env;
-  const gateway = createGateway(simEnv, { now: () => clock.now });
+  let gateway = createGateway(simEnv, { now: () => clock.now });
   const app = createApp({ gatewayFor: () => gateway });
   vi.spyOn(globalThis, "fetch").mockImplementation(async () => Response.json({ ok: true }));
   const rand = random(19);
@@ -401,7 +429,8 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   };
   const fixedTokens = new Map<number, Promise<string>>();
   const dynamicTokens = new Map<string, Promise<string>>();
-  const refreshTokens: string[] = [];
+  /** Sessions' current refresh tokens and the simulated time each was issued. */
+  const refreshTokens: { token: string; issuedAt: number }[] = [];
   const outcomes = new Map<string, number>();
   const count = (what: string) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
   const randomIp = () => `10.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}.${Math.floor(rand() * 256)}`;
@@ -456,13 +485,17 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
       }),
     );
     count(`login ${response.status}`);
-    if (response.status === 200)
-      refreshTokens.push((JSON.parse(response.body) as { refresh_token: string }).refresh_token);
+    if (response.status === 200) issued(response.body);
   };
+  const issued = (body: string) =>
+    refreshTokens.push({ token: (JSON.parse(body) as { refresh_token: string }).refresh_token, issuedAt: clock.now });
+  // A client refreshes when its access token nears expiry, so never within REFRESH_MIN_AGE_MS of getting its token.
   const refresh = async () => {
-    const index = Math.floor(rand() * refreshTokens.length);
-    const [token] = refreshTokens.splice(index, 1);
-    if (token === undefined) return count("refresh skipped (no session)");
+    const due = refreshTokens.filter(({ issuedAt }) => clock.now - issuedAt >= REFRESH_MIN_AGE_MS);
+    const picked = due[Math.floor(rand() * due.length)];
+    if (picked === undefined) return count("refresh skipped (no session)");
+    refreshTokens.splice(refreshTokens.indexOf(picked), 1);
+    const { token } = picked;
     const response = await send(
       "refresh",
       undefined,
@@ -473,40 +506,85 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
       }),
     );
     count(`refresh ${response.status}`);
-    if (response.status === 200)
-      refreshTokens.push((JSON.parse(response.body) as { refresh_token: string }).refresh_token);
+    if (response.status === 200) issued(response.body);
   };
 
-  // Sessions to refresh from the first second on (not counted), then warm-up, then the measured window.
-  for (let i = 0; i < 20; i++) await login();
-  outcomes.clear();
-  const start = clock.now;
   const tick = 1000 / PROXIED_PER_SECOND;
   let loginsDue = 0;
   let refreshesDue = 0;
+  /** § 1's traffic for `seconds` simulated seconds from the clock's time; `each` runs before every proxied request. */
+  const drive = async (seconds: number, each: (elapsed: number) => boolean | void) => {
+    const start = clock.now;
+    for (let n = 0; n < seconds * PROXIED_PER_SECOND; n++) {
+      clock.now = start + n * tick;
+      if (each((clock.now - start) / 1000) === false) return false;
+      await proxied(n);
+      loginsDue += LOGINS_PER_SECOND * (tick / 1000);
+      refreshesDue += REFRESHES_PER_SECOND * (tick / 1000);
+      for (; loginsDue >= 1; loginsDue--) await login();
+      for (; refreshesDue >= 1; refreshesDue--) await refresh();
+    }
+    clock.now = start + seconds * 1000;
+    return true;
+  };
+
+  // A cold isolate: sessions to refresh from its first second on (not counted), then COLD_SECONDS of traffic, counted
+  // on their own.
+  for (let i = 0; i < 20; i++) await login();
+  counters.measuring = true;
+  await drive(COLD_SECONDS, (elapsed) => void (counters.second = Math.floor(elapsed)));
+  counters.measuring = false;
+  const coldQueries = new Map(counters.queries);
+  counters.reset();
+
+  // The measured isolate, ISOLATE_AGE_SECONDS old: each organisation of its slice seen once, at the time of its
+  // last plan-gate read in the steady state of its own traffic (r requests/s): with probability
+  // ENTRY_MAX_AGE / (ENTRY_MAX_AGE + 1/r) that read is younger than the hour (its age uniform over it), otherwise the
+  // entry expired and waits for the organisation's next request (age: the hour plus an exponential wait of mean 1/r).
+  // Then warm-up, then the measured window.
+  gateway = createGateway(simEnv, { now: () => clock.now });
+  const ageEnd = clock.now + ISOLATE_AGE_SECONDS * 1000;
+  const dynamicRate = PROXIED_PER_SECOND / DYNAMIC_EVERY / dynamic.length;
+  const lastReads = organisations
+    .map((org, rank) => {
+      const rate =
+        PROXIED_PER_SECOND * (1 - 1 / DYNAMIC_EVERY) * (weights[rank]! / total) +
+        (dynamic.includes(org) ? dynamicRate : 0);
+      const pending = rand() < 1 / rate / (PLAN_ENTRY_MAX_AGE_SECONDS + 1 / rate);
+      const age = pending
+        ? PLAN_ENTRY_MAX_AGE_SECONDS - Math.log(1 - rand()) / rate
+        : rand() * PLAN_ENTRY_MAX_AGE_SECONDS;
+      return { org, at: ageEnd - Math.min(age, ISOLATE_AGE_SECONDS) * 1000 };
+    })
+    .sort((a, b) => a.at - b.at);
+  for (const { org, at } of lastReads) {
+    clock.now = at;
+    const member = org.members[Math.floor(rand() * MEMBERS_PER_ORGANISATION)]!;
+    const response = await send(
+      "proxied",
+      org.identifier,
+      new Request(`${GATEWAY_URL}/grids`, { headers: { Authorization: `Bearer ${await fixedToken(org, member)}` } }),
+    );
+    count(`ageing ${response.status}`);
+  }
+  clock.now = ageEnd;
+  const expiredAtStart = lastReads.filter(({ at }) => ageEnd - at >= PLAN_ENTRY_MAX_AGE_SECONDS * 1000).length;
+  expect(outcomes.get("ageing 200")).toBe(ORGANISATIONS);
+  fixedTokens.clear();
+  dynamicTokens.clear();
   let measuredSeconds = 0;
   let stoppedEarly = false;
-  for (let n = 0; n < (WARM_UP_SECONDS + MEASURED_SECONDS) * PROXIED_PER_SECOND; n++) {
-    clock.now = start + n * tick;
-    const elapsed = (clock.now - start) / 1000;
-    if (!counters.measuring && elapsed >= WARM_UP_SECONDS) {
-      counters.measuring = true;
-      outcomes.clear();
-    }
-    if (counters.measuring) {
-      counters.second = Math.floor(elapsed - WARM_UP_SECONDS);
-      measuredSeconds = elapsed - WARM_UP_SECONDS + tick / 1000;
-    }
-    if (Date.now() - wallStart > WALL_CLOCK_LIMIT_MS && counters.measuring && measuredSeconds >= 60) {
+  await drive(WARM_UP_SECONDS, () => {});
+  outcomes.clear();
+  counters.measuring = true;
+  await drive(MEASURED_SECONDS, (elapsed) => {
+    if (Date.now() - wallStart > WALL_CLOCK_LIMIT_MS && elapsed >= 60) {
       stoppedEarly = true;
-      break;
+      return false;
     }
-    await proxied(n);
-    loginsDue += LOGINS_PER_SECOND * (tick / 1000);
-    refreshesDue += REFRESHES_PER_SECOND * (tick / 1000);
-    for (; loginsDue >= 1; loginsDue--) await login();
-    for (; refreshesDue >= 1; refreshesDue--) await refresh();
-  }
+    counters.second = Math.floor(elapsed);
+    measuredSeconds = elapsed + tick / 1000;
+  });
   counters.measuring = false;
 
   // The report, scaled to the target.
@@ -516,6 +594,11 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     `population 1/${SCALE} of the target: ${ORGANISATIONS} organisations, ${ORGANISATIONS * MEMBERS_PER_ORGANISATION} members, ` +
       `${dynamic.length} with ${dynamic.reduce((sum, org) => sum + org.secrets.length, 0)} dynamic secrets; one isolate, ${fmt(measuredSeconds)} simulated s measured` +
       `${stoppedEarly ? " (stopped early by the wall-clock limit)" : ""}, real ${fmt((Date.now() - wallStart) / 1000)} s`,
+  );
+  say(
+    `the measured isolate is ${fmt(ISOLATE_AGE_SECONDS / 3600)} h old: each of its ${ORGANISATIONS} organisations seen ` +
+      `at its steady-state last plan-gate read; ${expiredAtStart} of them read more than an hour before and waiting ` +
+      `for their next request; then ${WARM_UP_SECONDS} s of warm-up`,
   );
   say(`requests measured: ${[...outcomes].map(([what, n]) => `${what} ×${n}`).join(", ")}`);
   say();
@@ -576,11 +659,18 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     );
   }
   say();
-  say("D1 queries (at the target):");
+  say(
+    `D1 queries (at the target; busy: estimated seconds of the database's work per second, at ${D1_READ_MS} ms a read, ` +
+      `${D1_WRITE_MS} ms a write, ${D1_FEED_PAGE_MS} ms a feed page, ${D1_AUDIT_BATCH_MS} ms an audit batch):`,
+  );
   let queryTotal = 0;
+  let busyTotal = 0;
   for (const [label, n] of [...counters.queries].sort((a, b) => b[1] - a[1])) {
     queryTotal += n;
-    say(`  ${label.padEnd(58)} ${fmt((n / measuredSeconds) * SCALE, 0).padStart(8)} /s`);
+    const rate = (n / measuredSeconds) * SCALE;
+    const busy = (rate * queryMs(label)) / 1000;
+    busyTotal += busy;
+    say(`  ${label.padEnd(58)} ${fmt(rate, 0).padStart(8)} /s  busy ${fmt(busy, 2).padStart(5)} s/s`);
   }
   // The audit sink's shards write with their own DB binding, on the wall clock: their D1 statements at the target
   // follow from the events each shard receives there, at most one statement per shard per FLUSH_INTERVAL_MS.
@@ -589,12 +679,25 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   const sinkStatements = shardRates.reduce((sum, rate) => sum + Math.min(rate, flushesPerShard), 0);
   const sinkBacklog = shardRates.some((rate) => rate > ROWS_PER_FLUSH * flushesPerShard);
   queryTotal += (sinkStatements * measuredSeconds) / SCALE;
+  busyTotal += (sinkStatements * D1_AUDIT_BATCH_MS) / 1000;
   say(
     `  ${`insert audit_events (${shardRates.length}/${AUDIT_SHARDS} AuditSink shards, ≤ 1/s each)`.padEnd(58)} ` +
-      `${fmt(sinkStatements, 0).padStart(8)} /s (${fmt(shardRates.reduce((a, b) => a + b, 0) / Math.max(1, sinkStatements), 0)} rows each${sinkBacklog ? "; a shard receives more than it can write: backlog" : ""})`,
+      `${fmt(sinkStatements, 0).padStart(8)} /s  busy ${fmt((sinkStatements * D1_AUDIT_BATCH_MS) / 1000, 2).padStart(5)} s/s` +
+      ` (${fmt(shardRates.reduce((a, b) => a + b, 0) / Math.max(1, sinkStatements), 0)} rows each${sinkBacklog ? "; a shard receives more than it can write: backlog" : ""})`,
   );
   const d1PerSecond = (queryTotal / measuredSeconds) * SCALE;
-  say(`  ${"total".padEnd(58)} ${fmt(d1PerSecond, 0).padStart(8)} /s (one database: ≈ 1,000 /s at 1 ms a query)`);
+  say(
+    `  ${"total".padEnd(58)} ${fmt(d1PerSecond, 0).padStart(8)} /s  busy ${fmt(busyTotal, 2).padStart(5)} s/s ` +
+      `(one database does ≈ 1 s of work per second: ${fmt(1 / Math.max(busyTotal, 1e-9), 2)}× the target fills it)`,
+  );
+  const coldPlanReads = coldQueries.get("select organisations by identifier") ?? 0;
+  const coldTotal = [...coldQueries.values()].reduce((a, b) => a + b, 0);
+  say(
+    `cold isolate (a new one, its first ${COLD_SECONDS} s of the same traffic, not scaled): ${coldTotal} D1 queries, ` +
+      `${coldPlanReads} of them the plan gate's first sightings (${fmt(coldPlanReads / COLD_SECONDS)} /s; ` +
+      `its slice is ${ORGANISATIONS} organisations, each read once on first sight: at ${fmt(SCALE)} isolates replaced ` +
+      `every hour, ≈ ${fmt((ORGANISATIONS * SCALE) / 3600, 0)} reads/s at the target, the same as the hourly re-reads they replace)`,
+  );
 
   // A flood of tokens naming random organisations at this isolate (counted on its own).
   counters.reset();
