@@ -539,7 +539,7 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
 
   // The measured isolate, ISOLATE_AGE_SECONDS old: each organisation of its slice seen once, at the time of its
   // last plan-gate read in the steady state of its own traffic (r requests/s): with probability
-  // ENTRY_MAX_AGE / (ENTRY_MAX_AGE + 1/r) that read is younger than the hour (its age uniform over it), otherwise the
+  // PLAN_ENTRY_MAX_AGE / (PLAN_ENTRY_MAX_AGE + 1/r) that read is younger than the hour (its age uniform over it), otherwise the
   // entry expired and waits for the organisation's next request (age: the hour plus an exponential wait of mean 1/r).
   // Then warm-up, then the measured window.
   gateway = createGateway(simEnv, { now: () => clock.now });
