@@ -9,7 +9,7 @@ import { requestContext } from "./http/context";
 import { limitOrganisation, requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
 import { methodNotAllowed, onError } from "./http/problem";
 import openApiDocument from "./openapi/openapi.json";
-import { proxyChain } from "./proxy/chain";
+import { proxyChain, proxyRoute, withPlainProxiedCalls } from "./proxy/chain";
 import { forward } from "./proxy/forward";
 import { adminRoutes } from "./routes/admin";
 import { authenticateRoutes } from "./routes/authenticate";
@@ -23,13 +23,21 @@ let openApiJson: string | undefined;
 export interface AppOptions {
   /** Default: one gateway per `env` object ({@link gatewayOf}); tests return one built with fakes. */
   gatewayFor?: (env: Bindings) => Gateway;
+  /** Send every request through the router, plain API calls too (tests compare the two ways in). */
+  routerOnly?: boolean;
 }
 
 /** Builds the app; `app.fetch(request, env, ctx)` serves one request. */
 export function createApp(options: AppOptions = {}): Hono<AppEnv> {
+  const gatewayFor = options.gatewayFor ?? gatewayOf;
+  // The proxied API: these named steps, in this order, then forward (src/proxy/chain.ts).
+  const proxied = proxyChain(
+    [authenticate, requireActiveDynamicMember, requirePlan, limitOrganisation, requireScope],
+    forward,
+  );
   const app = new Hono<AppEnv>();
 
-  app.use(requestContext(options.gatewayFor ?? gatewayOf));
+  app.use(requestContext(gatewayFor));
   app.use(cors());
   app.onError(onError);
 
@@ -51,10 +59,9 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
     throw new GatewayError("not_found", "No such gateway route.");
   });
 
-  // The proxied API: these named steps, in this order, then forward (src/proxy/chain.ts runs them in one handler).
-  app.all(
-    "*",
-    proxyChain([authenticate, requireActiveDynamicMember, requirePlan, limitOrganisation, requireScope], forward),
-  );
+  app.all("*", proxyRoute(proxied));
+
+  // A plain API call (no gateway route can match, no CORS work) runs the same chain without the router.
+  if (!options.routerOnly) app.fetch = withPlainProxiedCalls(app.fetch, proxied, gatewayFor);
   return app;
 }

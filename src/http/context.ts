@@ -6,9 +6,53 @@ import type { MiddlewareHandler } from "hono";
 import type { Bindings } from "../config";
 import type { AppEnv, Gateway } from "../gateway";
 import { GatewayError } from "../gateway-error";
+import type { Logger } from "../log";
 import { routeKind } from "../metrics";
+import type { AccessClaims } from "../tokens/claims";
 import { pathOf } from "./request-url";
-import { traceContext } from "./trace";
+import { traceContext, type TraceContext } from "./trace";
+
+/** What a request carries from its arrival to its response, whichever way it is dispatched. */
+export interface RequestStart {
+  readonly gateway: Gateway;
+  readonly requestId: string;
+  readonly trace: TraceContext;
+  readonly log: Logger;
+  /** `gateway.now()` at arrival, for the metrics' duration. */
+  readonly started: number;
+}
+
+/** The request id, trace and logger of a request as it arrives. */
+export function startRequest(gateway: Gateway, request: Request): RequestStart {
+  const requestId = crypto.randomUUID();
+  const trace = traceContext(request.headers.get("traceparent"));
+  return { gateway, requestId, trace, log: gateway.logger.child(requestId, trace.traceId), started: gateway.now() };
+}
+
+/**
+ * Stamps `X-Request-Id` on `response` and writes the request's metrics data point (`claims` once authentication
+ * passed, `error` when the gateway answered a refusal or failure itself).
+ */
+export function finishRequest(
+  start: RequestStart,
+  url: string,
+  response: Response,
+  claims: AccessClaims | undefined,
+  error: unknown,
+): void {
+  response.headers.set("X-Request-Id", start.requestId);
+  const { gateway } = start;
+  if (gateway.metrics.enabled) {
+    gateway.metrics.write({
+      route: routeKind(pathOf(url)),
+      status: response.status,
+      code: error === undefined ? "" : error instanceof GatewayError ? error.code : "internal",
+      organisation: claims?.organisationEntityIdentifier ?? "",
+      secretType: claims?.secretType ?? "",
+      durationMs: gateway.now() - start.started,
+    });
+  }
+}
 
 /**
  * Sets `gateway`, `requestId`, `trace` and `log` (read them with `c.get`: `c.var` copies every variable on
@@ -17,27 +61,12 @@ import { traceContext } from "./trace";
  */
 export function requestContext(gatewayFor: (env: Bindings) => Gateway): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const id = crypto.randomUUID();
-    const gateway = gatewayFor(c.env);
-    const started = gateway.now();
-    const trace = traceContext(c.req.raw.headers.get("traceparent"));
-    c.set("gateway", gateway);
-    c.set("requestId", id);
-    c.set("trace", trace);
-    c.set("log", gateway.logger.child(id, trace.traceId));
+    const start = startRequest(gatewayFor(c.env), c.req.raw);
+    c.set("gateway", start.gateway);
+    c.set("requestId", start.requestId);
+    c.set("trace", start.trace);
+    c.set("log", start.log);
     await next();
-    c.res.headers.set("X-Request-Id", id);
-    if (gateway.metrics.enabled) {
-      const claims = c.get("claims");
-      const error = c.error;
-      gateway.metrics.write({
-        route: routeKind(pathOf(c.req.url)),
-        status: c.res.status,
-        code: error === undefined ? "" : error instanceof GatewayError ? error.code : "internal",
-        organisation: claims?.organisationEntityIdentifier ?? "",
-        secretType: claims?.secretType ?? "",
-        durationMs: gateway.now() - started,
-      });
-    }
+    finishRequest(start, c.req.url, c.res, c.get("claims"), c.error);
   };
 }

@@ -101,24 +101,26 @@ function refusalOf(err: unknown): GatewayError | undefined {
   return undefined;
 }
 
-/** Hono `onError`: known refusals as they are, everything else an opaque 500 logged with the request id. */
-export function onError(thrown: Error, c: Context<AppEnv>): Response {
-  const requestId = c.get("requestId") ?? crypto.randomUUID();
+/** Known refusals as they are, everything else an opaque 500 logged (on `log`) with the request id. */
+export function errorResponse(thrown: unknown, requestId: string, log: Logger): Response {
   const err = refusalOf(thrown) ?? thrown;
   if (err instanceof GatewayError) {
     if (err.code === "temporarily_unavailable") {
       // The client sees only "try again"; the operator sees which dependency failed and how.
       const { dependency, error } = (err.cause ?? {}) as { dependency?: string; error?: unknown };
-      (c.get("log") ?? new Logger(requestId)).error("dependency_unavailable", {
-        dependency,
-        error: error === undefined ? undefined : String(error),
-      });
+      log.error("dependency_unavailable", { dependency, error: error === undefined ? undefined : String(error) });
     }
     return problemResponse(err, requestId);
   }
   const kind = err instanceof ConfigError ? "misconfigured" : "unhandled";
-  (c.get("log") ?? new Logger(requestId)).error(kind, { error: String(err), stack: err.stack });
+  log.error(kind, { error: String(err), stack: err instanceof Error ? err.stack : undefined });
   const detail =
     err instanceof ConfigError ? "The gateway is misconfigured; the operator has been told." : "Unexpected error.";
   return problemResponse(new GatewayError("internal", detail), requestId);
+}
+
+/** Hono `onError`: {@link errorResponse} with the request's id and logger. */
+export function onError(err: Error, c: Context<AppEnv>): Response {
+  const requestId = c.get("requestId") ?? crypto.randomUUID();
+  return errorResponse(err, requestId, c.get("log") ?? new Logger(requestId));
 }

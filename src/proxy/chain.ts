@@ -1,10 +1,13 @@
 /**
- * The proxied API's chain as named steps over one plain per-request object: one Hono handler runs
- * them in the order `src/app.ts` lists, instead of one Hono middleware (and one `next()`) per step.
+ * The proxied API's chain as named steps over one plain per-request object, run in the order `src/app.ts`
+ * lists: by one Hono handler, or for plain API calls without the router at all ({@link serveProxied}).
  */
-import type { Handler } from "hono";
+import type { Handler, Hono } from "hono";
 import type { Bindings, WaitUntil } from "../config";
 import type { AppEnv, Gateway } from "../gateway";
+import { finishRequest, startRequest, type RequestStart } from "../http/context";
+import { errorResponse } from "../http/problem";
+import { pathOf } from "../http/request-url";
 import type { TraceContext } from "../http/trace";
 import type { Logger } from "../log";
 import type { AccessClaims } from "../tokens/claims";
@@ -35,30 +38,125 @@ export function claimsOf(request: ProxiedRequest): AccessClaims {
   return request.claims;
 }
 
-/** The Hono handler running `steps` in order, then `final` (which talks to the origin). */
+/** A request's whole way through the proxied API: the named steps in order, then the call to the origin. */
+export type ProxyChain = (proxied: ProxiedRequest) => Promise<Response>;
+
+/** The chain running `steps` in order, then `final` (which talks to the origin). */
 export function proxyChain(
   steps: readonly ProxyStep[],
   final: (request: ProxiedRequest) => Promise<Response>,
-): Handler<AppEnv> {
+): ProxyChain {
+  return async (proxied) => {
+    for (const step of steps) await step(proxied);
+    return final(proxied);
+  };
+}
+
+/** The execution context, or Hono's error for a request served without one. */
+function executionContext(ctx: WaitUntil | undefined): WaitUntil {
+  if (ctx === undefined) throw new Error("This context has no ExecutionContext");
+  return ctx;
+}
+
+/** The request in flight, before authentication. */
+export function proxiedRequest(
+  request: Request,
+  env: Bindings,
+  start: Pick<ProxiedRequest, "gateway" | "requestId" | "log" | "trace">,
+  ctx: () => WaitUntil,
+): ProxiedRequest {
+  return {
+    request,
+    env,
+    gateway: start.gateway,
+    requestId: start.requestId,
+    log: start.log,
+    trace: start.trace,
+    get ctx() {
+      return ctx();
+    },
+    claims: undefined,
+    plan: undefined,
+  };
+}
+
+/** `chain` as the Hono handler of the proxied route (for the requests {@link withPlainProxiedCalls} leaves to the router). */
+export function proxyRoute(chain: ProxyChain): Handler<AppEnv> {
   return async (c) => {
-    const proxied: ProxiedRequest = {
-      request: c.req.raw,
-      env: c.env,
-      gateway: c.get("gateway"),
-      requestId: c.get("requestId"),
-      log: c.get("log"),
-      trace: c.get("trace"),
-      get ctx() {
-        return c.executionCtx;
-      },
-      claims: undefined,
-      plan: undefined,
-    };
+    const proxied = proxiedRequest(
+      c.req.raw,
+      c.env,
+      { gateway: c.get("gateway"), requestId: c.get("requestId"), log: c.get("log"), trace: c.get("trace") },
+      () => c.executionCtx,
+    );
     try {
-      for (const step of steps) await step(proxied);
-      return await final(proxied);
+      return await chain(proxied);
     } finally {
       if (proxied.claims !== undefined) c.set("claims", proxied.claims);
     }
   };
+}
+
+/**
+ * Serves a proxied request without Hono's router and per-request `Context`: the same request context
+ * (`startRequest`/`finishRequest`), the same chain and the same error answers as the Hono route.
+ */
+async function serveProxied(
+  chain: ProxyChain,
+  start: RequestStart,
+  request: Request,
+  env: Bindings,
+  ctx: WaitUntil | undefined,
+): Promise<Response> {
+  const proxied = proxiedRequest(request, env, start, () => executionContext(ctx));
+  let response: Response;
+  let error: unknown;
+  try {
+    response = await chain(proxied);
+  } catch (caught) {
+    error = caught;
+    response = errorResponse(caught, start.requestId, start.log);
+  }
+  finishRequest(start, request.url, response, proxied.claims, error);
+  return response;
+}
+
+/** The shape of the app's `fetch`. */
+export type FetchHandler = Hono<AppEnv>["fetch"];
+
+/**
+ * An `app.fetch` that serves the requests {@link bypassesRouter} picks with `chain` directly and hands every
+ * other request to `routed` (Hono), as well as any request whose context cannot even be set up (a gateway that
+ * fails to build answers there exactly as it always did).
+ */
+export function withPlainProxiedCalls(
+  routed: FetchHandler,
+  chain: ProxyChain,
+  gatewayFor: (env: Bindings) => Gateway,
+): FetchHandler {
+  return (request, env, ctx) => {
+    if (!bypassesRouter(request)) return routed(request, env, ctx);
+    let start: RequestStart;
+    try {
+      start = startRequest(gatewayFor(env as Bindings), request);
+    } catch {
+      return routed(request, env, ctx);
+    }
+    return serveProxied(chain, start, request, env as Bindings, ctx);
+  };
+}
+
+/**
+ * Paths that may name one of the gateway's own routes, or that the router would see decoded (`%`): such
+ * requests always go through Hono. Deliberately wider than the routes (any case, any segment).
+ */
+const GATEWAY_ROUTE_HINT = /%|\/(?:authenticate|health|openapi)/i;
+
+/**
+ * Whether `request` certainly ends on the proxied route and its middleware has nothing to do: no gateway
+ * route can match its path, it has no `Origin` (CORS touches only requests with one) and it is not a `HEAD`
+ * (Hono routes `HEAD` as `GET` and drops the body). Everything else takes the router.
+ */
+export function bypassesRouter(request: Request): boolean {
+  return request.method !== "HEAD" && !request.headers.has("Origin") && !GATEWAY_ROUTE_HINT.test(pathOf(request.url));
 }
