@@ -85,11 +85,14 @@ export function portInUse(port) {
 /** The servers this run started, by PID; `stopAll` ends each one's process group. */
 const started = [];
 
-/** Starts `workerd serve config` in its own process group, logging to `log`; resolves once the port accepts connections. */
-export async function startWorkerd(name, config, port, log, timeoutMs = 20_000) {
+/** Starts `workerd serve config` (plus `args`) in its own process group, logging to `log`; resolves once the port accepts connections. */
+export async function startWorkerd(name, config, port, log, timeoutMs = 20_000, args = []) {
   if (await portInUse(port)) throw new Error(`127.0.0.1:${port} is already in use; free it or set BENCH_PORT_BASE`);
   const fd = openSync(log, "w");
-  const child = spawn(WORKERD, ["serve", config, "--experimental"], { detached: true, stdio: ["ignore", fd, fd] });
+  const child = spawn(WORKERD, ["serve", config, "--experimental", ...args], {
+    detached: true,
+    stdio: ["ignore", fd, fd],
+  });
   const server = { name, pid: child.pid, port, exited: false };
   started.push(server);
   child.once("exit", () => {
