@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import demoOrigin from "../examples/demo-origin/src/index";
 import worker from "../src/index";
-import { parseTraceparent } from "../src/http/trace";
+import { parseTraceparent, uuidFrom } from "../src/http/trace";
 import { auditRowsOf, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 
@@ -108,6 +108,22 @@ describe("traceparent", () => {
     expect(parseTraceparent(`01-${TRACE_ID}-${PARENT_ID}-01`)).toEqual({ traceId: TRACE_ID, flags: 1 });
     expect(parseTraceparent(null)).toBeUndefined();
     expect(parseTraceparent(`0-${TRACE_ID}-${PARENT_ID}-01`)).toBeUndefined();
+  });
+});
+
+describe("the request id", () => {
+  it("is a version 4 UUID drawn with the trace's random bytes, fresh on every request", async () => {
+    const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    expect(uuidFrom(new Uint8Array(16).fill(0xff))).toBe("ffffffff-ffff-4fff-bfff-ffffffffffff");
+    expect(uuidFrom(new Uint8Array(16))).toBe("00000000-0000-4000-8000-000000000000");
+    fakeOrigin();
+    const ids = new Set<string>();
+    for (let i = 0; i < 5; i++) {
+      const id = (await gateway("/grids")).headers.get("X-Request-Id")!;
+      expect(id).toMatch(V4);
+      ids.add(id);
+    }
+    expect(ids.size).toBe(5);
   });
 });
 

@@ -50,14 +50,23 @@ export function parseTraceparent(value: string | null): { traceId: string; flags
   return { traceId, flags: parseInt(flags, 16) };
 }
 
+/** A random (version 4) UUID from 16 random bytes, as `crypto.randomUUID()` writes it; sets the version and variant bits. */
+export function uuidFrom(random: Uint8Array): string {
+  random[6] = (random[6]! & 0x0f) | 0x40;
+  random[8] = (random[8]! & 0x3f) | 0x80;
+  return `${hex(random, 0, 4)}-${hex(random, 4, 6)}-${hex(random, 6, 8)}-${hex(random, 8, 10)}-${hex(random, 10, 16)}`;
+}
+
 /**
  * Continues the client's trace when its `traceparent` is valid, else starts one (flags 00: the gateway
  * records no trace data itself). Either way the forwarded `parent-id` is a new span id, the gateway's own:
  * the origin's span is a child of the gateway's span, which is a child of the client's. Of the flags only
- * `sampled` is kept (Level 1 defines no other; the rest must be sent as zero).
+ * `sampled` is kept (Level 1 defines no other; the rest must be sent as zero). `random`: 24 fresh random bytes.
  */
-export function traceContext(traceparent: string | null): TraceContext {
-  const random = crypto.getRandomValues(new Uint8Array(24));
+export function traceContext(
+  traceparent: string | null,
+  random: Uint8Array = crypto.getRandomValues(new Uint8Array(24)),
+): TraceContext {
   if (random[16] === 0) random[16] = 1; // a span id must not be all zero
   const spanId = hex(random, 16, 24);
   const parsed = parseTraceparent(traceparent);

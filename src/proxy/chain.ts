@@ -1,6 +1,6 @@
 /**
  * The proxied API's chain as named steps over one plain per-request object, run in the order `src/app.ts`
- * lists: by one Hono handler, or for plain API calls without the router at all ({@link serveProxied}).
+ * lists: by one Hono handler, or for plain API calls without the router at all ({@link withPlainProxiedCalls}).
  */
 import type { Handler, Hono } from "hono";
 import type { Bindings, WaitUntil } from "../config";
@@ -58,26 +58,40 @@ function executionContext(ctx: WaitUntil | undefined): WaitUntil {
   return ctx;
 }
 
-/** The request in flight, before authentication. */
+/** {@link ProxiedRequest} as a class: one shape for every request, the `ctx` accessor on the prototype. */
+class ProxiedCall implements ProxiedRequest {
+  readonly gateway: Gateway;
+  readonly requestId: string;
+  readonly log: Logger;
+  readonly trace: TraceContext;
+  claims: AccessClaims | undefined = undefined;
+  plan: string | undefined = undefined;
+
+  constructor(
+    readonly request: Request,
+    readonly env: Bindings,
+    start: Pick<ProxiedRequest, "gateway" | "requestId" | "log" | "trace">,
+    private readonly ctxOf: () => WaitUntil,
+  ) {
+    this.gateway = start.gateway;
+    this.requestId = start.requestId;
+    this.log = start.log;
+    this.trace = start.trace;
+  }
+
+  get ctx(): WaitUntil {
+    return this.ctxOf();
+  }
+}
+
+/** The request in flight, before authentication; `ctx` is read lazily (only background refreshes need it). */
 export function proxiedRequest(
   request: Request,
   env: Bindings,
   start: Pick<ProxiedRequest, "gateway" | "requestId" | "log" | "trace">,
   ctx: () => WaitUntil,
 ): ProxiedRequest {
-  return {
-    request,
-    env,
-    gateway: start.gateway,
-    requestId: start.requestId,
-    log: start.log,
-    trace: start.trace,
-    get ctx() {
-      return ctx();
-    },
-    claims: undefined,
-    plan: undefined,
-  };
+  return new ProxiedCall(request, env, start, ctx);
 }
 
 /** `chain` as the Hono handler of the proxied route (for the requests {@link withPlainProxiedCalls} leaves to the router). */
