@@ -9,7 +9,7 @@ import { requestContext } from "./http/context";
 import { limitOrganisation, requireActiveDynamicMember, requirePlan, requireScope } from "./http/guards";
 import { methodNotAllowed, onError } from "./http/problem";
 import openApiDocument from "./openapi/openapi.json";
-import { proxyChain, proxyRoute, withPlainProxiedCalls } from "./proxy/chain";
+import { plainProxiedCalls, proxyChain, proxyRoute, withPlainProxiedCalls } from "./proxy/chain";
 import { forward } from "./proxy/forward";
 import { adminRoutes } from "./routes/admin";
 import { authenticateRoutes } from "./routes/authenticate";
@@ -62,6 +62,9 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   app.all("*", proxyRoute(proxied));
 
   // A plain API call (no gateway route can match, no CORS work) runs the same chain without the router.
-  if (!options.routerOnly) app.fetch = withPlainProxiedCalls(app.fetch, proxied, gatewayFor);
+  if (!options.routerOnly) {
+    const bypass = plainProxiedCalls(app.routes.map((route) => route.path));
+    app.fetch = withPlainProxiedCalls(app.fetch, bypass, proxied, gatewayFor);
+  }
   return app;
 }

@@ -5,12 +5,26 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../src/app";
 import type { Bindings } from "../src/config";
 import { createGateway } from "../src/gateway";
-import { bypassesRouter } from "../src/proxy/chain";
+import { plainProxiedCalls } from "../src/proxy/chain";
 import { GATEWAY, fakeOrigin, fixedClaims, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
 describe("which requests skip the router", () => {
+  const routes = createApp().routes.map((route) => route.path);
+  const bypassesRouter = plainProxiedCalls(routes);
+
+  it("never one to a gateway route: every registered route path takes the router", () => {
+    const gatewayRoutes = routes.filter((path) => path !== "*" && path !== "/*");
+    expect(gatewayRoutes).toContain("/authenticate");
+    for (const path of gatewayRoutes) {
+      const concrete = path.replace(/:[^/]+/g, "x").replace(/\*/g, "y");
+      expect(bypassesRouter(new Request(GATEWAY + concrete)), concrete).toBe(false);
+    }
+    const withParameter = plainProxiedCalls([...routes, "/:tenant/status"]);
+    expect(withParameter(new Request(`${GATEWAY}/grids/1`)), "a route that may match any path").toBe(false);
+  });
+
   it("only plain API calls: no gateway route name anywhere in the path, no %, no Origin, not HEAD", () => {
     const skips = (path: string, init?: RequestInit) => bypassesRouter(new Request(GATEWAY + path, init));
     expect(skips("/grids/1")).toBe(true);

@@ -139,12 +139,13 @@ async function serveProxied(
 export type FetchHandler = Hono<AppEnv>["fetch"];
 
 /**
- * An `app.fetch` that serves the requests {@link bypassesRouter} picks with `chain` directly and hands every
- * other request to `routed` (Hono), as well as any request whose context cannot even be set up (a gateway that
+ * An `app.fetch` that serves the requests `bypassesRouter` picks with `chain` directly and hands every other
+ * request to `routed` (Hono), as well as any request whose context cannot even be set up (a gateway that
  * fails to build answers there exactly as it always did).
  */
 export function withPlainProxiedCalls(
   routed: FetchHandler,
+  bypassesRouter: (request: Request) => boolean,
   chain: ProxyChain,
   gatewayFor: (env: Bindings) => Gateway,
 ): FetchHandler {
@@ -161,16 +162,22 @@ export function withPlainProxiedCalls(
 }
 
 /**
- * Paths that may name one of the gateway's own routes, or that the router would see decoded (`%`): such
- * requests always go through Hono. Deliberately wider than the routes (any case, any segment).
+ * Which requests certainly end on the proxied route (`*`) with nothing for the middleware to do, given the
+ * paths of the gateway's own routes (`app.routes`): not a `HEAD` (Hono routes it as `GET` and drops the body),
+ * no `Origin` (CORS touches only requests with one), no `%` in the path (the router matches the decoded path)
+ * and no segment, in any case, that begins like the first segment of a gateway route (`/authenticate…`,
+ * `/health…`, `/openapi.json…`): deliberately wider than the routes. A route whose first segment is not a
+ * literal turns the bypass off.
  */
-const GATEWAY_ROUTE_HINT = /%|\/(?:authenticate|health|openapi)/i;
-
-/**
- * Whether `request` certainly ends on the proxied route and its middleware has nothing to do: no gateway
- * route can match its path, it has no `Origin` (CORS touches only requests with one) and it is not a `HEAD`
- * (Hono routes `HEAD` as `GET` and drops the body). Everything else takes the router.
- */
-export function bypassesRouter(request: Request): boolean {
-  return request.method !== "HEAD" && !request.headers.has("Origin") && !GATEWAY_ROUTE_HINT.test(pathOf(request.url));
+export function plainProxiedCalls(routePaths: readonly string[]): (request: Request) => boolean {
+  const firstSegments = new Set<string>();
+  for (const path of routePaths) {
+    if (path === "*" || path === "/*") continue;
+    const first = path.split("/")[1] ?? "";
+    if (first === "" || /[:*{}()?]/.test(first)) return () => false;
+    firstSegments.add(first.toLowerCase().replace(/[.+^$|[\]\\]/g, "\\$&"));
+  }
+  const gatewayRoute = new RegExp(`%|/(?:${[...firstSegments].join("|")})`, "i");
+  return (request) =>
+    request.method !== "HEAD" && !request.headers.has("Origin") && !gatewayRoute.test(pathOf(request.url));
 }
