@@ -7,7 +7,7 @@ import { parseConfig } from "../src/config";
 import worker from "../src/index";
 import { signAssertion } from "../src/proxy/assertion";
 import { importHmacKey } from "../src/tokens/keys";
-import { setIdentityHeaders } from "../src/proxy/headers";
+import { addIdentityHeaders, type HeaderList } from "../src/proxy/headers";
 import type { AccessClaims } from "../src/tokens/claims";
 import { accessTokenFor, GATEWAY } from "./helpers";
 
@@ -39,8 +39,8 @@ async function forwarded(
   secret = env.ASSERTION_SECRET!,
 ): Promise<Request> {
   const config = parseConfig(env);
-  const headers = new Headers();
-  setIdentityHeaders(
+  const headers: HeaderList = [];
+  addIdentityHeaders(
     headers,
     ARCHITECT,
     "req-1",

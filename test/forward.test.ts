@@ -77,6 +77,36 @@ describe("request to the origin", () => {
     );
   });
 
+  it("sends exactly one value of each header the gateway writes itself, whatever the client sent", async () => {
+    const token = await architect();
+    const seen = fakeOrigin();
+    const ctx = createExecutionContext();
+    const response = await worker.fetch(
+      new Request(`${GATEWAY}/grids`, {
+        headers: {
+          Authorization: `Bearer ${token}`,
+          "X-Request-Id": "spoofed",
+          traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+          tracestate: "congo=t61rcWkgMzE",
+          "Accept-Encoding": "br",
+          Connection: "x-request-id",
+        },
+        cf: { clientAcceptEncoding: "gzip" },
+      }),
+      env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(response.status).toBe(200);
+    const { headers } = seen[0]!;
+    expect(headers["x-request-id"]).toBe(response.headers.get("X-Request-Id"));
+    expect(headers.traceparent, "continued, with the gateway's span id").toMatch(
+      /^00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01$/,
+    );
+    expect(headers.tracestate).toBe("congo=t61rcWkgMzE");
+    expect(headers["accept-encoding"], "the client's own Accept-Encoding, as Cloudflare saw it").toBe("gzip");
+  });
+
   it("signs an X-Gateway-Assertion binding identity, method and path for 60 s", async () => {
     const token = await architect();
     const seen = fakeOrigin();

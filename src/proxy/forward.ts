@@ -5,9 +5,9 @@ import { pathAndQuery } from "../http/request-url";
 import type { TraceContext } from "../http/trace";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
-import { refuseMethodParameter, setForwardingHeaders } from "./header-rules";
+import { addForwardingHeaders, refuseMethodParameter } from "./header-rules";
 import { claimsOf, type ProxiedRequest } from "./chain";
-import { sanitizedHeaders, setIdentityHeaders } from "./headers";
+import { addIdentityHeaders, sanitizedHeaders } from "./headers";
 
 /** Where the request goes: its own URL for the `ORIGIN` service binding, else `ORIGIN_URL` + its path and query. */
 function upstreamUrl(env: Bindings, config: Config, requestUrl: string): string {
@@ -39,14 +39,16 @@ export async function forwardToOrigin(
   { request, claims, requestId, trace, assertionKey, now }: ForwardInput,
 ): Promise<Response> {
   const url = upstreamUrl(env, config, request.url);
-  const headers = sanitizedHeaders(request.headers);
-  refuseMethodParameter(request.url);
-  setForwardingHeaders(headers, request.headers.get("CF-Connecting-IP"), request.url);
-  headers.set("traceparent", trace.traceparent);
-  if (!trace.continued) headers.delete("tracestate");
   const clientEncoding = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
-  if (clientEncoding !== undefined) headers.set("Accept-Encoding", clientEncoding);
-  setIdentityHeaders(
+  const headers = sanitizedHeaders(request.headers, {
+    tracestate: !trace.continued,
+    acceptEncoding: clientEncoding !== undefined,
+  });
+  refuseMethodParameter(request.url);
+  addForwardingHeaders(headers, request.headers.get("CF-Connecting-IP"), request.url);
+  headers.push(["traceparent", trace.traceparent]);
+  if (clientEncoding !== undefined) headers.push(["Accept-Encoding", clientEncoding]);
+  addIdentityHeaders(
     headers,
     claims,
     requestId,

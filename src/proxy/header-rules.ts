@@ -4,6 +4,7 @@
  * forwarding headers the gateway writes itself. See docs/forwarding.md for the reason behind each name.
  */
 import { GatewayError } from "../errors";
+import type { HeaderList } from "./headers";
 
 /** `drop`: never forwarded. `refuse`: the whole request is refused with 400. */
 export type HeaderRule = "drop" | "refuse";
@@ -79,12 +80,12 @@ function forwardedValue(value: string): string {
 }
 
 /**
- * Sets `X-Forwarded-For` (the client address Cloudflare saw, `CF-Connecting-IP`), `X-Forwarded-Proto`
+ * Adds `X-Forwarded-For` (the client address Cloudflare saw, `CF-Connecting-IP`), `X-Forwarded-Proto`
  * and `X-Forwarded-Host` (from the URL the client asked for) and the same facts as one RFC 7239
  * `Forwarded` element. Client-sent values were dropped before, so these replace them; without a
  * usable `CF-Connecting-IP` no address is claimed at all.
  */
-export function setForwardingHeaders(headers: Headers, clientIp: string | null, requestUrl: string): void {
+export function addForwardingHeaders(headers: HeaderList, clientIp: string | null, requestUrl: string): void {
   const colon = requestUrl.indexOf(":");
   const proto = requestUrl.slice(0, colon);
   const hostStart = colon + 3;
@@ -92,10 +93,8 @@ export function setForwardingHeaders(headers: Headers, clientIp: string | null, 
   const host = requestUrl.slice(hostStart, hostEnd === -1 ? undefined : hostEnd);
   let forwarded = `host=${forwardedValue(host)};proto=${proto}`;
   if (clientIp !== null && IP_ADDRESS.test(clientIp)) {
-    headers.set("X-Forwarded-For", clientIp);
+    headers.push(["X-Forwarded-For", clientIp]);
     forwarded = `for=${clientIp.includes(":") ? `"[${clientIp}]"` : clientIp};${forwarded}`;
   }
-  headers.set("X-Forwarded-Proto", proto);
-  headers.set("X-Forwarded-Host", host);
-  headers.set("Forwarded", forwarded);
+  headers.push(["X-Forwarded-Proto", proto], ["X-Forwarded-Host", host], ["Forwarded", forwarded]);
 }

@@ -3,12 +3,26 @@ import { withoutRefreshCookie } from "../http/refresh-cookie";
 import type { AccessClaims } from "../tokens/claims";
 import { headerRule, methodOverrideRefused } from "./header-rules";
 
+/** Request headers as name/value pairs, built in JavaScript and handed to the runtime once (by `new Request`). */
+export type HeaderList = [name: string, value: string][];
+
+/** Client headers the gateway writes itself, whatever the client sent (`X-Forwarded-*`, identity: dropped by rule). */
+const ALWAYS_REPLACED = new Set(["x-request-id", "traceparent"]);
+
+/** What else the gateway replaces for this request. */
+export interface Replaced {
+  /** The client's `tracestate` goes on only with its accepted `traceparent`. */
+  tracestate: boolean;
+  /** `Accept-Encoding` is the client's own (Cloudflare's `clientAcceptEncoding`) where known. */
+  acceptEncoding: boolean;
+}
+
 /**
  * Copies the client's headers minus credentials (the browser refresh cookie too), hop-by-hop and
  * `Connection`-named headers, reserved prefixes, URL overrides and forwarding claims ({@link headerRule}),
- * in one pass; throws the 400 for a method-override header.
+ * and the headers the gateway writes itself, in one pass; throws the 400 for a method-override header.
  */
-export function sanitizedHeaders(client: Headers): Headers {
+export function sanitizedHeaders(client: Headers, replaced: Replaced): HeaderList {
   const connection = client.get("Connection");
   const nominated =
     connection === null
@@ -19,25 +33,36 @@ export function sanitizedHeaders(client: Headers): Headers {
             .map((name) => name.trim().toLowerCase())
             .filter(Boolean),
         );
-  const headers = new Headers();
+  const headers: HeaderList = [];
   for (const [name, value] of client) {
     const rule = headerRule(name);
     if (rule === "refuse") throw methodOverrideRefused(name);
-    if (rule === "drop" || nominated?.has(name)) continue;
+    if (rule === "drop" || nominated?.has(name) || ALWAYS_REPLACED.has(name)) continue;
+    if ((replaced.tracestate && name === "tracestate") || (replaced.acceptEncoding && name === "accept-encoding"))
+      continue;
     const kept = name === "cookie" ? withoutRefreshCookie(value) : value;
-    if (kept !== undefined) headers.append(name, kept);
+    if (kept !== undefined) headers.push([name, kept]);
   }
   return headers;
 }
 
-/** Sets the identity headers the origin may trust (it must still check `X-Gateway-Assertion`). */
-export function setIdentityHeaders(headers: Headers, claims: AccessClaims, requestId: string, assertion: string): void {
-  if (claims.memberEntityId !== undefined) headers.set("X-Member-Entity-Id", String(claims.memberEntityId));
-  headers.set("X-Member-Entity-Identifier", claims.memberEntityIdentifier);
-  headers.set("X-Organisation-Entity-Identifier", claims.organisationEntityIdentifier);
-  headers.set("X-Auth-Scope", claims.scope);
-  if (claims.jti !== undefined) headers.set("X-Auth-Token-Id", claims.jti);
-  headers.set("X-Auth-Secret-Type", claims.secretType);
-  headers.set("X-Request-Id", requestId);
-  headers.set("X-Gateway-Assertion", assertion);
+/** Adds the identity headers the origin may trust (it must still check `X-Gateway-Assertion`). */
+export function addIdentityHeaders(
+  headers: HeaderList,
+  claims: AccessClaims,
+  requestId: string,
+  assertion: string,
+): void {
+  if (claims.memberEntityId !== undefined) headers.push(["X-Member-Entity-Id", String(claims.memberEntityId)]);
+  headers.push(
+    ["X-Member-Entity-Identifier", claims.memberEntityIdentifier],
+    ["X-Organisation-Entity-Identifier", claims.organisationEntityIdentifier],
+    ["X-Auth-Scope", claims.scope],
+  );
+  if (claims.jti !== undefined) headers.push(["X-Auth-Token-Id", claims.jti]);
+  headers.push(
+    ["X-Auth-Secret-Type", claims.secretType],
+    ["X-Request-Id", requestId],
+    ["X-Gateway-Assertion", assertion],
+  );
 }
