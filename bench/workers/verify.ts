@@ -131,16 +131,25 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
  * one bulk read).
  */
 function inProcessEnv(env: Bindings): Bindings {
-  const statement = {
-    bind: () => statement,
-    raw: async () => [["professional", "active"]],
-    all: async () => ({ results: [{ plan: "professional", status: "active" }], success: true, meta: {} }),
+  // The plan gate's two queries (src/storage/organisation-feed.ts): one organisation's state, and the change feed
+  // (here always empty), each with D1's clock.
+  const rows = (query: string) =>
+    query.includes("organisation_tombstones")
+      ? [{ now: Date.now(), identifier: null, plan: null, status: null, changed_at: null, removed: null }]
+      : [{ now: Date.now(), state: JSON.stringify(["professional", "active"]) }];
+  const statementFor = (query: string) => {
+    const statement = {
+      bind: () => statement,
+      raw: async () => rows(query).map((row) => Object.values(row)),
+      all: async () => ({ results: rows(query), success: true, meta: {} }),
+    };
+    return statement;
   };
   const origin = { fetch: async () => Response.json({ grid: { id: 12, rows: 3, columns: 3 } }) };
   const kv = { get: async (key: string | string[]) => (Array.isArray(key) ? new Map() : null) };
   return {
     ...env,
-    DB: { prepare: () => statement } as unknown as D1Database,
+    DB: { prepare: statementFor } as unknown as D1Database,
     TOKENS: kv as unknown as KVNamespace,
     ORIGIN: origin as unknown as Fetcher,
   };
