@@ -83,16 +83,23 @@ async function main() {
   );
   writeFileSync(join(OUT, "profile.capnp"), gatewayConfig);
 
-  const origin = await startWorkerd("origin", join(OUT, "origin.capnp"), 9131, join(dir, "origin.log"));
+  // The ports the last `npm run bench` wrote into its configs (BENCH_PORT_BASE).
+  const portOf = (name) => Number(/address = "127\.0\.0\.1:(\d+)"/.exec(readFileSync(join(OUT, name), "utf8"))[1]);
+  const origin = await startWorkerd(
+    "origin",
+    join(OUT, "origin.capnp"),
+    portOf("origin.capnp"),
+    join(dir, "origin.log"),
+  );
   const config = TARGET === "forward" ? join(OUT, "forward.capnp") : join(OUT, "profile.capnp");
-  const port = TARGET === "forward" ? 9134 : 9132;
+  const port = portOf(TARGET === "forward" ? "forward.capnp" : "gateway.capnp");
   const front = await startWorkerd(TARGET, config, port, join(dir, `${TARGET}.log`), 20_000, [
     `--inspector-addr=127.0.0.1:${INSPECTOR_PORT}`,
   ]);
   void origin;
   void front;
 
-  const gatewayPort = 9132;
+  const gatewayPort = port;
   let token;
   if (TARGET === "gateway") {
     const body = JSON.stringify({ email: SEED.email, password: SEED.password });
