@@ -2,7 +2,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/durable/revocations";
-import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/tokens/revocations";
+import { Logger } from "../src/log";
+import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS, RevocationList } from "../src/tokens/revocations";
 import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
 import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount } from "./refresh-helpers";
@@ -26,5 +27,19 @@ describe("access-token revocation", () => {
     );
     clock.now += REVOCATIONS_MAX_AGE_MS + 1000;
     await expectRevoked(await far.request("/grids", bearer(token)));
+  });
+});
+
+describe("the revocation copy's re-read", () => {
+  it("a request never awaits a re-read another request sent: when that one never answers, the next reads for itself", async () => {
+    const reads: Promise<Map<string, unknown>>[] = [new Promise(() => {}), Promise.resolve(new Map())];
+    const kv = { get: vi.fn(() => reads.shift()!) } as unknown as KVNamespace;
+    const list = new RevocationList(kv, env.REVOCATIONS, () => 0);
+    const ctx = { waitUntil: () => undefined };
+    const cancelled = list.ensureFresh(ctx, new Logger());
+    expect(cancelled).toBeDefined();
+    await list.ensureFresh(ctx, new Logger());
+    expect(kv.get).toHaveBeenCalledTimes(2);
+    expect(list.ensureFresh(ctx, new Logger()), "the copy is fresh").toBeUndefined();
   });
 });

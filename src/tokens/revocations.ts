@@ -12,6 +12,7 @@ import {
 } from "../durable/revocations";
 import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
+import { STORAGE_WAIT_MS } from "../storage/bounded";
 import type { AccessClaims } from "./claims";
 
 /** From this age on, a request starts a background re-read (ms). */
@@ -76,7 +77,8 @@ const revokedBefore = (issuedAt: number, before: number | undefined) => before !
  * it still holds entries written before the record was sharded). Every shard is re-read from KV in the
  * background once the copy is 19 s old (one bulk read of all keys); a copy older than 29 s is never used
  * without a re-read (so an idle isolate's first request waits for it). A shard that cannot be read fails
- * requests closed.
+ * requests closed. A request awaits only a re-read it sent itself (CONTRIBUTING.md § add a cache): each request of
+ * an idle isolate's first burst sends its own bulk read (one per request in flight, until one has answered).
  */
 export class RevocationList {
   private shards: ShardCopy[] = Array.from(
@@ -85,7 +87,8 @@ export class RevocationList {
   );
   private empty = true;
   private loadedAt = Number.NEGATIVE_INFINITY;
-  private loading: Promise<void> | undefined;
+  /** Gateway time the last background re-read was sent; another is sent once it answered or its wait ran out. */
+  private backgroundSince: number | undefined;
 
   constructor(
     private readonly kv: KVNamespace,
@@ -95,19 +98,24 @@ export class RevocationList {
 
   /**
    * Makes sure the copy is fresh enough for this request: nothing to wait for (the usual case; a
-   * background re-read may start), or a promise that must be awaited first.
+   * background re-read may start, at most one per {@link STORAGE_WAIT_MS}), or, when the copy is too old to
+   * use, this request's own re-read, which it must await first.
    */
   ensureFresh(ctx: WaitUntil, log: Logger): Promise<void> | undefined {
-    const age = this.now() - this.loadedAt;
+    const now = this.now();
+    const age = now - this.loadedAt;
     if (age < REVOCATIONS_REFRESH_MS) return undefined;
-    const loading = (this.loading ??= this.load().finally(() => {
-      this.loading = undefined;
-    }));
-    if (age <= REVOCATIONS_MAX_AGE_MS) {
-      ctx.waitUntil(loading.catch((error: unknown) => log.error("revocations_read_failed", { error: String(error) })));
-      return undefined;
+    if (age > REVOCATIONS_MAX_AGE_MS) return this.load();
+    if (this.backgroundSince === undefined || now - this.backgroundSince >= STORAGE_WAIT_MS) {
+      const since = (this.backgroundSince = now);
+      const reading = this.load()
+        .catch((error: unknown) => log.error("revocations_read_failed", { error: String(error) }))
+        .finally(() => {
+          if (this.backgroundSince === since) this.backgroundSince = undefined;
+        });
+      ctx.waitUntil(reading);
     }
-    return loading;
+    return undefined;
   }
 
   /**
@@ -187,7 +195,7 @@ export class RevocationList {
       else unreadable ??= key;
     });
     if (unreadable !== undefined) throw unavailable("kv", `unreadable ${unreadable} record`);
-    this.loadedAt = readAt;
+    this.loadedAt = Math.max(this.loadedAt, readAt);
   }
 
   /**
