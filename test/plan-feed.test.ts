@@ -19,15 +19,18 @@ const hangingStatement = {
   run: () => new Promise(() => {}),
 };
 
-/** D1 behind a proxy that counts prepared statements and can be switched off (throwing) or made to hang. */
+/** D1 behind a proxy that counts prepared statements and can be switched off (throwing) or made to hang (or its next statement only). */
 function switchableD1() {
-  const d1 = { queries: [] as string[], down: false, hanging: false };
+  const d1 = { queries: [] as string[], down: false, hanging: false, hangNext: false };
   const binding = new Proxy(env.DB, {
     get(target, property) {
       if (property === "prepare")
         return (query: string) => {
           if (d1.down) throw new Error("D1 is down");
-          if (d1.hanging) return hangingStatement;
+          if (d1.hanging || d1.hangNext) {
+            d1.hangNext = false;
+            return hangingStatement;
+          }
           d1.queries.push(query);
           return target.prepare(query);
         };
@@ -215,6 +218,21 @@ describe("the plan gate when D1 hangs", () => {
 });
 
 describe("a busy feed", () => {
+  it("never makes a request await another request's read: when the first read of an organisation hangs, a concurrent request reads it itself", async () => {
+    fakeOrigin();
+    const { d1, get, stateReads } = isolate();
+    const organisation = await newOrganisation();
+    d1.hangNext = true;
+    const statuses = await Promise.all([get(organisation, 0), get(organisation, 0)]).then((responses) =>
+      responses.map((response) => response.status).sort(),
+    );
+    expect(statuses, "the other request's own read answers, and the hung one's time-out finds its state").toEqual([
+      200, 200,
+    ]);
+    expect(d1.hangNext).toBe(false);
+    expect(stateReads(), "one read answered, one hung").toBe(1);
+  });
+
   it("reads more than one page of changes in one poll", async () => {
     fakeOrigin();
     const { get, feedQueries, stateReads } = isolate();

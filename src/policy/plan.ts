@@ -52,6 +52,12 @@ interface KnownOrganisation {
  * it) is younger than {@link PLAN_STALENESS_MS}; after that the request waits for a poll (or a read of its own). When
  * D1 fails the last known state is served for {@link PLAN_FAILURE_GRACE_MS} more, then 503; an organisation never
  * read gets 503 at once; never a 403 because storage failed.
+ *
+ * A request awaits only D1 reads it sent itself (CONTRIBUTING.md § add a cache); what other requests share is the
+ * values a completed read or poll left in the cache. So a request that must wait runs the poll itself when none is
+ * running, and reads its own organisation when one is; an organisation's concurrent first requests each read it.
+ * An idle isolate's burst therefore costs at most one feed poll plus one point read per request in flight until
+ * the first answer; in steady state the background poll stays one per {@link POLL_INTERVAL_MS}.
  */
 export class PlanGate {
   private readonly cache = new LruCache<string, KnownOrganisation>({ maxEntries: CACHE_LIMIT });
@@ -61,9 +67,8 @@ export class PlanGate {
   private coveredSince = Infinity;
   /** Gateway time the last successful poll was sent. */
   private syncedAt = -Infinity;
-  private polling: Promise<void> | undefined;
-  /** Organisations being read from D1, so concurrent requests share one read. */
-  private readonly reading = new Map<string, Promise<KnownOrganisation>>();
+  /** Gateway time the running poll was sent; undefined when none runs. */
+  private pollingSince: number | undefined;
   /** Gateway time of the last failed D1 read; undefined while D1 answers. */
   private failedAt: number | undefined;
   private lastFailure: unknown;
@@ -92,8 +97,9 @@ export class PlanGate {
       return cached;
     }
     try {
-      if (cached && this.feedVouchesFor(cached)) {
-        await this.sync();
+      if (cached && this.feedVouchesFor(cached) && !this.pollRunning()) {
+        if (this.retryNotYetDue()) throw this.lastFailure;
+        await this.poll();
         const synced = this.cache.get(identifier);
         if (synced && this.isFresh(synced)) return synced;
       }
@@ -127,17 +133,8 @@ export class PlanGate {
     return now - this.freshAt(entry) < PLAN_STALENESS_MS && now - entry.readAt < ENTRY_MAX_AGE_MS;
   }
 
-  /** Reads one organisation from D1 (one read per organisation at a time) and caches it. */
-  private read(identifier: string): Promise<KnownOrganisation> {
-    let reading = this.reading.get(identifier);
-    if (!reading) {
-      reading = this.readOnce(identifier).finally(() => this.reading.delete(identifier));
-      this.reading.set(identifier, reading);
-    }
-    return reading;
-  }
-
-  private async readOnce(identifier: string): Promise<KnownOrganisation> {
+  /** Reads one organisation from D1 and caches it (unless a newer state of it arrived meanwhile). */
+  private async read(identifier: string): Promise<KnownOrganisation> {
     const readAt = this.now();
     const { state, asOf } = await this.withFailures(() => readOrganisationState(this.db, identifier));
     if (this.cursor === undefined) {
@@ -153,46 +150,59 @@ export class PlanGate {
   }
 
   private pollInBackground(ctx: WaitUntil): void {
-    if (this.polling || this.retryNotYetDue()) return;
-    ctx.waitUntil(this.sync().catch(() => {}));
+    if (this.pollRunning() || this.retryNotYetDue()) return;
+    ctx.waitUntil(this.poll().catch(() => {}));
   }
 
-  /** One poll of the feed, shared by everyone who asks while it runs; rejects at once while a retry is not due. */
-  private sync(): Promise<void> {
-    if (this.polling) return this.polling;
-    if (this.retryNotYetDue()) return Promise.reject(this.lastFailure);
-    this.polling = this.poll().finally(() => (this.polling = undefined));
-    return this.polling;
+  /**
+   * Whether a poll was sent and has not finished. One whose request ended before it did (its continuation never
+   * runs) stops counting after one D1 time-out per page it may read, so a lost poll delays the next, never stops it.
+   */
+  private pollRunning(): boolean {
+    return this.pollingSince !== undefined && this.now() - this.pollingSince < this.pollDeadlineMs();
+  }
+
+  private pollDeadlineMs(): number {
+    return FEED_PAGES_PER_POLL * this.d1TimeoutMs;
   }
 
   private retryNotYetDue(): boolean {
     return this.failedAt !== undefined && this.now() - this.failedAt < RETRY_AFTER_FAILURE_MS;
   }
 
+  /** One poll of the feed, sent by the request that awaits it (or in its background work); polls may overlap. */
   private async poll(): Promise<void> {
     const cursor = this.cursor;
     if (cursor === undefined) return;
-    const sentAt = this.now();
+    const sentAt = (this.pollingSince = this.now());
+    try {
+      await this.readFeed(cursor, sentAt);
+    } finally {
+      if (this.pollingSince === sentAt) this.pollingSince = undefined;
+    }
+  }
+
+  private async readFeed(cursor: number, sentAt: number): Promise<void> {
     const changes: OrganisationChange[] = [];
     let since = cursor - FEED_OVERLAP_MS;
     for (let pages = 1; ; pages++) {
       const page = await this.withFailures(() => readOrganisationFeed(this.db, since, FEED_PAGE_LIMIT));
       if (page.changes.length < FEED_PAGE_LIMIT) {
         this.apply([...changes, ...page.changes], page.now);
-        this.cursor = Math.max(cursor, page.now);
+        this.cursor = Math.max(this.cursor ?? cursor, page.now);
         break;
       }
       const last = page.changes[page.changes.length - 1]!.changedAt;
       if (pages === FEED_PAGES_PER_POLL || page.changes[0]!.changedAt === last) {
-        this.coveredSince = page.now;
-        this.cursor = page.now;
+        this.coveredSince = Math.max(this.coveredSince, page.now);
+        this.cursor = Math.max(this.cursor ?? cursor, page.now);
         this.logger.warn("plan_feed_overflow", { pages, since });
         break;
       }
       changes.push(...page.changes.filter((change) => change.changedAt < last));
       since = last;
     }
-    this.syncedAt = sentAt;
+    this.syncedAt = Math.max(this.syncedAt, sentAt);
   }
 
   /** Applies every change since the cursor, in order, to the organisations held: their state is now current as of `now`. */
