@@ -1,4 +1,4 @@
-/** Exchanging a refresh token for a new token pair: every check, rotation, reuse detection, in-isolate de-duplication. */
+/** Exchanging a refresh token for a new token pair: every check, rotation, reuse detection. */
 import type { ConfigSource } from "../config";
 import type { Refusal } from "../gateway-error";
 import type { Logger } from "../log";
@@ -89,11 +89,12 @@ function sessionEnd(
   return undefined;
 }
 
-/** Refresh-token exchanges of one isolate; concurrent duplicates of one token share one rotation. */
+/**
+ * Refresh-token exchanges of one isolate. Concurrent duplicates of one token are not joined here (a request
+ * awaits only its own I/O, CONTRIBUTING.md § add a cache): each asks the family's object, which rotates once
+ * and hands the same successor to the others within the grace window.
+ */
 export class RefreshSessions {
-  /** Exchanges running in this isolate, by presented token. */
-  private readonly inFlight = new Map<string, Promise<RefreshOutcome>>();
-
   constructor(private readonly deps: RefreshSessionDeps) {}
 
   /**
@@ -103,12 +104,7 @@ export class RefreshSessions {
    */
   refresh(log: Logger, token: string): Promise<RefreshOutcome> {
     if (!isRefreshToken(token)) return Promise.resolve(refused("malformed"));
-    let pending = this.inFlight.get(token);
-    if (!pending) {
-      pending = this.exchange(log, token).finally(() => this.inFlight.delete(token));
-      this.inFlight.set(token, pending);
-    }
-    return pending;
+    return this.exchange(log, token);
   }
 
   private async exchange(log: Logger, token: string): Promise<RefreshOutcome> {

@@ -227,6 +227,7 @@ export class RefreshStore {
       now,
       end,
     });
+    if (next && decision.outcome !== "rotated") await this.discard(log, next.hash);
     switch (decision.outcome) {
       case "rotated": {
         if (!next) throw new Error("the family object rotated without a prepared successor");
@@ -280,6 +281,16 @@ export class RefreshStore {
     } catch (error) {
       log.error("refresh_copy_failed", { copy: "family_revoked", error: String(error) });
     }
+  }
+
+  /**
+   * Deletes a prepared successor the family's object did not take (a concurrent duplicate got the successor
+   * already issued, or the family ended): no one holds its token, so this only keeps KV tidy; best effort.
+   */
+  private async discard(log: Logger, hash: string): Promise<void> {
+    await this.kv
+      .delete(REFRESH_KEYS.token(hash))
+      .catch((error: unknown) => log.error("refresh_copy_failed", { copy: "discarded", error: String(error) }));
   }
 
   private family(familyId: string): DurableObjectStub<RefreshFamily> {
