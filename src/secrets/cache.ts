@@ -58,9 +58,8 @@ interface Loaded<Stored, Live> {
   loadedAt: number;
 }
 
+/** An isolate entry: empty while its request loads it (no promise of that load is kept), then the loaded value. */
 interface IsolateEntry<Stored, Live> {
-  pending: Promise<Loaded<Stored, Live>>;
-  /** Set once `pending` resolved; the only part of an entry other requests use. */
   loaded?: Loaded<Stored, Live>;
 }
 
@@ -122,11 +121,11 @@ export class StalenessBoundCache<Stored, Live> {
   }
 
   /**
-   * Keeps `pending` as the isolate's entry for `key`. It waits among the negatives and moves to the
+   * Keeps an entry for `key` that `pending` fills when it resolves. It waits among the negatives and moves to the
    * main entries only once it turned out positive, so unknown keys never evict a known one.
    */
   private track(key: string, pending: Promise<Loaded<Stored, Live>>): Promise<Loaded<Stored, Live>> {
-    const entry: IsolateEntry<Stored, Live> = { pending };
+    const entry: IsolateEntry<Stored, Live> = {};
     this.drop(key);
     const waiting = this.negatives ?? this.entries;
     waiting.set(key, entry);

@@ -45,7 +45,7 @@ export interface DynamicSecretsDeps {
 
 /** Dynamic secrets of one isolate: the sealing key and the staleness-bound caches of keys and members. */
 export class DynamicSecrets implements DynamicKeySource {
-  private sealingKeyImport: Promise<CryptoKey> | undefined;
+  private importedSealingKey: CryptoKey | undefined;
   /**
    * One organisation's live secrets: sealed in KV (`dynsec:<org>`), decrypted only in isolate memory.
    * Organisations without secrets are cached too (negative caching, in KV and in their own LRU); a
@@ -104,15 +104,14 @@ export class DynamicSecrets implements DynamicKeySource {
     );
   }
 
-  /** The AES-GCM key of `SECRETS_KEY`, imported once; ConfigError when it is unset. */
-  sealingKey(): Promise<CryptoKey> {
+  /** The AES-GCM key of `SECRETS_KEY`, kept once imported; ConfigError when it is unset. */
+  async sealingKey(): Promise<CryptoKey> {
     const raw = this.deps.source.config.secretsKey;
     if (!raw)
       throw new ConfigError(
         "SECRETS_KEY is not set, so dynamic secrets cannot be created or read (wrangler secret put SECRETS_KEY)",
       );
-    this.sealingKeyImport ??= importSealingKey(raw);
-    return this.sealingKeyImport;
+    return (this.importedSealingKey ??= await importSealingKey(raw));
   }
 
   /** The live keys of `organisation` for `bearerAuth`, narrowed by `kid`; empty when none match. */

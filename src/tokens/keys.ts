@@ -34,27 +34,29 @@ export async function fixedKid(key: CryptoKey): Promise<string> {
   return encodeBase64Url(new Uint8Array(mac, 0, 9));
 }
 
-/** The gateway's own HMAC keys, imported on first use and kept for the isolate's life. */
+/**
+ * The gateway's own HMAC keys, imported on first use and kept for the isolate's life. It keeps imported keys,
+ * never an import in progress (a request awaits only its own work, CONTRIBUTING.md § add a cache): concurrent
+ * first requests each import, and the last to finish is kept.
+ */
 export class KeyStore {
-  private readonly imported = new LruCache<string, Promise<CryptoKey>>({ maxEntries: IMPORTED_KEYS_LIMIT });
-  private ring: Promise<FixedKeyRing> | undefined;
+  private readonly imported = new LruCache<string, CryptoKey>({ maxEntries: IMPORTED_KEYS_LIMIT });
+  private ring: FixedKeyRing | undefined;
 
   constructor(private readonly source: ConfigSource) {}
 
-  /** `secret` as an HS256 key, imported once per distinct secret. */
-  hmacKey(secret: string): Promise<CryptoKey> {
-    let key = this.imported.get(secret);
-    if (!key) {
-      key = importHmacKey(secret);
-      this.imported.set(secret, key);
-    }
+  /** `secret` as an HS256 key, kept once imported (per distinct secret). */
+  async hmacKey(secret: string): Promise<CryptoKey> {
+    const imported = this.imported.get(secret);
+    if (imported) return imported;
+    const key = await importHmacKey(secret);
+    this.imported.set(secret, key);
     return key;
   }
 
   /** The fixed key ring (`JWT_SECRET`, then `JWT_SECRET_PREVIOUS`). */
-  fixedRing(): Promise<FixedKeyRing> {
-    this.ring ??= this.buildRing(this.source.config);
-    return this.ring;
+  async fixedRing(): Promise<FixedKeyRing> {
+    return (this.ring ??= await this.buildRing(this.source.config));
   }
 
   /** The key `X-Gateway-Assertion` is signed with (`ASSERTION_SECRET`). */
