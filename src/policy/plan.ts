@@ -49,7 +49,7 @@ interface KnownOrganisation {
  * one change feed (organisations whose `updated_at` moved, and tombstones; D1 triggers stamp them, so direct edits
  * count) every {@link POLL_INTERVAL_MS}; a successful poll vouches for every cached state read since the feed's
  * continuous coverage began. A state is served while its freshness (its own read, or the last poll that vouches for
- * it) is younger than {@link PLAN_STALENESS_MS}; after that the request waits for a poll (or a read of its own). When
+ * it) is younger than {@link PLAN_STALENESS_MS}; after that the request runs a poll (or a read of its own). When
  * D1 fails the last known state is served for {@link PLAN_FAILURE_GRACE_MS} more, then 503; an organisation never
  * read gets 503 at once; never a 403 because storage failed.
  *
