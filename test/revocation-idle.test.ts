@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/durable/revocations";
 import { Logger } from "../src/log";
+import { STORAGE_WAIT_MS } from "../src/storage/bounded";
 import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS, RevocationList } from "../src/tokens/revocations";
 import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
 import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
@@ -41,5 +42,25 @@ describe("the revocation copy's re-read", () => {
     await list.ensureFresh(ctx, new Logger());
     expect(kv.get).toHaveBeenCalledTimes(2);
     expect(list.ensureFresh(ctx, new Logger()), "the copy is fresh").toBeUndefined();
+  });
+
+  it("one background re-read at a time; one that never answers (its request was cancelled) delays the next, never stops it", async () => {
+    const kv = {
+      get: vi.fn((): Promise<Map<string, unknown>> =>
+        clock.now === 0 ? Promise.resolve(new Map()) : new Promise(() => {}),
+      ),
+    } as unknown as KVNamespace;
+    const clock = { now: 0 };
+    const list = new RevocationList(kv, env.REVOCATIONS, () => clock.now);
+    const ctx = { waitUntil: () => undefined };
+    await list.ensureFresh(ctx, new Logger());
+    clock.now = REVOCATIONS_REFRESH_MS;
+    expect(list.ensureFresh(ctx, new Logger()), "a background re-read; the copy is still used").toBeUndefined();
+    clock.now += STORAGE_WAIT_MS - 1;
+    list.ensureFresh(ctx, new Logger());
+    expect(kv.get).toHaveBeenCalledTimes(2);
+    clock.now += 1;
+    list.ensureFresh(ctx, new Logger());
+    expect(kv.get).toHaveBeenCalledTimes(3);
   });
 });
