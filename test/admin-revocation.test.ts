@@ -155,6 +155,13 @@ describe("admin revocations", () => {
     }
     await expectStatus(await here.request(path, { method: "GET" }), 405, "method_not_allowed");
 
+    const oversized = await adminRequest({ members: [1], padding: "x".repeat(17 * 1024) });
+    await expectStatus(await here.request(path, oversized), 413, "payload_too_large");
+    const endless = new ReadableStream<Uint8Array>({
+      pull: (controller) => controller.enqueue(new Uint8Array(4096)),
+    });
+    await expectStatus(await here.request(path, { ...tampered, body: endless }), 413, "payload_too_large");
+
     const disabled = location({ now: Date.now() }, { ...env, ADMIN_SECRET: undefined });
     await expectStatus(await disabled.request(path, await adminRequest(body)), 404, "not_found");
   });

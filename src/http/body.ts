@@ -72,3 +72,8 @@ export async function readBody<T>(request: Request, parse: (raw: unknown) => T):
   const text = decodeText(await readLimited(request, MAX_BODY_BYTES));
   return parse(mediaType === "application/json" ? parseJson(text) : parseForm(text));
 }
+
+/** Reads a body as UTF-8 text, whatever its type: 413 past {@link MAX_BODY_BYTES} (declared or streamed), 400 unless UTF-8. */
+export async function readText(request: Request): Promise<string> {
+  return decodeText(await readLimited(request, MAX_BODY_BYTES));
+}

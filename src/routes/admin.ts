@@ -5,13 +5,13 @@ import { isIdentifier } from "../tokens/claims";
 import type { AppEnv } from "../gateway";
 import { GatewayError } from "../gateway-error";
 import { auditRequest } from "../http/audit";
+import { readText } from "../http/body";
 import { methodNotAllowed } from "../http/problem";
 import { normalizeEmail } from "../credentials/email";
 import { throttleKey } from "../credentials/throttle";
 import { isEligible } from "../policy/eligibility";
 import { findOrganisationAccess } from "../storage/db";
 
-const MAX_BODY_BYTES = 16 * 1024;
 const MAX_SUBJECTS = 100;
 /** Longest email the unlock accepts (RFC 5321's path limit). */
 const MAX_EMAIL_LENGTH = 254;
@@ -68,9 +68,7 @@ async function readSigned(c: Context<AppEnv>): Promise<{ text: string; signedAt:
   const gateway = c.get("gateway");
   const secret = gateway.config.adminSecret;
   if (!secret) throw new GatewayError("not_found", "No such gateway route.");
-  const text = await c.req.text();
-  if (new TextEncoder().encode(text).byteLength > MAX_BODY_BYTES)
-    throw new GatewayError("payload_too_large", "The body is over 16 KiB.");
+  const text = await readText(c.req.raw);
   const signedAt = await verifyAdminRequest(
     secret,
     c.req.header(ADMIN_SIGNATURE_HEADER) ?? null,
