@@ -122,6 +122,61 @@ describe("the organisation change feed", () => {
     expect((await get(`${renamed}x`, 31_000)).status, "the new identifier").toBe(200);
   });
 
+  it("honours within 60 s an organisation that INSERT OR REPLACE replaced under a new identifier", async () => {
+    fakeOrigin();
+    const { get } = isolate();
+    const [byId, byDomain] = [await newOrganisation(), await newOrganisation()];
+    for (const organisation of [byId, byDomain]) expect((await get(organisation, 0)).status).toBe(200);
+    await sql(
+      "INSERT OR REPLACE INTO organisations (id, identifier, name, domain, plan) SELECT id, ?, 'Feed', ?, 'professional' FROM organisations WHERE identifier = ?",
+      `${byId}x`,
+      `${byId}x.example`,
+      byId,
+    );
+    await sql(
+      "INSERT OR REPLACE INTO organisations (identifier, name, domain, plan) VALUES (?, 'Feed', ?, 'professional')",
+      `${byDomain}x`,
+      `${byDomain}.example`,
+    );
+
+    expect((await get(byId, 30_000)).status, "served while the poll runs in the background").toBe(200);
+    for (const organisation of [byId, byDomain]) {
+      expect((await get(organisation, 31_000)).status, `${organisation} after the poll`).toBe(403);
+      expect((await get(`${organisation}x`, 31_000)).status, "its replacement").toBe(200);
+    }
+  });
+
+  it("keeps serving an organisation that an INSERT OR IGNORE or a failed INSERT collided with", async () => {
+    fakeOrigin();
+    const { get } = isolate();
+    const [ignored, failed] = [await newOrganisation(), await newOrganisation()];
+    for (const organisation of [ignored, failed]) expect((await get(organisation, 0)).status).toBe(200);
+    await sql(
+      "INSERT OR IGNORE INTO organisations (identifier, name, domain, plan) VALUES (?, 'Feed', ?, 'free')",
+      `${ignored}x`,
+      `${ignored}.example`,
+    );
+    await expect(
+      sql(
+        "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Feed', ?, 'free')",
+        `${failed}x`,
+        `${failed}.example`,
+      ),
+    ).rejects.toThrow(/UNIQUE/);
+    const tombstones = await env.DB.prepare("SELECT identifier FROM organisation_tombstones WHERE identifier IN (?, ?)")
+      .bind(ignored, failed)
+      .all();
+    expect(
+      tombstones.results.map((row) => row.identifier),
+      "the ignored insert's, not the failed one's",
+    ).toEqual([ignored]);
+
+    expect((await get(ignored, 30_000)).status, "served while the poll runs in the background").toBe(200);
+    for (const organisation of [ignored, failed]) {
+      expect((await get(organisation, 31_000)).status, `${organisation} after the poll`).toBe(200);
+    }
+  });
+
   it("makes one feed query per poll interval whatever the number of organisations served", async () => {
     fakeOrigin();
     const { get, feedQueries, stateReads } = isolate();

@@ -30,8 +30,9 @@ export const organisations = sqliteTable(
 );
 
 /**
- * Identifiers that stopped naming an organisation (deleted or renamed), written by a trigger, so the plan gate's
- * change feed sees them; rows older than a day are pruned by the same trigger.
+ * Identifiers that stopped naming an organisation (deleted, renamed, or replaced by `INSERT OR REPLACE`), written by
+ * triggers (migrations 0003 and 0005), so the plan gate's change feed sees them; rows older than a day are pruned by
+ * the delete trigger.
  */
 export const organisationTombstones = sqliteTable(
   "organisation_tombstones",
