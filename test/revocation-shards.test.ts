@@ -7,6 +7,7 @@ import {
   revocationBucket,
   revocationShard,
   revocationShardKey,
+  revocationShardName,
   type RevocationSnapshot,
 } from "../src/durable/revocations";
 import { fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
@@ -97,6 +98,39 @@ describe("sharded access-token revocation", () => {
     await expectRevoked(await reader.request("/grids", bearer(await token(named))));
     await expectRevoked(await reader.request("/grids", bearer(await token(merged))));
     expect((await reader.request("/grids", bearer(await token(stranger)))).status).toBe(200);
+  });
+
+  it("a revocation from the release before sharding (no shard, sent to `global`) is recorded in shard 0 and refuses its subject", async () => {
+    fakeOrigin();
+    const now = Date.now();
+    const before = Math.floor(now / 1000);
+    let member = 80_000_000;
+    while (revocationShard(`m:${member}`) === 0) member++;
+    const global = env.REVOCATIONS.get(env.REVOCATIONS.idFromName(revocationShardName(0)));
+    const legacyRequest = { members: [member], before, keepSeconds: 3630, now };
+    const snapshot = await global.revoke(legacyRequest);
+    expect(snapshot.shard).toBe(0);
+    expect(snapshot.legacy, "holds a subject of another shard").toBe(true);
+    expect(snapshot.members[member]).toBe(before);
+
+    let published: RevocationSnapshot | null = null;
+    await vi.waitFor(
+      async () => {
+        published = await env.TOKENS.get<RevocationSnapshot>(REVOCATIONS_KEY, "json");
+        expect(published?.members[member]).toBe(before);
+      },
+      { timeout: 5000, interval: 200 },
+    );
+    const reader = location(
+      { now },
+      { ...env, TOKENS: staleKv(new Map([[REVOCATIONS_KEY, JSON.stringify(published)]])) },
+    );
+    await expectRevoked(
+      await reader.request(
+        "/grids",
+        bearer(await signWithJose(fixedClaims({ memberEntityId: member, iat: before - 10 }))),
+      ),
+    );
   });
 
   it("a shard whose record is unreadable fails requests closed once the copy is too old, even when every other shard reads", async () => {

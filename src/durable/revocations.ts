@@ -49,8 +49,12 @@ export interface RevocationSnapshot {
 
 /** What to revoke: every access token of these members or organisations issued at or before `before` (s). */
 export interface RevocationRequest {
-  /** The shard every subject of this request belongs to ({@link revocationShard}). */
-  shard: number;
+  /**
+   * The shard every subject of this request belongs to ({@link revocationShard}). Absent in a request from a
+   * release before sharding, which sends every subject to shard 0's object (`global`): taken as shard 0, whose
+   * record then marks itself `legacy` for the subjects of other shards.
+   */
+  shard?: number;
   members?: number[];
   organisations?: string[];
   /** Seconds since the epoch. */
@@ -132,7 +136,7 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
 
   /** Records a revocation and publishes it; returns the record as published (or about to be). */
   async revoke(request: RevocationRequest): Promise<RevocationSnapshot> {
-    const { before, keepSeconds, now, shard } = request;
+    const { before, keepSeconds, now, shard = 0 } = request;
     if (!Number.isSafeInteger(shard) || shard < 0 || shard >= REVOCATION_SHARDS) throw new Error(`no shard ${shard}`);
     const recorded = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
     if (recorded && recorded.shard !== shard) throw new Error(`shard ${shard} sent to shard ${recorded.shard}`);
