@@ -44,7 +44,15 @@ describe("method-override headers and parameters: refused with 400, never forwar
     expect(seen).toEqual([]);
   });
 
-  it.each(["/grids?_method=DELETE", "/grids?page=2&_method=delete"])("a _method query parameter: %s", async (path) => {
+  it.each([
+    "/grids?_method=DELETE",
+    "/grids?page=2&_method=delete",
+    "/grids?_Method=DELETE",
+    "/grids?%5Fmethod=DELETE",
+    "/grids?_m%65thod=DELETE",
+    "/grids?.method=DELETE",
+    "/grids?_method[]=DELETE",
+  ])("a _method query parameter, however spelled: %s", async (path) => {
     const seen = fakeOrigin();
     const response = await gateway(path, {
       method: "POST",

@@ -60,14 +60,23 @@ export function methodOverrideRefused(name: string): GatewayError {
   );
 }
 
-/** A `_method` query parameter: Symfony and Laravel honour it there too (Rails/Rack only in a form body, which is streamed unread). */
-const METHOD_PARAMETER = /[?&]_method=/;
+/**
+ * Whether a query parameter name is `_method` as a framework may read it: percent-decoded, `+` as a space,
+ * PHP's `.`, space and `[` turned into `_`, any case, with or without a trailing `[…]` (Symfony, Laravel
+ * and PHP read it there; Rails/Rack only in a form body, which is streamed unread).
+ */
+function isMethodParameter(name: string): boolean {
+  return /^[_ .[]method(?:\[|$)/i.test(name);
+}
 
-/** Throws the 400 when the query string of `url` carries a `_method` parameter (a path segment may hold `&_method=`). */
+/** Throws the 400 when the query string of `url` carries a `_method` parameter, however spelled (a path segment may hold `&_method=`). */
 export function refuseMethodParameter(url: string): void {
-  const query = url.indexOf("?");
-  if (query !== -1 && url.includes("_method", query) && METHOD_PARAMETER.test(url.slice(query)))
-    throw methodOverrideRefused("_method");
+  const start = url.indexOf("?");
+  if (start === -1) return;
+  const query = url.slice(start + 1);
+  if (!query.includes("%") && !/method/i.test(query)) return;
+  for (const name of new URLSearchParams(query).keys())
+    if (isMethodParameter(name)) throw methodOverrideRefused("_method");
 }
 
 /** An IPv4 or IPv6 address as Cloudflare writes `CF-Connecting-IP`; anything else is not repeated. */
