@@ -10,9 +10,12 @@ import {
   FLUSH_INTERVAL_MS,
   MAX_FLUSH_BYTES,
   MAX_PENDING,
+  MAX_REJECTED,
+  MAX_ROW_FAILURES,
   ROWS_PER_FLUSH,
   type AuditRow,
   type AuditSink,
+  type FlushResult,
 } from "../src/durable/audit-sink";
 import type { AuditRow as StoredRow } from "./helpers";
 
@@ -59,6 +62,54 @@ const failingDb = {
   },
 } as unknown as D1Database;
 
+/** `DB` refusing every statement whose bound JSON names `marker` (a poison row); the rest reach D1. */
+function refusingDb(marker: string): D1Database {
+  return new Proxy(env.DB, {
+    get(target, property) {
+      if (property === "prepare")
+        return (sql: string) => {
+          const statement = target.prepare(sql);
+          return new Proxy(statement, {
+            get(inner, name) {
+              if (name === "bind")
+                return (...values: unknown[]) => {
+                  if (values.some((value) => String(value).includes(marker))) throw new Error("string or blob too big");
+                  return inner.bind(...values);
+                };
+              const value: unknown = Reflect.get(inner, name);
+              return typeof value === "function" ? value.bind(inner) : value;
+            },
+          });
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Runs one flush of the shard against `db`, its next alarm cleared so the test decides when it flushes again. */
+function flushOnce(stub: DurableObjectStub<AuditSink>, db: D1Database): Promise<FlushResult> {
+  return runInDurableObject(stub, async (_instance: AuditSink, state) => {
+    const result = await flushAuditRows(state.storage, db);
+    await state.storage.deleteAlarm();
+    return result;
+  });
+}
+
+function insertPending(stub: DurableObjectStub<AuditSink>, rows: AuditRow[]): Promise<void> {
+  return runInDurableObject(stub, (_instance: AuditSink, state) => {
+    for (const pending of rows) state.storage.sql.exec("INSERT INTO pending (row) VALUES (?)", JSON.stringify(pending));
+  });
+}
+
+function rejectedRows(stub: DurableObjectStub<AuditSink>): Promise<{ id: number; row: string; error: string }[]> {
+  return runInDurableObject(stub, (_instance: AuditSink, state) =>
+    state.storage.sql
+      .exec<{ id: number; row: string; error: string }>("SELECT id, row, error FROM rejected ORDER BY id")
+      .toArray(),
+  );
+}
+
 async function storedRows(requestId: string): Promise<StoredRow[]> {
   const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id")
     .bind(requestId)
@@ -91,7 +142,7 @@ describe("AuditSink", () => {
       await state.storage.deleteAlarm();
       return flushAuditRows(state.storage, db);
     });
-    expect(result).toEqual({ written: 5, pending: 0, failed: false });
+    expect(result).toMatchObject({ written: 5, pending: 0, failed: false, rejected: false });
     expect(statements).toHaveLength(1);
     const stored = await storedRows(requestId);
     expect(stored.map(({ id: _id, ...rest }) => rest)).toEqual([0, 1, 2, 3, 4].map((n) => row(requestId, n)));
@@ -122,15 +173,14 @@ describe("AuditSink", () => {
       await state.storage.deleteAlarm();
       return result;
     });
-    expect(failed).toEqual({ written: 0, pending: 3, failed: true });
+    expect(failed).toMatchObject({ written: 0, pending: 3, failed: true });
     expect(errors.mock.calls.some(([line]) => String(line).includes('"audit_flush_failed"'))).toBe(true);
     errors.mockRestore();
     expect(await storedRows(requestId)).toHaveLength(0);
 
-    const retried = await runInDurableObject(stub, (_instance: AuditSink, state) =>
-      flushAuditRows(state.storage, env.DB),
-    );
-    expect(retried).toEqual({ written: 3, pending: 0, failed: false });
+    // The failed batch of 3 is halved: the retry writes 1 row, the next 2 (the batch doubles after a success).
+    expect((await flushOnce(stub, env.DB)).written).toBe(1);
+    expect(await flushOnce(stub, env.DB)).toMatchObject({ written: 2, pending: 0, failed: false });
     expect(await storedRows(requestId)).toHaveLength(3);
   });
 
@@ -149,12 +199,12 @@ describe("AuditSink", () => {
       await state.storage.deleteAlarm();
       return result;
     });
-    expect(first).toEqual({ written: ROWS_PER_FLUSH, pending: 20, failed: false });
+    expect(first).toMatchObject({ written: ROWS_PER_FLUSH, pending: 20, failed: false });
     expect(statements).toHaveLength(1);
     expect(await storedRows(requestId)).toHaveLength(ROWS_PER_FLUSH);
   });
 
-  it(`keeps each statement's JSON under ${MAX_FLUSH_BYTES} characters, however large the rows`, async () => {
+  it(`keeps each statement's JSON under ${MAX_FLUSH_BYTES} bytes, however large the rows`, async () => {
     const stub = shard();
     const requestId = crypto.randomUUID();
     const large = (n: number): AuditRow => ({
@@ -200,6 +250,134 @@ describe("AuditSink", () => {
     expect(result.written).toBeLessThan(count);
     expect(result.written + result.pending).toBe(count);
     expect(await storedRows(requestId)).toHaveLength(result.written);
+  });
+
+  it(`counts UTF-8 bytes, not characters: non-ASCII rows stay under ${MAX_FLUSH_BYTES} bytes per statement`, async () => {
+    const stub = shard();
+    const requestId = crypto.randomUUID();
+    // 512 three-byte characters per user agent: ≈ 1.9 bytes of JSON per character.
+    const wide = (n: number): AuditRow => ({ ...row(requestId, n), user_agent: "€".repeat(512) });
+    const rowChars = JSON.stringify(wide(0)).length;
+    const count = Math.floor((MAX_FLUSH_BYTES - 2) / (rowChars + 1)) - 5;
+    expect(count * (rowChars + 1)).toBeLessThan(MAX_FLUSH_BYTES);
+    await insertPending(
+      stub,
+      Array.from({ length: count }, (_, n) => wide(n)),
+    );
+    const bound: string[] = [];
+    const db = new Proxy(env.DB, {
+      get(target, property) {
+        if (property === "prepare")
+          return (sql: string) => ({
+            bind: (...values: unknown[]) => {
+              bound.push(...values.map(String));
+              return target.prepare(sql).bind(...values);
+            },
+          });
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const result = await flushOnce(stub, db);
+    expect(bound).toHaveLength(1);
+    expect(new TextEncoder().encode(bound[0]).byteLength).toBeLessThanOrEqual(MAX_FLUSH_BYTES);
+    expect(result.written).toBeGreaterThan(0);
+    expect(result.written).toBeLessThan(count);
+    expect(result.written + result.pending).toBe(count);
+    expect(await storedRows(requestId)).toHaveLength(result.written);
+  });
+
+  it("halves the batch after each failed try while D1 is down, sets nothing aside, and grows it back after", async () => {
+    const stub = shard();
+    const requestId = crypto.randomUUID();
+    await insertPending(
+      stub,
+      Array.from({ length: 8 }, (_, n) => row(requestId, n)),
+    );
+    const errors = vi.spyOn(console, "error");
+    const sizes: number[] = [];
+    for (let attempt = 0; attempt < 3 + MAX_ROW_FAILURES + 2; attempt++) {
+      const result = await flushOnce(stub, failingDb);
+      expect(result).toMatchObject({ written: 0, pending: 8, failed: true, rejected: false });
+      sizes.push(result.nextBatchRows);
+    }
+    expect(sizes.slice(0, 4)).toEqual([4, 2, 1, 1]);
+    expect(sizes.every((size, n) => n < 3 || size === 1)).toBe(true);
+    expect(errors.mock.calls.some(([line]) => String(line).includes('"audit_row_rejected"'))).toBe(false);
+    errors.mockRestore();
+    expect(await rejectedRows(stub)).toEqual([]);
+    // The back-off is unchanged: the failures count on, the next try waits up to a minute.
+    const failures = await runInDurableObject(
+      stub,
+      (_instance: AuditSink, state) =>
+        state.storage.sql.exec<{ failures: number }>("SELECT failures FROM flushes WHERE id = 1").one().failures,
+    );
+    expect(failures).toBe(3 + MAX_ROW_FAILURES + 2);
+
+    const written: number[] = [];
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const result = await flushOnce(stub, env.DB);
+      written.push(result.written);
+      if (result.pending === 0) break;
+    }
+    expect(written).toEqual([1, 2, 4, 1]);
+    expect(await storedRows(requestId)).toHaveLength(8);
+  });
+
+  it(`sets aside a row D1 refuses alone ${MAX_ROW_FAILURES} times, and the rows behind it flow`, async () => {
+    const stub = shard();
+    const requestId = crypto.randomUUID();
+    const poison = `poison-${crypto.randomUUID()}`;
+    await insertPending(stub, [
+      row(requestId, 0),
+      row(requestId, 1),
+      row(poison, 2),
+      row(requestId, 3),
+      row(requestId, 4),
+    ]);
+    const db = refusingDb(poison);
+    const errors = vi.spyOn(console, "error");
+    const results: FlushResult[] = [];
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const result = await flushOnce(stub, db);
+      results.push(result);
+      if (result.pending === 0) break;
+    }
+    // 5 rows fail → 2 written → 3 fail → the poison row alone fails 5 times, set aside → 1 → 1.
+    expect(results.map((result) => result.written)).toEqual([0, 2, 0, 0, 0, 0, 0, 0, 1, 1]);
+    expect(results.filter((result) => result.rejected)).toHaveLength(1);
+    expect(results[7]).toMatchObject({ failed: true, rejected: true, pending: 2 });
+    expect((await storedRows(requestId)).map((stored) => stored.member_id)).toEqual([0, 1, 3, 4]);
+    expect(await storedRows(poison)).toEqual([]);
+    const [rejected, ...more] = await rejectedRows(stub);
+    expect(more).toEqual([]);
+    expect(JSON.parse(rejected!.row)).toEqual(row(poison, 2));
+    expect(rejected!.error).toContain("string or blob too big");
+    const lines = errors.mock.calls
+      .map(([line]) => String(line))
+      .filter((line) => line.includes('"audit_row_rejected"'));
+    errors.mockRestore();
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ event: "audit_row_rejected", request_id: poison, kept: true });
+  });
+
+  it(`keeps at most ${MAX_REJECTED} rows set aside, logging the others`, async () => {
+    const stub = shard();
+    const poison = `poison-${crypto.randomUUID()}`;
+    await runInDurableObject(stub, (_instance: AuditSink, state) => {
+      for (let id = 1; id <= MAX_REJECTED; id++)
+        state.storage.sql.exec("INSERT INTO rejected (id, row, at, error) VALUES (?, '{}', 0, 'x')", -id);
+      state.storage.sql.exec("INSERT INTO batches (id, max_rows, row_failures) VALUES (1, 1, ?)", MAX_ROW_FAILURES - 1);
+    });
+    await insertPending(stub, [row(poison, 0)]);
+    const errors = vi.spyOn(console, "error");
+    expect(await flushOnce(stub, refusingDb(poison))).toMatchObject({ pending: 0, rejected: true });
+    const lines = errors.mock.calls
+      .map(([line]) => String(line))
+      .filter((line) => line.includes('"audit_row_rejected"'));
+    errors.mockRestore();
+    expect(JSON.parse(lines[0]!)).toMatchObject({ request_id: poison, kept: false });
+    expect(await rejectedRows(stub)).toHaveLength(MAX_REJECTED);
   });
 
   it(`refuses new events once ${MAX_PENDING} are pending, keeping the oldest`, async () => {
