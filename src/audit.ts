@@ -46,10 +46,45 @@ export function requestFacts(request: Request, requestId: string, traceId?: stri
 }
 
 const MAX_TEXT = 512;
+/** Characters of `detail`'s JSON text in an `audit_events` row, at most. */
+export const MAX_DETAIL = 2 * MAX_TEXT;
 const SECRET_LOOKING_KEY = /password|secret|token|pepper/i;
 
+/** The first `length` UTF-16 code units of `value`, one fewer rather than half a surrogate pair. */
+function prefix(value: string, length: number): string {
+  if (value.length <= length) return value;
+  const code = value.charCodeAt(length - 1);
+  return value.slice(0, code >= 0xd800 && code <= 0xdbff ? length - 1 : length);
+}
+
 function clip(value: string | undefined): string | undefined {
-  return value === undefined ? undefined : value.slice(0, MAX_TEXT);
+  return value === undefined ? undefined : prefix(value, MAX_TEXT);
+}
+
+/**
+ * The JSON text of `detail`, at most {@link MAX_DETAIL} characters and always valid JSON: when it is longer,
+ * every string value is clipped to the longest common length that fits (short values stay whole) and
+ * `truncated: true` is added; if even empty strings do not fit, only `{"truncated":true}`.
+ */
+export function detailJson(detail: NonNullable<AuditEvent["detail"]>): string {
+  const whole = JSON.stringify(detail);
+  if (whole.length <= MAX_DETAIL) return whole;
+  const clippedTo = (length: number): string =>
+    JSON.stringify({
+      ...Object.fromEntries(
+        Object.entries(detail).map(([key, value]) => [key, typeof value === "string" ? prefix(value, length) : value]),
+      ),
+      truncated: true,
+    });
+  if (clippedTo(0).length > MAX_DETAIL) return JSON.stringify({ truncated: true });
+  let fits = 0;
+  let tooLong = Math.max(...Object.values(detail).map((value) => (typeof value === "string" ? value.length : 0)));
+  while (tooLong - fits > 1) {
+    const middle = Math.floor((fits + tooLong) / 2);
+    if (clippedTo(middle).length <= MAX_DETAIL) fits = middle;
+    else tooLong = middle;
+  }
+  return clippedTo(fits);
 }
 
 /** `detail` with anything whose key looks like it could hold a credential replaced, as a safety net. */
@@ -133,6 +168,6 @@ function auditRow(event: AuditEvent, at: number): AuditRow {
     user_agent: clip(event.userAgent) ?? null,
     request_id: event.requestId,
     trace_id: event.traceId ?? null,
-    detail: detail ? JSON.stringify(detail).slice(0, 2 * MAX_TEXT) : null,
+    detail: detail ? detailJson(detail) : null,
   };
 }

@@ -3,6 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
+import { detailJson, MAX_DETAIL } from "../src/audit";
 import { FLUSH_INTERVAL_MS } from "../src/durable/audit-sink";
 import { createGateway } from "../src/gateway";
 import { hashPassword } from "../src/credentials/password";
@@ -188,6 +189,36 @@ describe("the audit() API", () => {
     await waitOnExecutionContext(ctx);
     const [row] = await auditRowsOf(requestId);
     expect(JSON.parse(row!.detail!)).toEqual({ refresh_token: "[redacted]", reason: "kept" });
+  });
+
+  it(`clips the string values of a long detail, never its JSON, to stay within ${MAX_DETAIL} characters`, async () => {
+    const requestId = crypto.randomUUID();
+    const members = Array.from({ length: 100 }, (_, n) => 1_000_000_000 + n).join(" ");
+    const detail = { members, organisations: "acme", quote: `"\\`.repeat(400), signedAt: 1_700_000_000 };
+    const ctx = createExecutionContext();
+    createGateway(env).audit.record(ctx, { ...event, event: "revoke.admin", requestId, detail });
+    await waitOnExecutionContext(ctx);
+    const [row] = await auditRowsOf(requestId);
+    expect(row!.detail!.length).toBeLessThanOrEqual(MAX_DETAIL);
+    const stored = JSON.parse(row!.detail!) as Record<string, unknown>;
+    expect(stored).toMatchObject({ organisations: "acme", signedAt: 1_700_000_000, truncated: true });
+    expect(members.startsWith(stored.members as string)).toBe(true);
+    expect((stored.members as string).length).toBeGreaterThan(100);
+    expect(detail.quote.startsWith(stored.quote as string)).toBe(true);
+  });
+
+  it("keeps a detail that fits whole, unmarked, and never splits a surrogate pair when clipping", () => {
+    const fits = { reason: "x".repeat(MAX_DETAIL - 20) };
+    expect(detailJson(fits)).toBe(JSON.stringify(fits));
+    for (let pad = 0; pad < 4; pad++) {
+      const text = detailJson({ agent: "a".repeat(pad) + "😀".repeat(MAX_DETAIL) });
+      expect(text.length).toBeLessThanOrEqual(MAX_DETAIL);
+      const agent = (JSON.parse(text) as { agent: string }).agent;
+      expect(agent).not.toMatch(/[\uD800-\uDBFF]$/);
+      expect(text).not.toContain("\\ud83d");
+    }
+    const manyKeys = Object.fromEntries(Array.from({ length: 200 }, (_, n) => [`key${n}`, "v"]));
+    expect(JSON.parse(detailJson(manyKeys))).toEqual({ truncated: true });
   });
 });
 
