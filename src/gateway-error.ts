@@ -88,3 +88,14 @@ export function unavailable(dependency: Dependency, cause?: unknown): GatewayErr
     cause: { dependency, error: cause },
   });
 }
+
+/**
+ * The refusal `err` is, or wraps: a library between a storage call and the route (drizzle's
+ * `DrizzleQueryError`) keeps the refusal as its `cause`.
+ */
+export function refusalOf(err: unknown): GatewayError | undefined {
+  for (let depth = 0; depth < 4 && err instanceof Error; depth++, err = err.cause) {
+    if (err instanceof GatewayError) return err;
+  }
+  return undefined;
+}

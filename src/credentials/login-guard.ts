@@ -2,7 +2,7 @@
 import type { AuditFields, AuditTrail, RequestFacts } from "../audit";
 import { LruCache } from "../cache/lru";
 import type { Bindings, ConfigSource, WaitUntil } from "../config";
-import { GatewayError, refusal } from "../gateway-error";
+import { refusal, refusalOf } from "../gateway-error";
 import { LogSampler, type Logger } from "../log";
 import { LIMITER_WAIT_MS, withinDeadline } from "../storage/bounded";
 import type { Database, Membership } from "../storage/db";
@@ -116,7 +116,7 @@ export class LoginGuard {
       try {
         issued = await issue(outcome.membership);
       } catch (error) {
-        const reason = error instanceof GatewayError ? error.code : "internal";
+        const reason = refusalOf(error)?.code ?? "internal";
         this.record(ctx, attempt, {
           outcome: "failure",
           memberId: member.id,

@@ -1,7 +1,7 @@
 /** The one translation of refusals into HTTP: statuses and titles, RFC 6750 challenges, RFC 9457 problem+json. */
 import type { Context } from "hono";
 import { ConfigError } from "../config";
-import { GatewayError, type ProblemCode } from "../gateway-error";
+import { GatewayError, refusalOf, type ProblemCode } from "../gateway-error";
 import type { AppEnv } from "../gateway";
 import { Logger } from "../log";
 
@@ -88,17 +88,6 @@ export function problemResponse(error: GatewayError, requestId: string): Respons
     request_id: requestId,
   };
   return new Response(JSON.stringify(body), { status, headers });
-}
-
-/**
- * The refusal `err` is, or wraps: a library between a storage call and the route (drizzle's
- * `DrizzleQueryError`) keeps the refusal as its `cause`.
- */
-function refusalOf(err: unknown): GatewayError | undefined {
-  for (let depth = 0; depth < 4 && err instanceof Error; depth++, err = err.cause) {
-    if (err instanceof GatewayError) return err;
-  }
-  return undefined;
 }
 
 /** Known refusals as they are, everything else an opaque 500 logged (on `log`) with the request id. */
