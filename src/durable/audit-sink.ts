@@ -1,5 +1,6 @@
 /** The `AuditSink` Durable Object: one shard of the audit trail's buffer, flushed to D1 `audit_events` in one statement at most once a second. */
 import { DurableObject } from "cloudflare:workers";
+import { fnv1a32 } from "../digest";
 import { Logger } from "../log";
 
 /**
@@ -95,12 +96,7 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 /** The name of the shard an event goes to: a hash of its request id, so one request's events stay in order. */
 export function auditShardName(requestId: string): string {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < requestId.length; i++) {
-    hash ^= requestId.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return `audit-${(hash >>> 0) % AUDIT_SHARDS}`;
+  return `audit-${fnv1a32(requestId) % AUDIT_SHARDS}`;
 }
 
 /** What one flush did. */

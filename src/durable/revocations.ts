@@ -1,5 +1,6 @@
 /** The `Revocations` Durable Objects: one per shard of the "recent access-token revocations" record, each the one writer of its shard's KV record. */
 import { DurableObject } from "cloudflare:workers";
+import { fnv1a32 } from "../digest";
 import { Logger } from "../log";
 
 /** KV key of shard 0's published record (the unsharded record's key); shard *i* > 0 publishes to `access-revocations:<i>`. */
@@ -65,24 +66,14 @@ export interface RevocationRequest {
   now: number;
 }
 
-/** 32-bit FNV-1a of a subject (`m:<id>` or `o:<identifier>`). */
-function subjectHash(subject: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < subject.length; i++) {
-    hash ^= subject.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
-}
-
 /** A subject's bucket: the low 10 bits of its hash. */
 export function revocationBucket(subject: string): number {
-  return subjectHash(subject) % REVOCATION_BUCKETS;
+  return fnv1a32(subject) % REVOCATION_BUCKETS;
 }
 
 /** A subject's shard: hash bits above the bucket's, so the subjects of one shard spread over every bucket. */
 export function revocationShard(subject: string): number {
-  return Math.floor(subjectHash(subject) / REVOCATION_BUCKETS) % REVOCATION_SHARDS;
+  return Math.floor(fnv1a32(subject) / REVOCATION_BUCKETS) % REVOCATION_SHARDS;
 }
 
 /**
