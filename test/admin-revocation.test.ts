@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
 import { hashPassword } from "../src/credentials/password";
-import { fakeOrigin, postLogin, problem } from "./helpers";
+import { throttleKey } from "../src/credentials/throttle";
+import { auditRowsOf, fakeOrigin, postLogin, problem } from "./helpers";
 import { backoffRecord, bearer, location, revocationPublished, seedBackoff, type Clock } from "./locations";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
@@ -183,6 +184,14 @@ describe("admin revocations", () => {
     );
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ unlocked: { failures: 12, wasLocked: true } });
+    const [row] = await auditRowsOf(response.headers.get("X-Request-Id")!);
+    expect(row).toMatchObject({ event: "unlock.admin", outcome: "success" });
+    expect(row!.detail).not.toContain("@");
+    expect(JSON.parse(row!.detail!)).toMatchObject({
+      failures: 12,
+      wasLocked: true,
+      account: await throttleKey(account.email),
+    });
     expect(await backoffRecord(account.email)).toBeUndefined();
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(200);
     await expectStatus(await postLogin({ email: other.email, password: SEED_PASSWORD }), 429, "rate_limited");

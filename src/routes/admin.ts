@@ -120,18 +120,20 @@ adminRoutes.all("/revocations", methodNotAllowed("POST"));
 /**
  * Clears the login back-off of one email (every organisation: the counter is per email), so a locked
  * account can log in again at once. The email is not written to the audit trail (people paste passwords
- * into email fields); whether a lock was cleared is.
+ * into email fields); whether a lock was cleared is, with the account's back-off key (SHA-256 of the
+ * normalised email), so repeated unlocks of one account can be found.
  */
 adminRoutes.post("/unlock", async (c) => {
   const gateway = c.get("gateway");
   const { text, signedAt } = await readSigned(c);
   const email = parseUnlockBody(text);
-  const cleared = await gateway.throttle.unlock(await throttleKey(email));
+  const account = await throttleKey(email);
+  const cleared = await gateway.throttle.unlock(account);
   const unlocked = {
     failures: cleared?.failures ?? 0,
     wasLocked: cleared !== undefined && cleared.lockedUntil > gateway.now(),
   };
-  auditRequest(c, { event: "unlock.admin", outcome: "success", detail: { ...unlocked, signedAt } });
+  auditRequest(c, { event: "unlock.admin", outcome: "success", detail: { ...unlocked, account, signedAt } });
   c.header("Cache-Control", "no-store");
   return c.json({ unlocked });
 });
