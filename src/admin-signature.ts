@@ -1,4 +1,4 @@
-/** The signature of an admin request (`X-Gridgate-Admin`): HMAC-SHA256 over a timestamp and the exact body, shared by the gateway and `npm run admin`. */
+/** The signature of an admin request (`X-Gridgate-Admin`): HMAC-SHA256 over the route path, a timestamp and the exact body, shared by the gateway and `npm run admin`. */
 
 /** Header carrying `t=<unix seconds>,sig=<base64url HMAC>`. */
 export const ADMIN_SIGNATURE_HEADER = "X-Gridgate-Admin";
@@ -7,27 +7,31 @@ export const ADMIN_SIGNATURE_WINDOW_SECONDS = 60;
 const SIGNED = /^t=(\d{1,12}),sig=([A-Za-z0-9_-]{43})$/;
 const encoder = new TextEncoder();
 
-function message(timestamp: number, body: string): Uint8Array {
-  return encoder.encode(`gridgate admin v1\n${timestamp}\n${body}`);
+/** What is signed: the route's path (a body signed for one route is refused by another), the time and the body. */
+function message(timestamp: number, path: string, body: string): Uint8Array {
+  return encoder.encode(`gridgate admin v2\n${path}\n${timestamp}\n${body}`);
 }
 
 function key(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
   return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
 }
 
-/** The header value signing `body` at `timestamp` (seconds) under `secret`. */
-export async function signAdminRequest(secret: string, timestamp: number, body: string): Promise<string> {
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await key(secret, "sign"), message(timestamp, body)));
+/** The header value signing `body` for the route `path` (e.g. `/authenticate/admin/unlock`) at `timestamp` (seconds) under `secret`. */
+export async function signAdminRequest(secret: string, timestamp: number, path: string, body: string): Promise<string> {
+  const mac = new Uint8Array(
+    await crypto.subtle.sign("HMAC", await key(secret, "sign"), message(timestamp, path, body)),
+  );
   return `t=${timestamp},sig=${mac.toBase64({ alphabet: "base64url", omitPadding: true })}`;
 }
 
 /**
- * The signed timestamp when `header` signs `body` under `secret` within the window around `now`
- * (seconds); undefined otherwise. The comparison is `crypto.subtle.verify` (constant time).
+ * The signed timestamp when `header` signs `body` for the route `path` under `secret` within the window
+ * around `now` (seconds); undefined otherwise. The comparison is `crypto.subtle.verify` (constant time).
  */
 export async function verifyAdminRequest(
   secret: string,
   header: string | null,
+  path: string,
   body: string,
   now: number,
 ): Promise<number | undefined> {
@@ -41,6 +45,6 @@ export async function verifyAdminRequest(
   } catch {
     return undefined;
   }
-  const valid = await crypto.subtle.verify("HMAC", await key(secret, "verify"), mac, message(timestamp, body));
+  const valid = await crypto.subtle.verify("HMAC", await key(secret, "verify"), mac, message(timestamp, path, body));
   return valid ? timestamp : undefined;
 }

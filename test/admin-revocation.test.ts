@@ -12,12 +12,20 @@ import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
-/** What `npm run admin` sends: the JSON body, signed with ADMIN_SECRET at `at` (seconds). */
-async function adminRequest(body: unknown, at = Math.floor(Date.now() / 1000), secret = env.ADMIN_SECRET!) {
+/** What `npm run admin` sends to the admin route `path`: the JSON body, signed with ADMIN_SECRET at `at` (seconds). */
+async function adminRequest(
+  path: string,
+  body: unknown,
+  at = Math.floor(Date.now() / 1000),
+  secret = env.ADMIN_SECRET!,
+) {
   const text = JSON.stringify(body);
   return {
     method: "POST",
-    headers: { "Content-Type": "application/json", [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, at, text) },
+    headers: {
+      "Content-Type": "application/json",
+      [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, at, path, text),
+    },
     body: text,
   } satisfies RequestInit;
 }
@@ -40,7 +48,7 @@ describe("admin revocations", () => {
     await env.DB.prepare(sql.setMemberStatusSql(account.organisation, account.email, "suspended")).run();
     const response = await near.request(
       "/authenticate/admin/revocations",
-      await adminRequest({ members: [account.memberId] }),
+      await adminRequest("/authenticate/admin/revocations", { members: [account.memberId] }),
     );
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ revoked: { members: [account.memberId], organisations: [] } });
@@ -58,8 +66,12 @@ describe("admin revocations", () => {
     const { access_token: token, refresh_token: refresh } = await loginAccount(account);
     const here = location({ now: Date.now() });
     expect(
-      (await here.request("/authenticate/admin/revocations", await adminRequest({ members: [account.memberId] })))
-        .status,
+      (
+        await here.request(
+          "/authenticate/admin/revocations",
+          await adminRequest("/authenticate/admin/revocations", { members: [account.memberId] }),
+        )
+      ).status,
     ).toBe(200);
     await expectStatus(await here.request("/grids", bearer(token)), 401, "invalid_token");
     await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
@@ -82,7 +94,7 @@ describe("admin revocations", () => {
     expect((await far.request("/grids", bearer(token))).status).toBe(200);
     const response = await near.request(
       "/authenticate/admin/revocations",
-      await adminRequest({ members: [account.memberId] }),
+      await adminRequest("/authenticate/admin/revocations", { members: [account.memberId] }),
     );
     expect(response.status).toBe(200);
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
@@ -108,7 +120,7 @@ describe("admin revocations", () => {
     expect(await env.DB.prepare(sql.memberQuery(account.organisation, account.email)).first()).toBeNull();
     const response = await near.request(
       "/authenticate/admin/revocations",
-      await adminRequest({ members: [account.memberId] }),
+      await adminRequest("/authenticate/admin/revocations", { members: [account.memberId] }),
     );
     expect(await response.json()).toEqual({ revoked: { members: [account.memberId], organisations: [] } });
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
@@ -130,7 +142,9 @@ describe("admin revocations", () => {
     const here = location({ now: Date.now() });
     const response = await here.request(
       "/authenticate/admin/revocations",
-      await adminRequest({ organisations: [stays.organisation, leaves.organisation] }),
+      await adminRequest("/authenticate/admin/revocations", {
+        organisations: [stays.organisation, leaves.organisation],
+      }),
     );
     expect(await response.json()).toEqual({ revoked: { members: [], organisations: [leaves.organisation] } });
     expect((await here.request("/grids", bearer(staying))).status).toBe(200);
@@ -144,19 +158,24 @@ describe("admin revocations", () => {
     const unsigned = await here.request(path, { method: "POST", body: JSON.stringify(body) });
     await expectStatus(unsigned, 401, "invalid_token");
     await expectStatus(
-      await here.request(path, await adminRequest(body, undefined, "x".repeat(40))),
+      await here.request(path, await adminRequest(path, body, undefined, "x".repeat(40))),
       401,
       "invalid_token",
     );
-    await expectStatus(await here.request(path, await adminRequest(body, Math.floor(Date.now() / 1000) - 120)), 401);
-    const tampered = await adminRequest(body);
+    await expectStatus(
+      await here.request(path, await adminRequest(path, body, Math.floor(Date.now() / 1000) - 120)),
+      401,
+    );
+    const tampered = await adminRequest(path, body);
     await expectStatus(await here.request(path, { ...tampered, body: JSON.stringify({ members: [2] }) }), 401);
+    const signedForUnlock = await adminRequest("/authenticate/admin/unlock", body);
+    await expectStatus(await here.request(path, signedForUnlock), 401, "invalid_token");
     for (const bad of [{}, { members: ["1"] }, { members: [0] }, { organisations: ["a b"] }]) {
-      await expectStatus(await here.request(path, await adminRequest(bad)), 400, "invalid_request");
+      await expectStatus(await here.request(path, await adminRequest(path, bad)), 400, "invalid_request");
     }
     await expectStatus(await here.request(path, { method: "GET" }), 405, "method_not_allowed");
 
-    const oversized = await adminRequest({ members: [1], padding: "x".repeat(17 * 1024) });
+    const oversized = await adminRequest(path, { members: [1], padding: "x".repeat(17 * 1024) });
     await expectStatus(await here.request(path, oversized), 413, "payload_too_large");
     const endless = new ReadableStream<Uint8Array>({
       pull: (controller) => controller.enqueue(new Uint8Array(4096)),
@@ -164,7 +183,7 @@ describe("admin revocations", () => {
     await expectStatus(await here.request(path, { ...tampered, body: endless }), 413, "payload_too_large");
 
     const disabled = location({ now: Date.now() }, { ...env, ADMIN_SECRET: undefined });
-    await expectStatus(await disabled.request(path, await adminRequest(body)), 404, "not_found");
+    await expectStatus(await disabled.request(path, await adminRequest(path, body)), 404, "not_found");
   });
 
   it("member:unlock: a locked account logs in again at once, and only the email named is unlocked", async () => {
@@ -180,7 +199,7 @@ describe("admin revocations", () => {
     const here = location({ now: Date.now() });
     const response = await here.request(
       "/authenticate/admin/unlock",
-      await adminRequest({ email: ` ${account.email.toUpperCase()} ` }),
+      await adminRequest("/authenticate/admin/unlock", { email: ` ${account.email.toUpperCase()} ` }),
     );
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ unlocked: { failures: 12, wasLocked: true } });
@@ -196,7 +215,10 @@ describe("admin revocations", () => {
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(200);
     await expectStatus(await postLogin({ email: other.email, password: SEED_PASSWORD }), 429, "rate_limited");
 
-    const again = await here.request("/authenticate/admin/unlock", await adminRequest({ email: account.email }));
+    const again = await here.request(
+      "/authenticate/admin/unlock",
+      await adminRequest("/authenticate/admin/unlock", { email: account.email }),
+    );
     expect(await again.json()).toEqual({ unlocked: { failures: 0, wasLocked: false } });
   });
 
@@ -215,10 +237,14 @@ describe("admin revocations", () => {
       { email: "a@b@c" },
       { email: `${"x".repeat(250)}@b.example` },
     ]) {
-      await expectStatus(await here.request(path, await adminRequest(bad)), 400, "invalid_request");
+      await expectStatus(await here.request(path, await adminRequest(path, bad)), 400, "invalid_request");
     }
     await expectStatus(await here.request(path, { method: "GET" }), 405, "method_not_allowed");
     const disabled = location({ now: Date.now() }, { ...env, ADMIN_SECRET: undefined });
-    await expectStatus(await disabled.request(path, await adminRequest({ email: "a@b.example" })), 404, "not_found");
+    await expectStatus(
+      await disabled.request(path, await adminRequest(path, { email: "a@b.example" })),
+      404,
+      "not_found",
+    );
   });
 });

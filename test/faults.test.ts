@@ -450,7 +450,12 @@ describe("the admin revocation route", () => {
     const text = JSON.stringify({ members: [account.memberId] });
     const headers = {
       "Content-Type": "application/json",
-      [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(env.ADMIN_SECRET!, now(), text),
+      [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(
+        env.ADMIN_SECRET!,
+        now(),
+        "/authenticate/admin/revocations",
+        text,
+      ),
     };
     const app = faultyApp({ ...env, REVOCATIONS: faultyObjects(faultSwitch("throws"), env.REVOCATIONS) });
     await expectUnavailable(

@@ -30,7 +30,11 @@ function devVar(name: string): string | undefined {
 }
 
 /** `ADMIN_SECRET` and the gateway's URL: from the environment (`GATEWAY_URL`), else (local only) `.dev.vars` and `npm run dev`'s address. */
-function endpoint(target: Target, gatewayUrl: string | undefined, route: string): { url: string; secret: string } {
+function endpoint(
+  target: Target,
+  gatewayUrl: string | undefined,
+  route: string,
+): { url: string; path: string; secret: string } {
   const secret = process.env.ADMIN_SECRET ?? (target.remote ? undefined : devVar("ADMIN_SECRET"));
   const base = gatewayUrl ?? process.env.GATEWAY_URL ?? (target.remote ? undefined : LOCAL_GATEWAY);
   if (!secret)
@@ -40,7 +44,8 @@ function endpoint(target: Target, gatewayUrl: string | undefined, route: string)
         : "no ADMIN_SECRET in the environment or .dev.vars",
     );
   if (!base) throw new GatewayUnreachable("set --gateway https://… or GATEWAY_URL to the deployed gateway");
-  return { url: `${base.replace(/\/$/, "")}/authenticate/admin/${route}`, secret };
+  const path = `/authenticate/admin/${route}`;
+  return { url: `${base.replace(/\/$/, "")}${path}`, path, secret };
 }
 
 /** POSTs `body` signed to the admin route `route`; resolves with the JSON answer, throws {@link GatewayUnreachable} otherwise. */
@@ -50,14 +55,14 @@ async function callAdmin(
   route: string,
   body: string,
 ): Promise<unknown> {
-  const { url, secret } = endpoint(target, gatewayUrl, route);
+  const { url, path, secret } = endpoint(target, gatewayUrl, route);
   let response: Response;
   try {
     response = await fetch(url, {
       method: "POST",
       headers: {
         "Content-Type": "application/json",
-        [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, Math.floor(Date.now() / 1000), body),
+        [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, Math.floor(Date.now() / 1000), path, body),
       },
       body,
     });

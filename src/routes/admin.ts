@@ -72,6 +72,7 @@ async function readSigned(c: Context<AppEnv>): Promise<{ text: string; signedAt:
   const signedAt = await verifyAdminRequest(
     secret,
     c.req.header(ADMIN_SIGNATURE_HEADER) ?? null,
+    c.req.path,
     text,
     Math.floor(gateway.now() / 1000),
   );
