@@ -7,7 +7,8 @@ import { parseConfig } from "../src/config";
 import worker from "../src/index";
 import { signAssertion } from "../src/proxy/assertion";
 import { importHmacKey } from "../src/tokens/keys";
-import { addIdentityHeaders, type HeaderList } from "../src/proxy/headers";
+import { type HeaderList } from "../src/proxy/header-rules";
+import { addIdentityHeaders } from "../src/proxy/headers";
 import type { AccessClaims } from "../src/tokens/claims";
 import { accessTokenFor, GATEWAY } from "./helpers";
 

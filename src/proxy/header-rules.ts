@@ -4,7 +4,9 @@
  * forwarding headers the gateway writes itself. See docs/forwarding.md for the reason behind each name.
  */
 import { GatewayError } from "../errors";
-import type { HeaderList } from "./headers";
+
+/** Request headers as name/value pairs, built in JavaScript and handed to the runtime once (by `new Request`). */
+export type HeaderList = [name: string, value: string][];
 
 /** `drop`: never forwarded. `refuse`: the whole request is refused with 400. */
 export type HeaderRule = "drop" | "refuse";

@@ -1,10 +1,7 @@
 /** Which client headers reach the origin, and the trusted identity headers that replace the rest. */
 import { withoutRefreshCookie } from "../http/refresh-cookie";
 import type { AccessClaims } from "../tokens/claims";
-import { headerRule, methodOverrideRefused } from "./header-rules";
-
-/** Request headers as name/value pairs, built in JavaScript and handed to the runtime once (by `new Request`). */
-export type HeaderList = [name: string, value: string][];
+import { headerRule, methodOverrideRefused, type HeaderList } from "./header-rules";
 
 /** Client headers the gateway writes itself, whatever the client sent (`X-Forwarded-*`, identity: dropped by rule). */
 const ALWAYS_REPLACED = new Set(["x-request-id", "traceparent"]);
