@@ -1,10 +1,8 @@
 // Fakes of the gateway's dependencies for the fault-injection tests: D1, KV, Durable Object namespaces and bindings that throw, hang or answer garbage.
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { createApp } from "../src/app";
 import type { Bindings } from "../src/config";
-import { createGateway, type Gateway } from "../src/gateway";
-import { GATEWAY, randomIp } from "./helpers";
+import type { Gateway } from "../src/gateway";
+import { location } from "./locations";
 
 /** How a faulty call fails: it throws, it never answers, or it answers a value of the wrong shape. */
 export type Fault = "throws" | "hangs" | "garbage";
@@ -145,23 +143,6 @@ export const TEST_LIMITER_WAIT_MS = 100;
 /** An app whose one gateway runs over `bindings`, reading `clock.now`, with {@link TEST_WAIT_MS} waits. */
 export function faultyApp(bindings: Bindings): FaultyApp {
   const clock = { now: Date.now() };
-  const gateway = createGateway(bindings, {
-    now: () => clock.now,
-    storageWaitMs: TEST_WAIT_MS,
-    limiterWaitMs: TEST_LIMITER_WAIT_MS,
-  });
-  const app = createApp({ gatewayFor: () => gateway });
-  const request = async (path: string, init?: RequestInit): Promise<Response> => {
-    const ctx = createExecutionContext();
-    const response = await app.fetch(new Request(GATEWAY + path, init), bindings, ctx);
-    await waitOnExecutionContext(ctx);
-    return response;
-  };
-  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    request(path, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "CF-Connecting-IP": randomIp(), ...headers },
-      body: JSON.stringify(body),
-    });
-  return { gateway, clock, request, post };
+  const app = location(clock, bindings, { storageWaitMs: TEST_WAIT_MS, limiterWaitMs: TEST_LIMITER_WAIT_MS });
+  return { ...app, clock };
 }

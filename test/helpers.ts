@@ -3,6 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { expect, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
+import type { AuditRow as SinkRow } from "../src/durable/audit-sink";
 
 /** Base URL the tests address the gateway by. */
 export const GATEWAY = "https://gateway.test";
@@ -116,20 +117,8 @@ export async function problem(response: Response): Promise<Record<string, any>> 
   return body;
 }
 
-/** An `audit_events` row as stored. */
-export interface AuditRow {
-  id: number;
-  at: number;
-  event: string;
-  outcome: string;
-  member_id: number | null;
-  organisation_id: number | null;
-  ip: string | null;
-  user_agent: string | null;
-  request_id: string;
-  trace_id: string | null;
-  detail: string | null;
-}
+/** An `audit_events` row as stored: the sink's row and its id. */
+export type AuditRow = SinkRow & { id: number };
 
 /**
  * The audit rows of one request, polled for up to `timeoutMs` (they reach D1 after the response, through an

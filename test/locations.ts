@@ -3,10 +3,11 @@ import { createExecutionContext, runInDurableObject, waitOnExecutionContext } fr
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { createApp } from "../src/app";
+import type { Bindings } from "../src/config";
 import type { FailureRecord, LoginBackoff } from "../src/durable/login-backoff";
 import type { RefreshFamily } from "../src/durable/refresh-family";
 import { revocationShard, revocationShardKey } from "../src/durable/revocations";
-import { createGateway, type Gateway } from "../src/gateway";
+import { createGateway, type Gateway, type GatewayOverrides } from "../src/gateway";
 import { GATEWAY, problem, randomIp } from "./helpers";
 import { sha256Hex } from "./refresh-helpers";
 
@@ -22,9 +23,13 @@ export interface Location {
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
 }
 
-/** A location over `bindings`, reading `clock`. */
-export function location(clock: Clock, bindings: typeof env = env): Location {
-  const gateway = createGateway(bindings, { now: () => clock.now });
+/** A location over `bindings`, reading `clock`; `overrides` shorten the gateway's storage and limiter waits. */
+export function location(
+  clock: Clock,
+  bindings: Bindings = env,
+  overrides: Omit<GatewayOverrides, "now"> = {},
+): Location {
+  const gateway = createGateway(bindings, { ...overrides, now: () => clock.now });
   const app = createApp({ gatewayFor: () => gateway });
   const request = async (path: string, init?: RequestInit): Promise<Response> => {
     const ctx = createExecutionContext();
