@@ -72,6 +72,19 @@ function sign(claims, secret, header = {}) {
   return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
 }
 
+/** A 10-minute dynamic-secret token of the seeded architect, signed with the secret `kid` as an integration would. */
+function dynamicToken({ kid, secret }) {
+  const claims = {
+    iat: nowSeconds(),
+    exp: nowSeconds() + 600,
+    memberEntityIdentifier: ACCOUNTS.architect.member,
+    organisationEntityIdentifier: ACCOUNTS.architect.organisation,
+    scope: "organisation",
+    secretType: "dynamic",
+  };
+  return sign(claims, secret, { kid });
+}
+
 /** The same token with one character of its signature changed. */
 function tampered(token) {
   const last = token.at(-2) === "A" ? "B" : "A";
@@ -333,20 +346,9 @@ async function traffic(client, deadline) {
           });
           if (status === 201) dynamic.push({ kid: body.kid, secret: body.secret });
         } else {
-          const { kid, secret } = dynamic.shift();
-          await client.send("secret revoke", [204], "DELETE", `/authenticate/secrets/${kid}`, { headers });
-          const token = sign(
-            {
-              iat: nowSeconds(),
-              exp: nowSeconds() + 600,
-              memberEntityIdentifier: ACCOUNTS.architect.member,
-              organisationEntityIdentifier: ACCOUNTS.architect.organisation,
-              scope: "organisation",
-              secretType: "dynamic",
-            },
-            secret,
-            { kid },
-          );
+          const revoked = dynamic.shift();
+          await client.send("secret revoke", [204], "DELETE", `/authenticate/secrets/${revoked.kid}`, { headers });
+          const token = dynamicToken(revoked);
           await client.send("dynamic token of a revoked secret", [401], "GET", "/grids/1", {
             headers: { Authorization: `Bearer ${token}` },
           });
@@ -366,18 +368,7 @@ async function traffic(client, deadline) {
       async () => {
         const live = pick(dynamic);
         if (!live) return;
-        const token = sign(
-          {
-            iat: nowSeconds(),
-            exp: nowSeconds() + 600,
-            memberEntityIdentifier: ACCOUNTS.architect.member,
-            organisationEntityIdentifier: ACCOUNTS.architect.organisation,
-            scope: "organisation",
-            secretType: "dynamic",
-          },
-          live.secret,
-          { kid: live.kid },
-        );
+        const token = dynamicToken(live);
         await client.send("valid dynamic token", [200], "GET", "/grids/7", {
           headers: { Authorization: `Bearer ${token}` },
         });
