@@ -1,5 +1,6 @@
 /** The `LoginBackoff` Durable Object: the one exact failed-login counter of one normalised email, worldwide. */
 import { DurableObject } from "cloudflare:workers";
+import { ObjectTables } from "./tables";
 
 /** Back-off settings, from `LOGIN_FREE_ATTEMPTS`, `LOGIN_BACKOFF_BASE_SECONDS`, `LOGIN_BACKOFF_MAX_SECONDS`. */
 export interface BackoffSettings {
@@ -56,11 +57,11 @@ export function backoffSeconds(settings: BackoffSettings, failures: number): num
  * and one per lock after that. The object deletes its storage when the record expires.
  */
 export class LoginBackoff extends DurableObject {
+  private readonly tables: ObjectTables;
+
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => {
-      ctx.storage.sql.exec(SCHEMA);
-    });
+    this.tables = new ObjectTables(ctx.storage, SCHEMA);
   }
 
   /** Decides, before any password hashing, whether one more attempt may be checked now. */
@@ -146,7 +147,7 @@ export class LoginBackoff extends DurableObject {
       await this.ctx.storage.setAlarm(Math.max(record?.expiresAt ?? 0, now + ATTEMPT_TIMEOUT_MS));
       return;
     }
-    await this.ctx.storage.deleteAll();
+    await this.tables.deleteAll();
   }
 
   private current(now: number): FailureRecord | undefined {
@@ -161,6 +162,6 @@ export class LoginBackoff extends DurableObject {
   }
 
   private sql<Row extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): Row[] {
-    return this.ctx.storage.sql.exec<Row>(query, ...bindings).toArray();
+    return this.tables.query<Row>(query, ...bindings);
   }
 }

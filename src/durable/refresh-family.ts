@@ -1,5 +1,6 @@
 /** The `RefreshFamily` Durable Object: the one authority, worldwide, on rotating, re-issuing and revoking one refresh family. */
 import { DurableObject } from "cloudflare:workers";
+import { ObjectTables } from "./tables";
 
 /** What the family object needs to know about a family it has not seen yet (from the presented token's KV record). */
 export interface FamilyFacts {
@@ -106,11 +107,11 @@ CREATE TABLE IF NOT EXISTS tokens (
  * rotates, the second (within the grace window) gets that same successor, or (later) revokes the family.
  */
 export class RefreshFamily extends DurableObject {
+  private readonly tables: ObjectTables;
+
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => {
-      ctx.storage.sql.exec(SCHEMA);
-    });
+    this.tables = new ObjectTables(ctx.storage, SCHEMA);
   }
 
   /** Decides one refresh of `request.presented`; see {@link ExchangeDecision}. */
@@ -190,7 +191,7 @@ export class RefreshFamily extends DurableObject {
       await this.ctx.storage.setAlarm(family.expires_at + FORGET_AFTER_MS);
       return;
     }
-    await this.ctx.storage.deleteAll();
+    await this.tables.deleteAll();
   }
 
   /**
@@ -255,6 +256,6 @@ export class RefreshFamily extends DurableObject {
   }
 
   private sql<Row extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): Row[] {
-    return this.ctx.storage.sql.exec<Row>(query, ...bindings).toArray();
+    return this.tables.query<Row>(query, ...bindings);
   }
 }
