@@ -7,7 +7,7 @@ import { parseConfig } from "../src/config";
 import worker from "../src/index";
 import { signAssertion } from "../src/proxy/assertion";
 import { importHmacKey } from "../src/tokens/keys";
-import { type HeaderList } from "../src/proxy/header-rules";
+import { outboundHeaders } from "../src/proxy/header-rules";
 import { addIdentityHeaders } from "../src/proxy/headers";
 import type { AccessClaims } from "../src/tokens/claims";
 import { accessTokenFor, GATEWAY } from "./helpers";
@@ -40,7 +40,7 @@ async function forwarded(
   secret = env.ASSERTION_SECRET!,
 ): Promise<Request> {
   const config = parseConfig(env);
-  const headers: HeaderList = [];
+  const headers = outboundHeaders();
   addIdentityHeaders(
     headers,
     ARCHITECT,

@@ -227,3 +227,15 @@ it("positive control: an ordinary request is forwarded with its ordinary headers
   });
   expect(GATEWAY).toBe("https://gateway.test");
 });
+
+describe("client headers by name", () => {
+  it("headers named like Object.prototype's members reach the origin as sent (the outbound headers have no prototype)", async () => {
+    const seen = fakeOrigin();
+    const response = await gateway("/grids", {
+      headers: [...Object.entries(await bearer("viewer@acme.example")), ["__proto__", "a"], ["constructor", "b"]],
+    });
+    expect(response.status).toBe(200);
+    expect(seen[0]!.headers["__proto__"]).toBe("a");
+    expect(seen[0]!.headers.constructor).toBe("b");
+  });
+});

@@ -46,8 +46,8 @@ export async function forwardToOrigin(
   });
   refuseMethodParameter(request.url);
   addForwardingHeaders(headers, request.headers.get("CF-Connecting-IP"), request.url);
-  headers.push(["traceparent", trace.traceparent]);
-  if (clientEncoding !== undefined) headers.push(["Accept-Encoding", clientEncoding]);
+  headers.traceparent = trace.traceparent;
+  if (clientEncoding !== undefined) headers["accept-encoding"] = clientEncoding;
   addIdentityHeaders(
     headers,
     claims,

@@ -5,8 +5,17 @@
  */
 import { GatewayError } from "../errors";
 
-/** Request headers as name/value pairs, built in JavaScript and handed to the runtime once (by `new Request`). */
-export type HeaderList = [name: string, value: string][];
+/**
+ * Outbound request headers by lower-case name, built in JavaScript and handed to the runtime once (by `new Request`).
+ * A null-prototype record ({@link outboundHeaders}): the runtime converts it about 3× faster than a list of
+ * name/value pairs (bench/README.md § 2), and a name written twice keeps one value, the last.
+ */
+export type OutboundHeaders = Record<string, string>;
+
+/** An empty {@link OutboundHeaders}: no prototype, so a client header named `__proto__` is just a name. */
+export function outboundHeaders(): OutboundHeaders {
+  return Object.create(null) as OutboundHeaders;
+}
 
 /** `drop`: never forwarded. `refuse`: the whole request is refused with 400. */
 export type HeaderRule = "drop" | "refuse";
@@ -96,7 +105,7 @@ function forwardedValue(value: string): string {
  * `Forwarded` element. Client-sent values were dropped before, so these replace them; without a
  * usable `CF-Connecting-IP` no address is claimed at all.
  */
-export function addForwardingHeaders(headers: HeaderList, clientIp: string | null, requestUrl: string): void {
+export function addForwardingHeaders(headers: OutboundHeaders, clientIp: string | null, requestUrl: string): void {
   const colon = requestUrl.indexOf(":");
   const proto = requestUrl.slice(0, colon);
   const hostStart = colon + 3;
@@ -104,8 +113,10 @@ export function addForwardingHeaders(headers: HeaderList, clientIp: string | nul
   const host = requestUrl.slice(hostStart, hostEnd === -1 ? undefined : hostEnd);
   let forwarded = `host=${forwardedValue(host)};proto=${proto}`;
   if (clientIp !== null && IP_ADDRESS.test(clientIp)) {
-    headers.push(["X-Forwarded-For", clientIp]);
+    headers["x-forwarded-for"] = clientIp;
     forwarded = `for=${clientIp.includes(":") ? `"[${clientIp}]"` : clientIp};${forwarded}`;
   }
-  headers.push(["X-Forwarded-Proto", proto], ["X-Forwarded-Host", host], ["Forwarded", forwarded]);
+  headers["x-forwarded-proto"] = proto;
+  headers["x-forwarded-host"] = host;
+  headers.forwarded = forwarded;
 }

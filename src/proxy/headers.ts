@@ -1,7 +1,7 @@
 /** Which client headers reach the origin, and the trusted identity headers that replace the rest. */
 import { withoutRefreshCookie } from "../http/refresh-cookie";
 import type { AccessClaims } from "../tokens/claims";
-import { headerRule, methodOverrideRefused, type HeaderList } from "./header-rules";
+import { headerRule, methodOverrideRefused, outboundHeaders, type OutboundHeaders } from "./header-rules";
 
 /** Client headers the gateway writes itself, whatever the client sent (`X-Forwarded-*`, identity: dropped by rule). */
 const ALWAYS_REPLACED = new Set(["x-request-id", "traceparent"]);
@@ -19,7 +19,7 @@ export interface Replaced {
  * `Connection`-named headers, reserved prefixes, URL overrides and forwarding claims ({@link headerRule}),
  * and the headers the gateway writes itself, in one pass; throws the 400 for a method-override header.
  */
-export function sanitizedHeaders(client: Headers, replaced: Replaced): HeaderList {
+export function sanitizedHeaders(client: Headers, replaced: Replaced): OutboundHeaders {
   const connection = client.get("Connection");
   const nominated =
     connection === null
@@ -30,7 +30,7 @@ export function sanitizedHeaders(client: Headers, replaced: Replaced): HeaderLis
             .map((name) => name.trim().toLowerCase())
             .filter(Boolean),
         );
-  const headers: HeaderList = [];
+  const headers = outboundHeaders();
   for (const [name, value] of client) {
     const rule = headerRule(name);
     if (rule === "refuse") throw methodOverrideRefused(name);
@@ -38,28 +38,24 @@ export function sanitizedHeaders(client: Headers, replaced: Replaced): HeaderLis
     if ((replaced.tracestate && name === "tracestate") || (replaced.acceptEncoding && name === "accept-encoding"))
       continue;
     const kept = name === "cookie" ? withoutRefreshCookie(value) : value;
-    if (kept !== undefined) headers.push([name, kept]);
+    if (kept !== undefined) headers[name] = kept;
   }
   return headers;
 }
 
 /** Adds the identity headers the origin may trust (it must still check `X-Gateway-Assertion`). */
 export function addIdentityHeaders(
-  headers: HeaderList,
+  headers: OutboundHeaders,
   claims: AccessClaims,
   requestId: string,
   assertion: string,
 ): void {
-  if (claims.memberEntityId !== undefined) headers.push(["X-Member-Entity-Id", String(claims.memberEntityId)]);
-  headers.push(
-    ["X-Member-Entity-Identifier", claims.memberEntityIdentifier],
-    ["X-Organisation-Entity-Identifier", claims.organisationEntityIdentifier],
-    ["X-Auth-Scope", claims.scope],
-  );
-  if (claims.jti !== undefined) headers.push(["X-Auth-Token-Id", claims.jti]);
-  headers.push(
-    ["X-Auth-Secret-Type", claims.secretType],
-    ["X-Request-Id", requestId],
-    ["X-Gateway-Assertion", assertion],
-  );
+  if (claims.memberEntityId !== undefined) headers["x-member-entity-id"] = String(claims.memberEntityId);
+  headers["x-member-entity-identifier"] = claims.memberEntityIdentifier;
+  headers["x-organisation-entity-identifier"] = claims.organisationEntityIdentifier;
+  headers["x-auth-scope"] = claims.scope;
+  if (claims.jti !== undefined) headers["x-auth-token-id"] = claims.jti;
+  headers["x-auth-secret-type"] = claims.secretType;
+  headers["x-request-id"] = requestId;
+  headers["x-gateway-assertion"] = assertion;
 }
