@@ -186,9 +186,9 @@ describe("actual responses to an allowed origin carry the CORS headers", () => {
     expect(unreachable.status).toBe(502);
     expectAllowed(unreachable);
     vi.spyOn(globalThis, "fetch").mockImplementation(
-      (input) =>
+      (input, init) =>
         new Promise((_resolve, reject) => {
-          const signal = (input as Request).signal;
+          const signal = new Request(input, init).signal;
           signal.addEventListener("abort", () => reject(signal.reason));
         }),
     );

@@ -24,7 +24,9 @@ const ARCHITECT: AccessClaims = {
 
 /** Sends `path` through the real gateway with the demo origin bound as the `ORIGIN` service. */
 async function viaGateway(path: string, token: string, init: RequestInit = {}): Promise<Response> {
-  const ORIGIN = { fetch: (request: Request) => demoOrigin.fetch(request, ORIGIN_ENV) } as unknown as Fetcher;
+  const ORIGIN = {
+    fetch: (input: RequestInfo, init?: RequestInit) => demoOrigin.fetch(new Request(input, init), ORIGIN_ENV),
+  } as unknown as Fetcher;
   const ctx = createExecutionContext();
   const headers = { Authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) };
   const response = await worker.fetch(new Request(GATEWAY + path, { ...init, headers }), { ...env, ORIGIN }, ctx);

@@ -226,9 +226,9 @@ describe("response from the origin", () => {
   it("504 when the origin does not answer within ORIGIN_TIMEOUT_MS", async () => {
     const token = await architect();
     vi.spyOn(globalThis, "fetch").mockImplementation(
-      (input) =>
+      (input, init) =>
         new Promise((_resolve, reject) => {
-          const signal = (input as Request).signal;
+          const signal = new Request(input, init).signal;
           signal.addEventListener("abort", () => reject(signal.reason));
         }),
     );
@@ -244,7 +244,10 @@ describe("response from the origin", () => {
     const network = vi.spyOn(globalThis, "fetch");
     const bound: Request[] = [];
     const ORIGIN = {
-      fetch: async (request: Request) => (bound.push(request), new Response("from binding")),
+      fetch: async (input: RequestInfo, init?: RequestInit) => (
+        bound.push(new Request(input, init)),
+        new Response("from binding")
+      ),
     } as unknown as Fetcher;
     const ctx = createExecutionContext();
     const response = await worker.fetch(

@@ -84,7 +84,8 @@ describe("traceparent", () => {
 
   it("reaches the demo origin, which echoes it with tracestate in received.headers", async () => {
     const ORIGIN = {
-      fetch: (request: Request) => demoOrigin.fetch(request, { ASSERTION_SECRET: env.ASSERTION_SECRET }),
+      fetch: (input: RequestInfo, init?: RequestInit) =>
+        demoOrigin.fetch(new Request(input, init), { ASSERTION_SECRET: env.ASSERTION_SECRET }),
     } as unknown as Fetcher;
     const ctx = createExecutionContext();
     const request = new Request("https://gateway.test/grids", {

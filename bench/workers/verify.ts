@@ -145,7 +145,13 @@ function inProcessEnv(env: Bindings): Bindings {
     };
     return statement;
   };
-  const origin = { fetch: async () => Response.json({ grid: { id: 12, rows: 3, columns: 3 } }) };
+  // Builds the Request a real fetch() builds from its arguments (workerd always does), then answers.
+  const origin = {
+    fetch: async (input: RequestInfo, init?: RequestInit) => {
+      void new Request(input, init);
+      return Response.json({ grid: { id: 12, rows: 3, columns: 3 } });
+    },
+  };
   const kv = { get: async (key: string | string[]) => (Array.isArray(key) ? new Map() : null) };
   return {
     ...env,

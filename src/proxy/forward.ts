@@ -63,15 +63,16 @@ export async function forwardToOrigin(
 
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), config.originTimeoutMs);
-  const upstream = new Request(url, {
+  // `fetch(url, init)`, not `fetch(new Request(…))`: fetch builds its own Request either way (a second copy of every header).
+  const init: RequestInit = {
     method: request.method,
     headers,
     body: request.body,
     redirect: "manual",
     signal: abort.signal,
-  });
+  };
   try {
-    const response = await (env.ORIGIN ? env.ORIGIN.fetch(upstream) : fetch(upstream));
+    const response = await (env.ORIGIN ? env.ORIGIN.fetch(url, init) : fetch(url, init));
     return new Response(response.body, response);
   } catch (error) {
     if (abort.signal.aborted)
