@@ -223,6 +223,29 @@ describe("response from the origin", () => {
     expect(JSON.stringify(body)).not.toContain("Network connection lost");
   });
 
+  it("a response body still streaming after ORIGIN_TIMEOUT_MS is passed on whole (the deadline covers the headers)", async () => {
+    const token = await architect();
+    const encoder = new TextEncoder();
+    // Like a real fetch, the fake cuts the body when the request's signal aborts.
+    fakeOrigin(
+      (request) =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            async start(controller) {
+              request.signal.addEventListener("abort", () => controller.error(request.signal.reason));
+              controller.enqueue(encoder.encode("first half, "));
+              await scheduler.wait(800);
+              controller.enqueue(encoder.encode("second half"));
+              controller.close();
+            },
+          }),
+        ),
+    );
+    const response = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("first half, second half");
+  });
+
   it("504 when the origin does not answer within ORIGIN_TIMEOUT_MS", async () => {
     const token = await architect();
     vi.spyOn(globalThis, "fetch").mockImplementation(

@@ -61,7 +61,7 @@ export async function verifyBearer(
   const token = credentialsOf(request);
   const claims = await gateway.verifier.verify(
     token,
-    await gateway.keys.fixedRing(),
+    gateway.keys.importedRing ?? (await gateway.keys.fixedRing()),
     gateway.claimRules(),
     options.fixedOnly ? undefined : gateway.dynamicSecrets,
     options.fixedOnly ? NO_BACKGROUND_WORK : ctx(),

@@ -11,10 +11,12 @@ import { pathOf } from "./request-url";
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
 /** Dynamic-secret tokens must name an existing, active member; their `memberEntityId` comes from storage. */
-export async function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> {
+export function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> | void {
   const claims = claimsOf(proxied);
-  if (claims.secretType === "dynamic")
-    proxied.claims = await proxied.gateway.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims);
+  if (claims.secretType !== "dynamic") return;
+  return proxied.gateway.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims).then((member) => {
+    proxied.claims = member;
+  });
 }
 
 /**
@@ -30,13 +32,21 @@ export async function requireEligiblePlan(gateway: Gateway, ctx: WaitUntil, orga
   }
 }
 
-/** The token's organisation must be active and on an API plan (403 `plan_not_eligible`); sets `plan`. */
-export async function requirePlan(proxied: ProxiedRequest): Promise<void> {
-  proxied.plan = await requireEligiblePlan(
-    proxied.gateway,
-    proxied.ctx,
-    claimsOf(proxied).organisationEntityIdentifier,
-  );
+/**
+ * The token's organisation must be active and on an API plan (403 `plan_not_eligible`); sets `plan`. Answered
+ * without waiting while the isolate holds a fresh state of the organisation.
+ */
+export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
+  const { gateway } = proxied;
+  const organisation = claimsOf(proxied).organisationEntityIdentifier;
+  const plan = gateway.plans.eligiblePlanNow(proxied.ctx, organisation);
+  if (plan !== undefined) {
+    proxied.plan = plan;
+    return;
+  }
+  return requireEligiblePlan(gateway, proxied.ctx, organisation).then((eligible) => {
+    proxied.plan = eligible;
+  });
 }
 
 /**
@@ -44,9 +54,9 @@ export async function requirePlan(proxied: ProxiedRequest): Promise<void> {
  * `rate_limited` with `Retry-After`, `RateLimit-Policy` and `RateLimit` past it. Answers that pass are not
  * touched: the origin's response goes through unchanged.
  */
-export async function limitOrganisation(proxied: ProxiedRequest): Promise<void> {
+export function limitOrganisation(proxied: ProxiedRequest): Promise<void> | void {
   if (proxied.plan === undefined) throw new Error("the limit step ran before the plan step");
-  await proxied.gateway.limits.count(proxied.plan, claimsOf(proxied).organisationEntityIdentifier, proxied.log);
+  return proxied.gateway.limits.count(proxied.plan, claimsOf(proxied).organisationEntityIdentifier, proxied.log);
 }
 
 /**

@@ -2,7 +2,8 @@
 import { ConfigError, type Bindings, type Config } from "../config";
 import { GatewayError } from "../gateway-error";
 import { LogSampler, type Logger } from "../log";
-import { LIMITER_WAIT_MS, withinDeadline } from "../storage/bounded";
+import { withinDeadline } from "../deadline";
+import { LIMITER_WAIT_MS } from "../storage/bounded";
 
 /**
  * The window of every API limit, in seconds. Cloudflare's rate-limiting binding counts per 10 or 60 s
@@ -74,9 +75,12 @@ export class OrganisationLimits {
    * answer within {@link LIMITER_WAIT_MS}, lets the request through and is logged (at most once a minute per
    * isolate): the limiter must not take the API down.
    */
-  async count(plan: string, organisation: string, log: Logger): Promise<void> {
+  count(plan: string, organisation: string, log: Logger): Promise<void> | void {
     const limit = this.byPlan.get(plan);
-    if (limit === undefined) return;
+    if (limit !== undefined) return this.countWith(limit, plan, organisation, log);
+  }
+
+  private async countWith(limit: PlanLimit, plan: string, organisation: string, log: Logger): Promise<void> {
     let success: boolean;
     try {
       ({ success } = await withinDeadline(() => limit.binding.limit({ key: organisation }), this.waitMs));

@@ -85,17 +85,33 @@ export class PlanGate {
 
   /** Throws `plan_not_eligible` unless the organisation is active and on an API plan; returns the plan. */
   async requireEligible(ctx: WaitUntil, identifier: string): Promise<string> {
-    const { state } = await this.known(ctx, identifier);
+    return this.eligiblePlan(this.freshlyKnown(ctx, identifier) ?? (await this.known(ctx, identifier)));
+  }
+
+  /**
+   * {@link requireEligible} answered without waiting, when the isolate holds a fresh state of the organisation
+   * (almost every request); undefined when only a D1 read or a poll can tell.
+   */
+  eligiblePlanNow(ctx: WaitUntil, identifier: string): string | undefined {
+    const known = this.freshlyKnown(ctx, identifier);
+    return known && this.eligiblePlan(known);
+  }
+
+  private eligiblePlan({ state }: KnownOrganisation): string {
     if (!isEligible(this.source.config, state)) throw refusal("planNotEligible");
     return state.plan!;
   }
 
+  /** The cached state while it is fresh (starting the background poll when one is due), else undefined. */
+  private freshlyKnown(ctx: WaitUntil, identifier: string): KnownOrganisation | undefined {
+    const cached = this.cache.get(identifier);
+    if (!cached || !this.isFresh(cached)) return undefined;
+    if (this.now() - this.syncedAt >= POLL_INTERVAL_MS) this.pollInBackground(ctx);
+    return cached;
+  }
+
   private async known(ctx: WaitUntil, identifier: string): Promise<KnownOrganisation> {
     const cached = this.cache.get(identifier);
-    if (cached && this.isFresh(cached)) {
-      if (this.now() - this.syncedAt >= POLL_INTERVAL_MS) this.pollInBackground(ctx);
-      return cached;
-    }
     try {
       if (cached && this.feedVouchesFor(cached) && !this.pollRunning()) {
         if (this.retryNotYetDue()) throw this.lastFailure;

@@ -29,7 +29,10 @@ export interface ProxiedRequest {
   plan: string | undefined;
 }
 
-/** One check of the chain: returns normally to let the request on, throws a `GatewayError` to refuse it. */
+/**
+ * One check of the chain: returns normally to let the request on, throws a `GatewayError` to refuse it. A step
+ * that can decide without I/O returns nothing rather than a promise: the chain then does not wait a turn for it.
+ */
 export type ProxyStep = (request: ProxiedRequest) => Promise<void> | void;
 
 /** The claims the authentication step set (a step placed before it is a programming error). */
@@ -47,7 +50,10 @@ export function proxyChain(
   final: (request: ProxiedRequest) => Promise<Response>,
 ): ProxyChain {
   return async (proxied) => {
-    for (const step of steps) await step(proxied);
+    for (const step of steps) {
+      const pending = step(proxied);
+      if (pending !== undefined) await pending;
+    }
     return final(proxied);
   };
 }

@@ -1,5 +1,6 @@
 /** Forwards an authorized request to the origin: streamed body, trusted headers, bounded wait. */
 import type { Bindings, Config } from "../config";
+import { DeadlineExceeded, withinDeadline } from "../deadline";
 import { GatewayError } from "../gateway-error";
 import { pathAndQuery } from "../http/request-url";
 import type { TraceContext } from "../http/trace";
@@ -61,25 +62,20 @@ export async function forwardToOrigin(
     ),
   );
 
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), config.originTimeoutMs);
   // `fetch(url, init)`, not `fetch(new Request(…))`: fetch builds its own Request either way (a second copy of every header).
-  const init: RequestInit = {
-    method: request.method,
-    headers,
-    body: request.body,
-    redirect: "manual",
-    signal: abort.signal,
-  };
+  const init: RequestInit = { method: request.method, headers, body: request.body, redirect: "manual" };
+  const origin = env.ORIGIN;
   try {
-    const response = await (env.ORIGIN ? env.ORIGIN.fetch(url, init) : fetch(url, init));
+    // The deadline covers the response headers only: a body still streaming after it is not cut.
+    const response = await withinDeadline(
+      () => (origin ? origin.fetch(url, init) : fetch(url, init)),
+      config.originTimeoutMs,
+    );
     return new Response(response.body, response);
   } catch (error) {
-    if (abort.signal.aborted)
+    if (error instanceof DeadlineExceeded)
       throw new GatewayError("origin_timeout", "The origin did not answer in time.", { cause: error });
     throw new GatewayError("origin_unreachable", "The origin could not be reached.", { cause: error });
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -91,7 +87,7 @@ export async function forward(proxied: ProxiedRequest): Promise<Response> {
     claims: claimsOf(proxied),
     requestId: proxied.requestId,
     trace: proxied.trace,
-    assertionKey: await gateway.keys.assertionKey(),
+    assertionKey: gateway.keys.importedAssertionKey ?? (await gateway.keys.assertionKey()),
     now: Math.floor(gateway.now() / 1000),
   });
 }

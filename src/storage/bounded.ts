@@ -1,4 +1,5 @@
 /** Storage bindings with a bounded wait: a call that throws, or hangs past the bound, becomes 503 `temporarily_unavailable`. */
+import { withinDeadline } from "../deadline";
 import { GatewayError, unavailable, type Dependency } from "../gateway-error";
 
 /**
@@ -10,24 +11,6 @@ export const STORAGE_WAIT_MS = 5_000;
 
 /** Longest a request waits for a rate-limiting binding before letting the request through (ms). */
 export const LIMITER_WAIT_MS = 1_000;
-
-/** Thrown by {@link withinDeadline} when the work did not settle in time. */
-export class DeadlineExceeded extends Error {
-  override name = "DeadlineExceeded";
-}
-
-/** `work`, or {@link DeadlineExceeded} once `waitMs` passed (the work itself is not cancelled). */
-export async function withinDeadline<T>(work: () => Promise<T>, waitMs: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineExceeded(`no answer within ${waitMs} ms`)), waitMs);
-  });
-  try {
-    return await Promise.race([Promise.resolve().then(work), deadline]);
-  } finally {
-    if (timer !== null) clearTimeout(timer);
-  }
-}
 
 /** Runs storage calls of one dependency within the bound; every failure becomes {@link unavailable}. */
 export class StorageCalls {

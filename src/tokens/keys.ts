@@ -59,9 +59,19 @@ export class KeyStore {
     return (this.ring ??= await this.buildRing(this.source.config));
   }
 
+  /** The fixed key ring once imported (the hot path reads it without waiting a turn), else undefined. */
+  get importedRing(): FixedKeyRing | undefined {
+    return this.ring;
+  }
+
   /** The key `X-Gateway-Assertion` is signed with (`ASSERTION_SECRET`). */
   assertionKey(): Promise<CryptoKey> {
     return this.hmacKey(this.source.config.assertionSecret);
+  }
+
+  /** The assertion key once imported, else undefined. */
+  get importedAssertionKey(): CryptoKey | undefined {
+    return this.imported.get(this.source.config.assertionSecret);
   }
 
   private async signingKey(secret: string): Promise<SigningKey> {

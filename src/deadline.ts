@@ -1,0 +1,22 @@
+/** A bounded wait: the one way the gateway stops waiting for a dependency (storage, limiter, origin). */
+
+/** Thrown by {@link withinDeadline} when the work did not settle in time. */
+export class DeadlineExceeded extends Error {
+  override name = "DeadlineExceeded";
+}
+
+/**
+ * `work`, or {@link DeadlineExceeded} once `waitMs` passed. The work itself is not cancelled: what it started
+ * ends with the request (the runtime cancels a request's outstanding I/O once its response is complete).
+ */
+export async function withinDeadline<T>(work: () => Promise<T>, waitMs: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceeded(`no answer within ${waitMs} ms`)), waitMs);
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(work), deadline]);
+  } finally {
+    if (timer !== null) clearTimeout(timer);
+  }
+}
