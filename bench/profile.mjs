@@ -74,7 +74,11 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   // An unminified copy of the production bundle, so the profile names functions as the source does.
   const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8").replace(/^minify = true.*$/m, "minify = false");
-  writeFileSync(join(ROOT, "bench/out/profile/wrangler.toml"), toml.replace(/^main = "/m, 'main = "../../../'));
+  // Paths in the copy are relative to bench/out/profile: the entry point and the [alias] targets.
+  writeFileSync(
+    join(ROOT, "bench/out/profile/wrangler.toml"),
+    toml.replace(/^main = "/m, 'main = "../../../').replaceAll('= "./src/', '= "../../../src/'),
+  );
   const built = await buildWorker(ROOT, join(dir, "wrangler.toml"), join(dir, "gateway"));
   if (built.modules[0] !== "index.js") throw new Error(`unexpected modules ${built.modules}`);
   const gatewayConfig = readFileSync(join(OUT, "gateway.capnp"), "utf8").replace(

@@ -1,4 +1,4 @@
-// A token presented again skips decoding, but its signature and its times are still checked every time.
+// A token presented again skips decoding, and the HMAC when it repeats byte for byte under a key still in use; its times are checked every time.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fakeOrigin, fixedClaims, gateway, now, problem, signWithJose } from "./helpers";
 
@@ -37,6 +37,24 @@ describe("a token accepted before", () => {
       /signature verification failed/,
     );
     expect(seen).toHaveLength(2);
+  });
+
+  it("is not HMAC'd again when it repeats byte for byte; any other signature is, and is refused", async () => {
+    fakeOrigin();
+    const token = await signWithJose(fixedClaims());
+    const hmac = vi.spyOn(crypto.subtle, "verify");
+    expect((await get(token)).status).toBe(200);
+    expect(hmac).toHaveBeenCalledTimes(1);
+    expect((await get(token)).status).toBe(200);
+    expect(hmac).toHaveBeenCalledTimes(1);
+    await expectRefused(
+      withSignatureChar(token, 5, (value) => value ^ 2),
+      /signature verification failed/,
+    );
+    const afterTampered = hmac.mock.calls.length;
+    expect(afterTampered).toBeGreaterThan(1);
+    expect((await get(token)).status).toBe(200);
+    expect(hmac).toHaveBeenCalledTimes(afterTampered);
   });
 
   it("is refused with a non-canonical or malformed signature segment", async () => {

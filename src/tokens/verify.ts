@@ -34,7 +34,8 @@ interface DecodedJws {
   /** `header.payload` as text: the key of the known inputs. */
   signingInputText: string;
   signingInput: Uint8Array<ArrayBuffer>;
-  signature: Uint8Array<ArrayBuffer>;
+  /** The signature segment as sent (43 canonical base64url characters). */
+  signatureSegment: string;
   /** Set when this signing input carried a valid signature before. */
   known: KnownInput | undefined;
 }
@@ -49,6 +50,9 @@ interface KnownInput {
   issuer: string;
   /** The audience `claims` were checked against. */
   audience: string;
+  /** The signature segment that verified, and the key it verified under. */
+  signature: string;
+  key: CryptoKey;
 }
 
 /** Three base64url segments; an HS256 signature is 32 bytes, i.e. exactly 43 characters. */
@@ -90,6 +94,25 @@ function parseHeader(segment: string, headerCache: LruCache<string, JwsHeader>):
   return header;
 }
 
+/** Whether two signature segments are equal, in time that does not depend on where they differ. */
+function sameSignature(sent: string, verified: string): boolean {
+  if (sent.length !== verified.length) return false;
+  let difference = 0;
+  for (let i = 0; i < sent.length; i++) difference |= sent.charCodeAt(i) ^ verified.charCodeAt(i);
+  return difference === 0;
+}
+
+/**
+ * Whether `jws` is, byte for byte, a token that verified before under a key that is still among `keys`: the same
+ * HMAC over the same input under the same key gives the same answer, so it is not computed again.
+ */
+function verifiedBefore(jws: DecodedJws, keys: readonly SigningKey[]): boolean {
+  const known = jws.known;
+  if (known === undefined || !sameSignature(jws.signatureSegment, known.signature)) return false;
+  for (const candidate of keys) if (candidate.key === known.key) return true;
+  return false;
+}
+
 function fixedCandidates(ring: FixedKeyRing, kid: string | undefined): readonly SigningKey[] {
   if (kid === undefined) return ring.all;
   const match = ring.all.find((candidate) => candidate.kid === kid);
@@ -101,9 +124,11 @@ export class TokenVerifier {
   /** Parsed headers by their encoded segment: a gateway sees few distinct headers, so this skips most header parses. */
   private readonly headerCache = new LruCache<string, JwsHeader>({ maxEntries: HEADER_CACHE_LIMIT });
   /**
-   * Signing inputs that already carried a valid signature, by their text. A client presents the same
-   * token for its whole lifetime, so repeat requests skip base64url, UTF-8 and JSON decoding and the
-   * time-independent claim checks; the signature and `exp`/`nbf`/`iat` are checked on every request.
+   * Signing inputs that already carried a valid signature, by their text, with that signature and the key it
+   * verified under. A client presents the same token for its whole lifetime, so repeat requests skip base64url,
+   * UTF-8 and JSON decoding and the time-independent claim checks; a repeat whose signature equals the remembered
+   * one (compared in constant time) and whose key is still one of the token's candidate keys is not HMAC'd again
+   * (same key, same input, same answer), any other signature is. `exp`/`nbf`/`iat` are checked on every request.
    * Only fully verified tokens get in, so unauthenticated traffic cannot fill or churn it.
    */
   private readonly knownInputs = new LruCache<string, KnownInput>({ maxEntries: KNOWN_INPUTS_LIMIT });
@@ -133,11 +158,13 @@ export class TokenVerifier {
       keys = await dynamic.keysFor(ctx, log, organisation, jws.header.kid);
       if (keys.length === 0) invalid("no live secret of the organisation matches the token");
     }
-    let signed = false;
-    for (let i = 0; i < keys.length && !signed; i++)
-      signed = await crypto.subtle.verify("HMAC", keys[i]!.key, jws.signature, jws.signingInput);
-    if (!signed) invalid("signature verification failed");
-    return this.acceptedClaims(jws, secretType, rules);
+    if (verifiedBefore(jws, keys)) return this.acceptedClaims(jws, secretType, rules, jws.known!.key);
+    const signature = decodeShortBase64Url(jws.signatureSegment);
+    let signedWith: CryptoKey | undefined;
+    for (let i = 0; i < keys.length && signedWith === undefined; i++)
+      if (await crypto.subtle.verify("HMAC", keys[i]!.key, signature, jws.signingInput)) signedWith = keys[i]!.key;
+    if (signedWith === undefined) invalid("signature verification failed");
+    return this.acceptedClaims(jws, secretType, rules, signedWith);
   }
 
   /**
@@ -157,7 +184,7 @@ export class TokenVerifier {
         payload: known.payload,
         signingInputText,
         signingInput: known.bytes,
-        signature: decodeShortBase64Url(signatureSegment),
+        signatureSegment,
         known,
       };
     }
@@ -177,15 +204,25 @@ export class TokenVerifier {
       payload: parseJsonObject(payloadSegment, "payload"),
       signingInputText,
       signingInput: encoder.encode(signingInputText) as Uint8Array<ArrayBuffer>,
-      signature: decodeShortBase64Url(signatureSegment),
+      signatureSegment,
       known: undefined,
     };
   }
 
-  /** Claims of a token whose signature just verified: rechecked times for a known input, else the full check (then remembered). */
-  private acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRules): AccessClaims {
-    if (jws.known?.issuer === rules.issuer && jws.known.audience === rules.audience)
-      return recheckClaimTimes(jws.known.claims, rules);
+  /**
+   * Claims of a token whose signature verified under `key`: rechecked times for a known input, else the full check
+   * (then remembered, with the signature and the key).
+   */
+  private acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRules, key: CryptoKey): AccessClaims {
+    const known = jws.known;
+    if (known?.issuer === rules.issuer && known.audience === rules.audience) {
+      const claims = recheckClaimTimes(known.claims, rules);
+      if (known.signature !== jws.signatureSegment || known.key !== key) {
+        known.signature = jws.signatureSegment;
+        known.key = key;
+      }
+      return claims;
+    }
     const claims = Object.freeze(checkClaims(jws.payload, secretType, rules));
     this.knownInputs.set(jws.signingInputText, {
       header: jws.header,
@@ -194,6 +231,8 @@ export class TokenVerifier {
       claims,
       issuer: rules.issuer,
       audience: rules.audience,
+      signature: jws.signatureSegment,
+      key,
     });
     return claims;
   }
