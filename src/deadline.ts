@@ -6,8 +6,8 @@ export class DeadlineExceeded extends Error {
 }
 
 /**
- * `work`, or {@link DeadlineExceeded} once `waitMs` passed. The work itself is not cancelled: what it started
- * ends with the request (the runtime cancels a request's outstanding I/O once its response is complete).
+ * `work`, or {@link DeadlineExceeded} once `waitMs` passed. The work itself is not cancelled here: a caller that
+ * can cancel it (an origin fetch's `AbortSignal`) does so when it catches {@link DeadlineExceeded}.
  */
 export async function withinDeadline<T>(work: () => Promise<T>, waitMs: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | null = null;

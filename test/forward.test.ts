@@ -226,7 +226,7 @@ describe("response from the origin", () => {
   it("a response body still streaming after ORIGIN_TIMEOUT_MS is passed on whole (the deadline covers the headers)", async () => {
     const token = await architect();
     const encoder = new TextEncoder();
-    // Like a real fetch, the fake cuts the body when the request's signal aborts.
+    // Like a real fetch, the fake cuts the body if the request's signal aborts: the gateway must not abort it after the headers.
     fakeOrigin(
       (request) =>
         new Response(
@@ -246,19 +246,24 @@ describe("response from the origin", () => {
     expect(await response.text()).toBe("first half, second half");
   });
 
-  it("504 when the origin does not answer within ORIGIN_TIMEOUT_MS", async () => {
+  it("504 when the origin does not answer within ORIGIN_TIMEOUT_MS, and the origin request is cancelled", async () => {
     const token = await architect();
+    let cancelled = false;
     vi.spyOn(globalThis, "fetch").mockImplementation(
       (input, init) =>
         new Promise((_resolve, reject) => {
           const signal = new Request(input, init).signal;
-          signal.addEventListener("abort", () => reject(signal.reason));
+          signal.addEventListener("abort", () => {
+            cancelled = true;
+            reject(signal.reason);
+          });
         }),
     );
     const started = Date.now();
     const response = await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } });
     expect(response.status).toBe(504);
     expect((await problem(response)).code).toBe("origin_timeout");
+    expect(cancelled).toBe(true);
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
   });
 

@@ -1,5 +1,6 @@
 // A token presented again skips decoding, and the HMAC when it repeats byte for byte under a key still in use; its times are checked every time.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { env } from "cloudflare:workers";
 import { fakeOrigin, fixedClaims, gateway, now, problem, signWithJose } from "./helpers";
 
 afterEach(() => {
@@ -55,6 +56,24 @@ describe("a token accepted before", () => {
     expect(afterTampered).toBeGreaterThan(1);
     expect((await get(token)).status).toBe(200);
     expect(hmac).toHaveBeenCalledTimes(afterTampered);
+  });
+
+  it("remembers the signature that verified last: the same input signed under the previous key, then the current one again", async () => {
+    fakeOrigin();
+    const claims = fixedClaims();
+    const current = await signWithJose(claims);
+    const previous = await signWithJose(claims, env.JWT_SECRET_PREVIOUS!);
+    expect(previous.slice(0, previous.lastIndexOf("."))).toBe(current.slice(0, current.lastIndexOf(".")));
+    const hmac = vi.spyOn(crypto.subtle, "verify");
+    expect((await get(current)).status).toBe(200);
+    const afterCurrent = hmac.mock.calls.length;
+    expect((await get(previous)).status).toBe(200);
+    expect(hmac.mock.calls.length).toBeGreaterThan(afterCurrent);
+    const afterPrevious = hmac.mock.calls.length;
+    expect((await get(previous)).status).toBe(200);
+    expect(hmac).toHaveBeenCalledTimes(afterPrevious);
+    expect((await get(current)).status).toBe(200);
+    expect(hmac.mock.calls.length).toBeGreaterThan(afterPrevious);
   });
 
   it("is refused with a non-canonical or malformed signature segment", async () => {

@@ -27,9 +27,13 @@ export async function requireEligiblePlan(gateway: Gateway, ctx: WaitUntil, orga
   try {
     return await gateway.plans.requireEligible(ctx, organisation);
   } catch (error) {
-    if (error instanceof GatewayError || error instanceof ConfigError) throw error;
-    throw unavailable("d1", String(error));
+    throw planGateFailure(error);
   }
+}
+
+/** A refusal or a configuration error as thrown; anything else from the plan gate: 503 (D1 could not answer). */
+function planGateFailure(error: unknown): unknown {
+  return error instanceof GatewayError || error instanceof ConfigError ? error : unavailable("d1", String(error));
 }
 
 /**
@@ -39,7 +43,12 @@ export async function requireEligiblePlan(gateway: Gateway, ctx: WaitUntil, orga
 export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
   const { gateway } = proxied;
   const organisation = claimsOf(proxied).organisationEntityIdentifier;
-  const plan = gateway.plans.eligiblePlanNow(proxied.ctx, organisation);
+  let plan: string | undefined;
+  try {
+    plan = gateway.plans.eligiblePlanNow(proxied.ctx, organisation);
+  } catch (error) {
+    throw planGateFailure(error);
+  }
   if (plan !== undefined) {
     proxied.plan = plan;
     return;

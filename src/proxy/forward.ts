@@ -63,7 +63,14 @@ export async function forwardToOrigin(
   );
 
   // `fetch(url, init)`, not `fetch(new Request(…))`: fetch builds its own Request either way (a second copy of every header).
-  const init: RequestInit = { method: request.method, headers, body: request.body, redirect: "manual" };
+  const cancel = new AbortController();
+  const init: RequestInit = {
+    method: request.method,
+    headers,
+    body: request.body,
+    redirect: "manual",
+    signal: cancel.signal,
+  };
   const origin = env.ORIGIN;
   try {
     // The deadline covers the response headers only: a body still streaming after it is not cut.
@@ -73,8 +80,10 @@ export async function forwardToOrigin(
     );
     return new Response(response.body, response);
   } catch (error) {
-    if (error instanceof DeadlineExceeded)
+    if (error instanceof DeadlineExceeded) {
+      cancel.abort(error); // the origin request (and a request body still uploading) ends with the 504
       throw new GatewayError("origin_timeout", "The origin did not answer in time.", { cause: error });
+    }
     throw new GatewayError("origin_unreachable", "The origin could not be reached.", { cause: error });
   }
 }

@@ -6,7 +6,7 @@
 import { GatewayError } from "../errors";
 
 /**
- * Outbound request headers by lower-case name, built in JavaScript and handed to the runtime once (by `new Request`).
+ * Outbound request headers by lower-case name, built in JavaScript and handed to the runtime once (`fetch(url, init)`).
  * A null-prototype record ({@link outboundHeaders}): the runtime converts it about 3× faster than a list of
  * name/value pairs (bench/README.md § 2), and a name written twice keeps one value, the last.
  */
