@@ -1,10 +1,10 @@
 // `npm run bench`: the verify hot path, end-to-end gateway overhead, login cost and bundle size, all
 // measured inside bare workerd from outside over loopback HTTP; every server is stopped by its PID group.
-import { createHmac, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { assertionFor, SECRETS } from "./lib/fixtures.mjs";
 import { gatewayServices, wranglerSettings } from "./lib/gateway-stack.mjs";
 import { closedLoop, Connection, median, once, quantile, requestBytes } from "./lib/http.mjs";
 import {
@@ -37,41 +37,12 @@ const API_PATH = "/grids/1";
 const SEED = { email: "architect@acme.example", password: "gridgate-dev-password" };
 
 /** Bench-only secrets (≥ 32 bytes), used nowhere else. */
-const SECRETS = {
-  JWT_SECRET: "bench-jwt-secret-0123456789abcdef0123456789abcdef",
-  PASSWORD_PEPPER: "bench-password-pepper-0123456789abcdef0123456789",
-  ASSERTION_SECRET: "bench-assertion-secret-0123456789abcdef01234567",
-  SECRETS_KEY: Buffer.alloc(32, 7).toString("base64url"),
-};
 
 const log = (...args) => console.log(...args);
 const fmt = (value, digits = 0) =>
   Number.isFinite(value)
     ? value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : "n/a";
-
-/** Signs an `X-Gateway-Assertion` in Node, for sending straight to an origin that checks it. */
-function assertionFor(method, path, issuer) {
-  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
-  const now = Math.floor(Date.now() / 1000);
-  const claims = {
-    iss: issuer,
-    aud: "origin",
-    jti: randomUUID(),
-    iat: now,
-    exp: now + 60,
-    method,
-    path,
-    memberEntityId: 2549,
-    memberEntityIdentifier: "o6q2is",
-    organisationEntityIdentifier: "m7l9hw",
-    scope: "architect",
-    secretType: "fixed",
-    tokenId: randomUUID(),
-  };
-  const input = `${b64({ alg: "HS256", typ: "gridgate-assertion+jwt" })}.${b64(claims)}`;
-  return `${input}.${createHmac("sha256", SECRETS.ASSERTION_SECRET).update(input).digest("base64url")}`;
-}
 
 /** Builds every bundle and writes the three workerd configs; returns how to reach each server. */
 async function prepare() {
