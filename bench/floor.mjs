@@ -10,9 +10,8 @@ import { closedLoop, median, once, requestBytes } from "./lib/http.mjs";
 import {
   buildWorker,
   cpuSeconds,
+  runBounded,
   startWorkerd,
-  stopAll,
-  stopAllNow,
   textBindings,
   workerBlock,
   writeConfig,
@@ -142,15 +141,4 @@ async function main() {
   log("results written to bench/out/floor.json");
 }
 
-process.on("exit", stopAllNow);
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => stopAll().then(() => process.exit(130)));
-const limit = setTimeout(() => {
-  console.error("bench:floor took too long; stopping");
-  stopAll().then(() => process.exit(1));
-}, 240_000);
-try {
-  await main();
-} finally {
-  clearTimeout(limit);
-  await stopAll();
-}
+await runBounded("bench:floor", main, 240_000);

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { closedLoop, once, requestBytes } from "./lib/http.mjs";
-import { buildWorker, startWorkerd, stopAll, stopAllNow } from "./lib/servers.mjs";
+import { buildWorker, runBounded, startWorkerd } from "./lib/servers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, "bench/out");
@@ -143,15 +143,4 @@ async function main() {
     log(`| ${perRequest(us).toFixed(1)} | ${((100 * us) / total).toFixed(1)} | ${key} |`);
 }
 
-process.on("exit", stopAllNow);
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => stopAll().then(() => process.exit(130)));
-const limit = setTimeout(() => {
-  console.error("bench:profile took too long; stopping");
-  stopAll().then(() => process.exit(1));
-}, 120_000);
-try {
-  await main();
-} finally {
-  clearTimeout(limit);
-  await stopAll();
-}
+await runBounded("bench:profile", main, 120_000);

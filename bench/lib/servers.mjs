@@ -134,6 +134,25 @@ export function stopAllNow() {
   for (const server of started) if (alive(server.pid)) process.kill(-server.pid, "SIGKILL");
 }
 
+/**
+ * Runs `main`, stopping every started server at the end, on Ctrl-C and once `limitMs` passed (then exit 1,
+ * naming `name`): the frame of `npm run bench:profile` and `npm run bench:floor`.
+ */
+export async function runBounded(name, main, limitMs) {
+  process.on("exit", stopAllNow);
+  for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => stopAll().then(() => process.exit(130)));
+  const limit = setTimeout(() => {
+    console.error(`${name} took too long; stopping`);
+    stopAll().then(() => process.exit(1));
+  }, limitMs);
+  try {
+    await main();
+  } finally {
+    clearTimeout(limit);
+    await stopAll();
+  }
+}
+
 /** CPU seconds (user + system, all threads) the process `pid` has used so far. */
 export function cpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
