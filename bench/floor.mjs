@@ -2,7 +2,7 @@
 // (bench/workers/floor.ts) and the gateway, each under the bench's closed-loop load against the same origin,
 // alternating; ratios and differences to the forwarder inside each repetition. Needs the configs of a prior
 // `npm run bench` (bench/out/*.capnp); builds only the floor worker.
-import { writeFileSync, readFileSync, existsSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assertionFor, SECRETS } from "./lib/fixtures.mjs";
@@ -10,6 +10,7 @@ import { closedLoop, median, once, requestBytes } from "./lib/http.mjs";
 import {
   buildWorker,
   cpuSeconds,
+  priorBenchPorts,
   runBounded,
   startWorkerd,
   textBindings,
@@ -26,13 +27,9 @@ const API_PATH = "/grids/1";
 const STEPS = ["headers", "deadline", "assertion"];
 
 const log = (...args) => console.log(...args);
-/** The port a prior `npm run bench` wrote into `name`. */
-const portOf = (name) => Number(/address = "127\.0\.0\.1:(\d+)"/.exec(readFileSync(join(OUT, name), "utf8"))[1]);
 
 async function main() {
-  for (const name of ["origin.capnp", "gateway.capnp", "forward.capnp"])
-    if (!existsSync(join(OUT, name))) throw new Error(`bench/out/${name} is missing: run npm run bench once first`);
-  const ports = { origin: portOf("origin.capnp"), gateway: portOf("gateway.capnp"), forward: portOf("forward.capnp") };
+  const ports = priorBenchPorts(OUT, ["origin", "gateway", "forward"]);
   ports.floor = ports.forward + 1;
   const built = await buildWorker(ROOT, join(ROOT, "bench/wrangler.floor.toml"), join(OUT, "floor"));
   const originUrl = `http://127.0.0.1:${ports.origin}`;

@@ -1,10 +1,10 @@
 // `npm run bench:profile`: a V8 CPU profile of the gateway (or the bare forwarder) under the bench's load, taken
 // through workerd's inspector, summarised by self time per function. Needs the configs of a prior `npm run bench`.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { closedLoop, once, requestBytes } from "./lib/http.mjs";
-import { buildWorker, runBounded, startWorkerd } from "./lib/servers.mjs";
+import { buildWorker, priorBenchPorts, runBounded, startWorkerd } from "./lib/servers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, "bench/out");
@@ -68,8 +68,7 @@ function summarise(profile) {
 }
 
 async function main() {
-  for (const name of ["origin.capnp", "gateway.capnp", "forward.capnp"])
-    if (!existsSync(join(OUT, name))) throw new Error(`bench/out/${name} is missing: run npm run bench once first`);
+  const ports = priorBenchPorts(OUT, ["origin", "gateway", "forward"]);
   const dir = join(OUT, "profile");
   mkdirSync(dir, { recursive: true });
   // An unminified copy of the production bundle, so the profile names functions as the source does.
@@ -87,16 +86,9 @@ async function main() {
   );
   writeFileSync(join(OUT, "profile.capnp"), gatewayConfig);
 
-  // The ports the last `npm run bench` wrote into its configs (BENCH_PORT_BASE).
-  const portOf = (name) => Number(/address = "127\.0\.0\.1:(\d+)"/.exec(readFileSync(join(OUT, name), "utf8"))[1]);
-  const origin = await startWorkerd(
-    "origin",
-    join(OUT, "origin.capnp"),
-    portOf("origin.capnp"),
-    join(dir, "origin.log"),
-  );
+  const origin = await startWorkerd("origin", join(OUT, "origin.capnp"), ports.origin, join(dir, "origin.log"));
   const config = TARGET === "forward" ? join(OUT, "forward.capnp") : join(OUT, "profile.capnp");
-  const port = portOf(TARGET === "forward" ? "forward.capnp" : "gateway.capnp");
+  const port = TARGET === "forward" ? ports.forward : ports.gateway;
   const front = await startWorkerd(TARGET, config, port, join(dir, `${TARGET}.log`), 20_000, [
     `--inspector-addr=127.0.0.1:${INSPECTOR_PORT}`,
   ]);

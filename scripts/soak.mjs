@@ -1,10 +1,11 @@
 // `npm run soak [-- --seconds N]`: mixed traffic against the gateway under bare workerd (as `npm run bench` runs it),
 // loopback only; every answer's status checked against what its kind of request must get; RSS of workerd before/after.
-import { createHmac, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { signHs256 } from "../bench/lib/fixtures.mjs";
 import { gatewayServices, wranglerSettings } from "../bench/lib/gateway-stack.mjs";
 import { Connection, requestBytes } from "../bench/lib/http.mjs";
 import {
@@ -62,15 +63,8 @@ const ACCOUNTS = {
 const WRONG_PASSWORD_EMAIL = "reader@acme.example";
 const FREE_PLAN_EMAIL = "free@free.example";
 
-const b64 = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-
-/** An HS256 JWS of `claims` under `secret`, made in Node (independent of the gateway's code). */
-function sign(claims, secret, header = {}) {
-  const input = `${b64({ alg: "HS256", typ: "JWT", ...header })}.${b64(claims)}`;
-  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
-}
 
 /** A 10-minute dynamic-secret token of the seeded architect, signed with the secret `kid` as an integration would. */
 function dynamicToken({ kid, secret }) {
@@ -82,7 +76,7 @@ function dynamicToken({ kid, secret }) {
     scope: "organisation",
     secretType: "dynamic",
   };
-  return sign(claims, secret, { kid });
+  return signHs256(claims, secret, { kid });
 }
 
 /** The same token with one character of its signature changed. */
@@ -252,7 +246,7 @@ async function traffic(client, deadline) {
     [
       4,
       () => {
-        const expired = sign(
+        const expired = signHs256(
           {
             iss: "gridgate",
             iat: nowSeconds() - 7200,

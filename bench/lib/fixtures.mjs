@@ -1,4 +1,4 @@
-// The bench's secrets and a Node-signed X-Gateway-Assertion, shared by bench/run.mjs and bench/floor.mjs.
+// The bench's secrets and Node-side HS256 signing (an X-Gateway-Assertion, any JWS), shared by the bench and the soak.
 import { createHmac, randomUUID } from "node:crypto";
 
 /** Secrets of the bench's gateway (and of its origin: ASSERTION_SECRET). */
@@ -9,9 +9,16 @@ export const SECRETS = {
   SECRETS_KEY: Buffer.alloc(32, 7).toString("base64url"),
 };
 
+const b64 = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+
+/** An HS256 JWS of `claims` under `secret`, made in Node (independent of the gateway's code). */
+export function signHs256(claims, secret, header = {}) {
+  const input = `${b64({ alg: "HS256", typ: "JWT", ...header })}.${b64(claims)}`;
+  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+}
+
 /** Signs an `X-Gateway-Assertion` in Node, for sending straight to an origin that checks it. */
 export function assertionFor(method, path, issuer) {
-  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
   const claims = {
     iss: issuer,
@@ -28,6 +35,5 @@ export function assertionFor(method, path, issuer) {
     secretType: "fixed",
     tokenId: randomUUID(),
   };
-  const input = `${b64({ alg: "HS256", typ: "gridgate-assertion+jwt" })}.${b64(claims)}`;
-  return `${input}.${createHmac("sha256", SECRETS.ASSERTION_SECRET).update(input).digest("base64url")}`;
+  return signHs256(claims, SECRETS.ASSERTION_SECRET, { typ: "gridgate-assertion+jwt" });
 }

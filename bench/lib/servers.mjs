@@ -1,6 +1,6 @@
 // Builds Workers with `wrangler deploy --dry-run`, writes one workerd config per server, starts and stops them.
 import { execFile, spawn } from "node:child_process";
-import { openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import { join, relative } from "node:path";
@@ -68,6 +68,20 @@ ${services.map(([name, body]) => `    (name = ${str(name)}, ${body})`).join(",\n
 );
 `;
   writeFileSync(path, text);
+}
+
+/**
+ * The ports the last `npm run bench` wrote into `out`'s configs (`origin.capnp` → `origin`), for the tools that
+ * serve its bundles again; a missing config is an error asking for that run.
+ */
+export function priorBenchPorts(out, names) {
+  const ports = {};
+  for (const name of names) {
+    const config = join(out, `${name}.capnp`);
+    if (!existsSync(config)) throw new Error(`bench/out/${name}.capnp is missing: run npm run bench once first`);
+    ports[name] = Number(/address = "127\.0\.0\.1:(\d+)"/.exec(readFileSync(config, "utf8"))[1]);
+  }
+  return ports;
 }
 
 /** True when something already accepts connections on 127.0.0.1:`port`. */
