@@ -35,15 +35,31 @@ async function expectStatus(response: Response, status: number, code?: string): 
   if (code) expect((await problem(response)).code).toBe(code);
 }
 
+/**
+ * A new account logged in, and two gateway locations on one clock: `near` gets the admin request, `far` learns
+ * of it through the published record; the access token already passed at `far` (its caches are warm).
+ */
+async function sessionAtTwoLocations() {
+  fakeOrigin();
+  const account = await newAccount();
+  const { access_token: token, refresh_token: refresh } = await loginAccount(account);
+  const clock: Clock = { now: Date.now() };
+  const near = location(clock);
+  const far = location(clock);
+  expect((await far.request("/grids", bearer(token))).status).toBe(200);
+  return { account, token, refresh, clock, near, far };
+}
+
+/** Once the revocation of `memberId` is published, `far` refuses `token` within 60 s (here: 30 s later). */
+async function refusedFarWithin60s(far: ReturnType<typeof location>, clock: Clock, memberId: number, token: string) {
+  await revocationPublished(memberId);
+  clock.now += 30_000;
+  await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
+}
+
 describe("admin revocations", () => {
   it("member:suspend: the earlier access token is refused at once here, within 60 s elsewhere, and refreshes end", async () => {
-    fakeOrigin();
-    const account = await newAccount();
-    const { access_token: token, refresh_token: refresh } = await loginAccount(account);
-    const clock: Clock = { now: Date.now() };
-    const near = location(clock);
-    const far = location(clock);
-    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+    const { account, token, refresh, clock, near, far } = await sessionAtTwoLocations();
 
     await env.DB.prepare(sql.setMemberStatusSql(account.organisation, account.email, "suspended")).run();
     const response = await near.request(
@@ -55,9 +71,7 @@ describe("admin revocations", () => {
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
     expect((await postRefresh({ refresh_token: refresh })).status).toBe(401);
 
-    await revocationPublished(account.memberId);
-    clock.now += 30_000;
-    await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
+    await refusedFarWithin60s(far, clock, account.memberId, token);
   });
 
   it("member:sign-out ends every session and access token of an active member", async () => {
@@ -78,13 +92,7 @@ describe("admin revocations", () => {
   });
 
   it("member:password: the new password logs in, the old one and every earlier token and session are refused", async () => {
-    fakeOrigin();
-    const account = await newAccount();
-    const { access_token: token, refresh_token: refresh } = await loginAccount(account);
-    const clock: Clock = { now: Date.now() };
-    const near = location(clock);
-    const far = location(clock);
-    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+    const { account, token, refresh, clock, near, far } = await sessionAtTwoLocations();
 
     const password = "a-brand-new-password";
     await env.DB.prepare(
@@ -99,22 +107,14 @@ describe("admin revocations", () => {
     expect(response.status).toBe(200);
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
     await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
-    await revocationPublished(account.memberId);
-    clock.now += 30_000;
-    await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
+    await refusedFarWithin60s(far, clock, account.memberId, token);
 
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
     expect((await postLogin({ email: account.email, password })).status).toBe(200);
   });
 
   it("member:delete: the deleted member's access tokens are refused here at once and within 60 s elsewhere", async () => {
-    fakeOrigin();
-    const account = await newAccount();
-    const { access_token: token, refresh_token: refresh } = await loginAccount(account);
-    const clock: Clock = { now: Date.now() };
-    const near = location(clock);
-    const far = location(clock);
-    expect((await far.request("/grids", bearer(token))).status).toBe(200);
+    const { account, token, refresh, clock, near, far } = await sessionAtTwoLocations();
 
     await env.DB.prepare(sql.deleteMemberSql(account.organisation, account.email)).run();
     expect(await env.DB.prepare(sql.memberQuery(account.organisation, account.email)).first()).toBeNull();
@@ -125,9 +125,7 @@ describe("admin revocations", () => {
     expect(await response.json()).toEqual({ revoked: { members: [account.memberId], organisations: [] } });
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
     await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
-    await revocationPublished(account.memberId);
-    clock.now += 30_000;
-    await expectStatus(await far.request("/grids", bearer(token)), 401, "invalid_token");
+    await refusedFarWithin60s(far, clock, account.memberId, token);
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
   });
 

@@ -62,8 +62,8 @@ const failingDb = {
   },
 } as unknown as D1Database;
 
-/** `DB` refusing every statement whose bound JSON names `marker` (a poison row); the rest reach D1. */
-function refusingDb(marker: string): D1Database {
+/** `DB` with `onBind` seeing the values of every statement before D1 does (it may throw to refuse the statement). */
+function dbWatchingBinds(onBind: (values: unknown[]) => void): D1Database {
   return new Proxy(env.DB, {
     get(target, property) {
       if (property === "prepare")
@@ -73,7 +73,7 @@ function refusingDb(marker: string): D1Database {
             get(inner, name) {
               if (name === "bind")
                 return (...values: unknown[]) => {
-                  if (values.some((value) => String(value).includes(marker))) throw new Error("string or blob too big");
+                  onBind(values);
                   return inner.bind(...values);
                 };
               const value: unknown = Reflect.get(inner, name);
@@ -84,6 +84,13 @@ function refusingDb(marker: string): D1Database {
       const value: unknown = Reflect.get(target, property);
       return typeof value === "function" ? value.bind(target) : value;
     },
+  });
+}
+
+/** `DB` refusing every statement whose bound JSON names `marker` (a poison row); the rest reach D1. */
+function refusingDb(marker: string): D1Database {
+  return dbWatchingBinds((values) => {
+    if (values.some((value) => String(value).includes(marker))) throw new Error("string or blob too big");
   });
 }
 
@@ -219,27 +226,7 @@ describe("AuditSink", () => {
         state.storage.sql.exec("INSERT INTO pending (row) VALUES (?)", JSON.stringify(large(n)));
     });
     const bound: string[] = [];
-    const db = new Proxy(env.DB, {
-      get(target, property) {
-        if (property === "prepare")
-          return (sql: string) => {
-            const statement = target.prepare(sql);
-            return new Proxy(statement, {
-              get(inner, name) {
-                if (name === "bind")
-                  return (...values: unknown[]) => {
-                    bound.push(...values.map(String));
-                    return inner.bind(...values);
-                  };
-                const value: unknown = Reflect.get(inner, name);
-                return typeof value === "function" ? value.bind(inner) : value;
-              },
-            });
-          };
-        const value: unknown = Reflect.get(target, property);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const db = dbWatchingBinds((values) => bound.push(...values.map(String)));
     const result = await runInDurableObject(stub, async (_instance: AuditSink, state) => {
       const flushed = await flushAuditRows(state.storage, db);
       await state.storage.deleteAlarm();
