@@ -2,33 +2,14 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
-import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
 import { hashPassword } from "../src/credentials/password";
 import { throttleKey } from "../src/credentials/throttle";
-import { auditRowsOf, fakeOrigin, postLogin, problem } from "./helpers";
+import { adminRequest, auditRowsOf, fakeOrigin, postLogin, problem } from "./helpers";
 import { backoffRecord, bearer, location, revocationPublished, seedBackoff, type Clock } from "./locations";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());
-
-/** What `npm run admin` sends to the admin route `path`: the JSON body, signed with ADMIN_SECRET at `at` (seconds). */
-async function adminRequest(
-  path: string,
-  body: unknown,
-  at = Math.floor(Date.now() / 1000),
-  secret = env.ADMIN_SECRET!,
-) {
-  const text = JSON.stringify(body);
-  return {
-    method: "POST",
-    headers: {
-      "Content-Type": "application/json",
-      [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, at, path, text),
-    },
-    body: text,
-  } satisfies RequestInit;
-}
 
 async function expectStatus(response: Response, status: number, code?: string): Promise<void> {
   expect(response.status).toBe(status);

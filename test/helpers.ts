@@ -3,6 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { expect, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
+import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
 import type { AuditRow as SinkRow } from "../src/durable/audit-sink";
 
 /** Base URL the tests address the gateway by. */
@@ -207,4 +208,22 @@ export async function rawToken(header: string, payload: string, secret = env.JWT
     ["sign"],
   );
   return `${input}.${b64url(new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(input))))}`;
+}
+
+/** What `npm run admin` sends to the admin route `path`: the JSON body, signed with ADMIN_SECRET at `at` (seconds). */
+export async function adminRequest(
+  path: string,
+  body: unknown,
+  at = Math.floor(Date.now() / 1000),
+  secret = env.ADMIN_SECRET!,
+): Promise<RequestInit> {
+  const text = JSON.stringify(body);
+  return {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/json",
+      [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, at, path, text),
+    },
+    body: text,
+  };
 }

@@ -25,6 +25,7 @@ describe("access-token revocation", () => {
       {
         members: [account.memberId],
       },
+      clock.now,
     );
     clock.now += REVOCATIONS_MAX_AGE_MS + 1000;
     await expectRevoked(await far.request("/grids", bearer(token)));

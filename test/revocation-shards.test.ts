@@ -1,4 +1,5 @@
 // The sharded revocation record at the target scale, and a shard that cannot be read (a file of its own: KV caches reads for 30 s across the file).
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
@@ -40,7 +41,7 @@ describe("sharded access-token revocation", () => {
     const now = Date.now();
     const members = Array.from({ length: 18_000 }, (_, i) => 70_000_000 + i);
     const writer = location({ now });
-    await writer.gateway.revocations.revoke({ accessTokenTtl: 3600, clockSkew: 30 }, { members });
+    await writer.gateway.revocations.revoke({ accessTokenTtl: 3600, clockSkew: 30 }, { members }, now);
 
     const records = await publishedShards(members);
     const sizes = records.map((record) => new TextEncoder().encode(JSON.stringify(record)).byteLength);
@@ -111,13 +112,14 @@ describe("sharded access-token revocation", () => {
     const snapshot = await global.revoke(legacyRequest);
     expect(snapshot.shard).toBe(0);
     expect(snapshot.legacy, "holds a subject of another shard").toBe(true);
-    expect(snapshot.members[member]).toBe(before);
+    expect(snapshot.exact, "values carry their millisecond").toBe(true);
+    expect(Math.round(snapshot.members[member]! * 1000), "the end of the second sent").toBe(before * 1000 + 999);
 
     let published: RevocationSnapshot | null = null;
     await vi.waitFor(
       async () => {
         published = await env.TOKENS.get<RevocationSnapshot>(REVOCATIONS_KEY, "json");
-        expect(published?.members[member]).toBe(before);
+        expect(published?.members[member]).toBe(snapshot.members[member]);
       },
       { timeout: 5000, interval: 200 },
     );
@@ -131,6 +133,20 @@ describe("sharded access-token revocation", () => {
         bearer(await signWithJose(fixedClaims({ memberEntityId: member, iat: before - 10 }))),
       ),
     );
+  });
+
+  it("a row its object stored in whole seconds (before instants were ms) is published as the end of that second", async () => {
+    const second = Math.floor(Date.now() / 1000);
+    const object = env.REVOCATIONS.get(env.REVOCATIONS.idFromName("seconds-row-test"));
+    await runInDurableObject(object, async (_instance, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO revocations (subject, before, expires_at) VALUES ('m:42', ?, ?)",
+        second,
+        (second + 3630) * 1000,
+      );
+    });
+    const snapshot = await object.current(Date.now());
+    expect(Math.round(snapshot.members["42"]! * 1000)).toBe(second * 1000 + 999);
   });
 
   it("a shard whose record is unreadable fails requests closed once the copy is too old, even when every other shard reads", async () => {

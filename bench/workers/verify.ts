@@ -58,7 +58,7 @@ async function makeFixture(env: Bindings): Promise<Fixture> {
     organisationEntityIdentifier: "m7l9hw",
     scope: "architect getGrids postGrids",
   };
-  const now = () => Math.floor(Date.now() / 1000);
+  const now = () => Date.now();
   const { token } = await issueAccessToken(config, ring, subject, now());
   const bad = tampered(token);
   const fresh: string[] = [];

@@ -143,13 +143,17 @@ export function deleteMemberSql(organisation: string, email: string): string {
   );
 }
 
+/** D1's clock in ms (every SQLite has julianday; unixepoch('subsec') needs 3.42). */
+const NOW_MS = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)";
+
 /**
- * Sets one member's password hash and `password_changed_at` to now, which ends every refresh session
- * started before (the refresh reads it from D1).
+ * Sets one member's password hash and `password_changed_at` to now, and revokes the member's sessions at this
+ * instant (`sessions_revoked_at`, ms): every refresh session started at or before it ends (the refresh reads it).
  */
 export function setPasswordSql(organisation: string, email: string, passwordHash: string): string {
   return (
-    `UPDATE members SET password_hash = ${literal(passwordHash)}, password_changed_at = unixepoch() ` +
+    `UPDATE members SET password_hash = ${literal(passwordHash)}, password_changed_at = unixepoch(), ` +
+    `sessions_revoked_at = max(coalesce(sessions_revoked_at, 0) + 1, ${NOW_MS}) ` +
     `WHERE email = ${literal(email)} ` +
     `AND organisation_id = (SELECT id FROM organisations WHERE identifier = ${literal(organisation)});`
   );

@@ -25,12 +25,18 @@ export const REVOCATION_BUCKETS = 1024;
 export const PUBLISH_INTERVAL_MS = 1000;
 
 /**
- * The published record: per member id, organisation identifier or bucket, the time (seconds) at or
- * before which every access token (`iat`) is refused. Only entries younger than
- * `ACCESS_TOKEN_TTL + CLOCK_SKEW` are kept: older tokens are expired anyway.
+ * The published record: per member id, organisation identifier or bucket, the revocation's instant in seconds
+ * with its millisecond as a fraction (`1764860000.123`); every access token issued at or before it is refused
+ * (src/revocation/order.ts). Only entries younger than `ACCESS_TOKEN_TTL + CLOCK_SKEW` are kept: older tokens are
+ * expired anyway.
  */
 export interface RevocationSnapshot {
   v: 1;
+  /**
+   * Set when every value carries its millisecond. Absent in a record from before (whole seconds, each meaning the
+   * end of its second); a reader of that release compares whole-second `iat`s with either and reaches the same verdicts.
+   */
+  exact?: true;
   /** Grows with every change the object records: a copy never replaces a newer one. */
   version: number;
   /** When the object built this record (ms). */
@@ -48,7 +54,7 @@ export interface RevocationSnapshot {
   legacy?: true;
 }
 
-/** What to revoke: every access token of these members or organisations issued at or before `before` (s). */
+/** What to revoke: every access token of these members or organisations issued at or before `at` (ms). */
 export interface RevocationRequest {
   /**
    * The shard every subject of this request belongs to ({@link revocationShard}). Absent in a request from a
@@ -58,8 +64,10 @@ export interface RevocationRequest {
   shard?: number;
   members?: number[];
   organisations?: string[];
-  /** Seconds since the epoch. */
-  before: number;
+  /** The revocation's instant (ms). */
+  at?: number;
+  /** A whole second, from a release before `at`: taken as the end of that second. */
+  before?: number;
   /** How long an entry must be kept: `ACCESS_TOKEN_TTL + CLOCK_SKEW` seconds. */
   keepSeconds: number;
   /** The caller's clock (ms). */
@@ -111,6 +119,12 @@ CREATE TABLE IF NOT EXISTS shard (
 
 type Row = { subject: string; before: number; expires_at: number };
 
+/** Rows written before instants were kept in ms hold whole seconds, all below this (1973 in ms, 5138 in seconds). */
+const FIRST_MS_INSTANT = 100_000_000_000;
+
+/** A stored or requested revocation time as an instant (ms): a whole second (from before) means its end. */
+const instantOf = (at: number) => (at < FIRST_MS_INSTANT ? at * 1000 + 999 : at);
+
 /**
  * One object per shard ({@link revocationShardName}). It keeps every live revocation of its shard
  * exactly in SQLite, and publishes the bounded record to its KV key ({@link revocationShardKey}) at every
@@ -127,7 +141,9 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
 
   /** Records a revocation and publishes it; returns the record as published (or about to be). */
   async revoke(request: RevocationRequest): Promise<RevocationSnapshot> {
-    const { before, keepSeconds, now, shard = 0 } = request;
+    const { keepSeconds, now, shard = 0 } = request;
+    const at = instantOf(request.at ?? request.before ?? Number.NaN);
+    if (!Number.isSafeInteger(at)) throw new Error(`no instant in ${JSON.stringify(request)}`);
     if (!Number.isSafeInteger(shard) || shard < 0 || shard >= REVOCATION_SHARDS) throw new Error(`no shard ${shard}`);
     const recorded = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
     if (recorded && recorded.shard !== shard) throw new Error(`shard ${shard} sent to shard ${recorded.shard}`);
@@ -135,14 +151,14 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
       ...(request.members ?? []).map((id) => `m:${id}`),
       ...(request.organisations ?? []).map((identifier) => `o:${identifier}`),
     ];
-    const expiresAt = (before + keepSeconds) * 1000;
+    const expiresAt = at + keepSeconds * 1000;
     this.ctx.storage.transactionSync(() => {
       for (const subject of subjects) {
         this.ctx.storage.sql.exec(
           `INSERT INTO revocations (subject, before, expires_at) VALUES (?, ?, ?)
            ON CONFLICT (subject) DO UPDATE SET before = max(before, excluded.before), expires_at = max(expires_at, excluded.expires_at)`,
           subject,
-          before,
+          at,
           expiresAt,
         );
       }
@@ -177,24 +193,34 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     const version =
       sql.exec<{ version: number }>("SELECT version FROM version WHERE id = 1").toArray()[0]?.version ?? 0;
     const shard = this.shard();
-    const snapshot: RevocationSnapshot = { v: 1, version, publishedAt: now, shard, members: {}, organisations: {} };
+    const snapshot: RevocationSnapshot = {
+      v: 1,
+      exact: true,
+      version,
+      publishedAt: now,
+      shard,
+      members: {},
+      organisations: {},
+    };
     let named = 0;
+    const buckets = new Map<string, number>();
     rows.forEach((row) => {
+      const at = instantOf(row.before);
       if (revocationShard(row.subject) !== shard) snapshot.legacy = true;
-      // `"<id>":<10 digits>,` in JSON: the subject without its 2-character prefix, plus 14.
-      named += row.subject.length + 12;
+      // `"<id>":<10 digits>.<3 digits>,` in JSON: the subject without its 2-character prefix, plus 16.
+      named += row.subject.length + 16;
       if (named > MAX_NAMED_BYTES) {
         // Past the bound: merged into its bucket, so every subject of that bucket is refused for
-        // tokens up to the newest merged time (closed for more members than needed, never open).
-        const buckets = (snapshot.buckets ??= {});
+        // tokens up to the newest merged instant (closed for more members than needed, never open).
         const bucket = String(revocationBucket(row.subject));
-        buckets[bucket] = Math.max(buckets[bucket] ?? 0, row.before);
+        buckets.set(bucket, Math.max(buckets.get(bucket) ?? 0, at));
       } else if (row.subject.startsWith("m:")) {
-        snapshot.members[row.subject.slice(2)] = row.before;
+        snapshot.members[row.subject.slice(2)] = at / 1000;
       } else {
-        snapshot.organisations[row.subject.slice(2)] = row.before;
+        snapshot.organisations[row.subject.slice(2)] = at / 1000;
       }
     });
+    if (buckets.size > 0) snapshot.buckets = Object.fromEntries([...buckets].map(([key, at]) => [key, at / 1000]));
     return snapshot;
   }
 

@@ -10,6 +10,7 @@ import { methodNotAllowed } from "../http/problem";
 import { normalizeEmail } from "../credentials/email";
 import { throttleKey } from "../credentials/throttle";
 import { isEligible } from "../policy/eligibility";
+import { revokeSessions } from "../revocation/revoke";
 import { findOrganisationAccess } from "../storage/db";
 
 const MAX_SUBJECTS = 100;
@@ -99,10 +100,7 @@ adminRoutes.post("/revocations", async (c) => {
     if (organisation && !isEligible(gateway.config, organisation)) ended.push(identifier);
   }
   const revoked = { members: body.members, organisations: ended };
-  await Promise.all([
-    ...body.members.map((memberId) => gateway.refreshStore.revokeMemberSessions(memberId)),
-    gateway.revocations.revoke(gateway.config, revoked),
-  ]);
+  await revokeSessions(gateway, revoked);
   auditRequest(c, {
     event: "revoke.admin",
     outcome: "success",

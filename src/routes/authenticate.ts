@@ -6,6 +6,7 @@ import type { AppEnv } from "../gateway";
 import { readBody } from "../http/body";
 import { objectBody, optionalString, requiredString } from "../http/fields";
 import { memberScope } from "../policy/scopes";
+import { issueInstant } from "../revocation/order";
 import { issueAccessToken } from "../tokens/access";
 import { tokenResponse } from "./token-response";
 
@@ -41,7 +42,7 @@ authenticateRoutes.post("/", async (c) => {
     attempt,
     body,
     async ({ member, organisation }) => {
-      const now = gateway.now();
+      const instant = issueInstant(gateway.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
       const access = await issueAccessToken(
         config,
         await gateway.keys.fixedRing(),
@@ -51,9 +52,12 @@ authenticateRoutes.post("/", async (c) => {
           organisationEntityIdentifier: organisation.identifier,
           scope: memberScope(member.role, member.extraScopes),
         },
-        Math.floor(now / 1000),
+        instant,
       );
-      const refresh = await gateway.refreshStore.issue({ memberId: member.id, organisationId: organisation.id }, now);
+      const refresh = await gateway.refreshStore.issue(
+        { memberId: member.id, organisationId: organisation.id },
+        instant,
+      );
       return { access, refresh };
     },
   );

@@ -13,6 +13,7 @@ import {
   readTokenBody,
   refreshCookieAftercare,
 } from "../http/refresh-cookie";
+import { revokeSessions } from "../revocation/revoke";
 import { isRefreshToken } from "../tokens/refresh-token";
 import { tokenResponse } from "./token-response";
 
@@ -100,11 +101,7 @@ tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
     await memberBearer(c, async () => {});
     const memberId = c.get("claims").memberEntityId;
     if (memberId === undefined) throw new GatewayError("invalid_token", "the access token names no memberEntityId");
-    const gateway = c.get("gateway");
-    await Promise.all([
-      refreshStore.revokeMemberSessions(memberId),
-      gateway.revocations.revoke(gateway.config, { members: [memberId] }),
-    ]);
+    await revokeSessions(c.get("gateway"), { members: [memberId] });
     auditRequest(c, { event: "revoke.all", outcome: "success", memberId });
   }
   const stored =

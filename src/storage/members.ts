@@ -1,5 +1,6 @@
-/** D1 look-ups and updates of a member by id, as session refresh and revoke-all need them. */
-import { eq, sql } from "drizzle-orm";
+/** D1 look-ups of a member by id and the revocation instants of members and organisations, as refresh and revocations need them. */
+import { eq, inArray, sql } from "drizzle-orm";
+import type { Instant } from "../revocation/order";
 import type { Database, Membership } from "./db";
 import { checkedRows, isMembership } from "./rows";
 import { members, organisations } from "./schema";
@@ -16,12 +17,44 @@ export async function findMembershipById(db: Database, memberId: number): Promis
 }
 
 /**
- * Records a member's revoke-all at `at` (ms; never moves back): every refresh session the member started
- * until then ends at its next refresh, at every location, since each refresh reads this row.
+ * Records a member's revocation at `at` (ms; never moves back): every refresh session the member started until
+ * then ends at its next refresh, at every location, since each refresh reads this row; logins and refreshes
+ * issue after it.
  */
-export async function revokeMemberSessionsAt(db: Database, memberId: number, at: number): Promise<void> {
+export async function revokeMemberSessionsAt(db: Database, memberId: number, at: Instant): Promise<void> {
   await db
     .update(members)
     .set({ sessionsRevokedAt: sql`max(coalesce(${members.sessionsRevokedAt}, 0), ${at})` })
     .where(eq(members.id, memberId));
+}
+
+/** Records an organisation's revocation at `at` (ms; never moves back), as {@link revokeMemberSessionsAt} does for a member. */
+export async function revokeOrganisationSessionsAt(db: Database, identifier: string, at: Instant): Promise<void> {
+  await db
+    .update(organisations)
+    .set({ sessionsRevokedAt: sql`max(coalesce(${organisations.sessionsRevokedAt}, 0), ${at})` })
+    .where(eq(organisations.identifier, identifier));
+}
+
+/** The latest revocation instants (ms) recorded for these members and organisations, those that have one. */
+export async function latestRevocations(
+  db: Database,
+  memberIds: readonly number[],
+  organisationIdentifiers: readonly string[],
+): Promise<Instant[]> {
+  const [memberRows, organisationRows] = await Promise.all([
+    memberIds.length === 0
+      ? []
+      : db
+          .select({ at: members.sessionsRevokedAt })
+          .from(members)
+          .where(inArray(members.id, [...memberIds])),
+    organisationIdentifiers.length === 0
+      ? []
+      : db
+          .select({ at: organisations.sessionsRevokedAt })
+          .from(organisations)
+          .where(inArray(organisations.identifier, [...organisationIdentifiers])),
+  ]);
+  return [...memberRows, ...organisationRows].flatMap(({ at }) => (Number.isSafeInteger(at) ? [at as Instant] : []));
 }

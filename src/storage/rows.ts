@@ -6,6 +6,7 @@ type Row = Record<string, unknown>;
 const isRow = (value: unknown): value is Row => value !== null && typeof value === "object" && !Array.isArray(value);
 const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
 const isString = (value: unknown): value is string => typeof value === "string";
+const isInstantOrNull = (value: unknown): boolean => value === null || isInteger(value);
 
 /** True when every named field of `row` passes its check. */
 function fieldsAre(row: unknown, checks: Record<string, (value: unknown) => boolean>): boolean {
@@ -25,7 +26,9 @@ export function isMembership(row: unknown): boolean {
       extraScopes: isString,
       status: isString,
       passwordChangedAt: isInteger,
-    }) && isOrganisationAccess(row.organisation, { id: isInteger, identifier: isString })
+      sessionsRevokedAt: isInstantOrNull,
+    }) &&
+    isOrganisationAccess(row.organisation, { id: isInteger, identifier: isString, sessionsRevokedAt: isInstantOrNull })
   );
 }
 

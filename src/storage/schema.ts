@@ -25,6 +25,8 @@ export const organisations = sqliteTable(
       .default("active"),
     createdAt: createdAt(),
     updatedAt: integer("updated_at", { mode: "number" }).notNull().default(0),
+    /** The organisation's latest revocation (ms): every token and session issued at or before it is refused; null when never. */
+    sessionsRevokedAt: integer("sessions_revoked_at", { mode: "number" }),
   },
   (table) => [index("organisations_updated_at").on(table.updatedAt)],
 );
@@ -60,10 +62,14 @@ export const members = sqliteTable(
     status: text("status", { enum: ["active", "suspended"] })
       .notNull()
       .default("active"),
+    /** When the password last changed (seconds; for operators: ending sessions is `sessionsRevokedAt`'s job). */
     passwordChangedAt: integer("password_changed_at", { mode: "number" })
       .notNull()
       .default(sql`(unixepoch())`),
-    /** Revoke-all (ms): every refresh session started at or before it is ended; null when never. */
+    /**
+     * The member's latest revocation (ms): logout-everywhere, sign-out, suspension or password change. Every token
+     * and session issued at or before it is refused; null when never.
+     */
     sessionsRevokedAt: integer("sessions_revoked_at", { mode: "number" }),
     createdAt: createdAt(),
   },

@@ -1,5 +1,6 @@
 /** Issuing the gateway's own fixed-secret access tokens. */
 import type { Config } from "../config";
+import { tokenIdAt, type Instant } from "../revocation/order";
 import type { AccessClaims } from "./claims";
 import type { FixedKeyRing } from "./keys";
 import { signJwt } from "./sign";
@@ -19,18 +20,22 @@ export interface IssuedAccessToken {
   expiresIn: number;
 }
 
-/** Signs a fixed-secret access token with `ring.current`, valid `ACCESS_TOKEN_TTL` seconds from `now` (seconds). */
+/**
+ * Signs a fixed-secret access token with `ring.current`, issued at `instant` (ms; its `jti` carries it, its `iat` is
+ * its second) and valid `ACCESS_TOKEN_TTL` seconds.
+ */
 export async function issueAccessToken(
   config: Config,
   ring: FixedKeyRing,
   subject: TokenSubject,
-  now: number,
+  instant: Instant,
 ): Promise<IssuedAccessToken> {
+  const iat = Math.floor(instant / 1000);
   const claims = {
-    iat: now,
+    iat,
     iss: config.issuer,
-    jti: crypto.randomUUID(),
-    exp: now + config.accessTokenTtl,
+    jti: tokenIdAt(instant),
+    exp: iat + config.accessTokenTtl,
     memberEntityId: subject.memberEntityId,
     memberEntityIdentifier: subject.memberEntityIdentifier,
     organisationEntityIdentifier: subject.organisationEntityIdentifier,

@@ -3,6 +3,7 @@ import type { ConfigSource } from "../config";
 import type { Refusal } from "../gateway-error";
 import type { Logger } from "../log";
 import { ineligibility } from "../policy/eligibility";
+import { issueInstant, revokedBy } from "../revocation/order";
 import { memberScope } from "../policy/scopes";
 import type { Database, Membership } from "../storage/db";
 import { findMembershipById } from "../storage/members";
@@ -21,7 +22,7 @@ export type RefreshFailureReason =
   | "reused"
   | "forked"
   | "member_deleted"
-  | "password_changed"
+  | "organisation_revoked"
   | "suspended"
   | "plan_not_eligible";
 
@@ -81,9 +82,9 @@ function sessionEnd(
   if (!membership || membership.member.organisationId !== record.organisationId)
     return refused("member_deleted", subject);
   const { member, organisation } = membership;
-  if (member.sessionsRevokedAt !== null && member.sessionsRevokedAt >= record.familyCreatedAt)
-    return refused("member_signed_out", subject);
-  if (member.passwordChangedAt * 1000 > record.familyCreatedAt) return refused("password_changed", subject);
+  if (revokedBy(record.familyCreatedAt, member.sessionsRevokedAt)) return refused("member_signed_out", subject);
+  if (revokedBy(record.familyCreatedAt, organisation.sessionsRevokedAt))
+    return refused("organisation_revoked", subject);
   const ineligible = ineligibility(source.config, member, organisation);
   if (ineligible) return refused(ineligible === "suspended" ? "suspended" : "plan_not_eligible", subject);
   return undefined;
@@ -149,7 +150,7 @@ export class RefreshSessions {
         organisationEntityIdentifier: organisation.identifier,
         scope: memberScope(member.role, member.extraScopes),
       },
-      Math.floor(now / 1000),
+      issueInstant(now, member.sessionsRevokedAt, organisation.sessionsRevokedAt),
     );
     return { ok: true, access, refresh, graced: result.outcome === "graced", ...subject };
   }

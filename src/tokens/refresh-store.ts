@@ -1,6 +1,7 @@
 /** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family, revoke a member (in D1, with a KV copy). */
 import type { ConfigSource } from "../config";
 import { unavailable } from "../gateway-error";
+import { revokedBy, type Instant } from "../revocation/order";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
 import { revokeMemberSessionsAt } from "../storage/members";
@@ -157,7 +158,7 @@ export class RefreshStore {
     private readonly db: Database,
   ) {}
 
-  /** Starts a new session (token family) for `owner`, valid `REFRESH_TOKEN_TTL` seconds. */
+  /** Starts a new session (token family) for `owner` at `now` (the issue instant), valid `REFRESH_TOKEN_TTL` seconds. */
   issue(owner: SessionOwner, now = this.now()): Promise<IssuedRefreshToken> {
     return this.writeToken({ familyId: crypto.randomUUID(), familyCreatedAt: now, ...owner }, now);
   }
@@ -176,7 +177,7 @@ export class RefreshStore {
       this.readJson(log, REFRESH_KEYS.family(record.familyId), parseFamilyRevocation),
       this.readJson(log, REFRESH_KEYS.member(record.memberId), parseMemberNotBefore),
     ]);
-    const signedOut = member !== undefined && record.familyCreatedAt <= member.notBefore;
+    const signedOut = revokedBy(record.familyCreatedAt, member?.notBefore);
     return { hash, record, revoked: family ? "family_revoked" : signedOut ? "member_signed_out" : undefined };
   }
 
@@ -298,16 +299,15 @@ export class RefreshStore {
   }
 
   /**
-   * Ends every session a member started until now: the decision is `members.sessions_revoked_at` in D1,
+   * Ends every session a member started at or before `at`: the decision is `members.sessions_revoked_at` in D1,
    * which every refresh reads (exact at once, everywhere); the KV marker after it only lets a location
    * refuse early. One key per member; KV allows one write per key per second, so a refused write is
    * retried once a second later.
    */
-  async revokeMemberSessions(memberId: number): Promise<void> {
-    const now = this.now();
-    await revokeMemberSessionsAt(this.db, memberId, now);
+  async revokeMemberSessions(memberId: number, at: Instant): Promise<void> {
+    await revokeMemberSessionsAt(this.db, memberId, at);
     const put = () =>
-      this.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: now }), {
+      this.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: at }), {
         expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
       });
     try {

@@ -12,6 +12,8 @@ import {
 } from "../durable/revocations";
 import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
+import { issuedAtOf, revokedBy, type Instant } from "../revocation/order";
+import type { RevocationSubjects } from "../revocation/revoke";
 import { STORAGE_WAIT_MS } from "../storage/bounded";
 import type { AccessClaims } from "./claims";
 
@@ -25,12 +27,6 @@ export const REVOCATIONS_REFRESH_MS = 19_000;
 export const REVOCATIONS_MAX_AGE_MS = 29_000;
 const READ_CACHE_TTL_SECONDS = 30;
 
-/** Who may be named in a revocation. */
-export interface RevocationSubjects {
-  members?: number[];
-  organisations?: string[];
-}
-
 function parse(raw: unknown): RevocationSnapshot | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
   const value = raw as Partial<RevocationSnapshot>;
@@ -42,15 +38,19 @@ function parse(raw: unknown): RevocationSnapshot | undefined {
   if (!isTable(value.members) || !isTable(value.organisations)) return undefined;
   if (value.buckets !== undefined && !isTable(value.buckets)) return undefined;
   if (value.legacy !== undefined && value.legacy !== true) return undefined;
+  if (value.exact !== undefined && value.exact !== true) return undefined;
   if (value.shard !== undefined && !Number.isSafeInteger(value.shard)) return undefined;
   return value as RevocationSnapshot;
 }
 
-/** One shard's entries as this isolate holds them. */
+const later = (a: Instant | undefined, b: Instant | undefined) =>
+  a === undefined || (b !== undefined && b > a) ? b : a;
+
+/** One shard's entries as this isolate holds them: subject → the revocation's instant (ms). */
 class ShardCopy {
-  readonly members: Map<number, number>;
-  readonly organisations: Map<string, number>;
-  readonly buckets: Map<number, number>;
+  readonly members: Map<number, Instant>;
+  readonly organisations: Map<string, Instant>;
+  readonly buckets: Map<number, Instant>;
   /** Holds subjects of other shards too (shard 0, entries from before sharding). */
   readonly legacy: boolean;
 
@@ -59,9 +59,13 @@ class ShardCopy {
     snapshot?: RevocationSnapshot,
   ) {
     this.legacy = snapshot !== undefined && (snapshot.legacy === true || snapshot.shard === undefined);
-    this.members = new Map(Object.entries(snapshot?.members ?? {}).map(([id, before]) => [Number(id), before]));
-    this.organisations = new Map(Object.entries(snapshot?.organisations ?? {}));
-    this.buckets = new Map(Object.entries(snapshot?.buckets ?? {}).map(([bucket, before]) => [Number(bucket), before]));
+    // A published value is seconds with the millisecond as a fraction; a whole second from before means its end.
+    const instant = snapshot?.exact ? (at: number) => Math.round(at * 1000) : (at: number) => at * 1000 + 999;
+    const entries = (table: Record<string, number> | undefined) =>
+      Object.entries(table ?? {}).map(([key, at]) => [key, instant(at)] as const);
+    this.members = new Map(entries(snapshot?.members).map(([id, at]) => [Number(id), at]));
+    this.organisations = new Map(entries(snapshot?.organisations));
+    this.buckets = new Map(entries(snapshot?.buckets).map(([bucket, at]) => [Number(bucket), at]));
   }
 
   get empty(): boolean {
@@ -69,11 +73,9 @@ class ShardCopy {
   }
 }
 
-const revokedBefore = (issuedAt: number, before: number | undefined) => before !== undefined && issuedAt <= before;
-
 /**
- * One per gateway (isolate). Holds, per shard, member → revoked-before and organisation → revoked-before
- * (seconds) in maps; {@link isRevoked} is a few map lookups (the subject's shard, and shard 0 as well while
+ * One per gateway (isolate). Holds, per shard, member → revocation instant and organisation → revocation instant
+ * (ms) in maps; {@link isRevoked} is a few map lookups (the subject's shard, and shard 0 as well while
  * it still holds entries written before the record was sharded). Every shard is re-read from KV in the
  * background once the copy is 19 s old (one bulk read of all keys); a copy older than 29 s is never used
  * without a re-read (so an idle isolate's first request waits for it). A shard that cannot be read fails
@@ -120,28 +122,36 @@ export class RevocationList {
 
   /**
    * True when a gateway-issued (fixed-secret) token's member or organisation was revoked at or after the
-   * token was issued. Dynamic-secret tokens are minted by the organisation's own integration, which can
+   * instant the token was issued ({@link revokedBy}). Dynamic-secret tokens are minted by the organisation's own integration, which can
    * sign a fresh one at any time, so an issue time proves nothing about them: they are held by their live
    * checks instead (member active, plan, the secret not revoked; each ≤ 60 s).
    */
   isRevoked(claims: AccessClaims): boolean {
     if (claims.secretType !== "fixed" || this.empty) return false;
-    const issuedAt = claims.iat ?? Number.NEGATIVE_INFINITY;
     const member = claims.memberEntityId;
-    if (member !== undefined && this.subjectRevoked(`m:${member}`, issuedAt, (copy) => copy.members.get(member)))
-      return true;
     const organisation = claims.organisationEntityIdentifier;
-    return this.subjectRevoked(`o:${organisation}`, issuedAt, (copy) => copy.organisations.get(organisation));
+    const memberRevokedAt =
+      member === undefined ? undefined : this.latestRevocation(`m:${member}`, (copy) => copy.members.get(member));
+    const organisationRevokedAt = this.latestRevocation(`o:${organisation}`, (copy) =>
+      copy.organisations.get(organisation),
+    );
+    if (memberRevokedAt === undefined && organisationRevokedAt === undefined) return false;
+    const issuedAt = issuedAtOf(claims);
+    return revokedBy(issuedAt, memberRevokedAt) || revokedBy(issuedAt, organisationRevokedAt);
   }
 
   /**
-   * Revokes every access token of `subjects` issued until now (this second included), through the
-   * `Revocations` object of each subject's shard, which publishes to KV; this isolate applies it at once.
-   * Resolves only when every shard concerned recorded it.
+   * Revokes every access token of `subjects` issued at or before `at` (ms), through the `Revocations` object of
+   * each subject's shard, which publishes to KV; this isolate applies it at once. Resolves only when every shard
+   * concerned recorded it.
    */
-  async revoke(config: Pick<Config, "accessTokenTtl" | "clockSkew">, subjects: RevocationSubjects): Promise<void> {
+  async revoke(
+    config: Pick<Config, "accessTokenTtl" | "clockSkew">,
+    subjects: RevocationSubjects,
+    at: Instant,
+  ): Promise<void> {
     const now = this.now();
-    const byShard = new Map<number, Required<RevocationSubjects>>();
+    const byShard = new Map<number, { members: number[]; organisations: string[] }>();
     const shardOf = (subject: string) => {
       const shard = revocationShard(subject);
       let group = byShard.get(shard);
@@ -155,7 +165,7 @@ export class RevocationList {
         const request: RevocationRequest = {
           shard,
           ...group,
-          before: Math.floor(now / 1000),
+          at,
           keepSeconds: config.accessTokenTtl + config.clockSkew,
           now,
         };
@@ -165,16 +175,18 @@ export class RevocationList {
     );
   }
 
-  private subjectRevoked(subject: string, issuedAt: number, named: (copy: ShardCopy) => number | undefined): boolean {
+  /** The latest instant a subject was revoked at, by name or through its bucket, in every copy that may hold it. */
+  private latestRevocation(subject: string, named: (copy: ShardCopy) => Instant | undefined): Instant | undefined {
     const shard = revocationShard(subject);
     const legacy = this.shards[0]!;
     const copies = shard === 0 || !legacy.legacy ? [this.shards[shard]!] : [this.shards[shard]!, legacy];
+    let latest: Instant | undefined;
     for (const copy of copies) {
       if (copy.empty) continue;
-      if (revokedBefore(issuedAt, named(copy))) return true;
-      if (copy.buckets.size > 0 && revokedBefore(issuedAt, copy.buckets.get(revocationBucket(subject)))) return true;
+      latest = later(latest, named(copy));
+      if (copy.buckets.size > 0) latest = later(latest, copy.buckets.get(revocationBucket(subject)));
     }
-    return false;
+    return latest;
   }
 
   /**

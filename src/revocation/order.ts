@@ -1,0 +1,59 @@
+/** The one ordering rule of revocations and issues, in milliseconds on one timeline (docs/security.md § Revocation). */
+import type { AccessClaims } from "../tokens/claims";
+
+/** An instant: milliseconds since the epoch. */
+export type Instant = number;
+
+/**
+ * The rule: a revocation at `revokedAt` refuses whatever was issued at or before it. `null`/`undefined`: never
+ * revoked.
+ */
+export function revokedBy(issuedAt: Instant, revokedAt: Instant | null | undefined): boolean {
+  return revokedAt !== null && revokedAt !== undefined && issuedAt <= revokedAt;
+}
+
+/**
+ * The instant to issue a token or record a revocation at: the clock, but always after every earlier revocation of
+ * the subject, so what follows a revocation is ordered after it whatever the clocks of the machines involved.
+ */
+export function issueInstant(now: Instant, ...revokedAt: (Instant | null | undefined)[]): Instant {
+  let instant = now;
+  for (const at of revokedAt) if (at !== null && at !== undefined && at >= instant) instant = at + 1;
+  return instant;
+}
+
+const HEX = "0123456789abcdef";
+
+/** A token id that carries its issue instant: an RFC 9562 UUIDv7 (48-bit millisecond timestamp, 74 random bits). */
+export function tokenIdAt(instant: Instant): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let time = instant;
+  for (let i = 5; i >= 0; i--) {
+    bytes[i] = time % 256;
+    time = Math.floor(time / 256);
+  }
+  bytes[6] = 0x70 | (bytes[6]! & 0x0f);
+  bytes[8] = 0x80 | (bytes[8]! & 0x3f);
+  let id = "";
+  bytes.forEach((byte, i) => {
+    if (i === 4 || i === 6 || i === 8 || i === 10) id += "-";
+    id += HEX[byte >> 4]! + HEX[byte & 15]!;
+  });
+  return id;
+}
+
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/**
+ * When an access token was issued: its UUIDv7 `jti`'s millisecond when that lies within its `iat` second, else the
+ * start of its `iat` second (tokens with another `jti`, e.g. from before the `jti` carried it: refused by every
+ * revocation in or after their second, as before).
+ */
+export function issuedAtOf(claims: Pick<AccessClaims, "iat" | "jti">): Instant {
+  const { iat, jti } = claims;
+  if (iat === undefined) return Number.NEGATIVE_INFINITY;
+  const second = iat * 1000;
+  if (jti === undefined || !UUID_V7.test(jti)) return second;
+  const instant = parseInt(jti.slice(0, 8), 16) * 65536 + parseInt(jti.slice(9, 13), 16);
+  return instant >= second && instant < second + 1000 ? instant : second;
+}
