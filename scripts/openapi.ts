@@ -1,5 +1,5 @@
 /**
- * Writes the OpenAPI 3.1 document of the gateway's own routes (src/openapi/document.ts, from the zod
+ * Writes the OpenAPI 3.1 document of the gateway (src/openapi/document.ts, from the zod
  * schemas in src/openapi/schemas.ts) to src/openapi/openapi.json, which the Worker serves as it is:
  * zod and the generator stay out of the runtime bundle.
  *

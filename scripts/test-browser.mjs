@@ -140,6 +140,19 @@ async function gridCount(page) {
 const tests = [];
 const test = (name, run) => tests.push({ name, run });
 
+test("first visit: the sign-in form, and no error or message before anyone signed in", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(`${APP}/`);
+  await page.waitForSelector("body[data-ready=true]");
+  check((await page.getAttribute("#session", "data-state")) === "signed-out", "not signed out");
+  check(await page.isVisible("#login-form"), "no sign-in form");
+  check(await page.isHidden("#problem"), `a problem is shown: ${await page.textContent("#problem")}`);
+  const message = (await page.textContent("#log")).trim();
+  check(message === "", `the page says: ${message}`);
+  await context.close();
+});
+
 test("login: the app signs in and lists the grids through gateway and origin", async () => {
   const { context, page } = await architectSession();
   check((await gridCount(page)) >= 2, "fewer than the 2 seeded grids listed");
@@ -202,6 +215,20 @@ test("an API call: creating a grid as the architect (201) shows it in the list",
   check((await page.textContent("#grids")).includes("Browser test grid"), "new grid not listed");
 });
 
+test("creating a grid shows a visible confirmation naming it, still there once the list is reloaded", async () => {
+  const { page } = await architectSession();
+  await page.fill("#grid-name", "Confirmed grid");
+  const created = page.waitForResponse(
+    (response) => response.url() === `${GATEWAY}/grids` && response.request().method() === "POST",
+  );
+  await page.click("#create");
+  const { grid } = await (await created).json();
+  await page.waitForFunction(() => document.querySelector("#grids").textContent.includes("Confirmed grid"));
+  await page.waitForSelector("#notice", { state: "visible", timeout: 5000 });
+  const notice = await page.textContent("#notice");
+  check(notice.includes("Confirmed grid") && notice.includes(String(grid.id)), `the confirmation says: ${notice}`);
+});
+
 test("403: the viewer's create is refused and the problem is shown (code, WWW-Authenticate readable)", async () => {
   const { context, page } = await signedIn("viewer@acme.example");
   await page.click("#create");
@@ -256,6 +283,24 @@ test("silent refresh: a 401 from the API refreshes by cookie and retries; a relo
   check((await gridCount(page)) >= 2, "no grids after the reload");
 });
 
+test("a reload still shows who is signed in; the page stores that email and nothing else", async () => {
+  const { context, page } = await architectSession();
+  check((await page.textContent("#session")).includes("architect@acme.example"), "the email is not shown");
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]");
+  const label = await page.textContent("#session");
+  check(label.includes("architect@acme.example"), `after the reload: ${label}`);
+  const stored = await page.evaluate(() => ({
+    local: Object.values(localStorage),
+    session: Object.values(sessionStorage),
+  }));
+  check(
+    JSON.stringify(stored) === JSON.stringify({ local: ["architect@acme.example"], session: [] }),
+    `stored: ${JSON.stringify(stored)}`,
+  );
+  check(!JSON.stringify(stored).includes((await refreshCookie(context)).value), "the refresh token is stored");
+});
+
 test("logout: revokes the session and clears the cookie; a reload stays signed out", async () => {
   const { context, page } = await signedIn();
   const cookie = (await refreshCookie(context)).value;
@@ -264,6 +309,7 @@ test("logout: revokes the session and clears the cookie; a reload stays signed o
   check((await revoked).status() === 200, "revoke failed");
   await page.waitForSelector("#session[data-state=signed-out]");
   check((await refreshCookie(context)) === undefined, "cookie still stored");
+  check((await page.evaluate(() => localStorage.length)) === 0, "the email is still stored");
   await page.reload();
   await page.waitForSelector("body[data-ready=true]");
   check((await page.getAttribute("#session", "data-state")) === "signed-out", "signed in again after logout");

@@ -1,18 +1,41 @@
-// GET /openapi.json, and every documented response of every gateway-owned route checked against a real one.
+// GET /openapi.json: its lint-independent promises (one Problem schema, X-Request-Id everywhere, codes and statuses as
+// the catalogue has them), and every documented response of every route, the proxied API's included, checked
+// against a real one.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { hashPassword } from "../src/credentials/password";
 import { createApp } from "../src/app";
+import type { Bindings } from "../src/config";
+import { PROBLEMS, type ProblemCode } from "../src/errors";
 import { createGateway } from "../src/gateway";
-import { GATEWAY, gateway, login as loginSeeded, postLogin, randomIp } from "./helpers";
+import {
+  GATEWAY,
+  fakeOrigin,
+  fixedClaims,
+  gateway,
+  inOneRateWindow,
+  newArchitectOrganisation,
+  now,
+  login as loginSeeded,
+  postLogin,
+  randomId,
+  randomIp,
+  signWithJose,
+} from "./helpers";
 
 type Json = Record<string, any>;
 let doc: Json;
-/** "post /authenticate 401" for every documented response a test produced. */
+/** "post /authenticate 401" (or "get /{proxiedPath} default") for every documented response a test produced. */
 const exercised = new Set<string>();
+/** The problem codes real requests on the proxied API were answered with. */
+const proxiedCodes = new Set<string>();
+
+const PROXIED = "/{proxiedPath}";
+/** The methods documented on the proxied path. */
+const PROXIED_METHODS = ["get", "head", "post", "put", "patch", "delete", "options"] as const;
 
 beforeAll(async () => {
   const response = await gateway("/openapi.json");
@@ -20,49 +43,110 @@ beforeAll(async () => {
   doc = await response.json();
 });
 
-/** Inlines `#/components/schemas/…` references so the schema stands alone. */
+afterEach(() => vi.restoreAllMocks());
+
+/** The object a `#/components/…` reference names, or `value` itself. */
+function resolve(value: Json): Json {
+  const ref = value.$ref;
+  if (typeof ref !== "string") return value;
+  const target = ref
+    .replace(/^#\//, "")
+    .split("/")
+    .reduce<Json | undefined>((node, key) => node?.[key], doc);
+  expect(target, `${ref} does not resolve`).toBeDefined();
+  return resolve(target!);
+}
+
+/** Inlines every reference so the schema stands alone. */
 function inline(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(inline);
   if (schema === null || typeof schema !== "object") return schema;
-  const ref = (schema as Json).$ref;
-  if (typeof ref === "string") return inline(doc.components.schemas[ref.replace("#/components/schemas/", "")]);
+  if (typeof (schema as Json).$ref === "string") return inline(resolve(schema as Json));
   return Object.fromEntries(Object.entries(schema).map(([key, value]) => [key, inline(value)]));
 }
 
-/** A validator rebuilt from the served document's JSON Schema (not from the source zod schemas). */
+/**
+ * A validator rebuilt from the served document's JSON Schema (not from the source zod schemas). `allOf` is
+ * checked part by part, as JSON Schema means it: zod's intersection would let one part's
+ * `additionalProperties: false` be outvoted by another part that names fewer properties.
+ */
 function validator(schema: unknown): z.ZodType {
-  return z.fromJSONSchema(inline(schema) as Parameters<typeof z.fromJSONSchema>[0]);
+  const inlined = inline(schema) as Json;
+  if (Array.isArray(inlined.allOf)) {
+    const parts: z.ZodType[] = inlined.allOf.map(validator);
+    return z.unknown().superRefine((value, ctx) => {
+      for (const part of parts)
+        for (const issue of part.safeParse(value).error?.issues ?? [])
+          ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+    });
+  }
+  return z.fromJSONSchema(inlined as Parameters<typeof z.fromJSONSchema>[0]);
+}
+
+/** The documented response of `status` (else the operation's `default`), and the key it is documented under. */
+function documentedAs(method: string, path: string, status: number): { key: string; response: Json } {
+  const responses = doc.paths[path]?.[method]?.responses ?? {};
+  const key = String(status) in responses ? String(status) : "default";
+  expect(responses[key], `${method.toUpperCase()} ${path} → ${status} is not in the document`).toBeDefined();
+  return { key, response: resolve(responses[key]) };
 }
 
 function documented(method: string, path: string, status: number): Json {
-  const response = doc.paths[path]?.[method]?.responses?.[String(status)];
-  expect(response, `${method.toUpperCase()} ${path} → ${status} is not in the document`).toBeDefined();
-  return response;
+  return documentedAs(method, path, status).response;
 }
 
-/** Checks status, content type, required headers and body of a real response against the document. */
+/**
+ * Checks status, content type, required headers and body of a real response against the document (a HEAD
+ * answer has no body, and the origin's answer, documented for any media type, may hold anything).
+ */
 async function expectConforms(method: string, path: string, response: Response): Promise<Json> {
-  const spec = documented(method, path, response.status);
+  const { key, response: spec } = documentedAs(method, path, response.status);
   for (const [name, header] of Object.entries<Json>(spec.headers ?? {})) {
     if (!header.required) continue;
     const value = response.headers.get(name);
     expect(value, `${name} header`).not.toBeNull();
     expect(validator(header.schema).safeParse(value).success, `${name}: ${value}`).toBe(true);
   }
-  if (spec.content === undefined) {
+  exercised.add(`${method} ${path} ${key}`);
+  if (spec.content === undefined || method === "head") {
     expect(await response.text()).toBe("");
-    exercised.add(`${method} ${path} ${response.status}`);
     return {};
   }
+  if ("*/*" in spec.content) return {};
   const mediaType = (response.headers.get("Content-Type") ?? "").split(";")[0]!.trim();
   expect(Object.keys(spec.content)).toContain(mediaType);
   const body = await response.json();
   const result = validator(spec.content[mediaType].schema).safeParse(body);
   expect(result.error?.issues ?? [], JSON.stringify(body)).toEqual([]);
-  if (mediaType === "application/problem+json")
+  if (mediaType === "application/problem+json") {
     expect(body).toMatchObject({ status: response.status, request_id: response.headers.get("X-Request-Id") });
-  exercised.add(`${method} ${path} ${response.status}`);
+    if (path === PROXIED) proxiedCodes.add((body as Json).code);
+  }
   return body as Json;
+}
+
+/** Every response object of the document: `[where, response]`, references resolved. */
+function allResponses(): [string, Json][] {
+  const inPaths = Object.entries<Json>(doc.paths).flatMap(([path, item]) =>
+    Object.entries<Json>(item).flatMap(([method, operation]) =>
+      Object.entries<Json>(operation.responses).map(([status, response]): [string, Json] => [
+        `${method} ${path} ${status}`,
+        resolve(response),
+      ]),
+    ),
+  );
+  const components = Object.entries<Json>(doc.components.responses ?? {}).map(([name, response]): [string, Json] => [
+    `components.responses.${name}`,
+    response,
+  ]);
+  return [...inPaths, ...components];
+}
+
+/** The codes a documented problem response names: its narrowing of `Problem`'s `code`. */
+function documentedCodes(response: Json): string[] {
+  const schema = response.content?.["application/problem+json"]?.schema;
+  if (schema === undefined) return [];
+  return (schema.allOf ?? []).flatMap((part: Json) => part.properties?.code?.enum ?? []);
 }
 
 function post(
@@ -111,7 +195,7 @@ async function tokensOf(email: string): Promise<Json> {
 }
 
 describe("the document", () => {
-  it("is public OpenAPI 3.1 JSON describing the gateway's own routes", async () => {
+  it("is public OpenAPI 3.1 JSON describing the gateway's own routes and the proxied API", async () => {
     const response = await gateway("/openapi.json");
     expect(response.headers.get("Content-Type")).toBe("application/json");
     const body = await expectConforms("get", "/openapi.json", response);
@@ -124,8 +208,10 @@ describe("the document", () => {
         "/authenticate/revoke",
         "/authenticate/secrets",
         "/authenticate/secrets/{kid}",
+        PROXIED,
       ]),
     );
+    expect(Object.keys(body.paths[PROXIED]).sort()).toEqual([...PROXIED_METHODS].sort());
     expect(body.paths["/authenticate"].post.requestBody.content).toHaveProperty("application/x-www-form-urlencoded");
     await expectConforms(
       "get",
@@ -161,6 +247,51 @@ describe("the document", () => {
     expect(unauthorised.safeParse(problem).success).toBe(true);
     expect(unauthorised.safeParse({ ...problem, code: "account_suspended" }).success).toBe(false);
     expect(unauthorised.safeParse({ ...problem, request_id: "1" }).success).toBe(false);
+    expect(unauthorised.safeParse({ ...problem, status: 403 }).success).toBe(false);
+    expect(unauthorised.safeParse({ ...problem, extra: 1 }).success).toBe(false);
+  });
+
+  it("has one Problem schema, referenced by every problem response, with the catalogue's codes and statuses", () => {
+    const problemShaped: string[] = [];
+    const walk = (node: unknown, where: string): void => {
+      if (node === null || typeof node !== "object") return;
+      if ((node as Json).properties?.request_id !== undefined) problemShaped.push(where);
+      for (const [key, value] of Object.entries(node)) walk(value, `${where}/${key}`);
+    };
+    walk(doc, "#");
+    expect(problemShaped).toEqual(["#/components/schemas/Problem"]);
+    expect([...doc.components.schemas.Problem.properties.code.enum].sort()).toEqual(Object.keys(PROBLEMS).sort());
+
+    let problemResponses = 0;
+    for (const [where, response] of allResponses()) {
+      const schema = response.content?.["application/problem+json"]?.schema;
+      if (schema === undefined) continue;
+      problemResponses++;
+      expect(schema.allOf?.[0], where).toEqual({ $ref: "#/components/schemas/Problem" });
+      const status: number = schema.allOf[1].properties.status.const;
+      if (!where.startsWith("components.")) expect(where.endsWith(` ${status}`), where).toBe(true);
+      const codes = documentedCodes(response);
+      expect(codes.length, where).toBeGreaterThan(0);
+      for (const code of codes) expect(PROBLEMS[code as ProblemCode]?.status, `${where}: ${code}`).toBe(status);
+    }
+    expect(problemResponses).toBeGreaterThan(20);
+  });
+
+  it("documents X-Request-Id, always present, on every response", () => {
+    for (const [where, response] of allResponses())
+      expect(response.headers?.["X-Request-Id"]?.required, where).toBe(true);
+  });
+
+  it(`gives every method of ${PROXIED} the same gateway answers, and OPTIONS the preflight's on top`, () => {
+    const operations = doc.paths[PROXIED];
+    for (const method of PROXIED_METHODS.filter((m) => m !== "options"))
+      expect(operations[method].responses, method).toEqual(operations.get.responses);
+    expect(operations.options.responses).toEqual({
+      ...operations.get.responses,
+      204: { $ref: "#/components/responses/PreflightAccepted" },
+      403: { $ref: "#/components/responses/ProxiedOptionsForbidden" },
+    });
+    expect(operations.get.responses.default).toEqual({ $ref: "#/components/responses/OriginAnswer" });
   });
 });
 
@@ -428,8 +559,169 @@ describe("/authenticate/secrets", () => {
   });
 });
 
+/** Sends requests to an app whose one gateway uses `bindings` (a smaller limit, failing storage). */
+function appSending(bindings: Bindings) {
+  const gatewayObject = createGateway(bindings);
+  const app = createApp({ gatewayFor: () => gatewayObject });
+  return async (method: string, path: string, headers: Record<string, string> = {}, body?: string) => {
+    const ctx = createExecutionContext();
+    const request = new Request(GATEWAY + path, {
+      method: method.toUpperCase(),
+      headers: { "CF-Connecting-IP": randomIp(), ...headers },
+      body,
+    });
+    const response = await app.fetch(request, bindings, ctx);
+    await waitOnExecutionContext(ctx);
+    return response;
+  };
+}
+
+describe(`the proxied API (${PROXIED})`, () => {
+  const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+  const call = (method: string, path: string, headers: Record<string, string> = {}) =>
+    gateway(path, { method: method.toUpperCase(), headers });
+
+  /** Checks a proxied answer against the document, and its problem code where it has a body. */
+  async function expectProxied(method: string, response: Response, status: number, code?: string): Promise<void> {
+    expect(response.status, `${method} → ${await response.clone().text()}`).toBe(status);
+    const body = await expectConforms(method, PROXIED, response);
+    if (code !== undefined && method !== "head") expect(body.code, method).toBe(code);
+  }
+
+  it("default: the origin's answer, whatever its status, passes through with the gateway's X-Request-Id", async () => {
+    const seen = fakeOrigin(
+      () =>
+        new Response("teapot", {
+          status: 418,
+          headers: { "Content-Type": "text/plain", "X-Origin": "yes", "X-Request-Id": "the-origin's" },
+        }),
+    );
+    const { token } = await newArchitectOrganisation("enterprise", "p");
+    for (const method of PROXIED_METHODS) {
+      const response = await call(method, "/grids/12/cells?view=full", bearer(token));
+      expect(response.headers.get("X-Origin")).toBe("yes");
+      if (method !== "head") expect(await response.clone().text()).toBe("teapot");
+      await expectProxied(method, response, 418);
+    }
+    expect(seen.map((request) => request.method)).toEqual(PROXIED_METHODS.map((method) => method.toUpperCase()));
+    expect(seen[0]!.url).toBe("https://origin.test/api/grids/12/cells?view=full");
+  });
+
+  it("400 invalid_request or ambiguous_path, nothing forwarded", async () => {
+    const seen = fakeOrigin();
+    const { token } = await newArchitectOrganisation("enterprise", "p");
+    for (const method of PROXIED_METHODS)
+      await expectProxied(method, await call(method, "/grids%2F12", bearer(token)), 400, "invalid_request");
+    await expectProxied(
+      "get",
+      await call("get", "/grids", { ...bearer(token), "X-HTTP-Method-Override": "DELETE" }),
+      400,
+      "invalid_request",
+    );
+    await expectProxied("get", await call("get", "/grids/..;/secrets", bearer(token)), 400, "ambiguous_path");
+    expect(seen).toEqual([]);
+  });
+
+  it("401 with a Bearer challenge: no token, Basic, an invalid token", async () => {
+    for (const method of PROXIED_METHODS)
+      await expectProxied(method, await call(method, "/grids"), 401, "missing_token");
+    await expectProxied(
+      "get",
+      await call("get", "/grids", { Authorization: "Basic dTpw" }),
+      401,
+      "basic_not_supported",
+    );
+    const invalid = await call("get", "/grids", bearer("not.a.token"));
+    expect(invalid.headers.get("WWW-Authenticate")).toContain('error="invalid_token"');
+    await expectProxied("get", invalid, 401, "invalid_token");
+  });
+
+  it("403 insufficient_scope (with its challenge), plan_not_eligible, account_suspended; OPTIONS preflights", async () => {
+    const seen = fakeOrigin();
+    const scopeless = await signWithJose(fixedClaims({ scope: "" }));
+    for (const method of PROXIED_METHODS) {
+      const response = await call(method, "/grids", bearer(scopeless));
+      expect(response.headers.get("WWW-Authenticate")).toMatch(
+        /^Bearer realm="api", error="insufficient_scope", scope="/,
+      );
+      await expectProxied(method, response, 403, "insufficient_scope");
+    }
+    const free = await signWithJose(
+      fixedClaims({ organisationEntityIdentifier: "f4r5t6", memberEntityIdentifier: "f3g6hj", memberEntityId: 2554 }),
+    );
+    await expectProxied("get", await call("get", "/grids", bearer(free)), 403, "plan_not_eligible");
+
+    const org = await newArchitectOrganisation("enterprise", "p");
+    const created = await post("/authenticate/secrets", {}, { headers: bearer(org.token) });
+    expect(created.status).toBe(201);
+    const { kid, secret } = await created.json<{ kid: string; secret: string }>();
+    const suspended = randomId("m");
+    await env.DB.prepare(
+      "INSERT INTO members (identifier, organisation_id, email, password_hash, status) VALUES (?, ?, ?, 'x', 'suspended')",
+    )
+      .bind(suspended, org.id, `${suspended}@x.example`)
+      .run();
+    const dynamic = await signWithJose(
+      {
+        iat: now(),
+        memberEntityIdentifier: suspended,
+        organisationEntityIdentifier: org.identifier,
+        scope: "organisation",
+        secretType: "dynamic",
+      },
+      secret,
+      { kid },
+    );
+    await expectProxied("get", await call("get", "/grids", bearer(dynamic)), 403, "account_suspended");
+
+    const preflight = (origin: string) =>
+      call("options", "/grids", { Origin: origin, "Access-Control-Request-Method": "POST" });
+    const accepted = await preflight("https://app.test");
+    expect(accepted.headers.get("Access-Control-Allow-Origin")).toBe("https://app.test");
+    await expectProxied("options", accepted, 204);
+    const refused = await preflight("https://evil.test");
+    expect(refused.headers.get("Access-Control-Allow-Origin")).toBeNull();
+    await expectProxied("options", refused, 403, "origin_not_allowed");
+    expect(seen).toEqual([]);
+  });
+
+  it("429 rate_limited with Retry-After, RateLimit-Policy and RateLimit once the organisation's limit is used up", async () => {
+    const send = appSending({
+      ...env,
+      API_LIMIT_PROFESSIONAL: env.API_LIMIT_TEST,
+      API_RATE_LIMITS: "professional=3,enterprise=6000",
+    });
+    await inOneRateWindow(async () => {
+      fakeOrigin();
+      const { token } = await newArchitectOrganisation("professional", "p");
+      for (let i = 0; i < 3; i++) expect((await send("get", "/grids", bearer(token))).status).toBe(200);
+      for (const method of PROXIED_METHODS)
+        await expectProxied(method, await send(method, "/grids", bearer(token)), 429, "rate_limited");
+      vi.restoreAllMocks();
+    });
+  });
+
+  it("502 origin_unreachable and 504 origin_timeout", async () => {
+    const { token } = await newArchitectOrganisation("enterprise", "p");
+    vi.spyOn(globalThis, "fetch").mockRejectedValue(new TypeError("Network connection lost."));
+    for (const method of PROXIED_METHODS)
+      await expectProxied(method, await call(method, "/grids", bearer(token)), 502, "origin_unreachable");
+    vi.restoreAllMocks();
+    vi.spyOn(globalThis, "fetch").mockImplementation(
+      (input, init) =>
+        new Promise((_resolve, reject) => {
+          const signal = new Request(input, init).signal;
+          signal.addEventListener("abort", () => reject(signal.reason));
+        }),
+    );
+    const timedOut = await Promise.all(PROXIED_METHODS.map((method) => call(method, "/grids", bearer(token))));
+    for (const [index, method] of PROXIED_METHODS.entries())
+      await expectProxied(method, timedOut[index]!, 504, "origin_timeout");
+  });
+});
+
 describe("503 temporarily_unavailable (a gateway whose D1 and KV fail)", () => {
-  it("login, refresh, revoke and the secrets routes answer the documented 503", async () => {
+  it("login, refresh, revoke, the secrets routes and the proxied API answer the documented 503", async () => {
     const { refresh_token, access_token } = await loginSeeded("architect@acme.example");
     const down = () => Promise.reject(new Error("injected failure"));
     const failing = {
@@ -437,18 +729,11 @@ describe("503 temporarily_unavailable (a gateway whose D1 and KV fail)", () => {
       DB: { prepare: () => ({ bind: () => ({ all: down, raw: down, run: down, first: down }) }), batch: down },
       TOKENS: { get: down, put: down, delete: down, list: down },
     } as unknown as typeof env;
-    const app = createApp({ gatewayFor: () => createGateway(failing) });
-    const send = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
-      const ctx = createExecutionContext();
-      const init: RequestInit = { method, headers: { "CF-Connecting-IP": randomIp(), ...headers } };
-      if (body !== undefined) {
-        init.body = JSON.stringify(body);
-        (init.headers as Record<string, string>)["Content-Type"] = "application/json";
-      }
-      const response = await app.fetch(new Request(GATEWAY + path, init), failing, ctx);
-      await waitOnExecutionContext(ctx);
-      return response;
-    };
+    const sendRaw = appSending(failing);
+    const send = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+      body === undefined
+        ? sendRaw(method, path, headers)
+        : sendRaw(method, path, { ...headers, "Content-Type": "application/json" }, JSON.stringify(body));
     const bearer = { Authorization: `Bearer ${access_token}` };
     const cases: [string, string, string, Response][] = [
       [
@@ -488,9 +773,12 @@ describe("503 temporarily_unavailable (a gateway whose D1 and KV fail)", () => {
         await send("DELETE", "/authenticate/secrets/ds_x", undefined, bearer),
       ],
     ];
+    for (const method of PROXIED_METHODS)
+      cases.push([method, PROXIED, "/grids", await send(method, "/grids", undefined, bearer)]);
     for (const [method, path, , response] of cases) {
       expect(response.status, `${method} ${path}`).toBe(503);
-      expect((await expectConforms(method, path, response)).code).toBe("temporarily_unavailable");
+      const body = await expectConforms(method, path, response);
+      if (method !== "head") expect(body.code).toBe("temporarily_unavailable");
     }
   });
 });
@@ -503,5 +791,29 @@ describe("coverage", () => {
       ),
     );
     expect(documentedResponses.filter((key) => !key.endsWith(" 500") && !exercised.has(key))).toEqual([]);
+  });
+
+  it(`every problem code ${PROXIED} answered is documented there, and every documented one but internal was answered`, () => {
+    const documentedThere = new Set(
+      PROXIED_METHODS.flatMap((method) =>
+        Object.values<Json>(doc.paths[PROXIED][method].responses).flatMap((response) =>
+          documentedCodes(resolve(response)),
+        ),
+      ),
+    );
+    documentedThere.delete("internal");
+    expect([...proxiedCodes].sort()).toEqual([...documentedThere].sort());
+    expect([...documentedThere]).toEqual(
+      expect.arrayContaining([
+        "missing_token",
+        "invalid_token",
+        "plan_not_eligible",
+        "insufficient_scope",
+        "rate_limited",
+        "origin_unreachable",
+        "temporarily_unavailable",
+        "origin_timeout",
+      ]),
+    );
   });
 });

@@ -1,6 +1,7 @@
 // Gridgate demo web app: a browser client of the gateway, no build step, no dependencies.
 //
 // - The access token is kept in this module's memory only (never localStorage, never a cookie).
+// - The one thing the page stores (localStorage) is the signed-in email, so a reload can still show it.
 // - The refresh token is an HttpOnly cookie the gateway sets (path /authenticate); this code never
 //   sees it. Calls that need it are sent with `credentials: "include"`.
 // - The session is refreshed silently when the access token is near expiry, when a call answers 401,
@@ -27,8 +28,11 @@ async function gatewayBase() {
 
 const GATEWAY = await gatewayBase();
 
+/** The localStorage key of the signed-in email: the only thing this page stores, never a token. */
+const EMAIL_KEY = "gridgate-demo-email";
+
 /** The session as this page knows it: the access token and when it expires (ms), never the refresh token. */
-const session = { accessToken: undefined, expiresAt: 0, scope: "", email: "" };
+const session = { accessToken: undefined, expiresAt: 0, scope: "", email: localStorage.getItem(EMAIL_KEY) ?? "" };
 let refreshTimer;
 let refreshing;
 
@@ -69,6 +73,13 @@ async function showProblem(response, what) {
 function clearProblem() {
   $("#problem").hidden = true;
   $("#problem").dataset.status = "";
+  $("#notice").hidden = true;
+}
+
+/** A confirmation that stays on screen until the next action. */
+function notify(message) {
+  $("#notice").textContent = message;
+  $("#notice").hidden = false;
 }
 
 function render() {
@@ -96,6 +107,8 @@ function accept(body) {
 function forget() {
   session.accessToken = undefined;
   session.expiresAt = 0;
+  session.email = "";
+  localStorage.removeItem(EMAIL_KEY);
   clearTimeout(refreshTimer);
   render();
 }
@@ -106,8 +119,10 @@ function refresh() {
     try {
       const response = await fetch(`${GATEWAY}/authenticate/refresh`, { method: "POST", credentials: "include" });
       if (!response.ok) {
+        // before anyone signed in (a first visit, or after signing out) there is no session to report as ended
+        const hadSession = session.accessToken !== undefined || session.email !== "";
         forget();
-        log(`session ended (refresh answered ${response.status})`);
+        if (hadSession) log(`session ended (refresh answered ${response.status})`);
         return false;
       }
       accept(await response.json());
@@ -167,14 +182,13 @@ async function createGrid(form) {
   });
   if (!response.ok) return showProblem(response, "Creating a grid");
   const { grid } = await response.json();
-  log(`created grid ${grid.id} "${grid.name}"`);
+  notify(`Created grid ${grid.id} "${grid.name}" (${grid.rows} × ${grid.columns}).`);
   await loadGrids();
 }
 
 async function login(form) {
   clearProblem();
   const data = new FormData(form);
-  session.email = String(data.get("email"));
   const response = await fetch(`${GATEWAY}/authenticate`, {
     method: "POST",
     credentials: "include", // so the browser stores the refresh cookie of this cross-origin response
@@ -182,6 +196,8 @@ async function login(form) {
     body: JSON.stringify({ email: data.get("email"), password: data.get("password") }),
   });
   if (!response.ok) return showProblem(response, "Signing in");
+  session.email = String(data.get("email"));
+  localStorage.setItem(EMAIL_KEY, session.email);
   accept(await response.json());
   log("signed in");
   await loadGrids();

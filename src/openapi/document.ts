@@ -1,6 +1,7 @@
 /**
- * The OpenAPI 3.1 document of the gateway's own routes, generated at build time from the zod schemas in
- * `schemas.ts` (`npm run openapi:generate` writes `openapi.json`, which the Worker serves as it is).
+ * The OpenAPI 3.1 document of the gateway's own routes and of its answers on the proxied API, generated at build
+ * time from the zod schemas in `schemas.ts` (`npm run openapi:generate` writes `openapi.json`, which the Worker
+ * serves as it is).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
@@ -14,9 +15,11 @@ import {
   JSON_TYPE,
   LoginRequest,
   ORIGIN_NOT_ALLOWED,
+  PROXIED_RESPONSES,
   Problem,
   RefreshRequest,
   RevokeRequest,
+  SHARED_RESPONSES,
   SecretCreated,
   SecretList,
   TokenResponse,
@@ -24,6 +27,7 @@ import {
   emptyResponse,
   jsonResponse,
   problemResponseSpec,
+  responseRef,
 } from "./schemas";
 
 /** Request bodies are accepted as JSON or as a form with the same fields. */
@@ -43,6 +47,8 @@ function buildSpec(): OpenAPIHono {
   const spec = new OpenAPIHono();
   const registry = spec.openAPIRegistry;
   registry.register("Problem", Problem);
+  for (const [name, response] of Object.entries(SHARED_RESPONSES))
+    registry.registerComponent("responses", name, response);
 
   registry.registerComponent("securitySchemes", "bearerAccessToken", {
     type: "http",
@@ -58,11 +64,13 @@ function buildSpec(): OpenAPIHono {
       "Browser apps only: the HttpOnly refresh-token cookie set for requests whose `Origin` is on CORS_ORIGINS (Path=/authenticate; HttpOnly; Secure; SameSite=Strict). Honoured only with such an `Origin` (CSRF); otherwise 403 `origin_not_allowed`.",
   });
   const cookieOrBody: { refreshCookie?: string[] }[] = [{}, { refreshCookie: [] }];
+  const publicRoute: Record<string, string[]>[] = [];
 
   registry.registerPath({
     method: "get",
     path: "/health",
     operationId: "getHealth",
+    security: publicRoute,
     summary: "Liveness check; no authentication, touches no storage.",
     tags: ["gateway"],
     responses: { 200: jsonResponse("The gateway is up.", HealthResponse) },
@@ -72,6 +80,7 @@ function buildSpec(): OpenAPIHono {
     method: "get",
     path: "/openapi.json",
     operationId: "getOpenApiDocument",
+    security: publicRoute,
     summary: "This document.",
     tags: ["gateway"],
     responses: {
@@ -87,6 +96,7 @@ function buildSpec(): OpenAPIHono {
     method: "post",
     path: "/authenticate",
     operationId: "authenticate",
+    security: publicRoute,
     summary: "Password login; issues an access token and a refresh token.",
     description:
       "Unknown email, wrong password and wrong domain all give the same 401. The 403s and the 409 are only given once the password verified.",
@@ -179,6 +189,7 @@ function buildSpec(): OpenAPIHono {
   const secretsForbidden = problemResponseSpec(
     ["insufficient_scope", "plan_not_eligible", "account_suspended"],
     "Not an architect (with a WWW-Authenticate challenge), plan without API access, or suspended",
+    { "WWW-Authenticate": HEADERS.scopeChallenge },
   );
   registry.registerPath({
     method: "post",
@@ -236,18 +247,89 @@ function buildSpec(): OpenAPIHono {
     },
   });
 
+  registerProxiedApi(registry);
   return spec;
+}
+
+/** The gateway's own routes: every path except these is proxied. */
+const GATEWAY_ROUTES = "`/health`, `/openapi.json`, `/authenticate` and every path under `/authenticate/`";
+
+/** The methods a browser app may send (CORS `Access-Control-Allow-Methods`), each documented on the proxied path. */
+const PROXIED_METHODS = ["get", "head", "post", "put", "patch", "delete"] as const;
+
+/**
+ * Registers the proxied API as one templated path, `/{proxiedPath}`: the gateway's own answers on it (shared
+ * responses under `components.responses`) and, as `default`, the origin's answer passed through.
+ */
+function registerProxiedApi(registry: OpenAPIHono["openAPIRegistry"]): void {
+  registry.registerComponent("parameters", "ProxiedPath", {
+    name: "proxiedPath",
+    in: "path",
+    required: true,
+    description: `Any path other than ${GATEWAY_ROUTES}, several segments included (\`grids/12/cells\`): this one template stands for all of them. Send \`/\` as it is: a percent-encoded \`/\` or \`\\\` is refused (400). Its first segment, percent-decoded, is the resource the scope check reads; path and query reach the origin unchanged.`,
+    schema: { type: "string", minLength: 1 },
+    example: "grids/12/cells",
+  });
+  const common = {
+    path: "/{proxiedPath}",
+    description:
+      "The gateway verifies the Bearer token, checks the organisation's plan, counts the request against the organisation's limit and checks the token's scope (docs/api.md, The proxied API), then forwards the request. Its own refusals and failures are listed by status; the origin's answers (`default`) pass through unchanged.",
+    tags: ["proxied API"],
+    parameters: [{ $ref: "#/components/parameters/ProxiedPath" }],
+  };
+  const body = {
+    required: false,
+    description: "Streamed to the origin unchanged.",
+    content: { "*/*": { schema: {} } },
+  };
+  for (const method of PROXIED_METHODS) {
+    registry.registerPath({
+      ...common,
+      method,
+      operationId: `${method}Proxied`,
+      summary: `${method.toUpperCase()} on the origin's API, through the gateway's checks${method === "head" ? " (answers carry no body)" : ""}.`,
+      security: [{ bearerAccessToken: [] }],
+      ...(method === "post" || method === "put" || method === "patch" ? { requestBody: body } : {}),
+      responses: PROXIED_RESPONSES,
+    });
+  }
+  registry.registerPath({
+    ...common,
+    method: "options",
+    operationId: "optionsProxied",
+    summary: "A CORS preflight is answered by the gateway; any other OPTIONS is proxied like the methods above.",
+    security: [{}, { bearerAccessToken: [] }],
+    responses: {
+      ...PROXIED_RESPONSES,
+      204: responseRef("PreflightAccepted"),
+      403: responseRef("ProxiedOptionsForbidden"),
+    },
+  });
 }
 
 /** Metadata of the document. */
 const INFO = {
   title: "Gridgate gateway",
   version: "1",
-  description:
-    "The routes the gateway answers itself. Every other path is proxied to the origin after Bearer authentication, plan and scope checks (see README.md). Errors are RFC 9457 problem+json; every response carries X-Request-Id.",
+  description: [
+    `The routes the gateway answers itself (${GATEWAY_ROUTES}), and the proxied API: every other path, forwarded to the origin after Bearer authentication, the plan check, the organisation's rate limit and the scope check (docs/api.md).`,
+    "On the proxied API this document describes the gateway's own answers (`/{proxiedPath}`); the origin's own answers pass through unchanged, whatever their status, so a status listed there may also come from the origin with its own body.",
+    "Refusals are RFC 9457 problem+json (`Problem`); every response carries X-Request-Id. CORS preflights are answered by the gateway on every path (docs/browser-apps.md).",
+  ].join("\n\n"),
+  license: { name: "Proprietary: no licence is granted" },
 };
 
 /** The document, as `scripts/openapi.ts` writes it to `src/openapi/openapi.json`. */
 export function openApiDocument(): unknown {
-  return buildSpec().getOpenAPI31Document({ openapi: "3.1.0", info: INFO });
+  return buildSpec().getOpenAPI31Document({
+    openapi: "3.1.0",
+    info: INFO,
+    servers: [{ url: "/", description: "The gateway that serves this document." }],
+    tags: [
+      { name: "gateway", description: "Liveness and this document; no authentication." },
+      { name: "authentication", description: "Login, refresh-token rotation and logout." },
+      { name: "dynamic secrets", description: "An organisation's secrets for signing its own access tokens." },
+      { name: "proxied API", description: "Every other path: the gateway's answers in front of the origin's API." },
+    ],
+  });
 }

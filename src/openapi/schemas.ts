@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import type { ProblemCode } from "../gateway-error";
+import { PROBLEMS } from "../http/problem";
 
 const encoder = new TextEncoder();
 
@@ -82,23 +83,19 @@ export const TokenResponse = z
   ])
   .meta({ id: "TokenResponse" });
 
-const ProblemFields = z.strictObject({
-  type: z.string().regex(/^urn:gridgate:problem:[a-z_]+$/),
-  title: z.string(),
-  status: z.int().min(400).max(599),
-  detail: z.string(),
-  code: z
-    .string()
-    .regex(/^[a-z_]+$/)
-    .describe("Machine-readable reason; the last segment of `type`."),
-  request_id: z.uuid().describe("Same value as the X-Request-Id header."),
-});
-
 /** RFC 9457 problem details as `problemResponse` in http/problem.ts writes them, with the gateway's `code` extension. */
-export const Problem = ProblemFields.meta({
-  id: "Problem",
-  description: "RFC 9457 problem details (application/problem+json).",
-});
+export const Problem = z
+  .strictObject({
+    type: z.string().regex(/^urn:gridgate:problem:[a-z_]+$/),
+    title: z.string(),
+    status: z.int().min(400).max(599).describe("The response's HTTP status."),
+    detail: z.string(),
+    code: z
+      .enum(Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]])
+      .describe("Machine-readable reason (a closed list); the last segment of `type`."),
+    request_id: z.uuid().describe("Same value as the X-Request-Id header."),
+  })
+  .meta({ id: "Problem", description: "RFC 9457 problem details (application/problem+json)." });
 
 /** Body of `POST /authenticate/secrets` (201): the secret value is shown this once. */
 export const SecretCreated = z
@@ -153,6 +150,23 @@ export const HEADERS = {
     required: true,
     schema: { type: "string", pattern: "^Bearer " },
   },
+  scopeChallenge: {
+    description:
+      'With `insufficient_scope` only: `Bearer realm="api", error="insufficient_scope", scope="…"` naming the scopes that would allow the request, narrowest first.',
+    required: false,
+    schema: { type: "string", pattern: '^Bearer realm="api", error="insufficient_scope", scope="' },
+  },
+  rateLimitPolicy: {
+    description:
+      'The organisation\'s limit (draft-ietf-httpapi-ratelimit-headers-11): `"organisation";q=<requests>;w=<seconds>`.',
+    required: true,
+    schema: { type: "string", pattern: '^"organisation";q=[0-9]+;w=[0-9]+$' },
+  },
+  rateLimit: {
+    description: 'What is left of it: `"organisation";r=0;t=<seconds>` (`t` equals Retry-After).',
+    required: true,
+    schema: { type: "string", pattern: '^"organisation";r=0;t=[0-9]+$' },
+  },
   allow: { description: "Methods the route supports.", required: true, schema: { type: "string" } },
   setRefreshCookie: {
     description:
@@ -171,60 +185,150 @@ export function jsonResponse(description: string, schema: z.ZodType, headers: Re
   };
 }
 
+/** A `$ref` to a component of the document. */
+function componentRef(kind: "schemas" | "responses", name: string): { $ref: string } {
+  return { $ref: `#/components/${kind}/${name}` };
+}
+
 /**
- * A problem+json response for one status: the shared Problem schema narrowed to the `codes` this
- * route gives with that status (typed against the closed ProblemCode union).
+ * A problem+json response for the one status its `codes` share in the catalogue (`PROBLEMS`): the `Problem`
+ * schema by reference, narrowed to that status and to the codes this route gives with it.
  */
 export function problemResponseSpec(
-  codes: readonly ProblemCode[],
+  codes: readonly [ProblemCode, ...ProblemCode[]],
   description: string,
   headers: Record<string, HeaderSpec> = {},
 ) {
-  const schema = ProblemFields.extend({
-    code: z.enum(codes).describe("Machine-readable reason; the last segment of `type`."),
-  });
+  const status = PROBLEMS[codes[0]].status;
+  const other = codes.find((code) => PROBLEMS[code].status !== status);
+  if (other !== undefined) throw new Error(`${other} is not a ${status} in PROBLEMS; one response per status`);
   return {
     description,
     headers: { "X-Request-Id": HEADERS.requestId, "Cache-Control": HEADERS.noStore, ...headers },
-    content: { [PROBLEM_TYPE]: { schema } },
+    content: {
+      [PROBLEM_TYPE]: {
+        schema: {
+          allOf: [
+            componentRef("schemas", "Problem"),
+            {
+              type: "object" as const,
+              properties: { status: { const: status }, code: { type: "string" as const, enum: [...codes] } },
+            },
+          ],
+        },
+      },
+    },
   };
 }
-
-/** Problem responses every gateway-owned POST route can give for a bad body. */
-export const BODY_PROBLEMS = {
-  400: problemResponseSpec(["invalid_request"], "Malformed body, or a missing or mistyped field"),
-  413: problemResponseSpec(["payload_too_large"], "Body over 16 KiB"),
-  415: problemResponseSpec(["unsupported_media_type"], "Content type other than JSON or form-urlencoded"),
-} as const;
-
-/** Refusals of routes that need a fixed-secret Bearer access token. */
-export const BEARER_PROBLEMS = {
-  401: problemResponseSpec(
-    ["missing_token", "invalid_token", "basic_not_supported"],
-    "No, a malformed or an invalid Bearer token",
-    { "WWW-Authenticate": HEADERS.bearerChallenge },
-  ),
-} as const;
-
-/** The CSRF refusal of the refresh cookie: used without an allowed `Origin`. */
-export const ORIGIN_NOT_ALLOWED =
-  "The refresh cookie was sent without an `Origin` on CORS_ORIGINS (`origin_not_allowed`); nothing was rotated or revoked";
 
 /** A success without a body. */
 export function emptyResponse(description: string, headers: Record<string, HeaderSpec> = {}) {
   return { description, headers: { "X-Request-Id": HEADERS.requestId, ...headers } };
 }
 
-/** The opaque 500 any route can give when the deployment is misconfigured. */
-/** A storage dependency failed or did not answer in time: nothing was decided, retry after `Retry-After`. */
-export const UNAVAILABLE_PROBLEM = {
-  503: problemResponseSpec(
+/** The CSRF refusal of the refresh cookie: used without an allowed `Origin`. */
+export const ORIGIN_NOT_ALLOWED =
+  "The refresh cookie was sent without an `Origin` on CORS_ORIGINS (`origin_not_allowed`); nothing was rotated or revoked";
+
+const PROXIED_FORBIDDEN = [
+  "The organisation is not active or not on an API plan (`plan_not_eligible`);",
+  "the token's scope does not allow this method on this resource (`insufficient_scope`, with WWW-Authenticate);",
+  "or the member of a dynamic-secret token is suspended (`account_suspended`)",
+].join(" ");
+
+/** Responses given by several operations: registered once under `components.responses`, referenced by `$ref`. */
+export const SHARED_RESPONSES = {
+  InvalidBody: problemResponseSpec(["invalid_request"], "Malformed body, or a missing or mistyped field"),
+  PayloadTooLarge: problemResponseSpec(["payload_too_large"], "Body over 16 KiB"),
+  UnsupportedMediaType: problemResponseSpec(
+    ["unsupported_media_type"],
+    "Content type other than JSON or form-urlencoded",
+  ),
+  BearerRefused: problemResponseSpec(
+    ["missing_token", "invalid_token", "basic_not_supported"],
+    "No, a malformed or an invalid Bearer token (expired, revoked, bad signature, …)",
+    { "WWW-Authenticate": HEADERS.bearerChallenge },
+  ),
+  TemporarilyUnavailable: problemResponseSpec(
     ["temporarily_unavailable"],
     "A storage dependency failed or did not answer in time; nothing was decided or changed. Keep the session and retry after Retry-After",
     { "Retry-After": HEADERS.retryAfter },
   ),
+  Internal: problemResponseSpec(["internal"], "Misconfiguration or unexpected error; details only in the logs"),
+  ProxiedPathRefused: problemResponseSpec(
+    ["invalid_request", "ambiguous_path"],
+    "Nothing was forwarded: the path is not valid percent-encoding or holds an encoded `/` or `\\` (`invalid_request`), a method override was asked for (`invalid_request`), or the path is in a form an origin could resolve differently (`ambiguous_path`)",
+  ),
+  ProxiedForbidden: problemResponseSpec(
+    ["plan_not_eligible", "insufficient_scope", "account_suspended"],
+    PROXIED_FORBIDDEN,
+    {
+      "WWW-Authenticate": HEADERS.scopeChallenge,
+    },
+  ),
+  ProxiedOptionsForbidden: problemResponseSpec(
+    ["origin_not_allowed", "plan_not_eligible", "insufficient_scope", "account_suspended"],
+    `A CORS preflight from an origin not on CORS_ORIGINS (\`origin_not_allowed\`, without CORS headers). Otherwise, as for the other methods: ${PROXIED_FORBIDDEN}`,
+    { "WWW-Authenticate": HEADERS.scopeChallenge },
+  ),
+  ApiRateLimited: problemResponseSpec(
+    ["rate_limited"],
+    "The organisation's per-minute API limit (set by its plan) is used up; nothing was forwarded",
+    { "Retry-After": HEADERS.retryAfter, "RateLimit-Policy": HEADERS.rateLimitPolicy, RateLimit: HEADERS.rateLimit },
+  ),
+  OriginUnreachable: problemResponseSpec(["origin_unreachable"], "No origin is configured, or it could not be reached"),
+  OriginTimeout: problemResponseSpec(
+    ["origin_timeout"],
+    "The origin sent no response headers within ORIGIN_TIMEOUT_MS",
+  ),
+  OriginAnswer: {
+    description:
+      "The origin's own answer, whatever its status, passed through unchanged (status, headers and body); the gateway only sets X-Request-Id and, for a browser app, its CORS headers.",
+    headers: { "X-Request-Id": HEADERS.requestId },
+    content: { "*/*": { schema: {} } },
+  },
+  PreflightAccepted: emptyResponse(
+    "A CORS preflight (`Origin` on CORS_ORIGINS and `Access-Control-Request-Method`), answered by the gateway: Access-Control-Allow-Origin, -Credentials, -Methods, -Headers and -Max-Age. Never forwarded; no token needed.",
+    { "Cache-Control": HEADERS.noStore },
+  ),
 } as const;
 
-export const INTERNAL_PROBLEM = {
-  500: problemResponseSpec(["internal"], "Misconfiguration or unexpected error; details only in the logs"),
+/** The name of a response in {@link SHARED_RESPONSES}. */
+export type SharedResponse = keyof typeof SHARED_RESPONSES;
+
+/** A `$ref` to one of {@link SHARED_RESPONSES}. */
+export function responseRef(name: SharedResponse): { $ref: string } {
+  return componentRef("responses", name);
+}
+
+/** Problem responses every gateway-owned POST route can give for a bad body. */
+export const BODY_PROBLEMS = {
+  400: responseRef("InvalidBody"),
+  413: responseRef("PayloadTooLarge"),
+  415: responseRef("UnsupportedMediaType"),
+} as const;
+
+/** Refusals of routes that need a Bearer access token. */
+export const BEARER_PROBLEMS = { 401: responseRef("BearerRefused") } as const;
+
+/** A storage dependency failed or did not answer in time: nothing was decided, retry after `Retry-After`. */
+export const UNAVAILABLE_PROBLEM = { 503: responseRef("TemporarilyUnavailable") } as const;
+
+/** The opaque 500 any route can give when the deployment is misconfigured. */
+export const INTERNAL_PROBLEM = { 500: responseRef("Internal") } as const;
+
+/**
+ * The gateway's own answers on the proxied API, in the order of its steps (authentication, plan, limit,
+ * scope, forwarding); `default` is the origin's answer, passed through.
+ */
+export const PROXIED_RESPONSES = {
+  default: responseRef("OriginAnswer"),
+  400: responseRef("ProxiedPathRefused"),
+  401: responseRef("BearerRefused"),
+  403: responseRef("ProxiedForbidden"),
+  429: responseRef("ApiRateLimited"),
+  ...INTERNAL_PROBLEM,
+  502: responseRef("OriginUnreachable"),
+  ...UNAVAILABLE_PROBLEM,
+  504: responseRef("OriginTimeout"),
 } as const;
