@@ -11,11 +11,11 @@ export default defineConfig(async (configEnv: ConfigEnv) => {
     ...tests,
     test: {
       ...tests.test,
-      include: ["scale/**/*.test.ts"],
+      include: ["bench/scale/**/*.test.ts"],
       testTimeout: 170_000,
       silent: false,
       // Only the simulation's own report: it prints its table and ends with the one `scale-sim:` line.
-      reporters: ["./scale/reporter.ts"],
+      reporters: ["./bench/scale/reporter.ts"],
     },
   };
 });

@@ -1,19 +1,18 @@
 // `npm run bench:profile`: a V8 CPU profile of the gateway (or the bare forwarder) under the bench's load, taken
-// through workerd's inspector, summarised by self time per function. Needs the configs of a prior `npm run bench`.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+// through workerd's inspector, summarised by self time per function.
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { API_PATH } from "./lib/fixtures.mjs";
 import { closedLoop, once, requestBytes } from "./lib/http.mjs";
-import { buildWorker, priorBenchPorts, runBounded, startWorkerd } from "./lib/servers.mjs";
+import { runBounded } from "./lib/servers.mjs";
+import { accessToken, OUT, prepareServers, ROOT, serverPorts, startServers } from "./lib/stack.mjs";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const OUT = join(ROOT, "bench/out");
-const TARGET = process.env.BENCH_PROFILE_TARGET ?? "gateway";
+const PORTS = serverPorts(Number(process.env.BENCH_PORT_BASE ?? 9130));
+const TARGET = process.env.BENCH_PROFILE_TARGET === "forward" ? "forward" : "gateway";
 const LOAD_MS = Number(process.env.BENCH_LOAD_MS ?? 6000);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const INSPECTOR_PORT = 9229;
-const API_PATH = "/grids/1";
-const SEED = { email: "architect@acme.example", password: "gridgate-dev-password" };
+const DIR = join(OUT, "profile");
 
 const log = (...args) => console.log(...args);
 
@@ -68,46 +67,25 @@ function summarise(profile) {
 }
 
 async function main() {
-  const ports = priorBenchPorts(OUT, ["origin", "gateway", "forward"]);
-  const dir = join(OUT, "profile");
-  mkdirSync(dir, { recursive: true });
-  // An unminified copy of the production bundle, so the profile names functions as the source does.
+  mkdirSync(DIR, { recursive: true });
+  // An unminified copy of wrangler.toml, so the profile names functions as the source does; its paths (the entry
+  // point and the [alias] targets) made relative to bench/out/profile.
   const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8").replace(/^minify = true.*$/m, "minify = false");
-  // Paths in the copy are relative to bench/out/profile: the entry point and the [alias] targets.
   writeFileSync(
-    join(ROOT, "bench/out/profile/wrangler.toml"),
+    join(DIR, "wrangler.toml"),
     toml.replace(/^main = "/m, 'main = "../../../').replaceAll('= "./src/', '= "../../../src/'),
   );
-  const built = await buildWorker(ROOT, join(dir, "wrangler.toml"), join(dir, "gateway"));
-  if (built.modules[0] !== "index.js") throw new Error(`unexpected modules ${built.modules}`);
-  const gatewayConfig = readFileSync(join(OUT, "gateway.capnp"), "utf8").replace(
-    'embed "gateway/index.js"',
-    'embed "profile/gateway/index.js"',
-  );
-  writeFileSync(join(OUT, "profile.capnp"), gatewayConfig);
+  await prepareServers({
+    out: DIR,
+    ports: PORTS,
+    servers: ["origin", TARGET],
+    gatewayConfig: join(DIR, "wrangler.toml"),
+  });
+  await startServers(DIR, PORTS, ["origin", TARGET], { [TARGET]: [`--inspector-addr=127.0.0.1:${INSPECTOR_PORT}`] });
 
-  const origin = await startWorkerd("origin", join(OUT, "origin.capnp"), ports.origin, join(dir, "origin.log"));
-  const config = TARGET === "forward" ? join(OUT, "forward.capnp") : join(OUT, "profile.capnp");
-  const port = TARGET === "forward" ? ports.forward : ports.gateway;
-  const front = await startWorkerd(TARGET, config, port, join(dir, `${TARGET}.log`), 20_000, [
-    `--inspector-addr=127.0.0.1:${INSPECTOR_PORT}`,
-  ]);
-  void origin;
-  void front;
-
-  const gatewayPort = port;
-  let token;
-  if (TARGET === "gateway") {
-    const body = JSON.stringify({ email: SEED.email, password: SEED.password });
-    const login = await once(
-      gatewayPort,
-      requestBytes(gatewayPort, "POST", "/authenticate", { "Content-Type": "application/json" }, body),
-    );
-    if (login.status !== 200) throw new Error(`login failed: ${login.status} ${login.body}`);
-    token = JSON.parse(login.body.toString()).access_token;
-  } else {
-    token = "not-checked-by-the-forwarder";
-  }
+  const port = PORTS[TARGET];
+  // The forwarder checks no token; the demo origin answers it 401 (no assertion): enough for its fixed cost.
+  const token = TARGET === "gateway" ? await accessToken(port) : "not-checked-by-the-forwarder";
   const bytes = requestBytes(port, "GET", API_PATH, { Authorization: `Bearer ${token}` });
   const first = await once(port, bytes);
   if (TARGET === "gateway" && first.status !== 200) throw new Error(`gateway answered ${first.status}: ${first.body}`);
@@ -120,7 +98,7 @@ async function main() {
   const load = await closedLoop(port, bytes, { connections: CONNECTIONS, durationMs: LOAD_MS, expect: first.status });
   const { profile } = await session.send("Profiler.stop");
   session.close();
-  const file = join(dir, `${TARGET}.cpuprofile`);
+  const file = join(DIR, `${TARGET}.cpuprofile`);
   writeFileSync(file, JSON.stringify(profile));
 
   const { total, rows } = summarise(profile);

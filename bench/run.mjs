@@ -1,29 +1,17 @@
-// `npm run bench`: the verify hot path, end-to-end gateway overhead, login cost and bundle size, all
-// measured inside bare workerd from outside over loopback HTTP; every server is stopped by its PID group.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+// `npm run bench`: the verify hot path, end-to-end gateway overhead (against the bare forwarder, the afternoon's peer
+// and the contract's floor), login cost, bundle size and startup, measured inside bare workerd from outside over
+// loopback HTTP; every server is stopped by its PID group.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { assertionFor, SECRETS } from "./lib/fixtures.mjs";
-import { gatewayServices, wranglerSettings } from "./lib/gateway-stack.mjs";
-import { closedLoop, Connection, median, once, quantile, requestBytes } from "./lib/http.mjs";
-import {
-  buildUploadBundle,
-  buildWorker,
-  cpuSeconds,
-  startupProfile,
-  startWorkerd,
-  stopAll,
-  stopAllNow,
-  textBindings,
-  workerBlock,
-  writeConfig,
-} from "./lib/servers.mjs";
+import { alternateLoad, bearer, medianOf, originHeaders, pairedMedian } from "./lib/e2e.mjs";
+import { API_PATH, assertionFor, SEED } from "./lib/fixtures.mjs";
+import { Connection, median, quantile, requestBytes } from "./lib/http.mjs";
+import { buildUploadBundle, cpuSeconds, runBounded, startupProfile } from "./lib/servers.mjs";
+import { accessToken, OUT, prepareServers, ROOT, serverPorts, startServers } from "./lib/stack.mjs";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const OUT = join(ROOT, "bench/out");
-const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 9130);
-const PORTS = { origin: PORT_BASE + 1, gateway: PORT_BASE + 2, verify: PORT_BASE + 3, forward: PORT_BASE + 4 };
+const PORTS = serverPorts(Number(process.env.BENCH_PORT_BASE ?? 9130));
 const REPS = Math.max(5, Number(process.env.BENCH_REPS ?? 7));
 const E2E_REPS = Math.max(5, Number(process.env.BENCH_E2E_REPS ?? 5));
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
@@ -33,92 +21,39 @@ const LOGINS = Number(process.env.BENCH_LOGINS ?? 20);
 const STARTUP_REPS = Math.max(3, Number(process.env.BENCH_STARTUP_REPS ?? 5));
 const TIME_LIMIT_MS = 285_000;
 const VARIANTS = ["gateway", "gateway-fresh", "floor", "jose", "jose-key"];
-const API_PATH = "/grids/1";
-const SEED = { email: "architect@acme.example", password: "gridgate-dev-password" };
-
-/** Bench-only secrets (≥ 32 bytes), used nowhere else. */
+const SERVERS = ["origin", "gateway", "verify", "forward", "floor", "peer"];
 
 const log = (...args) => console.log(...args);
 const fmt = (value, digits = 0) =>
   Number.isFinite(value)
     ? value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : "n/a";
+const met = (ok) => (ok ? "MET" : "NOT MET");
 
-/** Builds every bundle and writes the three workerd configs; returns how to reach each server. */
+/** Builds every bundle (and the startup profile's upload bundles), writes the configs, starts the servers. */
 async function prepare() {
-  mkdirSync(join(OUT, "startup"), { recursive: true });
-  const demoToml = join(ROOT, "examples/demo-origin/wrangler.toml");
-  const useDemo = existsSync(demoToml) && process.env.BENCH_ORIGIN !== "bench";
-  const build = (name, config) =>
-    buildWorker(ROOT, config, join(OUT, name)).then((result) => ({ ...result, dir: join(OUT, name) }));
   const started = performance.now();
-  const [gateway, verify, storage, origin, forward] = await Promise.all([
-    build("gateway", join(ROOT, "wrangler.toml")),
-    build("verify", join(ROOT, "bench/wrangler.verify.toml")),
-    build("storage", join(ROOT, "bench/wrangler.storage.toml")),
-    build("origin", useDemo ? demoToml : join(ROOT, "bench/wrangler.origin.toml")),
-    build("forward", join(ROOT, "bench/wrangler.forward.toml")),
+  mkdirSync(join(OUT, "startup"), { recursive: true });
+  const [prepared] = await Promise.all([
+    prepareServers({
+      out: OUT,
+      ports: PORTS,
+      servers: SERVERS,
+      benchOrigin: process.env.BENCH_ORIGIN === "bench",
+      // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
+      gatewayEnv: { LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10) },
+    }),
     buildUploadBundle(ROOT, join(ROOT, "wrangler.toml"), join(OUT, "startup/gateway.bundle")),
     buildUploadBundle(ROOT, join(ROOT, "bench/wrangler.forward.toml"), join(OUT, "startup/forward.bundle")),
   ]);
   log(
-    `built 5 bundles (and the gateway's and forwarder's upload bundles for the startup profile) with wrangler deploy --dry-run in ${fmt((performance.now() - started) / 1000, 1)} s`,
+    `built ${Object.keys(prepared.bundles).length} bundles (and the gateway's and forwarder's upload bundles for the startup profile) with wrangler deploy --dry-run in ${fmt((performance.now() - started) / 1000, 1)} s`,
   );
-
-  const { vars, compatibilityDate, durableObjects } = wranglerSettings(join(ROOT, "wrangler.toml"));
-  const env = { ...vars, ...SECRETS };
-  const worker = (bundle, bindings, extra) =>
-    `worker = ${workerBlock({ configDir: OUT, dir: bundle.dir, modules: bundle.modules, compatibilityDate, bindings, extra })}`;
-
-  writeConfig(join(OUT, "origin.capnp"), {
-    port: PORTS.origin,
-    entry: "origin",
-    services: [
-      [
-        "origin",
-        worker(origin, textBindings({ ISSUER: env.ISSUER ?? "gridgate", ASSERTION_SECRET: SECRETS.ASSERTION_SECRET })),
-      ],
-    ],
-  });
-  writeConfig(join(OUT, "gateway.capnp"), {
-    port: PORTS.gateway,
-    entry: "gateway",
-    services: gatewayServices({
-      root: ROOT,
-      out: OUT,
-      gateway,
-      storage,
-      compatibilityDate,
-      durableObjects,
-      pepper: SECRETS.PASSWORD_PEPPER,
-      // The login run sends BENCH_LOGINS wrong passwords for one account: keep the per-account back-off (429) out of it.
-      env: { ...env, ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}`, LOGIN_FREE_ATTEMPTS: String(10 * LOGINS + 10) },
-    }),
-  });
-  writeConfig(join(OUT, "verify.capnp"), {
-    port: PORTS.verify,
-    entry: "verify",
-    services: [["verify", worker(verify, textBindings(env))]],
-  });
-  writeConfig(join(OUT, "forward.capnp"), {
-    port: PORTS.forward,
-    entry: "forward",
-    services: [
-      ["forward", worker(forward, textBindings({ ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}` }))],
-      ["internet", `network = (allow = ["public", "private", "local"])`],
-    ],
-  });
-
-  const servers = {
-    origin: await startWorkerd("origin", join(OUT, "origin.capnp"), PORTS.origin, join(OUT, "origin.log")),
-    gateway: await startWorkerd("gateway", join(OUT, "gateway.capnp"), PORTS.gateway, join(OUT, "gateway.log")),
-    verify: await startWorkerd("verify", join(OUT, "verify.capnp"), PORTS.verify, join(OUT, "verify.log")),
-    forward: await startWorkerd("forward", join(OUT, "forward.capnp"), PORTS.forward, join(OUT, "forward.log")),
-  };
+  const servers = await startServers(OUT, PORTS, SERVERS);
   log(
-    `workerd serving on 127.0.0.1: origin ${PORTS.origin} (${useDemo ? "examples/demo-origin" : "bench/workers/origin.ts"}), gateway ${PORTS.gateway}, verify bench ${PORTS.verify}, bare forwarder ${PORTS.forward}`,
+    `workerd serving on 127.0.0.1: ${SERVERS.map((name) => `${name} ${PORTS[name]}`).join(", ")} (origin: ${prepared.demoOrigin ? "examples/demo-origin" : "bench/workers/origin.ts"})`,
   );
-  return { servers, useDemo, issuer: env.ISSUER ?? "gridgate", gatewayBundle: gateway };
+  return { servers, gatewayBundle: prepared.bundles.gateway };
 }
 
 /**
@@ -188,11 +123,11 @@ async function verifyBench() {
   const labels = {
     gateway: "gateway verifyAccessToken (format + signature + claims), same token",
     "gateway-fresh": "gateway verifyAccessToken, a never-seen token each call",
-    floor: "floor: crypto.subtle.verify, cached CryptoKey",
+    floor: "HMAC floor: crypto.subtle.verify, cached CryptoKey",
     jose: "jose jwtVerify, Uint8Array secret",
     "jose-key": "jose jwtVerify, cached CryptoKey (reference)",
   };
-  log(`| variant | N per request | verifications/s (median of ${REPS}) | min–max | × floor |`);
+  log(`| variant | N per request | verifications/s (median of ${REPS}) | min–max | × HMAC floor |`);
   log("|---|---:|---:|---:|---:|");
   for (const variant of VARIANTS) {
     const sorted = [...ops[variant]].sort((a, b) => a - b);
@@ -208,7 +143,7 @@ async function verifyBench() {
     gatewayOverJose: median(ratios.jose),
   };
   log(
-    `gateway ÷ floor = ${fmt(result.gatewayOverFloor, 2)}× (target ≥ 0.5) ${result.gatewayOverFloor >= 0.5 ? "MET" : "NOT MET"}; ` +
+    `gateway ÷ HMAC floor = ${fmt(result.gatewayOverFloor, 2)}× (target ≥ 0.5) ${result.gatewayOverFloor >= 0.5 ? "MET" : "NOT MET"}; ` +
       `gateway ÷ jose = ${fmt(result.gatewayOverJose, 2)}× (target ≥ 3) ${result.gatewayOverJose >= 3 ? "MET" : "NOT MET"}  (medians of per-repetition ratios)`,
   );
   return result;
@@ -275,181 +210,139 @@ async function observeBench() {
   return result;
 }
 
-/** Part 3: sequential logins over one connection; wall time and workerd CPU per login. */
+/** Part 3: sequential logins and refreshes over one connection; wall time and workerd CPU per request. */
 async function loginBench(servers) {
   const connection = new Connection(PORTS.gateway);
   await connection.open();
-  const login = async (password, i) => {
-    const body = JSON.stringify({ email: SEED.email, password });
+  const post = async (path, body, i) => {
     const started = performance.now();
     const response = await connection.send(
       requestBytes(
         PORTS.gateway,
         "POST",
-        "/authenticate",
+        path,
         { "Content-Type": "application/json", "CF-Connecting-IP": `10.9.${i >> 8}.${i & 255}` },
-        body,
+        JSON.stringify(body),
       ),
     );
     return { ms: performance.now() - started, response };
   };
-  const first = await login(SEED.password, 0);
-  if (first.response.status !== 200)
-    throw new Error(`login failed: HTTP ${first.response.status} ${first.response.body}`);
-  const token = JSON.parse(first.response.body.toString()).access_token;
-  for (let i = 1; i <= 2; i++) await login(SEED.password, i);
-
-  const measure = async (password, expect, offset) => {
+  /** `count` requests made by `send(i)`, each checked by `send`; p50, p99 and the gateway's CPU ms per request. */
+  const measure = async (count, send) => {
     const times = [];
     const cpuBefore = cpuSeconds(servers.gateway.pid);
-    for (let i = 0; i < LOGINS; i++) {
-      const { ms, response } = await login(password, offset + i);
-      if (response.status !== expect) throw new Error(`login expected ${expect}, got ${response.status}`);
-      times.push(ms);
-    }
+    for (let i = 0; i < count; i++) times.push(await send(i));
     const cpu = cpuSeconds(servers.gateway.pid) - cpuBefore;
     times.sort((a, b) => a - b);
-    return { p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuMsPerLogin: (cpu * 1000) / LOGINS };
+    return { p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuMsPerLogin: (cpu * 1000) / count };
   };
-  const ok = await measure(SEED.password, 200, 100);
-  const wrong = await measure("not-the-password", 401, 200);
+  const login = (password, expect, offset) => async (i) => {
+    const { ms, response } = await post("/authenticate", { email: SEED.email, password }, offset + i);
+    if (response.status !== expect) throw new Error(`login expected ${expect}, got ${response.status}`);
+    return ms;
+  };
+  await measure(3, login(SEED.password, 200, 0));
+  const ok = await measure(LOGINS, login(SEED.password, 200, 100));
+  const wrong = await measure(LOGINS, login("not-the-password", 401, 200));
 
   // Refresh: a chain of rotations (each presents the successor of the one before), as a client does.
+  const first = await post("/authenticate", SEED, 3);
   let refreshToken = JSON.parse(first.response.body.toString()).refresh_token;
   const refreshOnce = async (i) => {
-    const started = performance.now();
-    const response = await connection.send(
-      requestBytes(
-        PORTS.gateway,
-        "POST",
-        "/authenticate/refresh",
-        { "Content-Type": "application/json", "CF-Connecting-IP": `10.8.${i >> 8}.${i & 255}` },
-        JSON.stringify({ refresh_token: refreshToken }),
-      ),
-    );
+    const { ms, response } = await post("/authenticate/refresh", { refresh_token: refreshToken }, 300 + i);
     if (response.status !== 200) throw new Error(`refresh expected 200, got ${response.status} ${response.body}`);
     refreshToken = JSON.parse(response.body.toString()).refresh_token;
-    return performance.now() - started;
+    return ms;
   };
-  for (let i = 0; i < 2; i++) await refreshOnce(i);
-  const refreshTimes = [];
-  const refreshCpuBefore = cpuSeconds(servers.gateway.pid);
-  for (let i = 0; i < LOGINS; i++) refreshTimes.push(await refreshOnce(300 + i));
-  const refreshCpu = cpuSeconds(servers.gateway.pid) - refreshCpuBefore;
-  refreshTimes.sort((a, b) => a - b);
-  const refresh = {
-    p50: quantile(refreshTimes, 0.5),
-    p99: quantile(refreshTimes, 0.99),
-    cpuMsPerLogin: (refreshCpu * 1000) / LOGINS,
-  };
+  await measure(2, refreshOnce);
+  const refresh = await measure(LOGINS, refreshOnce);
   connection.close();
   log(`\n## 3. Login and refresh: ${LOGINS} sequential requests each, one keep-alive connection`);
   log("| case | p50 ms | p99 ms | gateway workerd CPU ms / login |");
   log("|---|---:|---:|---:|");
-  log(`| correct password → 200 | ${fmt(ok.p50, 1)} | ${fmt(ok.p99, 1)} | ${fmt(ok.cpuMsPerLogin, 1)} |`);
-  log(`| wrong password → 401 | ${fmt(wrong.p50, 1)} | ${fmt(wrong.p99, 1)} | ${fmt(wrong.cpuMsPerLogin, 1)} |`);
-  log(
-    `| refresh (POST /authenticate/refresh, rotating) → 200 | ${fmt(refresh.p50, 1)} | ${fmt(refresh.p99, 1)} | ${fmt(refresh.cpuMsPerLogin, 1)} |`,
-  );
-  return { token, ok, wrong, refresh };
+  const row = (label, r) => log(`| ${label} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.cpuMsPerLogin, 1)} |`);
+  row("correct password → 200", ok);
+  row("wrong password → 401", wrong);
+  row("refresh (POST /authenticate/refresh, rotating) → 200", refresh);
+  return { ok, wrong, refresh };
 }
 
-/** Part 2: straight to the origin vs through the gateway, alternating; single-connection probe and a loaded run. */
-async function e2eBench(servers, token, { useDemo, issuer }) {
-  const originHeaders = () =>
-    useDemo
-      ? {
-          "X-Gateway-Assertion": assertionFor("GET", API_PATH, issuer),
-          "X-Member-Entity-Identifier": "o6q2is",
-          "X-Organisation-Entity-Identifier": "m7l9hw",
-        }
-      : {};
-  const directBytes = () => requestBytes(PORTS.origin, "GET", API_PATH, originHeaders());
-  const forwardBytes = () =>
-    requestBytes(PORTS.forward, "GET", API_PATH, { Authorization: `Bearer ${token}`, ...originHeaders() });
-  const gatewayBytes = requestBytes(PORTS.gateway, "GET", API_PATH, { Authorization: `Bearer ${token}` });
-  const tamperedAt = token.length - 20;
-  const tampered = token.slice(0, tamperedAt) + (token[tamperedAt] === "A" ? "B" : "A") + token.slice(tamperedAt + 1);
-
-  const direct = await once(PORTS.origin, directBytes());
-  const through = await once(PORTS.gateway, gatewayBytes);
-  const refused = await once(
-    PORTS.gateway,
-    requestBytes(PORTS.gateway, "GET", API_PATH, { Authorization: `Bearer ${tampered}` }),
-  );
-  if (direct.status !== 200) throw new Error(`origin answered ${direct.status} directly: ${direct.body}`);
-  if (through.status !== 200 || !through.body.includes("o6q2is"))
-    throw new Error(`gateway answered ${through.status}: ${through.body}`);
-  if (refused.status !== 401) throw new Error(`gateway accepted a tampered token (HTTP ${refused.status})`);
-  if (/content-encoding/i.test(through.head))
-    throw new Error("gateway response is compressed although the client sent Accept-Encoding: identity");
-
-  if ((await once(PORTS.forward, forwardBytes())).status !== 200)
-    throw new Error("the bare forwarder did not get a 200 from the origin");
-
-  const names = ["direct", "forward", "gateway"];
-  const targets = {
-    direct: { port: PORTS.origin, bytes: directBytes, server: servers.origin },
-    forward: { port: PORTS.forward, bytes: forwardBytes, server: servers.forward },
-    gateway: { port: PORTS.gateway, bytes: () => gatewayBytes, server: servers.gateway },
-  };
-  for (const name of names)
-    await closedLoop(targets[name].port, targets[name].bytes(), { connections: CONNECTIONS, durationMs: 1000 });
-
-  const runs = { direct: [], forward: [], gateway: [] };
-  const ratio = { gateway: [], forward: [] };
-  const added = { gateway: [], forward: [] };
-  const vsForward = { throughput: [], cpuUs: [], originCpuUs: [] };
-  for (let rep = 0; rep < E2E_REPS; rep++) {
-    const order = names.map((_, i) => names[(i + rep) % names.length]);
-    if (rep % 2) order.reverse();
-    const result = {};
-    for (const name of order) {
-      const { port, bytes, server } = targets[name];
-      const probe = await closedLoop(port, bytes(), { connections: 1, durationMs: PROBE_MS });
-      const cpu = { front: cpuSeconds(server.pid), origin: cpuSeconds(servers.origin.pid) };
-      const load = await closedLoop(port, bytes(), { connections: CONNECTIONS, durationMs: LOAD_MS });
-      const cpuFrontUs = name === "direct" ? undefined : ((cpuSeconds(server.pid) - cpu.front) / load.requests) * 1e6;
-      const cpuOriginUs = ((cpuSeconds(servers.origin.pid) - cpu.origin) / load.requests) * 1e6;
-      if (probe.bad || load.bad) throw new Error(`${name}: ${probe.bad + load.bad} responses were not 200`);
-      result[name] = { probe, load, cpuFrontUs, cpuOriginUs };
-      runs[name].push(result[name]);
-    }
-    for (const name of ["gateway", "forward"]) {
-      ratio[name].push(result[name].load.rps / result.direct.load.rps);
-      added[name].push(result[name].probe.p50 - result.direct.probe.p50);
-    }
-    vsForward.throughput.push(result.gateway.load.rps / result.forward.load.rps);
-    vsForward.cpuUs.push(result.gateway.cpuFrontUs - result.forward.cpuFrontUs);
-    vsForward.originCpuUs.push(result.gateway.cpuOriginUs - result.forward.cpuOriginUs);
-  }
+/**
+ * Part 2: straight to the origin, through the bare forwarder, the contract's floor, the afternoon's peer and the
+ * gateway, alternating; a single-connection probe and a loaded run of each per repetition.
+ */
+async function e2eBench(servers) {
+  const token = await accessToken(PORTS.gateway);
+  const targets = [
+    { name: "direct", label: "straight to origin", port: PORTS.origin, headers: originHeaders },
+    {
+      name: "forward",
+      label: "bare forwarding Worker (reference)",
+      port: PORTS.forward,
+      server: servers.forward,
+      headers: (token) => ({ ...bearer(token), ...originHeaders() }),
+    },
+    {
+      name: "floor",
+      label: "contract floor (bench/workers/floor.ts)",
+      port: PORTS.floor,
+      server: servers.floor,
+      headers: bearer,
+      authenticates: true,
+    },
+    {
+      name: "peer",
+      label: "peer: Hono + hono/jwt (bench/workers/peer.ts)",
+      port: PORTS.peer,
+      server: servers.peer,
+      headers: (token) => ({ ...bearer(token), "X-Gateway-Assertion": assertionFor("GET", API_PATH) }),
+      authenticates: true,
+    },
+    {
+      name: "gateway",
+      label: "through the gateway",
+      port: PORTS.gateway,
+      server: servers.gateway,
+      headers: bearer,
+      authenticates: true,
+    },
+  ];
+  const runs = await alternateLoad(targets, token, {
+    reps: E2E_REPS,
+    connections: CONNECTIONS,
+    loadMs: LOAD_MS,
+    probeMs: PROBE_MS,
+    origin: servers.origin,
+  });
 
   const summary = (name) => {
-    const pick = (f) => median(runs[name].map(f));
+    const pick = (f) => medianOf(runs[name], f);
     return {
       rps: pick((r) => r.load.rps),
+      overDirect: pairedMedian(runs[name], runs.direct, (a, b) => a.load.rps / b.load.rps),
       loadP50: pick((r) => r.load.p50),
       loadP99: pick((r) => r.load.p99),
       closedLoopMean: pick((r) => r.load.mean),
       probeP50: pick((r) => r.probe.p50),
       probeP99: pick((r) => r.probe.p99),
-      cpuFrontUs: name === "direct" ? undefined : pick((r) => r.cpuFrontUs),
-      cpuOriginUs: pick((r) => r.cpuOriginUs),
+      addedP50Ms: pairedMedian(runs[name], runs.direct, (a, b) => a.probe.p50 - b.probe.p50),
+      cpuFrontUs: name === "direct" ? undefined : pick((r) => r.cpuUs),
+      cpuOriginUs: pick((r) => r.originCpuUs),
     };
   };
+  /** Gateway against `name`, inside each repetition: req/s ratio, CPU and origin CPU differences (µs/request). */
+  const against = (name) => ({
+    throughput: pairedMedian(runs.gateway, runs[name], (a, b) => a.load.rps / b.load.rps),
+    cpuUs: pairedMedian(runs.gateway, runs[name], (a, b) => a.cpuUs - b.cpuUs),
+    originCpuUs: pairedMedian(runs.gateway, runs[name], (a, b) => a.originCpuUs - b.originCpuUs),
+  });
   const result = {
-    direct: summary("direct"),
-    forward: summary("forward"),
-    gateway: summary("gateway"),
-    throughputRatio: median(ratio.gateway),
-    addedP50Ms: median(added.gateway),
-    forwardThroughputRatio: median(ratio.forward),
-    forwardAddedP50Ms: median(added.forward),
-    gatewayOverForward: median(vsForward.throughput),
-    gatewayCpuOverForwardUs: median(vsForward.cpuUs),
-    originCpuOverForwardUs: median(vsForward.originCpuUs),
+    ...Object.fromEntries(targets.map(({ name }) => [name, summary(name)])),
+    gatewayVsForward: against("forward"),
+    gatewayVsPeer: against("peer"),
+    gatewayVsFloor: against("floor"),
   };
-  log(`\n## 2. End to end: GET ${API_PATH}, bare workerd, forwarding to ORIGIN_URL=http://127.0.0.1:${PORTS.origin}`);
+  log(`\n## 2. End to end: GET ${API_PATH}, bare workerd, forwarding to http://127.0.0.1:${PORTS.origin}`);
   log(
     `(medians of ${E2E_REPS} alternating repetitions; loaded: ${CONNECTIONS} keep-alive connections, closed loop, ${LOAD_MS / 1000} s; probe: 1 connection, ${PROBE_MS / 1000} s)`,
   );
@@ -457,30 +350,31 @@ async function e2eBench(servers, token, { useDemo, issuer }) {
     "| path | req/s loaded | × direct | p50 ms loaded | p99 ms loaded | mean ms (closed loop) | probe p50 ms | probe p99 ms | added probe p50 ms | front worker CPU µs/req | origin CPU µs/req |",
   );
   log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-  const labels = {
-    direct: "straight to origin",
-    forward: "bare forwarding Worker (reference)",
-    gateway: "through the gateway",
-  };
-  for (const name of names) {
+  for (const { name, label } of targets) {
     const s = result[name];
-    const times =
-      name === "direct" ? "1.00" : fmt(name === "gateway" ? result.throughputRatio : result.forwardThroughputRatio, 2);
-    const addedP50 =
-      name === "direct" ? "—" : fmt(name === "gateway" ? result.addedP50Ms : result.forwardAddedP50Ms, 3);
+    const direct = name === "direct";
     log(
-      `| ${labels[name]} | ${fmt(s.rps)} | ${times} | ${fmt(s.loadP50, 2)} | ${fmt(s.loadP99, 2)} | ${fmt(s.closedLoopMean, 2)} | ${fmt(s.probeP50, 3)} | ${fmt(s.probeP99, 3)} | ${addedP50} | ${s.cpuFrontUs === undefined ? "—" : fmt(s.cpuFrontUs)} | ${fmt(s.cpuOriginUs)} |`,
+      `| ${label} | ${fmt(s.rps)} | ${fmt(s.overDirect, 2)} | ${fmt(s.loadP50, 2)} | ${fmt(s.loadP99, 2)} | ${fmt(s.closedLoopMean, 2)} | ${fmt(s.probeP50, 3)} | ${fmt(s.probeP99, 3)} | ${direct ? "—" : fmt(s.addedP50Ms, 3)} | ${direct ? "—" : fmt(s.cpuFrontUs)} | ${fmt(s.cpuOriginUs)} |`,
     );
   }
+  const { gateway, gatewayVsForward: forward, gatewayVsPeer: peer, gatewayVsFloor: floor } = result;
+  log("(medians of per-repetition values)");
   log(
-    `throughput gateway ÷ direct = ${fmt(result.throughputRatio, 2)}× (target ≥ 0.6) ${result.throughputRatio >= 0.6 ? "MET" : "NOT MET"}; ` +
-      `single-connection added p50 = ${fmt(result.addedP50Ms, 3)} ms (target ≤ 0.3) ${result.addedP50Ms <= 0.3 ? "MET" : "NOT MET"}  (medians of per-repetition values)`,
+    `against direct: gateway ÷ direct = ${fmt(gateway.overDirect, 2)}× (target ≥ 0.6) ${met(gateway.overDirect >= 0.6)}; ` +
+      `single-connection added p50 = ${fmt(gateway.addedP50Ms, 3)} ms (target ≤ 0.3) ${met(gateway.addedP50Ms <= 0.3)}`,
   );
-  const met = (ok) => (ok ? "MET" : "NOT MET");
   log(
-    `against the bare forwarder: throughput gateway ÷ forwarder = ${fmt(result.gatewayOverForward, 2)}× (target ≥ 0.85) ${met(result.gatewayOverForward >= 0.85)}; ` +
-      `gateway CPU − forwarder CPU = ${fmt(result.gatewayCpuOverForwardUs)} µs/req (target ≤ 40) ${met(result.gatewayCpuOverForwardUs <= 40)}; ` +
-      `origin CPU through the gateway − through the forwarder = ${fmt(result.originCpuOverForwardUs)} µs/req (target ≤ 15) ${met(result.originCpuOverForwardUs <= 15)}  (medians of per-repetition values)`,
+    `against the bare forwarder: gateway ÷ forwarder = ${fmt(forward.throughput, 2)}× (target ≥ 0.85) ${met(forward.throughput >= 0.85)}; ` +
+      `gateway CPU − forwarder CPU = ${fmt(forward.cpuUs)} µs/req (target ≤ 40) ${met(forward.cpuUs <= 40)}; ` +
+      `origin CPU through the gateway − through the forwarder = ${fmt(forward.originCpuUs)} µs/req (target ≤ 15) ${met(forward.originCpuUs <= 15)}`,
+  );
+  log(
+    `against the peer: gateway ÷ peer = ${fmt(peer.throughput, 2)}×; gateway CPU − peer CPU = ${fmt(peer.cpuUs)} µs/req; ` +
+      `origin CPU, gateway − peer = ${fmt(peer.originCpuUs)} µs/req`,
+  );
+  log(
+    `against the contract floor: gateway CPU − floor CPU = ${fmt(floor.cpuUs)} µs/req (the gateway's own logic); ` +
+      `gateway ÷ floor = ${fmt(floor.throughput, 2)}×; origin CPU, gateway − floor = ${fmt(floor.originCpuUs)} µs/req`,
   );
   return result;
 }
@@ -553,38 +447,16 @@ function sizeReport(bundle) {
 
 async function main() {
   const started = performance.now();
-  const prepared = await prepare();
-  const results = {
-    date: new Date().toISOString(),
-    machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
-  };
+  const { servers, gatewayBundle } = await prepare();
+  const results = { date: new Date().toISOString(), machine: { cpus: cpus().length, node: process.version } };
   results.verify = await verifyBench();
   results.observe = await observeBench();
-  results.login = await loginBench(prepared.servers);
-  results.e2e = await e2eBench(prepared.servers, results.login.token, prepared);
-  delete results.login.token;
-  results.size = sizeReport(prepared.gatewayBundle);
+  results.login = await loginBench(servers);
+  results.e2e = await e2eBench(servers);
+  results.size = sizeReport(gatewayBundle);
   results.startup = await startupBench();
   writeFileSync(join(OUT, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   log(`\nresults written to bench/out/results.json; total ${fmt((performance.now() - started) / 1000, 0)} s`);
 }
 
-process.on("exit", stopAllNow);
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => stopAll().finally(() => process.exit(130)));
-const limit = setTimeout(() => {
-  console.error(`bench: time limit of ${TIME_LIMIT_MS / 1000} s reached, stopping`);
-  stopAll().finally(() => process.exit(2));
-}, TIME_LIMIT_MS);
-
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  console.error(`bench failed: ${error instanceof Error ? error.stack : error}`);
-} finally {
-  clearTimeout(limit);
-  const stopped = await stopAll();
-  log(`stopped ${stopped.join(", ") || "nothing"}`);
-}
-process.exit(failed ? 1 : 0);
+await runBounded("bench", main, TIME_LIMIT_MS);

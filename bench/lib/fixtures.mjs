@@ -1,13 +1,23 @@
-// The bench's secrets and Node-side HS256 signing (an X-Gateway-Assertion, any JWS), shared by the bench and the soak.
+// The bench's secrets, seeded account, request and Node-side HS256 signing, shared by every bench tool and the soak.
 import { createHmac, randomUUID } from "node:crypto";
+import { SEED_PASSWORD } from "../../scripts/seed-data.ts";
+import { assertionClaims } from "./member.ts";
 
-/** Secrets of the bench's gateway (and of its origin: ASSERTION_SECRET). */
+export { MEMBER } from "./member.ts";
+
+/** Bench-only secrets (≥ 32 bytes) of the gateway, and of the servers that share one with it, used nowhere else. */
 export const SECRETS = {
   JWT_SECRET: "bench-jwt-secret-0123456789abcdef0123456789abcdef",
   PASSWORD_PEPPER: "bench-password-pepper-0123456789abcdef0123456789",
   ASSERTION_SECRET: "bench-assertion-secret-0123456789abcdef01234567",
   SECRETS_KEY: Buffer.alloc(32, 7).toString("base64url"),
 };
+
+/** The seeded account the bench tools log in as (docs/api.md § Seeded local accounts). */
+export const SEED = { email: "architect@acme.example", password: SEED_PASSWORD };
+
+/** The proxied request of every end-to-end measurement. */
+export const API_PATH = "/grids/1";
 
 const b64 = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
 
@@ -18,22 +28,13 @@ export function signHs256(claims, secret, header = {}) {
 }
 
 /** Signs an `X-Gateway-Assertion` in Node, for sending straight to an origin that checks it. */
-export function assertionFor(method, path, issuer) {
-  const now = Math.floor(Date.now() / 1000);
-  const claims = {
-    iss: issuer,
-    aud: "origin",
-    jti: randomUUID(),
-    iat: now,
-    exp: now + 60,
-    method,
-    path,
-    memberEntityId: 2549,
-    memberEntityIdentifier: "o6q2is",
-    organisationEntityIdentifier: "m7l9hw",
-    scope: "architect",
-    secretType: "fixed",
-    tokenId: randomUUID(),
-  };
+export function assertionFor(method, path) {
+  const claims = assertionClaims(method, path, randomUUID(), randomUUID(), Math.floor(Date.now() / 1000));
   return signHs256(claims, SECRETS.ASSERTION_SECRET, { typ: "gridgate-assertion+jwt" });
+}
+
+/** `token` with one signature character flipped, mid-signature so the copy stays canonical base64url. */
+export function tampered(token) {
+  const at = token.length - 20;
+  return token.slice(0, at) + (token[at] === "A" ? "B" : "A") + token.slice(at + 1);
 }

@@ -5,10 +5,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { expect, it, vi } from "vitest";
-import { createApp } from "../src/app";
-import { hashPassword } from "../src/credentials/password";
-import { AUDIT_SHARDS, FLUSH_INTERVAL_MS, ROWS_PER_FLUSH } from "../src/durable/audit-sink";
-import { createGateway } from "../src/gateway";
+import { createApp } from "../../src/app";
+import { hashPassword } from "../../src/credentials/password";
+import { AUDIT_SHARDS, FLUSH_INTERVAL_MS, ROWS_PER_FLUSH } from "../../src/durable/audit-sink";
+import { createGateway } from "../../src/gateway";
 
 /** The target (docs/capacity.md § 1) is SCALE times what runs here: one isolate's slice of it. */
 const SCALE = 1000;

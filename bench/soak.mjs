@@ -1,26 +1,13 @@
 // `npm run soak [-- --seconds N]`: mixed traffic against the gateway under bare workerd (as `npm run bench` runs it),
 // loopback only; every answer's status checked against what its kind of request must get; RSS of workerd before/after.
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { signHs256 } from "../bench/lib/fixtures.mjs";
-import { gatewayServices, wranglerSettings } from "../bench/lib/gateway-stack.mjs";
-import { Connection, requestBytes } from "../bench/lib/http.mjs";
-import {
-  buildWorker,
-  startWorkerd,
-  stopAll,
-  stopAllNow,
-  textBindings,
-  workerBlock,
-  writeConfig,
-} from "../bench/lib/servers.mjs";
-import { SEED_PASSWORD } from "./seed-data.ts";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const OUT = join(ROOT, "bench/out/soak");
+import { MEMBER, SECRETS, SEED, signHs256, tampered } from "./lib/fixtures.mjs";
+import { Connection, requestBytes } from "./lib/http.mjs";
+import { runBounded } from "./lib/servers.mjs";
+import { OUT, prepareServers, serverPorts, startServers } from "./lib/stack.mjs";
 
 const { values: options } = parseArgs({
   options: {
@@ -32,7 +19,8 @@ const { values: options } = parseArgs({
 const SECONDS = Number(options.seconds);
 const CONNECTIONS = Number(options.connections);
 if (!(SECONDS > 0) || !(CONNECTIONS > 0)) throw new Error("--seconds and --connections must be positive numbers");
-const PORTS = { origin: Number(options["port-base"]) + 1, gateway: Number(options["port-base"]) + 2 };
+const PORTS = serverPorts(Number(options["port-base"]));
+const DIR = join(OUT, "soak");
 /**
  * Warm-up before the "start" RSS reading: traffic in slices of this many seconds until the RSS grew by under
  * {@link WARMUP_STEADY} in two slices running (caches filled, code compiled, the heap at its working size),
@@ -44,14 +32,6 @@ const WARMUP_MAX_SECONDS = 180;
 const WARMUP_STEADY = 0.05;
 /** End RSS above this multiple of the start RSS fails the run. */
 const RSS_GROWTH_LIMIT = 1.5;
-
-/** Soak-only secrets (≥ 32 bytes), used nowhere else. */
-const SECRETS = {
-  JWT_SECRET: "soak-jwt-secret-0123456789abcdef0123456789abcdef0",
-  PASSWORD_PEPPER: "soak-password-pepper-0123456789abcdef0123456789",
-  ASSERTION_SECRET: "soak-assertion-secret-0123456789abcdef01234567",
-  SECRETS_KEY: Buffer.alloc(32, 11).toString("base64url"),
-};
 
 /** Seeded accounts (scripts/seed-data.ts) that log in, by organisation; `wrong` only ever gets wrong passwords. */
 const ACCOUNTS = {
@@ -79,55 +59,16 @@ function dynamicToken({ kid, secret }) {
   return signHs256(claims, secret, { kid });
 }
 
-/** The same token with one character of its signature changed. */
-function tampered(token) {
-  const last = token.at(-2) === "A" ? "B" : "A";
-  return `${token.slice(0, -2)}${last}${token.at(-1)}`;
-}
-
 /** Resident set size of `pid` in MiB. */
 function rssMiB(pid) {
   const kb = Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
   return kb / 1024;
 }
 
-/** Builds the gateway, the bench storage and the bench origin, starts them, returns the gateway's workerd. */
+/** Builds and starts the gateway with the bench storage and the bench origin; returns the gateway's workerd. */
 async function start() {
-  mkdirSync(OUT, { recursive: true });
-  const build = (name, config) =>
-    buildWorker(ROOT, join(ROOT, config), join(OUT, name)).then((result) => ({ ...result, dir: join(OUT, name) }));
-  const [gateway, storage, origin] = await Promise.all([
-    build("gateway", "wrangler.toml"),
-    build("storage", "bench/wrangler.storage.toml"),
-    build("origin", "bench/wrangler.origin.toml"),
-  ]);
-  const { vars, compatibilityDate, durableObjects } = wranglerSettings(join(ROOT, "wrangler.toml"));
-  writeConfig(join(OUT, "origin.capnp"), {
-    port: PORTS.origin,
-    entry: "origin",
-    services: [
-      [
-        "origin",
-        `worker = ${workerBlock({ configDir: OUT, dir: origin.dir, modules: origin.modules, compatibilityDate, bindings: textBindings({}) })}`,
-      ],
-    ],
-  });
-  writeConfig(join(OUT, "gateway.capnp"), {
-    port: PORTS.gateway,
-    entry: "gateway",
-    services: gatewayServices({
-      root: ROOT,
-      out: OUT,
-      gateway,
-      storage,
-      compatibilityDate,
-      durableObjects,
-      pepper: SECRETS.PASSWORD_PEPPER,
-      env: { ...vars, ...SECRETS, ORIGIN_URL: `http://127.0.0.1:${PORTS.origin}` },
-    }),
-  });
-  await startWorkerd("origin", join(OUT, "origin.capnp"), PORTS.origin, join(OUT, "origin.log"));
-  return startWorkerd("gateway", join(OUT, "gateway.capnp"), PORTS.gateway, join(OUT, "gateway.log"));
+  await prepareServers({ out: DIR, ports: PORTS, servers: ["origin", "gateway"], benchOrigin: true });
+  return (await startServers(DIR, PORTS, ["origin", "gateway"])).gateway;
 }
 
 /** Counts of the run; `unexpected` keeps the first few for the report. */
@@ -187,7 +128,7 @@ async function newSession(client, account) {
   const previous = loginQueues.get(account.email) ?? Promise.resolve();
   const attempt = previous.then(() =>
     client.send("login right", [200], "POST", "/authenticate", {
-      body: { email: account.email, password: SEED_PASSWORD },
+      body: { email: account.email, password: SEED.password },
     }),
   );
   loginQueues.set(
@@ -251,10 +192,7 @@ async function traffic(client, deadline) {
             iss: "gridgate",
             iat: nowSeconds() - 7200,
             exp: nowSeconds() - 3600,
-            memberEntityId: 2549,
-            memberEntityIdentifier: "o6q2is",
-            organisationEntityIdentifier: "m7l9hw",
-            scope: "architect",
+            ...MEMBER,
             secretType: "fixed",
             jti: randomUUID(),
           },
@@ -293,7 +231,7 @@ async function traffic(client, deadline) {
       1,
       () =>
         client.send("login free plan", [403], "POST", "/authenticate", {
-          body: { email: FREE_PLAN_EMAIL, password: SEED_PASSWORD },
+          body: { email: FREE_PLAN_EMAIL, password: SEED.password },
         }),
     ],
     [2, () => client.send("login bad body", [400], "POST", "/authenticate", { body: { email: 42 } })],
@@ -420,8 +358,6 @@ async function run(clients, seconds, pid, { sample = true } = {}) {
 }
 
 async function main() {
-  process.on("exit", stopAllNow);
-  for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
   const gateway = await start();
   const clients = Array.from({ length: CONNECTIONS }, () => new Client());
   await Promise.all(clients.map((client) => client.open()));
@@ -447,7 +383,6 @@ async function main() {
   await run(clients, SECONDS, gateway.pid);
   const rssEnd = rssMiB(gateway.pid);
   for (const client of clients) client.connection.close();
-  await stopAll();
   for (const [kind, counts] of [...tally.byKind].sort())
     console.log(`  ${kind}: ${counts.requests} (${counts.unexpected} unexpected)`);
   for (const example of tally.examples) console.log(`  unexpected: ${example}`);
@@ -461,8 +396,4 @@ async function main() {
   process.exitCode = serverErrors > 0 || unexpected > 0 || grew ? 1 : 0;
 }
 
-main().catch(async (error) => {
-  console.error(error);
-  await stopAll();
-  process.exitCode = 1;
-});
+await runBounded("soak", main, (WARMUP_MAX_SECONDS + SECONDS + 300) * 1000);
