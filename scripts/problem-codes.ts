@@ -6,7 +6,7 @@
  *   npm run docs:check      exits 1 when docs/api.md differs from what the generator would write (CI)
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { PROBLEMS } from "../src/errors";
+import { PROBLEMS } from "../src/http/problem";
 
 const FILE = "docs/api.md";
 const START = "<!-- problem-codes:start -->";

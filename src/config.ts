@@ -79,6 +79,17 @@ export interface Config {
   secretsKey: Uint8Array<ArrayBuffer> | undefined;
 }
 
+/** `CORS_ORIGINS` and `CORS_ALLOW_HEADERS`, validated. */
+export interface CorsSettings {
+  /** Exact serialised origins (`scheme://host[:port]`); empty = CORS off. */
+  origins: ReadonlySet<string>;
+  /** `Access-Control-Allow-Headers` of a preflight. */
+  allowHeaders: string;
+}
+
+/** Request headers a browser app may send when `CORS_ALLOW_HEADERS` is unset. */
+export const DEFAULT_CORS_ALLOW_HEADERS = "Authorization, Content-Type";
+
 /** Thrown while the deployment is misconfigured; `onError` turns it into an opaque 500. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -117,6 +128,44 @@ export function parseConfig(env: Bindings): Config {
     assertionSecret: secret("ASSERTION_SECRET", env.ASSERTION_SECRET),
     secretsKey: aesKey("SECRETS_KEY", env.SECRETS_KEY),
     adminSecret: env.ADMIN_SECRET ? secret("ADMIN_SECRET", env.ADMIN_SECRET) : undefined,
+  };
+}
+
+/** RFC 9110 token: the characters of a header name. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+}
+
+/** One `CORS_ORIGINS` entry: an exact origin, `scheme://host[:port]`. */
+export function parseCorsOrigin(entry: string): string {
+  const url = URL.parse(entry);
+  if (entry === "*" || !url || (url.protocol !== "https:" && url.protocol !== "http:") || url.origin !== entry) {
+    const hint = url && url.origin !== "null" ? ` (did you mean ${url.origin}?)` : "";
+    throw new ConfigError(
+      `CORS_ORIGINS must list exact origins such as https://app.example.com (scheme://host[:port], no path, no trailing slash, no *); got ${JSON.stringify(entry)}${hint}`,
+    );
+  }
+  return entry;
+}
+
+/**
+ * `CORS_ORIGINS` and `CORS_ALLOW_HEADERS`, read apart from the rest of the configuration: only requests with an
+ * `Origin` need them, and a misconfigured deployment's 500 still reaches a browser app with its CORS headers.
+ */
+export function parseCorsSettings(env: Bindings): CorsSettings {
+  const headers = list(env.CORS_ALLOW_HEADERS);
+  for (const name of headers) {
+    if (!HEADER_NAME.test(name) || name === "*")
+      throw new ConfigError(`CORS_ALLOW_HEADERS must list header names, got ${JSON.stringify(name)}`);
+  }
+  return {
+    origins: new Set(list(env.CORS_ORIGINS).map(parseCorsOrigin)),
+    allowHeaders: headers.length === 0 ? DEFAULT_CORS_ALLOW_HEADERS : headers.join(", "),
   };
 }
 

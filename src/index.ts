@@ -1,9 +1,9 @@
-/** Gridgate: the Worker entry point; see `app.ts` for the request's path (parse → verify → plan → limit → scope → forward). */
-import { createApp } from "./app";
+/** Gridgate's Worker entry: the handler (`worker.ts`) and the Durable Object classes it binds. */
+import { createWorker } from "./worker";
 
-export { AuditSink } from "./durable/audit-sink";
-export { LoginBackoff } from "./durable/login-backoff";
-export { RefreshFamily } from "./durable/refresh-family";
-export { Revocations } from "./durable/revocations";
+export { AuditSink } from "./audit/sink";
+export { LoginBackoff } from "./credentials/login-backoff";
+export { RefreshFamily } from "./tokens/refresh-family";
+export { Revocations } from "./revocation/record";
 
-export default createApp();
+export default createWorker();

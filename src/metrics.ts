@@ -29,6 +29,13 @@ export interface RequestMetric {
   durationMs: number;
 }
 
+/** Where {@link Metrics} write, and where their failures are logged. */
+export interface MetricsDeps {
+  /** Unbound: metrics are off. */
+  dataset: AnalyticsEngineDataset | undefined;
+  logger: Logger;
+}
+
 /**
  * Writes data points to the `METRICS` dataset; a no-op when it is unbound. Layout (docs/operating.md § Metrics):
  * index1 = organisation, blob1 = route kind, blob2 = problem code, blob3 = organisation, blob4 = secret
@@ -37,28 +44,25 @@ export interface RequestMetric {
 export class Metrics {
   private failureLogged = false;
 
-  constructor(
-    private readonly dataset: AnalyticsEngineDataset | undefined,
-    private readonly logger: Logger,
-  ) {}
+  constructor(private readonly deps: MetricsDeps) {}
 
   /** Whether data points go anywhere. */
   get enabled(): boolean {
-    return this.dataset !== undefined;
+    return this.deps.dataset !== undefined;
   }
 
   /** Records `metric`; `writeDataPoint` returns at once (the runtime sends it after the response). Never throws. */
   write(metric: RequestMetric): void {
-    if (this.dataset === undefined) return;
+    if (this.deps.dataset === undefined) return;
     try {
-      this.dataset.writeDataPoint({
+      this.deps.dataset.writeDataPoint({
         indexes: [metric.organisation],
         blobs: [metric.route, metric.code, metric.organisation, metric.secretType],
         doubles: [metric.status, metric.durationMs],
       });
     } catch (error) {
       // Metrics must never fail a request; say so once per isolate, not once per request.
-      if (!this.failureLogged) this.logger.error("metrics_write_failed", { error: String(error) });
+      if (!this.failureLogged) this.deps.logger.error("metrics_write_failed", { error: String(error) });
       this.failureLogged = true;
     }
   }

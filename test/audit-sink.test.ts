@@ -16,7 +16,7 @@ import {
   type AuditRow,
   type AuditSink,
   type FlushResult,
-} from "../src/durable/audit-sink";
+} from "../src/audit/sink";
 import type { AuditRow as StoredRow } from "./helpers";
 
 function row(requestId: string, n: number): AuditRow {

@@ -3,9 +3,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
-import { detailJson, MAX_DETAIL } from "../src/audit";
-import { FLUSH_INTERVAL_MS } from "../src/durable/audit-sink";
-import { createGateway } from "../src/gateway";
+import { detailJson, MAX_DETAIL } from "../src/audit/trail";
+import { FLUSH_INTERVAL_MS } from "../src/audit/sink";
+import { createServices } from "../src/services";
 import { hashPassword } from "../src/credentials/password";
 import { auditRowsOf, postLogin, randomIp, inOneRateWindow, type AuditRow } from "./helpers";
 import { postRefresh, postRevoke } from "./refresh-helpers";
@@ -173,7 +173,7 @@ describe("the audit() API", () => {
       errors.mockClear();
       const ctx = createExecutionContext();
       expect(() =>
-        createGateway({ ...env, AUDIT_SINK: sink }).audit.record(ctx, { ...event, requestId: crypto.randomUUID() }),
+        createServices({ ...env, AUDIT_SINK: sink }).audit.record(ctx, { ...event, requestId: crypto.randomUUID() }),
       ).not.toThrow();
       await waitOnExecutionContext(ctx);
       expect(
@@ -185,7 +185,7 @@ describe("the audit() API", () => {
   it("redacts detail keys that look like credentials", async () => {
     const requestId = crypto.randomUUID();
     const ctx = createExecutionContext();
-    createGateway(env).audit.record(ctx, { ...event, requestId, detail: { refresh_token: "ggr_x", reason: "kept" } });
+    createServices(env).audit.record(ctx, { ...event, requestId, detail: { refresh_token: "ggr_x", reason: "kept" } });
     await waitOnExecutionContext(ctx);
     const [row] = await auditRowsOf(requestId);
     expect(JSON.parse(row!.detail!)).toEqual({ refresh_token: "[redacted]", reason: "kept" });
@@ -196,7 +196,7 @@ describe("the audit() API", () => {
     const members = Array.from({ length: 100 }, (_, n) => 1_000_000_000 + n).join(" ");
     const detail = { members, organisations: "acme", quote: `"\\`.repeat(400), signedAt: 1_700_000_000 };
     const ctx = createExecutionContext();
-    createGateway(env).audit.record(ctx, { ...event, event: "revoke.admin", requestId, detail });
+    createServices(env).audit.record(ctx, { ...event, event: "revoke.admin", requestId, detail });
     await waitOnExecutionContext(ctx);
     const [row] = await auditRowsOf(requestId);
     expect(row!.detail!.length).toBeLessThanOrEqual(MAX_DETAIL);

@@ -1,7 +1,7 @@
 // Fakes of the gateway's dependencies for the fault-injection tests: D1, KV, Durable Object namespaces and bindings that throw, hang or answer garbage.
 import { env } from "cloudflare:workers";
 import type { Bindings } from "../src/config";
-import type { Gateway } from "../src/gateway";
+import type { Services } from "../src/services";
 import { location } from "./locations";
 
 /** How a faulty call fails: it throws, it never answers, or it answers a value of the wrong shape. */
@@ -129,7 +129,7 @@ export function faultyMetrics(faults: FaultSwitch): AnalyticsEngineDataset & { w
 
 /** A gateway over faulty bindings, with short waits so a hanging fake turns into 503 at once. */
 export interface FaultyApp {
-  gateway: Gateway;
+  services: Services;
   clock: { now: number };
   request(path: string, init?: RequestInit): Promise<Response>;
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;

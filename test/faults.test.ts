@@ -2,7 +2,7 @@
 // bindings throwing, hanging past the bounded wait or answering garbage; 503 with Retry-After, never a 401, no half-writes.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { REVOCATIONS_KEY } from "../src/durable/revocations";
+import { REVOCATIONS_KEY } from "../src/revocation/record";
 import {
   faultSwitch,
   faultyApp,
@@ -445,7 +445,7 @@ describe("the proxied path", () => {
 
 describe("the admin revocation route", () => {
   it("a failing Revocations object: 503, retried safely", async () => {
-    const { signAdminRequest, ADMIN_SIGNATURE_HEADER } = await import("../src/admin-signature");
+    const { signAdminRequest, ADMIN_SIGNATURE_HEADER } = await import("../src/admin/signature");
     const account = await newAccount();
     const text = JSON.stringify({ members: [account.memberId] });
     const headers = {

@@ -3,8 +3,8 @@ import { env, exports } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { expect, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
-import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin-signature";
-import type { AuditRow as SinkRow } from "../src/durable/audit-sink";
+import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin/signature";
+import type { AuditRow as SinkRow } from "../src/audit/sink";
 
 /** Base URL the tests address the gateway by. */
 export const GATEWAY = "https://gateway.test";

@@ -3,9 +3,9 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createApp } from "../src/app";
+import { createWorker } from "../src/worker";
 import type { Bindings } from "../src/config";
-import { createGateway } from "../src/gateway";
+import { createServices } from "../src/services";
 import {
   GATEWAY,
   fakeOrigin,
@@ -32,8 +32,8 @@ function appWith(
     API_RATE_LIMITS: "professional=3,enterprise=6000",
   },
 ) {
-  const gatewayObject = createGateway(bindings);
-  const app = createApp({ gatewayFor: () => gatewayObject });
+  const gatewayObject = createServices(bindings);
+  const app = createWorker({ servicesFor: () => gatewayObject });
   return async (token: string, path = "/grids", method = "GET"): Promise<Response> => {
     const ctx = createExecutionContext();
     const response = await app.fetch(

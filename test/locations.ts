@@ -2,12 +2,12 @@
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { createApp } from "../src/app";
+import { createWorker } from "../src/worker";
 import type { Bindings } from "../src/config";
-import type { FailureRecord, LoginBackoff } from "../src/durable/login-backoff";
-import type { RefreshFamily } from "../src/durable/refresh-family";
-import { revocationShard, revocationShardKey } from "../src/durable/revocations";
-import { createGateway, type Gateway, type GatewayOverrides } from "../src/gateway";
+import type { FailureRecord, LoginBackoff } from "../src/credentials/login-backoff";
+import type { RefreshFamily } from "../src/tokens/refresh-family";
+import { revocationShard, revocationShardKey } from "../src/revocation/record";
+import { createServices, type Services, type ServiceOverrides } from "../src/services";
 import { GATEWAY, problem, randomIp } from "./helpers";
 import { sha256Hex } from "./refresh-helpers";
 
@@ -18,7 +18,7 @@ export interface Clock {
 
 /** One simulated location: its own gateway (caches, in-flight maps), the shared bindings, a clock. */
 export interface Location {
-  gateway: Gateway;
+  services: Services;
   request(path: string, init?: RequestInit): Promise<Response>;
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
 }
@@ -27,10 +27,10 @@ export interface Location {
 export function location(
   clock: Clock,
   bindings: Bindings = env,
-  overrides: Omit<GatewayOverrides, "now"> = {},
+  overrides: Omit<ServiceOverrides, "now"> = {},
 ): Location {
-  const gateway = createGateway(bindings, { ...overrides, now: () => clock.now });
-  const app = createApp({ gatewayFor: () => gateway });
+  const gateway = createServices(bindings, { ...overrides, now: () => clock.now });
+  const app = createWorker({ servicesFor: () => gateway });
   const request = async (path: string, init?: RequestInit): Promise<Response> => {
     const ctx = createExecutionContext();
     const response = await app.fetch(new Request(GATEWAY + path, init), bindings, ctx);
@@ -43,7 +43,7 @@ export function location(
       headers: { "Content-Type": "application/json", "CF-Connecting-IP": randomIp(), ...headers },
       body: JSON.stringify(body),
     });
-  return { gateway, request, post };
+  return { services: gateway, request, post };
 }
 
 /**

@@ -4,9 +4,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
-import { createApp } from "../src/app";
+import { createWorker } from "../src/worker";
 import type { Bindings } from "../src/config";
-import { createGateway } from "../src/gateway";
+import { createServices } from "../src/services";
 import { GATEWAY, fakeOrigin, fixedClaims, randomIp, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -17,8 +17,8 @@ function metered(extra: Partial<Bindings> = {}) {
   const dataset = { writeDataPoint: (point?: AnalyticsEngineDataPoint) => void points.push(point!) };
   const bindings: Bindings = { ...env, METRICS: dataset, ...extra };
   const clock = { now: Date.now() };
-  const gatewayObject = createGateway(bindings, { now: () => clock.now });
-  const app = createApp({ gatewayFor: () => gatewayObject });
+  const gatewayObject = createServices(bindings, { now: () => clock.now });
+  const app = createWorker({ servicesFor: () => gatewayObject });
   const send = async (path: string, init?: RequestInit) => {
     const before = points.length;
     const ctx = createExecutionContext();

@@ -7,10 +7,11 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { hashPassword } from "../src/credentials/password";
-import { createApp } from "../src/app";
+import { createWorker } from "../src/worker";
 import type { Bindings } from "../src/config";
-import { PROBLEMS, type ProblemCode } from "../src/errors";
-import { createGateway } from "../src/gateway";
+import type { ProblemCode } from "../src/gateway-error";
+import { PROBLEMS } from "../src/http/problem";
+import { createServices } from "../src/services";
 import {
   GATEWAY,
   fakeOrigin,
@@ -561,8 +562,8 @@ describe("/authenticate/secrets", () => {
 
 /** Sends requests to an app whose one gateway uses `bindings` (a smaller limit, failing storage). */
 function appSending(bindings: Bindings) {
-  const gatewayObject = createGateway(bindings);
-  const app = createApp({ gatewayFor: () => gatewayObject });
+  const gatewayObject = createServices(bindings);
+  const app = createWorker({ servicesFor: () => gatewayObject });
   return async (method: string, path: string, headers: Record<string, string> = {}, body?: string) => {
     const ctx = createExecutionContext();
     const request = new Request(GATEWAY + path, {

@@ -3,8 +3,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createApp } from "../src/app";
-import { createGateway } from "../src/gateway";
+import { createWorker } from "../src/worker";
+import { createServices } from "../src/services";
 import { PlanGate } from "../src/policy/plan";
 import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
 
@@ -47,10 +47,18 @@ function isolate() {
   const bindings = { ...env, DB: binding };
   const clock = { now: Date.now() };
   const start = clock.now;
-  const gateway = createGateway(bindings, { now: () => clock.now });
+  const gateway = createServices(bindings, { now: () => clock.now });
   // The plan gate's D1 time-out, shortened so a hanging D1 costs the tests 50 ms, not 5 s.
-  Object.assign(gateway, { plans: new PlanGate(gateway, gateway.db, () => clock.now, gateway.logger, 50) });
-  const app = createApp({ gatewayFor: () => gateway });
+  Object.assign(gateway, {
+    plans: new PlanGate({
+      source: gateway,
+      db: gateway.db,
+      now: () => clock.now,
+      logger: gateway.logger,
+      d1TimeoutMs: 50,
+    }),
+  });
+  const app = createWorker({ servicesFor: () => gateway });
   const tokens = new Map<string, string>();
   /** `GET /grids` with a fixed token of `organisation`, background work awaited, at `at` ms after the start. */
   const get = async (organisation: string, at: number): Promise<Response> => {

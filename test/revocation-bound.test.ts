@@ -1,8 +1,8 @@
 // The size bound of the published revocation record (a file of its own: KV caches reads for 30 s across the file).
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket, revocationShard } from "../src/durable/revocations";
-import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/tokens/revocations";
+import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket, revocationShard } from "../src/revocation/record";
+import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/revocation/list";
 import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
 import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount } from "./refresh-helpers";
@@ -57,15 +57,15 @@ describe("access-token revocation", () => {
     // The loaded copy, member by member (an organisation outside every populated bucket).
     const claims = (memberEntityId: number, issuedAt = iat) =>
       fixedClaims({ memberEntityId, iat: issuedAt, organisationEntityIdentifier: `org${organisation}` }) as never;
-    expect(at.gateway.revocations.isRevoked(claims(oldest))).toBe(true);
+    expect(at.services.revocations.isRevoked(claims(oldest))).toBe(true);
     const foreign = Number(Object.keys(snapshot.members).find((id) => revocationShard(`m:${id}`) !== 0));
-    expect(at.gateway.revocations.isRevoked(claims(foreign)), "a named entry of another shard, kept in shard 0").toBe(
+    expect(at.services.revocations.isRevoked(claims(foreign)), "a named entry of another shard, kept in shard 0").toBe(
       true,
     );
-    expect(at.gateway.revocations.isRevoked(claims(neighbour)), "same bucket: closed").toBe(true);
-    expect(at.gateway.revocations.isRevoked(claims(stranger)), "another bucket: open").toBe(false);
+    expect(at.services.revocations.isRevoked(claims(neighbour)), "same bucket: closed").toBe(true);
+    expect(at.services.revocations.isRevoked(claims(stranger)), "another bucket: open").toBe(false);
     const bucketTime = snapshot.buckets![String(bucket)]!;
-    expect(at.gateway.revocations.isRevoked(claims(neighbour, bucketTime + 1)), "issued after the bucket's time").toBe(
+    expect(at.services.revocations.isRevoked(claims(neighbour, bucketTime + 1)), "issued after the bucket's time").toBe(
       false,
     );
   }, 60_000);

@@ -1,10 +1,10 @@
 // An idle isolate re-reads the revocation record before using it (a file of its own: KV caches reads for 30 s across the file).
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/durable/revocations";
+import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/revocation/record";
 import { Logger } from "../src/log";
 import { STORAGE_WAIT_MS } from "../src/storage/bounded";
-import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS, RevocationList } from "../src/tokens/revocations";
+import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS, RevocationList } from "../src/revocation/list";
 import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
 import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount } from "./refresh-helpers";
@@ -20,7 +20,7 @@ describe("access-token revocation", () => {
     const { access_token: token } = await loginAccount(account);
     expect((await far.request("/grids", bearer(token))).status).toBe(200);
     clock.now = Date.now(); // the token was issued by the real clock
-    await location(clock).gateway.revocations.revoke(
+    await location(clock).services.revocations.revoke(
       { accessTokenTtl: 3600, clockSkew: 30 },
       {
         members: [account.memberId],
@@ -36,7 +36,7 @@ describe("the revocation copy's re-read", () => {
   it("a request never awaits a re-read another request sent: when that one never answers, the next reads for itself", async () => {
     const reads: Promise<Map<string, unknown>>[] = [new Promise(() => {}), Promise.resolve(new Map())];
     const kv = { get: vi.fn(() => reads.shift()!) } as unknown as KVNamespace;
-    const list = new RevocationList(kv, env.REVOCATIONS, () => 0);
+    const list = new RevocationList({ kv, objects: env.REVOCATIONS, now: () => 0 });
     const ctx = { waitUntil: () => undefined };
     const cancelled = list.ensureFresh(ctx, new Logger());
     expect(cancelled).toBeDefined();
@@ -52,7 +52,7 @@ describe("the revocation copy's re-read", () => {
       ),
     } as unknown as KVNamespace;
     const clock = { now: 0 };
-    const list = new RevocationList(kv, env.REVOCATIONS, () => clock.now);
+    const list = new RevocationList({ kv, objects: env.REVOCATIONS, now: () => clock.now });
     const ctx = { waitUntil: () => undefined };
     await list.ensureFresh(ctx, new Logger());
     clock.now = REVOCATIONS_REFRESH_MS;

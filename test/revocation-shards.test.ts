@@ -10,7 +10,7 @@ import {
   revocationShardKey,
   revocationShardName,
   type RevocationSnapshot,
-} from "../src/durable/revocations";
+} from "../src/revocation/record";
 import { fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
 import { bearer, expectRevoked, location, staleKv } from "./locations";
 
@@ -41,7 +41,7 @@ describe("sharded access-token revocation", () => {
     const now = Date.now();
     const members = Array.from({ length: 18_000 }, (_, i) => 70_000_000 + i);
     const writer = location({ now });
-    await writer.gateway.revocations.revoke({ accessTokenTtl: 3600, clockSkew: 30 }, { members }, now);
+    await writer.services.revocations.revoke({ accessTokenTtl: 3600, clockSkew: 30 }, { members }, now);
 
     const records = await publishedShards(members);
     const sizes = records.map((record) => new TextEncoder().encode(JSON.stringify(record)).byteLength);
@@ -60,11 +60,11 @@ describe("sharded access-token revocation", () => {
     await expectRevoked(await reader.request("/grids", bearer(await signWithJose(claims(members[17_999]!)))));
     expect((await reader.request("/grids", bearer(await signWithJose(claims(69_999_999))))).status).toBe(200);
     for (const id of members.filter((_, i) => i % 97 === 0))
-      expect(reader.gateway.revocations.isRevoked(claims(id) as never), `member ${id}`).toBe(true);
+      expect(reader.services.revocations.isRevoked(claims(id) as never), `member ${id}`).toBe(true);
     for (let id = 90_000_000; id < 90_000_500; id++)
-      expect(reader.gateway.revocations.isRevoked(claims(id) as never), `member ${id}`).toBe(false);
+      expect(reader.services.revocations.isRevoked(claims(id) as never), `member ${id}`).toBe(false);
     expect(
-      reader.gateway.revocations.isRevoked(fixedClaims({ memberEntityId: members[0], iat: iat + 120 }) as never),
+      reader.services.revocations.isRevoked(fixedClaims({ memberEntityId: members[0], iat: iat + 120 }) as never),
     ).toBe(false);
   }, 120_000);
 

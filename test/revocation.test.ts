@@ -1,8 +1,8 @@
 // Access-token revocation within 60 s with no I/O per proxied request: logout-everywhere, the size bound, fail-closed reads.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { REVOCATION_SHARDS } from "../src/durable/revocations";
-import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/tokens/revocations";
+import { REVOCATION_SHARDS } from "../src/revocation/record";
+import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/revocation/list";
 import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
 import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount } from "./refresh-helpers";

@@ -2,9 +2,9 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createApp } from "../src/app";
-import { createGateway } from "../src/gateway";
-import { MISS_BURST, MISS_REFILL_PER_SECOND } from "../src/secrets/miss-budget";
+import { createWorker } from "../src/worker";
+import { createServices } from "../src/services";
+import { MISS_BURST, MISS_REFILL_PER_SECOND } from "../src/dynamic-secrets/miss-budget";
 import { GATEWAY, fakeOrigin, newArchitectOrganisation, now, randomId, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -12,7 +12,7 @@ afterEach(() => vi.restoreAllMocks());
 /** A fresh organisation with an active architect and one dynamic secret, created through the API. */
 async function organisationWithSecret(): Promise<{ identifier: string; member: string; kid: string; secret: string }> {
   const { identifier, member, token } = await newArchitectOrganisation("enterprise", "f");
-  const created = await createApp().fetch(
+  const created = await createWorker().fetch(
     new Request(`${GATEWAY}/authenticate/secrets`, { method: "POST", headers: { Authorization: `Bearer ${token}` } }),
     env,
     createExecutionContext(),
@@ -36,8 +36,8 @@ function dynamicToken(organisation: string, member: string, secret: string, kid?
 /** A new isolate's gateway (fresh caches and miss budget) on a clock the test moves. */
 function isolateWithClock() {
   const clock = { now: Date.now() };
-  const gateway = createGateway(env, { now: () => clock.now });
-  const app = createApp({ gatewayFor: () => gateway });
+  const gateway = createServices(env, { now: () => clock.now });
+  const app = createWorker({ servicesFor: () => gateway });
   const get = async (token: string): Promise<Response> => {
     const ctx = createExecutionContext();
     const response = await app.fetch(

@@ -5,10 +5,10 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { expect, it, vi } from "vitest";
-import { createApp } from "../../src/app";
+import { createWorker } from "../../src/worker";
 import { hashPassword } from "../../src/credentials/password";
-import { AUDIT_SHARDS, FLUSH_INTERVAL_MS, ROWS_PER_FLUSH } from "../../src/durable/audit-sink";
-import { createGateway } from "../../src/gateway";
+import { AUDIT_SHARDS, FLUSH_INTERVAL_MS, ROWS_PER_FLUSH } from "../../src/audit/sink";
+import { createServices } from "../../src/services";
 
 /** The target (docs/capacity.md § 1) is SCALE times what runs here: one isolate's slice of it. */
 const SCALE = 1000;
@@ -318,8 +318,8 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
       ]),
     ),
   } as typeof env;
-  let gateway = createGateway(simEnv, { now: () => clock.now });
-  const app = createApp({ gatewayFor: () => gateway });
+  let gateway = createServices(simEnv, { now: () => clock.now });
+  const app = createWorker({ servicesFor: () => gateway });
   vi.spyOn(globalThis, "fetch").mockImplementation(async () => Response.json({ ok: true }));
   const rand = random(19);
 
@@ -542,7 +542,7 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   // PLAN_ENTRY_MAX_AGE / (PLAN_ENTRY_MAX_AGE + 1/r) that read is younger than the hour (its age uniform over it), otherwise the
   // entry expired and waits for the organisation's next request (age: the hour plus an exponential wait of mean 1/r).
   // Then warm-up, then the measured window.
-  gateway = createGateway(simEnv, { now: () => clock.now });
+  gateway = createServices(simEnv, { now: () => clock.now });
   const ageEnd = clock.now + ISOLATE_AGE_SECONDS * 1000;
   const dynamicRate = PROXIED_PER_SECOND / DYNAMIC_EVERY / dynamic.length;
   const lastReads = organisations

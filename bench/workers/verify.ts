@@ -6,8 +6,8 @@
 import { jwtVerify } from "jose";
 import gateway from "../../src/index";
 import type { Bindings } from "../../src/config";
-import { GatewayError } from "../../src/errors";
-import { createGateway, gatewayOf, type Gateway } from "../../src/gateway";
+import { GatewayError } from "../../src/gateway-error";
+import { createServices, servicesOf, type Services } from "../../src/services";
 import { routeKind } from "../../src/metrics";
 import { pathOf } from "../../src/http/request-url";
 import { issueAccessToken } from "../../src/tokens/access";
@@ -50,8 +50,8 @@ function tampered(token: string): string {
 }
 
 async function makeFixture(env: Bindings): Promise<Fixture> {
-  const config = gatewayOf(env).config;
-  const ring = await gatewayOf(env).keys.fixedRing();
+  const config = servicesOf(env).config;
+  const ring = await servicesOf(env).keys.fixedRing();
   const subject = {
     memberEntityId: 2549,
     memberEntityIdentifier: "o6q2is",
@@ -74,7 +74,7 @@ async function makeFixture(env: Bindings): Promise<Fixture> {
 
 /** The gateway's complete check as `bearerAuth` runs it: config, key ring, format, signature, claims. */
 async function gatewayVerify(env: Bindings, token: string): Promise<boolean> {
-  const gateway = gatewayOf(env);
+  const gateway = servicesOf(env);
   try {
     await gateway.verifier.verify(
       token,
@@ -107,7 +107,7 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
     /** jose as most Workers code uses it: a Uint8Array secret (jose imports a key on every call). */
     jose: async (token) => {
       try {
-        await jwtVerify(token, f.secret, { algorithms: ["HS256"], issuer: gatewayOf(env).config.issuer });
+        await jwtVerify(token, f.secret, { algorithms: ["HS256"], issuer: servicesOf(env).config.issuer });
         return true;
       } catch {
         return false;
@@ -116,7 +116,7 @@ function variants(env: Bindings, f: Fixture): Record<string, Variant> {
     /** Reference: jose with a CryptoKey imported once. */
     "jose-key": async (token) => {
       try {
-        await jwtVerify(token, f.key, { algorithms: ["HS256"], issuer: gatewayOf(env).config.issuer });
+        await jwtVerify(token, f.key, { algorithms: ["HS256"], issuer: servicesOf(env).config.issuer });
         return true;
       } catch {
         return false;
@@ -221,15 +221,15 @@ async function appRequest(env: Bindings, token: string): Promise<boolean> {
   return response.status === 200;
 }
 
-let observer: Gateway | undefined;
-const observerLog = { info() {}, warn() {}, error() {} } as unknown as Gateway["logger"];
+let observer: Services | undefined;
+const observerLog = { info() {}, warn() {}, error() {} } as unknown as Services["logger"];
 
 /**
  * Only what the limit step and the metrics write add to a proxied request: the binding call through
  * `OrganisationLimits.count`, the route kind, and one data point. True when the request was allowed.
  */
 async function observeOnce(url: string, started: number): Promise<boolean> {
-  observer ??= createGateway(appEnvs!.observed);
+  observer ??= createServices(appEnvs!.observed);
   await observer.limits.count("professional", "m7l9hw", observerLog);
   observer.metrics.write({
     route: routeKind(pathOf(url)),

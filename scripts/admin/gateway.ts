@@ -1,6 +1,6 @@
 /** Reaches the running gateway's admin routes (`/authenticate/admin/revocations`, `/unlock`), signed with `ADMIN_SECRET`, so a command takes effect on access tokens within 60 s. */
 import { readFileSync } from "node:fs";
-import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../../src/admin-signature";
+import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../../src/admin/signature";
 import type { Target } from "./d1";
 
 /** The gateway did not confirm a revocation (unreachable, refused, misconfigured). */

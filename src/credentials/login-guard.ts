@@ -1,5 +1,5 @@
 /** Login abuse protection around the credential check: per-IP limit, per-account back-off, audit, re-hash. */
-import type { AuditFields, AuditTrail, RequestFacts } from "../audit";
+import type { AuditFields, AuditTrail, RequestFacts } from "../audit/trail";
 import { LruCache } from "../cache/lru";
 import type { Bindings, ConfigSource, WaitUntil } from "../config";
 import { refusal, refusalOf } from "../gateway-error";

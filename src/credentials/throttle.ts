@@ -1,9 +1,9 @@
 /** Per-account login back-off: the client of the `LoginBackoff` Durable Object of each normalised email. */
 import type { Config, ConfigSource } from "../config";
 import { sha256Hex } from "../digest";
-import type { FailureRecord, LoginBackoff } from "../durable/login-backoff";
+import type { FailureRecord, LoginBackoff } from "./login-backoff";
 
-export { backoffSeconds, type FailureRecord } from "../durable/login-backoff";
+export { backoffSeconds, type FailureRecord } from "./login-backoff";
 
 /** Back-off settings, from `LOGIN_FREE_ATTEMPTS`, `LOGIN_BACKOFF_BASE_SECONDS`, `LOGIN_BACKOFF_MAX_SECONDS`. */
 export type ThrottleSettings = Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds">;
@@ -21,26 +21,29 @@ function settingsOf(config: Config): ThrottleSettings {
   return { loginFreeAttempts, loginBackoffBaseSeconds, loginBackoffMaxSeconds };
 }
 
+/** What a {@link LoginThrottle} asks and reads. */
+export interface LoginThrottleDeps {
+  objects: DurableObjectNamespace<LoginBackoff>;
+  source: ConfigSource;
+  now: () => number;
+}
+
 /**
  * The per-account back-off of every location: one `LoginBackoff` object per email decides, so the
  * count is exact. A failing object fails the login (503 `temporarily_unavailable`, whatever the password):
  * the back-off never silently opens.
  */
 export class LoginThrottle {
-  constructor(
-    private readonly objects: DurableObjectNamespace<LoginBackoff>,
-    private readonly source: ConfigSource,
-    private readonly now: () => number,
-  ) {}
+  constructor(private readonly deps: LoginThrottleDeps) {}
 
   /** Decides, before any password hashing, whether an attempt on this account may proceed. */
   enter(key: string): Promise<AccountGate> {
-    return this.object(key).enter(settingsOf(this.source.config), this.now());
+    return this.object(key).enter(settingsOf(this.deps.source.config), this.deps.now());
   }
 
   /** Counts one more failure and locks the account for its back-off. */
   recordFailure(key: string, ticket: string): Promise<FailureRecord> {
-    return this.object(key).fail(ticket, settingsOf(this.source.config), this.now());
+    return this.object(key).fail(ticket, settingsOf(this.deps.source.config), this.deps.now());
   }
 
   /** Forgets an account's failures after a successful login. */
@@ -50,7 +53,7 @@ export class LoginThrottle {
 
   /** Clears an account's failures and lock (admin `member:unlock`); resolves with the record cleared, if any. */
   unlock(key: string): Promise<FailureRecord | undefined> {
-    return this.object(key).unlock(this.now());
+    return this.object(key).unlock(this.deps.now());
   }
 
   /** Settles an attempt that was neither a wrong password nor a success (403, 409, an error). */
@@ -59,6 +62,6 @@ export class LoginThrottle {
   }
 
   private object(key: string): DurableObjectStub<LoginBackoff> {
-    return this.objects.get(this.objects.idFromName(key));
+    return this.deps.objects.get(this.deps.objects.idFromName(key));
   }
 }

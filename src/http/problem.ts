@@ -1,9 +1,7 @@
 /** The one translation of refusals into HTTP: statuses and titles, RFC 6750 challenges, RFC 9457 problem+json. */
-import type { Context } from "hono";
 import { ConfigError } from "../config";
 import { GatewayError, refusalOf, type ProblemCode } from "../gateway-error";
-import type { AppEnv } from "../gateway";
-import { Logger } from "../log";
+import type { Logger } from "../log";
 
 /** Status and title of one problem code. */
 export interface ProblemSpec {
@@ -106,10 +104,4 @@ export function errorResponse(thrown: unknown, requestId: string, log: Logger): 
   const detail =
     err instanceof ConfigError ? "The gateway is misconfigured; the operator has been told." : "Unexpected error.";
   return problemResponse(new GatewayError("internal", detail), requestId);
-}
-
-/** Hono `onError`: {@link errorResponse} with the request's id and logger. */
-export function onError(err: Error, c: Context<AppEnv>): Response {
-  const requestId = c.get("requestId") ?? crypto.randomUUID();
-  return errorResponse(err, requestId, c.get("log") ?? new Logger(requestId));
 }

@@ -36,6 +36,16 @@ export interface PlanLimit {
   readonly exhausted: string;
 }
 
+/** What {@link OrganisationLimits} are built from. */
+export interface OrganisationLimitsDeps {
+  env: Bindings;
+  config: Config;
+  logger: Logger;
+  now?: () => number;
+  /** Longest wait for a binding (default {@link LIMITER_WAIT_MS}). */
+  waitMs?: number;
+}
+
 /**
  * The limits of one isolate, built on first use from the configuration and the bound bindings. A plan in
  * `API_PLANS` without its binding is not limited (logged once here, never per request); a bound binding
@@ -45,13 +55,10 @@ export class OrganisationLimits {
   private readonly byPlan = new Map<string, PlanLimit>();
   private readonly failures: LogSampler;
 
-  constructor(
-    env: Bindings,
-    config: Config,
-    logger: Logger,
-    now: () => number = () => Date.now(),
-    private readonly waitMs = LIMITER_WAIT_MS,
-  ) {
+  private readonly waitMs: number;
+
+  constructor({ env, config, logger, now = () => Date.now(), waitMs = LIMITER_WAIT_MS }: OrganisationLimitsDeps) {
+    this.waitMs = waitMs;
     this.failures = new LogSampler(LIMIT_FAILURE_LOG_INTERVAL_MS, now);
     for (const plan of config.apiPlans) {
       const name = limitBindingName(plan);

@@ -44,6 +44,16 @@ interface KnownOrganisation {
   readAt: number;
 }
 
+/** What a {@link PlanGate} reads. */
+export interface PlanGateDeps {
+  source: ConfigSource;
+  db: Database;
+  now: () => number;
+  logger: Logger;
+  /** Longest wait for D1 before the last known state is used (default {@link PLAN_D1_TIMEOUT_MS}). */
+  d1TimeoutMs?: number;
+}
+
 /**
  * Plan and status of organisations, cached per isolate. Instead of re-reading each organisation, the isolate polls
  * one change feed (organisations whose `updated_at` moved, and tombstones; D1 triggers stamp them, so direct edits
@@ -75,13 +85,7 @@ export class PlanGate {
   /** Gateway time the current failure episode began (logged once, and once when it ends). */
   private failingSince: number | undefined;
 
-  constructor(
-    private readonly source: ConfigSource,
-    private readonly db: Database,
-    private readonly now: () => number,
-    private readonly logger: Logger,
-    private readonly d1TimeoutMs = PLAN_D1_TIMEOUT_MS,
-  ) {}
+  constructor(private readonly deps: PlanGateDeps) {}
 
   /** Throws `plan_not_eligible` unless the organisation is active and on an API plan; returns the plan. */
   async requireEligible(ctx: WaitUntil, identifier: string): Promise<string> {
@@ -98,7 +102,7 @@ export class PlanGate {
   }
 
   private eligiblePlan({ state }: KnownOrganisation): string {
-    if (!isEligible(this.source.config, state)) throw refusal("planNotEligible");
+    if (!isEligible(this.deps.source.config, state)) throw refusal("planNotEligible");
     return state.plan!;
   }
 
@@ -106,7 +110,7 @@ export class PlanGate {
   private freshlyKnown(ctx: WaitUntil, identifier: string): KnownOrganisation | undefined {
     const cached = this.cache.get(identifier);
     if (!cached || !this.isFresh(cached)) return undefined;
-    if (this.now() - this.syncedAt >= POLL_INTERVAL_MS) this.pollInBackground(ctx);
+    if (this.deps.now() - this.syncedAt >= POLL_INTERVAL_MS) this.pollInBackground(ctx);
     return cached;
   }
 
@@ -122,7 +126,7 @@ export class PlanGate {
       return await this.read(identifier);
     } catch (error) {
       const lastKnown = this.cache.get(identifier);
-      if (lastKnown && this.now() - this.freshAt(lastKnown) < PLAN_STALENESS_MS + PLAN_FAILURE_GRACE_MS) {
+      if (lastKnown && this.deps.now() - this.freshAt(lastKnown) < PLAN_STALENESS_MS + PLAN_FAILURE_GRACE_MS) {
         return lastKnown;
       }
       throw unavailable("d1", error);
@@ -136,7 +140,7 @@ export class PlanGate {
 
   /** Whether the feed still vouches for the entry: it covers it, and its own read is younger than the safety net. */
   private feedVouchesFor(entry: KnownOrganisation): boolean {
-    return this.feedCovers(entry) && this.now() - entry.readAt < ENTRY_MAX_AGE_MS;
+    return this.feedCovers(entry) && this.deps.now() - entry.readAt < ENTRY_MAX_AGE_MS;
   }
 
   /** Gateway time the entry's state was last known to be current: its read, or the last poll covering it. */
@@ -145,14 +149,14 @@ export class PlanGate {
   }
 
   private isFresh(entry: KnownOrganisation): boolean {
-    const now = this.now();
+    const now = this.deps.now();
     return now - this.freshAt(entry) < PLAN_STALENESS_MS && now - entry.readAt < ENTRY_MAX_AGE_MS;
   }
 
   /** Reads one organisation from D1 and caches it (unless a newer state of it arrived meanwhile). */
   private async read(identifier: string): Promise<KnownOrganisation> {
-    const readAt = this.now();
-    const { state, asOf } = await this.withFailures(() => readOrganisationState(this.db, identifier));
+    const readAt = this.deps.now();
+    const { state, asOf } = await this.withFailures(() => readOrganisationState(this.deps.db, identifier));
     if (this.cursor === undefined) {
       this.cursor = asOf;
       this.coveredSince = asOf;
@@ -175,22 +179,22 @@ export class PlanGate {
    * runs) stops counting after one D1 time-out per page it may read, so a lost poll delays the next, never stops it.
    */
   private pollRunning(): boolean {
-    return this.pollingSince !== undefined && this.now() - this.pollingSince < this.pollDeadlineMs();
+    return this.pollingSince !== undefined && this.deps.now() - this.pollingSince < this.pollDeadlineMs();
   }
 
   private pollDeadlineMs(): number {
-    return FEED_PAGES_PER_POLL * this.d1TimeoutMs;
+    return FEED_PAGES_PER_POLL * (this.deps.d1TimeoutMs ?? PLAN_D1_TIMEOUT_MS);
   }
 
   private retryNotYetDue(): boolean {
-    return this.failedAt !== undefined && this.now() - this.failedAt < RETRY_AFTER_FAILURE_MS;
+    return this.failedAt !== undefined && this.deps.now() - this.failedAt < RETRY_AFTER_FAILURE_MS;
   }
 
   /** One poll of the feed, sent by the request that awaits it (or in its background work); polls may overlap. */
   private async poll(): Promise<void> {
     const cursor = this.cursor;
     if (cursor === undefined) return;
-    const sentAt = (this.pollingSince = this.now());
+    const sentAt = (this.pollingSince = this.deps.now());
     try {
       await this.readFeed(cursor, sentAt);
     } finally {
@@ -202,7 +206,7 @@ export class PlanGate {
     const changes: OrganisationChange[] = [];
     let since = cursor - FEED_OVERLAP_MS;
     for (let pages = 1; ; pages++) {
-      const page = await this.withFailures(() => readOrganisationFeed(this.db, since, FEED_PAGE_LIMIT));
+      const page = await this.withFailures(() => readOrganisationFeed(this.deps.db, since, FEED_PAGE_LIMIT));
       if (page.changes.length < FEED_PAGE_LIMIT) {
         this.apply([...changes, ...page.changes], page.now);
         this.cursor = Math.max(this.cursor ?? cursor, page.now);
@@ -212,7 +216,7 @@ export class PlanGate {
       if (pages === FEED_PAGES_PER_POLL || page.changes[0]!.changedAt === last) {
         this.coveredSince = Math.max(this.coveredSince, page.now);
         this.cursor = Math.max(this.cursor ?? cursor, page.now);
-        this.logger.warn("plan_feed_overflow", { pages, since });
+        this.deps.logger.warn("plan_feed_overflow", { pages, since });
         break;
       }
       changes.push(...page.changes.filter((change) => change.changedAt < last));
@@ -237,22 +241,25 @@ export class PlanGate {
   private async withFailures<Result>(read: () => Promise<Result>): Promise<Result> {
     let timer!: ReturnType<typeof setTimeout>;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`D1 did not answer within ${this.d1TimeoutMs} ms`)), this.d1TimeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`D1 did not answer within ${this.deps.d1TimeoutMs ?? PLAN_D1_TIMEOUT_MS} ms`)),
+        this.deps.d1TimeoutMs ?? PLAN_D1_TIMEOUT_MS,
+      );
     });
     try {
       const result = await Promise.race([read(), timeout]);
       if (this.failingSince !== undefined) {
-        this.logger.info("plan_store_recovered", { failed_for_ms: this.now() - this.failingSince });
+        this.deps.logger.info("plan_store_recovered", { failed_for_ms: this.deps.now() - this.failingSince });
         this.failingSince = undefined;
       }
       this.failedAt = undefined;
       return result;
     } catch (error) {
-      this.failedAt = this.now();
+      this.failedAt = this.deps.now();
       this.lastFailure = error;
       if (this.failingSince === undefined) {
         this.failingSince = this.failedAt;
-        this.logger.warn("plan_store_unavailable", {
+        this.deps.logger.warn("plan_store_unavailable", {
           error: error instanceof Error ? error.message : String(error),
           serving_last_known_for_ms: PLAN_STALENESS_MS + PLAN_FAILURE_GRACE_MS,
         });

@@ -7,7 +7,7 @@ import type { TraceContext } from "../http/trace";
 import type { AccessClaims } from "../tokens/claims";
 import { signAssertion } from "./assertion";
 import { addForwardingHeaders, refuseMethodParameter } from "./header-rules";
-import { claimsOf, type ProxiedRequest } from "./chain";
+import type { ProxiedRequest } from "./request";
 import { addIdentityHeaders, sanitizedHeaders } from "./headers";
 
 /** Where the request goes: its own URL for the `ORIGIN` service binding, else `ORIGIN_URL` + its path and query. */
@@ -90,13 +90,13 @@ export async function forwardToOrigin(
 
 /** The proxy chain's final step: forwards the authenticated, authorized request. */
 export async function forward(proxied: ProxiedRequest): Promise<Response> {
-  const { gateway } = proxied;
-  return forwardToOrigin(proxied.env, gateway.config, {
+  const { services } = proxied;
+  return forwardToOrigin(proxied.env, services.config, {
     request: proxied.request,
-    claims: claimsOf(proxied),
+    claims: proxied.verifiedClaims,
     requestId: proxied.requestId,
     trace: proxied.trace,
-    assertionKey: gateway.keys.importedAssertionKey ?? (await gateway.keys.assertionKey()),
-    now: Math.floor(gateway.now() / 1000),
+    assertionKey: services.keys.importedAssertionKey ?? (await services.keys.assertionKey()),
+    now: Math.floor(services.now() / 1000),
   });
 }

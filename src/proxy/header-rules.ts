@@ -3,7 +3,7 @@
  * `_` read as `-`, because CGI, Rack, WSGI, PHP and many frameworks read both as `_`), and the
  * forwarding headers the gateway writes itself. See docs/forwarding.md for the reason behind each name.
  */
-import { GatewayError } from "../errors";
+import { GatewayError } from "../gateway-error";
 
 /**
  * Outbound request headers by lower-case name, built in JavaScript and handed to the runtime once (`fetch(url, init)`).

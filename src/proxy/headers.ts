@@ -1,5 +1,5 @@
 /** Which client headers reach the origin, and the trusted identity headers that replace the rest. */
-import { withoutRefreshCookie } from "../http/refresh-cookie";
+import { withoutRefreshCookie } from "../routes/refresh-cookie";
 import type { AccessClaims } from "../tokens/claims";
 import { headerRule, methodOverrideRefused, outboundHeaders, type OutboundHeaders } from "./header-rules";
 

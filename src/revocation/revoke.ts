@@ -1,13 +1,8 @@
 /** Revoking sessions: one instant, recorded in every store that must refuse what was issued at or before it. */
-import type { Gateway } from "../gateway";
+import type { Services } from "../services";
 import { latestRevocations, revokeOrganisationSessionsAt } from "../storage/members";
+import type { RevocationSubjects } from "./list";
 import { issueInstant, type Instant } from "./order";
-
-/** Whose tokens and sessions to revoke. */
-export interface RevocationSubjects {
-  members?: readonly number[];
-  organisations?: readonly string[];
-}
 
 /**
  * Revokes every access token and refresh session of `subjects` issued at or before now, and returns that instant:
@@ -15,13 +10,13 @@ export interface RevocationSubjects {
  * are issued just after them). D1 records it for refreshes and for the next issue (src/revocation/order.ts), the
  * `Revocations` objects for access tokens; it resolves once all of them have.
  */
-export async function revokeSessions(gateway: Gateway, subjects: RevocationSubjects): Promise<Instant> {
-  const latest = await latestRevocations(gateway.db, subjects.members ?? [], subjects.organisations ?? []);
-  const at = issueInstant(gateway.now(), ...latest);
+export async function revokeSessions(services: Services, subjects: RevocationSubjects): Promise<Instant> {
+  const latest = await latestRevocations(services.db, subjects.members ?? [], subjects.organisations ?? []);
+  const at = issueInstant(services.now(), ...latest);
   await Promise.all([
-    ...(subjects.members ?? []).map((memberId) => gateway.refreshStore.revokeMemberSessions(memberId, at)),
-    ...(subjects.organisations ?? []).map((identifier) => revokeOrganisationSessionsAt(gateway.db, identifier, at)),
-    gateway.revocations.revoke(gateway.config, subjects, at),
+    ...(subjects.members ?? []).map((memberId) => services.refreshStore.revokeMemberSessions(memberId, at)),
+    ...(subjects.organisations ?? []).map((identifier) => revokeOrganisationSessionsAt(services.db, identifier, at)),
+    services.revocations.revoke(services.config, subjects, at),
   ]);
   return at;
 }

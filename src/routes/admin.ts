@@ -1,10 +1,10 @@
 /** `/authenticate/admin/revocations` and `/unlock`: how `npm run admin` reaches the gateway's Durable Objects, signed with `ADMIN_SECRET`. */
 import { Hono, type Context } from "hono";
-import { ADMIN_SIGNATURE_HEADER, verifyAdminRequest } from "../admin-signature";
+import { ADMIN_SIGNATURE_HEADER, verifyAdminRequest } from "../admin/signature";
 import { isIdentifier } from "../tokens/claims";
-import type { AppEnv } from "../gateway";
+import type { AppEnv } from "./middleware";
 import { GatewayError } from "../gateway-error";
-import { auditRequest } from "../http/audit";
+import { auditRequest } from "./audit";
 import { readText } from "../http/body";
 import { methodNotAllowed } from "../http/problem";
 import { normalizeEmail } from "../credentials/email";
@@ -66,8 +66,8 @@ function parseUnlockBody(text: string): string {
  * not set, 413 over 16 KiB, 401 unless the signature matches within its window.
  */
 async function readSigned(c: Context<AppEnv>): Promise<{ text: string; signedAt: number }> {
-  const gateway = c.get("gateway");
-  const secret = gateway.config.adminSecret;
+  const services = c.get("services");
+  const secret = services.config.adminSecret;
   if (!secret) throw new GatewayError("not_found", "No such gateway route.");
   const text = await readText(c.req.raw);
   const signedAt = await verifyAdminRequest(
@@ -75,7 +75,7 @@ async function readSigned(c: Context<AppEnv>): Promise<{ text: string; signedAt:
     c.req.header(ADMIN_SIGNATURE_HEADER) ?? null,
     c.req.path,
     text,
-    Math.floor(gateway.now() / 1000),
+    Math.floor(services.now() / 1000),
   );
   if (signedAt === undefined)
     throw new GatewayError("invalid_token", `${ADMIN_SIGNATURE_HEADER} is missing, stale or does not match.`);
@@ -91,16 +91,16 @@ export const adminRoutes = new Hono<AppEnv>();
  * (suspended, or a plan outside `API_PLANS`), so a change between API plans keeps sessions.
  */
 adminRoutes.post("/revocations", async (c) => {
-  const gateway = c.get("gateway");
+  const services = c.get("services");
   const { text, signedAt: signed } = await readSigned(c);
   const body = parseBody(text);
   const ended: string[] = [];
   for (const identifier of body.organisations) {
-    const organisation = await findOrganisationAccess(gateway.db, identifier);
-    if (organisation && !isEligible(gateway.config, organisation)) ended.push(identifier);
+    const organisation = await findOrganisationAccess(services.db, identifier);
+    if (organisation && !isEligible(services.config, organisation)) ended.push(identifier);
   }
   const revoked = { members: body.members, organisations: ended };
-  await revokeSessions(gateway, revoked);
+  await revokeSessions(services, revoked);
   auditRequest(c, {
     event: "revoke.admin",
     outcome: "success",
@@ -123,14 +123,14 @@ adminRoutes.all("/revocations", methodNotAllowed("POST"));
  * normalised email), so repeated unlocks of one account can be found.
  */
 adminRoutes.post("/unlock", async (c) => {
-  const gateway = c.get("gateway");
+  const services = c.get("services");
   const { text, signedAt } = await readSigned(c);
   const email = parseUnlockBody(text);
   const account = await throttleKey(email);
-  const cleared = await gateway.throttle.unlock(account);
+  const cleared = await services.throttle.unlock(account);
   const unlocked = {
     failures: cleared?.failures ?? 0,
-    wasLocked: cleared !== undefined && cleared.lockedUntil > gateway.now(),
+    wasLocked: cleared !== undefined && cleared.lockedUntil > services.now(),
   };
   auditRequest(c, { event: "unlock.admin", outcome: "success", detail: { ...unlocked, account, signedAt } });
   c.header("Cache-Control", "no-store");

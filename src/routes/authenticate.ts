@@ -1,8 +1,8 @@
 /** `/authenticate`: password login issuing access tokens; the token-lifecycle routes mount here too. */
 import { Hono } from "hono";
-import { requestFacts } from "../audit";
+import { requestFacts } from "../audit/trail";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
-import type { AppEnv } from "../gateway";
+import type { AppEnv } from "./middleware";
 import { readBody } from "../http/body";
 import { objectBody, optionalString, requiredString } from "../http/fields";
 import { memberScope } from "../policy/scopes";
@@ -31,21 +31,21 @@ export function parseLoginBody(raw: unknown): LoginBody {
 export const authenticateRoutes = new Hono<AppEnv>();
 
 authenticateRoutes.post("/", async (c) => {
-  const gateway = c.get("gateway");
-  const config = gateway.config;
+  const services = c.get("services");
+  const config = services.config;
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
-  await gateway.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
+  await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
-  const { access, refresh } = await gateway.logins.login(
+  const { access, refresh } = await services.logins.login(
     c.executionCtx,
     c.get("log"),
     attempt,
     body,
     async ({ member, organisation }) => {
-      const instant = issueInstant(gateway.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
+      const instant = issueInstant(services.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
       const access = await issueAccessToken(
         config,
-        await gateway.keys.fixedRing(),
+        await services.keys.fixedRing(),
         {
           memberEntityId: member.id,
           memberEntityIdentifier: member.identifier,
@@ -54,7 +54,7 @@ authenticateRoutes.post("/", async (c) => {
         },
         instant,
       );
-      const refresh = await gateway.refreshStore.issue(
+      const refresh = await services.refreshStore.issue(
         { memberId: member.id, organisationId: organisation.id },
         instant,
       );

@@ -1,11 +1,11 @@
 /** `/authenticate/secrets`: an architect creates, lists and revokes the organisation's dynamic secrets. */
 import { Hono, type Context } from "hono";
-import type { AuditEventName } from "../audit";
-import type { AppEnv } from "../gateway";
+import type { AuditEventName } from "../audit/trail";
+import type { AppEnv } from "./middleware";
 import { GatewayError, refusal } from "../gateway-error";
-import { auditRequest } from "../http/audit";
-import { bearerAuth } from "../http/bearer";
-import { requireEligiblePlan } from "../http/guards";
+import { auditRequest } from "./audit";
+import { bearerAuth } from "./middleware";
+import { requireEligiblePlan } from "../proxy/steps";
 import { readBody } from "../http/body";
 import { objectBody, onlyFields, optionalString } from "../http/fields";
 import { methodNotAllowed } from "../http/problem";
@@ -17,7 +17,7 @@ import {
   type MembershipState,
 } from "../storage/dynamic-secrets";
 import { isIdentifier } from "../tokens/claims";
-import { generateKid, generateSecret, sealSecret } from "../secrets/crypto";
+import { generateKid, generateSecret, sealSecret } from "../dynamic-secrets/crypto";
 
 /** Live secrets an organisation may hold at once; tokens without `kid` are tried against each. */
 export const MAX_LIVE_SECRETS = 10;
@@ -47,15 +47,15 @@ interface Manager {
 
 async function manager(c: Context<AppEnv>): Promise<Manager> {
   const claims = c.get("claims");
-  const gateway = c.get("gateway");
-  await requireEligiblePlan(gateway, c.executionCtx, claims.organisationEntityIdentifier);
+  const services = c.get("services");
+  await requireEligiblePlan(services, c.executionCtx, claims.organisationEntityIdentifier);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
     throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
       requiredScope: MANAGER_SCOPE,
     });
   }
   const membership = await findMembershipState(
-    gateway.db,
+    services.db,
     claims.organisationEntityIdentifier,
     claims.memberEntityIdentifier,
   );
@@ -82,11 +82,11 @@ const authenticated = bearerAuth({ fixedOnly: true });
 secretRoutes.post("/", authenticated, async (c) => {
   const who = await manager(c);
   const { label = "" } = await createBody(c.req.raw);
-  const gateway = c.get("gateway");
-  const key = await gateway.dynamicSecrets.sealingKey();
+  const services = c.get("services");
+  const key = await services.dynamicSecrets.sealingKey();
   const kid = generateKid();
   const secret = generateSecret();
-  const createdAt = Math.floor(gateway.now() / 1000);
+  const createdAt = Math.floor(services.now() / 1000);
   const ciphertext = await sealSecret(key, { organisation: who.organisation, kid }, secret);
   const row = {
     kid,
@@ -96,13 +96,13 @@ secretRoutes.post("/", authenticated, async (c) => {
     createdBy: who.membership.memberId,
     createdAt,
   };
-  if (!(await insertSecretWithinLimit(gateway.db, row, MAX_LIVE_SECRETS))) {
+  if (!(await insertSecretWithinLimit(services.db, row, MAX_LIVE_SECRETS))) {
     throw new GatewayError(
       "secret_limit_reached",
       `An organisation holds at most ${MAX_LIVE_SECRETS} live secrets; revoke one first.`,
     );
   }
-  await gateway.dynamicSecrets.afterCreated(c.get("log"), who.organisation);
+  await services.dynamicSecrets.afterCreated(c.get("log"), who.organisation);
   record(c, "secret.created", who, kid);
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
@@ -114,7 +114,7 @@ secretRoutes.post("/", authenticated, async (c) => {
 
 secretRoutes.get("/", authenticated, async (c) => {
   const who = await manager(c);
-  const secrets = await listLiveSecrets(c.get("gateway").db, who.membership.organisationId);
+  const secrets = await listLiveSecrets(c.get("services").db, who.membership.organisationId);
   c.header("Cache-Control", "no-store");
   return c.json({
     secrets: secrets.map((s) => ({ kid: s.kid, label: s.label, created_at: s.createdAt, created_by: s.createdBy })),
@@ -125,9 +125,9 @@ secretRoutes.delete("/:kid", authenticated, async (c) => {
   const who = await manager(c);
   const kid = c.req.param("kid");
   const revoked =
-    isIdentifier(kid) && (await revokeLiveSecret(c.get("gateway").db, who.membership.organisationId, kid));
+    isIdentifier(kid) && (await revokeLiveSecret(c.get("services").db, who.membership.organisationId, kid));
   if (!revoked) throw new GatewayError("not_found", "This organisation has no live secret with that kid.");
-  await c.get("gateway").dynamicSecrets.afterRevoked(c.get("log"), who.organisation);
+  await c.get("services").dynamicSecrets.afterRevoked(c.get("log"), who.organisation);
   record(c, "secret.revoked", who, kid);
   return c.body(null, 204);
 });

@@ -1,8 +1,7 @@
 /** The one shape of a successful token response, shared by login and refresh. */
 import type { Context } from "hono";
-import type { AppEnv } from "../gateway";
-import { allowedOrigin } from "../http/cors";
-import { refreshCookie } from "../http/refresh-cookie";
+import { allowedOriginOf, type AppEnv } from "./middleware";
+import { refreshCookie } from "./refresh-cookie";
 import type { IssuedAccessToken } from "../tokens/access";
 import type { RefreshTokenGrant } from "../tokens/refresh-store";
 
@@ -13,7 +12,7 @@ import type { RefreshTokenGrant } from "../tokens/refresh-store";
 export function tokenResponse(c: Context<AppEnv>, access: IssuedAccessToken, refresh: RefreshTokenGrant): Response {
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
-  if (allowedOrigin(c) !== undefined) {
+  if (allowedOriginOf(c) !== undefined) {
     // a browser app: the refresh token goes into an HttpOnly cookie, out of reach of its JavaScript
     c.header("Set-Cookie", refreshCookie(refresh.token, refresh.expiresIn), { append: true });
     return c.json({

@@ -1,18 +1,12 @@
 /** `/authenticate/refresh` and `/authenticate/revoke`: the refresh half of the token lifecycle. */
 import { Hono } from "hono";
-import type { AppEnv } from "../gateway";
+import { allowedOriginOf, type AppEnv } from "./middleware";
 import { GatewayError, refusal } from "../gateway-error";
-import { auditRequest } from "../http/audit";
-import { bearerAuth } from "../http/bearer";
-import { allowedOrigin } from "../http/cors";
+import { auditRequest } from "./audit";
+import { bearerAuth } from "./middleware";
 import { objectBody, optionalFormBoolean, optionalString, requiredString } from "../http/fields";
 import { methodNotAllowed } from "../http/problem";
-import {
-  cookieRefreshToken,
-  presentedRefreshToken,
-  readTokenBody,
-  refreshCookieAftercare,
-} from "../http/refresh-cookie";
+import { cookieRefreshToken, presentedRefreshToken, readTokenBody, refreshCookieAftercare } from "./refresh-cookie";
 import { revokeSessions } from "../revocation/revoke";
 import { isRefreshToken } from "../tokens/refresh-token";
 import { tokenResponse } from "./token-response";
@@ -55,7 +49,7 @@ const memberBearer = bearerAuth({ fixedOnly: true });
 
 tokenRoutes.post("/refresh", refreshCookieAftercare("refresh"), async (c) => {
   const token = await presentedRefreshToken(c, parseRefreshBody);
-  const outcome = await c.get("gateway").refreshSessions.refresh(c.get("log"), token);
+  const outcome = await c.get("services").refreshSessions.refresh(c.get("log"), token);
   const { memberId, organisationId, familyId } = outcome;
   if (!outcome.ok) {
     const event =
@@ -85,7 +79,7 @@ tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
     throw new GatewayError("invalid_request", "Send the token as refresh_token or as token, not two different ones.");
   }
   const token = body.refresh_token ?? body.token ?? cookieRefreshToken(c);
-  if (token === undefined && body.all !== true && allowedOrigin(c) !== undefined) {
+  if (token === undefined && body.all !== true && allowedOriginOf(c) !== undefined) {
     // a browser cannot see its HttpOnly cookie, so its logout succeeds whether or not one was there
     c.header("Cache-Control", "no-store");
     return c.body(null, 200);
@@ -96,12 +90,12 @@ tokenRoutes.post("/revoke", refreshCookieAftercare("revoke"), async (c) => {
       'Send refresh_token, or {"all": true} with an Authorization: Bearer access token.',
     );
   }
-  const { refreshStore } = c.get("gateway");
+  const { refreshStore } = c.get("services");
   if (body.all === true) {
     await memberBearer(c, async () => {});
     const memberId = c.get("claims").memberEntityId;
     if (memberId === undefined) throw new GatewayError("invalid_token", "the access token names no memberEntityId");
-    await revokeSessions(c.get("gateway"), { members: [memberId] });
+    await revokeSessions(c.get("services"), { members: [memberId] });
     auditRequest(c, { event: "revoke.all", outcome: "success", memberId });
   }
   const stored =

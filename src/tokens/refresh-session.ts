@@ -126,15 +126,14 @@ export class RefreshSessions {
     prepared.catch(() => undefined); // a failed D1 read must not leave it unhandled
     const membership = await findMembershipById(db, record.memberId);
     const ended = sessionEnd(source, membership, record, subject);
-    const result = await store.exchange(
-      log,
-      token,
+    const result = await store.exchange(log, {
+      presented: token,
       session,
-      ended ? undefined : await prepared,
+      prepared: ended ? undefined : await prepared,
       graceMs,
-      ended?.reason,
+      end: ended?.reason,
       now,
-    );
+    });
     if (result.outcome === "unknown" || result.outcome === "reused") return refused(result.outcome, subject);
     if (result.outcome === "revoked") return refused("family_revoked", subject);
     if (result.outcome === "ended") return ended ?? refused("member_deleted", subject);

@@ -5,7 +5,7 @@ import { revokedBy, type Instant } from "../revocation/order";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
 import { revokeMemberSessionsAt } from "../storage/members";
-import type { FamilyFacts, RefreshFamily } from "../durable/refresh-family";
+import type { FamilyFacts, RefreshFamily } from "./refresh-family";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
 
 /** KV key prefixes of the refresh-token store (see README § Refresh tokens). */
@@ -126,6 +126,19 @@ export interface StoredSession {
   revoked: "family_revoked" | "member_signed_out" | undefined;
 }
 
+/** One exchange to decide: the presented token, its session, and what the caller prepared and knows. */
+export interface SessionExchange {
+  presented: string;
+  session: StoredSession;
+  /** The successor to issue; undefined when D1 says the session ends (`end`). */
+  prepared: PreparedSuccessor | undefined;
+  /** `REFRESH_GRACE_SECONDS` in ms. */
+  graceMs: number;
+  /** Why D1 says the session ends, if it does. */
+  end: string | undefined;
+  now?: number;
+}
+
 /** What the family's object decided for one exchange, with the successor the client gets. */
 export type ExchangeResult =
   | { outcome: "rotated"; refresh: RefreshTokenGrant }
@@ -144,22 +157,25 @@ function familyFacts(record: RefreshRecord): FamilyFacts {
   return { familyId, familyCreatedAt, memberId, organisationId };
 }
 
+/** What a {@link RefreshStore} reads and writes. */
+export interface RefreshStoreDeps {
+  kv: KVNamespace;
+  families: DurableObjectNamespace<RefreshFamily>;
+  source: ConfigSource;
+  now: () => number;
+  db: Database;
+}
+
 /**
  * Refresh records (KV: the lookup from a token's hash to its family), family revocations and member
  * sign-outs. Whether a token may rotate is decided by its family's `RefreshFamily` object only;
  * KV's copies of `usedAt` and family markers are for reading and early refusals (times in ms).
  */
 export class RefreshStore {
-  constructor(
-    private readonly kv: KVNamespace,
-    private readonly families: DurableObjectNamespace<RefreshFamily>,
-    private readonly source: ConfigSource,
-    private readonly now: () => number,
-    private readonly db: Database,
-  ) {}
+  constructor(private readonly deps: RefreshStoreDeps) {}
 
   /** Starts a new session (token family) for `owner` at `now` (the issue instant), valid `REFRESH_TOKEN_TTL` seconds. */
-  issue(owner: SessionOwner, now = this.now()): Promise<IssuedRefreshToken> {
+  issue(owner: SessionOwner, now = this.deps.now()): Promise<IssuedRefreshToken> {
     return this.writeToken({ familyId: crypto.randomUUID(), familyCreatedAt: now, ...owner }, now);
   }
 
@@ -186,7 +202,7 @@ export class RefreshStore {
    * written before the family's object decides, so a client never holds a token KV cannot find.
    * When the object hands out another successor instead, this record is never given to anyone.
    */
-  async prepareSuccessor(presented: string, session: StoredSession, now = this.now()): Promise<PreparedSuccessor> {
+  async prepareSuccessor(presented: string, session: StoredSession, now = this.deps.now()): Promise<PreparedSuccessor> {
     const { hash, record } = session;
     const next = await this.writeToken({ ...familyFacts(record), parent: hash }, now);
     return { next, sealed: await sealSuccessor(presented, hash, next.token) };
@@ -198,15 +214,8 @@ export class RefreshStore {
    * in which case nothing is prepared). Once the object decided, KV's copies of the decision are
    * best effort (logged when they fail): the decision stands, and the client gets its answer.
    */
-  async exchange(
-    log: Logger,
-    presented: string,
-    session: StoredSession,
-    prepared: PreparedSuccessor | undefined,
-    graceMs: number,
-    end: string | undefined,
-    now = this.now(),
-  ): Promise<ExchangeResult> {
+  async exchange(log: Logger, exchange: SessionExchange): Promise<ExchangeResult> {
+    const { presented, session, prepared, graceMs, end, now = this.deps.now() } = exchange;
     const { hash, record } = session;
     const next = prepared?.next;
     const sealed = prepared?.sealed ?? "";
@@ -238,7 +247,7 @@ export class RefreshStore {
           usedAt: now,
           successor: { hash: next.hash, sealed, expiresAt: next.record.expiresAt },
         };
-        await this.kv
+        await this.deps.kv
           .put(REFRESH_KEYS.token(hash), JSON.stringify(used), { expirationTtl: kvTtl(record.expiresAt, now) })
           .catch((error: unknown) => log.error("refresh_copy_failed", { copy: "used", error: String(error) }));
         return { outcome: "rotated", refresh: { token: next.token, hash: next.hash, expiresIn: next.expiresIn } };
@@ -264,7 +273,7 @@ export class RefreshStore {
    * Ends a whole family (every token ever rotated from one login) through its object; writes KV only the first
    * time. Throws (503) when the object cannot be reached: the family is then not revoked and the caller must say so.
    */
-  async revokeFamily(log: Logger, record: RefreshRecord, reason: string, now = this.now()): Promise<void> {
+  async revokeFamily(log: Logger, record: RefreshRecord, reason: string, now = this.deps.now()): Promise<void> {
     const { revoked } = await this.family(record.familyId).revoke(familyFacts(record), reason, now, record.expiresAt);
     if (revoked) await this.publishRevocation(log, record, reason, now);
   }
@@ -276,8 +285,8 @@ export class RefreshStore {
   private async publishRevocation(log: Logger, record: RefreshRecord, reason: string, now: number): Promise<void> {
     const value = { revokedAt: now, memberId: record.memberId, reason } satisfies FamilyRevocation;
     try {
-      await this.kv.put(REFRESH_KEYS.family(record.familyId), JSON.stringify(value), {
-        expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
+      await this.deps.kv.put(REFRESH_KEYS.family(record.familyId), JSON.stringify(value), {
+        expirationTtl: this.deps.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
       });
     } catch (error) {
       log.error("refresh_copy_failed", { copy: "family_revoked", error: String(error) });
@@ -289,13 +298,13 @@ export class RefreshStore {
    * already issued, or the family ended): no one holds its token, so this only keeps KV tidy; best effort.
    */
   private async discard(log: Logger, hash: string): Promise<void> {
-    await this.kv
+    await this.deps.kv
       .delete(REFRESH_KEYS.token(hash))
       .catch((error: unknown) => log.error("refresh_copy_failed", { copy: "discarded", error: String(error) }));
   }
 
   private family(familyId: string): DurableObjectStub<RefreshFamily> {
-    return this.families.get(this.families.idFromName(familyId));
+    return this.deps.families.get(this.deps.families.idFromName(familyId));
   }
 
   /**
@@ -305,10 +314,10 @@ export class RefreshStore {
    * retried once a second later.
    */
   async revokeMemberSessions(memberId: number, at: Instant): Promise<void> {
-    await revokeMemberSessionsAt(this.db, memberId, at);
+    await revokeMemberSessionsAt(this.deps.db, memberId, at);
     const put = () =>
-      this.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: at }), {
-        expirationTtl: this.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
+      this.deps.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: at }), {
+        expirationTtl: this.deps.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
       });
     try {
       await put();
@@ -319,7 +328,7 @@ export class RefreshStore {
   }
 
   private async readJson<T>(log: Logger, key: string, parse: (raw: unknown) => T | undefined): Promise<T | undefined> {
-    const raw = await this.kv.get(key, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
+    const raw = await this.deps.kv.get(key, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
     if (raw === null) return undefined;
     const parsed = parse(raw);
     if (parsed !== undefined) return parsed;
@@ -332,11 +341,11 @@ export class RefreshStore {
     fields: Omit<RefreshRecord, "v" | "issuedAt" | "expiresAt">,
     now: number,
   ): Promise<IssuedRefreshToken> {
-    const { refreshTokenTtl } = this.source.config;
+    const { refreshTokenTtl } = this.deps.source.config;
     const token = generateRefreshToken();
     const hash = await refreshTokenHash(token);
     const record: RefreshRecord = { v: 1, ...fields, issuedAt: now, expiresAt: now + refreshTokenTtl * 1000 };
-    await this.kv.put(REFRESH_KEYS.token(hash), JSON.stringify(record), {
+    await this.deps.kv.put(REFRESH_KEYS.token(hash), JSON.stringify(record), {
       expirationTtl: kvTtl(record.expiresAt, now),
     });
     return { token, hash, record, expiresIn: refreshTokenTtl };

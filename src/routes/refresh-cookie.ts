@@ -4,11 +4,10 @@
  * JSON-only behaviour.
  */
 import type { Context, MiddlewareHandler } from "hono";
-import type { AppEnv } from "../gateway";
+import { allowedOriginOf, type AppEnv } from "./middleware";
 import { GatewayError } from "../gateway-error";
-import { readBody } from "./body";
-import { objectBody, optionalString } from "./fields";
-import { allowedOrigin } from "./cors";
+import { readBody } from "../http/body";
+import { objectBody, optionalString } from "../http/fields";
 
 /** `__Secure-`: the browser stores it only with `Secure` from a secure context (https, or loopback). */
 export const REFRESH_COOKIE = "__Secure-gridgate-refresh";
@@ -60,7 +59,7 @@ export function withoutRefreshCookie(cookieHeader: string): string | undefined {
 export function cookieRefreshToken(c: Context<AppEnv>): string | undefined {
   const token = refreshCookieOf(c.req.raw.headers);
   if (token === undefined) return undefined;
-  if (allowedOrigin(c) === undefined) {
+  if (allowedOriginOf(c) === undefined) {
     throw new GatewayError(
       "origin_not_allowed",
       "The refresh cookie is only accepted from a browser app whose Origin is allowed (CORS_ORIGINS).",
@@ -76,7 +75,7 @@ function bodyOptional(c: Context<AppEnv>): boolean {
   return (
     empty &&
     !request.headers.has("Content-Type") &&
-    (refreshCookieOf(request.headers) !== undefined || allowedOrigin(c) !== undefined)
+    (refreshCookieOf(request.headers) !== undefined || allowedOriginOf(c) !== undefined)
   );
 }
 
@@ -96,7 +95,7 @@ export async function presentedRefreshToken(
   c: Context<AppEnv>,
   strict: (raw: unknown) => { refresh_token: string },
 ): Promise<string> {
-  if (refreshCookieOf(c.req.raw.headers) === undefined && allowedOrigin(c) === undefined) {
+  if (refreshCookieOf(c.req.raw.headers) === undefined && allowedOriginOf(c) === undefined) {
     return (await readBody(c.req.raw, strict)).refresh_token;
   }
   const body = await readTokenBody(c, parseLooseRefreshBody);
@@ -122,6 +121,6 @@ export function refreshCookieAftercare(route: "refresh" | "revoke"): MiddlewareH
     await next();
     const status = c.res.status;
     const clear = route === "refresh" ? status >= 400 && status < 500 : status === 200;
-    if (clear && allowedOrigin(c) !== undefined) c.res.headers.append("Set-Cookie", clearedRefreshCookie());
+    if (clear && allowedOriginOf(c) !== undefined) c.res.headers.append("Set-Cookie", clearedRefreshCookie());
   };
 }

@@ -1,6 +1,6 @@
 /** The `LoginBackoff` Durable Object: the one exact failed-login counter of one normalised email, worldwide. */
 import { DurableObject } from "cloudflare:workers";
-import { ObjectTables } from "./tables";
+import { ObjectTables } from "../storage/object-tables";
 
 /** Back-off settings, from `LOGIN_FREE_ATTEMPTS`, `LOGIN_BACKOFF_BASE_SECONDS`, `LOGIN_BACKOFF_MAX_SECONDS`. */
 export interface BackoffSettings {

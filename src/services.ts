@@ -1,6 +1,13 @@
 /** The per-isolate gateway object: configuration, keys, caches and stores built once and shared by every request. */
-import { AuditTrail } from "./audit";
-import { parseConfig, type Bindings, type Config, type ConfigSource } from "./config";
+import { AuditTrail } from "./audit/trail";
+import {
+  parseConfig,
+  parseCorsSettings,
+  type Bindings,
+  type Config,
+  type ConfigSource,
+  type CorsSettings,
+} from "./config";
 import { LoginGuard } from "./credentials/login-guard";
 import { LoginThrottle } from "./credentials/throttle";
 import { Logger } from "./log";
@@ -8,7 +15,7 @@ import { Metrics } from "./metrics";
 import { OrganisationLimits } from "./policy/limits";
 import { PlanGate } from "./policy/plan";
 import { ScopeSets } from "./policy/scopes";
-import { DynamicSecrets } from "./secrets/resolve";
+import { DynamicSecrets } from "./dynamic-secrets/resolve";
 import type { TraceContext } from "./http/trace";
 import { boundedD1, boundedKv, boundedObjects, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
 import { database, type Database } from "./storage/db";
@@ -16,11 +23,11 @@ import type { AccessClaims, ClaimRules } from "./tokens/claims";
 import { KeyStore } from "./tokens/keys";
 import { RefreshSessions } from "./tokens/refresh-session";
 import { RefreshStore } from "./tokens/refresh-store";
-import { RevocationList } from "./tokens/revocations";
+import { RevocationList } from "./revocation/list";
 import { TokenVerifier } from "./tokens/verify";
 
 /** What a test may replace when it builds a gateway. */
-export interface GatewayOverrides {
+export interface ServiceOverrides {
   /** The clock every component reads, in ms since the epoch (default `Date.now()`). */
   now?: () => number;
   /** Longest wait for one D1, KV or Durable Object call, in ms (default `STORAGE_WAIT_MS`, 5 s); tests shorten it. */
@@ -33,7 +40,7 @@ export interface GatewayOverrides {
  * Everything that outlives a request. Configuration is parsed on first use (a misconfigured
  * deployment fails the requests that need it, with `ConfigError`); the rest is built at once.
  */
-export class Gateway implements ConfigSource {
+export class Services implements ConfigSource {
   /** The clock, in ms since the epoch. */
   readonly now: () => number;
   /** The root logger; requests log through `logger.child(requestId)`. */
@@ -67,30 +74,39 @@ export class Gateway implements ConfigSource {
   /** Longest wait for a rate-limiting binding before the request goes on without it (ms). */
   readonly limiterWaitMs: number;
   private parsed: Config | undefined;
+  private parsedCors: CorsSettings | undefined;
   private organisationLimits: OrganisationLimits | undefined;
 
   constructor(
     readonly env: Bindings,
-    overrides: GatewayOverrides = {},
+    overrides: ServiceOverrides = {},
   ) {
     const now = overrides.now ?? (() => Date.now());
     this.now = now;
-    this.metrics = new Metrics(env.METRICS, this.logger);
+    this.metrics = new Metrics({ dataset: env.METRICS, logger: this.logger });
     // Every storage binding answers within a bounded wait or fails as 503 (docs/operating.md § Failure policy).
     const storage = new StorageCalls(overrides.storageWaitMs);
     this.storage = storage;
     const db = database(boundedD1(env.DB, storage));
     const kv = boundedKv(env.TOKENS, storage);
     this.db = db;
-    this.audit = new AuditTrail(env.AUDIT_SINK, this.logger, now);
+    this.audit = new AuditTrail({ sink: env.AUDIT_SINK, logger: this.logger, now });
     this.keys = new KeyStore(this);
-    this.plans = new PlanGate(this, db, now, this.logger);
+    this.plans = new PlanGate({ source: this, db, now, logger: this.logger });
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv, db, now });
     const families = boundedObjects(env.REFRESH_FAMILIES, "refresh_family", storage);
-    this.refreshStore = new RefreshStore(kv, families, this, now, db);
+    this.refreshStore = new RefreshStore({ kv, families, source: this, now, db });
     this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
-    this.revocations = new RevocationList(kv, boundedObjects(env.REVOCATIONS, "revocations", storage), now);
-    this.throttle = new LoginThrottle(boundedObjects(env.LOGIN_BACKOFF, "login_backoff", storage), this, now);
+    this.revocations = new RevocationList({
+      kv,
+      objects: boundedObjects(env.REVOCATIONS, "revocations", storage),
+      now,
+    });
+    this.throttle = new LoginThrottle({
+      objects: boundedObjects(env.LOGIN_BACKOFF, "login_backoff", storage),
+      source: this,
+      now,
+    });
     this.limiterWaitMs = overrides.limiterWaitMs ?? LIMITER_WAIT_MS;
     const { limiterWaitMs } = this;
     this.logins = new LoginGuard({
@@ -109,6 +125,11 @@ export class Gateway implements ConfigSource {
     return (this.parsed ??= parseConfig(this.env));
   }
 
+  /** The CORS settings, parsed once; throws `ConfigError` while they are invalid. */
+  get cors(): CorsSettings {
+    return (this.parsedCors ??= parseCorsSettings(this.env));
+  }
+
   /** The claim rules an access token is checked against now: issuer, audience, clock skew, the clock. */
   claimRules(): ClaimRules {
     const { issuer, audience, clockSkew } = this.config;
@@ -117,44 +138,29 @@ export class Gateway implements ConfigSource {
 
   /** The per-plan limits of the proxied API, built with the configuration (disabled plans are logged then, once). */
   get limits(): OrganisationLimits {
-    return (this.organisationLimits ??= new OrganisationLimits(
-      this.env,
-      this.config,
-      this.logger,
-      this.now,
-      this.limiterWaitMs,
-    ));
+    return (this.organisationLimits ??= new OrganisationLimits({
+      env: this.env,
+      config: this.config,
+      logger: this.logger,
+      now: this.now,
+      waitMs: this.limiterWaitMs,
+    }));
   }
 }
 
-const gateways = new WeakMap<Bindings, Gateway>();
+const servicesByEnv = new WeakMap<Bindings, Services>();
 
 /** Builds a gateway for `env`; tests pass fakes here (a clock, a stale KV, a failing D1 in `env`). */
-export function createGateway(env: Bindings, overrides?: GatewayOverrides): Gateway {
-  return new Gateway(env, overrides);
+export function createServices(env: Bindings, overrides?: ServiceOverrides): Services {
+  return new Services(env, overrides);
 }
 
 /** The gateway of `env`, built on first use: one per `env` object, i.e. one per isolate in production. */
-export function gatewayOf(env: Bindings): Gateway {
-  let gateway = gateways.get(env);
-  if (!gateway) {
-    gateway = createGateway(env);
-    gateways.set(env, gateway);
+export function servicesOf(env: Bindings): Services {
+  let services = servicesByEnv.get(env);
+  if (!services) {
+    services = createServices(env);
+    servicesByEnv.set(env, services);
   }
-  return gateway;
+  return services;
 }
-
-/** Values middleware hands down the request's path. */
-export interface Variables {
-  gateway: Gateway;
-  requestId: string;
-  /** The request's W3C trace: its trace id, and the `traceparent` forwarded to the origin. */
-  trace: TraceContext;
-  /** The request's logger: every line carries its request id and trace id. */
-  log: Logger;
-  /** The verified claims, once authentication passed (the proxied chain sets them when it ends, for metrics). */
-  claims: AccessClaims;
-}
-
-/** The one Hono environment type of the gateway. */
-export type AppEnv = { Bindings: Bindings; Variables: Variables };

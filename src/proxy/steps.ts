@@ -1,20 +1,26 @@
-/** The proxy chain's policy steps after authentication: active dynamic member, eligible plan, the organisation's limit, sufficient scope. */
+/** The proxied API's steps, in order: authenticate → active dynamic member → eligible plan → the organisation's limit → sufficient scope. */
 import { ConfigError, type WaitUntil } from "../config";
-import type { Gateway } from "../gateway";
+import type { Services } from "../services";
 import { GatewayError, unavailable } from "../gateway-error";
 import { checkPathForm } from "../policy/path-forms";
-import { claimsOf, type ProxiedRequest } from "../proxy/chain";
+import { verifyBearer } from "../tokens/bearer";
+import type { ProxiedRequest, ProxyStep } from "./request";
 import { isAllowed, resourceOf, scopesAllowing } from "../policy/scopes";
-import { pathOf } from "./request-url";
+import { pathOf } from "../http/request-url";
 
 /** Percent-encoded `/` or `\`: the origin might decode them into separators the scope check never saw. */
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
+/** Any accepted token (fixed or dynamic secret) sets `claims`. */
+export async function authenticate(proxied: ProxiedRequest): Promise<void> {
+  proxied.claims = await verifyBearer(proxied.request, proxied);
+}
+
 /** Dynamic-secret tokens must name an existing, active member; their `memberEntityId` comes from storage. */
 export function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> | void {
-  const claims = claimsOf(proxied);
+  const claims = proxied.verifiedClaims;
   if (claims.secretType !== "dynamic") return;
-  return proxied.gateway.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims).then((member) => {
+  return proxied.services.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims).then((member) => {
     proxied.claims = member;
   });
 }
@@ -23,9 +29,9 @@ export function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<voi
  * The plan of an organisation that is active and on an API plan (403 `plan_not_eligible` otherwise).
  * Whatever else the plan gate throws means D1 could not answer: 503 `temporarily_unavailable`.
  */
-export async function requireEligiblePlan(gateway: Gateway, ctx: WaitUntil, organisation: string): Promise<string> {
+export async function requireEligiblePlan(services: Services, ctx: WaitUntil, organisation: string): Promise<string> {
   try {
-    return await gateway.plans.requireEligible(ctx, organisation);
+    return await services.plans.requireEligible(ctx, organisation);
   } catch (error) {
     throw planGateFailure(error);
   }
@@ -41,11 +47,11 @@ function planGateFailure(error: unknown): unknown {
  * without waiting while the isolate holds a fresh state of the organisation.
  */
 export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
-  const { gateway } = proxied;
-  const organisation = claimsOf(proxied).organisationEntityIdentifier;
+  const { services } = proxied;
+  const organisation = proxied.verifiedClaims.organisationEntityIdentifier;
   let plan: string | undefined;
   try {
-    plan = gateway.plans.eligiblePlanNow(proxied.ctx, organisation);
+    plan = services.plans.eligiblePlanNow(proxied.ctx, organisation);
   } catch (error) {
     throw planGateFailure(error);
   }
@@ -53,7 +59,7 @@ export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
     proxied.plan = plan;
     return;
   }
-  return requireEligiblePlan(gateway, proxied.ctx, organisation).then((eligible) => {
+  return requireEligiblePlan(services, proxied.ctx, organisation).then((eligible) => {
     proxied.plan = eligible;
   });
 }
@@ -65,7 +71,7 @@ export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
  */
 export function limitOrganisation(proxied: ProxiedRequest): Promise<void> | void {
   if (proxied.plan === undefined) throw new Error("the limit step ran before the plan step");
-  return proxied.gateway.limits.count(proxied.plan, claimsOf(proxied).organisationEntityIdentifier, proxied.log);
+  return proxied.services.limits.count(proxied.plan, proxied.verifiedClaims.organisationEntityIdentifier, proxied.log);
 }
 
 /**
@@ -81,7 +87,7 @@ export function requireScope(proxied: ProxiedRequest): void {
     throw new GatewayError("invalid_request", "The request path is not valid percent-encoding.");
   if (ENCODED_SEPARATOR.test(path))
     throw new GatewayError("invalid_request", "Percent-encoded slashes and backslashes are not accepted in the path.");
-  if (!isAllowed(proxied.gateway.scopes.of(claimsOf(proxied).scope), method, resource)) {
+  if (!isAllowed(proxied.services.scopes.of(proxied.verifiedClaims.scope), method, resource)) {
     throw new GatewayError(
       "insufficient_scope",
       `${method} on ${resource || "/"} needs one of the scopes listed in WWW-Authenticate.`,
@@ -92,3 +98,12 @@ export function requireScope(proxied: ProxiedRequest): void {
   }
   checkPathForm(path);
 }
+
+/** The steps of every proxied request, in this order; `forward` follows them. */
+export const PROXY_STEPS: readonly ProxyStep[] = [
+  authenticate,
+  requireActiveDynamicMember,
+  requirePlan,
+  limitOrganisation,
+  requireScope,
+];

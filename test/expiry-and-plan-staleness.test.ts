@@ -2,8 +2,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createApp } from "../src/app";
-import { createGateway } from "../src/gateway";
+import { createWorker } from "../src/worker";
+import { createServices } from "../src/services";
 import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -11,8 +11,8 @@ afterEach(() => vi.restoreAllMocks());
 /** An app whose one gateway reads `clock.now` instead of `Date.now()`, over `bindings`. */
 function appWithClock(bindings: typeof env = env) {
   const clock = { now: Date.now() };
-  const gateway = createGateway(bindings, { now: () => clock.now });
-  const app = createApp({ gatewayFor: () => gateway });
+  const gateway = createServices(bindings, { now: () => clock.now });
+  const app = createWorker({ servicesFor: () => gateway });
   const get = async (path: string, token: string): Promise<Response> => {
     const ctx = createExecutionContext();
     const request = new Request(GATEWAY + path, { headers: { Authorization: `Bearer ${token}` } });

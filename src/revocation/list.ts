@@ -9,13 +9,12 @@ import {
   type RevocationRequest,
   type RevocationSnapshot,
   type Revocations,
-} from "../durable/revocations";
+} from "./record";
 import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
-import { issuedAtOf, revokedBy, type Instant } from "../revocation/order";
-import type { RevocationSubjects } from "../revocation/revoke";
+import { issuedAtOf, revokedBy, type Instant } from "./order";
 import { STORAGE_WAIT_MS } from "../storage/bounded";
-import type { AccessClaims } from "./claims";
+import type { AccessClaims } from "../tokens/claims";
 
 /** From this age on, a request starts a background re-read (ms). */
 export const REVOCATIONS_REFRESH_MS = 19_000;
@@ -41,6 +40,12 @@ function parse(raw: unknown): RevocationSnapshot | undefined {
   if (value.exact !== undefined && value.exact !== true) return undefined;
   if (value.shard !== undefined && !Number.isSafeInteger(value.shard)) return undefined;
   return value as RevocationSnapshot;
+}
+
+/** Whose tokens and sessions to revoke. */
+export interface RevocationSubjects {
+  members?: readonly number[];
+  organisations?: readonly string[];
 }
 
 const later = (a: Instant | undefined, b: Instant | undefined) =>
@@ -73,6 +78,13 @@ class ShardCopy {
   }
 }
 
+/** What a {@link RevocationList} reads and calls. */
+export interface RevocationListDeps {
+  kv: KVNamespace;
+  objects: DurableObjectNamespace<Revocations>;
+  now: () => number;
+}
+
 /**
  * One per gateway (isolate). Holds, per shard, member → revocation instant and organisation → revocation instant
  * (ms) in maps; {@link isRevoked} is a few map lookups (the subject's shard, and shard 0 as well while
@@ -92,11 +104,7 @@ export class RevocationList {
   /** Gateway time the last background re-read was sent; another is sent once it answered or its wait ran out. */
   private backgroundSince: number | undefined;
 
-  constructor(
-    private readonly kv: KVNamespace,
-    private readonly objects: DurableObjectNamespace<Revocations>,
-    private readonly now: () => number,
-  ) {}
+  constructor(private readonly deps: RevocationListDeps) {}
 
   /**
    * Makes sure the copy is fresh enough for this request: nothing to wait for (the usual case; a
@@ -104,7 +112,7 @@ export class RevocationList {
    * use, this request's own re-read, which it must await first.
    */
   ensureFresh(ctx: WaitUntil, log: Logger): Promise<void> | undefined {
-    const now = this.now();
+    const now = this.deps.now();
     const age = now - this.loadedAt;
     if (age < REVOCATIONS_REFRESH_MS) return undefined;
     if (age > REVOCATIONS_MAX_AGE_MS) return this.load();
@@ -150,7 +158,7 @@ export class RevocationList {
     subjects: RevocationSubjects,
     at: Instant,
   ): Promise<void> {
-    const now = this.now();
+    const now = this.deps.now();
     const byShard = new Map<number, { members: number[]; organisations: string[] }>();
     const shardOf = (subject: string) => {
       const shard = revocationShard(subject);
@@ -169,7 +177,7 @@ export class RevocationList {
           keepSeconds: config.accessTokenTtl + config.clockSkew,
           now,
         };
-        const object = this.objects.get(this.objects.idFromName(revocationShardName(shard)));
+        const object = this.deps.objects.get(this.deps.objects.idFromName(revocationShardName(shard)));
         this.install(shard, await object.revoke(request));
       }),
     );
@@ -196,8 +204,8 @@ export class RevocationList {
    */
   private async load(): Promise<void> {
     const keys = this.shards.map((_, shard) => revocationShardKey(shard));
-    const records = await this.kv.get<unknown>(keys, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
-    const readAt = this.now();
+    const records = await this.deps.kv.get<unknown>(keys, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
+    const readAt = this.deps.now();
     let unreadable: string | undefined;
     keys.forEach((key, shard) => {
       const raw = records.get(key) ?? null;

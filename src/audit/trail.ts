@@ -1,7 +1,7 @@
 /** Security audit trail: one structured event per login, refresh, revoke and secret change. */
-import type { WaitUntil } from "./config";
-import { auditShardName, type AuditRow, type AuditSink } from "./durable/audit-sink";
-import type { Logger } from "./log";
+import type { WaitUntil } from "../config";
+import { auditShardName, type AuditRow, type AuditSink } from "./sink";
+import type { Logger } from "../log";
 
 /** Every kind of event the gateway records. */
 export type AuditEventName =
@@ -98,20 +98,23 @@ function safeDetail(detail: AuditEvent["detail"]): AuditEvent["detail"] {
 /** Fields of an event a route or guard adds to the request's facts. */
 export type AuditFields = Pick<AuditEvent, "event" | "outcome" | "memberId" | "organisationId" | "detail">;
 
+/** What an {@link AuditTrail} writes to. */
+export interface AuditTrailDeps {
+  sink: DurableObjectNamespace<AuditSink>;
+  logger: Logger;
+  now: () => number;
+}
+
 /**
  * The audit trail: JSON log lines through the gateway's {@link Logger}, rows in D1 `audit_events`
  * written through the sharded `AuditSink` Durable Object, which batches them (docs/capacity.md § 5).
  */
 export class AuditTrail {
-  constructor(
-    private readonly sink: DurableObjectNamespace<AuditSink>,
-    private readonly logger: Logger,
-    private readonly now: () => number,
-  ) {}
+  constructor(private readonly deps: AuditTrailDeps) {}
 
   /** Writes `event` as one structured log line (`"type":"audit"`), without touching D1. */
-  log(event: AuditEvent, at = this.now()): void {
-    this.logger.info(event.event, {
+  log(event: AuditEvent, at = this.deps.now()): void {
+    this.deps.logger.info(event.event, {
       request_id: event.requestId,
       trace_id: event.traceId,
       type: "audit",
@@ -132,15 +135,17 @@ export class AuditTrail {
    * logged (`audit_write_failed`) and never fails the request.
    */
   record(ctx: WaitUntil, event: AuditEvent): void {
-    const at = this.now();
+    const at = this.deps.now();
     this.log(event, at);
     const write = Promise.resolve()
-      .then(() => this.sink.get(this.sink.idFromName(auditShardName(event.requestId))).append(auditRow(event, at)))
+      .then(() =>
+        this.deps.sink.get(this.deps.sink.idFromName(auditShardName(event.requestId))).append(auditRow(event, at)),
+      )
       .then((accepted) => {
         if (!accepted) throw new Error("audit sink full");
       })
       .catch((error: unknown) => {
-        this.logger.error("audit_write_failed", {
+        this.deps.logger.error("audit_write_failed", {
           request_id: event.requestId,
           trace_id: event.traceId,
           audit_event: event.event,

@@ -1,6 +1,6 @@
 /** The `RefreshFamily` Durable Object: the one authority, worldwide, on rotating, re-issuing and revoking one refresh family. */
 import { DurableObject } from "cloudflare:workers";
-import { ObjectTables } from "./tables";
+import { ObjectTables } from "../storage/object-tables";
 
 /** What the family object needs to know about a family it has not seen yet (from the presented token's KV record). */
 export interface FamilyFacts {

@@ -1,13 +1,11 @@
-/** Bearer authentication middleware: exactly one `Authorization: Bearer <jwt>`, verified against the gateway's keys. */
-import type { MiddlewareHandler } from "hono";
+/** Bearer authentication: exactly one `Authorization: Bearer <jwt>`, verified against the gateway's keys and the recent revocations. */
 import type { WaitUntil } from "../config";
 import { GatewayError } from "../gateway-error";
-import type { AppEnv, Gateway } from "../gateway";
 import type { Logger } from "../log";
-import type { ProxiedRequest } from "../proxy/chain";
-import type { AccessClaims } from "../tokens/claims";
+import type { Services } from "../services";
+import type { AccessClaims } from "./claims";
 
-/** Options of {@link bearerAuth}. */
+/** Options of {@link verifyBearer}. */
 export interface BearerAuthOptions {
   /** Accept only tokens signed with the fixed secret (e.g. for secret management); else dynamic ones too. */
   fixedOnly?: boolean;
@@ -46,6 +44,13 @@ function credentialsOf(request: Request): string {
   return match[1]!;
 }
 
+/** What verification uses of the request's scope; `ctx` is read only when background work is scheduled. */
+export interface BearerScope {
+  readonly services: Services;
+  readonly log: Logger;
+  readonly ctx: WaitUntil;
+}
+
 /**
  * Verifies the request's bearer token and returns its claims; every failure is a 401 with an RFC 6750
  * challenge. Fixed-secret tokens need no I/O; dynamic-secret ones read their organisation's keys (isolate, KV, D1).
@@ -53,40 +58,25 @@ function credentialsOf(request: Request): string {
  */
 export async function verifyBearer(
   request: Request,
-  gateway: Gateway,
-  options: BearerAuthOptions,
-  ctx: () => WaitUntil,
-  log: Logger,
+  scope: BearerScope,
+  options: BearerAuthOptions = {},
 ): Promise<AccessClaims> {
+  const { services, log } = scope;
   const token = credentialsOf(request);
-  const claims = await gateway.verifier.verify(
+  const claims = await services.verifier.verify(
     token,
-    gateway.keys.importedRing ?? (await gateway.keys.fixedRing()),
-    gateway.claimRules(),
-    options.fixedOnly ? undefined : gateway.dynamicSecrets,
-    options.fixedOnly ? NO_BACKGROUND_WORK : ctx(),
+    services.keys.importedRing ?? (await services.keys.fixedRing()),
+    services.claimRules(),
+    options.fixedOnly ? undefined : services.dynamicSecrets,
+    options.fixedOnly ? NO_BACKGROUND_WORK : scope.ctx,
     log,
   );
-  // Recent revocations (logout-everywhere, suspension, plan change): an in-memory check; the copy is
-  // re-read in the background, so a request waits only when the isolate's copy is too old to use.
-  const stale = gateway.revocations.ensureFresh(ctx(), log);
+  // re-read in the background: a request waits only when the isolate's copy is too old to use
+  const stale = services.revocations.ensureFresh(scope.ctx, log);
   if (stale) await stale;
-  if (gateway.revocations.isRevoked(claims)) throw new GatewayError("invalid_token", "token revoked");
+  if (services.revocations.isRevoked(claims)) throw new GatewayError("invalid_token", "token revoked");
   return claims;
 }
 
 /** Fixed-secret verification never schedules background work. */
 const NO_BACKGROUND_WORK = { waitUntil: () => undefined };
-
-/** The proxy chain's authentication step: any accepted token (fixed or dynamic secret) sets `claims`. */
-export async function authenticate(proxied: ProxiedRequest): Promise<void> {
-  proxied.claims = await verifyBearer(proxied.request, proxied.gateway, {}, () => proxied.ctx, proxied.log);
-}
-
-/** {@link verifyBearer} as Hono middleware for the gateway's own routes: sets `claims`. */
-export function bearerAuth(options: BearerAuthOptions = {}): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    c.set("claims", await verifyBearer(c.req.raw, c.get("gateway"), options, () => c.executionCtx, c.get("log")));
-    await next();
-  };
-}

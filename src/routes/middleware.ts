@@ -1,0 +1,80 @@
+/** The Hono side of the gateway's own routes: their environment type, and the request scope, CORS, bearer authentication and error answers as middleware. */
+import type { Context, ErrorHandler, MiddlewareHandler } from "hono";
+import type { Bindings } from "../config";
+import { allowedOrigin, preflightAnswer, withCorsHeaders } from "../http/cors";
+import { errorResponse } from "../http/problem";
+import { closeScope, openScope } from "../http/scope";
+import type { TraceContext } from "../http/trace";
+import { Logger } from "../log";
+import type { Services } from "../services";
+import { verifyBearer, type BearerAuthOptions } from "../tokens/bearer";
+import type { AccessClaims } from "../tokens/claims";
+
+/** Values middleware hands down a route. */
+export interface Variables {
+  services: Services;
+  requestId: string;
+  /** The request's W3C trace. */
+  trace: TraceContext;
+  /** The request's logger: every line carries its request id and trace id. */
+  log: Logger;
+  /** The verified claims, once {@link bearerAuth} passed. */
+  claims: AccessClaims;
+}
+
+/** The one Hono environment type of the gateway's routes. */
+export type AppEnv = { Bindings: Bindings; Variables: Variables };
+
+/**
+ * Opens the request's scope (read it with `c.get`: `c.var` copies every variable on each access) and, once the
+ * route answered or refused, closes it: `X-Request-Id` and one metrics data point.
+ */
+export function requestScope(servicesFor: (env: Bindings) => Services): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const scope = openScope(servicesFor(c.env), c.req.raw);
+    c.set("services", scope.services);
+    c.set("requestId", scope.requestId);
+    c.set("trace", scope.trace);
+    c.set("log", scope.log);
+    await next();
+    closeScope(scope, c.req.url, c.res, c.get("claims"), c.error);
+  };
+}
+
+/** CORS (src/http/cors.ts): a request without `Origin` passes untouched; a preflight is answered here. */
+export function cors(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (!c.req.raw.headers.has("Origin")) return next();
+    const settings = c.get("services").cors;
+    const preflight = preflightAnswer(c.req.raw, settings);
+    if (preflight) return preflight;
+    await next();
+    c.res = withCorsHeaders(c.req.raw, c.res, settings);
+  };
+}
+
+/** The request's `Origin` when it is on `CORS_ORIGINS`. */
+export function allowedOriginOf(c: Context<AppEnv>): string | undefined {
+  return c.req.raw.headers.has("Origin") ? allowedOrigin(c.req.raw, c.get("services").cors) : undefined;
+}
+
+/** Bearer authentication of a route: sets `claims`. */
+export function bearerAuth(options: BearerAuthOptions = {}): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const scope = {
+      services: c.get("services"),
+      log: c.get("log"),
+      get ctx() {
+        return c.executionCtx;
+      },
+    };
+    c.set("claims", await verifyBearer(c.req.raw, scope, options));
+    await next();
+  };
+}
+
+/** Every error a route throws, as {@link errorResponse} answers it. */
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  const requestId = c.get("requestId") ?? crypto.randomUUID();
+  return errorResponse(err, requestId, c.get("log") ?? new Logger(requestId));
+};
