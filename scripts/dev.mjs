@@ -1,29 +1,41 @@
 // `npm run dev`: local secrets, migrated and seeded local D1, then the demo origin (127.0.0.1:8788)
 // and the gateway (127.0.0.1:8787) as two `wrangler dev` process groups that live and die together,
-// and the demo web app on http://127.0.0.1:5173 (served from this process).
+// and the demo web app on http://127.0.0.1:5173 (served from this process). A change to .dev.vars
+// restarts both workers with the new values (wrangler dev itself reads .dev.vars only when it starts).
 import {
   DEV_CORS_ORIGINS,
   gatewayWorker,
   originWorker,
   prepareLocal,
+  prepareSecrets,
+  readTextOrNull,
+  ROOT,
   serveWebApp,
   startWorker,
   stopGroups,
   waitForOk,
+  watchFileContent,
 } from "./lib/dev-stack.mjs";
 
 const GATEWAY_PORT = 8787;
 const WEB_APP_PORT = 5173;
+const DEV_VARS = `${ROOT}.dev.vars`;
 const log = (message) => console.log(`[dev] ${message}`);
 
-const children = [];
+let children = [];
 let webApp;
+let stopWatching;
 let stopping = false;
+/** Counts worker starts: exits and readiness of workers from an earlier start are ignored. */
+let generation = 0;
+/** The .dev.vars text and values the running workers were started with. */
+let running = { text: null, vars: {} };
 
 async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   process.exitCode = code;
+  stopWatching?.();
   webApp?.close();
   await stopGroups(children);
   process.exit(process.exitCode);
@@ -36,32 +48,86 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   });
 }
 
-let vars;
+/** Starts both workers with `vars` (the .dev.vars values). */
+function startWorkers(vars) {
+  running = { text: readTextOrNull(DEV_VARS), vars };
+  const current = ++generation;
+  // Browser apps: .dev.vars decides (see .dev.vars.example); an older .dev.vars without the line gets the dev default.
+  const gatewayVars = vars.CORS_ORIGINS === undefined ? { CORS_ORIGINS: DEV_CORS_ORIGINS } : {};
+  const callbacks = {
+    onLine: (worker, line) => console.log(`[${worker.name}] ${line}`),
+    onExit: (worker, code, signal) => {
+      if (stopping || current !== generation) return;
+      console.error(`[dev] ${worker.name} stopped (${signal ?? `exit ${code}`}); stopping the rest`);
+      stop(code ?? 1);
+    },
+  };
+  children = [
+    startWorker(originWorker({ port: 8788, inspector: 9230 }), callbacks),
+    startWorker(gatewayWorker({ port: GATEWAY_PORT, inspector: 9229, vars: gatewayVars }), callbacks),
+  ];
+  return current;
+}
+
+async function announceWhenReady(current) {
+  const ready = await waitForOk(`http://127.0.0.1:${GATEWAY_PORT}/health`, {
+    cancelled: () => stopping || current !== generation,
+  });
+  if (ready && current === generation) {
+    log(
+      `ready: gateway http://127.0.0.1:${GATEWAY_PORT}, demo origin http://127.0.0.1:8788, web app http://127.0.0.1:${WEB_APP_PORT} (Ctrl-C stops all three)`,
+    );
+  }
+}
+
+let restarting;
+let restartAgain = false;
+
+/** Stops both workers and starts them again from the current .dev.vars; one more round if it changes meanwhile. */
+async function restart() {
+  if (restarting) {
+    restartAgain = true;
+    return;
+  }
+  restarting = (async () => {
+    do {
+      restartAgain = false;
+      const previous = running.vars;
+      log(".dev.vars changed: restarting the gateway and the demo origin");
+      generation++;
+      await stopGroups(children);
+      children = [];
+      if (stopping) return;
+      try {
+        const current = startWorkers(prepareSecrets({ log }));
+        if (running.vars.PASSWORD_PEPPER !== previous.PASSWORD_PEPPER) {
+          log("PASSWORD_PEPPER changed: the seeded accounts keep their old hashes; to log in with them, stop,");
+          log("delete .wrangler/state and start again");
+        }
+        announceWhenReady(current);
+      } catch (error) {
+        console.error(`[dev] ${error.message}; the workers stay stopped until .dev.vars changes again`);
+      }
+    } while (restartAgain && !stopping);
+  })();
+  await restarting;
+  restarting = undefined;
+}
+
+let first;
 try {
-  vars = prepareLocal({ log });
+  first = startWorkers(prepareLocal({ log }));
 } catch (error) {
   console.error(`[dev] ${error.message}`);
   process.exit(1);
 }
-// Browser apps: .dev.vars decides (see .dev.vars.example); an older .dev.vars without the line gets the dev default.
-const gatewayVars = vars.CORS_ORIGINS === undefined ? { CORS_ORIGINS: DEV_CORS_ORIGINS } : {};
-const callbacks = {
-  onLine: (worker, line) => console.log(`[${worker.name}] ${line}`),
-  onExit: (worker, code, signal) => {
-    if (!stopping) console.error(`[dev] ${worker.name} stopped (${signal ?? `exit ${code}`}); stopping the rest`);
-    stop(code ?? 1);
-  },
-};
-children.push(startWorker(originWorker({ port: 8788, inspector: 9230 }), callbacks));
-children.push(startWorker(gatewayWorker({ port: GATEWAY_PORT, inspector: 9229, vars: gatewayVars }), callbacks));
+stopWatching = watchFileContent(DEV_VARS, (text) => {
+  if (text !== running.text) restart();
+});
 try {
   webApp = await serveWebApp({ port: WEB_APP_PORT, gateway: `http://127.0.0.1:${GATEWAY_PORT}` });
 } catch (error) {
   console.error(`[dev] the web app could not listen on 127.0.0.1:${WEB_APP_PORT} (${error.message}); stopping`);
   await stop(1);
 }
-if (await waitForOk(`http://127.0.0.1:${GATEWAY_PORT}/health`, { cancelled: () => stopping })) {
-  log(
-    `ready: gateway http://127.0.0.1:${GATEWAY_PORT}, demo origin http://127.0.0.1:8788, web app http://127.0.0.1:${WEB_APP_PORT} (Ctrl-C stops all three)`,
-  );
-}
+await announceWhenReady(first);

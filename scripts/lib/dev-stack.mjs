@@ -1,8 +1,9 @@
 // The local stack shared by `npm run dev` and `npm run test:browser`: local secrets, a migrated and
 // seeded local D1, `wrangler dev` workers in process groups of their own, and the demo web app server.
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { basename, dirname } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -25,6 +26,40 @@ export function readDevVars(path) {
   return vars;
 }
 
+/** The text of `path`, or null when there is no such file. */
+export function readTextOrNull(path) {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    if (error.code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/**
+ * Calls `onChange(text)` (null once the file is gone) when the content of the file at `path` differs from what
+ * it last saw, once per burst of writes (`debounceMs`). It watches the directory, so an editor that replaces
+ * the file by a rename is seen too. Returns a function that stops watching.
+ */
+export function watchFileContent(path, onChange, { debounceMs = 300 } = {}) {
+  let seen = readTextOrNull(path);
+  let timer;
+  const watcher = watch(dirname(path), (_event, filename) => {
+    if (filename !== basename(path)) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const text = readTextOrNull(path);
+      if (text === seen) return;
+      seen = text;
+      onChange(text);
+    }, debounceMs);
+  });
+  return () => {
+    clearTimeout(timer);
+    watcher.close();
+  };
+}
+
 /** Runs one setup step to completion, showing its output only when it fails (then throws). */
 function step(log, title, command, args, extraEnv = {}) {
   log(title);
@@ -41,11 +76,10 @@ function step(log, title, command, args, extraEnv = {}) {
 }
 
 /**
- * Local secrets (.dev.vars, created from .dev.vars.example), the demo origin's copy of the assertion
- * secret, then migrations and seed data in the local D1 under `persistTo` (wrangler's default when
- * undefined). Returns the .dev.vars values.
+ * Local secrets: .dev.vars (created from .dev.vars.example when missing) and the demo origin's copy of the
+ * assertion secret. Returns the .dev.vars values; throws when a required one is missing.
  */
-export function prepareLocal({ log, persistTo }) {
+export function prepareSecrets({ log }) {
   if (!existsSync(`${ROOT}.dev.vars`)) {
     copyFileSync(`${ROOT}.dev.vars.example`, `${ROOT}.dev.vars`);
     log("created .dev.vars from .dev.vars.example");
@@ -58,6 +92,15 @@ export function prepareLocal({ log, persistTo }) {
     `${ORIGIN_DIR}.dev.vars`,
     `# Written by npm run dev from ../../.dev.vars\nASSERTION_SECRET=${vars.ASSERTION_SECRET}\n`,
   );
+  return vars;
+}
+
+/**
+ * Local secrets ({@link prepareSecrets}), then migrations and seed data in the local D1 under `persistTo`
+ * (wrangler's default when undefined). Returns the .dev.vars values.
+ */
+export function prepareLocal({ log, persistTo }) {
+  const vars = prepareSecrets({ log });
   mkdirSync(`${ROOT}.wrangler`, { recursive: true });
   const persist = persistTo ? ["--persist-to", persistTo] : [];
   const seedFile = persistTo ? `${persistTo}/seed.sql` : ".wrangler/seed.sql";

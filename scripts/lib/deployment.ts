@@ -1,0 +1,209 @@
+/** A deployment environment of wrangler.toml as `npm run deploy:check` and `npm run secrets:*` see it. */
+import "../admin/node-base64";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseEnv } from "node:util";
+import { experimental_readRawConfig, unstable_readConfig, type Unstable_Config } from "wrangler";
+import { ConfigError, parseConfig, parseCorsSettings, type Bindings } from "../../src/config";
+
+import { API_LIMIT_WINDOW_SECONDS, limitBindingName } from "../../src/policy/limits";
+
+/** The repository's root directory (the CLIs run there). */
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** Where `npm run secrets:generate` keeps an environment's secrets, relative to the root: `.secrets/<env>.env` (git-ignored). */
+export function secretsFile(env: string): string {
+  return join(".secrets", `${env}.env`);
+}
+
+/** The environments wrangler.toml defines (`[env.<name>]`). */
+export function environmentNames(configPath: string): string[] {
+  return Object.keys(experimental_readRawConfig({ config: configPath }).rawConfig.env ?? {});
+}
+
+/** One environment as wrangler resolves it (inherited keys, defaults); throws when wrangler.toml does not define it. */
+export function readEnvironment(configPath: string, env: string): Unstable_Config {
+  const names = environmentNames(configPath);
+  if (!names.includes(env)) {
+    throw new Error(`wrangler.toml has no [env.${env}]; its environments: ${names.join(", ") || "none"}`);
+  }
+  return unstable_readConfig({ config: configPath, env }, { hideWarnings: true });
+}
+
+/** The secrets `[env.<name>.secrets] required` lists: wrangler refuses to deploy while any is unset. */
+export function requiredSecrets(config: Unstable_Config): string[] {
+  return config.secrets?.required ?? [];
+}
+
+/**
+ * Writes a new random value (32 bytes, unpadded base64url: 43 characters) for every required secret of the
+ * environment to `file` with mode 0600, never replacing an existing file. Returns the names written.
+ */
+export function generateSecrets(config: Unstable_Config, file: string): string[] {
+  const names = requiredSecrets(config);
+  if (names.length === 0) throw new Error("the environment has no [secrets] required list to generate");
+  const lines = names.map((name) => `${name}=${randomBytes(32).toString("base64url")}`);
+  const header = `# Secrets of the Gridgate environment ${JSON.stringify(config.targetEnvironment)}, written by npm run secrets:generate. Never commit it.`;
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    writeFileSync(file, `${header}\n${lines.join("\n")}\n`, { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    if ((error as { code?: string }).code === "EEXIST") {
+      throw new Error(`${file} already exists and is never overwritten; to replace a secret, see docs/operating.md`);
+    }
+    throw error;
+  }
+  return names;
+}
+
+/** Values that pass `parseConfig`, standing in for the secrets a check is not about. */
+const STAND_INS = {
+  JWT_SECRET: "stand-in-jwt-secret-of-at-least-32-bytes",
+  PASSWORD_PEPPER: "stand-in-password-pepper-of-at-least-32-bytes",
+  ASSERTION_SECRET: "stand-in-assertion-secret-of-at-least-32-bytes",
+};
+
+/** The gateway's own verdict on `settings` (over valid stand-ins): its ConfigError message, if any. */
+function configProblem(settings: Record<string, string | undefined>): string | undefined {
+  try {
+    parseConfig({ ...STAND_INS, ...settings } as unknown as Bindings);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+}
+
+/** A value an operator must still fill in: `<…>`, or an id of zeros only. */
+function isPlaceholder(key: string, value: string): boolean {
+  return /^<.*>$/s.test(value.trim()) || (/id$/.test(key) && /^[0-]+$/.test(value));
+}
+
+/** Every placeholder in `value`, by path (`vars.ORIGIN_URL`, `d1_databases[0].database_id`). */
+function placeholders(value: unknown, path: string, found: Map<string, string> = new Map()): Map<string, string> {
+  if (typeof value === "string") {
+    if (isPlaceholder(path, value)) found.set(path, value);
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => placeholders(item, `${path}[${index}]`, found));
+  } else if (value !== null && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) placeholders(item, path ? `${path}.${key}` : key, found);
+  }
+  return found;
+}
+
+function stringVars(config: Unstable_Config): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(config.vars).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
+  );
+}
+
+/** The origin: a service binding `ORIGIN`, else an https `ORIGIN_URL` the gateway accepts. */
+function originProblems(config: Unstable_Config, url: string | undefined): string[] {
+  if (config.services?.some((service) => service.binding === "ORIGIN")) return [];
+  if (url === undefined || url.trim() === "") {
+    return ["neither an ORIGIN service binding nor ORIGIN_URL: every proxied request would get 502"];
+  }
+  const problem = configProblem({ ORIGIN_URL: url });
+  if (problem) return [problem];
+  if (URL.parse(url.trim())?.protocol !== "https:") {
+    return [`ORIGIN_URL must be https outside local development, got ${JSON.stringify(url)}`];
+  }
+  return [];
+}
+
+/** One `API_LIMIT_<PLAN>` binding per plan in `API_PLANS`, enforcing exactly the plan's `API_RATE_LIMITS` a minute. */
+function rateLimitProblems(config: Unstable_Config, vars: Record<string, string>): string[] {
+  let plans: ReadonlySet<string>;
+  let limits: ReadonlyMap<string, number>;
+  try {
+    ({ apiPlans: plans, apiRateLimits: limits } = parseConfig({
+      ...STAND_INS,
+      API_PLANS: vars.API_PLANS,
+      API_RATE_LIMITS: vars.API_RATE_LIMITS,
+    } as unknown as Bindings));
+  } catch {
+    return []; // the vars check reports it
+  }
+  const problems: string[] = [];
+  for (const plan of plans) {
+    const name = limitBindingName(plan);
+    const binding = config.ratelimits?.find((ratelimit) => ratelimit.name === name);
+    const limit = limits.get(plan);
+    if (limit === undefined) problems.push(`API_RATE_LIMITS states no limit for plan ${plan} (in API_PLANS)`);
+    if (binding === undefined) {
+      problems.push(`plan ${plan} (in API_PLANS) has no [[ratelimits]] binding ${name}: it would not be limited`);
+      continue;
+    }
+    if (limit !== undefined && binding.simple.limit !== limit) {
+      problems.push(`${name} has simple.limit ${binding.simple.limit}, but API_RATE_LIMITS states ${plan}=${limit}`);
+    }
+    if (binding.simple.period !== API_LIMIT_WINDOW_SECONDS) {
+      problems.push(
+        `${name} has simple.period ${binding.simple.period}; the API limits are per ${API_LIMIT_WINDOW_SECONDS} s`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** The environment's required secrets against the secrets file, each value checked by the gateway's own rules. */
+export function secretsProblems(config: Unstable_Config, file: string): string[] {
+  const required = requiredSecrets(config);
+  const problems: string[] = [];
+  if (required.length === 0) {
+    problems.push(`[env.${config.targetEnvironment}.secrets] required lists no secrets: nothing checks they are set`);
+  }
+  if (!existsSync(file)) {
+    return [...problems, `no secrets file ${file} (npm run secrets:generate -- --env ${config.targetEnvironment})`];
+  }
+  const secrets = parseEnv(readFileSync(file, "utf8"));
+  for (const name of required) {
+    if (!secrets[name]) problems.push(`${file} has no ${name}`);
+  }
+  for (const [name, value] of Object.entries(secrets)) {
+    const problem = configProblem({ [name]: value });
+    if (problem) problems.push(`${file}: ${problem}`);
+  }
+  if (problems.length === 0) {
+    const problem = configProblem({ JWT_SECRET: "", PASSWORD_PEPPER: "", ASSERTION_SECRET: "", ...secrets });
+    if (problem) problems.push(`${file}: ${problem}`);
+  }
+  return problems;
+}
+
+/**
+ * Everything that would make the environment deploy a broken gateway, one line each: placeholders left in,
+ * no origin or a plain-http one, vars or `CORS_ORIGINS` the gateway refuses, rate-limit bindings that do not
+ * enforce `API_RATE_LIMITS`, required secrets missing from (or invalid in) the secrets file. Empty: deployable.
+ */
+export function deployProblems(config: Unstable_Config, file: string): string[] {
+  const found = placeholders(
+    {
+      vars: config.vars,
+      d1_databases: config.d1_databases,
+      kv_namespaces: config.kv_namespaces,
+      services: config.services,
+      routes: config.routes,
+      route: config.route,
+    },
+    "",
+  );
+  const problems = [...found].map(
+    ([path, value]) => `${path} is still a placeholder (${JSON.stringify(value)}): fill it in`,
+  );
+  const vars = Object.fromEntries(Object.entries(stringVars(config)).filter(([name]) => !found.has(`vars.${name}`)));
+  const { ORIGIN_URL, CORS_ORIGINS, CORS_ALLOW_HEADERS, ...settings } = vars;
+  const varsProblem = configProblem(settings);
+  if (varsProblem) problems.push(varsProblem);
+  if (!found.has("vars.ORIGIN_URL")) problems.push(...originProblems(config, ORIGIN_URL));
+  try {
+    parseCorsSettings({ CORS_ORIGINS, CORS_ALLOW_HEADERS } as Bindings);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(error.message);
+  }
+  problems.push(...rateLimitProblems(config, vars), ...secretsProblems(config, file));
+  return problems;
+}
