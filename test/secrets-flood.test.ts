@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/worker";
 import { createServices } from "../src/services";
 import { MISS_BURST, MISS_REFILL_PER_SECOND } from "../src/dynamic-secrets/miss-budget";
-import { GATEWAY, fakeOrigin, newArchitectOrganisation, now, randomId, signWithJose } from "./helpers";
+import { GATEWAY, fakeOrigin, newArchitectOrganisation, now, problem, randomId, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -52,20 +52,29 @@ function isolateWithClock() {
 }
 
 describe("tokens naming unknown organisations", () => {
-  it("are refused with 401, and a flood of them queries D1 at most the isolate's miss budget", async () => {
+  it("are refused with 401 while D1 is asked; past the isolate's miss budget shed with 503 and Retry-After", async () => {
     fakeOrigin();
     const real = await organisationWithSecret();
     const { clock, get } = isolateWithClock();
     const queries = vi.spyOn(env.DB, "prepare");
+    const statuses: number[] = [];
     const flood = async (count: number) => {
       for (let i = 0; i < count; i++) {
         const response = await get(await dynamicToken(randomId("x"), real.member, real.secret));
-        expect(response.status).toBe(401);
-        expect(response.headers.get("WWW-Authenticate")).toContain('error="invalid_token"');
+        statuses.push(response.status);
+        if (response.status === 401) {
+          expect(response.headers.get("WWW-Authenticate")).toContain('error="invalid_token"');
+        } else {
+          expect(response.status, "a shed look-up is a temporary failure, never a 401").toBe(503);
+          expect((await problem(response)).code).toBe("temporarily_unavailable");
+          expect(response.headers.get("Retry-After")).toBe("5");
+        }
       }
     };
 
     await flood(4 * MISS_BURST);
+    expect(statuses.filter((status) => status === 401).length, "the burst is looked up").toBeGreaterThan(0);
+    expect(statuses.filter((status) => status === 503).length, "the rest is shed").toBeGreaterThan(0);
     expect(queries.mock.calls.length, "the burst").toBeLessThanOrEqual(MISS_BURST);
     expect(queries.mock.calls.length, "negatives are looked up while the budget lasts").toBeGreaterThan(0);
 

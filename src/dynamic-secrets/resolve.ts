@@ -1,6 +1,6 @@
 /** Verification-side lookups for dynamic-secret tokens: an organisation's live keys and its members. */
 import { ConfigError, type ConfigSource, type WaitUntil } from "../config";
-import { GatewayError, refusal } from "../gateway-error";
+import { GatewayError, refusal, UNAVAILABLE_RETRY_AFTER_SECONDS } from "../gateway-error";
 import { LruCache } from "../cache/lru";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
@@ -133,7 +133,9 @@ export class DynamicSecrets implements DynamicKeySource {
     } catch (error) {
       if (!(error instanceof LoadRefused)) throw error;
       this.logShed(log);
-      throw new GatewayError("invalid_token", "the organisation's keys cannot be looked up right now; retry later");
+      throw new GatewayError("temporarily_unavailable", "The service is temporarily unavailable; try again shortly.", {
+        retryAfter: UNAVAILABLE_RETRY_AFTER_SECONDS,
+      });
     }
     if (kid === undefined) return keys.all;
     const match = keys.byKid.get(kid);

@@ -92,11 +92,10 @@ export function problemResponse(error: GatewayError, requestId: string): Respons
 export function errorResponse(thrown: unknown, requestId: string, log: Logger): Response {
   const err = refusalOf(thrown) ?? thrown;
   if (err instanceof GatewayError) {
-    if (err.code === "temporarily_unavailable") {
-      // The client sees only "try again"; the operator sees which dependency failed and how.
-      const { dependency, error } = (err.cause ?? {}) as { dependency?: string; error?: unknown };
+    const { dependency, error } = (err.cause ?? {}) as { dependency?: string; error?: unknown };
+    // the client sees only "try again"; the operator sees which dependency failed and how
+    if (err.code === "temporarily_unavailable" && dependency !== undefined)
       log.error("dependency_unavailable", { dependency, error: error === undefined ? undefined : String(error) });
-    }
     return problemResponse(err, requestId);
   }
   const kind = err instanceof ConfigError ? "misconfigured" : "unhandled";
