@@ -15,7 +15,7 @@ type Vars =
   | "LOGIN_BACKOFF_MAX_SECONDS";
 
 /** Secrets (`wrangler secret put NAME`) and optional bindings wrangler.toml does not declare. */
-export interface Secrets {
+interface Secrets {
   ORIGIN?: Fetcher;
   /** What a token's `aud`, when present, must name; default: the value of `ISSUER` (docs/forwarding.md). */
   AUDIENCE?: string;
@@ -88,7 +88,7 @@ export interface CorsSettings {
 }
 
 /** Request headers a browser app may send when `CORS_ALLOW_HEADERS` is unset. */
-export const DEFAULT_CORS_ALLOW_HEADERS = "Authorization, Content-Type";
+const DEFAULT_CORS_ALLOW_HEADERS = "Authorization, Content-Type";
 
 /** Thrown while the deployment is misconfigured; `onError` turns it into an opaque 500. */
 export class ConfigError extends Error {
@@ -142,7 +142,7 @@ function list(raw: string | undefined): string[] {
 }
 
 /** One `CORS_ORIGINS` entry: an exact origin, `scheme://host[:port]`. */
-export function parseCorsOrigin(entry: string): string {
+function parseCorsOrigin(entry: string): string {
   const url = URL.parse(entry);
   if (entry === "*" || !url || (url.protocol !== "https:" && url.protocol !== "http:") || url.origin !== entry) {
     const hint = url && url.origin !== "null" ? ` (did you mean ${url.origin}?)` : "";

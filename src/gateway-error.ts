@@ -49,7 +49,7 @@ export class GatewayError extends Error {
 }
 
 /** The refusals given in more than one place, each with its one text. */
-export const REFUSALS = {
+const REFUSALS = {
   invalidCredentials: { code: "invalid_credentials", detail: "The email, password or domain is incorrect." },
   domainRequired: {
     code: "domain_required",

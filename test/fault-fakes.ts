@@ -136,9 +136,9 @@ export interface FaultyApp {
 }
 
 /** Waits used by {@link faultyApp}: a hanging call fails after this many ms (long enough for any real call on a busy machine). */
-export const TEST_WAIT_MS = 1_000;
+const TEST_WAIT_MS = 1_000;
 /** The rate-limiting bindings' wait in {@link faultyApp}: a slow real limiter only lets a request through. */
-export const TEST_LIMITER_WAIT_MS = 100;
+const TEST_LIMITER_WAIT_MS = 100;
 
 /** An app whose one gateway runs over `bindings`, reading `clock.now`, with {@link TEST_WAIT_MS} waits. */
 export function faultyApp(bindings: Bindings): FaultyApp {

@@ -78,7 +78,7 @@ export async function freeze(keys: string[]): Promise<Map<string, string | null>
 }
 
 /** The `LoginBackoff` object of an (already normalised) email. */
-export async function backoffObject(email: string): Promise<DurableObjectStub<LoginBackoff>> {
+async function backoffObject(email: string): Promise<DurableObjectStub<LoginBackoff>> {
   return env.LOGIN_BACKOFF.get(env.LOGIN_BACKOFF.idFromName(await sha256Hex(email)));
 }
 

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 /** The workerd binary that the wrangler install ships (the `workerd` package). */
-export const WORKERD = createRequire(import.meta.url)("workerd").default;
+const WORKERD = createRequire(import.meta.url)("workerd").default;
 
 /** Bundles the Worker of `wranglerConfig` exactly as a deploy would, into `outdir`; returns its module file names (main first) and wrangler's output. */
 export async function buildWorker(root, wranglerConfig, outdir) {
@@ -25,7 +25,7 @@ export async function buildWorker(root, wranglerConfig, outdir) {
 }
 
 /** A capnp string literal. */
-export function str(value) {
+function str(value) {
   return JSON.stringify(String(value));
 }
 
@@ -65,7 +65,7 @@ ${services.map(([name, body]) => `    (name = ${str(name)}, ${body})`).join(",\n
 }
 
 /** True when something already accepts connections on 127.0.0.1:`port`. */
-export function portInUse(port) {
+function portInUse(port) {
   return new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port });
     socket.once("connect", () => {
@@ -112,7 +112,7 @@ function alive(pid) {
 }
 
 /** Stops every started server by its process group (SIGTERM, then SIGKILL after 2 s). Safe to call twice. */
-export async function stopAll() {
+async function stopAll() {
   for (const server of started) if (alive(server.pid)) process.kill(-server.pid, "SIGTERM");
   const deadline = Date.now() + 2000;
   while (started.some((server) => alive(server.pid)) && Date.now() < deadline)
@@ -124,7 +124,7 @@ export async function stopAll() {
 }
 
 /** Synchronous last-resort stop for `process.on("exit")`. */
-export function stopAllNow() {
+function stopAllNow() {
   for (const server of started) if (alive(server.pid)) process.kill(-server.pid, "SIGKILL");
 }
 
@@ -178,7 +178,7 @@ export async function buildUploadBundle(root, wranglerConfig, outfile) {
 }
 
 /** Longest time one startup-profile sample may stand for (about twice the sampling interval). */
-export const SAMPLE_GAP_CAP_US = 2500;
+const SAMPLE_GAP_CAP_US = 2500;
 
 /**
  * Active time of a startup CPU profile, in µs: every sample's time delta except `(idle)` samples
@@ -187,7 +187,7 @@ export const SAMPLE_GAP_CAP_US = 2500;
  * samples about every 1.1 ms, so a much longer delta is a gap in which the sampler did not run (the
  * thread was descheduled or waiting), which otherwise lands on whatever function is sampled next.
  */
-export function profileActiveUs(profile) {
+function profileActiveUs(profile) {
   const names = new Map(profile.nodes.map((node) => [node.id, node.callFrame.functionName]));
   let active = 0;
   let program = 0;

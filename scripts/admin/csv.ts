@@ -2,9 +2,9 @@
 import { AdminInputError, bcryptHash, email, role, scopes, type MemberRole } from "./values";
 
 /** The header `member:import` requires, in this order. */
-export const IMPORT_COLUMNS = ["email", "role", "scopes", "bcrypt_hash"] as const;
+const IMPORT_COLUMNS = ["email", "role", "scopes", "bcrypt_hash"] as const;
 /** Most rows one import takes; larger files are split by the operator. */
-export const MAX_IMPORT_ROWS = 5000;
+const MAX_IMPORT_ROWS = 5000;
 
 /** A validated member to import. */
 export interface ImportRow {

@@ -13,7 +13,7 @@ export class AdminInputError extends Error {
 /** Plans an organisation can be on; which of them may use the API is `API_PLANS` (wrangler.toml). */
 export const KNOWN_PLANS = ["free", "professional", "enterprise"] as const;
 /** Shortest password `member:create` accepts. */
-export const MIN_PASSWORD_LENGTH = 12;
+const MIN_PASSWORD_LENGTH = 12;
 
 /** A member role, or null for a member with granular scopes only. */
 export type MemberRole = (typeof MEMBER_ROLES)[number] | null;

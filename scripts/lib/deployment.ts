@@ -19,7 +19,7 @@ export function secretsFile(env: string): string {
 }
 
 /** The environments wrangler.toml defines (`[env.<name>]`). */
-export function environmentNames(configPath: string): string[] {
+function environmentNames(configPath: string): string[] {
   return Object.keys(experimental_readRawConfig({ config: configPath }).rawConfig.env ?? {});
 }
 

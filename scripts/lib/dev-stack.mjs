@@ -8,16 +8,16 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-export const BIN = `${ROOT}node_modules/.bin/`;
-export const ORIGIN_DIR = `${ROOT}examples/demo-origin/`;
-export const WEB_APP_DIR = `${ROOT}examples/web-app/`;
+const BIN = `${ROOT}node_modules/.bin/`;
+const ORIGIN_DIR = `${ROOT}examples/demo-origin/`;
+const WEB_APP_DIR = `${ROOT}examples/web-app/`;
 /** Browser origins `npm run dev` allows when .dev.vars sets no CORS_ORIGINS. */
 export const DEV_CORS_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173";
 
 const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
 
 /** KEY=VALUE lines of a .dev.vars file (comments and blank lines skipped, surrounding quotes removed). */
-export function readDevVars(path) {
+function readDevVars(path) {
   const vars = {};
   for (const line of readFileSync(path, "utf8").split(/\r?\n/)) {
     const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
@@ -177,7 +177,7 @@ export function startWorker(worker, { onLine, onExit }) {
 }
 
 /** Sends `signal` to the process group `child` leads; quiet when it is already gone. */
-export function killGroup(child, signal) {
+function killGroup(child, signal) {
   try {
     process.kill(-child.pid, signal);
   } catch {

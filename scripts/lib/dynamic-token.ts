@@ -30,7 +30,7 @@ export function parseLifetime(raw: string): number {
 }
 
 /** A dynamic secret exactly as `POST /authenticate/secrets` returns it: 32 bytes, unpadded base64url (43 characters). */
-export function isDynamicSecret(value: string): boolean {
+function isDynamicSecret(value: string): boolean {
   return /^[A-Za-z0-9_-]{43}$/.test(value) && Buffer.from(value, "base64url").toString("base64url") === value;
 }
 

@@ -3,7 +3,7 @@
 /** Header carrying `t=<unix seconds>,sig=<base64url HMAC>`. */
 export const ADMIN_SIGNATURE_HEADER = "X-Gridgate-Admin";
 /** How far a signed timestamp may be from the gateway's clock (seconds). */
-export const ADMIN_SIGNATURE_WINDOW_SECONDS = 60;
+const ADMIN_SIGNATURE_WINDOW_SECONDS = 60;
 const SIGNED = /^t=(\d{1,12}),sig=([A-Za-z0-9_-]{43})$/;
 const encoder = new TextEncoder();
 

@@ -68,7 +68,7 @@ const COLUMNS = [
 ] as const satisfies readonly (keyof AuditRow)[];
 
 /** Inserts every row of the JSON array bound to `?1`, in order, in one statement. */
-export const INSERT_AUDIT_ROWS = `INSERT INTO audit_events (${COLUMNS.join(", ")}) SELECT ${COLUMNS.map(
+const INSERT_AUDIT_ROWS = `INSERT INTO audit_events (${COLUMNS.join(", ")}) SELECT ${COLUMNS.map(
   (column) => `json_extract(value, '$.${column}')`,
 ).join(", ")} FROM json_each(?1)`;
 

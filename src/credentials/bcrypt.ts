@@ -3,7 +3,7 @@ import bcrypt from "bcryptjs";
 import type { Logger } from "../log";
 
 /** bcrypt only ever reads this many UTF-8 bytes of a password. */
-export const BCRYPT_MAX_PASSWORD_BYTES = 72;
+const BCRYPT_MAX_PASSWORD_BYTES = 72;
 /**
  * Highest bcrypt cost verified. bcryptjs is pure JavaScript, so each step doubles the CPU time of a
  * login (see README § Login protection for measured numbers); a row above this never verifies.

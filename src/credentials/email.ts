@@ -9,4 +9,6 @@ export function normalizeEmail(raw: string): string {
 }
 
 /** Domains compare the same way as emails. */
-export const normalizeDomain = normalizeEmail;
+export function normalizeDomain(raw: string): string {
+  return normalizeEmail(raw);
+}

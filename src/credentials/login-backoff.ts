@@ -25,7 +25,7 @@ export type EnterDecision = { retryAfter: number } | { retryAfter: undefined; ti
  * An admitted attempt whose worker never settled it (crashed, timed out) stops counting after this
  * long; a real check takes well under a second.
  */
-export const ATTEMPT_TIMEOUT_MS = 30_000;
+const ATTEMPT_TIMEOUT_MS = 30_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS failures (
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 type FailureRow = { failures: number; locked_until: number; expires_at: number };
 
 /** Seconds an email is locked after its `failures`-th consecutive failure: 0, then base·2ⁿ up to the cap. */
-export function backoffSeconds(settings: BackoffSettings, failures: number): number {
+function backoffSeconds(settings: BackoffSettings, failures: number): number {
   if (failures < settings.loginFreeAttempts) return 0;
   return Math.min(
     settings.loginBackoffMaxSeconds,

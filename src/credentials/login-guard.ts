@@ -17,7 +17,7 @@ import { throttleKey, type LoginThrottle } from "./throttle";
 export type LoginAttempt = RequestFacts;
 
 /** Seconds a client refused by the per-IP limiter is told to wait: the limiter's period. */
-export const IP_RETRY_AFTER_SECONDS = 60;
+const IP_RETRY_AFTER_SECONDS = 60;
 
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 const REFUSAL_KEYS_LIMIT = 10_000;

@@ -16,10 +16,10 @@ export interface LoginInput {
 }
 
 /** Why a credential check failed; recorded in the audit trail, never sent to the client. */
-export type LoginFailureReason = "invalid_credentials" | "domain_required" | "suspended" | "plan_not_eligible";
+type LoginFailureReason = "invalid_credentials" | "domain_required" | "suspended" | "plan_not_eligible";
 
 /** A refused credential check: why, the refusal the client gets, and the member when exactly one matched. */
-export interface LoginRefusal {
+interface LoginRefusal {
   ok: false;
   reason: LoginFailureReason;
   refusal: Refusal;

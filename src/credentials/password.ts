@@ -18,7 +18,7 @@ const FORMAT = /^\$pbkdf2-sha256\$i=(\d{1,7}),p=(\d{1,3})\$([A-Za-z0-9_-]{22})\$
 const encoder = new TextEncoder();
 
 /** The parameters a stored hash was made with. */
-export interface PasswordHashParams {
+interface PasswordHashParams {
   iterations: number;
   pepperVersion: number;
 }
@@ -64,7 +64,7 @@ export async function hashPassword(password: string, pepper: string): Promise<st
 }
 
 /** Parameters of a stored PBKDF2 hash, or undefined when it is not one this module made. */
-export function passwordHashParams(stored: string): PasswordHashParams | undefined {
+function passwordHashParams(stored: string): PasswordHashParams | undefined {
   const match = FORMAT.exec(stored);
   return match ? { iterations: Number(match[1]), pepperVersion: Number(match[2]) } : undefined;
 }

@@ -3,10 +3,10 @@ import type { Config, ConfigSource } from "../config";
 import { sha256Hex } from "../digest";
 import type { FailureRecord, LoginBackoff } from "./login-backoff";
 
-export { backoffSeconds, type FailureRecord } from "./login-backoff";
+export { type FailureRecord } from "./login-backoff";
 
 /** Back-off settings, from `LOGIN_FREE_ATTEMPTS`, `LOGIN_BACKOFF_BASE_SECONDS`, `LOGIN_BACKOFF_MAX_SECONDS`. */
-export type ThrottleSettings = Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds">;
+type ThrottleSettings = Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds">;
 
 /** The answer of {@link LoginThrottle.enter}: either a refusal, or a ticket to settle when the check is over. */
 export type AccountGate = { retryAfter: number } | { retryAfter: undefined; ticket: string };

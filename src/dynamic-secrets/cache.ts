@@ -4,15 +4,15 @@ import type { WaitUntil } from "../config";
 import type { Logger } from "../log";
 
 /** Longest an isolate serves an entry before asking KV again. */
-export const ISOLATE_TTL_MS = 30_000;
+const ISOLATE_TTL_MS = 30_000;
 /**
  * Longest any cached answer is used after the D1 read it came from, wherever it is cached. KV
  * values carry their D1 read time, so even a KV edge cache serving an old value cannot stretch
  * this; 5 s under the contract's 60 s leaves room for clock differences between machines.
  */
-export const MAX_STALENESS_MS = 55_000;
+const MAX_STALENESS_MS = 55_000;
 /** KV's smallest `expirationTtl`; the staleness check above is what bounds freshness. */
-export const KV_MIN_TTL_SECONDS = 60;
+const KV_MIN_TTL_SECONDS = 60;
 
 /** How one kind of entry is loaded, stored in KV (no secrets in plain text) and made usable. */
 export interface CacheSpec<Stored, Live> {

@@ -2,7 +2,7 @@
 import { GatewayError } from "../gateway-error";
 
 /** The largest body a gateway-owned route reads. */
-export const MAX_BODY_BYTES = 16 * 1024;
+const MAX_BODY_BYTES = 16 * 1024;
 
 async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get("Content-Length");

@@ -3,11 +3,11 @@ import type { CorsSettings } from "../config";
 import { GatewayError } from "../gateway-error";
 
 /** Every method the proxied API may serve; the gateway's own routes refuse the rest with 405. */
-export const ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE";
+const ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE";
 /** Response headers a browser app may read besides the CORS-safelisted ones. */
-export const EXPOSE_HEADERS = "WWW-Authenticate, X-Request-Id, Retry-After, RateLimit, RateLimit-Policy";
+const EXPOSE_HEADERS = "WWW-Authenticate, X-Request-Id, Retry-After, RateLimit, RateLimit-Policy";
 /** How long a browser may cache a preflight answer, seconds (Chromium caps it at 7200). */
-export const PREFLIGHT_MAX_AGE = "600";
+const PREFLIGHT_MAX_AGE = "600";
 
 /** The request's `Origin` when it is on `CORS_ORIGINS`, else undefined (no `Origin`, another one, or CORS off). */
 export function allowedOrigin(request: Request, settings: CorsSettings): string | undefined {

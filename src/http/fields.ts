@@ -11,7 +11,7 @@ export type Fields = Readonly<Record<string, unknown>>;
 const encoder = new TextEncoder();
 
 /** Throws the 400 for `field` (or the whole body when empty). */
-export function invalidField(field: string, message: string): never {
+function invalidField(field: string, message: string): never {
   throw new GatewayError("invalid_request", `Invalid ${field || "body"}: ${message}.`);
 }
 

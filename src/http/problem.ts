@@ -65,7 +65,7 @@ function challenge(error: GatewayError): string | undefined {
 }
 
 /** Builds the problem+json response for `error`; the single place where refusals become HTTP. */
-export function problemResponse(error: GatewayError, requestId: string): Response {
+function problemResponse(error: GatewayError, requestId: string): Response {
   const { status, title } = PROBLEMS[error.code];
   const headers = new Headers({
     "Content-Type": "application/problem+json",

@@ -120,7 +120,7 @@ export const SecretList = z
 
 /** Media types a gateway-owned route answers with. */
 export const JSON_TYPE = "application/json";
-export const PROBLEM_TYPE = "application/problem+json";
+const PROBLEM_TYPE = "application/problem+json";
 
 type HeaderSpec = {
   description: string;

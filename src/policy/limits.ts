@@ -12,7 +12,7 @@ import { LIMITER_WAIT_MS } from "../storage/bounded";
 export const API_LIMIT_WINDOW_SECONDS = 60;
 
 /** At most one `api_limit_failed` line per isolate in this interval (ms). */
-export const LIMIT_FAILURE_LOG_INTERVAL_MS = 60_000;
+const LIMIT_FAILURE_LOG_INTERVAL_MS = 60_000;
 
 /** The policy name in `RateLimit-Policy` / `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11): one per organisation. */
 const POLICY = '"organisation"';

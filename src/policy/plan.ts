@@ -13,9 +13,9 @@ import {
 import { isEligible } from "./eligibility";
 
 /** The documented bound: a state is served only while the D1 read that vouches for it is younger than this. */
-export const PLAN_STALENESS_MS = 60_000;
+const PLAN_STALENESS_MS = 60_000;
 /** When D1 fails, the last known state is still served for this long past {@link PLAN_STALENESS_MS}; then 503. */
-export const PLAN_FAILURE_GRACE_MS = 300_000;
+const PLAN_FAILURE_GRACE_MS = 300_000;
 /** A request starts a background poll of the feed when the last successful one was sent this long ago. */
 const POLL_INTERVAL_MS = 25_000;
 /** Each poll re-reads this much of the feed before its cursor, for commits stamped just before the last read. */
@@ -33,7 +33,7 @@ const RETRY_AFTER_FAILURE_MS = 5_000;
 const ENTRY_MAX_AGE_MS = 3_600_000;
 const CACHE_LIMIT = 10_000;
 /** A D1 read of the plan gate that has not answered after this long counts as failed (a hung poll blocks no one). */
-export const PLAN_D1_TIMEOUT_MS = 5_000;
+const PLAN_D1_TIMEOUT_MS = 5_000;
 
 /** What the isolate knows of one organisation. */
 interface KnownOrganisation {

@@ -34,7 +34,7 @@ function hasGranularScopes(resource: string): boolean {
 }
 
 /** `getGrids` for GET/HEAD on `grids`, `deleteGrids` for DELETE, and so on. */
-export function granularScope(method: string, resource: string): string {
+function granularScope(method: string, resource: string): string {
   const verb = method === "HEAD" ? "get" : method.toLowerCase();
   return verb + resource.charAt(0).toUpperCase() + resource.slice(1);
 }

@@ -4,12 +4,12 @@ import type { AccessClaims } from "../tokens/claims";
 import { signJwt } from "../tokens/sign";
 
 /** Lifetime of an assertion in seconds. */
-export const ASSERTION_TTL = 60;
+const ASSERTION_TTL = 60;
 /** `typ` of an assertion, so it can never pass for an access token. */
-export const ASSERTION_TYPE = "gridgate-assertion+jwt";
+const ASSERTION_TYPE = "gridgate-assertion+jwt";
 
 /** Claims of an `X-Gateway-Assertion`, as documented for origin integrators. */
-export interface AssertionClaims {
+interface AssertionClaims {
   iss: string;
   aud: "origin";
   jti: string;

@@ -18,7 +18,7 @@ function upstreamUrl(env: Bindings, config: Config, requestUrl: string): string 
 }
 
 /** Everything {@link forwardToOrigin} needs about the request in flight. */
-export interface ForwardInput {
+interface ForwardInput {
   request: Request;
   claims: AccessClaims;
   requestId: string;
@@ -34,7 +34,7 @@ export interface ForwardInput {
  * Sends the request on with the same method, path, query and streamed body. Unreachable origin →
  * 502, no response headers within `ORIGIN_TIMEOUT_MS` → 504; the origin's response passes through.
  */
-export async function forwardToOrigin(
+async function forwardToOrigin(
   env: Bindings,
   config: Config,
   { request, claims, requestId, trace, assertionKey, now }: ForwardInput,

@@ -21,7 +21,7 @@ export function outboundHeaders(): OutboundHeaders {
 export type HeaderRule = "drop" | "refuse";
 
 /** Headers that ask the origin to run another method than the one the gateway authorised. */
-export const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"] as const;
+const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"] as const;
 
 const RULES: ReadonlyMap<string, HeaderRule> = new Map<string, HeaderRule>([
   // credentials of this hop
@@ -52,7 +52,7 @@ const RULES: ReadonlyMap<string, HeaderRule> = new Map<string, HeaderRule>([
 ]);
 
 /** Client headers with these prefixes never reach the origin: the gateway's own names, and X-Forwarded-*. */
-export const DROPPED_PREFIXES = ["x-member-", "x-organisation-", "x-auth-", "x-gateway-", "x-forwarded-"] as const;
+const DROPPED_PREFIXES = ["x-member-", "x-organisation-", "x-auth-", "x-gateway-", "x-forwarded-"] as const;
 
 /** The rule for a header name as `Headers` iterates it (lower case); undefined: forwarded as sent. */
 export function headerRule(name: string): HeaderRule | undefined {

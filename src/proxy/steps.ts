@@ -12,12 +12,12 @@ import { pathOf } from "../http/request-url";
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
 /** Any accepted token (fixed or dynamic secret) sets `claims`. */
-export async function authenticate(proxied: ProxiedRequest): Promise<void> {
+async function authenticate(proxied: ProxiedRequest): Promise<void> {
   proxied.claims = await verifyBearer(proxied.request, proxied);
 }
 
 /** Dynamic-secret tokens must name an existing, active member; their `memberEntityId` comes from storage. */
-export function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> | void {
+function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> | void {
   const claims = proxied.verifiedClaims;
   if (claims.secretType !== "dynamic") return;
   return proxied.services.dynamicSecrets.activeMember(proxied.ctx, proxied.log, claims).then((member) => {
@@ -46,7 +46,7 @@ function planGateFailure(error: unknown): unknown {
  * The token's organisation must be active and on an API plan (403 `plan_not_eligible`); sets `plan`. Answered
  * without waiting while the isolate holds a fresh state of the organisation.
  */
-export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
+function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
   const { services } = proxied;
   const organisation = proxied.verifiedClaims.organisationEntityIdentifier;
   let plan: string | undefined;
@@ -69,7 +69,7 @@ export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
  * `rate_limited` with `Retry-After`, `RateLimit-Policy` and `RateLimit` past it. Answers that pass are not
  * touched: the origin's response goes through unchanged.
  */
-export function limitOrganisation(proxied: ProxiedRequest): Promise<void> | void {
+function limitOrganisation(proxied: ProxiedRequest): Promise<void> | void {
   if (proxied.plan === undefined) throw new Error("the limit step ran before the plan step");
   return proxied.services.limits.count(proxied.plan, proxied.verifiedClaims.organisationEntityIdentifier, proxied.log);
 }
@@ -79,7 +79,7 @@ export function limitOrganisation(proxied: ProxiedRequest): Promise<void> | void
  * method on the path's resource. 400 for a path whose resource is ambiguous (bad percent-encoding,
  * encoded separators), and for a path an origin could resolve differently (`policy/path-forms.ts`).
  */
-export function requireScope(proxied: ProxiedRequest): void {
+function requireScope(proxied: ProxiedRequest): void {
   const method = proxied.request.method;
   const path = pathOf(proxied.request.url);
   const resource = resourceOf(path);

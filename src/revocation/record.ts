@@ -20,9 +20,9 @@ export const REVOCATION_SHARDS = 16;
  */
 export const MAX_NAMED_BYTES = 40 * 1024;
 /** Buckets that entries beyond {@link MAX_NAMED_BYTES} are merged into (by a hash of the subject). */
-export const REVOCATION_BUCKETS = 1024;
+const REVOCATION_BUCKETS = 1024;
 /** KV accepts one write per key per second: publications are at least this far apart (a change in between waits for an alarm). */
-export const PUBLISH_INTERVAL_MS = 1000;
+const PUBLISH_INTERVAL_MS = 1000;
 
 /**
  * The published record: per member id, organisation identifier or bucket, the revocation's instant in seconds

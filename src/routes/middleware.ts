@@ -11,7 +11,7 @@ import { verifyBearer, type BearerAuthOptions } from "../tokens/bearer";
 import type { AccessClaims } from "../tokens/claims";
 
 /** Values middleware hands down a route. */
-export interface Variables {
+interface Variables {
   services: Services;
   requestId: string;
   /** The request's W3C trace. */

@@ -10,9 +10,9 @@ import { readBody } from "../http/body";
 import { objectBody, optionalString } from "../http/fields";
 
 /** `__Secure-`: the browser stores it only with `Secure` from a secure context (https, or loopback). */
-export const REFRESH_COOKIE = "__Secure-gridgate-refresh";
+const REFRESH_COOKIE = "__Secure-gridgate-refresh";
 /** Sent only to the gateway's own `/authenticate…` routes, never with calls to the proxied API. */
-export const REFRESH_COOKIE_PATH = "/authenticate";
+const REFRESH_COOKIE_PATH = "/authenticate";
 
 const ATTRIBUTES = `Path=${REFRESH_COOKIE_PATH}; HttpOnly; Secure; SameSite=Strict`;
 
@@ -22,7 +22,7 @@ export function refreshCookie(token: string, maxAge: number): string {
 }
 
 /** The `Set-Cookie` value that makes the browser forget its refresh token. */
-export function clearedRefreshCookie(): string {
+function clearedRefreshCookie(): string {
   return `${REFRESH_COOKIE}=; Max-Age=0; ${ATTRIBUTES}`;
 }
 
@@ -32,7 +32,7 @@ function pairs(cookieHeader: string): string[] {
 }
 
 /** The refresh cookie's value in a request, if any (the first one: browsers send the most specific path first). */
-export function refreshCookieOf(headers: Headers): string | undefined {
+function refreshCookieOf(headers: Headers): string | undefined {
   const header = headers.get("Cookie");
   if (header === null || !header.includes(REFRESH_COOKIE)) return undefined;
   const prefix = `${REFRESH_COOKIE}=`;

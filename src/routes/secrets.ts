@@ -20,7 +20,7 @@ import { isIdentifier } from "../tokens/claims";
 import { generateKid, generateSecret, sealSecret } from "../dynamic-secrets/crypto";
 
 /** Live secrets an organisation may hold at once; tokens without `kid` are tried against each. */
-export const MAX_LIVE_SECRETS = 10;
+const MAX_LIVE_SECRETS = 10;
 const MANAGER_SCOPE = "architect";
 
 /** Body of `POST /authenticate/secrets`; the body itself is optional. */

@@ -40,7 +40,7 @@ const MEMBER_ENTITY_ID = /^(?:0|[1-9][0-9]{0,15})$/;
  * Refused: signs, spaces, leading zeros (`"02549"`: one member, one spelling), fractions, exponents,
  * the empty string and anything past `Number.MAX_SAFE_INTEGER`.
  */
-export function memberEntityIdOf(value: unknown): number | undefined {
+function memberEntityIdOf(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const id = typeof value === "string" && MEMBER_ENTITY_ID.test(value) ? Number(value) : value;
   if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0)

@@ -29,7 +29,7 @@ export function importHmacKey(secret: string | Uint8Array<ArrayBuffer>): Promise
  * Derives the public `kid` of a fixed secret: a truncated HMAC of a constant under the secret,
  * so it names the secret without revealing anything about it.
  */
-export async function fixedKid(key: CryptoKey): Promise<string> {
+async function fixedKid(key: CryptoKey): Promise<string> {
   const mac = await crypto.subtle.sign("HMAC", key, encoder.encode("gridgate fixed-secret key id"));
   return encodeBase64Url(new Uint8Array(mac, 0, 9));
 }

@@ -12,7 +12,7 @@ export interface FamilyFacts {
 }
 
 /** A successor as the object keeps it: its hash, the token sealed under its parent, its expiry (ms). */
-export interface SealedSuccessor {
+interface SealedSuccessor {
   hash: string;
   sealed: string;
   expiresAt: number;

@@ -13,7 +13,7 @@ import type { RefreshRecord, RefreshStore, RefreshTokenGrant } from "./refresh-s
 import { isRefreshToken } from "./refresh-token";
 
 /** Why a refresh was refused; recorded in the audit trail, never sent to the client. */
-export type RefreshFailureReason =
+type RefreshFailureReason =
   | "malformed"
   | "unknown"
   | "expired"
@@ -27,14 +27,14 @@ export type RefreshFailureReason =
   | "plan_not_eligible";
 
 /** Whose session a refresh concerned, when the token was known. */
-export interface RefreshSubject {
+interface RefreshSubject {
   memberId?: number;
   organisationId?: number;
   familyId?: string;
 }
 
 /** A successful exchange. `graced`: the already-issued successor was returned within the grace window. */
-export interface RefreshSuccess extends RefreshSubject {
+interface RefreshSuccess extends RefreshSubject {
   ok: true;
   access: IssuedAccessToken;
   refresh: RefreshTokenGrant;
@@ -42,7 +42,7 @@ export interface RefreshSuccess extends RefreshSubject {
 }
 
 /** A refused exchange: why (for the audit trail) and the refusal the client gets. */
-export interface RefreshFailure extends RefreshSubject {
+interface RefreshFailure extends RefreshSubject {
   ok: false;
   reason: RefreshFailureReason;
   refusal: Refusal;

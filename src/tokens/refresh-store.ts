@@ -9,7 +9,7 @@ import type { FamilyFacts, RefreshFamily } from "./refresh-family";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
 
 /** KV key prefixes of the refresh-token store (see README § Refresh tokens). */
-export const REFRESH_KEYS = {
+const REFRESH_KEYS = {
   /** One record per token, by the token's SHA-256; the token itself is never stored. */
   token: (hash: string) => `refresh:${hash}`,
   /** Present only once a family is revoked. */

@@ -3,7 +3,7 @@ import { sha256Hex } from "../digest";
 import { encodeBase64Url } from "./base64url";
 
 /** Prefix that makes a refresh token recognisable (and never a compact JWS). */
-export const REFRESH_TOKEN_PREFIX = "ggr_";
+const REFRESH_TOKEN_PREFIX = "ggr_";
 const RANDOM_BYTES = 32;
 /**
  * `ggr_` and exactly 32 bytes of canonical unpadded base64url (43 characters, the last one with
