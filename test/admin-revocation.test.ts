@@ -4,8 +4,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
 import { hashPassword } from "../src/credentials/password";
 import { throttleKey } from "../src/credentials/throttle";
-import { adminRequest, auditRowsOf, fakeOrigin, postLogin, problem } from "./helpers";
-import { backoffRecord, bearer, location, revocationPublished, seedBackoff, type Clock } from "./locations";
+import { adminRequest, auditRowsOf, bearer, fakeOrigin, postLogin, problem } from "./helpers";
+import { backoffRecord, location, revocationPublished, seedBackoff, type Clock } from "./locations";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { loginAccount, newAccount, postRefresh } from "./refresh-helpers";
 

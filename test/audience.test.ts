@@ -3,19 +3,15 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { fakeOrigin, fixedClaims, gateway, GATEWAY, now, problem, signWithJose } from "./helpers";
+import { authorization, fakeOrigin, fixedClaims, GATEWAY, gateway, now, problem, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
-
-function bearer(token: string): Record<string, string> {
-  return { Authorization: `Bearer ${token}` };
-}
 
 /** The gateway with `overrides` on its configuration (a new env object is a new configuration). */
 async function withEnv(overrides: Record<string, string>, path: string, token: string): Promise<Response> {
   const ctx = createExecutionContext();
   const response = await worker.fetch(
-    new Request(GATEWAY + path, { headers: bearer(token) }),
+    new Request(GATEWAY + path, { headers: authorization(token) }),
     { ...env, ...overrides },
     ctx,
   );
@@ -44,10 +40,10 @@ describe("fixed-secret tokens and aud", () => {
     async (aud) => {
       const seen = fakeOrigin();
       const token = await signWithJose(fixedClaims({ aud }));
-      await expectInvalidToken(await gateway("/grids", { headers: bearer(token) }), /another audience/);
+      await expectInvalidToken(await gateway("/grids", { headers: authorization(token) }), /another audience/);
       const post = await gateway("/grids", {
         method: "POST",
-        headers: { ...bearer(token), "Content-Type": "application/json" },
+        headers: { ...authorization(token), "Content-Type": "application/json" },
         body: "{}",
       });
       expect(post.status).toBe(401);
@@ -61,7 +57,7 @@ describe("fixed-secret tokens and aud", () => {
       const seen = fakeOrigin();
       const token = await signWithJose(fixedClaims({ aud }));
       await expectInvalidToken(
-        await gateway("/grids", { headers: bearer(token) }),
+        await gateway("/grids", { headers: authorization(token) }),
         /aud must be a string or an array of strings/,
       );
       expect(seen).toEqual([]);
@@ -73,7 +69,7 @@ describe("fixed-secret tokens and aud", () => {
     async (aud) => {
       const seen = fakeOrigin();
       const token = await signWithJose(fixedClaims(aud === undefined ? {} : { aud }));
-      expect((await gateway("/grids", { headers: bearer(token) })).status).toBe(200);
+      expect((await gateway("/grids", { headers: authorization(token) })).status).toBe(200);
       expect(seen).toHaveLength(1);
     },
   );
@@ -91,14 +87,14 @@ describe("fixed-secret tokens and aud", () => {
   it("re-checks aud for a token the verified-token cache already knows, when the audience changed", async () => {
     fakeOrigin();
     const token = await signWithJose(fixedClaims({ aud: "gridgate" }));
-    expect((await gateway("/grids", { headers: bearer(token) })).status).toBe(200);
+    expect((await gateway("/grids", { headers: authorization(token) })).status).toBe(200);
     await expectInvalidToken(
       await withEnv({ AUDIENCE: "https://api.grids.example" }, "/grids", token),
       /another audience/,
     );
     const other = await signWithJose(fixedClaims({ aud: "https://api.grids.example" }));
     expect((await withEnv({ AUDIENCE: "https://api.grids.example" }, "/grids", other)).status).toBe(200);
-    await expectInvalidToken(await gateway("/grids", { headers: bearer(other) }), /another audience/);
+    await expectInvalidToken(await gateway("/grids", { headers: authorization(other) }), /another audience/);
   });
 });
 
@@ -128,7 +124,7 @@ describe("dynamic-secret tokens and aud", () => {
         memberEntityId: row!.id,
       }),
     );
-    const created = await gateway("/authenticate/secrets", { method: "POST", headers: bearer(architect) });
+    const created = await gateway("/authenticate/secrets", { method: "POST", headers: authorization(architect) });
     expect(created.status, await created.clone().text()).toBe(201);
     const { kid, secret } = (await created.json()) as { kid: string; secret: string };
     return { identifier, member, secret, kid };
@@ -152,14 +148,17 @@ describe("dynamic-secret tokens and aud", () => {
       );
     for (const aud of ["origin", ["origin"], "https://billing.example"]) {
       await expectInvalidToken(
-        await gateway("/grids", { headers: bearer(await dynamic({ aud })) }),
+        await gateway("/grids", { headers: authorization(await dynamic({ aud })) }),
         /another audience/,
       );
     }
-    await expectInvalidToken(await gateway("/grids", { headers: bearer(await dynamic({ aud: 7 })) }), /aud must be/);
+    await expectInvalidToken(
+      await gateway("/grids", { headers: authorization(await dynamic({ aud: 7 })) }),
+      /aud must be/,
+    );
     expect(seen).toEqual([]);
     for (const extra of [{}, { aud: "gridgate" }, { aud: ["billing", "gridgate"] }])
-      expect((await gateway("/grids", { headers: bearer(await dynamic(extra)) })).status).toBe(200);
+      expect((await gateway("/grids", { headers: authorization(await dynamic(extra)) })).status).toBe(200);
     expect(seen).toHaveLength(3);
   });
 });

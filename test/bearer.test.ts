@@ -1,5 +1,4 @@
 // Bearer verification through the HTTP surface: every refusal is a 401 and reaches no origin.
-import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   accessTokenFor,

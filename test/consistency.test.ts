@@ -3,20 +3,15 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { hashPassword } from "../src/credentials/password";
-import { problem } from "./helpers";
 import { backoffRecord, familyObject, freeze, location, staleKv, type Clock } from "./locations";
-import { loginAccount, newAccount, sha256Hex, storedRecord } from "./refresh-helpers";
+import { expectInvalidGrant, loginAccount, newAccount, storedRecord } from "./refresh-helpers";
+import { sha256Hex } from "../src/digest";
 
 const GRACE_MS = 10_000;
 const FREE_ATTEMPTS = 5;
 
 async function refreshAt(at: ReturnType<typeof location>, token: string): Promise<Response> {
   return at.post("/authenticate/refresh", { refresh_token: token });
-}
-
-async function expectInvalidGrant(response: Response): Promise<void> {
-  expect(response.status).toBe(401);
-  expect((await problem(response)).code).toBe("invalid_grant");
 }
 
 describe("refresh families decided by one Durable Object each", () => {

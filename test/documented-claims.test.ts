@@ -1,7 +1,7 @@
 // Tokens as the API documentation shows them: memberEntityId as a digit string, the documented header and payload.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { accessTokenFor, fakeOrigin, fixedClaims, gateway, problem, rawToken, signWithJose } from "./helpers";
+import { accessTokenFor, bearer, fakeOrigin, fixedClaims, gateway, problem, rawToken, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -19,10 +19,6 @@ const DOCUMENTED_PAYLOAD = {
 
 function decodeSegment(segment: string): string {
   return new TextDecoder().decode(Uint8Array.fromBase64(segment, { alphabet: "base64url" }));
-}
-
-function bearer(token: string): RequestInit {
-  return { headers: { Authorization: `Bearer ${token}` } };
 }
 
 /** The seeded architect's fixed-secret token, to manage the organisation's dynamic secrets. */

@@ -1,34 +1,17 @@
 // Gateways built with fakes, driven through the HTTP surface: a clock (token expiry, the plan cache's 60 s bound), a failing D1 (the plan gate's 503).
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createWorker } from "../src/worker";
-import { createServices } from "../src/services";
-import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+import { bearer, fakeOrigin, fixedClaims, newOrganisation, problem, signWithJose } from "./helpers";
+import { location, type Clock } from "./locations";
 
 afterEach(() => vi.restoreAllMocks());
 
 /** An app whose one gateway reads `clock.now` instead of `Date.now()`, over `bindings`. */
+/** A location on its own clock; `get` sends `token` as the bearer token. */
 function appWithClock(bindings: typeof env = env) {
-  const clock = { now: Date.now() };
-  const gateway = createServices(bindings, { now: () => clock.now });
-  const app = createWorker({ servicesFor: () => gateway });
-  const get = async (path: string, token: string): Promise<Response> => {
-    const ctx = createExecutionContext();
-    const request = new Request(GATEWAY + path, { headers: { Authorization: `Bearer ${token}` } });
-    const response = await app.fetch(request, bindings, ctx);
-    await waitOnExecutionContext(ctx);
-    return response;
-  };
-  return { clock, get };
-}
-
-async function newOrganisation(plan: string): Promise<string> {
-  const identifier = `c${crypto.randomUUID().slice(0, 5)}`;
-  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Clock', ?, ?)")
-    .bind(identifier, `${identifier}.example`, plan)
-    .run();
-  return identifier;
+  const clock: Clock = { now: Date.now() };
+  const at = location(clock, bindings);
+  return { clock, get: (path: string, token: string) => at.request(path, bearer(token)) };
 }
 
 describe("a gateway with an injected clock", () => {
@@ -52,7 +35,7 @@ describe("a gateway with an injected clock", () => {
     fakeOrigin();
     const { clock, get } = appWithClock();
     const start = clock.now;
-    const organisation = await newOrganisation("professional");
+    const organisation = await newOrganisation("professional", "c");
     const token = await signWithJose(
       fixedClaims({ organisationEntityIdentifier: organisation, exp: Math.floor(start / 1000) + 3600 }),
     );

@@ -24,15 +24,8 @@ import {
   problem,
   signWithJose,
 } from "./helpers";
-import {
-  loginAccount,
-  newAccount,
-  postRefresh,
-  postRevoke,
-  refreshOk,
-  sha256Hex,
-  storedRecord,
-} from "./refresh-helpers";
+import { loginAccount, newAccount, postRefresh, postRevoke, refreshOk, storedRecord } from "./refresh-helpers";
+import { sha256Hex } from "../src/digest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 
 // A hanging fake costs a whole bounded wait (TEST_WAIT_MS), some tests several: more than the default 5 s on a busy machine.

@@ -4,11 +4,12 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { accessTokenFor, fakeOrigin, gateway, GATEWAY, problem } from "./helpers";
+import { accessTokenFor, authorization, fakeOrigin, GATEWAY, gateway, problem } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
-const bearer = async (email: string) => ({ Authorization: `Bearer ${await accessTokenFor(email)}` });
+/** The `Authorization` header of a seeded member's fresh token. */
+const authorizationOf = async (email: string) => authorization(await accessTokenFor(email));
 
 describe("method-override headers and parameters: refused with 400, never forwarded", () => {
   it.each([
@@ -21,7 +22,9 @@ describe("method-override headers and parameters: refused with 400, never forwar
     ["x_method_override", "DELETE"],
   ])("a viewer's GET /grids with %s: %s", async (name, value) => {
     const seen = fakeOrigin();
-    const response = await gateway("/grids", { headers: { ...(await bearer("viewer@acme.example")), [name]: value } });
+    const response = await gateway("/grids", {
+      headers: { ...(await authorizationOf("viewer@acme.example")), [name]: value },
+    });
     expect(response.status).toBe(400);
     const body = await problem(response);
     expect(body.code).toBe("invalid_request");
@@ -34,7 +37,7 @@ describe("method-override headers and parameters: refused with 400, never forwar
     const response = await gateway("/grids", {
       method: "POST",
       headers: {
-        ...(await bearer("builder@acme.example")),
+        ...(await authorizationOf("builder@acme.example")),
         "Content-Type": "application/json",
         "X-HTTP-Method-Override": "DELETE",
       },
@@ -56,7 +59,7 @@ describe("method-override headers and parameters: refused with 400, never forwar
     const seen = fakeOrigin();
     const response = await gateway(path, {
       method: "POST",
-      headers: { ...(await bearer("builder@acme.example")), "Content-Type": "application/json" },
+      headers: { ...(await authorizationOf("builder@acme.example")), "Content-Type": "application/json" },
       body: "{}",
     });
     expect(response.status).toBe(400);
@@ -67,7 +70,7 @@ describe("method-override headers and parameters: refused with 400, never forwar
   it("positive control: similar names and parameters still pass", async () => {
     const seen = fakeOrigin();
     const response = await gateway("/grids/a&_method=x?a_method=1&method=2", {
-      headers: { ...(await bearer("viewer@acme.example")), "X-HTTP-Methods": "x", "X-Method": "y" },
+      headers: { ...(await authorizationOf("viewer@acme.example")), "X-HTTP-Methods": "x", "X-Method": "y" },
     });
     expect(response.status).toBe(200);
     expect(seen[0]!.url).toBe("https://origin.test/api/grids/a&_method=x?a_method=1&method=2");
@@ -80,7 +83,7 @@ describe("URL-override and forwarding headers", () => {
     const seen = fakeOrigin();
     const response = await gateway("/grids/1?full=1", {
       headers: {
-        ...(await bearer("architect@acme.example")),
+        ...(await authorizationOf("architect@acme.example")),
         Accept: "application/json",
         "X-Custom": "kept",
         "CF-Connecting-IP": "203.0.113.7",
@@ -133,7 +136,7 @@ describe("URL-override and forwarding headers", () => {
     const seen = fakeOrigin();
     const ctx = createExecutionContext();
     const request = new Request("http://gateway.test:8443/grids", {
-      headers: { ...(await bearer("architect@acme.example")), "CF-Connecting-IP": "2001:db8::7" },
+      headers: { ...(await authorizationOf("architect@acme.example")), "CF-Connecting-IP": "2001:db8::7" },
     });
     expect((await worker.fetch(request, env, ctx)).status).toBe(200);
     await waitOnExecutionContext(ctx);
@@ -151,7 +154,7 @@ describe("URL-override and forwarding headers", () => {
       const seen = fakeOrigin();
       const response = await gateway("/grids", {
         headers: {
-          ...(await bearer("architect@acme.example")),
+          ...(await authorizationOf("architect@acme.example")),
           ...(ip === undefined ? {} : { "CF-Connecting-IP": ip }),
           "X-Forwarded-For": "10.9.9.9",
           Forwarded: "for=10.9.9.9",
@@ -171,7 +174,7 @@ describe("Connection-named headers", () => {
     const seen = fakeOrigin();
     const response = await gateway("/grids", {
       headers: {
-        ...(await bearer("architect@acme.example")),
+        ...(await authorizationOf("architect@acme.example")),
         Connection: "x-secret-hop",
         "X-Secret-Hop": "leak",
         "X-Kept": "yes",
@@ -187,7 +190,7 @@ describe("Connection-named headers", () => {
     const seen = fakeOrigin();
     const response = await gateway("/grids", {
       headers: {
-        ...(await bearer("architect@acme.example")),
+        ...(await authorizationOf("architect@acme.example")),
         "CF-Connecting-IP": "198.51.100.4",
         Connection: "X-Forwarded-For, Forwarded, X-Gateway-Assertion, X-Request-Id, X-Member-Entity-Identifier",
       },
@@ -208,7 +211,7 @@ it("positive control: an ordinary request is forwarded with its ordinary headers
   const seen = fakeOrigin();
   const response = await gateway("/grids/12/cells?page=2", {
     headers: {
-      ...(await bearer("viewer@acme.example")),
+      ...(await authorizationOf("viewer@acme.example")),
       Accept: "application/json",
       "Accept-Language": "en",
       "If-None-Match": '"abc"',
@@ -232,7 +235,11 @@ describe("client headers by name", () => {
   it("headers named like Object.prototype's members reach the origin as sent (the outbound headers have no prototype)", async () => {
     const seen = fakeOrigin();
     const response = await gateway("/grids", {
-      headers: [...Object.entries(await bearer("viewer@acme.example")), ["__proto__", "a"], ["constructor", "b"]],
+      headers: [
+        ...Object.entries(await authorizationOf("viewer@acme.example")),
+        ["__proto__", "a"],
+        ["constructor", "b"],
+      ],
     });
     expect(response.status).toBe(200);
     expect(seen[0]!.headers["__proto__"]).toBe("a");

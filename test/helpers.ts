@@ -22,6 +22,16 @@ export function randomIp(): string {
   return `10.${bytes[0]}.${bytes[1]}.${bytes[2]}`;
 }
 
+/** The `Authorization` header of a bearer token, to merge into other headers. */
+export function authorization(token: string): Record<string, string> {
+  return { Authorization: `Bearer ${token}` };
+}
+
+/** Request init carrying `token` as the bearer token. */
+export function bearer(token: string): RequestInit {
+  return { headers: authorization(token) };
+}
+
 /** `POST /authenticate` with a JSON body. */
 export function postLogin(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return gateway("/authenticate", {
@@ -171,14 +181,25 @@ export function randomId(prefix: string): string {
   return prefix + crypto.randomUUID().replaceAll("-", "").slice(0, 7);
 }
 
-/** A fresh organisation on `plan` with one active architect, so no test shares secrets, budgets or caches. */
-export async function newArchitectOrganisation(plan: string, prefix = "o"): Promise<TestOrganisation> {
+async function insertOrganisation(plan: string, prefix: string): Promise<{ identifier: string; id: number }> {
   const identifier = randomId(prefix);
   const org = await env.DB.prepare(
     "INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, ?, ?, ?) RETURNING id",
   )
     .bind(identifier, `Test ${identifier}`, `${identifier}.example`, plan)
     .first<{ id: number }>();
+  return { identifier, id: org!.id };
+}
+
+/** A fresh organisation on `plan` without members; returns its identifier. */
+export async function newOrganisation(plan = "professional", prefix = "o"): Promise<string> {
+  return (await insertOrganisation(plan, prefix)).identifier;
+}
+
+/** A fresh organisation on `plan` with one active architect, so no test shares secrets, budgets or caches. */
+export async function newArchitectOrganisation(plan: string, prefix = "o"): Promise<TestOrganisation> {
+  const { identifier, id } = await insertOrganisation(plan, prefix);
+  const org = { id };
   const member = randomId("m");
   const row = await env.DB.prepare(
     "INSERT INTO members (identifier, organisation_id, email, password_hash, role) VALUES (?, ?, ?, 'x', 'architect') RETURNING id",

@@ -16,7 +16,6 @@ import {
   now,
   problem,
   signWithJose,
-  type TestOrganisation,
 } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
@@ -46,19 +45,12 @@ function appWith(
   };
 }
 
-type Organisation = TestOrganisation;
-
-/** A fresh organisation with one architect, so no test shares a budget with another. */
-function newOrganisation(plan = "professional"): Promise<Organisation> {
-  return newArchitectOrganisation(plan, "l");
-}
-
 describe("the per-organisation API limit", () => {
   it("answers 429 rate_limited with Retry-After and RateLimit headers once the limit is used up", async () => {
     await inOneRateWindow(async () => {
       const seen = fakeOrigin();
       const get = appWith();
-      const org = await newOrganisation();
+      const org = await newArchitectOrganisation("professional", "l");
       for (let i = 0; i < LIMIT; i++) {
         const ok = await get(org.token);
         expect(ok.status).toBe(200);
@@ -86,7 +78,7 @@ describe("the per-organisation API limit", () => {
     await inOneRateWindow(async () => {
       fakeOrigin();
       const get = appWith();
-      const org = await newOrganisation();
+      const org = await newArchitectOrganisation("professional", "l");
       const viewer = await signWithJose(
         fixedClaims({
           organisationEntityIdentifier: org.identifier,
@@ -106,8 +98,8 @@ describe("the per-organisation API limit", () => {
     await inOneRateWindow(async () => {
       fakeOrigin();
       const get = appWith();
-      const busy = await newOrganisation();
-      const quiet = await newOrganisation();
+      const busy = await newArchitectOrganisation("professional", "l");
+      const quiet = await newArchitectOrganisation("professional", "l");
       for (let i = 0; i < LIMIT; i++) expect((await get(busy.token)).status).toBe(200);
       expect((await get(busy.token)).status).toBe(429);
       expect((await get(quiet.token)).status).toBe(200);
@@ -118,7 +110,7 @@ describe("the per-organisation API limit", () => {
     await inOneRateWindow(async () => {
       const seen = fakeOrigin();
       const get = appWith();
-      const org = await newOrganisation();
+      const org = await newArchitectOrganisation("professional", "l");
       const created = await gateway("/authenticate/secrets", {
         method: "POST",
         headers: { Authorization: `Bearer ${org.token}` },
@@ -149,7 +141,7 @@ describe("the per-organisation API limit", () => {
     fakeOrigin();
     const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
     const get = appWith({ ...env, API_LIMIT_ENTERPRISE: undefined });
-    const org = await newOrganisation("enterprise");
+    const org = await newArchitectOrganisation("enterprise", "l");
     for (let i = 0; i < LIMIT + 2; i++) expect((await get(org.token)).status).toBe(200);
     const lines = warnings.mock.calls.map(([line]) => JSON.parse(String(line)));
     expect(lines.filter((line) => line.event === "api_limit_disabled")).toEqual([
@@ -159,8 +151,8 @@ describe("the per-organisation API limit", () => {
 
   it("applies the production defaults: professional 600, enterprise 6,000 a minute", async () => {
     fakeOrigin();
-    const professional = await newOrganisation("professional");
-    const enterprise = await newOrganisation("enterprise");
+    const professional = await newArchitectOrganisation("professional", "l");
+    const enterprise = await newArchitectOrganisation("enterprise", "l");
     // Stand-ins that refuse at once, to read the advertised policy of each plan with the real limits configured.
     const refuse = { limit: async () => ({ success: false }) } as RateLimit;
     const get = appWith({ ...env, API_LIMIT_PROFESSIONAL: refuse, API_LIMIT_ENTERPRISE: refuse });

@@ -9,7 +9,8 @@ import type { RefreshFamily } from "../src/tokens/refresh-family";
 import { revocationShard, revocationShardKey } from "../src/revocation/record";
 import { createServices, type Services, type ServiceOverrides } from "../src/services";
 import { GATEWAY, problem, randomIp } from "./helpers";
-import { sha256Hex } from "./refresh-helpers";
+
+import { sha256Hex } from "../src/digest";
 
 /** A shared, settable clock (ms since the epoch). */
 export interface Clock {
@@ -114,9 +115,6 @@ export async function revocationPublished(memberId: number): Promise<void> {
   }
   throw new Error(`member ${memberId} never appeared in ${key}`);
 }
-
-/** Request init carrying `token` as the bearer token. */
-export const bearer = (token: string) => ({ headers: { Authorization: `Bearer ${token}` } });
 
 /** A revoked access token's answer: 401 `invalid_token` with its RFC 6750 challenge. */
 export async function expectRevoked(response: Response): Promise<void> {

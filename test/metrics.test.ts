@@ -7,7 +7,7 @@ import { SEED_PASSWORD } from "../scripts/seed-data";
 import { createWorker } from "../src/worker";
 import type { Bindings } from "../src/config";
 import { createServices } from "../src/services";
-import { GATEWAY, fakeOrigin, fixedClaims, randomIp, signWithJose } from "./helpers";
+import { bearer, fakeOrigin, fixedClaims, GATEWAY, randomIp, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -27,10 +27,6 @@ function metered(extra: Partial<Bindings> = {}) {
     return { response, written: points.slice(before) };
   };
   return { send, clock };
-}
-
-function bearer(token: string): RequestInit {
-  return { headers: { Authorization: `Bearer ${token}` } };
 }
 
 describe("metrics", () => {

@@ -13,14 +13,15 @@ import type { ProblemCode } from "../src/gateway-error";
 import { PROBLEMS } from "../src/http/problem";
 import { createServices } from "../src/services";
 import {
-  GATEWAY,
+  authorization,
   fakeOrigin,
   fixedClaims,
+  GATEWAY,
   gateway,
   inOneRateWindow,
+  login as loginSeeded,
   newArchitectOrganisation,
   now,
-  login as loginSeeded,
   postLogin,
   randomId,
   randomIp,
@@ -578,7 +579,6 @@ function appSending(bindings: Bindings) {
 }
 
 describe(`the proxied API (${PROXIED})`, () => {
-  const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
   const call = (method: string, path: string, headers: Record<string, string> = {}) =>
     gateway(path, { method: method.toUpperCase(), headers });
 
@@ -599,7 +599,7 @@ describe(`the proxied API (${PROXIED})`, () => {
     );
     const { token } = await newArchitectOrganisation("enterprise", "p");
     for (const method of PROXIED_METHODS) {
-      const response = await call(method, "/grids/12/cells?view=full", bearer(token));
+      const response = await call(method, "/grids/12/cells?view=full", authorization(token));
       expect(response.headers.get("X-Origin")).toBe("yes");
       if (method !== "head") expect(await response.clone().text()).toBe("teapot");
       await expectProxied(method, response, 418);
@@ -612,14 +612,14 @@ describe(`the proxied API (${PROXIED})`, () => {
     const seen = fakeOrigin();
     const { token } = await newArchitectOrganisation("enterprise", "p");
     for (const method of PROXIED_METHODS)
-      await expectProxied(method, await call(method, "/grids%2F12", bearer(token)), 400, "invalid_request");
+      await expectProxied(method, await call(method, "/grids%2F12", authorization(token)), 400, "invalid_request");
     await expectProxied(
       "get",
-      await call("get", "/grids", { ...bearer(token), "X-HTTP-Method-Override": "DELETE" }),
+      await call("get", "/grids", { ...authorization(token), "X-HTTP-Method-Override": "DELETE" }),
       400,
       "invalid_request",
     );
-    await expectProxied("get", await call("get", "/grids/..;/secrets", bearer(token)), 400, "ambiguous_path");
+    await expectProxied("get", await call("get", "/grids/..;/secrets", authorization(token)), 400, "ambiguous_path");
     expect(seen).toEqual([]);
   });
 
@@ -632,7 +632,7 @@ describe(`the proxied API (${PROXIED})`, () => {
       401,
       "basic_not_supported",
     );
-    const invalid = await call("get", "/grids", bearer("not.a.token"));
+    const invalid = await call("get", "/grids", authorization("not.a.token"));
     expect(invalid.headers.get("WWW-Authenticate")).toContain('error="invalid_token"');
     await expectProxied("get", invalid, 401, "invalid_token");
   });
@@ -641,7 +641,7 @@ describe(`the proxied API (${PROXIED})`, () => {
     const seen = fakeOrigin();
     const scopeless = await signWithJose(fixedClaims({ scope: "" }));
     for (const method of PROXIED_METHODS) {
-      const response = await call(method, "/grids", bearer(scopeless));
+      const response = await call(method, "/grids", authorization(scopeless));
       expect(response.headers.get("WWW-Authenticate")).toMatch(
         /^Bearer realm="api", error="insufficient_scope", scope="/,
       );
@@ -650,10 +650,10 @@ describe(`the proxied API (${PROXIED})`, () => {
     const free = await signWithJose(
       fixedClaims({ organisationEntityIdentifier: "f4r5t6", memberEntityIdentifier: "f3g6hj", memberEntityId: 2554 }),
     );
-    await expectProxied("get", await call("get", "/grids", bearer(free)), 403, "plan_not_eligible");
+    await expectProxied("get", await call("get", "/grids", authorization(free)), 403, "plan_not_eligible");
 
     const org = await newArchitectOrganisation("enterprise", "p");
-    const created = await post("/authenticate/secrets", {}, { headers: bearer(org.token) });
+    const created = await post("/authenticate/secrets", {}, { headers: authorization(org.token) });
     expect(created.status).toBe(201);
     const { kid, secret } = await created.json<{ kid: string; secret: string }>();
     const suspended = randomId("m");
@@ -673,7 +673,7 @@ describe(`the proxied API (${PROXIED})`, () => {
       secret,
       { kid },
     );
-    await expectProxied("get", await call("get", "/grids", bearer(dynamic)), 403, "account_suspended");
+    await expectProxied("get", await call("get", "/grids", authorization(dynamic)), 403, "account_suspended");
 
     const preflight = (origin: string) =>
       call("options", "/grids", { Origin: origin, "Access-Control-Request-Method": "POST" });
@@ -695,9 +695,9 @@ describe(`the proxied API (${PROXIED})`, () => {
     await inOneRateWindow(async () => {
       fakeOrigin();
       const { token } = await newArchitectOrganisation("professional", "p");
-      for (let i = 0; i < 3; i++) expect((await send("get", "/grids", bearer(token))).status).toBe(200);
+      for (let i = 0; i < 3; i++) expect((await send("get", "/grids", authorization(token))).status).toBe(200);
       for (const method of PROXIED_METHODS)
-        await expectProxied(method, await send(method, "/grids", bearer(token)), 429, "rate_limited");
+        await expectProxied(method, await send(method, "/grids", authorization(token)), 429, "rate_limited");
       vi.restoreAllMocks();
     });
   });
@@ -706,7 +706,7 @@ describe(`the proxied API (${PROXIED})`, () => {
     const { token } = await newArchitectOrganisation("enterprise", "p");
     vi.spyOn(globalThis, "fetch").mockRejectedValue(new TypeError("Network connection lost."));
     for (const method of PROXIED_METHODS)
-      await expectProxied(method, await call(method, "/grids", bearer(token)), 502, "origin_unreachable");
+      await expectProxied(method, await call(method, "/grids", authorization(token)), 502, "origin_unreachable");
     vi.restoreAllMocks();
     vi.spyOn(globalThis, "fetch").mockImplementation(
       (input, init) =>
@@ -715,7 +715,7 @@ describe(`the proxied API (${PROXIED})`, () => {
           signal.addEventListener("abort", () => reject(signal.reason));
         }),
     );
-    const timedOut = await Promise.all(PROXIED_METHODS.map((method) => call(method, "/grids", bearer(token))));
+    const timedOut = await Promise.all(PROXIED_METHODS.map((method) => call(method, "/grids", authorization(token))));
     for (const [index, method] of PROXIED_METHODS.entries())
       await expectProxied(method, timedOut[index]!, 504, "origin_timeout");
   });
@@ -735,7 +735,7 @@ describe("503 temporarily_unavailable (a gateway whose D1 and KV fail)", () => {
       body === undefined
         ? sendRaw(method, path, headers)
         : sendRaw(method, path, { ...headers, "Content-Type": "application/json" }, JSON.stringify(body));
-    const bearer = { Authorization: `Bearer ${access_token}` };
+    const asMember = authorization(access_token);
     const cases: [string, string, string, Response][] = [
       [
         "post",
@@ -759,23 +759,23 @@ describe("503 temporarily_unavailable (a gateway whose D1 and KV fail)", () => {
         "post",
         "/authenticate/secrets",
         "/authenticate/secrets",
-        await send("POST", "/authenticate/secrets", {}, bearer),
+        await send("POST", "/authenticate/secrets", {}, asMember),
       ],
       [
         "get",
         "/authenticate/secrets",
         "/authenticate/secrets",
-        await send("GET", "/authenticate/secrets", undefined, bearer),
+        await send("GET", "/authenticate/secrets", undefined, asMember),
       ],
       [
         "delete",
         "/authenticate/secrets/{kid}",
         "/authenticate/secrets/ds_x",
-        await send("DELETE", "/authenticate/secrets/ds_x", undefined, bearer),
+        await send("DELETE", "/authenticate/secrets/ds_x", undefined, asMember),
       ],
     ];
     for (const method of PROXIED_METHODS)
-      cases.push([method, PROXIED, "/grids", await send(method, "/grids", undefined, bearer)]);
+      cases.push([method, PROXIED, "/grids", await send(method, "/grids", undefined, asMember)]);
     for (const [method, path, , response] of cases) {
       expect(response.status, `${method} ${path}`).toBe(503);
       const body = await expectConforms(method, path, response);

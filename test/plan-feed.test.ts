@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/worker";
 import { createServices } from "../src/services";
 import { PlanGate } from "../src/policy/plan";
-import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+import { fakeOrigin, fixedClaims, GATEWAY, newOrganisation, problem, signWithJose } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -81,14 +81,6 @@ function isolate() {
   return { d1, get, feedQueries, stateReads };
 }
 
-async function newOrganisation(plan = "professional"): Promise<string> {
-  const identifier = `f${crypto.randomUUID().slice(0, 7)}`;
-  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Feed', ?, ?)")
-    .bind(identifier, `${identifier}.example`, plan)
-    .run();
-  return identifier;
-}
-
 function sql(query: string, ...values: unknown[]) {
   return env.DB.prepare(query)
     .bind(...values)
@@ -99,7 +91,7 @@ describe("the organisation change feed", () => {
   it("honours a direct D1 plan change at the next poll, without re-reading the organisation", async () => {
     fakeOrigin();
     const { get, feedQueries, stateReads } = isolate();
-    const organisation = await newOrganisation();
+    const organisation = await newOrganisation("professional", "f");
     expect((await get(organisation, 0)).status).toBe(200);
     await sql("UPDATE organisations SET plan = 'free' WHERE identifier = ?", organisation);
 
@@ -113,7 +105,11 @@ describe("the organisation change feed", () => {
   it("honours a suspension, a deletion and a renamed identifier within 60 s", async () => {
     fakeOrigin();
     const { get } = isolate();
-    const [suspended, deleted, renamed] = [await newOrganisation(), await newOrganisation(), await newOrganisation()];
+    const [suspended, deleted, renamed] = [
+      await newOrganisation("professional", "f"),
+      await newOrganisation("professional", "f"),
+      await newOrganisation("professional", "f"),
+    ];
     for (const organisation of [suspended, deleted, renamed]) expect((await get(organisation, 0)).status).toBe(200);
     await sql("UPDATE organisations SET status = 'suspended' WHERE identifier = ?", suspended);
     await sql("DELETE FROM organisations WHERE identifier = ?", deleted);
@@ -133,7 +129,7 @@ describe("the organisation change feed", () => {
   it("honours within 60 s an organisation that INSERT OR REPLACE replaced under a new identifier", async () => {
     fakeOrigin();
     const { get } = isolate();
-    const [byId, byDomain] = [await newOrganisation(), await newOrganisation()];
+    const [byId, byDomain] = [await newOrganisation("professional", "f"), await newOrganisation("professional", "f")];
     for (const organisation of [byId, byDomain]) expect((await get(organisation, 0)).status).toBe(200);
     await sql(
       "INSERT OR REPLACE INTO organisations (id, identifier, name, domain, plan) SELECT id, ?, 'Feed', ?, 'professional' FROM organisations WHERE identifier = ?",
@@ -157,7 +153,7 @@ describe("the organisation change feed", () => {
   it("keeps serving an organisation that an INSERT OR IGNORE or a failed INSERT collided with", async () => {
     fakeOrigin();
     const { get } = isolate();
-    const [ignored, failed] = [await newOrganisation(), await newOrganisation()];
+    const [ignored, failed] = [await newOrganisation("professional", "f"), await newOrganisation("professional", "f")];
     for (const organisation of [ignored, failed]) expect((await get(organisation, 0)).status).toBe(200);
     await sql(
       "INSERT OR IGNORE INTO organisations (identifier, name, domain, plan) VALUES (?, 'Feed', ?, 'free')",
@@ -189,7 +185,7 @@ describe("the organisation change feed", () => {
     fakeOrigin();
     const { get, feedQueries, stateReads } = isolate();
     const organisations: string[] = [];
-    for (let index = 0; index < 50; index++) organisations.push(await newOrganisation());
+    for (let index = 0; index < 50; index++) organisations.push(await newOrganisation("professional", "f"));
     for (const organisation of organisations) expect((await get(organisation, 0)).status).toBe(200);
     expect(stateReads(), "first sightings").toBe(50);
     const feedBefore = feedQueries();
@@ -206,7 +202,7 @@ describe("the organisation change feed", () => {
   it("waits for a poll when the feed is 60 s old, and then serves what it brought", async () => {
     fakeOrigin();
     const { get, feedQueries } = isolate();
-    const organisation = await newOrganisation();
+    const organisation = await newOrganisation("professional", "f");
     expect((await get(organisation, 0)).status).toBe(200);
     await sql("UPDATE organisations SET plan = 'free' WHERE identifier = ?", organisation);
     expect((await get(organisation, 60_000)).status, "the request itself polled").toBe(403);
@@ -218,7 +214,7 @@ describe("the safety net", () => {
   it("re-reads an organisation an hour after its read, whatever the feed says", async () => {
     fakeOrigin();
     const { get, stateReads } = isolate();
-    const organisation = await newOrganisation();
+    const organisation = await newOrganisation("professional", "f");
     for (let at = 0; at < 3_600_000; at += 59_000) expect((await get(organisation, at)).status).toBe(200);
     expect(stateReads(), "the feed vouched for it for an hour").toBe(1);
     expect((await get(organisation, 3_600_000)).status).toBe(200);
@@ -232,7 +228,11 @@ describe("the plan gate when D1 fails", () => {
     const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
     const infos = vi.spyOn(console, "log").mockImplementation(() => {});
     const { d1, get } = isolate();
-    const [known, refused, unseen] = [await newOrganisation(), await newOrganisation("free"), await newOrganisation()];
+    const [known, refused, unseen] = [
+      await newOrganisation("professional", "f"),
+      await newOrganisation("free", "f"),
+      await newOrganisation("professional", "f"),
+    ];
     expect((await get(known, 0)).status).toBe(200);
     expect((await get(refused, 0)).status).toBe(403);
 
@@ -267,7 +267,7 @@ describe("the plan gate when D1 hangs", () => {
     fakeOrigin();
     vi.spyOn(console, "warn").mockImplementation(() => {});
     const { d1, get } = isolate();
-    const [known, unseen] = [await newOrganisation(), await newOrganisation()];
+    const [known, unseen] = [await newOrganisation("professional", "f"), await newOrganisation("professional", "f")];
     expect((await get(known, 0)).status).toBe(200);
 
     d1.hanging = true;
@@ -284,7 +284,7 @@ describe("a busy feed", () => {
   it("never makes a request await another request's read: when the first read of an organisation hangs, a concurrent request reads it itself", async () => {
     fakeOrigin();
     const { d1, get, stateReads } = isolate();
-    const organisation = await newOrganisation();
+    const organisation = await newOrganisation("professional", "f");
     d1.hangNext = true;
     const statuses = await Promise.all([get(organisation, 0), get(organisation, 0)]).then((responses) =>
       responses.map((response) => response.status).sort(),
@@ -299,7 +299,7 @@ describe("a busy feed", () => {
   it("reads more than one page of changes in one poll", async () => {
     fakeOrigin();
     const { get, feedQueries, stateReads } = isolate();
-    const organisation = await newOrganisation();
+    const organisation = await newOrganisation("professional", "f");
     expect((await get(organisation, 0)).status).toBe(200);
     const stampedBefore = Date.now() - 5_000;
     const inserts = Array.from({ length: 600 }, (_, index) =>
@@ -327,7 +327,7 @@ describe("a busy feed", () => {
     fakeOrigin();
     const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
     const { get, stateReads } = isolate();
-    const organisation = await newOrganisation();
+    const organisation = await newOrganisation("professional", "f");
     expect((await get(organisation, 0)).status).toBe(200);
     await sql("UPDATE organisations SET plan = 'free' WHERE identifier LIKE 'busy%' OR identifier = ?", organisation);
 

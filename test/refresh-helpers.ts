@@ -1,8 +1,10 @@
 // Helpers of the refresh-token tests: the two routes, fresh accounts, and views of the TOKENS namespace.
 import { env } from "cloudflare:workers";
+import { expect } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { hashPassword } from "../src/credentials/password";
-import { gateway, login, randomIp } from "./helpers";
+import { sha256Hex } from "../src/digest";
+import { gateway, login, problem, randomIp } from "./helpers";
 
 /** `POST /authenticate/refresh` with a JSON body (or a raw string body). */
 export function postRefresh(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
@@ -29,10 +31,12 @@ export async function refreshOk(token: string): Promise<Record<string, any>> {
   return response.json();
 }
 
-/** Hex SHA-256, computed independently of the gateway's code. */
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return [...digest].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+/** A refused refresh: 401 `invalid_grant`, no bearer challenge, never cached. */
+export async function expectInvalidGrant(response: Response): Promise<void> {
+  expect(response.status).toBe(401);
+  expect(response.headers.get("WWW-Authenticate")).toBeNull();
+  expect(response.headers.get("Cache-Control")).toBe("no-store");
+  expect((await problem(response)).code).toBe("invalid_grant");
 }
 
 /** The stored record of a refresh token, looked up by its hash. */

@@ -3,7 +3,8 @@ import { env } from "cloudflare:workers";
 import { jwtVerify } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fakeOrigin, gateway, login, problem } from "./helpers";
-import { kvSnapshot, postRefresh, refreshOk, sha256Hex, storedRecord } from "./refresh-helpers";
+import { expectInvalidGrant, kvSnapshot, postRefresh, refreshOk, storedRecord } from "./refresh-helpers";
+import { sha256Hex } from "../src/digest";
 
 const REFRESH_TOKEN = /^ggr_[A-Za-z0-9_-]{43}$/;
 const GRACE_MS = 10_000;
@@ -13,13 +14,6 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-async function expectInvalidGrant(response: Response): Promise<void> {
-  expect(response.status).toBe(401);
-  expect(response.headers.get("WWW-Authenticate")).toBeNull();
-  expect(response.headers.get("Cache-Control")).toBe("no-store");
-  expect((await problem(response)).code).toBe("invalid_grant");
-}
-
 describe("issuing and storing refresh tokens", () => {
   it("login returns an opaque 256-bit refresh token of which KV holds only the SHA-256", async () => {
     const before = Date.now();
@@ -27,6 +21,9 @@ describe("issuing and storing refresh tokens", () => {
     expect(body.refresh_token).toMatch(REFRESH_TOKEN);
     expect(body.refresh_token_expires_in).toBe(604_800);
 
+    expect(await sha256Hex("abc"), "the digest is SHA-256 (FIPS 180-2 test vector)").toBe(
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    );
     const hash = await sha256Hex(body.refresh_token);
     const record = await storedRecord(body.refresh_token);
     expect(record).toMatchObject({ v: 1, memberId: 2550, organisationId: 1 });

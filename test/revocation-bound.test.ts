@@ -2,10 +2,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket, revocationShard } from "../src/revocation/record";
-import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/revocation/list";
-import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
-import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
-import { loginAccount, newAccount } from "./refresh-helpers";
+import { bearer, fakeOrigin, fixedClaims, signWithJose } from "./helpers";
+import { expectRevoked, location } from "./locations";
 
 afterEach(() => vi.restoreAllMocks());
 

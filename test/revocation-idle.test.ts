@@ -1,12 +1,11 @@
 // An idle isolate re-reads the revocation record before using it (a file of its own: KV caches reads for 30 s across the file).
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { MAX_NAMED_BYTES, REVOCATIONS_KEY, revocationBucket } from "../src/revocation/record";
 import { Logger } from "../src/log";
 import { STORAGE_WAIT_MS } from "../src/storage/bounded";
 import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS, RevocationList } from "../src/revocation/list";
-import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
-import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
+import { bearer, fakeOrigin } from "./helpers";
+import { expectRevoked, location, type Clock } from "./locations";
 import { loginAccount, newAccount } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());

@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
 import { hashPassword } from "../src/credentials/password";
 import { issuedAtOf, issueInstant, revokedBy, tokenIdAt } from "../src/revocation/order";
-import { adminRequest, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
-import { bearer, expectRevoked } from "./locations";
+import { adminRequest, bearer, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
+import { expectRevoked } from "./locations";
 import { loginAccount, newAccount, postRefresh, postRevoke, type Account } from "./refresh-helpers";
 
 afterEach(() => {

@@ -11,8 +11,8 @@ import {
   revocationShardName,
   type RevocationSnapshot,
 } from "../src/revocation/record";
-import { fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
-import { bearer, expectRevoked, location, staleKv } from "./locations";
+import { bearer, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpers";
+import { expectRevoked, location, staleKv } from "./locations";
 
 afterEach(() => vi.restoreAllMocks());
 

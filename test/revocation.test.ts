@@ -2,9 +2,9 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { REVOCATION_SHARDS } from "../src/revocation/record";
-import { REVOCATIONS_MAX_AGE_MS, REVOCATIONS_REFRESH_MS } from "../src/revocation/list";
-import { fakeOrigin, fixedClaims, signWithJose } from "./helpers";
-import { bearer, expectRevoked, location, revocationPublished, type Clock } from "./locations";
+import { REVOCATIONS_REFRESH_MS } from "../src/revocation/list";
+import { bearer, fakeOrigin, fixedClaims, signWithJose } from "./helpers";
+import { expectRevoked, location, revocationPublished, type Clock } from "./locations";
 import { loginAccount, newAccount } from "./refresh-helpers";
 
 afterEach(() => vi.restoreAllMocks());

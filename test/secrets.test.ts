@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../src/config";
 import {
   accessTokenFor,
+  authorization,
   fakeOrigin,
   fixedClaims,
   gateway,
@@ -20,34 +21,23 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-type Organisation = TestOrganisation;
-
-/** A fresh organisation with one active architect, so tests never share secrets. */
-function newOrganisation(plan = "enterprise"): Promise<Organisation> {
-  return newArchitectOrganisation(plan, "s");
-}
-
-function bearer(token: string): Record<string, string> {
-  return { Authorization: `Bearer ${token}` };
-}
-
 function createSecret(token: string, body?: unknown): Promise<Response> {
   return gateway("/authenticate/secrets", {
     method: "POST",
-    headers: { ...bearer(token), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+    headers: { ...authorization(token), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 }
 
 /** Creates a secret through the API and returns the one response that holds its value. */
-async function newSecret(org: Organisation, label?: string): Promise<{ kid: string; secret: string }> {
+async function newSecret(org: TestOrganisation, label?: string): Promise<{ kid: string; secret: string }> {
   const response = await createSecret(org.token, label === undefined ? undefined : { label });
   expect(response.status, await response.clone().text()).toBe(201);
   return response.json();
 }
 
 function dynamicToken(
-  org: Organisation,
+  org: TestOrganisation,
   secret: string,
   kid?: string,
   overrides: Record<string, unknown> = {},
@@ -64,7 +54,7 @@ function dynamicToken(
 }
 
 function getGrids(token: string): Promise<Response> {
-  return gateway("/grids", { headers: bearer(token) });
+  return gateway("/grids", { headers: authorization(token) });
 }
 
 async function liveKids(organisationId: number): Promise<string[]> {
@@ -78,7 +68,7 @@ async function liveKids(organisationId: number): Promise<string[]> {
 
 describe("POST /authenticate/secrets", () => {
   it("returns the value once, 201 and no-store, and stores only AES-GCM ciphertext", async () => {
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const response = await createSecret(org.token, { label: "ci" });
     expect(response.status).toBe(201);
     expect(response.headers.get("Cache-Control")).toBe("no-store");
@@ -103,7 +93,7 @@ describe("POST /authenticate/secrets", () => {
   });
 
   it("accepts an empty body, refuses bad labels and bodies without storing anything", async () => {
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     expect((await createSecret(org.token)).status).toBe(201);
     for (const body of [{ label: "x".repeat(101) }, { label: "a\nb" }, { label: 3 }, { name: "typo" }]) {
       const response = await createSecret(org.token, body);
@@ -112,7 +102,7 @@ describe("POST /authenticate/secrets", () => {
     }
     const form = await gateway("/authenticate/secrets", {
       method: "POST",
-      headers: { ...bearer(org.token), "Content-Type": "text/plain" },
+      headers: { ...authorization(org.token), "Content-Type": "text/plain" },
       body: "x",
     });
     expect(form.status).toBe(415);
@@ -120,14 +110,14 @@ describe("POST /authenticate/secrets", () => {
   });
 
   it("holds at most 10 live secrets per organisation (409), room again after a revoke", async () => {
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     for (let i = 0; i < 10; i++) await newSecret(org);
     const refused = await createSecret(org.token);
     expect(refused.status).toBe(409);
     expect((await problem(refused)).code).toBe("secret_limit_reached");
     const [first] = await liveKids(org.id);
     expect(
-      (await gateway(`/authenticate/secrets/${first}`, { method: "DELETE", headers: bearer(org.token) })).status,
+      (await gateway(`/authenticate/secrets/${first}`, { method: "DELETE", headers: authorization(org.token) })).status,
     ).toBe(204);
     expect((await createSecret(org.token)).status).toBe(201);
     expect(await liveKids(org.id)).toHaveLength(10);
@@ -136,15 +126,15 @@ describe("POST /authenticate/secrets", () => {
 
 describe("who may manage secrets", () => {
   it("needs a fixed-secret architect token of an active member on an API plan", async () => {
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
-    const free = await newOrganisation("free");
+    const free = await newArchitectOrganisation("free", "s");
     const cases: [Record<string, string>, number, string][] = [
       [{}, 401, "missing_token"],
-      [bearer(await dynamicToken(org, secret, kid, { scope: "architect" })), 401, "invalid_token"],
-      [bearer(await accessTokenFor("builder@acme.example")), 403, "insufficient_scope"],
+      [authorization(await dynamicToken(org, secret, kid, { scope: "architect" })), 401, "invalid_token"],
+      [authorization(await accessTokenFor("builder@acme.example")), 403, "insufficient_scope"],
       [
-        bearer(
+        authorization(
           await signWithJose(
             fixedClaims({
               organisationEntityIdentifier: org.identifier,
@@ -156,7 +146,7 @@ describe("who may manage secrets", () => {
         401,
         "invalid_token",
       ],
-      [bearer(free.token), 403, "plan_not_eligible"],
+      [authorization(free.token), 403, "plan_not_eligible"],
     ];
     for (const [headers, status, code] of cases) {
       for (const method of ["GET", "POST"]) {
@@ -170,7 +160,7 @@ describe("who may manage secrets", () => {
       ["/authenticate/secrets", "GET"],
       [`/authenticate/secrets/${kid}`, "DELETE"],
     ]) {
-      const response = await gateway(path!, { method, headers: bearer(org.token) });
+      const response = await gateway(path!, { method, headers: authorization(org.token) });
       expect(response.status).toBe(403);
       expect((await problem(response)).code).toBe("account_suspended");
     }
@@ -190,12 +180,12 @@ describe("who may manage secrets", () => {
 
 describe("listing and revoking", () => {
   it("lists kids, labels and dates of the own organisation only, never a value", async () => {
-    const org = await newOrganisation();
-    const other = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
+    const other = await newArchitectOrganisation("enterprise", "s");
     const a = await newSecret(org, "alpha");
     const b = await newSecret(org, "beta");
     const foreign = await newSecret(other, "theirs");
-    const response = await gateway("/authenticate/secrets", { headers: bearer(org.token) });
+    const response = await gateway("/authenticate/secrets", { headers: authorization(org.token) });
     expect(response.status).toBe(200);
     expect(response.headers.get("Cache-Control")).toBe("no-store");
     const text = await response.text();
@@ -211,12 +201,12 @@ describe("listing and revoking", () => {
   });
 
   it("revokes with 204, then 404; someone else's kid is 404 and stays live", async () => {
-    const org = await newOrganisation();
-    const other = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
+    const other = await newArchitectOrganisation("enterprise", "s");
     const mine = await newSecret(org);
     const theirs = await newSecret(other);
     const revoke = (kid: string) =>
-      gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: bearer(org.token) });
+      gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: authorization(org.token) });
 
     const foreign = await revoke(theirs.kid);
     expect(foreign.status).toBe(404);
@@ -235,7 +225,7 @@ describe("listing and revoking", () => {
 describe("dynamic-secret tokens on the API", () => {
   it("are accepted with or without kid and exp, and forwarded as the stored member", async () => {
     const seen = fakeOrigin();
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     expect((await getGrids(await dynamicToken(org, secret, kid))).status).toBe(200);
     expect((await getGrids(await dynamicToken(org, secret))).status).toBe(200);
@@ -252,7 +242,7 @@ describe("dynamic-secret tokens on the API", () => {
 
   it("are refused once their secret is revoked, at once in the revoking isolate", async () => {
     fakeOrigin();
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     const keep = await newSecret(org);
     const token = await dynamicToken(org, secret, kid);
@@ -261,7 +251,7 @@ describe("dynamic-secret tokens on the API", () => {
     expect((await getGrids(token)).status).toBe(200);
     expect((await getGrids(noKid)).status).toBe(200);
     expect(
-      (await gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: bearer(org.token) })).status,
+      (await gateway(`/authenticate/secrets/${kid}`, { method: "DELETE", headers: authorization(org.token) })).status,
     ).toBe(204);
     for (const refused of [token, noKid]) {
       const response = await getGrids(refused);
@@ -273,8 +263,8 @@ describe("dynamic-secret tokens on the API", () => {
 
   it("refuse another organisation's secret, with its kid or without", async () => {
     fakeOrigin();
-    const a = await newOrganisation();
-    const b = await newOrganisation();
+    const a = await newArchitectOrganisation("enterprise", "s");
+    const b = await newArchitectOrganisation("enterprise", "s");
     await newSecret(a);
     const secretOfB = await newSecret(b);
     expect((await getGrids(await dynamicToken(b, secretOfB.secret, secretOfB.kid))).status).toBe(200);
@@ -288,7 +278,7 @@ describe("dynamic-secret tokens on the API", () => {
 
   it("are never accepted as fixed-secret tokens, nor a dynamic secret for a fixed token", async () => {
     fakeOrigin();
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     expect(
       (
@@ -306,7 +296,7 @@ describe("dynamic-secret tokens on the API", () => {
 
   it("need an existing, active member of the organisation whose id matches", async () => {
     fakeOrigin();
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     expect((await getGrids(await dynamicToken(org, secret, kid, { memberEntityIdentifier: "o6q2is" }))).status).toBe(
       401,
@@ -329,7 +319,7 @@ describe("dynamic-secret tokens on the API", () => {
 
   it("pass the plan gate like every token", async () => {
     fakeOrigin();
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     await env.DB.prepare("UPDATE organisations SET plan = 'free' WHERE id = ?").bind(org.id).run();
     vi.useFakeTimers({ toFake: ["Date"] });
@@ -343,7 +333,7 @@ describe("dynamic-secret tokens on the API", () => {
 describe("cost and staleness of dynamic lookups", () => {
   it("answers unknown organisations and kids from memory: no D1 query, no KV read", async () => {
     fakeOrigin();
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     expect((await getGrids(await dynamicToken(org, secret, kid))).status).toBe(200);
     const spies = [vi.spyOn(env.DB, "prepare"), vi.spyOn(env.DB, "batch"), vi.spyOn(env.TOKENS, "get")];
@@ -358,7 +348,7 @@ describe("cost and staleness of dynamic lookups", () => {
   it("notices a revocation made elsewhere within 60 s, never later", async () => {
     fakeOrigin();
     vi.useFakeTimers({ toFake: ["Date"] });
-    const org = await newOrganisation();
+    const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     const token = await dynamicToken(org, secret, kid);
     expect((await getGrids(token)).status).toBe(200);
@@ -373,8 +363,8 @@ describe("cost and staleness of dynamic lookups", () => {
 
   it("binds each ciphertext to its organisation and kid", async () => {
     fakeOrigin();
-    const a = await newOrganisation();
-    const b = await newOrganisation();
+    const a = await newArchitectOrganisation("enterprise", "s");
+    const b = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(a);
     await newSecret(b);
     await env.DB.prepare("UPDATE dynamic_secrets SET organisation_id = ? WHERE kid = ?").bind(b.id, kid).run();

@@ -1,7 +1,7 @@
 // The verify path does no storage I/O for fixed-secret tokens, and plan state is at most 60 s stale.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fakeOrigin, fixedClaims, gateway, signWithJose } from "./helpers";
+import { fakeOrigin, fixedClaims, gateway, newOrganisation, signWithJose } from "./helpers";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -15,14 +15,6 @@ function spyOnStorage() {
     vi.spyOn(env.TOKENS, "get"),
     vi.spyOn(env.TOKENS, "put"),
   ];
-}
-
-async function newOrganisation(plan: string): Promise<string> {
-  const identifier = `h${crypto.randomUUID().slice(0, 5)}`;
-  await env.DB.prepare("INSERT INTO organisations (identifier, name, domain, plan) VALUES (?, 'Hot', ?, ?)")
-    .bind(identifier, `${identifier}.example`, plan)
-    .run();
-  return identifier;
 }
 
 describe("storage I/O on the request path", () => {
@@ -40,7 +32,7 @@ describe("storage I/O on the request path", () => {
 
   it("needs no D1 or KV for a fixed-secret token once the plan is cached", async () => {
     fakeOrigin();
-    const organisation = await newOrganisation("enterprise");
+    const organisation = await newOrganisation("enterprise", "h");
     const token = await signWithJose(fixedClaims({ organisationEntityIdentifier: organisation }));
     const spies = spyOnStorage();
     expect((await gateway("/grids", { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
@@ -56,7 +48,7 @@ describe("plan cache", () => {
   it("notices a downgrade within 60 s, never serving older state", async () => {
     fakeOrigin();
     vi.useFakeTimers({ toFake: ["Date"] });
-    const organisation = await newOrganisation("professional");
+    const organisation = await newOrganisation("professional", "h");
     const token = await signWithJose(
       fixedClaims({ organisationEntityIdentifier: organisation, exp: Math.floor(Date.now() / 1000) + 3600 }),
     );
