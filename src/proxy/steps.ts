@@ -3,7 +3,7 @@ import { ConfigError, type WaitUntil } from "../config";
 import type { Services } from "../services";
 import { GatewayError, unavailable } from "../gateway-error";
 import { checkPathForm } from "../policy/path-forms";
-import { verifyBearer } from "../tokens/bearer";
+import { verifyBearer } from "../http/bearer";
 import type { ProxiedRequest, ProxyStep } from "./request";
 import { isAllowed, resourceOf, scopesAllowing } from "../policy/scopes";
 import { pathOf } from "../http/request-url";

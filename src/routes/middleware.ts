@@ -7,7 +7,7 @@ import { closeScope, openScope } from "../http/scope";
 import type { TraceContext } from "../http/trace";
 import { Logger } from "../log";
 import type { Services } from "../services";
-import { verifyBearer, type BearerAuthOptions } from "../tokens/bearer";
+import { verifyBearer, type BearerAuthOptions } from "../http/bearer";
 import type { AccessClaims } from "../tokens/claims";
 
 /** Values middleware hands down a route. */

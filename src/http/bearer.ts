@@ -3,7 +3,7 @@ import type { WaitUntil } from "../config";
 import { GatewayError } from "../gateway-error";
 import type { Logger } from "../log";
 import type { Services } from "../services";
-import type { AccessClaims } from "./claims";
+import type { AccessClaims } from "../tokens/claims";
 
 /** Options of {@link verifyBearer}. */
 export interface BearerAuthOptions {
