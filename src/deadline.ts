@@ -5,10 +5,7 @@ export class DeadlineExceeded extends Error {
   override name = "DeadlineExceeded";
 }
 
-/**
- * `work`, or {@link DeadlineExceeded} once `waitMs` passed. The work itself is not cancelled here: a caller that
- * can cancel it (an origin fetch's `AbortSignal`) does so when it catches {@link DeadlineExceeded}.
- */
+/** `work`, or {@link DeadlineExceeded} once `waitMs` passed; a caller that can cancel the work does so itself. */
 export async function withinDeadline<T>(work: () => Promise<T>, waitMs: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | null = null;
   const deadline = new Promise<never>((_, reject) => {

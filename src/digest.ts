@@ -1,4 +1,4 @@
-/** Digests: SHA-256 as lower-case hex (the only form in which tokens and emails appear in KV keys), and FNV-1a for spreading keys over shards. */
+/** Digests: lower-case hex SHA-256 (the only form of tokens and emails in KV keys) and FNV-1a for sharding. */
 
 const encoder = new TextEncoder();
 
@@ -8,7 +8,7 @@ export async function sha256Hex(text: string): Promise<string> {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/** 32-bit FNV-1a of the UTF-16 code units of `text`: cheap and stable, for spreading keys over shards and buckets (not a secret). */
+/** 32-bit FNV-1a of the UTF-16 code units of `text`: stable, for spreading keys over shards (not a secret). */
 export function fnv1a32(text: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {

@@ -1,42 +1,22 @@
-/** The `AuditSink` Durable Object: one shard of the audit trail's buffer, flushed to D1 `audit_events` in one statement at most once a second. */
+/** The `AuditSink` Durable Object: one shard of the audit buffer, flushed to D1 at most once a second. */
 import { DurableObject } from "cloudflare:workers";
 import { fnv1a32 } from "../digest";
 import { Logger } from "../log";
 
-/**
- * Shards of the sink (objects named `audit-0` … `audit-15`). D1 sees at most this many audit writes a
- * second whatever the login and refresh rate; each shard takes 1/16 of the events (≈ 44 /s at the
- * capacity model's target, docs/capacity.md § 10), far under a Durable Object's 1,000 requests/s.
- */
+/** Shards (`audit-0` … `audit-15`): D1 sees at most this many audit writes a second (docs/capacity.md § 10). */
 export const AUDIT_SHARDS = 16;
 /** A shard writes to D1 at most once per this interval; the first event of an idle shard is written at once. */
 export const FLUSH_INTERVAL_MS = 1000;
-/**
- * Rows per D1 statement, at most. They travel as one JSON text bound to one parameter (D1 allows 100
- * bound parameters per query and 2 MB per string), itself at most {@link MAX_FLUSH_BYTES}: a typical row
- * is ≈ 0.35 KB, the largest under 10 KB of UTF-8 (512-character IP and user agent, 1,024-character detail,
- * every character escaped or multi-byte).
- */
+/** Rows per D1 statement, at most, bound as one JSON text of at most {@link MAX_FLUSH_BYTES}. */
 export const ROWS_PER_FLUSH = 2000;
-/**
- * UTF-8 bytes of JSON per D1 statement, at most: half of D1's limit of 2,000,000 bytes per string, whatever
- * the rows hold. Bytes, not characters: a row of non-ASCII text takes up to 3 bytes per UTF-16 code unit.
- */
+/** UTF-8 bytes (not characters) of JSON per D1 statement, at most: half of D1's 2,000,000 bytes per string. */
 export const MAX_FLUSH_BYTES = 1_000_000;
-/**
- * Failed tries of a one-row batch, while D1 answers a trivial query, after which that row is set aside
- * (moved to the shard's `rejected` table, logged `audit_row_rejected`) so the rows behind it keep flowing.
- */
+/** Failed tries of a one-row batch, while D1 answers `SELECT 1`, before that row is set aside in `rejected`. */
 export const MAX_ROW_FAILURES = 5;
 /** Rows a shard keeps in `rejected`, at most; a row set aside beyond it is only logged. */
 export const MAX_REJECTED = 1000;
-/**
- * Events a shard keeps while D1 refuses its writes (≈ 38 minutes of the target's 44 events/s). Past it,
- * new events are refused: the caller logs `audit_write_failed`, and the event's own JSON log line
- * remains its record. The oldest are kept, since they show how an incident started.
- */
+/** Events a shard keeps while D1 refuses its writes (≈ 38 min at the target); past it new events are refused. */
 export const MAX_PENDING = 100_000;
-/** After a failed write, the next try waits this long, doubled per further failure, up to a minute. */
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 60_000;
 
@@ -67,7 +47,6 @@ const COLUMNS = [
   "detail",
 ] as const satisfies readonly (keyof AuditRow)[];
 
-/** Inserts every row of the JSON array bound to `?1`, in order, in one statement. */
 const INSERT_AUDIT_ROWS = `INSERT INTO audit_events (${COLUMNS.join(", ")}) SELECT ${COLUMNS.map(
   (column) => `json_extract(value, '$.${column}')`,
 ).join(", ")} FROM json_each(?1)`;
@@ -99,28 +78,16 @@ export function auditShardName(requestId: string): string {
   return `audit-${fnv1a32(requestId) % AUDIT_SHARDS}`;
 }
 
-/** What one flush did. */
+/** What one flush did; `nextBatchRows` is the most the next try takes, `rejected` whether it set its row aside. */
 export interface FlushResult {
-  /** Rows written to D1 (0 when nothing was pending or the write failed). */
   written: number;
-  /** Rows still pending after it. */
   pending: number;
   failed: boolean;
-  /** Rows the next try takes, at most: halved after each failed try of several rows, doubled after a success. */
   nextBatchRows: number;
-  /** Whether the flush set its one row aside (see {@link MAX_ROW_FAILURES}). */
   rejected: boolean;
 }
 
-/**
- * One shard. {@link AuditSink.append} stores the event in the object's SQLite and makes sure an alarm
- * is set: at once if the shard has not written for {@link FLUSH_INTERVAL_MS}, else that long after its
- * last write. The alarm writes up to {@link ROWS_PER_FLUSH} pending rows (at most {@link MAX_FLUSH_BYTES}
- * bytes of JSON) to D1 in one statement and deletes them only once D1 accepted them (a failure keeps them
- * and retries with back-off, each failed try of several rows halving the next batch, down to one row; a
- * row D1 keeps refusing alone is set aside). Delivery is at least once: if the object dies between D1's
- * commit and its own delete, the rows are written again.
- */
+/** One shard: buffers events in SQLite; its alarm writes them to D1 at least once (docs/storage.md § AuditSink). */
 export class AuditSink extends DurableObject<Cloudflare.Env> {
   private flushing = false;
 
@@ -139,7 +106,6 @@ export class AuditSink extends DurableObject<Cloudflare.Env> {
     return true;
   }
 
-  /** Writes what is pending to D1. */
   override async alarm(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
@@ -188,7 +154,6 @@ async function answers(db: D1Database): Promise<boolean> {
   }
 }
 
-/** Moves the pending row `row` to `rejected` (while it has room) and logs it. */
 function reject(storage: DurableObjectStorage, row: { id: number; row: string }, at: number, error: string): void {
   storage.sql.exec("DELETE FROM pending WHERE id = ?", row.id);
   const kept = storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM rejected").one().n < MAX_REJECTED;
@@ -214,15 +179,12 @@ function nextFlushAt(storage: DurableObjectStorage): number {
   return Math.max(Date.now(), lastAt + wait);
 }
 
-/**
- * One flush of a shard's storage into `db`: the alarm's work, exported so a test can run it against a
- * failing D1 (inside the object, through `runInDurableObject`). Schedules the next alarm if rows remain.
- */
+/** One flush of a shard into `db` (the alarm's work, exported for tests); schedules the next alarm if rows remain. */
 export async function flushAuditRows(storage: DurableObjectStorage, db: D1Database): Promise<FlushResult> {
   const { maxRows, rowFailures } = batchState(storage);
   const rows: { id: number; row: string }[] = [];
   let bytes = 2;
-  // SQLite measures each row's UTF-8 bytes itself (`pending` holds UTF-8 text): no copy, no encoding in JS.
+  // SQLite measures each row's UTF-8 bytes: no encoding in JS.
   for (const row of storage.sql.exec<{ id: number; row: string; bytes: number }>(
     "SELECT id, row, length(CAST(row AS BLOB)) AS bytes FROM pending ORDER BY id LIMIT ?",
     maxRows,

@@ -1,29 +1,19 @@
 /** The one bounded cache policy of the gateway: least-recently-used eviction (second chance) with an optional TTL. */
 
-/** Limits of one {@link LruCache}. */
+/** Limits of one {@link LruCache}: `ttlMs` after `set` (absent: until evicted), measured by `now` (ms). */
 export interface LruOptions {
-  /** Entries kept at most; the least recently used one makes room for a new one. */
   maxEntries: number;
-  /** Milliseconds an entry is served after it was set; absent: until evicted. */
   ttlMs?: number;
-  /** The clock TTLs are measured with, in ms since the epoch (default `Date.now()`). */
   now?: () => number;
 }
 
 interface Entry<Value> {
   value: Value;
-  /** Ms since the epoch; `Infinity` without a TTL. */
   expiresAt: number;
-  /** Read since it was set or last given a second chance. */
   used: boolean;
 }
 
-/**
- * A `Map` in insertion order with the second-chance approximation of LRU: a hit only marks its
- * entry used (no re-insertion on the hot path); a full cache walks from the oldest entry, moving
- * used ones to the back, and evicts the first unused one. `get` is O(1), `set` amortised O(1), and
- * nothing ever clears the whole cache at once.
- */
+/** A `Map` in insertion order with second-chance LRU: a hit only marks its entry used; `set` is amortised O(1). */
 export class LruCache<Key, Value> {
   private readonly entries = new Map<Key, Entry<Value>>();
   private readonly maxEntries: number;
@@ -53,19 +43,16 @@ export class LruCache<Key, Value> {
     return entry.value;
   }
 
-  /** Stores `value` as the newest entry, evicting the least recently used one when full. */
   set(key: Key, value: Value): void {
     if (!this.entries.delete(key) && this.entries.size >= this.maxEntries) this.evictOne();
     const expiresAt = this.ttlMs === undefined ? Infinity : this.now() + this.ttlMs;
     this.entries.set(key, { value, expiresAt, used: false });
   }
 
-  /** Forgets `key`; true when it was held. */
   delete(key: Key): boolean {
     return this.entries.delete(key);
   }
 
-  /** Evicts the oldest entry not read since its last chance; entries read meanwhile move to the back. */
   private evictOne(): void {
     for (const [key, entry] of this.entries) {
       this.entries.delete(key);

@@ -2,12 +2,8 @@
 import bcrypt from "bcryptjs";
 import type { Logger } from "../log";
 
-/** bcrypt only ever reads this many UTF-8 bytes of a password. */
 const BCRYPT_MAX_PASSWORD_BYTES = 72;
-/**
- * Highest bcrypt cost verified. bcryptjs is pure JavaScript, so each step doubles the CPU time of a
- * login (see README § Login protection for measured numbers); a row above this never verifies.
- */
+/** Highest bcrypt cost verified; each step doubles a login's CPU time (docs/security.md § Login protection). */
 export const BCRYPT_MAX_COST = 12;
 
 const FORMAT = /^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$/;
@@ -25,11 +21,7 @@ export function isBcryptHash(stored: string): boolean {
   return /^\$2[aby]\$/.test(stored);
 }
 
-/**
- * Checks `password` against an imported bcrypt hash. A password longer than 72 bytes never
- * verifies, even when its first 72 bytes match: bcrypt would silently ignore the rest, so accepting
- * it would let a guess that merely shares a long prefix in. Such members must reset their password.
- */
+/** Checks `password` against an imported bcrypt hash; one over 72 bytes never verifies (docs/security.md). */
 export async function verifyBcrypt(password: string, stored: string, log: Logger): Promise<boolean> {
   if (usableBcryptCost(stored) === undefined) {
     log.warn("bcrypt_hash_unusable", { cost: Number(stored.slice(4, 6)) || 0 });

@@ -9,22 +9,17 @@ export interface BackoffSettings {
   loginBackoffMaxSeconds: number;
 }
 
-/** What is stored per email; times in ms since the epoch. */
+/** What is stored per email (times in ms); `lockedUntil` is 0 while failures are below the free attempts. */
 export interface FailureRecord {
   failures: number;
-  /** No attempt is checked before this instant; 0 while failures are below the free attempts. */
   lockedUntil: number;
-  /** When this record is forgotten. */
   expiresAt: number;
 }
 
 /** The answer of {@link LoginBackoff.enter}: a refusal, or a ticket to settle when the check is over. */
 export type EnterDecision = { retryAfter: number } | { retryAfter: undefined; ticket: string };
 
-/**
- * An admitted attempt whose worker never settled it (crashed, timed out) stops counting after this
- * long; a real check takes well under a second.
- */
+/** An admitted attempt never settled (a crashed worker) stops counting after this; a real check takes < 1 s. */
 const ATTEMPT_TIMEOUT_MS = 30_000;
 
 const SCHEMA = `
@@ -41,7 +36,6 @@ CREATE TABLE IF NOT EXISTS attempts (
 
 type FailureRow = { failures: number; locked_until: number; expires_at: number };
 
-/** Seconds an email is locked after its `failures`-th consecutive failure: 0, then base·2ⁿ up to the cap. */
 function backoffSeconds(settings: BackoffSettings, failures: number): number {
   if (failures < settings.loginFreeAttempts) return 0;
   return Math.min(
@@ -50,12 +44,7 @@ function backoffSeconds(settings: BackoffSettings, failures: number): number {
   );
 }
 
-/**
- * One object per normalised email (named by its SHA-256), known or not. Attempts are admitted one
- * event at a time: attempts admitted and not yet settled count as failures, so however many
- * locations send a burst, at most `LOGIN_FREE_ATTEMPTS` passwords are checked before the first lock,
- * and one per lock after that. The object deletes its storage when the record expires.
- */
+/** One object per email hash; attempts in flight count as failures (docs/security.md § Login protection). */
 export class LoginBackoff extends DurableObject {
   private readonly tables: ObjectTables;
 
@@ -119,10 +108,7 @@ export class LoginBackoff extends DurableObject {
     this.sql("DELETE FROM attempts WHERE ticket = ?", ticket);
   }
 
-  /**
-   * Forgets the email's failures and lock at once (an operator's `member:unlock`); attempts in flight
-   * still settle normally. Returns the record it cleared, if any was live.
-   */
+  /** Clears the failures and lock at once (`member:unlock`); returns the live record it cleared. */
   async unlock(now: number): Promise<FailureRecord | undefined> {
     return this.ctx.storage.transactionSync(() => {
       const cleared = this.current(now);
@@ -131,7 +117,6 @@ export class LoginBackoff extends DurableObject {
     });
   }
 
-  /** The live failure record, if any. */
   async record(now: number): Promise<FailureRecord | undefined> {
     return this.current(now);
   }

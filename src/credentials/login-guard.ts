@@ -16,13 +16,12 @@ import { throttleKey, type LoginThrottle } from "./throttle";
 /** Who is attempting a login (see {@link requestFacts}). */
 export type LoginAttempt = RequestFacts;
 
-/** Seconds a client refused by the per-IP limiter is told to wait: the limiter's period. */
 const IP_RETRY_AFTER_SECONDS = 60;
 
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 const REFUSAL_KEYS_LIMIT = 10_000;
 
-/** What a {@link LoginGuard} works with; all owned by the gateway. */
+/** What a {@link LoginGuard} works with; `limiterWaitMs` defaults to {@link LIMITER_WAIT_MS}. */
 export interface LoginGuardDeps {
   env: Bindings;
   source: ConfigSource;
@@ -30,15 +29,12 @@ export interface LoginGuardDeps {
   throttle: LoginThrottle;
   audit: AuditTrail;
   now: () => number;
-  /** Longest wait for `LOGIN_LIMITER` (default {@link LIMITER_WAIT_MS}). */
   limiterWaitMs?: number;
 }
 
 /** Logins of one isolate: limits, back-off, the credential check and its audit trail. */
 export class LoginGuard {
-  /** Limit keys whose 429 went to D1 within the last minute. */
   private readonly recentRefusals: LruCache<string, true>;
-  /** Samples `login_limit_failed` lines: one a minute per isolate. */
   private readonly limiterFailures: LogSampler;
 
   constructor(private readonly deps: LoginGuardDeps) {
@@ -50,11 +46,7 @@ export class LoginGuard {
     });
   }
 
-  /**
-   * Applies the `LOGIN_LIMITER` binding to the client IP; 429 with `Retry-After` past the limit. A binding
-   * that fails or gives no answer within {@link LIMITER_WAIT_MS} lets the login through (logged at most once
-   * a minute per isolate): the per-account back-off still guards every account.
-   */
+  /** Applies `LOGIN_LIMITER` to the client IP (429 past it); a failing or slow limiter lets the login through. */
   async limitClientIp(ctx: WaitUntil, log: Logger, attempt: LoginAttempt): Promise<void> {
     const limiter = this.deps.env.LOGIN_LIMITER;
     if (!limiter) return;
@@ -72,13 +64,7 @@ export class LoginGuard {
     throw refusal("tooManyLogins", { retryAfter: IP_RETRY_AFTER_SECONDS });
   }
 
-  /**
-   * Checks credentials behind the per-account back-off: a locked account (known or not) gets 429
-   * before any hashing; a wrong password counts a failure, a success clears them and upgrades an old
-   * hash in the background. On success `issue` makes the membership's tokens; the login is audited as a
-   * success only once they exist (a failure to issue them, e.g. a storage failure, is audited as a failed
-   * login). Every outcome is audited. Returns what `issue` returned.
-   */
+  /** Checks credentials behind the back-off, then `issue`s tokens; audited as a success only once they exist. */
   async login<Issued>(
     ctx: WaitUntil,
     log: Logger,
@@ -134,7 +120,7 @@ export class LoginGuard {
       });
       return issued;
     } finally {
-      // Neither a wrong password nor a success (403, 409, an error): the attempt stops counting as in flight.
+      // 403, 409 or an error: the attempt stops counting as in flight.
       if (!settled) {
         ctx.waitUntil(
           throttle
@@ -150,10 +136,7 @@ export class LoginGuard {
     this.deps.audit.record(ctx, { event, ...attempt, ...fields });
   }
 
-  /**
-   * Records a 429 in D1 at most once a minute per limit key and isolate (every one is logged), so a
-   * flood of refused requests cannot turn into a flood of D1 writes.
-   */
+  /** Writes a 429 to D1 at most once a minute per limit key and isolate; every one is logged. */
   private recordRefusal(ctx: WaitUntil, attempt: LoginAttempt, limit: string, key: string): void {
     const detail = { reason: "rate_limited", limit };
     if (this.recentRefusals.get(key)) {
@@ -169,7 +152,6 @@ export class LoginGuard {
     this.record(ctx, attempt, { outcome: "failure", detail });
   }
 
-  /** Re-hashes a verified password into the current PBKDF2 format; failures are logged, retried at the next login. */
   private async upgradeHash(log: Logger, memberId: number, previous: string, password: string): Promise<void> {
     try {
       const next = await hashPassword(password, this.deps.source.config.passwordPepper);

@@ -1,10 +1,7 @@
 /** Peppered PBKDF2-SHA256 password hashes in a self-describing PHC-style string. */
 import { decodeBase64Url, encodeBase64Url } from "../tokens/base64url";
 
-/**
- * Production Workers refuse PBKDF2 above 100,000 iterations (local workerd does not), so this is
- * both the floor and the ceiling here. Stored hashes name their own count, so it can change later.
- */
+/** Production Workers refuse PBKDF2 above 100,000 iterations (local workerd does not); stored hashes name theirs. */
 export const PBKDF2_ITERATIONS = 100_000;
 /** Version of `PASSWORD_PEPPER` that new hashes are made with; bump when the pepper rotates. */
 export const PEPPER_VERSION = 1;
@@ -17,7 +14,6 @@ const PREFIX = "$pbkdf2-sha256$";
 const FORMAT = /^\$pbkdf2-sha256\$i=(\d{1,7}),p=(\d{1,3})\$([A-Za-z0-9_-]{22})\$([A-Za-z0-9_-]{43})$/;
 const encoder = new TextEncoder();
 
-/** The parameters a stored hash was made with. */
 interface PasswordHashParams {
   iterations: number;
   pepperVersion: number;
@@ -63,16 +59,12 @@ export async function hashPassword(password: string, pepper: string): Promise<st
   return `${PREFIX}i=${PBKDF2_ITERATIONS},p=${PEPPER_VERSION}$${encodeBase64Url(salt)}$${encodeBase64Url(hash)}`;
 }
 
-/** Parameters of a stored PBKDF2 hash, or undefined when it is not one this module made. */
 function passwordHashParams(stored: string): PasswordHashParams | undefined {
   const match = FORMAT.exec(stored);
   return match ? { iterations: Number(match[1]), pepperVersion: Number(match[2]) } : undefined;
 }
 
-/**
- * Checks `password` against a stored PBKDF2 hash in constant time. A malformed stored value still
- * costs one derivation, so a broken row is not a timing oracle; it never verifies.
- */
+/** Checks `password` against a stored PBKDF2 hash in constant time; a malformed one costs a derivation too. */
 export async function verifyPassword(password: string, stored: string, pepper: string): Promise<boolean> {
   const match = FORMAT.exec(stored);
   const usable = match !== null && Number(match[1]) >= 1 && Number(match[1]) <= PBKDF2_ITERATIONS;

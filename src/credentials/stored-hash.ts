@@ -3,18 +3,13 @@ import type { Logger } from "../log";
 import { isBcryptHash, verifyBcrypt } from "./bcrypt";
 import { needsRehash, verifyPassword } from "./password";
 
-/** The outcome of checking a password against a stored hash. */
+/** The outcome of checking a password; `needsRehash` when it matched a hash in an old format or parameters. */
 export interface StoredHashCheck {
-  /** The password matches. */
   ok: boolean;
-  /** The password matched a hash in an old format or with old parameters: re-hash it now. */
   needsRehash: boolean;
 }
 
-/**
- * Checks `password` against `stored`: the gateway's own PBKDF2 format, or bcrypt imported from the
- * origin database. Anything else still costs one PBKDF2 derivation and never verifies.
- */
+/** Checks `password` against a PBKDF2 or imported bcrypt hash; anything else costs a derivation and fails. */
 export async function verifyStoredPassword(
   password: string,
   stored: string,

@@ -5,7 +5,6 @@ import type { FailureRecord, LoginBackoff } from "./login-backoff";
 
 export { type FailureRecord } from "./login-backoff";
 
-/** Back-off settings, from `LOGIN_FREE_ATTEMPTS`, `LOGIN_BACKOFF_BASE_SECONDS`, `LOGIN_BACKOFF_MAX_SECONDS`. */
 type ThrottleSettings = Pick<Config, "loginFreeAttempts" | "loginBackoffBaseSeconds" | "loginBackoffMaxSeconds">;
 
 /** The answer of {@link LoginThrottle.enter}: either a refusal, or a ticket to settle when the check is over. */
@@ -28,11 +27,7 @@ export interface LoginThrottleDeps {
   now: () => number;
 }
 
-/**
- * The per-account back-off of every location: one `LoginBackoff` object per email decides, so the
- * count is exact. A failing object fails the login (503 `temporarily_unavailable`, whatever the password):
- * the back-off never silently opens.
- */
+/** One `LoginBackoff` object per email decides; when it fails, the login fails (503) rather than skip the back-off. */
 export class LoginThrottle {
   constructor(private readonly deps: LoginThrottleDeps) {}
 
@@ -41,22 +36,18 @@ export class LoginThrottle {
     return this.object(key).enter(settingsOf(this.deps.source.config), this.deps.now());
   }
 
-  /** Counts one more failure and locks the account for its back-off. */
   recordFailure(key: string, ticket: string): Promise<FailureRecord> {
     return this.object(key).fail(ticket, settingsOf(this.deps.source.config), this.deps.now());
   }
 
-  /** Forgets an account's failures after a successful login. */
   clearFailures(key: string, ticket: string): Promise<void> {
     return this.object(key).succeed(ticket);
   }
 
-  /** Clears an account's failures and lock (admin `member:unlock`); resolves with the record cleared, if any. */
   unlock(key: string): Promise<FailureRecord | undefined> {
     return this.object(key).unlock(this.deps.now());
   }
 
-  /** Settles an attempt that was neither a wrong password nor a success (403, 409, an error). */
   release(key: string, ticket: string): Promise<void> {
     return this.object(key).release(ticket);
   }

@@ -5,40 +5,23 @@ import type { Logger } from "../log";
 
 /** Longest an isolate serves an entry before asking KV again. */
 const ISOLATE_TTL_MS = 30_000;
-/**
- * Longest any cached answer is used after the D1 read it came from, wherever it is cached. KV
- * values carry their D1 read time, so even a KV edge cache serving an old value cannot stretch
- * this; 5 s under the contract's 60 s leaves room for clock differences between machines.
- */
+/** Longest any answer is used after its D1 read, wherever cached: the contract's 60 s less 5 s of clock skew. */
 const MAX_STALENESS_MS = 55_000;
-/** KV's smallest `expirationTtl`; the staleness check above is what bounds freshness. */
 const KV_MIN_TTL_SECONDS = 60;
 
 /** How one kind of entry is loaded, stored in KV (no secrets in plain text) and made usable. */
 export interface CacheSpec<Stored, Live> {
-  /** KV key of an entry. */
   kvKey(key: string): string;
-  /** True when a value read back from KV has the stored form; any other value is a miss (KV is only a cache). */
   isStored(value: unknown): value is Stored;
   /** Reads the entry from D1; an empty answer is cached like any other (negative caching). */
   load(key: string): Promise<Stored>;
-  /** Turns the stored form into what callers use (e.g. imports keys); runs once per isolate load. */
   hydrate(log: Logger, key: string, stored: Stored): Promise<Live>;
-  /** Isolate entries kept at most; past it the least recently used one goes. */
   limit: number;
-  /**
-   * Negative answers (see {@link isEmpty}) are kept apart, in an LRU of this size, so a flood of
-   * unknown keys only ever evicts other negatives. Without `isEmpty`, every entry shares `limit`.
-   */
+  /** Size of a separate LRU for answers {@link isEmpty} calls negative, so unknown keys never evict known ones. */
   negativeLimit?: number;
-  /** True for a negative answer (e.g. an organisation without live secrets). */
   isEmpty?(stored: Stored): boolean;
-  /** Seconds KV keeps a stored value (never under {@link KV_MIN_TTL_SECONDS}); default the minimum. */
   kvTtlSeconds?(stored: Stored): number;
-  /**
-   * Asked before each D1 load with KV's stale copy, if any; false refuses the load (the caller gets
-   * {@link LoadRefused}) so that D1 reads for unknown keys can be rationed.
-   */
+  /** Asked before each D1 load with KV's stale copy, if any; false refuses it ({@link LoadRefused}). */
   admitLoad?(key: string, stale: Stored | undefined): boolean;
 }
 
@@ -58,7 +41,7 @@ interface Loaded<Stored, Live> {
   loadedAt: number;
 }
 
-/** An isolate entry: empty while its request loads it (no promise of that load is kept), then the loaded value. */
+/** Empty while its request loads it: no promise of a load is shared (CONTRIBUTING.md § add a cache). */
 interface IsolateEntry<Stored, Live> {
   loaded?: Loaded<Stored, Live>;
 }
@@ -78,12 +61,7 @@ export class StalenessBoundCache<Stored, Live> {
       this.negatives = new LruCache({ maxEntries: spec.negativeLimit ?? spec.limit, ttlMs: ISOLATE_TTL_MS, now });
   }
 
-  /**
-   * The entry for `key`, from this isolate, KV or D1, at most {@link MAX_STALENESS_MS} stale. A request
-   * never awaits a load another request started: the Workers runtime ties I/O to the request that made it,
-   * and a request continuing on another's promise can end up answering with the other's I/O objects (a 500,
-   * or a hung request, under concurrent load). Concurrent misses of one key each read KV instead.
-   */
+  /** The entry for `key` from this isolate, KV or D1, at most {@link MAX_STALENESS_MS} stale. */
   async get(ctx: WaitUntil, log: Logger, key: string): Promise<Live> {
     const loaded = (this.entries.get(key) ?? this.negatives?.get(key))?.loaded;
     if (loaded && this.now() - loaded.loadedAt < MAX_STALENESS_MS) return loaded.live;
@@ -95,11 +73,7 @@ export class StalenessBoundCache<Stored, Live> {
     ).live;
   }
 
-  /**
-   * Reads `key` from D1 now and writes it to KV, dropping this isolate's entry, e.g. right after this
-   * isolate changed it in D1: the next use here reads the new value, and other isolates find it in KV
-   * (within KV's propagation, never later than {@link MAX_STALENESS_MS} after their copy's D1 read).
-   */
+  /** Reloads `key` from D1 into KV and drops this isolate's entry, e.g. after this isolate changed it in D1. */
   async republish(key: string): Promise<void> {
     this.drop(key);
     const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
@@ -120,10 +94,6 @@ export class StalenessBoundCache<Stored, Live> {
     return { live: await this.spec.hydrate(log, key, value), stored: value, loadedAt };
   }
 
-  /**
-   * Keeps an entry for `key` that `pending` fills when it resolves. It waits among the negatives and moves to the
-   * main entries only once it turned out positive, so unknown keys never evict a known one.
-   */
   private track(key: string, pending: Promise<Loaded<Stored, Live>>): Promise<Loaded<Stored, Live>> {
     const entry: IsolateEntry<Stored, Live> = {};
     this.drop(key);

@@ -13,26 +13,21 @@ import { LoadRefused, StalenessBoundCache } from "./cache";
 import { dynamicHmacKey, importSealingKey, openSecret } from "./crypto";
 import { MissBudget } from "./miss-budget";
 
-/** The live keys of one organisation, by kid and all together. */
 interface OrganisationKeys {
   all: readonly SigningKey[];
   byKid: ReadonlyMap<string, SigningKey>;
 }
 
-/** A member's state as verification needs it; `memberId` undefined when there is no such member. */
 interface MemberState {
   memberId?: number;
   active: boolean;
 }
 
 const ORGANISATIONS_LIMIT = 10_000;
-/** Organisations known to hold no live secret, kept apart so unknown names never evict known keys. */
 const UNKNOWN_ORGANISATIONS_LIMIT = 10_000;
 const MEMBERS_LIMIT = 10_000;
 const KID_OWNERS_LIMIT = 10_000;
-/** KV keeps an organisation's sealed keys this long: a stale copy still vouches that the organisation is real. */
 const KNOWN_ORGANISATION_KV_TTL_SECONDS = 86_400;
-/** At most one `dynamic_lookup_shed` line per isolate in this interval. */
 const SHED_LOG_INTERVAL_MS = 60_000;
 
 /** What {@link DynamicSecrets} works with; all owned by the gateway. */
@@ -46,17 +41,9 @@ export interface DynamicSecretsDeps {
 /** Dynamic secrets of one isolate: the sealing key and the staleness-bound caches of keys and members. */
 export class DynamicSecrets implements DynamicKeySource {
   private importedSealingKey: CryptoKey | undefined;
-  /**
-   * One organisation's live secrets: sealed in KV (`dynsec:<org>`), decrypted only in isolate memory.
-   * Organisations without secrets are cached too (negative caching, in KV and in their own LRU); a
-   * D1 read for a name nothing vouches for spends the {@link missBudget}, so a flood of tokens naming
-   * random organisations costs a bounded number of D1 queries. Nothing read here grows with the
-   * number of organisations: each value is one organisation's ≤ 10 sealed secrets.
-   */
+  /** Sealed in KV, decrypted only here; empty ones cached too, D1 misses rationed (docs/capacity.md § 8). */
   private readonly organisationKeys: StalenessBoundCache<SealedSecret[], OrganisationKeys>;
-  /** Members named by dynamic tokens, keyed `<org>/<member>`; unknown members are cached too. */
   private readonly memberStates: StalenessBoundCache<MemberState, MemberState>;
-  /** D1 look-ups of organisations nothing vouches for: a burst, then a trickle (see `miss-budget.ts`). */
   private readonly missBudget: MissBudget;
   /** Which organisation each kid decrypted here belongs to; kids are random and globally unique. */
   private readonly kidOwners = new LruCache<string, string>({ maxEntries: KID_OWNERS_LIMIT });
@@ -142,10 +129,7 @@ export class DynamicSecrets implements DynamicKeySource {
     return match ? [match] : [];
   }
 
-  /**
-   * Checks that a dynamic token's member exists in its organisation and is active, and returns the
-   * claims with `memberEntityId` taken from storage; a token naming another member id is refused.
-   */
+  /** Checks a dynamic token's member exists and is active; returns the claims with its stored `memberEntityId`. */
   async activeMember(ctx: WaitUntil, log: Logger, claims: AccessClaims): Promise<AccessClaims> {
     const state = await this.memberStates.get(
       ctx,
@@ -159,21 +143,12 @@ export class DynamicSecrets implements DynamicKeySource {
     return { ...claims, memberEntityId: state.memberId };
   }
 
-  /**
-   * After this isolate created a secret: KV gets the organisation's keys straight away, so this
-   * isolate uses the new kid at once and every other within 55 s, with no budgeted look-up. Best
-   * effort: D1 already holds the secret, so a failed re-read or KV write is logged, not thrown
-   * (every isolate then sees the change within the same 55 s bound).
-   */
+  /** Publishes the keys to KV after this isolate created a secret (others see it within 55 s); failures are logged. */
   async afterCreated(log: Logger, organisation: string): Promise<void> {
     await this.republish(log, organisation);
   }
 
-  /**
-   * After this isolate revoked a secret: refused here at once, everywhere within 55 s (KV gets the new
-   * state now). Best effort like {@link afterCreated}: the revocation in D1 stands; if the re-read fails,
-   * this isolate too refuses the secret within the 55 s bound.
-   */
+  /** Like {@link afterCreated}, after a revocation: refused here at once, everywhere within 55 s. */
   async afterRevoked(log: Logger, organisation: string): Promise<void> {
     await this.republish(log, organisation);
   }
@@ -200,7 +175,6 @@ export class DynamicSecrets implements DynamicKeySource {
     return { all, byKid: new Map(all.map((entry) => [entry.kid, entry])) };
   }
 
-  /** Logs a refused look-up at most once a minute per isolate (a flood would otherwise flood the logs). */
   private logShed(log: Logger): void {
     const now = this.deps.now();
     if (now - this.lastShedLog < SHED_LOG_INTERVAL_MS) return;

@@ -1,7 +1,6 @@
 /** Reads small JSON or form bodies with a hard size limit, and validates them with a route's parser (`fields.ts`). */
 import { GatewayError } from "../gateway-error";
 
-/** The largest body a gateway-owned route reads. */
 const MAX_BODY_BYTES = 16 * 1024;
 
 async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
@@ -60,10 +59,7 @@ function parseForm(text: string): Record<string, string> {
   return fields;
 }
 
-/**
- * Reads a JSON or `application/x-www-form-urlencoded` body (415 for anything else, 413 past
- * {@link MAX_BODY_BYTES}) and validates it with `parse` (which throws the 400 naming the first bad field).
- */
+/** Reads a JSON or form body (415 otherwise, 413 past {@link MAX_BODY_BYTES}) and validates it with `parse`. */
 export async function readBody<T>(request: Request, parse: (raw: unknown) => T): Promise<T> {
   const mediaType = (request.headers.get("Content-Type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (mediaType !== "application/json" && mediaType !== "application/x-www-form-urlencoded") {
@@ -73,7 +69,7 @@ export async function readBody<T>(request: Request, parse: (raw: unknown) => T):
   return parse(mediaType === "application/json" ? parseJson(text) : parseForm(text));
 }
 
-/** Reads a body as UTF-8 text, whatever its type: 413 past {@link MAX_BODY_BYTES} (declared or streamed), 400 unless UTF-8. */
+/** Reads a body as UTF-8 text whatever its type: 413 past {@link MAX_BODY_BYTES}, 400 unless UTF-8. */
 export async function readText(request: Request): Promise<string> {
   return decodeText(await readLimited(request, MAX_BODY_BYTES));
 }

@@ -1,8 +1,4 @@
-/**
- * Small hand-written validators for the gateway's request bodies (no schema library in the Worker):
- * each failure is a 400 `invalid_request` naming the field, worded as the zod schemas worded it.
- * The documented request schemas (src/openapi/schemas.ts) must agree with them: test/fields.test.ts.
- */
+/** Request-body validators (400 naming the field); test/fields.test.ts holds them to src/openapi/schemas.ts. */
 import { GatewayError } from "../gateway-error";
 
 /** A parsed JSON or form body whose fields are read one by one. */
@@ -10,12 +6,10 @@ export type Fields = Readonly<Record<string, unknown>>;
 
 const encoder = new TextEncoder();
 
-/** Throws the 400 for `field` (or the whole body when empty). */
 function invalidField(field: string, message: string): never {
   throw new GatewayError("invalid_request", `Invalid ${field || "body"}: ${message}.`);
 }
 
-/** The kind of value zod names in "expected X, received Y". */
 function kindOf(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "array";
@@ -40,15 +34,11 @@ export function onlyFields(body: Fields, known: readonly string[]): void {
   }
 }
 
-/** Rules of a string field. */
+/** Rules of a string field: `min`/`max` in UTF-16 code units (as zod), `maxBytes` in UTF-8 bytes. */
 export interface StringRules {
-  /** Fewest UTF-16 code units (as zod's `.min`). */
   min?: number;
-  /** Most UTF-16 code units (as zod's `.max`). */
   max?: number;
-  /** Most UTF-8 bytes. */
   maxBytes?: number;
-  /** A pattern the whole value must match, and the message when it does not. */
   pattern?: { regex: RegExp; message: string };
 }
 

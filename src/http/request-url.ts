@@ -1,6 +1,5 @@
 /** The path and query of a request URL, cut from the string the runtime already normalised. */
 
-/** Where the path starts in an absolute URL (`https://host:8443/a?b` → the index of `/a`). */
 function pathStart(url: string): number {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   return start === -1 ? url.length : start;

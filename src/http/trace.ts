@@ -1,24 +1,14 @@
-/**
- * W3C Trace Context (Level 1): the client's `traceparent` validated strictly, or a new trace, and the
- * `traceparent` the gateway forwards to the origin with its own span id as parent-id.
- */
+/** W3C Trace Context Level 1: the client's `traceparent` validated strictly, or a new trace (docs/operating.md). */
 
-/** The trace a request belongs to, as the gateway continues it. */
+/** The trace a request belongs to and the `traceparent` the origin gets; `continued` when the client's was valid. */
 export interface TraceContext {
-  /** 32 lowercase hex digits, never all zero: the client's when its `traceparent` was valid, else new. */
   readonly traceId: string;
-  /** What the origin receives: version 00, the trace id, the gateway's span id, the sampled flag. */
   readonly traceparent: string;
-  /** Whether the client's `traceparent` was accepted; only then is its `tracestate` passed on. */
   readonly continued: boolean;
 }
 
-/** Version 00: exactly 55 characters, lowercase hex only. */
 const VERSION_00 = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-/**
- * A higher version: the version 00 fields at the start, and after the flags either the end or a dash
- * (what follows is a later version's and not interpreted).
- */
+/** A higher version: version 00's fields, then the end or a dash (a later version's fields, not interpreted). */
 const LATER_VERSION = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-|$)/;
 const ZERO_TRACE_ID = "0".repeat(32);
 const ZERO_SPAN_ID = "0".repeat(16);
@@ -32,10 +22,7 @@ function hex(bytes: Uint8Array, from: number, to: number): string {
   return out;
 }
 
-/**
- * The trace id and flags of a valid `traceparent`, else undefined (absent, malformed, version `ff`,
- * upper-case hex, an all-zero trace id or parent id, several `traceparent` fields joined by a comma).
- */
+/** The trace id and flags of a valid `traceparent` (lower-case, not version `ff`, no all-zero id), else undefined. */
 export function parseTraceparent(value: string | null): { traceId: string; flags: number } | undefined {
   if (value === null) return undefined;
   let fields = VERSION_00.exec(value)?.slice(1);
@@ -50,19 +37,14 @@ export function parseTraceparent(value: string | null): { traceId: string; flags
   return { traceId, flags: parseInt(flags, 16) };
 }
 
-/** A random (version 4) UUID from 16 random bytes, as `crypto.randomUUID()` writes it; sets the version and variant bits. */
+/** A version 4 UUID from 16 random bytes, as `crypto.randomUUID()` writes it. */
 export function uuidFrom(random: Uint8Array): string {
   random[6] = (random[6]! & 0x0f) | 0x40;
   random[8] = (random[8]! & 0x3f) | 0x80;
   return `${hex(random, 0, 4)}-${hex(random, 4, 6)}-${hex(random, 6, 8)}-${hex(random, 8, 10)}-${hex(random, 10, 16)}`;
 }
 
-/**
- * Continues the client's trace when its `traceparent` is valid, else starts one (flags 00: the gateway
- * records no trace data itself). Either way the forwarded `parent-id` is a new span id, the gateway's own:
- * the origin's span is a child of the gateway's span, which is a child of the client's. Of the flags only
- * `sampled` is kept (Level 1 defines no other; the rest must be sent as zero). `random`: 24 fresh random bytes.
- */
+/** Continues a valid client trace (only `sampled` kept) or starts one; the parent-id is a new span id from `random`. */
 export function traceContext(
   traceparent: string | null,
   random: Uint8Array = crypto.getRandomValues(new Uint8Array(24)),

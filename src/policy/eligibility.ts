@@ -8,7 +8,7 @@ export function isEligible(config: Config, organisation: { plan?: string; status
   return organisation.status === "active" && organisation.plan !== undefined && config.apiPlans.has(organisation.plan);
 }
 
-/** Why a member may not (or no longer) hold tokens, checked after its password or refresh token: undefined when it may. */
+/** Why a member may not hold tokens (checked after its password or refresh token); undefined when it may. */
 export function ineligibility(
   config: Config,
   member: Pick<Member, "status">,

@@ -1,20 +1,16 @@
-/** Per-organisation request limits on the proxied API, by plan: one rate-limiting binding per plan, keyed by organisation. */
+/** Per-organisation request limits on the proxied API: one rate-limiting binding per plan, keyed by organisation. */
 import { ConfigError, type Bindings, type Config } from "../config";
 import { GatewayError } from "../gateway-error";
 import { LogSampler, type Logger } from "../log";
 import { withinDeadline } from "../deadline";
 import { LIMITER_WAIT_MS } from "../storage/bounded";
 
-/**
- * The window of every API limit, in seconds. Cloudflare's rate-limiting binding counts per 10 or 60 s
- * (`simple.period`); the API_LIMIT_* bindings use 60, so `API_RATE_LIMITS` is per minute.
- */
+/** The window of every API limit in seconds: the bindings' `simple.period`, so `API_RATE_LIMITS` is per minute. */
 export const API_LIMIT_WINDOW_SECONDS = 60;
 
-/** At most one `api_limit_failed` line per isolate in this interval (ms). */
 const LIMIT_FAILURE_LOG_INTERVAL_MS = 60_000;
 
-/** The policy name in `RateLimit-Policy` / `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11): one per organisation. */
+/** The policy name in `RateLimit-Policy` / `RateLimit` (draft-ietf-httpapi-ratelimit-headers-11). */
 const POLICY = '"organisation"';
 
 /** The binding that enforces `plan`'s limit: `API_LIMIT_` and the plan name upper-cased (`API_LIMIT_PROFESSIONAL`). */
@@ -26,31 +22,24 @@ function isRateLimit(value: unknown): value is RateLimit {
   return typeof (value as RateLimit | undefined)?.limit === "function";
 }
 
-/** One plan's limit: its binding and the header values built once. */
+/** One plan's limit: its binding and the header values built once (`exhausted`: the `RateLimit` of a 429). */
 export interface PlanLimit {
   readonly binding: RateLimit;
   readonly perMinute: number;
-  /** `RateLimit-Policy` value, e.g. `"organisation";q=600;w=60`. */
   readonly policy: string;
-  /** `RateLimit` value of a refused request: nothing left in this window. */
   readonly exhausted: string;
 }
 
-/** What {@link OrganisationLimits} are built from. */
+/** What {@link OrganisationLimits} are built from; `waitMs` defaults to {@link LIMITER_WAIT_MS}. */
 export interface OrganisationLimitsDeps {
   env: Bindings;
   config: Config;
   logger: Logger;
   now?: () => number;
-  /** Longest wait for a binding (default {@link LIMITER_WAIT_MS}). */
   waitMs?: number;
 }
 
-/**
- * The limits of one isolate, built on first use from the configuration and the bound bindings. A plan in
- * `API_PLANS` without its binding is not limited (logged once here, never per request); a bound binding
- * whose plan `API_RATE_LIMITS` does not state is a `ConfigError` (the headers could not state the limit).
- */
+/** One isolate's limits; an unbound plan is not limited (logged once), a bound one needs its `API_RATE_LIMITS`. */
 export class OrganisationLimits {
   private readonly byPlan = new Map<string, PlanLimit>();
   private readonly failures: LogSampler;
@@ -76,12 +65,7 @@ export class OrganisationLimits {
     }
   }
 
-  /**
-   * Counts one request of `organisation` against its plan's limit (none when the plan is not limited). Past
-   * it: 429 `rate_limited` with `Retry-After` and the RateLimit headers. A binding that fails, or gives no
-   * answer within {@link LIMITER_WAIT_MS}, lets the request through and is logged (at most once a minute per
-   * isolate): the limiter must not take the API down.
-   */
+  /** Counts a request against its plan's limit (429 past it); a failing or slow binding lets it through (logged). */
   count(plan: string, organisation: string, log: Logger): Promise<void> | void {
     const limit = this.byPlan.get(plan);
     if (limit !== undefined) return this.countWith(limit, plan, organisation, log);

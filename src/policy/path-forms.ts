@@ -1,12 +1,6 @@
-/**
- * Path forms that some common origin stack resolves to a dot-segment or a separator, so the origin
- * could serve another resource than the one the scope check saw. The runtime's WHATWG URL parser
- * has already removed `.`/`..` segments (also as `%2e`) and turned `\` into `/`; what is left here
- * is what it keeps verbatim. Each refusal is 400 `ambiguous_path` (docs/forwarding.md § Path forms).
- */
+/** Path forms an origin may resolve to a dot-segment or separator: 400 `ambiguous_path` (docs/forwarding.md). */
 import { GatewayError } from "../gateway-error";
 
-/** One refused form: its pattern on the still-percent-encoded path, and what the client is told. */
 const AMBIGUOUS_FORMS: readonly (readonly [RegExp, string])[] = [
   [/\/(?:\.|%2e)+(?:;|%3b)/i, "a dot segment with ;-parameters (Tomcat and Spring read ..; as ..)"],
   [/\/(?:\.|%2e)+(?:%20)*(?=\/|$)/i, "a segment of only dots and spaces (Windows and IIS trim it to . or ..)"],

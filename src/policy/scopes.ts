@@ -3,11 +3,7 @@ import { LruCache } from "../cache/lru";
 
 const ALL_METHODS = "*";
 
-/**
- * Roles and what they may do on every resource. The only place roles are defined: a member's
- * token scope is its role plus its extra granular scopes, and nothing else grants access.
- * A `Map`, so scope names such as `constructor` or `__proto__` are just unknown scopes.
- */
+/** The only definition of roles and the methods they allow (a `Map`, so `__proto__` is just an unknown scope). */
 export const ROLE_POLICY: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ["architect", new Set([ALL_METHODS])],
   ["organisation", new Set([ALL_METHODS])],
@@ -20,20 +16,13 @@ export const MEMBER_ROLES = ["architect", "builder", "user"] as const;
 
 const PARSED_SCOPES_LIMIT = 1024;
 
-/** A resource that granular scopes can name: lower-case first, then RFC 6749 scope-token characters. */
 const GRANULAR_RESOURCE = /^[a-z0-9_-][\x21\x23-\x5B\x5D-\x7E]*$/;
 
-/**
- * Granular scopes name resources that start lower-case, so `getGrids` means `/grids` only and can
- * never also match `/Grids`, and that are not role names, so scope `user` never means "every method
- * on `/user`". Every other path (and any path segment that is no valid scope token) is reachable
- * through roles alone.
- */
+/** Only lower-case scope-token resources that are no role name have granular scopes (docs/api.md). */
 function hasGranularScopes(resource: string): boolean {
   return GRANULAR_RESOURCE.test(resource) && !ROLE_POLICY.has(resource);
 }
 
-/** `getGrids` for GET/HEAD on `grids`, `deleteGrids` for DELETE, and so on. */
 function granularScope(method: string, resource: string): string {
   const verb = method === "HEAD" ? "get" : method.toLowerCase();
   return verb + resource.charAt(0).toUpperCase() + resource.slice(1);
@@ -78,7 +67,6 @@ export function resourceOf(pathname: string): string | undefined {
 export class ScopeSets {
   private readonly parsed = new LruCache<string, ReadonlySet<string>>({ maxEntries: PARSED_SCOPES_LIMIT });
 
-  /** The scopes of a space-delimited `scope` string. */
   of(scope: string): ReadonlySet<string> {
     let set = this.parsed.get(scope);
     if (!set) {

@@ -1,12 +1,8 @@
-/** Storage bindings with a bounded wait: a call that throws, or hangs past the bound, becomes 503 `temporarily_unavailable`. */
+/** Storage bindings with a bounded wait: a call that throws or hangs past it becomes 503 `temporarily_unavailable`. */
 import { withinDeadline } from "../deadline";
 import { GatewayError, unavailable, type Dependency } from "../gateway-error";
 
-/**
- * Longest the gateway waits for one call to D1, KV or a Durable Object (ms). Far above their usual
- * latency (tens of ms; a cold Durable Object or a distant D1 primary a few hundred), far below a
- * client's time-out: a hanging dependency answers 503 instead of holding the request open.
- */
+/** Longest wait for one D1, KV or Durable Object call (ms): far above their latency, far below a client's time-out. */
 export const STORAGE_WAIT_MS = 5_000;
 
 /** Longest a request waits for a rate-limiting binding before letting the request through (ms). */
@@ -16,7 +12,6 @@ export const LIMITER_WAIT_MS = 1_000;
 export class StorageCalls {
   constructor(readonly waitMs: number = STORAGE_WAIT_MS) {}
 
-  /** `work` within the bound; a throw, a rejection or the deadline become 503 `temporarily_unavailable`. */
   async run<T>(dependency: Dependency, work: () => Promise<T>): Promise<T> {
     try {
       return await withinDeadline(work, this.waitMs);
@@ -44,7 +39,7 @@ function boundedStatement(statement: D1PreparedStatement, calls: StorageCalls): 
   return bounded as unknown as D1PreparedStatement;
 }
 
-/** `d1` whose queries answer within the bound or fail as 503 (drizzle's calls: prepare, bind, first/run/all/raw, batch). */
+/** `d1` whose queries (the calls drizzle makes) answer within the bound or fail as 503. */
 export function boundedD1(d1: D1Database, calls: StorageCalls): D1Database {
   const bounded = {
     prepare: (query: string) => {
@@ -77,10 +72,7 @@ export function boundedKv(kv: KVNamespace, calls: StorageCalls): KVNamespace {
   return bounded as unknown as KVNamespace;
 }
 
-/**
- * `namespace` whose stubs' method calls answer within the bound or fail as 503 (naming `dependency`).
- * Only method calls are wrapped: the gateway never reads a stub's properties.
- */
+/** `namespace` whose stubs' method calls (never properties) answer within the bound or fail as 503. */
 export function boundedObjects<T extends Rpc.DurableObjectBranded | undefined>(
   namespace: DurableObjectNamespace<T>,
   dependency: Dependency,

@@ -1,11 +1,6 @@
 /** A Durable Object's SQLite tables: created when the object starts, and again after it deletes all of its storage. */
 
-/**
- * The object's tables under one schema (`CREATE TABLE IF NOT EXISTS …`). `deleteAll()` drops the tables
- * with the rest of the storage, and the same instance may serve requests after it (an alarm that forgets
- * an expired record, then a new request before the instance is evicted): so the schema is applied when
- * the object starts and again on the first query after every {@link ObjectTables.deleteAll}.
- */
+/** Tables under one `CREATE TABLE IF NOT EXISTS` schema; the same instance may serve queries after `deleteAll`. */
 export class ObjectTables {
   private ready = true;
 
@@ -16,7 +11,6 @@ export class ObjectTables {
     storage.sql.exec(schema);
   }
 
-  /** Runs `query` (the schema first, when the tables may be missing) and returns its rows. */
   query<Row extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): Row[] {
     if (!this.ready) {
       this.storage.sql.exec(this.schema);

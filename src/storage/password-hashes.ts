@@ -3,11 +3,7 @@ import { and, eq } from "drizzle-orm";
 import type { Database } from "./db";
 import { members } from "./schema";
 
-/**
- * Replaces a member's password hash with a re-hash of the same password, only if the stored hash is
- * still `previous` (a real password change in between wins). `password_changed_at` stays as it is:
- * the password did not change, so sessions must not end. True when the row was updated.
- */
+/** Stores a re-hash only if the hash is still `previous`, leaving `password_changed_at` alone; true when updated. */
 export async function replacePasswordHash(
   db: Database,
   memberId: number,

@@ -1,4 +1,4 @@
-/** Shape checks of the rows D1 answers: a row of the wrong shape is a storage failure (503), never a refusal or a 500. */
+/** Shape checks of D1 rows: a row of the wrong shape is a storage failure (503), never a refusal or a 500. */
 import { unavailable } from "../gateway-error";
 
 type Row = Record<string, unknown>;
@@ -8,7 +8,6 @@ const isInteger = (value: unknown): value is number => Number.isSafeInteger(valu
 const isString = (value: unknown): value is string => typeof value === "string";
 const isInstantOrNull = (value: unknown): boolean => value === null || isInteger(value);
 
-/** True when every named field of `row` passes its check. */
 function fieldsAre(row: unknown, checks: Record<string, (value: unknown) => boolean>): boolean {
   return isRow(row) && Object.entries(checks).every(([field, check]) => check(row[field]));
 }

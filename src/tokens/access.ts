@@ -20,10 +20,7 @@ export interface IssuedAccessToken {
   expiresIn: number;
 }
 
-/**
- * Signs a fixed-secret access token with `ring.current`, issued at `instant` (ms; its `jti` carries it, its `iat` is
- * its second) and valid `ACCESS_TOKEN_TTL` seconds.
- */
+/** Signs a fixed-secret access token issued at `instant` (ms, carried by `jti`), valid `ACCESS_TOKEN_TTL` seconds. */
 export async function issueAccessToken(
   config: Config,
   ring: FixedKeyRing,

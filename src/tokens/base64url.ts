@@ -4,10 +4,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/**
- * True when `segment` is the one canonical encoding of its bytes: no padding (the caller's
- * alphabet check has already refused `=`), no impossible length, and zero unused trailing bits.
- */
+/** True when `segment` (alphabet already checked) is the one canonical encoding of its bytes. */
 export function isCanonicalBase64Url(segment: string): boolean {
   const tail = segment.length % 4;
   if (tail === 0) return true;
@@ -16,15 +13,10 @@ export function isCanonicalBase64Url(segment: string): boolean {
   return (lastValue & (tail === 2 ? 0x0f : 0x03)) === 0;
 }
 
-/** Alphabet index by character code; 0xff for characters outside the alphabet. */
 const DECODE_TABLE = new Uint8Array(128).fill(0xff);
 for (let i = 0; i < ALPHABET.length; i++) DECODE_TABLE[ALPHABET.charCodeAt(i)] = i;
 
-/**
- * Decodes a short canonical base64url segment (e.g. a 43-character HS256 signature) in JavaScript:
- * for a few dozen characters this is cheaper than the native decoder's fixed cost. Throws on any
- * character outside the alphabet.
- */
+/** Decodes a short segment (an HS256 signature) faster than the native decoder; throws outside the alphabet. */
 export function decodeShortBase64Url(segment: string): Uint8Array<ArrayBuffer> {
   const length = segment.length;
   if (length % 4 === 1) throw new SyntaxError("base64url segment has an impossible length");

@@ -12,7 +12,6 @@ export interface AccessClaims {
   iat?: number;
   nbf?: number;
   exp?: number;
-  /** Read from a digit string or an integer (see {@link memberEntityIdOf}); forwarded as decimal digits. */
   memberEntityId?: number;
   memberEntityIdentifier: string;
   organisationEntityIdentifier: string;
@@ -20,7 +19,6 @@ export interface AccessClaims {
   secretType: SecretType;
 }
 
-/** Identifiers travel on to the origin as header values, so they are held to a narrow alphabet. */
 const IDENTIFIER = /^[A-Za-z0-9._-]{1,64}$/;
 /** RFC 6749 §3.3 scope-token characters, space separated. */
 const SCOPE = /^(?:[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*)?$/;
@@ -31,15 +29,8 @@ export function isIdentifier(value: string): boolean {
   return IDENTIFIER.test(value);
 }
 
-/** Canonical decimal digits: `0` or no leading zero, at most 16 digits (then checked against 2^53 − 1). */
 const MEMBER_ENTITY_ID = /^(?:0|[1-9][0-9]{0,15})$/;
 
-/**
- * `memberEntityId` as the API documentation shows it (a string of decimal digits, `"2549"`) or as
- * older tokens carry it (a non-negative safe integer), read as a number; absent stays absent.
- * Refused: signs, spaces, leading zeros (`"02549"`: one member, one spelling), fractions, exponents,
- * the empty string and anything past `Number.MAX_SAFE_INTEGER`.
- */
 function memberEntityIdOf(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const id = typeof value === "string" && MEMBER_ENTITY_ID.test(value) ? Number(value) : value;
@@ -48,13 +39,11 @@ function memberEntityIdOf(value: unknown): number | undefined {
   return id;
 }
 
-/** Time settings the claim checks need. */
+/** What claims are checked against; `now` and `clockSkew` in seconds. */
 export interface ClaimRules {
   issuer: string;
-  /** What `aud`, when present, must name: `AUDIENCE`, default the issuer. */
   audience: string;
   clockSkew: number;
-  /** Seconds since the epoch. */
   now: number;
 }
 
@@ -97,10 +86,7 @@ function checkTimes(
   if (iat !== undefined && iat - clockSkew > now) invalid("token issued in the future");
 }
 
-/**
- * Checks a signature-verified payload against the contract: types, identifiers, scope syntax,
- * and `exp`/`nbf`/`iat` with `clockSkew` leeway. Fixed-secret tokens also need `iss`, `exp`, `jti`.
- */
+/** Checks a signature-verified payload against the contract in docs/api.md (What every token must satisfy). */
 export function checkClaims(payload: Record<string, unknown>, secretType: SecretType, rules: ClaimRules): AccessClaims {
   const exp = numericDate(payload, "exp");
   const nbf = numericDate(payload, "nbf");
@@ -142,10 +128,7 @@ export function checkClaims(payload: Record<string, unknown>, secretType: Secret
   };
 }
 
-/**
- * Re-checks claims that {@link checkClaims} accepted earlier under the same issuer and audience: only `exp`, `nbf`
- * and `iat` can have changed verdict since, so only they are checked again (same order, same details).
- */
+/** Re-checks `exp`/`nbf`/`iat` of claims {@link checkClaims} accepted under the same issuer and audience. */
 export function recheckClaimTimes(claims: AccessClaims, rules: ClaimRules): AccessClaims {
   checkTimes(claims.exp, claims.nbf, claims.iat, rules.now, rules.clockSkew);
   return claims;

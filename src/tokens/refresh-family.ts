@@ -1,17 +1,15 @@
-/** The `RefreshFamily` Durable Object: the one authority, worldwide, on rotating, re-issuing and revoking one refresh family. */
+/** The `RefreshFamily` Durable Object: the one authority on rotating, re-issuing and revoking one refresh family. */
 import { DurableObject } from "cloudflare:workers";
 import { ObjectTables } from "../storage/object-tables";
 
-/** What the family object needs to know about a family it has not seen yet (from the presented token's KV record). */
+/** What the object needs to know of a family it has not seen yet; `familyCreatedAt` in ms. */
 export interface FamilyFacts {
   familyId: string;
-  /** Milliseconds. */
   familyCreatedAt: number;
   memberId: number;
   organisationId: number;
 }
 
-/** A successor as the object keeps it: its hash, the token sealed under its parent, its expiry (ms). */
 interface SealedSuccessor {
   hash: string;
   sealed: string;
@@ -28,16 +26,13 @@ export interface PresentedToken {
   successor?: SealedSuccessor | undefined;
 }
 
-/** One exchange request: the presented token, the successor the caller prepared, the caller's clock. */
+/** One exchange: the presented token, the caller's prepared successor, `end` when D1 ends the session; times in ms. */
 export interface ExchangeRequest {
   family: FamilyFacts;
   presented: PresentedToken;
-  /** The successor to issue if the presented token is unused; its KV record is already written. */
   candidate: SealedSuccessor & { issuedAt: number };
-  /** `REFRESH_GRACE_SECONDS` in ms. */
   graceMs: number;
   now: number;
-  /** Set when D1 says the session must end (suspended, password changed, …): applied after the reuse check. */
   end?: string | undefined;
 }
 
@@ -50,9 +45,8 @@ export type ExchangeDecision =
   | { outcome: "ended"; reason: string }
   | { outcome: "unknown" };
 
-/** The answer of {@link RefreshFamily.revoke}. */
+/** The answer of {@link RefreshFamily.revoke}: `revoked` is false when the family already was. */
 export interface RevokeDecision {
-  /** False when the family was already revoked (nothing was written). */
   revoked: boolean;
 }
 
@@ -75,7 +69,6 @@ type TokenRow = {
   successor_expires_at: number | null;
 };
 
-/** How long after the family's last token expired its object still remembers it (then deletes everything). */
 const FORGET_AFTER_MS = 60_000;
 
 const SCHEMA = `
@@ -100,12 +93,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   successor_expires_at INTEGER
 );`;
 
-/**
- * One object per refresh family (named by `familyId`). Every decision runs synchronously on the
- * object's SQLite storage inside one transaction, and an object handles one event at a time, so
- * two refreshes of one token anywhere in the world are decided one after the other: the first
- * rotates, the second (within the grace window) gets that same successor, or (later) revokes the family.
- */
+/** One object per refresh family, named by `familyId`; each decision is one SQLite transaction (docs/security.md). */
 export class RefreshFamily extends DurableObject {
   private readonly tables: ObjectTables;
 
@@ -114,7 +102,6 @@ export class RefreshFamily extends DurableObject {
     this.tables = new ObjectTables(ctx.storage, SCHEMA);
   }
 
-  /** Decides one refresh of `request.presented`; see {@link ExchangeDecision}. */
   async exchange(request: ExchangeRequest): Promise<ExchangeDecision> {
     const { presented, candidate, graceMs, now, end } = request;
     const decision = this.ctx.storage.transactionSync((): ExchangeDecision => {
@@ -171,7 +158,6 @@ export class RefreshFamily extends DurableObject {
     return { revoked };
   }
 
-  /** The family's state, for tests and operators. */
   async state(): Promise<FamilyState | undefined> {
     const family = this.family();
     if (!family) return undefined;
@@ -194,10 +180,6 @@ export class RefreshFamily extends DurableObject {
     await this.tables.deleteAll();
   }
 
-  /**
-   * First contact with a family: its first token was written to KV by a login (or, for a family
-   * from before the object existed, rotated under KV's rules), so the KV record is the only history there is.
-   */
   private adopt(facts: FamilyFacts, presented: PresentedToken, options = { withToken: true }): FamilyRow {
     this.sql(
       "INSERT INTO family (id, family_id, member_id, organisation_id, created_at, expires_at) VALUES (1, ?, ?, ?, ?, ?)",

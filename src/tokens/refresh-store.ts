@@ -1,4 +1,4 @@
-/** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family, revoke a member (in D1, with a KV copy). */
+/** The refresh-token store in the TOKENS KV namespace: issue, load, rotate, revoke a family or a member's sessions. */
 import type { ConfigSource } from "../config";
 import { unavailable } from "../gateway-error";
 import { revokedBy, type Instant } from "../revocation/order";
@@ -8,50 +8,40 @@ import { revokeMemberSessionsAt } from "../storage/members";
 import type { FamilyFacts, RefreshFamily } from "./refresh-family";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
 
-/** KV key prefixes of the refresh-token store (see README § Refresh tokens). */
+/** KV keys of the refresh-token store (docs/storage.md § Refresh tokens). */
 const REFRESH_KEYS = {
-  /** One record per token, by the token's SHA-256; the token itself is never stored. */
   token: (hash: string) => `refresh:${hash}`,
-  /** Present only once a family is revoked. */
   family: (familyId: string) => `refresh-family:${familyId}`,
-  /** A member's "no session created before" time, set by revoke-all: KV's copy of `members.sessions_revoked_at`, for early refusals. */
   member: (memberId: number) => `refresh-member:${memberId}`,
 } as const;
 
-/** KV's smallest `expirationTtl`. */
 const MIN_KV_TTL_SECONDS = 60;
-/** Shortest edge-cache time KV allows; keeps revocations and rotations visible sooner. */
 const READ_CACHE_TTL_SECONDS = 30;
 
 /** What KV holds for one refresh token (times in milliseconds). */
 export interface RefreshRecord {
   v: 1;
   familyId: string;
-  /** Milliseconds; compared with revoke-all and password-change times. */
   familyCreatedAt: number;
   memberId: number;
   organisationId: number;
   issuedAt: number;
   expiresAt: number;
-  /** Hash of the token this one replaced; absent on the first token of a family. */
   parent?: string | undefined;
   usedAt?: number | undefined;
   successor?: { hash: string; sealed: string; expiresAt: number } | undefined;
 }
 
-/** What KV holds once a family is revoked. */
 interface FamilyRevocation {
   revokedAt: number;
   memberId: number;
   reason: string;
 }
 
-/** What KV holds for a member's revoke-all. */
 interface MemberNotBefore {
   notBefore: number;
 }
 
-/** A parsed KV value's fields, read one by one; a guard returns undefined for any value of the wrong shape. */
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json =>
@@ -60,7 +50,6 @@ const isNumber = (value: unknown): value is number => typeof value === "number" 
 const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
 const isString = (value: unknown): value is string => typeof value === "string";
 
-/** The record with exactly its known fields (as written by this store), or undefined. */
 function parseRefreshRecord(raw: unknown): RefreshRecord | undefined {
   if (!isObject(raw)) return undefined;
   const { v, familyId, familyCreatedAt, memberId, organisationId, issuedAt, expiresAt, parent, usedAt, successor } =
@@ -99,11 +88,10 @@ export interface SessionOwner {
   organisationId: number;
 }
 
-/** A refresh token as handed to a client. */
+/** A refresh token as handed to a client; `expiresIn` in seconds. */
 export interface RefreshTokenGrant {
   token: string;
   hash: string;
-  /** Seconds until it expires. */
   expiresIn: number;
 }
 
@@ -118,23 +106,19 @@ export interface PreparedSuccessor {
   sealed: string;
 }
 
-/** A presented token's record with the state around it, read in one round of parallel KV reads. */
+/** A presented token's record and KV's view of its revocation (the family's object has the last word). */
 export interface StoredSession {
   hash: string;
   record: RefreshRecord;
-  /** Why the whole family no longer works, as far as KV knows (the family's object has the last word). */
   revoked: "family_revoked" | "member_signed_out" | undefined;
 }
 
-/** One exchange to decide: the presented token, its session, and what the caller prepared and knows. */
+/** One exchange to decide; `prepared` is undefined when D1 ends the session (`end` says why). */
 export interface SessionExchange {
   presented: string;
   session: StoredSession;
-  /** The successor to issue; undefined when D1 says the session ends (`end`). */
   prepared: PreparedSuccessor | undefined;
-  /** `REFRESH_GRACE_SECONDS` in ms. */
   graceMs: number;
-  /** Why D1 says the session ends, if it does. */
   end: string | undefined;
   now?: number;
 }
@@ -166,15 +150,11 @@ export interface RefreshStoreDeps {
   db: Database;
 }
 
-/**
- * Refresh records (KV: the lookup from a token's hash to its family), family revocations and member
- * sign-outs. Whether a token may rotate is decided by its family's `RefreshFamily` object only;
- * KV's copies of `usedAt` and family markers are for reading and early refusals (times in ms).
- */
+/** Refresh records in KV (times in ms); only a family's `RefreshFamily` object decides whether a token rotates. */
 export class RefreshStore {
   constructor(private readonly deps: RefreshStoreDeps) {}
 
-  /** Starts a new session (token family) for `owner` at `now` (the issue instant), valid `REFRESH_TOKEN_TTL` seconds. */
+  /** Starts a new session (token family) for `owner` at `now`, valid `REFRESH_TOKEN_TTL` seconds. */
   issue(owner: SessionOwner, now = this.deps.now()): Promise<IssuedRefreshToken> {
     return this.writeToken({ familyId: crypto.randomUUID(), familyCreatedAt: now, ...owner }, now);
   }
@@ -197,23 +177,14 @@ export class RefreshStore {
     return { hash, record, revoked: family ? "family_revoked" : signedOut ? "member_signed_out" : undefined };
   }
 
-  /**
-   * Writes the KV record of a would-be successor of `presented` and seals it under `presented`:
-   * written before the family's object decides, so a client never holds a token KV cannot find.
-   * When the object hands out another successor instead, this record is never given to anyone.
-   */
+  /** Writes a would-be successor's KV record, sealed under `presented`, before the family's object decides. */
   async prepareSuccessor(presented: string, session: StoredSession, now = this.deps.now()): Promise<PreparedSuccessor> {
     const { hash, record } = session;
     const next = await this.writeToken({ ...familyFacts(record), parent: hash }, now);
     return { next, sealed: await sealSuccessor(presented, hash, next.token) };
   }
 
-  /**
-   * Asks the family's object to decide: rotate to `prepared`, hand out the successor already issued
-   * within the grace window, or revoke the family (reuse; or `end` when D1 says the session is over,
-   * in which case nothing is prepared). Once the object decided, KV's copies of the decision are
-   * best effort (logged when they fail): the decision stands, and the client gets its answer.
-   */
+  /** Has the family's object decide the exchange; KV's copies of its decision are then best effort. */
   async exchange(log: Logger, exchange: SessionExchange): Promise<ExchangeResult> {
     const { presented, session, prepared, graceMs, end, now = this.deps.now() } = exchange;
     const { hash, record } = session;
@@ -241,7 +212,6 @@ export class RefreshStore {
     switch (decision.outcome) {
       case "rotated": {
         if (!next) throw new Error("the family object rotated without a prepared successor");
-        // KV's copy of the use, for readers; the object already holds the decision.
         const used: RefreshRecord = {
           ...record,
           usedAt: now,
@@ -269,19 +239,12 @@ export class RefreshStore {
     }
   }
 
-  /**
-   * Ends a whole family (every token ever rotated from one login) through its object; writes KV only the first
-   * time. Throws (503) when the object cannot be reached: the family is then not revoked and the caller must say so.
-   */
+  /** Revokes a family through its object; throws 503 (family not revoked) when the object is unreachable. */
   async revokeFamily(log: Logger, record: RefreshRecord, reason: string, now = this.deps.now()): Promise<void> {
     const { revoked } = await this.family(record.familyId).revoke(familyFacts(record), reason, now, record.expiresAt);
     if (revoked) await this.publishRevocation(log, record, reason, now);
   }
 
-  /**
-   * Publishes a family's revocation to KV, so every location refuses its tokens before asking the object.
-   * Best effort: the object already revoked the family and refuses its tokens whether KV says so or not.
-   */
   private async publishRevocation(log: Logger, record: RefreshRecord, reason: string, now: number): Promise<void> {
     const value = { revokedAt: now, memberId: record.memberId, reason } satisfies FamilyRevocation;
     try {
@@ -293,10 +256,6 @@ export class RefreshStore {
     }
   }
 
-  /**
-   * Deletes a prepared successor the family's object did not take (a concurrent duplicate got the successor
-   * already issued, or the family ended): no one holds its token, so this only keeps KV tidy; best effort.
-   */
   private async discard(log: Logger, hash: string): Promise<void> {
     await this.deps.kv
       .delete(REFRESH_KEYS.token(hash))
@@ -307,12 +266,7 @@ export class RefreshStore {
     return this.deps.families.get(this.deps.families.idFromName(familyId));
   }
 
-  /**
-   * Ends every session a member started at or before `at`: the decision is `members.sessions_revoked_at` in D1,
-   * which every refresh reads (exact at once, everywhere); the KV marker after it only lets a location
-   * refuse early. One key per member; KV allows one write per key per second, so a refused write is
-   * retried once a second later.
-   */
+  /** Ends every session a member started at or before `at` (in D1; KV's marker only refuses early). */
   async revokeMemberSessions(memberId: number, at: Instant): Promise<void> {
     await revokeMemberSessionsAt(this.deps.db, memberId, at);
     const put = () =>
@@ -322,6 +276,7 @@ export class RefreshStore {
     try {
       await put();
     } catch {
+      // KV allows one write per key per second.
       await new Promise((resolve) => setTimeout(resolve, 1100));
       await put();
     }
@@ -332,7 +287,7 @@ export class RefreshStore {
     if (raw === null) return undefined;
     const parsed = parse(raw);
     if (parsed !== undefined) return parsed;
-    // An unreadable value is a storage failure, not an unknown token: 503, never a 401 that ends the session.
+    // A storage failure, not an unknown token: never a 401 that ends the session.
     log.error("refresh_store_unreadable", { key: key.split(":")[0] });
     throw unavailable("kv", "unreadable refresh-store value");
   }

@@ -2,13 +2,9 @@
 import { sha256Hex } from "../digest";
 import { encodeBase64Url } from "./base64url";
 
-/** Prefix that makes a refresh token recognisable (and never a compact JWS). */
 const REFRESH_TOKEN_PREFIX = "ggr_";
 const RANDOM_BYTES = 32;
-/**
- * `ggr_` and exactly 32 bytes of canonical unpadded base64url (43 characters, the last one with
- * its two unused bits zero). Checked before any storage access, so no other string reaches KV.
- */
+/** `ggr_` and 32 bytes of canonical base64url: the last of the 43 characters has its two unused bits zero. */
 const REFRESH_TOKEN = /^ggr_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 const IV_BYTES = 12;
 const SEAL_FORMAT = "v1.";
@@ -31,7 +27,6 @@ export function refreshTokenHash(token: string): Promise<string> {
   return sha256Hex(token);
 }
 
-/** AES-256-GCM key derived (HKDF-SHA-256) from a token's random bytes; only its holder can derive it. */
 async function tokenKey(token: string): Promise<CryptoKey> {
   const secret = Uint8Array.fromBase64(token.slice(REFRESH_TOKEN_PREFIX.length), { alphabet: "base64url" });
   const material = await crypto.subtle.importKey("raw", secret, "HKDF", false, ["deriveKey"]);
@@ -44,10 +39,7 @@ async function tokenKey(token: string): Promise<CryptoKey> {
   );
 }
 
-/**
- * Encrypts `successor` under a key derived from the `presented` token it replaces, bound to the
- * presented token's hash, so storage alone never reveals a usable token.
- */
+/** Encrypts `successor` under a key derived from the `presented` token it replaces, bound to its hash. */
 export async function sealSuccessor(presented: string, presentedHash: string, successor: string): Promise<string> {
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const ciphertext = await crypto.subtle.encrypt(

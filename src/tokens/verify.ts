@@ -15,42 +15,33 @@ import {
 } from "./claims";
 import type { FixedKeyRing, SigningKey } from "./keys";
 
-/** Where dynamic-secret keys come from (KV and D1, see `secrets/resolve`). */
+/** Where dynamic-secret keys come from (KV and D1, see `dynamic-secrets/resolve.ts`). */
 export interface DynamicKeySource {
   /** The live dynamic keys of an organisation (`kid` narrows to one); empty when none. */
   keysFor(ctx: WaitUntil, log: Logger, organisation: string, kid: string | undefined): Promise<readonly SigningKey[]>;
 }
 
-/** The protected header fields the gateway accepts. */
 interface JwsHeader {
   alg: "HS256";
   kid?: string;
 }
 
-/** A compact JWS split and decoded, its signature not yet checked. */
 interface DecodedJws {
   header: JwsHeader;
   payload: Readonly<Record<string, unknown>>;
-  /** `header.payload` as text: the key of the known inputs. */
   signingInputText: string;
   signingInput: Uint8Array<ArrayBuffer>;
-  /** The signature segment as sent (43 canonical base64url characters). */
   signatureSegment: string;
-  /** Set when this signing input carried a valid signature before. */
   known: KnownInput | undefined;
 }
 
-/** A signing input that once carried a valid signature: its decoded parts and the claims accepted then. */
 interface KnownInput {
   header: JwsHeader;
   payload: Readonly<Record<string, unknown>>;
   bytes: Uint8Array<ArrayBuffer>;
   claims: Readonly<AccessClaims>;
-  /** The issuer `claims` were checked against. */
   issuer: string;
-  /** The audience `claims` were checked against. */
   audience: string;
-  /** The signature segment that verified, and the key it verified under. */
   signature: string;
   key: CryptoKey;
 }
@@ -102,10 +93,6 @@ function sameSignature(sent: string, verified: string): boolean {
   return difference === 0;
 }
 
-/**
- * Whether `jws` is, byte for byte, a token that verified before under a key that is still among `keys`: the same
- * HMAC over the same input under the same key gives the same answer, so it is not computed again.
- */
 function verifiedBefore(jws: DecodedJws, keys: readonly SigningKey[]): boolean {
   const known = jws.known;
   if (known === undefined || !sameSignature(jws.signatureSegment, known.signature)) return false;
@@ -121,22 +108,10 @@ function fixedCandidates(ring: FixedKeyRing, kid: string | undefined): readonly 
 
 /** Verifies access tokens; owns the isolate's caches of parsed headers and known signing inputs. */
 export class TokenVerifier {
-  /** Parsed headers by their encoded segment: a gateway sees few distinct headers, so this skips most header parses. */
   private readonly headerCache = new LruCache<string, JwsHeader>({ maxEntries: HEADER_CACHE_LIMIT });
-  /**
-   * Signing inputs that already carried a valid signature, by their text, with that signature and the key it
-   * verified under. A client presents the same token for its whole lifetime, so repeat requests skip base64url,
-   * UTF-8 and JSON decoding and the time-independent claim checks; a repeat whose signature equals the remembered
-   * one (compared in constant time) and whose key is still one of the token's candidate keys is not HMAC'd again
-   * (same key, same input, same answer), any other signature is. `exp`/`nbf`/`iat` are checked on every request.
-   * Only fully verified tokens get in, so unauthenticated traffic cannot fill or churn it.
-   */
   private readonly knownInputs = new LruCache<string, KnownInput>({ maxEntries: KNOWN_INPUTS_LIMIT });
 
-  /**
-   * Verifies a bearer token and returns its claims, or throws `GatewayError("invalid_token")`.
-   * Fixed-secret tokens need no I/O; dynamic ones ask `dynamic` (absent: refused) for their organisation's keys.
-   */
+  /** Returns a bearer token's verified claims or throws `invalid_token`; dynamic-secret tokens need `dynamic`. */
   async verify(
     token: string,
     fixed: FixedKeyRing,
@@ -167,10 +142,6 @@ export class TokenVerifier {
     return this.acceptedClaims(jws, secretType, rules, signedWith);
   }
 
-  /**
-   * Splits and decodes a compact JWS after checking its exact shape; nothing is trusted yet. A signing
-   * input seen before with a valid signature is not decoded again: only the signature segment is new.
-   */
   private decodeJws(token: string): DecodedJws {
     const lastDot = token.lastIndexOf(".");
     const signingInputText = token.slice(0, lastDot);
@@ -209,10 +180,6 @@ export class TokenVerifier {
     };
   }
 
-  /**
-   * Claims of a token whose signature verified under `key`: rechecked times for a known input, else the full check
-   * (then remembered, with the signature and the key).
-   */
   private acceptedClaims(jws: DecodedJws, secretType: SecretType, rules: ClaimRules, key: CryptoKey): AccessClaims {
     const known = jws.known;
     if (known?.issuer === rules.issuer && known.audience === rules.audience) {
