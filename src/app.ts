@@ -14,6 +14,7 @@ import { forward } from "./proxy/forward";
 import { adminRoutes } from "./routes/admin";
 import { authenticateRoutes } from "./routes/authenticate";
 import { secretRoutes } from "./routes/secrets";
+import { ssoRoutes } from "./routes/sso";
 import { tokenRoutes } from "./routes/tokens";
 
 /** The OpenAPI document as served: generated at build time (`npm run openapi:generate`), serialised on first use. */
@@ -52,6 +53,7 @@ export function createApp(options: AppOptions = {}): Hono<AppEnv> {
   app.all("/openapi.json", methodNotAllowed("GET, HEAD"));
   app.route("/authenticate/secrets", secretRoutes);
   app.route("/authenticate/admin", adminRoutes);
+  app.route("/authenticate/sso", ssoRoutes);
   app.route("/authenticate", tokenRoutes);
   app.route("/authenticate", authenticateRoutes);
   app.all("/authenticate", methodNotAllowed("POST"));

@@ -9,6 +9,8 @@ import { OrganisationLimits } from "./policy/limits";
 import { PlanGate } from "./policy/plan";
 import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./secrets/resolve";
+import { SsoLogins } from "./sso/logins";
+import { RelyingParty } from "./sso/relying-party";
 import type { TraceContext } from "./http/trace";
 import { boundedD1, boundedKv, boundedObjects, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
 import { database, type Database } from "./storage/db";
@@ -27,6 +29,8 @@ export interface GatewayOverrides {
   storageWaitMs?: number;
   /** Longest wait for a rate-limiting binding, in ms (default `LIMITER_WAIT_MS`, 1 s); tests shorten it. */
   limiterWaitMs?: number;
+  /** Longest wait for one call to an identity provider, in ms (default `IDP_WAIT_MS`, 5 s); tests shorten it. */
+  idpWaitMs?: number;
 }
 
 /**
@@ -64,6 +68,8 @@ export class Gateway implements ConfigSource {
   readonly throttle: LoginThrottle;
   /** Per-IP limit, back-off, credential check and audit of logins. */
   readonly logins: LoginGuard;
+  /** Single sign-on: connections, sign-ins in progress, the relying party's discovery and JWKS caches. */
+  readonly sso: SsoLogins;
   /** Longest wait for a rate-limiting binding before the request goes on without it (ms). */
   readonly limiterWaitMs: number;
   private parsed: Config | undefined;
@@ -90,6 +96,13 @@ export class Gateway implements ConfigSource {
     this.refreshStore = new RefreshStore(kv, families, this, now, db);
     this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
     this.revocations = new RevocationList(kv, boundedObjects(env.REVOCATIONS, "revocations", storage), now);
+    this.sso = new SsoLogins({
+      source: this,
+      db,
+      now,
+      sealingKey: () => this.dynamicSecrets.sealingKey(),
+      relyingParty: new RelyingParty(overrides.idpWaitMs, now),
+    });
     this.throttle = new LoginThrottle(boundedObjects(env.LOGIN_BACKOFF, "login_backoff", storage), this, now);
     this.limiterWaitMs = overrides.limiterWaitMs ?? LIMITER_WAIT_MS;
     const { limiterWaitMs } = this;

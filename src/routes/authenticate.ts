@@ -1,6 +1,7 @@
 /** `/authenticate`: password login issuing access tokens; the token-lifecycle routes mount here too. */
 import { Hono } from "hono";
 import { requestFacts } from "../audit";
+import { refusal } from "../gateway-error";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import type { AppEnv } from "../gateway";
 import { readBody } from "../http/body";
@@ -36,12 +37,15 @@ authenticateRoutes.post("/", async (c) => {
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
   await gateway.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
+  // an organisation that requires SSO refuses passwords, decided by the domain alone (docs/sso.md)
+  if (await gateway.sso.passwordsRefused(body.email, body.domain)) throw refusal("ssoRequired");
   const { access, refresh } = await gateway.logins.login(
     c.executionCtx,
     c.get("log"),
     attempt,
     body,
     async ({ member, organisation }) => {
+      if (await gateway.sso.requiredFor(organisation.id)) throw refusal("ssoRequired");
       const instant = issueInstant(gateway.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
       const access = await issueAccessToken(
         config,
