@@ -80,13 +80,18 @@ export async function sealClientSecret(secretsKey: Uint8Array<ArrayBuffer>, orga
   return sealSecret(key, ssoSecretOwner(organisation), secret);
 }
 
+/** An organisation's own domain (the default of `--domains`). */
+export function organisationDomainQuery(organisation: string): string {
+  return `SELECT domain FROM organisations WHERE identifier = ${literal(organisation)};`;
+}
+
 const ORGANISATION_ID = (organisation: string) =>
   `(SELECT id FROM organisations WHERE identifier = ${literal(organisation)})`;
 
-/** The connection of an organisation, its domains comma-separated, and how many members have a remembered identity. */
+/** The connection of an organisation (its secret sealed), its domains comma-separated, and how many members have a remembered identity. */
 export function connectionQuery(organisation: string): string {
   return (
-    `SELECT c.issuer, c.client_id, c.required, c.created_at, c.updated_at, ` +
+    `SELECT c.issuer, c.client_id, c.client_secret, c.required, c.created_at, c.updated_at, ` +
     `(SELECT group_concat(domain, ',') FROM sso_domains d WHERE d.organisation_id = c.organisation_id) AS domains, ` +
     `(SELECT count(*) FROM members m WHERE m.organisation_id = c.organisation_id AND m.sso_subject IS NOT NULL) AS pinned ` +
     `FROM sso_connections c WHERE c.organisation_id = ${ORGANISATION_ID(organisation)};`
