@@ -5,10 +5,7 @@
 import { createServer } from "node:http";
 import Provider from "oidc-provider";
 import { SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK } from "jose";
-import { SEED_MEMBERS, SEED_PASSWORD } from "./seed-data.ts";
-
-/** The client the seeded organisation `m7l9hw` is connected with (`npm run dev`, `npm run test:browser`). */
-export const LOCAL_SSO_CLIENT = { id: "gridgate-local", secret: "gridgate-local-sso-client-secret-0123456789" };
+import { LOCAL_SSO_CLIENT, SEED_MEMBERS, SEED_PASSWORD } from "./seed-data.ts";
 
 /** A subject per email, stable across restarts (as an IdP's `sub` is). */
 function subjectOf(email) {

@@ -43,9 +43,9 @@ function step(log, title, command, args, extraEnv = {}) {
 /**
  * Local secrets (.dev.vars, created from .dev.vars.example), the demo origin's copy of the assertion
  * secret, then migrations and seed data in the local D1 under `persistTo` (wrangler's default when
- * undefined). Returns the .dev.vars values.
+ * undefined), with `m7l9hw` connected to the local OpenID Provider at `ssoIssuer`. Returns the .dev.vars values.
  */
-export function prepareLocal({ log, persistTo }) {
+export function prepareLocal({ log, persistTo, ssoIssuer }) {
   if (!existsSync(`${ROOT}.dev.vars`)) {
     copyFileSync(`${ROOT}.dev.vars.example`, `${ROOT}.dev.vars`);
     log("created .dev.vars from .dev.vars.example");
@@ -73,6 +73,7 @@ export function prepareLocal({ log, persistTo }) {
   ]);
   step(log, `writing seed SQL (${seedFile})`, `${BIN}tsx`, ["scripts/dev-seed.ts", seedFile], {
     PASSWORD_PEPPER: vars.PASSWORD_PEPPER,
+    ...(ssoIssuer && vars.SECRETS_KEY ? { SSO_ISSUER: ssoIssuer, SECRETS_KEY: vars.SECRETS_KEY } : {}),
   });
   step(log, "seeding the local D1", wrangler, [
     "d1",
@@ -123,6 +124,29 @@ export function startWorker(worker, { onLine, onExit }) {
     "--show-interactive-dev-session=false",
   ];
   const child = spawn(`${BIN}wrangler`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => onLine(worker, line));
+  }
+  child.on("exit", (code, signal) => {
+    child.exited = true;
+    onExit(worker, code, signal);
+  });
+  return child;
+}
+
+/**
+ * Starts the local OpenID Provider (scripts/oidc-provider.mjs) on 127.0.0.1:`port` in a process group of its own,
+ * accepting `redirectUris`; output and exit go to the callbacks as for {@link startWorker} (named `oidc`).
+ */
+export function startOidcProvider({ port, redirectUris }, { onLine, onExit }) {
+  const worker = { name: "oidc" };
+  const args = [
+    "scripts/oidc-provider.mjs",
+    "--port",
+    String(port),
+    ...redirectUris.flatMap((uri) => ["--redirect-uri", uri]),
+  ];
+  const child = spawn(`${BIN}tsx`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => onLine(worker, line));
   }
