@@ -95,6 +95,7 @@ export async function startOidcProvider({
       scopes: ["openid", "email"],
       claims: { openid: ["sub"], email: ["email", "email_verified"] },
       conformIdTokenClaims: false,
+      ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 3600, IdToken: 600, Interaction: 600, Session: 3600 },
       pkce: { required: () => true },
       responseTypes: ["code"],
       features: { devInteractions: { enabled: false } },
