@@ -87,12 +87,12 @@ function fromNewIp(path: string, init: RequestInit = {}): Promise<Response> {
   return gateway(path, { redirect: "manual", ...init, headers: { ...init.headers, "CF-Connecting-IP": randomIp() } });
 }
 
-/** A gateway app whose identity-provider calls wait at most `idpWaitMs`. */
-function gatewayWaiting(idpWaitMs: number): GatewayFetch {
-  const app = createApp({ gatewayFor: () => createGateway(env, { idpWaitMs }) });
+/** A gateway app on `bindings` whose identity-provider calls wait at most `idpWaitMs`. */
+function gatewayWaiting(idpWaitMs: number, bindings = env): GatewayFetch {
+  const app = createApp({ gatewayFor: () => createGateway(bindings, { idpWaitMs }) });
   return async (request) => {
     const ctx = createExecutionContext();
-    const response = await app.fetch(request, env, ctx);
+    const response = await app.fetch(request, bindings, ctx);
     await waitOnExecutionContext(ctx);
     return response;
   };
@@ -377,7 +377,7 @@ describe("the verified email and the member", () => {
   });
 });
 
-describe("a provider that is down or hangs", () => {
+describe("a provider that is down or hangs, storage that fails", () => {
   it("down: start answers the app temporarily_unavailable", async () => {
     const org = await newOrganisation();
     await connectSso(org.identifier, { issuer: oidc.downIssuer, domains: [org.domain] });
@@ -392,6 +392,23 @@ describe("a provider that is down or hangs", () => {
     const response = await new Browser(gatewayWaiting(300)).fetch(startUrl(`a@${org.domain}`));
     expect(Date.now() - started).toBeLessThan(3000);
     await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
+  });
+
+  it("D1 failing at the start, KV failing at the callback: back to the app with temporarily_unavailable", async () => {
+    const down = () => Promise.reject(new Error("injected failure"));
+    const failingD1 = {
+      ...env,
+      DB: { prepare: () => ({ bind: () => ({ all: down, raw: down, run: down, first: down }) }), batch: down },
+    } as unknown as typeof env;
+    await expectRefused(
+      await new Browser(gatewayWaiting(300, failingD1)).fetch(startUrl(ARCHITECT)),
+      "temporarily_unavailable",
+      "storage_unavailable",
+    );
+    const failingKv = { ...env, TOKENS: { get: down, put: down, delete: down, list: down } } as unknown as typeof env;
+    const browser = new Browser(gatewayWaiting(300, failingKv));
+    const callback = await browser.fetch(await signInAtProvider(browser, ARCHITECT));
+    await expectRefused(callback, "temporarily_unavailable", "storage_unavailable");
   });
 
   it("hanging at the token endpoint: a bounded wait, then temporarily_unavailable", async () => {

@@ -9,7 +9,7 @@ import { methodNotAllowed } from "../http/problem";
 import { refreshCookie } from "../http/refresh-cookie";
 import { issueInstant } from "../revocation/order";
 import { allowedReturnTo, clearedSsoCookie, errorRedirect, ssoCookie, ssoCookieOf } from "../sso/browser";
-import { SsoFailure, type SsoErrorCode } from "../sso/failure";
+import { SsoFailure } from "../sso/failure";
 
 /** The callback's path, as registered at every identity provider (docs/sso.md). */
 export const SSO_CALLBACK_PATH = "/authenticate/sso/callback";
@@ -55,7 +55,7 @@ function errorOf(error: unknown): SsoFailure | undefined {
   if (error instanceof SsoFailure) return error;
   if (refusalOf(error)?.code === "temporarily_unavailable")
     return new SsoFailure(
-      "server_error",
+      "storage_unavailable",
       "temporarily_unavailable",
       "The service is temporarily unavailable; try again shortly.",
       String(error),
@@ -75,7 +75,11 @@ function auditFailure(
     ...ids,
     detail: { reason: failure.reason, stage, ...(failure.why === undefined ? {} : { why: failure.why }) },
   });
-  if (failure.reason === "idp_unavailable" || failure.reason === "server_error")
+  if (
+    failure.reason === "idp_unavailable" ||
+    failure.reason === "server_error" ||
+    failure.reason === "storage_unavailable"
+  )
     c.get("log").warn("sso_failed", { reason: failure.reason, why: failure.why });
 }
 
@@ -142,8 +146,7 @@ ssoRoutes.get("/callback", async (c) => {
     const failure = errorOf(error);
     if (!failure) throw error;
     auditFailure(c, "callback", failure, ids);
-    const code: SsoErrorCode = failure.error;
-    return redirect(errorRedirect(finished.returnTo, code, failure.message), [clearedSsoCookie()]);
+    return redirect(errorRedirect(finished.returnTo, failure.error, failure.message), [clearedSsoCookie()]);
   }
 });
 

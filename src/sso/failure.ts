@@ -18,6 +18,7 @@ export type SsoFailureReason =
   | "subject_mismatch"
   | "suspended"
   | "plan_not_eligible"
+  | "storage_unavailable"
   | "server_error";
 
 /** The `error` values the gateway sends back to the app (RFC 6749 §4.1.2.1 names). */
