@@ -36,6 +36,8 @@ export default defineConfig(async () => ({
   test: {
     include: ["test/**/*.test.ts"],
     setupFiles: ["./test/setup.ts"],
+    // A real OpenID Provider on loopback (Node), reached from the workers for single sign-on (test/sso.test.ts).
+    globalSetup: ["./test/oidc-provider.setup.mjs"],
     // The gateway logs one JSON line per audit event; show logs only for tests that fail.
     silent: "passed-only" as const,
     reporters: ["default", "./test/summary-reporter.ts"],

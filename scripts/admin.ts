@@ -5,6 +5,8 @@ import { hashPassword } from "../src/credentials/password";
 import { parseImport } from "./admin/csv";
 import { D1Error, execute, passwordPepper, query, type Target } from "./admin/d1";
 import { GatewayUnreachable, revokeAccess, unlockLogin, type AccessRevocation } from "./admin/gateway";
+import { organisationDomainQuery } from "./admin/sso";
+import { removeConnection, setConnection, showConnection } from "./admin/sso-commands";
 import * as sql from "./admin/sql";
 import * as valid from "./admin/values";
 
@@ -23,6 +25,12 @@ const USAGE = `Usage: npm run admin -- <command> [options] [--remote | --persist
   member:delete  --org <id> --email <email>    deletes the member; ends every session and access token
   member:unlock  --email <email>   clears the email's failed-login back-off (all organisations) at once
   member:import  --org <id> --file <members.csv>   columns: email,role,scopes,bcrypt_hash
+  org:sso:set    --org <id> [--issuer <https URL>] [--client-id <id>] [--client-secret-stdin]
+                 [--domains a.example,b.example] [--required yes|no]
+                 OpenID Connect single sign-on (docs/sso.md); a new connection needs issuer, client id and the
+                 secret piped in; domains default to the organisation's, required to no
+  org:sso:show   --org <id>
+  org:sso:remove --org <id>
 
 Local D1 (.wrangler/state) by default; --remote writes to the deployed database. Passwords are hashed
 with PASSWORD_PEPPER from the environment, else (local only) from .dev.vars.
@@ -46,8 +54,12 @@ const STRING_OPTIONS = new Set([
   "config",
   "gateway",
   "member-id",
+  "issuer",
+  "client-id",
+  "domains",
+  "required",
 ]);
-const BOOLEAN_OPTIONS = new Set(["password-stdin", "remote", "help"]);
+const BOOLEAN_OPTIONS = new Set(["password-stdin", "client-secret-stdin", "remote", "help"]);
 
 /** Parsed command line: `--name value` options, boolean flags, and the command. */
 interface Values {
@@ -292,6 +304,22 @@ async function run(values: Values, target: Target): Promise<string> {
         throw new D1Error(`expected ${rows.length} new members, found ${stored?.count ?? 0}; check the organisation`);
       return `imported ${rows.length} member(s) into ${organisation}; bcrypt hashes are upgraded at each member's next login`;
     }
+    case "org:sso:set": {
+      const organisation = valid.identifier("--org", option("org"));
+      const [row] = query<{ domain: string }>(target, organisationDomainQuery(organisation));
+      if (!row) throw new valid.AdminInputError(`no organisation ${organisation}`);
+      return setConnection(
+        target,
+        { organisation, option, secretFromStdin: values.flags.has("client-secret-stdin") },
+        row.domain,
+      );
+    }
+    case "org:sso:show":
+      requireOrganisation(target, valid.identifier("--org", option("org")));
+      return showConnection(target, option("org")!.trim());
+    case "org:sso:remove":
+      requireOrganisation(target, valid.identifier("--org", option("org")));
+      return removeConnection(target, option("org")!.trim());
     default:
       throw new valid.AdminInputError(command ? `unknown command ${command}` : "no command");
   }

@@ -1,7 +1,7 @@
-// `npm run dev`: local secrets, migrated and seeded local D1, then the demo origin (127.0.0.1:8788)
-// and the gateway (127.0.0.1:8787) as two `wrangler dev` process groups that live and die together,
-// and the demo web app on http://127.0.0.1:5173 (served from this process). A change to .dev.vars
-// restarts both workers with the new values (wrangler dev itself reads .dev.vars only when it starts).
+// `npm run dev`: local secrets, migrated and seeded local D1, then the demo origin (127.0.0.1:8788), the gateway
+// (127.0.0.1:8787) and the local OpenID Provider (127.0.0.1:8789) as process groups that live and die together, and
+// the demo web app on http://127.0.0.1:5173 (served from this process). A change to .dev.vars restarts both workers
+// with the new values (wrangler dev itself reads .dev.vars only when it starts).
 import {
   DEV_CORS_ORIGINS,
   gatewayWorker,
@@ -11,6 +11,7 @@ import {
   readTextOrNull,
   ROOT,
   serveWebApp,
+  startOidcProvider,
   startWorker,
   stopGroups,
   waitForOk,
@@ -18,12 +19,15 @@ import {
 } from "./lib/dev-stack.mjs";
 
 const GATEWAY_PORT = 8787;
+const OIDC_PORT = 8789;
+const OIDC_ISSUER = `http://127.0.0.1:${OIDC_PORT}`;
 const WEB_APP_PORT = 5173;
 const DEV_VARS = `${ROOT}.dev.vars`;
 const log = (message) => console.log(`[dev] ${message}`);
 
 let children = [];
 let webApp;
+let provider;
 let stopWatching;
 let stopping = false;
 /** Counts worker starts: exits and readiness of workers from an earlier start are ignored. */
@@ -37,13 +41,13 @@ async function stop(code = 0) {
   process.exitCode = code;
   stopWatching?.();
   webApp?.close();
-  await stopGroups(children);
+  await stopGroups(provider ? [...children, provider] : children);
   process.exit(process.exitCode);
 }
 
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(signal, () => {
-    if (!stopping) log(`${signal}: stopping the gateway, the demo origin and the web app`);
+    if (!stopping) log(`${signal}: stopping the gateway, the demo origin, the OpenID Provider and the web app`);
     stop(0);
   });
 }
@@ -75,7 +79,7 @@ async function announceWhenReady(current) {
   });
   if (ready && current === generation) {
     log(
-      `ready: gateway http://127.0.0.1:${GATEWAY_PORT}, demo origin http://127.0.0.1:8788, web app http://127.0.0.1:${WEB_APP_PORT} (Ctrl-C stops all three)`,
+      `ready: gateway http://127.0.0.1:${GATEWAY_PORT}, demo origin http://127.0.0.1:8788, web app http://127.0.0.1:${WEB_APP_PORT}, OpenID Provider ${OIDC_ISSUER} (Ctrl-C stops them all)`,
     );
   }
 }
@@ -116,11 +120,28 @@ async function restart() {
 
 let first;
 try {
-  first = startWorkers(prepareLocal({ log }));
+  first = startWorkers(prepareLocal({ log, ssoIssuer: OIDC_ISSUER }));
 } catch (error) {
   console.error(`[dev] ${error.message}`);
   process.exit(1);
 }
+provider = startOidcProvider(
+  {
+    port: OIDC_PORT,
+    redirectUris: [
+      `http://127.0.0.1:${GATEWAY_PORT}/authenticate/sso/callback`,
+      `http://localhost:${GATEWAY_PORT}/authenticate/sso/callback`,
+    ],
+  },
+  {
+    onLine: (worker, line) => console.log(`[${worker.name}] ${line}`),
+    onExit: (worker, code, signal) => {
+      if (stopping) return;
+      console.error(`[dev] ${worker.name} stopped (${signal ?? `exit ${code}`}); stopping the rest`);
+      stop(code ?? 1);
+    },
+  },
+);
 stopWatching = watchFileContent(DEV_VARS, (text) => {
   if (text !== running.text) restart();
 });

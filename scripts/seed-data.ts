@@ -3,6 +3,9 @@
 /** Password of every seeded member. */
 export const SEED_PASSWORD = "gridgate-dev-password";
 
+/** The local OpenID Provider's client for the seeded organisation `m7l9hw` (`npm run dev`, `npm run test:browser`). */
+export const LOCAL_SSO_CLIENT = { id: "gridgate-local", secret: "gridgate-local-sso-client-secret-0123456789" };
+
 /** Seeded organisations: id, identifier, name, domain, plan. */
 export const SEED_ORGANISATIONS = [
   { id: 1, identifier: "m7l9hw", name: "Acme", domain: "acme.example", plan: "professional" },

@@ -1,5 +1,5 @@
-// `npm run test:browser`: the demo web app in headless Chromium against a real gateway and demo origin.
-// Starts its own gateway, demo origin and web app servers on free ports (never 8787/8788/5173, so a
+// `npm run test:browser`: the demo web app in headless Chromium against a real gateway, demo origin and OpenID Provider.
+// Starts its own gateway, demo origin, local OpenID Provider and web app servers on free ports (never 8787/8788/5173, so a
 // running `npm run dev` is not disturbed), drives Debian's chromium-headless-shell through
 // playwright-core, stops everything it started, and ends with `browser: N passed, N failed`.
 import { existsSync, rmSync } from "node:fs";
@@ -12,6 +12,7 @@ import {
   prepareLocal,
   serveWebApp,
   sleep,
+  startOidcProvider,
   startWorker,
   stopGroups,
   waitForOk,
@@ -46,7 +47,7 @@ function freePort() {
 }
 
 const ports = {};
-for (const name of ["gateway", "origin", "gatewayInspector", "originInspector", "web", "foreign"]) {
+for (const name of ["gateway", "origin", "gatewayInspector", "originInspector", "web", "foreign", "oidc"]) {
   ports[name] = await freePort();
 }
 const GATEWAY = `http://127.0.0.1:${ports.gateway}`;
@@ -55,6 +56,8 @@ const APP = `http://127.0.0.1:${ports.web}`;
 const APP_LOCALHOST = `http://localhost:${ports.web}`;
 /** A page on an origin that is not on CORS_ORIGINS (same site as the gateway: only the port differs). */
 const FOREIGN = `http://127.0.0.1:${ports.foreign}`;
+/** The local OpenID Provider, connected to the seeded organisation m7l9hw (acme.example). */
+const OIDC = `http://127.0.0.1:${ports.oidc}`;
 
 const children = [];
 const servers = [];
@@ -412,6 +415,54 @@ test("cookie refresh without an Origin header is refused (403), nothing rotated"
   check((await ok).status() === 200, "the session no longer refreshes from the app");
 });
 
+test("Sign in with SSO: the provider's own login page, back signed in; the API, a cookie refresh, sign-out", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(`${APP}/`);
+  await page.waitForSelector("body[data-ready=true]");
+  await page.selectOption("#email", "builder@acme.example");
+  await page.click("#sso");
+  await page.waitForURL((url) => url.href.startsWith(`${OIDC}/interaction/`));
+  check((await page.inputValue("input[name=login]")) === "builder@acme.example", "the provider did not get the hint");
+  await page.fill("input[name=password]", "gridgate-dev-password");
+  await page.click("#sign-in");
+  await page.waitForURL((url) => url.href.startsWith(APP));
+  await page.waitForSelector("body[data-ready=true]");
+  await page.waitForSelector("#session[data-state=signed-in]");
+  check(page.url() === `${APP}/`, `landed on ${page.url()}`);
+  const label = await page.textContent("#session");
+  check(label.includes("builder@acme.example") && label.includes('scope "builder"'), `the page says: ${label}`);
+  check((await gridCount(page)) >= 2, "no grids listed after SSO");
+  const cookie = await refreshCookie(context);
+  check(cookie?.httpOnly && cookie.sameSite === "Strict", `refresh cookie: ${JSON.stringify(cookie)}`);
+  const history = await page.evaluate(() => [location.href, document.referrer]);
+  check(!/ggr_|eyJ|code=/.test(history.join(" ")), `a token or code in the page's URLs: ${history}`);
+  const refreshed = page.waitForResponse(`${GATEWAY}/authenticate/refresh`);
+  await page.click("#refresh");
+  check((await refreshed).status() === 200, "refresh by cookie after SSO failed");
+  check((await refreshCookie(context)).value !== cookie.value, "the cookie did not rotate");
+  const revoked = page.waitForResponse(`${GATEWAY}/authenticate/revoke`);
+  await page.click("#logout");
+  check((await revoked).status() === 200, "sign-out failed");
+  await page.waitForSelector("#session[data-state=signed-out]");
+  check((await refreshCookie(context)) === undefined, "cookie still stored after sign-out");
+  await context.close();
+});
+
+test("Sign in with SSO for an account without it: back on the app with the error shown, no session", async () => {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(`${APP}/`);
+  await page.waitForSelector("body[data-ready=true]");
+  await page.selectOption("#email", "free@free.example");
+  await page.click("#sso");
+  await page.waitForSelector("#problem[data-code=invalid_request]");
+  check((await page.textContent("#problem")).includes("free.example"), await page.textContent("#problem"));
+  check(page.url() === `${APP}/`, `the error stayed in the URL: ${page.url()}`);
+  check((await page.getAttribute("#session", "data-state")) === "signed-out", "signed in after a refused SSO");
+  await context.close();
+});
+
 test("SameSite: from http://localhost (cross-site to 127.0.0.1) login works but Chromium keeps no cookie", async () => {
   const { context, page } = await signedIn("architect@acme.example", APP_LOCALHOST);
   check((await gridCount(page)) >= 2, "API calls failed from localhost");
@@ -423,7 +474,7 @@ test("SameSite: from http://localhost (cross-site to 127.0.0.1) login works but 
 
 async function start() {
   rmSync(`${ROOT}${PERSIST_TO}`, { recursive: true, force: true });
-  prepareLocal({ log, persistTo: PERSIST_TO });
+  prepareLocal({ log, persistTo: PERSIST_TO, ssoIssuer: OIDC });
   const callbacks = {
     onLine: (worker, line) => VERBOSE && console.log(`[${worker.name}] ${line}`),
     onExit: (worker, code, signal) => {
@@ -439,6 +490,9 @@ async function start() {
     persistTo: PERSIST_TO,
   });
   children.push(startWorker(gateway, callbacks));
+  children.push(
+    startOidcProvider({ port: ports.oidc, redirectUris: [`${GATEWAY}/authenticate/sso/callback`] }, callbacks),
+  );
   servers.push(await serveWebApp({ port: ports.web, gateway: GATEWAY }));
   servers.push(await serveWebApp({ port: ports.foreign, gateway: GATEWAY }));
   const cancelled = () => stopping || children.some((child) => child.exited);
@@ -455,11 +509,14 @@ async function start() {
     if (i > 200 || cancelled()) throw new Error("the demo origin did not come up");
     await sleep(300);
   }
+  if (!(await waitForOk(`${OIDC}/.well-known/openid-configuration`, { timeoutMs: 30_000, cancelled }))) {
+    throw new Error("the local OpenID Provider did not come up");
+  }
   if (!EXECUTABLE)
     throw new Error("chromium-headless-shell is not on PATH (apt-get install -y chromium-headless-shell)");
   browser = await chromium.launch({ executablePath: EXECUTABLE, headless: true });
   log(
-    `gateway ${GATEWAY}, web app ${APP} (also ${APP_LOCALHOST}), foreign page ${FOREIGN}; ${await browser.version()}`,
+    `gateway ${GATEWAY}, web app ${APP} (also ${APP_LOCALHOST}), foreign page ${FOREIGN}, OpenID Provider ${OIDC}; ${await browser.version()}`,
   );
 }
 

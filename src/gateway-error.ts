@@ -10,6 +10,7 @@ export type ProblemCode =
   | "account_suspended"
   | "plan_not_eligible"
   | "domain_required"
+  | "sso_required"
   | "rate_limited"
   | "missing_token"
   | "invalid_token"
@@ -57,6 +58,11 @@ const REFUSALS = {
   },
   suspended: { code: "account_suspended", detail: "This account is suspended." },
   planNotEligible: { code: "plan_not_eligible", detail: "This organisation's plan does not include API access." },
+  ssoRequired: {
+    code: "sso_required",
+    detail:
+      "This organisation signs in with single sign-on: open GET /authenticate/sso/start?email=…&return_to=… in the browser.",
+  },
   tooManyLogins: { code: "rate_limited", detail: "Too many login attempts; try again later." },
   invalidGrant: { code: "invalid_grant", detail: "The refresh token is invalid, expired or revoked; log in again." },
   malformedGrant: { code: "invalid_grant", detail: "The refresh token is malformed." },

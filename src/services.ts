@@ -16,6 +16,8 @@ import { OrganisationLimits } from "./policy/limits";
 import { PlanGate } from "./policy/plan";
 import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./dynamic-secrets/resolve";
+import { SsoLogins } from "./sso/logins";
+import { RelyingParty } from "./sso/relying-party";
 import { boundedD1, boundedKv, boundedObjects, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
 import { database, type Database } from "./storage/db";
 import type { ClaimRules } from "./tokens/claims";
@@ -33,6 +35,8 @@ export interface ServiceOverrides {
   storageWaitMs?: number;
   /** Longest wait for a rate-limiting binding, in ms (default `LIMITER_WAIT_MS`, 1 s); tests shorten it. */
   limiterWaitMs?: number;
+  /** Longest wait for one call to an identity provider, in ms (default `IDP_WAIT_MS`, 5 s); tests shorten it. */
+  idpWaitMs?: number;
 }
 
 /**
@@ -70,6 +74,8 @@ export class Services implements ConfigSource {
   readonly throttle: LoginThrottle;
   /** Per-IP limit, back-off, credential check and audit of logins. */
   readonly logins: LoginGuard;
+  /** Single sign-on: connections, sign-ins in progress, the relying party's discovery and JWKS caches. */
+  readonly sso: SsoLogins;
   /** Longest wait for a rate-limiting binding before the request goes on without it (ms). */
   readonly limiterWaitMs: number;
   private parsed: Config | undefined;
@@ -100,6 +106,13 @@ export class Services implements ConfigSource {
       kv,
       objects: boundedObjects(env.REVOCATIONS, "revocations", storage),
       now,
+    });
+    this.sso = new SsoLogins({
+      source: this,
+      db,
+      now,
+      sealingKey: () => this.dynamicSecrets.sealingKey(),
+      relyingParty: new RelyingParty({ waitMs: overrides.idpWaitMs, now }),
     });
     this.throttle = new LoginThrottle({
       objects: boundedObjects(env.LOGIN_BACKOFF, "login_backoff", storage),

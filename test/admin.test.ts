@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { parseCsv, parseImport } from "../scripts/admin/csv";
 import * as sql from "../scripts/admin/sql";
+import * as sso from "../scripts/admin/sso";
 import * as valid from "../scripts/admin/values";
 import { hashPassword } from "../src/credentials/password";
 import { postLogin } from "./helpers";
@@ -207,5 +208,79 @@ describe("admin SQL against D1", () => {
     expect(sql.literal("it's")).toBe("'it''s'");
     expect(sql.literal(null)).toBe("NULL");
     expect(() => sql.literal("a\0b")).toThrow();
+  });
+});
+
+describe("org:sso:* (values and SQL against D1)", () => {
+  it("validates issuer, client id, client secret, domains and required", () => {
+    expect(sso.issuer(" https://login.example.com/tenant/v2.0 ")).toBe("https://login.example.com/tenant/v2.0");
+    expect(sso.issuer("http://127.0.0.1:8789")).toBe("http://127.0.0.1:8789");
+    for (const bad of [
+      "http://login.example.com",
+      "https://login.example.com/?x=1",
+      "https://u:p@login.example.com",
+      "ftp://x",
+    ])
+      expect(() => sso.issuer(bad), bad).toThrow(valid.AdminInputError);
+    expect(() => sso.clientId("has space")).toThrow(valid.AdminInputError);
+    expect(sso.clientSecret("s3cret\n")).toBe("s3cret");
+    expect(() => sso.clientSecret("\n")).toThrow(valid.AdminInputError);
+    expect(sso.domains(" Acme.Example, acme.example,b.example")).toEqual(["acme.example", "b.example"]);
+    expect(() => sso.domains("not a domain")).toThrow(valid.AdminInputError);
+    expect(sso.required("yes")).toBe(true);
+    expect(() => sso.required("maybe")).toThrow(valid.AdminInputError);
+  });
+
+  it("sets, changes and removes a connection: sealed secret, domains replaced, identities of another issuer forgotten, audited", async () => {
+    const organisation = await newOrganisation();
+    const key = Uint8Array.fromBase64(env.SECRETS_KEY!, { alphabet: "base64url" });
+    const sealedSecret = await sso.sealClientSecret(key, organisation.identifier, "client-secret-value");
+    expect(sealedSecret).toMatch(/^v1\./);
+    expect(sealedSecret).not.toContain("client-secret-value");
+    const connection = {
+      organisation: organisation.identifier,
+      issuer: "https://idp.example",
+      clientId: "client",
+      sealedSecret,
+      required: false,
+      domains: [organisation.domain, `mail.${organisation.domain}`],
+    };
+    await run(sso.setConnectionSql(connection));
+    await run(
+      `INSERT INTO members (identifier, organisation_id, email, password_hash, sso_issuer, sso_subject) SELECT '${unique("p")}', id, 'p@${organisation.domain}', 'x', 'https://idp.example', 'sub-1' FROM organisations WHERE identifier = '${organisation.identifier}'`,
+    );
+    const pinned = () =>
+      env.DB.prepare(
+        "SELECT count(*) AS n FROM members m JOIN organisations o ON o.id = m.organisation_id WHERE o.identifier = ? AND m.sso_subject IS NOT NULL",
+      )
+        .bind(organisation.identifier)
+        .first<number>("n");
+    const shown = () => env.DB.prepare(sso.connectionQuery(organisation.identifier)).first<Record<string, unknown>>();
+    expect(await shown()).toMatchObject({ issuer: "https://idp.example", required: 0, pinned: 1 });
+
+    await run(sso.setConnectionSql({ ...connection, required: true, domains: [organisation.domain] }));
+    expect(await shown()).toMatchObject({ required: 1, domains: organisation.domain, pinned: 1 });
+    await run(sso.setConnectionSql({ ...connection, issuer: "https://other-idp.example" }));
+    expect(await pinned()).toBe(0);
+    const conflicts = await env.DB.prepare(sso.domainConflictsQuery("someone-else", [organisation.domain])).all();
+    expect(conflicts.results).toEqual([{ domain: organisation.domain, identifier: organisation.identifier }]);
+
+    await run(sso.removeConnectionSql(organisation.identifier));
+    expect(await shown()).toBeNull();
+    const routed = await env.DB.prepare("SELECT count(*) AS n FROM sso_domains WHERE domain LIKE ?")
+      .bind(`%${organisation.domain}`)
+      .first<number>("n");
+    expect(routed).toBe(0);
+    const events = await env.DB.prepare(
+      "SELECT a.event FROM audit_events a JOIN organisations o ON o.id = a.organisation_id WHERE o.identifier = ? ORDER BY a.id",
+    )
+      .bind(organisation.identifier)
+      .all<{ event: string }>();
+    expect(events.results.map((row) => row.event)).toEqual([
+      "sso.connection.set",
+      "sso.connection.set",
+      "sso.connection.set",
+      "sso.connection.removed",
+    ]);
   });
 });

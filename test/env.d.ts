@@ -2,6 +2,24 @@
 import type { D1Migration } from "cloudflare:test";
 import type { Bindings } from "../src/config";
 
+/** An SSO test client: its id and secret at the local provider. */
+interface OidcTestClient {
+  id: string;
+  secret: string;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The OpenID Provider of test/oidc-provider.setup.mjs, a server that never answers, and a closed port. */
+    oidc: {
+      issuer: string;
+      hangingIssuer: string;
+      downIssuer: string;
+      clients: { sso: OidcTestClient; openapi: OidcTestClient };
+    };
+  }
+}
+
 declare global {
   namespace Cloudflare {
     interface GlobalProps {

@@ -27,6 +27,7 @@ import {
   randomIp,
   signWithJose,
 } from "./helpers";
+import { Browser, connectSso, oidc, startUrl } from "./sso-helpers";
 
 type Json = Record<string, any>;
 let doc: Json;
@@ -383,6 +384,55 @@ describe("POST /authenticate", () => {
     }
     expect(limited?.status).toBe(429);
     await expectConforms("post", "/authenticate", limited!);
+  });
+});
+
+describe("single sign-on", () => {
+  const start = (query: Record<string, string>, ip = randomIp()) =>
+    gateway(`/authenticate/sso/start?${new URLSearchParams(query)}`, {
+      redirect: "manual",
+      headers: { "CF-Connecting-IP": ip },
+    });
+
+  beforeAll(() => connectSso("m7l9hw", { client: oidc.clients.openapi, domains: ["acme.example"] }));
+
+  it("start: 302 to the provider or back to the app, 400 for a return_to off the allowlist, 429", async () => {
+    const returnTo = "https://app.test/";
+    const toProvider = await start({ email: "architect@acme.example", return_to: returnTo });
+    expect(toProvider.headers.get("Location")).toMatch(new RegExp(`^${oidc.issuer}/auth\\?`));
+    await expectConforms("get", "/authenticate/sso/start", toProvider);
+    const back = await start({ domain: "no-sso.example", return_to: returnTo });
+    expect(back.headers.get("Location")).toMatch(/^https:\/\/app\.test\/\?error=invalid_request&/);
+    await expectConforms("get", "/authenticate/sso/start", back);
+    const refused = await start({ email: "architect@acme.example", return_to: "https://evil.test/" });
+    expect((await expectConforms("get", "/authenticate/sso/start", refused)).code).toBe("invalid_request");
+    const ip = randomIp();
+    let limited: Response | undefined;
+    for (let i = 0; i < 40 && !limited; i++) {
+      const response = await start({ domain: "no-sso.example", return_to: returnTo }, ip);
+      if (response.status === 429) limited = response;
+    }
+    expect((await expectConforms("get", "/authenticate/sso/start", limited!)).code).toBe("rate_limited");
+  });
+
+  it("callback: 302 back to the app with the outcome, 400 without a state to trust", async () => {
+    const browser = new Browser();
+    const started = await browser.fetch(startUrl("architect@acme.example"));
+    const state = new URL(started.headers.get("Location")!).searchParams.get("state")!;
+    const cancelled = await browser.fetch(
+      `${GATEWAY}/authenticate/sso/callback?${new URLSearchParams({ error: "access_denied", state, iss: oidc.issuer })}`,
+    );
+    expect(cancelled.headers.get("Location")).toMatch(/^https:\/\/app\.test\/signed-in\?error=access_denied&/);
+    await expectConforms("get", "/authenticate/sso/callback", cancelled);
+    const noState = await gateway("/authenticate/sso/callback?code=abc", { redirect: "manual" });
+    expect((await expectConforms("get", "/authenticate/sso/callback", noState)).code).toBe("invalid_request");
+  });
+
+  it("POST /authenticate: 403 sso_required for an organisation that requires single sign-on", async () => {
+    const { identifier } = await newArchitectOrganisation("professional", "sso");
+    await connectSso(identifier, { client: oidc.clients.openapi, domains: [`${identifier}.example`], required: true });
+    const response = await login({ email: `anyone@${identifier}.example`, password: "whatever" });
+    expect((await expectConforms("post", "/authenticate", response)).code).toBe("sso_required");
   });
 });
 
@@ -774,6 +824,12 @@ describe("503 temporarily_unavailable (a gateway whose D1 and KV fail)", () => {
         await send("DELETE", "/authenticate/secrets/ds_x", undefined, asMember),
       ],
     ];
+    cases.push([
+      "get",
+      "/authenticate/sso/callback",
+      "/authenticate/sso/callback",
+      await send("GET", "/authenticate/sso/callback?state=abc&code=def"),
+    ]);
     for (const method of PROXIED_METHODS)
       cases.push([method, PROXIED, "/grids", await send(method, "/grids", undefined, asMember)]);
     for (const [method, path, , response] of cases) {

@@ -5,7 +5,9 @@
 // - The refresh token is an HttpOnly cookie the gateway sets (path /authenticate); this code never
 //   sees it. Calls that need it are sent with `credentials: "include"`.
 // - The session is refreshed silently when the access token is near expiry, when a call answers 401,
-//   and once at start-up (so a reload keeps you signed in).
+//   and once at start-up (so a reload keeps you signed in, and a single sign-on that came back ends signed in).
+// - "Sign in with SSO" leaves for the gateway's /authenticate/sso/start, which sends the browser to the
+//   organisation's identity provider and back here with the refresh cookie set (or `error` in the query).
 
 /** Refresh this many seconds before the access token expires. */
 const REFRESH_MARGIN_SECONDS = 60;
@@ -203,6 +205,34 @@ async function login(form) {
   await loadGrids();
 }
 
+/** Single sign-on: the gateway sends the browser to the identity provider and back to this page. */
+async function ssoSignIn() {
+  clearProblem();
+  const email = $("#email").value;
+  localStorage.setItem(EMAIL_KEY, email);
+  const returnTo = `${location.origin}${location.pathname}`;
+  location.assign(`${GATEWAY}/authenticate/sso/start?${new URLSearchParams({ email, return_to: returnTo })}`);
+}
+
+/** A single sign-on that came back refused: shows `error` and `error_description`, then drops them from the URL. */
+function showSsoOutcome() {
+  const params = new URLSearchParams(location.search);
+  const error = params.get("error");
+  if (error === null) return;
+  history.replaceState(null, "", location.pathname);
+  localStorage.removeItem(EMAIL_KEY);
+  session.email = "";
+  const box = $("#problem");
+  const heading = document.createElement("strong");
+  heading.textContent = `Single sign-on: ${error}`;
+  const detail = document.createElement("p");
+  detail.textContent = params.get("error_description") ?? "";
+  box.replaceChildren(heading, detail);
+  box.dataset.status = "";
+  box.dataset.code = error;
+  box.hidden = false;
+}
+
 async function logout() {
   clearProblem();
   await fetch(`${GATEWAY}/authenticate/revoke`, { method: "POST", credentials: "include" });
@@ -223,6 +253,7 @@ function action(run) {
 }
 
 $("#login-form").addEventListener("submit", action(login));
+$("#sso").addEventListener("click", action(ssoSignIn));
 $("#create-form").addEventListener("submit", action(createGrid));
 $("#load").addEventListener("click", action(loadGrids));
 $("#refresh").addEventListener("click", action(refresh));
@@ -236,7 +267,8 @@ window.gridgateDemo = {
   },
 };
 
-// Start-up: a reload keeps the session if the refresh cookie is still good.
+// Start-up: a reload keeps the session if the refresh cookie is still good; so does a single sign-on that came back.
+showSsoOutcome();
 try {
   if (await refresh()) await loadGrids();
   else render();

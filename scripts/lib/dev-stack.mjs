@@ -97,9 +97,10 @@ export function prepareSecrets({ log }) {
 
 /**
  * Local secrets ({@link prepareSecrets}), then migrations and seed data in the local D1 under `persistTo`
- * (wrangler's default when undefined). Returns the .dev.vars values.
+ * (wrangler's default when undefined), with `m7l9hw` connected to the local OpenID Provider at `ssoIssuer`. Returns the
+ * .dev.vars values.
  */
-export function prepareLocal({ log, persistTo }) {
+export function prepareLocal({ log, persistTo, ssoIssuer }) {
   const vars = prepareSecrets({ log });
   mkdirSync(`${ROOT}.wrangler`, { recursive: true });
   const persist = persistTo ? ["--persist-to", persistTo] : [];
@@ -116,6 +117,7 @@ export function prepareLocal({ log, persistTo }) {
   ]);
   step(log, `writing seed SQL (${seedFile})`, `${BIN}tsx`, ["scripts/dev-seed.ts", seedFile], {
     PASSWORD_PEPPER: vars.PASSWORD_PEPPER,
+    ...(ssoIssuer && vars.SECRETS_KEY ? { SSO_ISSUER: ssoIssuer, SECRETS_KEY: vars.SECRETS_KEY } : {}),
   });
   step(log, "seeding the local D1", wrangler, [
     "d1",
@@ -166,6 +168,29 @@ export function startWorker(worker, { onLine, onExit }) {
     "--show-interactive-dev-session=false",
   ];
   const child = spawn(`${BIN}wrangler`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => onLine(worker, line));
+  }
+  child.on("exit", (code, signal) => {
+    child.exited = true;
+    onExit(worker, code, signal);
+  });
+  return child;
+}
+
+/**
+ * Starts the local OpenID Provider (scripts/oidc-provider.mjs) on 127.0.0.1:`port` in a process group of its own,
+ * accepting `redirectUris`; output and exit go to the callbacks as for {@link startWorker} (named `oidc`).
+ */
+export function startOidcProvider({ port, redirectUris }, { onLine, onExit }) {
+  const worker = { name: "oidc" };
+  const args = [
+    "scripts/oidc-provider.mjs",
+    "--port",
+    String(port),
+    ...redirectUris.flatMap((uri) => ["--redirect-uri", uri]),
+  ];
+  const child = spawn(`${BIN}tsx`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => onLine(worker, line));
   }

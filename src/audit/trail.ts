@@ -15,7 +15,9 @@ export type AuditEventName =
   | "revoke.admin"
   | "unlock.admin"
   | "secret.created"
-  | "secret.revoked";
+  | "secret.revoked"
+  | "sso.login.success"
+  | "sso.login.failure";
 
 /** One audit event; never holds a password, a token or a secret value. */
 export interface AuditEvent {

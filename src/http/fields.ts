@@ -6,7 +6,7 @@ export type Fields = Readonly<Record<string, unknown>>;
 
 const encoder = new TextEncoder();
 
-function invalidField(field: string, message: string): never {
+export function invalidField(field: string, message: string): never {
   throw new GatewayError("invalid_request", `Invalid ${field || "body"}: ${message}.`);
 }
 

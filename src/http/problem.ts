@@ -19,6 +19,7 @@ export const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
   account_suspended: { status: 403, title: "Account suspended" },
   plan_not_eligible: { status: 403, title: "Plan not eligible for API access" },
   domain_required: { status: 409, title: "Domain required" },
+  sso_required: { status: 403, title: "Single sign-on required" },
   rate_limited: { status: 429, title: "Too many requests" },
   missing_token: { status: 401, title: "Authentication required" },
   invalid_token: { status: 401, title: "Invalid access token" },

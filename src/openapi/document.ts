@@ -29,6 +29,7 @@ import {
   problemResponseSpec,
   responseRef,
 } from "./schemas";
+import { registerSso } from "./sso";
 
 /** Request bodies are accepted as JSON or as a form with the same fields. */
 function bodyOf(schema: z.ZodType, description: string) {
@@ -110,8 +111,8 @@ function buildSpec(): OpenAPIHono {
       ...BODY_PROBLEMS,
       401: problemResponseSpec(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
       403: problemResponseSpec(
-        ["plan_not_eligible", "account_suspended"],
-        "Plan without API access, or member or organisation suspended",
+        ["plan_not_eligible", "account_suspended", "sso_required"],
+        "Plan without API access, or member or organisation suspended; or the organisation requires single sign-on (`sso_required`, whatever the password)",
       ),
       409: problemResponseSpec(
         ["domain_required"],
@@ -247,6 +248,7 @@ function buildSpec(): OpenAPIHono {
     },
   });
 
+  registerSso(registry);
   registerProxiedApi(registry);
   return spec;
 }
@@ -329,6 +331,7 @@ export function openApiDocument(): unknown {
       { name: "gateway", description: "Liveness and this document; no authentication." },
       { name: "authentication", description: "Login, refresh-token rotation and logout." },
       { name: "dynamic secrets", description: "An organisation's secrets for signing its own access tokens." },
+      { name: "single sign-on", description: "Browser sign-in with the organisation's own OpenID Provider." },
       { name: "proxied API", description: "Every other path: the gateway's answers in front of the origin's API." },
     ],
   });

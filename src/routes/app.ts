@@ -9,6 +9,7 @@ import { adminRoutes } from "./admin";
 import { authenticateRoutes } from "./authenticate";
 import { cors, onError, requestScope, type AppEnv } from "./middleware";
 import { secretRoutes } from "./secrets";
+import { ssoRoutes } from "./sso";
 import { tokenRoutes } from "./tokens";
 
 /** The OpenAPI document as served: generated at build time (`npm run openapi:generate`), serialised on first use. */
@@ -32,6 +33,7 @@ export function createRoutes(servicesFor: (env: Bindings) => Services): Hono<App
   app.all("/openapi.json", methodNotAllowed("GET, HEAD"));
   app.route("/authenticate/secrets", secretRoutes);
   app.route("/authenticate/admin", adminRoutes);
+  app.route("/authenticate/sso", ssoRoutes);
   app.route("/authenticate", tokenRoutes);
   app.route("/authenticate", authenticateRoutes);
   app.all("/authenticate", methodNotAllowed("POST"));

@@ -1,6 +1,7 @@
 /** `/authenticate`: password login issuing access tokens; the token-lifecycle routes mount here too. */
 import { Hono } from "hono";
 import { requestFacts } from "../audit/trail";
+import { refusal } from "../gateway-error";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import type { AppEnv } from "./middleware";
 import { readBody } from "../http/body";
@@ -36,12 +37,15 @@ authenticateRoutes.post("/", async (c) => {
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
   await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
+  // an organisation that requires SSO refuses passwords, decided by the domain alone (docs/sso.md)
+  if (await services.sso.passwordsRefused(body.email, body.domain)) throw refusal("ssoRequired");
   const { access, refresh } = await services.logins.login(
     c.executionCtx,
     c.get("log"),
     attempt,
     body,
     async ({ member, organisation }) => {
+      if (await services.sso.requiredFor(organisation.id)) throw refusal("ssoRequired");
       const instant = issueInstant(services.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
       const access = await issueAccessToken(
         config,

@@ -10,7 +10,7 @@ import { readBody } from "../http/body";
 import { objectBody, optionalString } from "../http/fields";
 
 /** `__Secure-`: the browser stores it only with `Secure` from a secure context (https, or loopback). */
-const REFRESH_COOKIE = "__Secure-gridgate-refresh";
+export const REFRESH_COOKIE = "__Secure-gridgate-refresh";
 /** Sent only to the gateway's own `/authenticate…` routes, never with calls to the proxied API. */
 const REFRESH_COOKIE_PATH = "/authenticate";
 

@@ -72,10 +72,14 @@ export const members = sqliteTable(
      */
     sessionsRevokedAt: integer("sessions_revoked_at", { mode: "number" }),
     createdAt: createdAt(),
+    /** The member's identity at the organisation's identity provider (`iss`, `sub`), remembered at the first SSO login. */
+    ssoIssuer: text("sso_issuer"),
+    ssoSubject: text("sso_subject"),
   },
   (table) => [
     uniqueIndex("members_organisation_email").on(table.organisationId, table.email),
     index("members_email").on(table.email),
+    uniqueIndex("members_sso_identity").on(table.organisationId, table.ssoIssuer, table.ssoSubject),
   ],
 );
 
@@ -114,6 +118,59 @@ export const auditEvents = sqliteTable(
     detail: text("detail"),
   },
   (table) => [index("audit_events_at").on(table.at), index("audit_events_member").on(table.memberId)],
+);
+
+/**
+ * An organisation's OpenID Connect connection (single sign-on): the identity provider's issuer, this gateway's
+ * client there (the secret AES-GCM sealed under `SECRETS_KEY`), and whether passwords are refused.
+ */
+export const ssoConnections = sqliteTable("sso_connections", {
+  organisationId: integer("organisation_id")
+    .primaryKey()
+    .references(() => organisations.id, { onDelete: "cascade" }),
+  issuer: text("issuer").notNull(),
+  clientId: text("client_id").notNull(),
+  clientSecret: text("client_secret").notNull(),
+  required: integer("required", { mode: "boolean" }).notNull().default(false),
+  createdAt: createdAt(),
+  updatedAt: integer("updated_at", { mode: "number" })
+    .notNull()
+    .default(sql`(unixepoch())`),
+});
+
+/** The email domains that route to a connection; each domain to one organisation at most. */
+export const ssoDomains = sqliteTable(
+  "sso_domains",
+  {
+    domain: text("domain").primaryKey(),
+    organisationId: integer("organisation_id")
+      .notNull()
+      .references(() => ssoConnections.organisationId, { onDelete: "cascade" }),
+  },
+  (table) => [index("sso_domains_organisation").on(table.organisationId)],
+);
+
+/**
+ * Single sign-ons in progress: one row per `GET /authenticate/sso/start`, deleted by the callback that uses it
+ * (single use: a conditional delete) or once expired. Keyed by the SHA-256 of `state`; the browser's binding
+ * cookie is kept as its SHA-256 too.
+ */
+export const ssoStates = sqliteTable(
+  "sso_states",
+  {
+    stateHash: text("state_hash").primaryKey(),
+    organisationId: integer("organisation_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    browserHash: text("browser_hash").notNull(),
+    nonce: text("nonce").notNull(),
+    codeVerifier: text("code_verifier").notNull(),
+    redirectUri: text("redirect_uri").notNull(),
+    returnTo: text("return_to").notNull(),
+    /** Ms since the epoch. */
+    expiresAt: integer("expires_at", { mode: "number" }).notNull(),
+  },
+  (table) => [index("sso_states_expires_at").on(table.expiresAt)],
 );
 
 export type Organisation = typeof organisations.$inferSelect;

@@ -1,0 +1,202 @@
+/** D1 queries of single sign-on: connections and their domains, the sign-ins in progress, members' IdP subjects. */
+import { and, eq, isNull, lt, notExists, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/sqlite-core";
+import type { Database, Membership } from "./db";
+import { checkedRows, isMembership } from "./rows";
+import { members, organisations, ssoConnections, ssoDomains, ssoStates } from "./schema";
+
+/** An organisation's connection as the routes need it. */
+export interface SsoConnection {
+  organisationId: number;
+  organisationIdentifier: string;
+  issuer: string;
+  clientId: string;
+  /** Sealed under `SECRETS_KEY` (`src/secrets/crypto.ts`). */
+  clientSecret: string;
+  required: boolean;
+  /** Every email domain routed to it. */
+  domains: string[];
+}
+
+/** A sign-in in progress, as `GET /authenticate/sso/start` stored it. */
+export type SsoState = typeof ssoStates.$inferSelect;
+
+const isText = (value: unknown) => typeof value === "string";
+const isId = (value: unknown) => Number.isSafeInteger(value);
+
+function isConnectionRow(row: unknown): boolean {
+  const r = row as Record<string, unknown> | null;
+  return (
+    r !== null &&
+    typeof r === "object" &&
+    isId(r.organisationId) &&
+    isText(r.organisationIdentifier) &&
+    isText(r.issuer) &&
+    isText(r.clientId) &&
+    isText(r.clientSecret) &&
+    typeof r.required === "boolean" &&
+    (r.domain === null || isText(r.domain))
+  );
+}
+
+function isStateRow(row: unknown): boolean {
+  const r = row as Record<string, unknown> | null;
+  return (
+    r !== null &&
+    typeof r === "object" &&
+    isId(r.organisationId) &&
+    isId(r.expiresAt) &&
+    ["stateHash", "browserHash", "nonce", "codeVerifier", "redirectUri", "returnTo"].every((field) => isText(r[field]))
+  );
+}
+
+const routed = alias(ssoDomains, "routed");
+
+/** The connection (with all its domains) of the organisation matching `where`, or undefined. */
+async function connectionWhere(db: Database, where: ReturnType<typeof eq>): Promise<SsoConnection | undefined> {
+  const rows = await db
+    .select({
+      organisationId: ssoConnections.organisationId,
+      organisationIdentifier: organisations.identifier,
+      issuer: ssoConnections.issuer,
+      clientId: ssoConnections.clientId,
+      clientSecret: ssoConnections.clientSecret,
+      required: ssoConnections.required,
+      domain: ssoDomains.domain,
+    })
+    .from(ssoConnections)
+    .innerJoin(organisations, eq(organisations.id, ssoConnections.organisationId))
+    .leftJoin(ssoDomains, eq(ssoDomains.organisationId, ssoConnections.organisationId))
+    .where(where)
+    .limit(64);
+  const checked = checkedRows(rows, isConnectionRow, "sso connection");
+  const [first] = checked;
+  if (!first) return undefined;
+  const { domain: _domain, ...connection } = first;
+  return { ...connection, domains: checked.flatMap((row) => (row.domain === null ? [] : [row.domain])) };
+}
+
+/** The connection an email domain routes to. */
+export function connectionForEmailDomain(db: Database, domain: string): Promise<SsoConnection | undefined> {
+  return connectionWhere(
+    db,
+    eq(
+      ssoConnections.organisationId,
+      db.select({ id: routed.organisationId }).from(routed).where(eq(routed.domain, domain)),
+    ),
+  );
+}
+
+/** The connection of the organisation whose domain (`organisations.domain`) this is. */
+export function connectionForOrganisationDomain(db: Database, domain: string): Promise<SsoConnection | undefined> {
+  return connectionWhere(db, eq(organisations.domain, domain));
+}
+
+/** The connection of an organisation by id. */
+export function connectionOf(db: Database, organisationId: number): Promise<SsoConnection | undefined> {
+  return connectionWhere(db, eq(ssoConnections.organisationId, organisationId));
+}
+
+/**
+ * Whether a password login for this email domain (or organisation domain) is refused: the domain routes to, or
+ * names the organisation of, a connection that requires SSO. Depends on the domain only, never on an account.
+ */
+export async function passwordsRefusedFor(
+  db: Database,
+  emailDomain: string,
+  organisationDomain: string | undefined,
+): Promise<boolean> {
+  const byEmail = db
+    .select({ one: sql`1` })
+    .from(ssoDomains)
+    .innerJoin(ssoConnections, eq(ssoConnections.organisationId, ssoDomains.organisationId))
+    .where(and(eq(ssoDomains.domain, emailDomain), eq(ssoConnections.required, true)));
+  const rows =
+    organisationDomain === undefined
+      ? await byEmail.limit(1)
+      : await byEmail
+          .union(
+            db
+              .select({ one: sql`1` })
+              .from(organisations)
+              .innerJoin(ssoConnections, eq(ssoConnections.organisationId, organisations.id))
+              .where(and(eq(organisations.domain, organisationDomain), eq(ssoConnections.required, true))),
+          )
+          .limit(1);
+  return rows.length > 0;
+}
+
+/** Whether the organisation requires SSO (a password that verified is refused then too). */
+export async function organisationRequiresSso(db: Database, organisationId: number): Promise<boolean> {
+  const rows = await db
+    .select({ one: sql`1` })
+    .from(ssoConnections)
+    .where(and(eq(ssoConnections.organisationId, organisationId), eq(ssoConnections.required, true)))
+    .limit(1);
+  return rows.length > 0;
+}
+
+/** Stores a sign-in in progress and, in the same batch, deletes the expired ones (indexed on `expires_at`). */
+export async function insertState(db: Database, state: SsoState, now: number): Promise<void> {
+  await db.batch([db.insert(ssoStates).values(state), db.delete(ssoStates).where(lt(ssoStates.expiresAt, now))]);
+}
+
+/**
+ * Takes a sign-in in progress: deletes its row and returns it, so exactly one callback ever gets it (D1's one
+ * primary decides; `DELETE … RETURNING` is atomic). Undefined when unknown or already taken; an expired row is
+ * returned too (the caller refuses it).
+ */
+export async function takeState(db: Database, stateHash: string): Promise<SsoState | undefined> {
+  const rows = await db.delete(ssoStates).where(eq(ssoStates.stateHash, stateHash)).returning();
+  return checkedRows(rows, isStateRow, "sso state")[0];
+}
+
+/** The member of this organisation with this (normalised) email, with its organisation. */
+export async function findSsoMembership(
+  db: Database,
+  organisationId: number,
+  email: string,
+): Promise<Membership | undefined> {
+  const rows = await db
+    .select({ member: members, organisation: organisations })
+    .from(members)
+    .innerJoin(organisations, eq(members.organisationId, organisations.id))
+    .where(and(eq(members.organisationId, organisationId), eq(members.email, email)))
+    .limit(1);
+  return checkedRows(rows, isMembership, "membership")[0];
+}
+
+const holder = alias(members, "holder");
+
+/**
+ * Remembers a member's IdP identity at its first SSO login: only while none is set, and only if no other member of
+ * the organisation holds it. False when nothing was written (set meanwhile, or held by another member).
+ */
+export async function pinSsoIdentity(
+  db: Database,
+  member: { id: number; organisationId: number },
+  identity: { issuer: string; subject: string },
+): Promise<boolean> {
+  const result = await db
+    .update(members)
+    .set({ ssoIssuer: identity.issuer, ssoSubject: identity.subject })
+    .where(
+      and(
+        eq(members.id, member.id),
+        isNull(members.ssoSubject),
+        notExists(
+          db
+            .select({ one: sql`1` })
+            .from(holder)
+            .where(
+              and(
+                eq(holder.organisationId, member.organisationId),
+                eq(holder.ssoIssuer, identity.issuer),
+                eq(holder.ssoSubject, identity.subject),
+              ),
+            ),
+        ),
+      ),
+    );
+  return result.meta.changes === 1;
+}
