@@ -28,7 +28,6 @@ export type ProblemCode =
 
 /** What shapes the answer to a {@link GatewayError} beyond its code; HTTP decides what each means. */
 export interface GatewayErrorOptions {
-  /** Scope the request would have needed. */
   requiredScope?: string;
   /** Seconds a client should wait before trying again. */
   retryAfter?: number;
@@ -84,10 +83,7 @@ export type Dependency = "d1" | "kv" | "refresh_family" | "login_backoff" | "rev
 /** Seconds a client is asked to wait (`Retry-After`) after a dependency failed. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
-/**
- * 503 `temporarily_unavailable` with `Retry-After`: a dependency the request needs failed, so nothing was
- * decided. Clients keep their session and retry; never a 401 that would make them discard valid tokens.
- */
+/** 503 `temporarily_unavailable` with `Retry-After`: nothing was decided (docs/operating.md § Failure policy). */
 export function unavailable(dependency: Dependency, cause?: unknown): GatewayError {
   return new GatewayError("temporarily_unavailable", "The service is temporarily unavailable; try again shortly.", {
     retryAfter: UNAVAILABLE_RETRY_AFTER_SECONDS,
@@ -95,10 +91,7 @@ export function unavailable(dependency: Dependency, cause?: unknown): GatewayErr
   });
 }
 
-/**
- * The refusal `err` is, or wraps: a library between a storage call and the route (drizzle's
- * `DrizzleQueryError`) keeps the refusal as its `cause`.
- */
+/** The refusal `err` is, or wraps as a `cause` (as drizzle's `DrizzleQueryError` does). */
 export function refusalOf(err: unknown): GatewayError | undefined {
   for (let depth = 0; depth < 4 && err instanceof Error; depth++, err = err.cause) {
     if (err instanceof GatewayError) return err;

@@ -18,11 +18,7 @@ const GATEWAY_PATHS = new Map<string, boolean>([
   ["authenticate", true],
 ]);
 
-/**
- * True when a request belongs to the gateway's own routes: `/health`, `/openapi.json` or anything under
- * `/authenticate`, in any case and percent-encoding. A spelling no route serves gets the routes' 404; none reaches
- * the origin.
- */
+/** True when a request belongs to the gateway's own routes (`GATEWAY_PATHS`) in any case and percent-encoding. */
 export function isGatewayRoute(url: string): boolean {
   const path = pathOf(url);
   const end = path.indexOf("/", 1);
@@ -38,7 +34,6 @@ export function isGatewayRoute(url: string): boolean {
 
 /** The Worker's handler. */
 export interface Worker {
-  /** Serves one request. */
   fetch(request: Request, env: Bindings, ctx?: ExecutionContext): Response | Promise<Response>;
 }
 

@@ -30,7 +30,6 @@ interface LoginRefusal {
 /** The result of {@link checkCredentials}. */
 export type LoginOutcome = { ok: true; membership: Membership; needsRehash: boolean } | LoginRefusal;
 
-/** The refusal the client gets for each failure reason. */
 const REFUSAL_OF: Record<LoginFailureReason, Refusal> = {
   invalid_credentials: "invalidCredentials",
   domain_required: "domainRequired",
@@ -48,12 +47,7 @@ function refused(reason: LoginFailureReason, membership?: Membership): LoginRefu
   };
 }
 
-/**
- * Finds the one membership whose password matches. Unknown email, wrong password and wrong domain
- * all cost at least one password verification and end in the same 401; the 403s and the 409 are
- * only ever given after a password verified. A failed check names the member only when the email
- * (and domain) matched exactly one membership, for the audit trail.
- */
+/** The one membership whose password matches; each miss costs a verification and the same 401 (docs/security.md). */
 export async function checkCredentials(
   config: Config,
   db: Database,

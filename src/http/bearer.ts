@@ -14,7 +14,6 @@ export interface BearerAuthOptions {
 /** `Bearer` (any case), one or more spaces, a token without commas or spaces: one header only. */
 const BEARER = /^bearer +([^\s,]+)$/i;
 
-/** What follows `Bearer ` in the common, well-formed case: one token, nothing else. */
 const PLAIN_TOKEN = /^[^\s,]+$/;
 
 function credentialsOf(request: Request): string {
@@ -51,11 +50,7 @@ export interface BearerScope {
   readonly ctx: WaitUntil;
 }
 
-/**
- * Verifies the request's bearer token and returns its claims; every failure is a 401 with an RFC 6750
- * challenge. Fixed-secret tokens need no I/O; dynamic-secret ones read their organisation's keys (isolate, KV, D1).
- * Then the token is checked against the recent revocations, in memory.
- */
+/** Verifies the request's bearer token (signature, claims, revocation); every failure is a 401 (RFC 6750). */
 export async function verifyBearer(
   request: Request,
   scope: BearerScope,
@@ -78,5 +73,4 @@ export async function verifyBearer(
   return claims;
 }
 
-/** Fixed-secret verification never schedules background work. */
 const NO_BACKGROUND_WORK = { waitUntil: () => undefined };

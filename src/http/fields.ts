@@ -6,6 +6,7 @@ export type Fields = Readonly<Record<string, unknown>>;
 
 const encoder = new TextEncoder();
 
+/** Throws 400 `invalid_request` naming `field` (the body when empty). */
 export function invalidField(field: string, message: string): never {
   throw new GatewayError("invalid_request", `Invalid ${field || "body"}: ${message}.`);
 }

@@ -1,8 +1,4 @@
-/**
- * The OpenAPI 3.1 document of the gateway's own routes and of its answers on the proxied API, generated at build
- * time from the zod schemas in `schemas.ts` (`npm run openapi:generate` writes `openapi.json`, which the Worker
- * serves as it is).
- */
+/** The OpenAPI 3.1 document, built from `schemas.ts` (`npm run openapi:generate` writes `openapi.json`). */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
 import {
@@ -40,10 +36,7 @@ function bodyOf(schema: z.ZodType, description: string) {
   };
 }
 
-/**
- * Registers every gateway-owned route. `OpenAPIHono` is used only for its registry and its 3.1
- * generator; the routes themselves stay plain Hono handlers that validate with the same schemas.
- */
+/** Registers every gateway-owned route; `OpenAPIHono` serves only as registry and 3.1 generator. */
 function buildSpec(): OpenAPIHono {
   const spec = new OpenAPIHono();
   const registry = spec.openAPIRegistry;
@@ -259,10 +252,7 @@ const GATEWAY_ROUTES = "`/health`, `/openapi.json`, `/authenticate` and every pa
 /** The methods a browser app may send (CORS `Access-Control-Allow-Methods`), each documented on the proxied path. */
 const PROXIED_METHODS = ["get", "head", "post", "put", "patch", "delete"] as const;
 
-/**
- * Registers the proxied API as one templated path, `/{proxiedPath}`: the gateway's own answers on it (shared
- * responses under `components.responses`) and, as `default`, the origin's answer passed through.
- */
+/** Registers the proxied API as one templated path, `/{proxiedPath}`. */
 function registerProxiedApi(registry: OpenAPIHono["openAPIRegistry"]): void {
   registry.registerComponent("parameters", "ProxiedPath", {
     name: "proxiedPath",

@@ -1,8 +1,4 @@
-/**
- * Zod schemas of the gateway's request bodies and responses, and the response/header building blocks of
- * its OpenAPI document. Build-time only (scripts/openapi.ts and the tests): the Worker validates bodies with
- * src/http/fields.ts, and test/fields.test.ts checks that both accept and refuse the same bodies.
- */
+/** Zod schemas and response building blocks of the OpenAPI document; build time only (the Worker: http/fields.ts). */
 import { z } from "zod";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import type { ProblemCode } from "../gateway-error";
@@ -30,10 +26,7 @@ export const RefreshRequest = z.object({ refresh_token: z.string().min(1) }).met
 
 const FormBoolean = z.union([z.boolean(), z.enum(["true", "false"]).transform((value) => value === "true")]);
 
-/**
- * Body of `POST /authenticate/revoke`: `refresh_token` (or RFC 7009's `token`, with an optional,
- * advisory `token_type_hint`), and/or `all: true` with a Bearer access token.
- */
+/** Body of `POST /authenticate/revoke`: `refresh_token` (or RFC 7009's `token`) and/or `all: true` with a Bearer. */
 export const RevokeRequest = z
   .object({
     refresh_token: z.string().min(1).optional(),
@@ -69,11 +62,7 @@ const tokenFields = {
 
 const { refresh_token: _inCookie, ...browserTokenFields } = tokenFields;
 
-/**
- * Body of every response that issues tokens (`POST /authenticate`, `POST /authenticate/refresh`): with
- * `refresh_token` for clients without an allowed `Origin`; without it for a browser app, which gets the
- * refresh token as the HttpOnly cookie `__Secure-gridgate-refresh` instead.
- */
+/** Body of every response that issues tokens; a browser app gets no `refresh_token` (it is in the cookie). */
 export const TokenResponse = z
   .union([
     z.strictObject(tokenFields).meta({ title: "Tokens (servers, mobile apps, CLI: no allowed Origin)" }),
@@ -190,10 +179,7 @@ function componentRef(kind: "schemas" | "responses", name: string): { $ref: stri
   return { $ref: `#/components/${kind}/${name}` };
 }
 
-/**
- * A problem+json response for the one status its `codes` share in the catalogue (`PROBLEMS`): the `Problem`
- * schema by reference, narrowed to that status and to the codes this route gives with it.
- */
+/** A problem+json response narrowed to the one status its `codes` share in `PROBLEMS`, and to those codes. */
 export function problemResponseSpec(
   codes: readonly [ProblemCode, ...ProblemCode[]],
   description: string,
@@ -317,10 +303,7 @@ export const UNAVAILABLE_PROBLEM = { 503: responseRef("TemporarilyUnavailable") 
 /** The opaque 500 any route can give when the deployment is misconfigured. */
 export const INTERNAL_PROBLEM = { 500: responseRef("Internal") } as const;
 
-/**
- * The gateway's own answers on the proxied API, in the order of its steps (authentication, plan, limit,
- * scope, forwarding); `default` is the origin's answer, passed through.
- */
+/** The gateway's own answers on the proxied API; `default` is the origin's answer, passed through. */
 export const PROXIED_RESPONSES = {
   default: responseRef("OriginAnswer"),
   400: responseRef("ProxiedPathRefused"),

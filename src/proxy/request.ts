@@ -12,7 +12,6 @@ export class ProxiedRequest {
   readonly requestId: string;
   readonly log: Logger;
   readonly trace: TraceContext;
-  /** Set by the authentication step; every later step may rely on it. */
   claims: AccessClaims | undefined = undefined;
   /** Set by the plan step: the organisation's plan, which picks its API limit. */
   plan: string | undefined = undefined;
@@ -42,8 +41,5 @@ export class ProxiedRequest {
   }
 }
 
-/**
- * One check: returns normally to let the request on, throws a `GatewayError` to refuse it. A step that can decide
- * without I/O returns nothing rather than a promise, so the chain does not wait a turn for it.
- */
+/** One check: returns to let the request on, throws a `GatewayError` to refuse it; no promise when it needs no I/O. */
 export type ProxyStep = (request: ProxiedRequest) => Promise<void> | void;

@@ -11,7 +11,6 @@ import { pathOf } from "../http/request-url";
 /** Percent-encoded `/` or `\`: the origin might decode them into separators the scope check never saw. */
 const ENCODED_SEPARATOR = /%2f|%5c/i;
 
-/** Any accepted token (fixed or dynamic secret) sets `claims`. */
 async function authenticate(proxied: ProxiedRequest): Promise<void> {
   proxied.claims = await verifyBearer(proxied.request, proxied);
 }
@@ -25,10 +24,7 @@ function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> | vo
   });
 }
 
-/**
- * The plan of an organisation that is active and on an API plan (403 `plan_not_eligible` otherwise).
- * Whatever else the plan gate throws means D1 could not answer: 503 `temporarily_unavailable`.
- */
+/** The plan of an active organisation on an API plan; 403 `plan_not_eligible` otherwise, 503 when D1 cannot answer. */
 export async function requireEligiblePlan(services: Services, ctx: WaitUntil, organisation: string): Promise<string> {
   try {
     return await services.plans.requireEligible(ctx, organisation);
@@ -37,15 +33,11 @@ export async function requireEligiblePlan(services: Services, ctx: WaitUntil, or
   }
 }
 
-/** A refusal or a configuration error as thrown; anything else from the plan gate: 503 (D1 could not answer). */
 function planGateFailure(error: unknown): unknown {
   return error instanceof GatewayError || error instanceof ConfigError ? error : unavailable("d1", String(error));
 }
 
-/**
- * The token's organisation must be active and on an API plan (403 `plan_not_eligible`); sets `plan`. Answered
- * without waiting while the isolate holds a fresh state of the organisation.
- */
+/** Sets `plan` (403 `plan_not_eligible` if none), without waiting while the isolate's copy of it is fresh. */
 function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
   const { services } = proxied;
   const organisation = proxied.verifiedClaims.organisationEntityIdentifier;
@@ -64,21 +56,13 @@ function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
   });
 }
 
-/**
- * Counts the request against its organisation's plan limit (fixed and dynamic tokens share it): 429
- * `rate_limited` with `Retry-After`, `RateLimit-Policy` and `RateLimit` past it. Answers that pass are not
- * touched: the origin's response goes through unchanged.
- */
+/** Counts the request against its organisation's plan limit (fixed and dynamic tokens share it); 429 past it. */
 function limitOrganisation(proxied: ProxiedRequest): Promise<void> | void {
   if (proxied.plan === undefined) throw new Error("the limit step ran before the plan step");
   return proxied.services.limits.count(proxied.plan, proxied.verifiedClaims.organisationEntityIdentifier, proxied.log);
 }
 
-/**
- * 403 `insufficient_scope`, naming the scopes that would do, unless the token's scope allows the
- * method on the path's resource. 400 for a path whose resource is ambiguous (bad percent-encoding,
- * encoded separators), and for a path an origin could resolve differently (`policy/path-forms.ts`).
- */
+/** 403 `insufficient_scope` unless the token's scope allows the method on the resource; 400 for an ambiguous path. */
 function requireScope(proxied: ProxiedRequest): void {
   const method = proxied.request.method;
   const path = pathOf(proxied.request.url);

@@ -37,7 +37,6 @@ authenticateRoutes.post("/", async (c) => {
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
   await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
-  // an organisation that requires SSO refuses passwords, decided by the domain alone (docs/sso.md)
   if (await services.sso.passwordsRefused(body.email, body.domain)) throw refusal("ssoRequired");
   const { access, refresh } = await services.logins.login(
     c.executionCtx,

@@ -140,7 +140,6 @@ ssoRoutes.get("/callback", async (c) => {
       ...ids,
       detail: { familyId: refresh.record.familyId, firstLogin: finished.firstLogin },
     });
-    // the same session a password login starts; the app gets its access token with a cookie refresh
     return redirect(finished.returnTo, [refreshCookie(refresh.token, refresh.expiresIn), clearedSsoCookie()]);
   } catch (error) {
     const failure = errorOf(error);

@@ -5,15 +5,11 @@ import { refreshCookie } from "./refresh-cookie";
 import type { IssuedAccessToken } from "../tokens/access";
 import type { RefreshTokenGrant } from "../tokens/refresh-store";
 
-/**
- * `200 {access_token, token_type, expires_in, refresh_token, refresh_token_expires_in, scope}`, never cached;
- * for an allowed browser origin the refresh token is a cookie instead of a body field.
- */
+/** The 200 with the tokens, never cached; for an allowed browser origin the refresh token is a cookie instead. */
 export function tokenResponse(c: Context<AppEnv>, access: IssuedAccessToken, refresh: RefreshTokenGrant): Response {
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
   if (allowedOriginOf(c) !== undefined) {
-    // a browser app: the refresh token goes into an HttpOnly cookie, out of reach of its JavaScript
     c.header("Set-Cookie", refreshCookie(refresh.token, refresh.expiresIn), { append: true });
     return c.json({
       access_token: access.token,

@@ -21,10 +21,7 @@ export function parseRefreshBody(raw: unknown): RefreshBody {
   return { refresh_token: requiredString(objectBody(raw), "refresh_token", { min: 1 }) };
 }
 
-/**
- * Body of `POST /authenticate/revoke`: `refresh_token` (or RFC 7009's `token`, with an optional,
- * advisory `token_type_hint`), and/or `all: true` with a Bearer access token.
- */
+/** Body of `POST /authenticate/revoke`: `refresh_token` (or RFC 7009's `token`) and/or `all: true` with a Bearer. */
 export interface RevokeBody {
   refresh_token?: string | undefined;
   token?: string | undefined;

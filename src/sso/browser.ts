@@ -4,14 +4,12 @@ import type { SsoErrorCode } from "./failure";
 
 /** The cookie that binds a sign-in to the browser that started it (login CSRF: a code only counts in that browser). */
 export const SSO_COOKIE = "__Secure-gridgate-sso";
-/** Sent only to the callback. */
 const SSO_COOKIE_PATH = "/authenticate/sso/callback";
 /** How long a started sign-in may take, ms: the state's and the cookie's lifetime. */
 export const SSO_STATE_TTL_MS = 600_000;
-/** Longest `return_to` accepted, characters. */
 const MAX_RETURN_TO = 2_048;
 
-// Lax, not Strict: the callback is a top-level navigation from the identity provider's site, which Strict would strip.
+// Lax, not Strict: docs/security.md § Single sign-on.
 const ATTRIBUTES = `Path=${SSO_COOKIE_PATH}; HttpOnly; Secure; SameSite=Lax`;
 
 /** The `Set-Cookie` value binding a new sign-in to this browser. */
@@ -35,10 +33,7 @@ export function ssoCookieOf(headers: Headers): string | undefined {
   return value ? value : undefined;
 }
 
-/**
- * `raw` as the URL to send the browser back to, when its origin is exactly one of `CORS_ORIGINS` (the browser apps
- * that may call the gateway) and it has no credentials or fragment; else undefined: never an open redirect.
- */
+/** `raw` as a URL to return to if its origin is on `CORS_ORIGINS`, without credentials or fragment; else undefined. */
 export function allowedReturnTo(cors: CorsSettings, raw: string): URL | undefined {
   if (raw.length > MAX_RETURN_TO || cors.origins.size === 0) return undefined;
   const url = URL.parse(raw);

@@ -1,6 +1,6 @@
 /** Why a single sign-on failed: the audit trail's reason code and what the browser app is told (RFC 6749 §4.1.2.1). */
 
-/** The reason codes of `sso.login.failure` (docs/sso.md § Audit). */
+/** The reason codes of `sso.login.failure` (docs/sso.md § When a sign-in fails). */
 export type SsoFailureReason =
   | "no_connection"
   | "connection_removed"

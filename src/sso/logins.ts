@@ -58,7 +58,6 @@ export type Finished =
   | { ok: true; membership: Membership; returnTo: string; firstLogin: boolean }
   | { ok: false; failure: SsoFailure; returnTo?: string; organisationId?: number; memberId?: number };
 
-/** The domain part of a normalised email. */
 function domainOf(email: string): string {
   return email.slice(email.lastIndexOf("@") + 1);
 }
@@ -98,13 +97,7 @@ export class SsoLogins {
     return { location: request.url, binding, organisationId: connection.organisationId };
   }
 
-  /**
-   * Finishes a sign-in from the callback's query and the browser's binding cookie: the state is taken (single use),
-   * must be fresh and bound to this browser; the provider's answer is redeemed and verified; the verified email must
-   * be one of the connection's domains and name an existing, active member of the organisation on an API plan, whose
-   * remembered IdP identity (pinned now at its first SSO login) matches. `returnToAllowed` re-checks the stored
-   * `return_to` against the current allowlist.
-   */
+  /** Finishes a sign-in from the callback and binding cookie; `returnToAllowed` re-checks the stored `return_to`. */
   async finish(
     query: URLSearchParams,
     binding: string | undefined,
@@ -217,10 +210,7 @@ export class SsoLogins {
     return { membership, firstLogin };
   }
 
-  /**
-   * Whether a password login with this email (and optional organisation domain) is refused with 403 `sso_required`:
-   * decided by the domains alone, so the answer says nothing about whether the account exists.
-   */
+  /** Whether a password login with this email (and domain) gets 403 `sso_required`: decided by the domains alone. */
   passwordsRefused(email: string, domain: string | undefined): Promise<boolean> {
     const normalised = normalizeEmail(email);
     return passwordsRefusedFor(

@@ -1,8 +1,4 @@
-/**
- * The OpenID Connect relying party (Authorization Code flow with PKCE S256), on `oauth4webapi` for the protocol and
- * `jose` for the ID token's signature: discovery and JWKS cached per isolate, every call to the identity provider
- * within a bounded wait.
- */
+/** The OpenID Connect relying party: `oauth4webapi` for the protocol, `jose` for the ID token's signature. */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import * as oauth from "oauth4webapi";
 import { LruCache } from "../cache/lru";
@@ -11,13 +7,10 @@ import { SsoFailure, type SsoErrorCode } from "./failure";
 
 /** Longest the gateway waits for one call to an identity provider (discovery, token, JWKS), ms. */
 const IDP_WAIT_MS = 5_000;
-/** How long a discovery document is used before it is fetched again, ms. */
 const DISCOVERY_TTL_MS = 3_600_000;
-/** How long a JWKS is used before it is fetched again (an unknown `kid` fetches it at once), ms. */
 const JWKS_MAX_AGE_MS = 600_000;
 /** Signature algorithms an ID token may use: asymmetric only (an HS256 token keyed with the client secret is refused). */
 const ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
-/** Scopes requested: the subject and a verified email, nothing more. */
 const SCOPE = "openid email";
 const CONNECTIONS_LIMIT = 1_000;
 
@@ -86,7 +79,6 @@ export class RelyingParty {
     this.keySets = new LruCache({ maxEntries: CONNECTIONS_LIMIT });
   }
 
-  /** `work` with an abort signal, within the bounded wait; the request is cancelled when the wait runs out. */
   private async call<T>(stage: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController();
     try {
@@ -147,11 +139,7 @@ export class RelyingParty {
     return { url: url.href, state, nonce, codeVerifier };
   }
 
-  /**
-   * Finishes a sign-in: checks the authorization response (`state`, `iss`), redeems the code with the PKCE verifier,
-   * checks the ID token's claims (`iss`, `aud`, `azp`, `exp`, `iat`, `nonce`) and its signature against the
-   * provider's JWKS (asymmetric algorithms only). Resolves to the verified claims; throws {@link SsoFailure}.
-   */
+  /** Finishes a sign-in (checks: docs/security.md § Single sign-on): the verified claims; throws {@link SsoFailure}. */
   async redeem(client: RelyingPartyClient, input: CallbackInput): Promise<IdTokenClaims> {
     const server = await this.metadata(client.issuer);
     const oauthClient: oauth.Client = { client_id: client.clientId };
@@ -214,11 +202,7 @@ export class RelyingParty {
     });
   }
 
-  /**
-   * The provider's JWKS: kept per isolate for {@link JWKS_MAX_AGE_MS}, fetched again at once for a `kid` it does not
-   * hold (ID tokens reach the gateway only from the token endpoint, after a valid state, so an unknown `kid` means
-   * the provider rotated its keys, never a flood an outsider controls).
-   */
+  /** The provider's JWKS, fetched again at once for an unknown `kid` (docs/security.md § Single sign-on). */
   private keySet(server: oauth.AuthorizationServer): ReturnType<typeof createRemoteJWKSet> {
     const uri = server.jwks_uri;
     if (!uri) throw idTokenInvalid(new Error("the provider publishes no jwks_uri"));

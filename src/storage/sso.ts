@@ -11,10 +11,9 @@ export interface SsoConnection {
   organisationIdentifier: string;
   issuer: string;
   clientId: string;
-  /** Sealed under `SECRETS_KEY` (`src/secrets/crypto.ts`). */
+  /** Sealed under `SECRETS_KEY` (`src/dynamic-secrets/crypto.ts`). */
   clientSecret: string;
   required: boolean;
-  /** Every email domain routed to it. */
   domains: string[];
 }
 
@@ -52,7 +51,6 @@ function isStateRow(row: unknown): boolean {
 
 const routed = alias(ssoDomains, "routed");
 
-/** The connection (with all its domains) of the organisation matching `where`, or undefined. */
 async function connectionWhere(db: Database, where: ReturnType<typeof eq>): Promise<SsoConnection | undefined> {
   const rows = await db
     .select({
@@ -97,10 +95,7 @@ export function connectionOf(db: Database, organisationId: number): Promise<SsoC
   return connectionWhere(db, eq(ssoConnections.organisationId, organisationId));
 }
 
-/**
- * Whether a password login for this email domain (or organisation domain) is refused: the domain routes to, or
- * names the organisation of, a connection that requires SSO. Depends on the domain only, never on an account.
- */
+/** Whether the email domain routes to, or the organisation domain names, a connection that requires SSO. */
 export async function passwordsRefusedFor(
   db: Database,
   emailDomain: string,
@@ -141,11 +136,7 @@ export async function insertState(db: Database, state: SsoState, now: number): P
   await db.batch([db.insert(ssoStates).values(state), db.delete(ssoStates).where(lt(ssoStates.expiresAt, now))]);
 }
 
-/**
- * Takes a sign-in in progress: deletes its row and returns it, so exactly one callback ever gets it (D1's one
- * primary decides; `DELETE … RETURNING` is atomic). Undefined when unknown or already taken; an expired row is
- * returned too (the caller refuses it).
- */
+/** Deletes and returns a sign-in in progress, so one callback gets it; an expired one too (the caller refuses it). */
 export async function takeState(db: Database, stateHash: string): Promise<SsoState | undefined> {
   const rows = await db.delete(ssoStates).where(eq(ssoStates.stateHash, stateHash)).returning();
   return checkedRows(rows, isStateRow, "sso state")[0];
@@ -168,10 +159,7 @@ export async function findSsoMembership(
 
 const holder = alias(members, "holder");
 
-/**
- * Remembers a member's IdP identity at its first SSO login: only while none is set, and only if no other member of
- * the organisation holds it. False when nothing was written (set meanwhile, or held by another member).
- */
+/** Remembers a member's IdP identity unless one is set or another member holds it; false when nothing was written. */
 export async function pinSsoIdentity(
   db: Database,
   member: { id: number; organisationId: number },
