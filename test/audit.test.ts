@@ -104,7 +104,7 @@ describe("login events in audit_events", () => {
     expect(await auditRowsOf(requestId, 1, 0)).toHaveLength(0);
     const lines = log.mock.calls
       .map(([line]) => JSON.parse(String(line)))
-      .filter((line) => line.request_id === requestId);
+      .filter((line) => line.request_id === requestId && line.type === "audit");
     expect(lines).toEqual([
       expect.objectContaining({
         type: "audit",
