@@ -196,7 +196,7 @@ describe("the audit() API", () => {
     const members = Array.from({ length: 100 }, (_, n) => 1_000_000_000 + n).join(" ");
     const detail = { members, organisations: "acme", quote: `"\\`.repeat(400), signedAt: 1_700_000_000 };
     const ctx = createExecutionContext();
-    createServices(env).audit.record(ctx, { ...event, event: "revoke.admin", requestId, detail });
+    createServices(env).audit.record(ctx, { ...event, event: "member.sign-out", requestId, detail });
     await waitOnExecutionContext(ctx);
     const [row] = await auditRowsOf(requestId);
     expect(row!.detail!.length).toBeLessThanOrEqual(MAX_DETAIL);
