@@ -1,5 +1,5 @@
 /** D1 queries behind the admin routes: organisations and members as operators create, list and change them. */
-import { and, asc, count, eq, gt, inArray, or, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, or, sql } from "drizzle-orm";
 import type { MemberRole } from "../admin/inputs";
 import type { Database } from "./db";
 import { members, organisations } from "./schema";
@@ -177,12 +177,6 @@ export function listMembers(db: Database, organisationId: number, after: number,
     .where(and(eq(members.organisationId, organisationId), gt(members.id, after)))
     .orderBy(asc(members.id))
     .limit(limit);
-}
-
-/** How many members the organisation has. */
-export async function countMembers(db: Database, organisationId: number): Promise<number> {
-  const [row] = await db.select({ n: count() }).from(members).where(eq(members.organisationId, organisationId));
-  return row?.n ?? 0;
 }
 
 /** Suspends or re-activates one member. */
