@@ -249,7 +249,8 @@ let sampledOut: { scope: RequestScope; request: Request; response: Response } | 
 
 /**
  * One sampled-out 2xx as the access log sees it: `decision` is the sampling draw alone, `close` all of `closeScope`
- * for a proxied 200 (the `X-Request-Id` stamp, the refusal check, the draw). True when no line was wanted.
+ * for a proxied 200 (the `X-Request-Id` stamp, the refusal check, the draw), `stamp` what `closeScope` did before the
+ * access log with METRICS unbound (the stamp). True when no line was wanted.
  */
 function accessLogOnce(variant: string | null): boolean {
   if (!sampledOut) {
@@ -259,6 +260,10 @@ function accessLogOnce(variant: string | null): boolean {
   }
   const { scope, request, response } = sampledOut;
   if (variant === "decision") return !scope.services.accessLog.wanted(response.status >= 400);
+  if (variant === "stamp") {
+    response.headers.set("X-Request-Id", scope.requestId);
+    return !scope.services.metrics.enabled;
+  }
   closeScope(scope, request, response, undefined, undefined);
   return true;
 }
