@@ -199,7 +199,7 @@ for (const [path, status] of [
   ["org/suspend", "suspended"],
   ["org/activate", "active"],
 ] as const) {
-  /** Suspending ends every token and session of the organisation's members at once. */
+  // Suspending ends every token and session of the organisation's members at once.
   route(path, ["org"], async (c, body) => {
     const organisation = await organisationOf(c, body);
     const services = c.get("services");
@@ -324,7 +324,7 @@ for (const [path, status] of [
   ["member/suspend", "suspended"],
   ["member/activate", "active"],
 ] as const) {
-  /** Suspending ends every token and session of the member at once. */
+  // Suspending ends every token and session of the member at once.
   route(path, ["org", "email"], async (c, body) => {
     const { organisation, member } = await memberOf(c, body);
     const services = c.get("services");
