@@ -10,14 +10,12 @@ export interface AccessEntry {
   method: string;
   route: RouteKind;
   status: number;
-  /** The problem code of an answer the gateway made itself (`internal` for an unexpected failure). */
+  /** The problem code of an answer the gateway made itself. */
   code?: string;
-  /** The verified token's organisation and member identifiers. */
   organisation?: string;
   member?: string;
-  /** Milliseconds from arrival to response headers, as the Worker's clock sees it (time spent waiting on I/O). */
+  /** From arrival to response headers, as the Worker's clock sees it (time spent waiting on I/O). */
   durationMs: number;
-  /** The Cloudflare data centre that served the request (`request.cf.colo`). */
   colo?: string;
 }
 
@@ -26,7 +24,6 @@ export interface AccessLogDeps {
   /** Share of the requests the gateway neither refused nor failed that are logged, 0–1 (`ACCESS_LOG_SAMPLE_RATE`). */
   sampleRate: number;
   now: () => number;
-  /** A uniform draw in [0, 1); default `Math.random`. */
   random?: () => number;
 }
 
@@ -40,10 +37,7 @@ export class AccessLog {
     this.random = deps.random ?? Math.random;
   }
 
-  /**
-   * Whether a request gets a line: always when the gateway refused or failed it (`refused`), else with the sample
-   * rate. The one decision every request pays for.
-   */
+  /** Whether a request gets a line: always when the gateway refused or failed it, else with the sample rate. */
   wanted(refused: boolean): boolean {
     return refused || this.random() < this.deps.sampleRate;
   }
