@@ -150,17 +150,31 @@ async function verifyBench() {
 }
 
 /**
- * Part 1b: what the per-organisation limit check and the metrics write add to a proxied request, in process
- * (no I/O, so wall time in the loop is CPU time): the whole app with both bindings unbound vs bound to
- * in-process stand-ins, and the two steps alone.
+ * Part 1b: what the per-organisation limit check, the metrics write and the access log add to a proxied request, in
+ * process (no I/O, so wall time in the loop is CPU time): the whole app with the limit and metrics bindings unbound vs
+ * bound to in-process stand-ins, the two steps alone, and what the access log does for a 2xx it samples out.
  */
 async function observeBench() {
   const { connection, get, timed } = await verifyWorkerClient();
-  const paths = { bare: "/app?variant=bare", observed: "/app?variant=observed", steps: "/observe?variant=observed" };
-  const n = { bare: 1000, observed: 1000, steps: 50_000 };
+  const paths = {
+    bare: "/app?variant=bare",
+    observed: "/app?variant=observed",
+    steps: "/observe?variant=observed",
+    accessDecision: "/access-log?variant=decision",
+    accessClose: "/access-log?variant=close",
+    accessStamp: "/access-log?variant=stamp",
+  };
+  const n = {
+    bare: 1000,
+    observed: 1000,
+    steps: 50_000,
+    accessDecision: 200_000,
+    accessClose: 200_000,
+    accessStamp: 200_000,
+  };
   for (const [name, path] of Object.entries(paths)) {
     const { accepted } = await get(`${path}&n=3`);
-    if (accepted !== 3) throw new Error(`${name}: ${accepted}/3 requests answered 200`);
+    if (accepted !== 3) throw new Error(`${name}: ${accepted}/3 requests answered 200 (or were not sampled out)`);
     for (let i = 0; i < 2; i++) await get(`${path}&n=${n[name]}`);
   }
   const t0 = async () => median([await timed("/verify?variant=floor&n=0"), await timed("/verify?variant=floor&n=0")]);
@@ -168,8 +182,9 @@ async function observeBench() {
     const base = await t0();
     return (((await timed(`${paths[name]}&n=${n[name]}`)) - base) / n[name]) * 1000;
   };
-  const us = { bare: [], observed: [], steps: [] };
+  const us = { bare: [], observed: [], steps: [], accessDecision: [], accessClose: [], accessStamp: [] };
   const added = [];
+  const accessAdded = [];
   // The app's two variants in A B B A order within each repetition, so a drift of the machine's load cancels
   // out of their difference; twice the repetitions of the other parts, since the difference is small.
   for (let rep = 0; rep < 2 * REPS; rep++) {
@@ -183,6 +198,15 @@ async function observeBench() {
     us.observed.push(mean.observed);
     added.push(mean.observed - mean.bare);
     us.steps.push(await usOf("steps"));
+    us.accessDecision.push(await usOf("accessDecision"));
+    // closeScope with the access log against the stamp it did before it, in A B B A order like the app's variants.
+    const c1 = await usOf("accessClose");
+    const s1 = await usOf("accessStamp");
+    const s2 = await usOf("accessStamp");
+    const c2 = await usOf("accessClose");
+    us.accessClose.push((c1 + c2) / 2);
+    us.accessStamp.push((s1 + s2) / 2);
+    accessAdded.push((c1 + c2 - s1 - s2) / 2);
   }
   connection.close();
   const result = {
@@ -190,22 +214,40 @@ async function observeBench() {
     appObservedUs: median(us.observed),
     addedUs: median(added),
     stepsUs: median(us.steps),
+    accessLogDecisionUs: median(us.accessDecision),
+    accessLogCloseUs: median(us.accessClose),
+    accessLogStampUs: median(us.accessStamp),
+    accessLogAddedUs: median(accessAdded),
   };
-  log(`\n## 1b. Limit check + metrics write on the proxied path (in process, µs per request, medians of ${2 * REPS})`);
+  log(
+    `\n## 1b. Limit check, metrics write and access log on the proxied path (in process, µs per request, medians of ${2 * REPS})`,
+  );
   log("| measurement | µs / request | min–max |");
   log("|---|---:|---:|");
   const row = (label, values, value) => {
     const sorted = [...values].sort((a, b) => a - b);
-    log(`| ${label} | ${fmt(value, 2)} | ${fmt(sorted[0], 2)}–${fmt(sorted.at(-1), 2)} |`);
+    log(`| ${label} | ${fmt(value, 3)} | ${fmt(sorted[0], 3)}–${fmt(sorted.at(-1), 3)} |`);
   };
   row("whole app, API_LIMIT_* and METRICS unbound", us.bare, result.appBareUs);
   row("whole app, both bound (in-process stand-ins)", us.observed, result.appObservedUs);
   row("difference (per repetition)", added, result.addedUs);
   row("the two steps alone (limits.count + route kind + writeDataPoint)", us.steps, result.stepsUs);
+  row("access log, a sampled-out 2xx: the sampling draw alone", us.accessDecision, result.accessLogDecisionUs);
+  row(
+    "access log, a sampled-out 2xx: all of closeScope (X-Request-Id, refusal check, draw; METRICS unbound)",
+    us.accessClose,
+    result.accessLogCloseUs,
+  );
+  row("closeScope's work before the access log (the X-Request-Id stamp)", us.accessStamp, result.accessLogStampUs);
+  row("what the access log adds to a sampled-out 2xx (per repetition)", accessAdded, result.accessLogAddedUs);
   log(
     `limit check + metrics write = ${fmt(result.stepsUs, 2)} µs per request (target < 10) ${result.stepsUs < 10 ? "MET" : "NOT MET"}; ` +
       `the whole app's difference, ${fmt(result.addedUs, 2)} µs, is within this machine's noise (see its min–max). ` +
       "The stand-ins are JavaScript: the production binding's call into the runtime is not included.",
+  );
+  log(
+    `access log on a sampled-out 2xx: adds ${fmt(result.accessLogAddedUs, 3)} µs to closeScope (all of it ${fmt(result.accessLogCloseUs, 3)} µs) ` +
+      `(target ≤ 2) ${met(result.accessLogAddedUs <= 2)}`,
   );
   return result;
 }
@@ -336,13 +378,20 @@ async function e2eBench(servers) {
     cpuUs: pairedMedian(runs.gateway, runs[name], (a, b) => a.cpuUs - b.cpuUs),
     originCpuUs: pairedMedian(runs.gateway, runs[name], (a, b) => a.originCpuUs - b.originCpuUs),
   });
+  const sampleRate = /^ACCESS_LOG_SAMPLE_RATE\s*=\s*"([^"]*)"/m.exec(
+    readFileSync(join(ROOT, "wrangler.toml"), "utf8"),
+  )?.[1];
   const result = {
     ...Object.fromEntries(targets.map(({ name }) => [name, summary(name)])),
+    accessLogSampleRate: Number(sampleRate),
     gatewayVsForward: against("forward"),
     gatewayVsPeer: against("peer"),
     gatewayVsFloor: against("floor"),
   };
   log(`\n## 2. End to end: GET ${API_PATH}, bare workerd, forwarding to http://127.0.0.1:${PORTS.origin}`);
+  log(
+    `(the gateway runs with its access log on: every refusal logged, ACCESS_LOG_SAMPLE_RATE ${sampleRate} of these 200s; its CPU per request includes it)`,
+  );
   log(
     `(medians of ${E2E_REPS} alternating repetitions; loaded: ${CONNECTIONS} keep-alive connections, closed loop, ${LOAD_MS / 1000} s; probe: 1 connection, ${PROBE_MS / 1000} s)`,
   );

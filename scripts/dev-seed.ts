@@ -5,8 +5,7 @@
 import "./admin/node-base64";
 import { writeFileSync } from "node:fs";
 import { hashPassword } from "../src/credentials/password";
-import { sealClientSecret } from "./admin/sso";
-import { literal } from "./admin/sql";
+import { literal, sealClientSecret } from "./admin/sso";
 import { LOCAL_SSO_CLIENT, seedStatements } from "./seed-data";
 
 const [output] = process.argv.slice(2);

@@ -12,7 +12,8 @@ type Vars =
   | "ORIGIN_TIMEOUT_MS"
   | "LOGIN_FREE_ATTEMPTS"
   | "LOGIN_BACKOFF_BASE_SECONDS"
-  | "LOGIN_BACKOFF_MAX_SECONDS";
+  | "LOGIN_BACKOFF_MAX_SECONDS"
+  | "ACCESS_LOG_SAMPLE_RATE";
 
 /** Secrets (`wrangler secret put NAME`) and optional bindings wrangler.toml does not declare. */
 interface Secrets {
@@ -77,6 +78,8 @@ export interface Config {
   adminSecret: string | undefined;
   /** Raw AES-256 key for dynamic secrets at rest; undefined disables dynamic secrets (see README). */
   secretsKey: Uint8Array<ArrayBuffer> | undefined;
+  /** Share of the requests the gateway neither refused nor failed that get an access log line, 0–1. */
+  accessLogSampleRate: number;
 }
 
 /** `CORS_ORIGINS` and `CORS_ALLOW_HEADERS`, validated. */
@@ -128,7 +131,23 @@ export function parseConfig(env: Bindings): Config {
     assertionSecret: secret("ASSERTION_SECRET", env.ASSERTION_SECRET),
     secretsKey: aesKey("SECRETS_KEY", env.SECRETS_KEY),
     adminSecret: env.ADMIN_SECRET ? secret("ADMIN_SECRET", env.ADMIN_SECRET) : undefined,
+    accessLogSampleRate: accessLogSampleRate(env.ACCESS_LOG_SAMPLE_RATE),
   };
+}
+
+/** `ACCESS_LOG_SAMPLE_RATE` when unset: one request in a hundred. */
+export const DEFAULT_ACCESS_LOG_SAMPLE_RATE = 0.01;
+
+/** `ACCESS_LOG_SAMPLE_RATE`: a decimal from 0 to 1; throws {@link ConfigError} otherwise. */
+export function accessLogSampleRate(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === "") return DEFAULT_ACCESS_LOG_SAMPLE_RATE;
+  const value = /^\s*(?:0|1|0?\.\d+|1\.0*)\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= 0 && value <= 1)) {
+    throw new ConfigError(
+      `ACCESS_LOG_SAMPLE_RATE must be a decimal from 0 to 1 (0.01 = 1 %), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
 }
 
 /** RFC 9110 token: the characters of a header name. */

@@ -36,26 +36,33 @@ export class Logger {
 }
 
 /**
- * Lets one line through per interval: for a failure that would otherwise log on every request (a
- * failing rate-limit binding), so a dependency outage cannot flood the logs. One per isolate and cause.
+ * Lets at most `perInterval` lines through per interval (default one): for a line that would otherwise be written on
+ * every request (a failing rate-limit binding, a flood of refusals), so a flood cannot flood the logs. One per
+ * isolate and cause. An interval starts at the first line taken after the previous one ended.
  */
 export class LogSampler {
-  private lastAt = Number.NEGATIVE_INFINITY;
+  private intervalStart = Number.NEGATIVE_INFINITY;
+  private taken = 0;
   private skipped = 0;
 
   constructor(
     private readonly intervalMs: number,
     private readonly now: () => number = () => Date.now(),
+    private readonly perInterval = 1,
   ) {}
 
-  /** Undefined while the interval runs (the line is dropped and counted), else how many were dropped since the last. */
+  /** Undefined while the interval's lines are spent (the line is dropped and counted), else how many were dropped since the last. */
   take(): number | undefined {
     const now = this.now();
-    if (now - this.lastAt < this.intervalMs) {
+    if (now - this.intervalStart >= this.intervalMs) {
+      this.intervalStart = now;
+      this.taken = 0;
+    }
+    if (this.taken >= this.perInterval) {
       this.skipped += 1;
       return undefined;
     }
-    this.lastAt = now;
+    this.taken += 1;
     const skipped = this.skipped;
     this.skipped = 0;
     return skipped;

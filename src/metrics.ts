@@ -2,7 +2,7 @@
 import type { Logger } from "./log";
 
 /** Which part of the gateway answered. */
-export type RouteKind = "login" | "refresh" | "revoke" | "secrets" | "proxied" | "other";
+export type RouteKind = "login" | "refresh" | "revoke" | "secrets" | "admin" | "proxied" | "other";
 
 /** The route kind of a request path (still percent-encoded, as the router saw it). */
 export function routeKind(path: string): RouteKind {
@@ -11,6 +11,7 @@ export function routeKind(path: string): RouteKind {
   if (path === "/authenticate/refresh") return "refresh";
   if (path === "/authenticate/revoke") return "revoke";
   if (path === "/authenticate/secrets" || path.startsWith("/authenticate/secrets/")) return "secrets";
+  if (path.startsWith("/authenticate/admin/")) return "admin";
   // `/authenticate…` that is no gateway route: a 404 of the gateway's, or (`/authenticatex`) a proxied path.
   return path.startsWith("/authenticate/") ? "other" : "proxied";
 }

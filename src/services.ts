@@ -1,6 +1,9 @@
 /** The per-isolate gateway object: configuration, keys, caches and stores built once and shared by every request. */
+import { AccessLog } from "./access-log";
 import { AuditTrail } from "./audit/trail";
 import {
+  accessLogSampleRate,
+  DEFAULT_ACCESS_LOG_SAMPLE_RATE,
   parseConfig,
   parseCorsSettings,
   type Bindings,
@@ -37,6 +40,8 @@ export interface ServiceOverrides {
   limiterWaitMs?: number;
   /** Longest wait for one call to an identity provider, in ms (default `IDP_WAIT_MS`, 5 s); tests shorten it. */
   idpWaitMs?: number;
+  /** The access log's uniform draw in [0, 1) (default `Math.random`). */
+  random?: () => number;
 }
 
 /**
@@ -50,6 +55,8 @@ export class Services implements ConfigSource {
   readonly logger = new Logger();
   /** One data point per request to `METRICS` (a no-op when unbound). */
   readonly metrics: Metrics;
+  /** One JSON line per refused or failed request, and a sample of the others. */
+  readonly accessLog: AccessLog;
   /** Every storage call's bounded wait and its failure answer (503 `temporarily_unavailable`). */
   readonly storage: StorageCalls;
   /** The drizzle handle over `DB` (bounded). */
@@ -89,6 +96,7 @@ export class Services implements ConfigSource {
     const now = overrides.now ?? (() => Date.now());
     this.now = now;
     this.metrics = new Metrics({ dataset: env.METRICS, logger: this.logger });
+    this.accessLog = new AccessLog({ sampleRate: sampleRateOf(env), now, random: overrides.random });
     // Every storage binding answers within a bounded wait or fails as 503 (docs/operating.md § Failure policy).
     const storage = new StorageCalls(overrides.storageWaitMs);
     this.storage = storage;
@@ -157,6 +165,15 @@ export class Services implements ConfigSource {
       now: this.now,
       waitMs: this.limiterWaitMs,
     }));
+  }
+}
+
+/** `ACCESS_LOG_SAMPLE_RATE`, or its default while it is invalid (the configuration then fails every request that reads it). */
+function sampleRateOf(env: Bindings): number {
+  try {
+    return accessLogSampleRate(env.ACCESS_LOG_SAMPLE_RATE);
+  } catch {
+    return DEFAULT_ACCESS_LOG_SAMPLE_RATE;
   }
 }
 

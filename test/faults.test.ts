@@ -14,6 +14,7 @@ import {
   type Fault,
 } from "./fault-fakes";
 import {
+  adminRequest,
   auditRowsOf,
   fakeOrigin,
   fixedClaims,
@@ -436,26 +437,30 @@ describe("the proxied path", () => {
   });
 });
 
-describe("the admin revocation route", () => {
+describe("the admin routes", () => {
+  /** A signed admin request to `route`, sent to `app`. */
+  async function adminTo(app: ReturnType<typeof faultyApp>, route: string, body: unknown): Promise<Response> {
+    const path = `/authenticate/admin/${route}`;
+    return app.request(path, await adminRequest(path, body));
+  }
+
   it("a failing Revocations object: 503, retried safely", async () => {
-    const { signAdminRequest, ADMIN_SIGNATURE_HEADER } = await import("../src/admin/signature");
     const account = await newAccount();
-    const text = JSON.stringify({ members: [account.memberId] });
-    const headers = {
-      "Content-Type": "application/json",
-      [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(
-        env.ADMIN_SECRET!,
-        now(),
-        "/authenticate/admin/revocations",
-        text,
-      ),
-    };
-    const app = faultyApp({ ...env, REVOCATIONS: faultyObjects(faultSwitch("throws"), env.REVOCATIONS) });
-    await expectUnavailable(
-      await app.request("/authenticate/admin/revocations", { method: "POST", headers, body: text }),
-      "revocations",
-    );
+    const body = { member_id: account.memberId };
+    const failing = faultyApp({ ...env, REVOCATIONS: faultyObjects(faultSwitch("throws"), env.REVOCATIONS) });
+    await expectUnavailable(await adminTo(failing, "member/sign-out", body), "revocations");
     const { access_token } = await login(account.email);
     expect(access_token).toBeTypeOf("string");
+    expect((await adminTo(faultyApp(env), "member/sign-out", body)).status).toBe(200);
+  });
+
+  it.each(FAULTS)("D1 that %s: 503, nothing written", async (fault) => {
+    const identifier = `f${crypto.randomUUID().slice(0, 8)}`;
+    const failing = faultyApp({ ...env, DB: faultyD1(faultSwitch(fault)) });
+    const body = { identifier, name: "Faulty", domain: `${identifier}.example`, plan: "free" };
+    await expectUnavailable(await adminTo(failing, "org/create", body), "d1");
+    await expectUnavailable(await adminTo(failing, "audit", {}), "d1");
+    const stored = await env.DB.prepare("SELECT id FROM organisations WHERE identifier = ?").bind(identifier).first();
+    expect(stored).toBeNull();
   });
 });

@@ -248,3 +248,9 @@ export async function adminRequest(
     body: text,
   };
 }
+
+/** The admin route `route` (`org/create`, `member/suspend`, …) called as `npm run admin` calls it, signed, through the gateway. */
+export async function adminCall(route: string, body: unknown): Promise<Response> {
+  const path = `/authenticate/admin/${route}`;
+  return gateway(path, await adminRequest(path, body));
+}

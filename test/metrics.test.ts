@@ -79,6 +79,7 @@ describe("metrics", () => {
       ["/authenticate/refresh", json({ refresh_token: "nope" }), "refresh", 401, "invalid_grant"],
       ["/authenticate/revoke", json({ refresh_token: "nope" }), "revoke", 200, ""],
       ["/authenticate/secrets", undefined, "secrets", 401, "missing_token"],
+      ["/authenticate/admin/audit", undefined, "admin", 405, "method_not_allowed"],
       ["/authenticate/nothing-here", undefined, "other", 404, "not_found"],
       ["/health", undefined, "other", 200, ""],
     ];

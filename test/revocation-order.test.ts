@@ -1,11 +1,8 @@
 // Revocations order events, not whole seconds: within one second, what was issued before a revocation is refused and what was issued after it works.
-import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import * as sql from "../scripts/admin/sql";
-import { hashPassword } from "../src/credentials/password";
 import { issuedAtOf, issueInstant, revokedBy, tokenIdAt } from "../src/revocation/order";
-import { adminRequest, bearer, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
+import { adminCall, bearer, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
 import { expectRevoked } from "./locations";
 import { loginAccount, newAccount, postRefresh, postRevoke, type Account } from "./refresh-helpers";
 
@@ -25,15 +22,13 @@ function secondInThePast(): number {
   return (Math.floor(Date.now() / 1000) - 5) * 1000 + 500;
 }
 
-async function adminRevoke(subjects: { members?: number[]; organisations?: string[] }): Promise<void> {
-  const path = "/authenticate/admin/revocations";
-  const response = await gateway(path, await adminRequest(path, subjects));
+/** The admin route `route` (the command's request), which must succeed. */
+async function admin(route: string, body: Record<string, unknown>): Promise<void> {
+  const response = await adminCall(route, body);
   expect(response.status, await response.clone().text()).toBe(200);
 }
 
-async function run(statement: string): Promise<void> {
-  await env.DB.prepare(statement).run();
-}
+const who = (account: Account) => ({ org: account.organisation, email: account.email });
 
 interface Session {
   access: string;
@@ -84,47 +79,27 @@ const KINDS: RevocationKind[] = [
       expect(response.status).toBe(200);
     },
   },
-  { name: "member:sign-out", revoke: (account) => adminRevoke({ members: [account.memberId] }) },
+  { name: "member:sign-out", revoke: (account) => admin("member/sign-out", { member_id: account.memberId }) },
   {
     name: "member:suspend",
-    revoke: async (account) => {
-      await run(sql.setMemberStatusSql(account.organisation, account.email, "suspended"));
-      await adminRevoke({ members: [account.memberId] });
-    },
-    restore: (account) => run(sql.setMemberStatusSql(account.organisation, account.email, "active")),
+    revoke: (account) => admin("member/suspend", who(account)),
+    restore: (account) => admin("member/activate", who(account)),
   },
   {
     name: "member:password",
-    revoke: async (account) => {
-      const hash = await hashPassword(NEW_PASSWORD, env.PASSWORD_PEPPER!);
-      await run(sql.setPasswordSql(account.organisation, account.email, hash));
-      await adminRevoke({ members: [account.memberId] });
-    },
+    revoke: (account) => admin("member/password", { ...who(account), password: NEW_PASSWORD }),
     password: NEW_PASSWORD,
   },
-  {
-    name: "member:delete",
-    revoke: async (account) => {
-      await run(sql.deleteMemberSql(account.organisation, account.email));
-      await adminRevoke({ members: [account.memberId] });
-    },
-    loginsAfter: false,
-  },
+  { name: "member:delete", revoke: (account) => admin("member/delete", who(account)), loginsAfter: false },
   {
     name: "org:plan (to a plan without the API)",
-    revoke: async (account) => {
-      await run(sql.changePlanSql(account.organisation, "free"));
-      await adminRevoke({ organisations: [account.organisation] });
-    },
-    restore: (account) => run(sql.changePlanSql(account.organisation, "professional")),
+    revoke: (account) => admin("org/plan", { org: account.organisation, plan: "free" }),
+    restore: (account) => admin("org/plan", { org: account.organisation, plan: "professional" }),
   },
   {
-    name: "organisation suspended",
-    revoke: async (account) => {
-      await run(`UPDATE organisations SET status = 'suspended' WHERE id = ${account.organisationId}`);
-      await adminRevoke({ organisations: [account.organisation] });
-    },
-    restore: (account) => run(`UPDATE organisations SET status = 'active' WHERE id = ${account.organisationId}`),
+    name: "org:suspend",
+    revoke: (account) => admin("org/suspend", { org: account.organisation }),
+    restore: (account) => admin("org/activate", { org: account.organisation }),
   },
   {
     name: "end of a refresh family (revoke one refresh token)",
@@ -164,15 +139,13 @@ describe("revocations order events within one second", () => {
     });
   }
 
-  it("a refresh family started in the same second before member:password is refused (D1 alone, no gateway call); one started after refreshes", async () => {
+  it("a refresh family started in the same second before member:password is refused; one started after refreshes", async () => {
     fakeOrigin();
     const account = await newAccount();
     const second = secondInThePast();
     clockAt(second);
     const before = await session(account);
-    await run(
-      sql.setPasswordSql(account.organisation, account.email, await hashPassword(NEW_PASSWORD, env.PASSWORD_PEPPER!)),
-    );
+    await admin("member/password", { ...who(account), password: NEW_PASSWORD });
     const after = await session(account, NEW_PASSWORD);
     await expectRefused(before, "started before the password change", false);
     expect((await postRefresh({ refresh_token: after.refresh })).status).toBe(200);
@@ -185,7 +158,7 @@ describe("revocations order events within one second", () => {
     clockAt(second - 1000);
     const earlier = await session(account);
     clockAt(second + 400);
-    await adminRevoke({ members: [account.memberId] });
+    await admin("member/sign-out", { member_id: account.memberId });
     const legacy = (iat: number) =>
       signWithJose(
         fixedClaims({
@@ -256,7 +229,7 @@ describe("every interleaving of issues and revocations within one second", () =>
         const sessions: { session: Session; index: number }[] = [];
         for (const [index, event] of events.entries()) {
           clockAt(second + event.offset);
-          if (event.revoke) await adminRevoke({ members: [account.memberId] });
+          if (event.revoke) await admin("member/sign-out", { member_id: account.memberId });
           else sessions.push({ session: await session(account), index });
         }
         for (const { session: issued, index } of sessions) {

@@ -18,7 +18,7 @@ describe("which way in a request takes", () => {
       "/Authenticate",
       "/AUTHENTICATE/secrets",
       "/%61uthenticate",
-      "/%41UTHENTICATE/admin/revocations",
+      "/%41UTHENTICATE/admin/audit",
       "/health?x=1",
     ])
       expect(isGatewayRoute(GATEWAY + path), path).toBe(true);

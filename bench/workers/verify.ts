@@ -1,13 +1,15 @@
 /**
  * Bench-only worker (never deployed): loops one token-verification variant N times over the same token
  * bytes (`/verify`), the whole gateway app in-process against a canned origin (`/app`, with the limit and
- * metrics bindings unbound or bound to in-process stand-ins), or only the limit check and metrics write (`/observe`).
+ * metrics bindings unbound or bound to in-process stand-ins), only the limit check and metrics write (`/observe`), or
+ * only what the access log decides for a request it samples out (`/access-log`).
  */
 import { jwtVerify } from "jose";
 import gateway from "../../src/index";
 import type { Bindings } from "../../src/config";
 import { GatewayError } from "../../src/gateway-error";
 import { createServices, servicesOf, type Services } from "../../src/services";
+import { closeScope, openScope, type RequestScope } from "../../src/http/scope";
 import { routeKind } from "../../src/metrics";
 import { pathOf } from "../../src/http/request-url";
 import { issueAccessToken } from "../../src/tokens/access";
@@ -242,13 +244,37 @@ async function observeOnce(url: string, started: number): Promise<boolean> {
   return true;
 }
 
+/** A scope of a proxied 200 under a gateway whose sample rate is 0 and metrics unbound: every close is sampled out. */
+let sampledOut: { scope: RequestScope; request: Request; response: Response } | undefined;
+
+/**
+ * One sampled-out 2xx as the access log sees it: `decision` is the sampling draw alone, `close` all of `closeScope`
+ * for a proxied 200 (the `X-Request-Id` stamp, the refusal check, the draw), `stamp` what `closeScope` did before the
+ * access log with METRICS unbound (the stamp). True when no line was wanted.
+ */
+function accessLogOnce(variant: string | null): boolean {
+  if (!sampledOut) {
+    const services = createServices({ ...appEnvs!.bare, ACCESS_LOG_SAMPLE_RATE: "0" });
+    const request = new Request("https://gateway.bench/grids/12/cells?range=A1:C3");
+    sampledOut = { scope: openScope(services, request), request, response: new Response("{}") };
+  }
+  const { scope, request, response } = sampledOut;
+  if (variant === "decision") return !scope.services.accessLog.wanted(response.status >= 400);
+  if (variant === "stamp") {
+    response.headers.set("X-Request-Id", scope.requestId);
+    return !scope.services.metrics.enabled;
+  }
+  closeScope(scope, request, response, undefined, undefined);
+  return true;
+}
+
 export default {
   async fetch(request: Request, env: Bindings): Promise<Response> {
     const url = new URL(request.url);
     fixture ??= makeFixture(env);
     const f = await fixture;
     if (url.pathname === "/token") return Response.json({ token: f.good.token, bytes: f.good.token.length });
-    if (url.pathname !== "/verify" && url.pathname !== "/app" && url.pathname !== "/observe")
+    if (!["/verify", "/app", "/observe", "/access-log"].includes(url.pathname))
       return new Response("not found", { status: 404 });
 
     appEnvs ??= makeAppEnvs(env);
@@ -259,7 +285,9 @@ export default {
         ? (token: string) => appRequest(appEnv, token)
         : url.pathname === "/observe"
           ? () => observeOnce(request.url, started)
-          : variants(env, f)[url.searchParams.get("variant") ?? ""];
+          : url.pathname === "/access-log"
+            ? async () => accessLogOnce(url.searchParams.get("variant"))
+            : variants(env, f)[url.searchParams.get("variant") ?? ""];
     const n = Number(url.searchParams.get("n") ?? "0");
     if (!variant || !Number.isSafeInteger(n) || n < 0) return new Response("bad variant or n", { status: 400 });
     const { token, bytes } = url.searchParams.get("bad") === "1" ? f.bad : f.good;

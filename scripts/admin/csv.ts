@@ -1,5 +1,11 @@
-/** `member:import` input: an RFC 4180 CSV of email, role, scopes, bcrypt_hash, validated row by row before anything is written. */
-import { AdminInputError, bcryptHash, email, role, scopes, type MemberRole } from "./values";
+/** `member:import` input: an RFC 4180 CSV of email, role, scopes, bcrypt_hash, validated row by row (the gateway's rules) before anything is sent. */
+import { bcryptHash, email, role, scopes, type MemberRole } from "../../src/admin/inputs";
+import { GatewayError } from "../../src/gateway-error";
+
+/** A CSV that cannot be imported as it is; nothing was sent. */
+export class ImportFileError extends Error {
+  override name = "ImportFileError";
+}
 
 /** The header `member:import` requires, in this order. */
 const IMPORT_COLUMNS = ["email", "role", "scopes", "bcrypt_hash"] as const;
@@ -48,7 +54,7 @@ export function parseCsv(text: string): string[][] {
       field += char;
     }
   }
-  if (quoted) throw new AdminInputError("the CSV ends inside a quoted field");
+  if (quoted) throw new ImportFileError("the CSV ends inside a quoted field");
   if (field !== "" || record.length > 0) endRecord();
   return records;
 }
@@ -60,11 +66,11 @@ export function parseCsv(text: string): string[][] {
 export function parseImport(text: string): ImportRow[] {
   const [header, ...records] = parseCsv(text);
   if (!header || header.map((name) => name.trim().toLowerCase()).join(",") !== IMPORT_COLUMNS.join(",")) {
-    throw new AdminInputError(`the first line must be the header ${IMPORT_COLUMNS.join(",")}`);
+    throw new ImportFileError(`the first line must be the header ${IMPORT_COLUMNS.join(",")}`);
   }
-  if (records.length === 0) throw new AdminInputError("the CSV has no member rows");
+  if (records.length === 0) throw new ImportFileError("the CSV has no member rows");
   if (records.length > MAX_IMPORT_ROWS)
-    throw new AdminInputError(`at most ${MAX_IMPORT_ROWS} rows per import; split the file`);
+    throw new ImportFileError(`at most ${MAX_IMPORT_ROWS} rows per import; split the file`);
 
   const rows: ImportRow[] = [];
   const errors: string[] = [];
@@ -73,7 +79,7 @@ export function parseImport(text: string): ImportRow[] {
     const line = index + 2;
     try {
       if (fields.length !== IMPORT_COLUMNS.length)
-        throw new AdminInputError(`expected ${IMPORT_COLUMNS.length} columns, got ${fields.length}`);
+        throw new ImportFileError(`expected ${IMPORT_COLUMNS.length} columns, got ${fields.length}`);
       const [rawEmail, rawRole, rawScopes, rawHash] = fields;
       const row: ImportRow = {
         line,
@@ -83,19 +89,19 @@ export function parseImport(text: string): ImportRow[] {
         passwordHash: bcryptHash("bcrypt_hash", rawHash),
       };
       if (row.role === null && row.scopes === "")
-        throw new AdminInputError("a member needs a role or at least one scope");
+        throw new ImportFileError("a member needs a role or at least one scope");
       const previous = seen.get(row.email);
-      if (previous !== undefined) throw new AdminInputError(`${row.email} is already on line ${previous}`);
+      if (previous !== undefined) throw new ImportFileError(`${row.email} is already on line ${previous}`);
       seen.set(row.email, line);
       rows.push(row);
     } catch (error) {
-      if (!(error instanceof AdminInputError)) throw error;
+      if (!(error instanceof ImportFileError || error instanceof GatewayError)) throw error;
       errors.push(`line ${line}: ${error.message}`);
     }
   });
   if (errors.length > 0) {
     const shown = errors.slice(0, 20).join("\n  ");
-    throw new AdminInputError(
+    throw new ImportFileError(
       `${errors.length} invalid row(s), nothing imported:\n  ${shown}${errors.length > 20 ? "\n  …" : ""}`,
     );
   }

@@ -1,96 +1,144 @@
-/** Reaches the running gateway's admin routes (`/authenticate/admin/revocations`, `/unlock`), signed with `ADMIN_SECRET`, so a command takes effect on access tokens within 60 s. */
+/** How `npm run admin` reaches the gateway: each command one POST to `/authenticate/admin/<route>`, signed with `ADMIN_SECRET`. */
 import { readFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { parseEnv } from "node:util";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../../src/admin/signature";
-import type { Target } from "./d1";
 
-/** The gateway did not confirm a revocation (unreachable, refused, misconfigured). */
+/** Where `npm run dev` serves the gateway. */
+const LOCAL_GATEWAY = "http://127.0.0.1:8787";
+/** Longest wait for one admin request (an import batch hashes nothing, but waits on D1). */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+/** Which gateway a command talks to, and where its secret comes from. */
+export interface Target {
+  /** The deployed gateway (`--remote` or `--env`): https only, the secret never from `.dev.vars`. */
+  remote: boolean;
+  /** The wrangler environment (`--env`, else `CLOUDFLARE_ENV`): `ADMIN_SECRET` may come from `.secrets/<env>.env`. */
+  env?: string;
+  /** `--gateway <url>`. */
+  gateway?: string;
+}
+
+/** What the commands read from their surroundings; tests pass their own. */
+export interface Surroundings {
+  env: Record<string, string | undefined>;
+  /** The repository's root, where `.dev.vars` and `.secrets/` live. */
+  root: string;
+  fetch: typeof fetch;
+}
+
+/** The gateway could not be asked: not running, unreachable, or not configured for admin requests. */
 export class GatewayUnreachable extends Error {
   override name = "GatewayUnreachable";
 }
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-/** Where `npm run dev` serves the gateway. */
-const LOCAL_GATEWAY = "http://127.0.0.1:8787";
+/** The gateway answered with a problem (`status`, `code`, `detail`); `requestId` finds its log line. */
+export class GatewayRefusal extends Error {
+  override name = "GatewayRefusal";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    detail: string,
+    readonly requestId: string | undefined,
+  ) {
+    super(detail);
+  }
 
-/** What to revoke: members (ids) and organisations (identifiers; the gateway revokes them only if they left the API). */
-export interface AccessRevocation {
-  members?: number[];
-  organisations?: string[];
+  /** Bad input, an unknown subject or a full quota: the command's fault, and nothing was written. */
+  get badInput(): boolean {
+    return this.status === 400 || this.status === 404 || this.status === 409 || this.status === 413;
+  }
 }
 
-function devVar(name: string): string | undefined {
+function fileValue(path: string, name: string): string | undefined {
   try {
-    const match = new RegExp(`^\\s*${name}\\s*=\\s*"?([^"\\r\\n]*)"?\\s*$`, "m").exec(
-      readFileSync(`${ROOT}.dev.vars`, "utf8"),
-    );
-    return match?.[1] || undefined;
+    return parseEnv(readFileSync(path, "utf8"))[name] || undefined;
   } catch {
     return undefined;
   }
 }
 
-/** `ADMIN_SECRET` and the gateway's URL: from the environment (`GATEWAY_URL`), else (local only) `.dev.vars` and `npm run dev`'s address. */
-function endpoint(
-  target: Target,
-  gatewayUrl: string | undefined,
-  route: string,
-): { url: string; path: string; secret: string } {
-  const secret = process.env.ADMIN_SECRET ?? (target.remote ? undefined : devVar("ADMIN_SECRET"));
-  const base = gatewayUrl ?? process.env.GATEWAY_URL ?? (target.remote ? undefined : LOCAL_GATEWAY);
+/** The gateway's base URL and `ADMIN_SECRET` for `target`; throws {@link GatewayUnreachable} naming what is missing. */
+function endpoint(target: Target, surroundings: Surroundings): { base: string; secret: string } {
+  const { env, root } = surroundings;
+  const base = (target.gateway ?? (target.remote ? env.GATEWAY_URL : LOCAL_GATEWAY))?.replace(/\/+$/, "");
+  if (!base)
+    throw new GatewayUnreachable("--remote needs the deployed gateway's URL: --gateway https://… or GATEWAY_URL");
+  if (target.remote && URL.parse(base)?.protocol !== "https:")
+    throw new GatewayUnreachable(`the deployed gateway is reached over https only, got ${JSON.stringify(base)}`);
+  const secretsFile = target.env ? `${root}/.secrets/${target.env}.env` : undefined;
+  const secret =
+    env.ADMIN_SECRET ||
+    (target.remote
+      ? secretsFile && fileValue(secretsFile, "ADMIN_SECRET")
+      : fileValue(`${root}/.dev.vars`, "ADMIN_SECRET"));
   if (!secret)
     throw new GatewayUnreachable(
       target.remote
-        ? "set ADMIN_SECRET in the environment to the deployed gateway's secret"
-        : "no ADMIN_SECRET in the environment or .dev.vars",
+        ? `no ADMIN_SECRET: set it in the environment${secretsFile ? ` or in ${secretsFile}` : ", or name the environment with --env <name> (.secrets/<name>.env)"}`
+        : "no ADMIN_SECRET in the environment or .dev.vars (npm run dev creates .dev.vars)",
     );
-  if (!base) throw new GatewayUnreachable("set --gateway https://… or GATEWAY_URL to the deployed gateway");
-  const path = `/authenticate/admin/${route}`;
-  return { url: `${base.replace(/\/$/, "")}${path}`, path, secret };
+  return { base, secret };
 }
 
-/** POSTs `body` signed to the admin route `route`; resolves with the JSON answer, throws {@link GatewayUnreachable} otherwise. */
-async function callAdmin(
+/** Who signs the request, as the audit trail's user agent records it: the tool and the local user. */
+function userAgent(): string {
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {
+    // no user name on this system
+  }
+  return `gridgate-admin (${user})`;
+}
+
+/**
+ * Sends `body` to the admin route `route` (`org/create`, …) signed with `ADMIN_SECRET`; resolves with the JSON
+ * answer, throws {@link GatewayRefusal} for a problem answer and {@link GatewayUnreachable} when nothing answered.
+ */
+export async function callAdmin(
   target: Target,
-  gatewayUrl: string | undefined,
+  surroundings: Surroundings,
   route: string,
-  body: string,
-): Promise<unknown> {
-  const { url, path, secret } = endpoint(target, gatewayUrl, route);
+  body: unknown,
+): Promise<Record<string, any>> {
+  const { base, secret } = endpoint(target, surroundings);
+  const path = `/authenticate/admin/${route}`;
+  const text = JSON.stringify(body);
   let response: Response;
   try {
-    response = await fetch(url, {
+    response = await surroundings.fetch(`${base}${path}`, {
       method: "POST",
       headers: {
         "Content-Type": "application/json",
-        [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, Math.floor(Date.now() / 1000), path, body),
+        "User-Agent": userAgent(),
+        [ADMIN_SIGNATURE_HEADER]: await signAdminRequest(secret, Math.floor(Date.now() / 1000), path, text),
       },
-      body,
+      body: text,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
   } catch (error) {
-    throw new GatewayUnreachable(`${url}: ${(error as Error).message}`);
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const reason = cause?.code ?? cause?.message ?? (error as Error).message;
+    throw new GatewayUnreachable(
+      target.remote || target.gateway
+        ? `no answer from ${base} (${reason})`
+        : `no gateway answers at ${base} (${reason}): is npm run dev running?`,
+    );
   }
-  if (!response.ok) throw new GatewayUnreachable(`${url} answered ${response.status}: ${await response.text()}`);
-  return response.json();
-}
-
-/** Asks the gateway to revoke; resolves with what it revoked, throws {@link GatewayUnreachable} otherwise. */
-export async function revokeAccess(
-  target: Target,
-  gatewayUrl: string | undefined,
-  revocation: AccessRevocation,
-): Promise<AccessRevocation> {
-  const answer = await callAdmin(target, gatewayUrl, "revocations", JSON.stringify(revocation));
-  return (answer as { revoked: AccessRevocation }).revoked;
-}
-
-/** What an unlock cleared: the failures counted, and whether the email was locked at that moment. */
-export interface Unlocked {
-  failures: number;
-  wasLocked: boolean;
-}
-
-/** Clears the login back-off of `email` (normalised) through the gateway; throws {@link GatewayUnreachable} unless confirmed. */
-export async function unlockLogin(target: Target, gatewayUrl: string | undefined, email: string): Promise<Unlocked> {
-  const answer = await callAdmin(target, gatewayUrl, "unlock", JSON.stringify({ email }));
-  return (answer as { unlocked: Unlocked }).unlocked;
+  const requestId = response.headers.get("X-Request-Id") ?? undefined;
+  const answer = (await response.json().catch(() => undefined)) as Record<string, any> | undefined;
+  if (response.ok && answer) return answer;
+  if (response.status === 404 && answer?.detail === "No such gateway route.")
+    throw new GatewayUnreachable(`${base} has no admin routes: ADMIN_SECRET is not set there`);
+  if (response.status === 401)
+    throw new GatewayUnreachable(
+      `${base} refused the signature: this ADMIN_SECRET is not the gateway's, or this machine's clock is more than 60 s off`,
+    );
+  throw new GatewayRefusal(
+    response.status,
+    typeof answer?.code === "string" ? answer.code : "",
+    typeof answer?.detail === "string" ? answer.detail : `HTTP ${response.status}`,
+    requestId,
+  );
 }

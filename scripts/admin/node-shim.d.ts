@@ -1,17 +1,4 @@
-// The few Node APIs the admin CLI uses. The project has no @types/node (workers-types types the Worker), so they are declared here.
-
-declare module "node:child_process" {
-  export function execFileSync(
-    file: string,
-    args: readonly string[],
-    options: {
-      encoding: "utf8";
-      env?: Record<string, string | undefined>;
-      stdio?: readonly ("ignore" | "pipe" | "inherit")[];
-      maxBuffer?: number;
-    },
-  ): string;
-}
+// The few Node APIs the admin CLI and the scripts' tests use. The project has no @types/node (workers-types types the Worker), so they are declared here.
 
 declare module "node:fs" {
   export function readFileSync(path: string | number, encoding: "utf8"): string;
@@ -22,6 +9,7 @@ declare module "node:fs" {
 
 declare module "node:os" {
   export function tmpdir(): string;
+  export function userInfo(): { username: string };
 }
 
 interface ImportMeta {

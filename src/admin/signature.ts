@@ -16,7 +16,7 @@ function key(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
   return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
 }
 
-/** The header value signing `body` for the route `path` (e.g. `/authenticate/admin/unlock`) at `timestamp` (seconds) under `secret`. */
+/** The header value signing `body` for the route `path` (e.g. `/authenticate/admin/member/unlock`) at `timestamp` (seconds) under `secret`. */
 export async function signAdminRequest(secret: string, timestamp: number, path: string, body: string): Promise<string> {
   const mac = new Uint8Array(
     await crypto.subtle.sign("HMAC", await key(secret, "sign"), message(timestamp, path, body)),

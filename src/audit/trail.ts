@@ -1,9 +1,9 @@
-/** Security audit trail: one structured event per login, refresh, revoke and secret change. */
+/** Security audit trail: one structured event per login, refresh, revoke, secret change and operator action. */
 import type { WaitUntil } from "../config";
 import { auditShardName, type AuditRow, type AuditSink } from "./sink";
 import type { Logger } from "../log";
 
-/** Every kind of event the gateway records. */
+/** Every kind of event the gateway records: a member's own (logins, refreshes, revokes, API-made secrets) and operators' (admin routes). */
 export type AuditEventName =
   | "login.success"
   | "login.failure"
@@ -12,12 +12,34 @@ export type AuditEventName =
   | "refresh.reuse_detected"
   | "revoke"
   | "revoke.all"
-  | "revoke.admin"
-  | "unlock.admin"
-  | "secret.created"
-  | "secret.revoked"
+  | "secret.create"
+  | "secret.revoke"
   | "sso.login.success"
-  | "sso.login.failure";
+  | "sso.login.failure"
+  | OperatorEventName;
+
+/** What operators do through the admin routes (`npm run admin`), one event each; listings and trail reads included. */
+export type OperatorEventName =
+  | "org.create"
+  | "org.list"
+  | "org.plan"
+  | "org.suspend"
+  | "org.activate"
+  | "org.sso.set"
+  | "org.sso.show"
+  | "org.sso.remove"
+  | "member.create"
+  | "member.list"
+  | "member.suspend"
+  | "member.activate"
+  | "member.sign-out"
+  | "member.password"
+  | "member.delete"
+  | "member.unlock"
+  | "secret.create"
+  | "secret.list"
+  | "secret.revoke"
+  | "audit.read";
 
 /** One audit event; never holds a password, a token or a secret value. */
 export interface AuditEvent {

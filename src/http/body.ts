@@ -1,7 +1,7 @@
 /** Reads small JSON or form bodies with a hard size limit, and validates them with a route's parser (`fields.ts`). */
 import { GatewayError } from "../gateway-error";
 
-const MAX_BODY_BYTES = 16 * 1024;
+export const MAX_BODY_BYTES = 16 * 1024;
 
 async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get("Content-Length");

@@ -56,6 +56,6 @@ export async function serveProxied(
     response = errorResponse(refused, scope.requestId, scope.log);
   }
   if (request.method === "HEAD" && response.body !== null) response = new Response(null, response);
-  closeScope(scope, request.url, response, proxied.claims, error);
+  closeScope(scope, request, response, proxied.claims, error);
   return response;
 }

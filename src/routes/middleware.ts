@@ -27,7 +27,7 @@ export type AppEnv = { Bindings: Bindings; Variables: Variables };
 
 /**
  * Opens the request's scope (read it with `c.get`: `c.var` copies every variable on each access) and, once the
- * route answered or refused, closes it: `X-Request-Id` and one metrics data point.
+ * route answered or refused, closes it: `X-Request-Id`, one metrics data point and the access log line.
  */
 export function requestScope(servicesFor: (env: Bindings) => Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -37,7 +37,7 @@ export function requestScope(servicesFor: (env: Bindings) => Services): Middlewa
     c.set("trace", scope.trace);
     c.set("log", scope.log);
     await next();
-    closeScope(scope, c.req.url, c.res, c.get("claims"), c.error);
+    closeScope(scope, c.req.raw, c.res, c.get("claims"), c.error);
   };
 }
 

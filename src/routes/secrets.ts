@@ -20,7 +20,7 @@ import { isIdentifier } from "../tokens/claims";
 import { generateKid, generateSecret, sealSecret } from "../dynamic-secrets/crypto";
 
 /** Live secrets an organisation may hold at once; tokens without `kid` are tried against each. */
-const MAX_LIVE_SECRETS = 10;
+export const MAX_LIVE_SECRETS = 10;
 const MANAGER_SCOPE = "architect";
 
 /** Body of `POST /authenticate/secrets`; the body itself is optional. */
@@ -64,9 +64,10 @@ async function manager(c: Context<AppEnv>): Promise<Manager> {
   return { organisation: claims.organisationEntityIdentifier, membership };
 }
 
+/** Audits a secret change made by the architect `who` (the actor: `member_id`). */
 function record(c: Context<AppEnv>, event: AuditEventName, who: Manager, kid: string): void {
   const { memberId, organisationId } = who.membership;
-  auditRequest(c, { event, outcome: "success", memberId, organisationId, detail: { kid } });
+  auditRequest(c, { event, outcome: "success", memberId, organisationId, detail: { actor: "member", kid } });
 }
 
 async function createBody(request: Request): Promise<CreateSecretBody> {
@@ -103,7 +104,7 @@ secretRoutes.post("/", authenticated, async (c) => {
     );
   }
   await services.dynamicSecrets.afterCreated(c.get("log"), who.organisation);
-  record(c, "secret.created", who, kid);
+  record(c, "secret.create", who, kid);
   c.header("Cache-Control", "no-store");
   c.header("Pragma", "no-cache");
   return c.json(
@@ -128,7 +129,7 @@ secretRoutes.delete("/:kid", authenticated, async (c) => {
     isIdentifier(kid) && (await revokeLiveSecret(c.get("services").db, who.membership.organisationId, kid));
   if (!revoked) throw new GatewayError("not_found", "This organisation has no live secret with that kid.");
   await c.get("services").dynamicSecrets.afterRevoked(c.get("log"), who.organisation);
-  record(c, "secret.revoked", who, kid);
+  record(c, "secret.revoke", who, kid);
   return c.body(null, 204);
 });
 

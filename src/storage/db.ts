@@ -3,7 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { members, organisations, type Member, type Organisation } from "./schema";
 import * as schema from "./schema";
-import { checkedRows, isMembership, isOrganisationAccess } from "./rows";
+import { checkedRows, isMembership } from "./rows";
 
 /** A drizzle handle over the `DB` binding. */
 export type Database = DrizzleD1Database<typeof schema>;
@@ -30,17 +30,4 @@ export async function findMemberships(db: Database, email: string, domain?: stri
     .where(where)
     .limit(16);
   return checkedRows(rows, isMembership, "membership");
-}
-
-/** Plan and status of an organisation by its public identifier. */
-export async function findOrganisationAccess(
-  db: Database,
-  identifier: string,
-): Promise<Pick<Organisation, "plan" | "status"> | undefined> {
-  const rows = await db
-    .select({ plan: organisations.plan, status: organisations.status })
-    .from(organisations)
-    .where(eq(organisations.identifier, identifier))
-    .limit(1);
-  return checkedRows(rows, (row) => isOrganisationAccess(row), "organisation")[0];
 }

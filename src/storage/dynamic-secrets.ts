@@ -49,7 +49,14 @@ export async function findMembershipState(
 /** Inserts a secret unless the organisation already has `limit` live ones; true when inserted. */
 export async function insertSecretWithinLimit(
   db: Database,
-  row: { kid: string; organisationId: number; ciphertext: string; label: string; createdBy: number; createdAt: number },
+  row: {
+    kid: string;
+    organisationId: number;
+    ciphertext: string;
+    label: string;
+    createdBy: number | null;
+    createdAt: number;
+  },
   limit: number,
 ): Promise<boolean> {
   const result = await db.run(sql`

@@ -32,7 +32,7 @@ export function isMembership(row: unknown): boolean {
 }
 
 /** An organisation's plan and status (plus any `extra` fields). */
-export function isOrganisationAccess(
+function isOrganisationAccess(
   row: unknown,
   extra: Record<string, (value: unknown) => boolean> = {},
 ): row is { plan: string; status: string } {

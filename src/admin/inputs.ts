@@ -1,0 +1,173 @@
+/** What the admin routes accept, validated field by field: each failure is a 400 `invalid_request` naming the field (`npm run admin` checks import files with the same rules). */
+import { BCRYPT_MAX_COST, usableBcryptCost } from "../credentials/bcrypt";
+import { normalizeDomain, normalizeEmail } from "../credentials/email";
+import { MAX_PASSWORD_BYTES } from "../credentials/password";
+import { GatewayError } from "../gateway-error";
+import { MEMBER_ROLES, ROLE_POLICY } from "../policy/scopes";
+import { isIdentifier } from "../tokens/claims";
+
+/** Plans an organisation can be on; which of them may use the API is `API_PLANS` (wrangler.toml). */
+const KNOWN_PLANS = ["free", "professional", "enterprise"] as const;
+/** Shortest password `member:create` and `member:password` accept. */
+const MIN_PASSWORD_LENGTH = 12;
+
+/** A member role, or null for a member with granular scopes only. */
+export type MemberRole = (typeof MEMBER_ROLES)[number] | null;
+
+/** A parsed JSON body whose fields are read one by one. */
+export type AdminBody = Readonly<Record<string, unknown>>;
+
+const DOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
+const EMAIL = /^[^\s@"<>,;]{1,64}@[^\s@"<>,;]{1,253}$/;
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/;
+const MEMBER_IDENTIFIER_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+const encoder = new TextEncoder();
+
+/** Throws the 400 of an admin input. */
+export function invalidInput(message: string): never {
+  throw new GatewayError("invalid_request", message);
+}
+
+/** The body as an object whose fields are all in `known` (a JSON object of anything else is a 400). */
+export function adminBody(raw: unknown, known: readonly string[]): AdminBody {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) invalidInput("The body must be a JSON object.");
+  const unknown = Object.keys(raw).filter((key) => !known.includes(key));
+  if (unknown.length > 0)
+    invalidInput(`Unknown field(s): ${unknown.join(", ")}; this route takes ${known.join(", ")}.`);
+  return raw as AdminBody;
+}
+
+/** A string field, or undefined when absent; any other type is a 400. */
+export function text(body: AdminBody, name: string): string | undefined {
+  const value = Object.hasOwn(body, name) ? body[name] : undefined;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") invalidInput(`${name} must be a string`);
+  return value;
+}
+
+function required(name: string, value: string | undefined): string {
+  if (value === undefined || value.trim() === "") invalidInput(`${name} is required`);
+  return value.trim();
+}
+
+/** An organisation or member identifier: the alphabet the gateway carries in headers and tokens. */
+export function identifier(name: string, raw: string | undefined): string {
+  const value = required(name, raw);
+  if (!isIdentifier(value))
+    invalidInput(`${name} must be 1–64 characters of A–Z a–z 0–9 . _ -, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** A member's numeric id (the `memberEntityId` claim): a positive integer, as a number or in digits. */
+export function memberId(name: string, raw: unknown): number {
+  const digits = typeof raw === "number" ? String(raw) : typeof raw === "string" ? raw.trim() : "";
+  const id = /^[1-9][0-9]{0,15}$/.test(digits) ? Number(digits) : Number.NaN;
+  if (!Number.isSafeInteger(id)) invalidInput(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return id;
+}
+
+/** A display name: trimmed, 1–200 characters, no control characters. */
+export function displayName(name: string, raw: string | undefined): string {
+  const value = required(name, raw);
+  if (value.length > 200 || /\p{Cc}/u.test(value))
+    invalidInput(`${name} must be 1–200 characters without control characters`);
+  return value;
+}
+
+/** An organisation's login domain, normalised the way `/authenticate` compares it. */
+export function domain(name: string, raw: string | undefined): string {
+  const value = normalizeDomain(required(name, raw));
+  if (!DOMAIN.test(value))
+    invalidInput(`${name} must be a DNS name such as acme.example, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** One of {@link KNOWN_PLANS}. */
+export function plan(name: string, raw: string | undefined): string {
+  const value = required(name, raw);
+  if (!(KNOWN_PLANS as readonly string[]).includes(value))
+    invalidInput(`${name} must be one of ${KNOWN_PLANS.join(", ")}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** An email, normalised exactly as the gateway normalises it at login. */
+export function email(name: string, raw: string | undefined): string {
+  const value = normalizeEmail(required(name, raw));
+  if (value.length > 320 || !EMAIL.test(value))
+    invalidInput(`${name} is not an email address: ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** A role of MEMBER_ROLES; `none` (or empty, where `allowEmpty`) means granular scopes only. */
+export function role(name: string, raw: string | undefined, allowEmpty = false): MemberRole {
+  const value = raw?.trim() ?? "";
+  if (value === "none" || (allowEmpty && value === "")) return null;
+  if (!(MEMBER_ROLES as readonly string[]).includes(value))
+    invalidInput(`${name} must be one of ${MEMBER_ROLES.join(", ")} or none, got ${JSON.stringify(value)}`);
+  return value as MemberRole;
+}
+
+/**
+ * Extra granular scopes (`getGrids`, `grids`, …), space- or comma-separated. Role names are refused: a role is
+ * given as the role, and `organisation` belongs to integrations' dynamic tokens only.
+ */
+export function scopes(name: string, raw: string | undefined): string {
+  const tokens = [...new Set((raw ?? "").split(/[\s,]+/).filter(Boolean))];
+  for (const token of tokens) {
+    if (!SCOPE_TOKEN.test(token)) invalidInput(`${name}: ${JSON.stringify(token)} is not a valid scope`);
+    if (ROLE_POLICY.has(token)) invalidInput(`${name}: ${token} is a role; give roles as the role`);
+  }
+  return tokens.join(" ");
+}
+
+/** A new member password: at least {@link MIN_PASSWORD_LENGTH} characters, at most the gateway's byte limit. */
+export function password(name: string, raw: string | undefined): string {
+  if (raw === undefined || [...raw].length < MIN_PASSWORD_LENGTH)
+    invalidInput(`${name} must have at least ${MIN_PASSWORD_LENGTH} characters`);
+  if (encoder.encode(raw).byteLength > MAX_PASSWORD_BYTES)
+    invalidInput(`${name} must be at most ${MAX_PASSWORD_BYTES} bytes`);
+  return raw;
+}
+
+/**
+ * A bcrypt hash (`$2a$`, `$2b$` or `$2y$`) of a cost the gateway verifies (4–{@link BCRYPT_MAX_COST}), stored as-is
+ * and upgraded by the gateway at the next login.
+ */
+export function bcryptHash(name: string, raw: string | undefined): string {
+  const value = raw?.trim() ?? "";
+  if (usableBcryptCost(value) === undefined)
+    invalidInput(
+      `${name} is not a bcrypt hash of cost 4–${BCRYPT_MAX_COST} ($2b$12$… with 53 characters after the cost)`,
+    );
+  return value;
+}
+
+/** A label of a dynamic secret: at most 100 characters, no control characters. */
+export function label(name: string, raw: string | undefined): string {
+  const value = raw ?? "";
+  if (value.length > 100 || /\p{Cc}/u.test(value))
+    invalidInput(`${name} must be at most 100 characters without control characters`);
+  return value;
+}
+
+/** A whole number from `min` to `max`, or `fallback` when absent. */
+export function count(body: AdminBody, name: string, min: number, max: number, fallback: number): number {
+  const value = Object.hasOwn(body, name) ? body[name] : undefined;
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max)
+    invalidInput(`${name} must be a whole number from ${min} to ${max}`);
+  return value;
+}
+
+/** A random 6-character lower-case alphanumeric member identifier, like the seeded ones. */
+export function newMemberIdentifier(): string {
+  const size = MEMBER_IDENTIFIER_ALPHABET.length;
+  const unbiased = 256 - (256 % size);
+  let result = "";
+  while (result.length < 6) {
+    for (const byte of crypto.getRandomValues(new Uint8Array(8))) {
+      if (byte < unbiased && result.length < 6) result += MEMBER_IDENTIFIER_ALPHABET[byte % size];
+    }
+  }
+  return result;
+}
