@@ -238,6 +238,22 @@ describe("the state and the browser", () => {
     );
   });
 
+  it("callbacks from one IP are limited before any state is looked up: 429 rate_limited with Retry-After", async () => {
+    const ip = randomIp();
+    let limited: Response | undefined;
+    for (let i = 0; i < 40 && !limited; i++) {
+      const response = await gateway(`/authenticate/sso/callback?state=${randomId("state")}&code=c`, {
+        redirect: "manual",
+        headers: { "CF-Connecting-IP": ip },
+      });
+      if (response.status === 429) limited = response;
+      else expect(response.status).toBe(400);
+    }
+    expect(limited?.status).toBe(429);
+    expect(limited!.headers.get("Retry-After")).toBe("60");
+    expect((await problem(limited!)).code).toBe("rate_limited");
+  });
+
   it("a state older than 10 minutes is refused", async () => {
     const browser = new Browser();
     const callback = new URL(await signInAtProvider(browser, ARCHITECT));

@@ -117,6 +117,9 @@ ssoRoutes.get("/start", async (c) => {
 
 ssoRoutes.get("/callback", async (c) => {
   const services = c.get("services");
+  // before the state is looked up: each lookup is a D1 write (the state is deleted as it is read)
+  const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
+  await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt, "sso_callback");
   const url = new URL(c.req.url);
   const finished = await services.sso.finish(
     url.searchParams,
