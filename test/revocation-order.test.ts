@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as sql from "../scripts/admin/sql";
+import { SEED_PASSWORD } from "../scripts/seed-data";
 import { hashPassword } from "../src/credentials/password";
 import { issuedAtOf, issueInstant, revokedBy, tokenIdAt } from "../src/revocation/order";
 import { adminRequest, bearer, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
@@ -302,5 +303,25 @@ describe("a revocation racing a refresh or a login that read D1 before it", () =
     const rotated = (await raced!.json()) as { access_token: string; refresh_token: string };
     await expectRevoked(await revoker.request("/grids", bearer(rotated.access_token)));
     await expectInvalidGrant(await postRefresh({ refresh_token: rotated.refresh_token }));
+  });
+
+  it("a login reading the member before a suspension and its revocation: its access token is refused", async () => {
+    fakeOrigin();
+    const account = await newAccount();
+    const start = secondInThePast();
+    clockAt(start);
+    const login = location(faked, {
+      ...env,
+      DB: hookedD1(/from "members"/, "after", async () => {
+        clockAt(start + 5);
+        await run(sql.setMemberStatusSql(account.organisation, account.email, "suspended"));
+        await adminRevoke({ members: [account.memberId] });
+        clockAt(start + 10);
+      }),
+    });
+    const response = await login.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(response.status, "the login read an active member").toBe(200);
+    const issued = (await response.json()) as { access_token: string };
+    await expectRevoked(await gateway("/grids", bearer(issued.access_token)));
   });
 });

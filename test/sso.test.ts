@@ -10,7 +10,8 @@ import { hashPassword } from "../src/credentials/password";
 import { createServices } from "../src/services";
 import { REFRESH_COOKIE } from "../src/routes/refresh-cookie";
 import { SSO_COOKIE } from "../src/sso/browser";
-import { GATEWAY, auditRowsOf, gateway, postLogin, problem, randomId, randomIp } from "./helpers";
+import { GATEWAY, adminRequest, auditRowsOf, gateway, postLogin, problem, randomId, randomIp } from "./helpers";
+import { hookedD1 } from "./locations";
 import {
   APP,
   Browser,
@@ -172,6 +173,41 @@ describe("the happy path", () => {
       headers: { Origin: APP },
     });
     expect(refreshed.status, await refreshed.clone().text()).toBe(200);
+  });
+
+  it("issues at the callback's arrival: a sign-out that lands after the member was read refuses the session", async () => {
+    const org = await newOrganisation();
+    await connectSso(org.identifier, { domains: [org.domain] });
+    const email = `raced@${org.domain}`;
+    const memberId = await addMember(org.id, email);
+    // the callback's isolate: its clock a second behind real time until the sign-out, a second ahead after it
+    const clock = { now: Date.now() };
+    const bindings = {
+      ...env,
+      DB: hookedD1(/from "members"/, "after", async () => {
+        const path = "/authenticate/admin/revocations";
+        expect((await gateway(path, await adminRequest(path, { members: [memberId] }))).status).toBe(200);
+        clock.now = Date.now() + 1000;
+      }),
+    };
+    const services = createServices(bindings, { now: () => clock.now });
+    const app = createWorker({ servicesFor: () => services });
+    const browser = new Browser(async (request) => {
+      const ctx = createExecutionContext();
+      const response = await app.fetch(request, bindings, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    });
+    const callback = await signInAtProvider(browser, email);
+    clock.now = Date.now() - 1000;
+    const response = await browser.fetch(callback);
+    expect(response.headers.get("Location"), "the callback read an active member").toBe(`${APP}/signed-in`);
+    const refreshed = await browser.fetch(`${GATEWAY}/authenticate/refresh`, {
+      method: "POST",
+      headers: { Origin: APP },
+    });
+    expect(refreshed.status, await refreshed.clone().text()).toBe(401);
+    expect((await problem(refreshed)).code).toBe("invalid_grant");
   });
 
   it("nothing about the flow reaches the origin; the gateway calls only the provider", async () => {

@@ -121,6 +121,8 @@ ssoRoutes.get("/callback", async (c) => {
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
   await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt, "sso_callback");
   const url = new URL(c.req.url);
+  // taken before the member is read, as a password login does
+  const arrivedAt = services.now();
   const finished = await services.sso.finish(
     url.searchParams,
     ssoCookieOf(c.req.raw.headers),
@@ -135,7 +137,7 @@ ssoRoutes.get("/callback", async (c) => {
   const { member, organisation } = finished.membership;
   const ids = { memberId: member.id, organisationId: organisation.id };
   try {
-    const instant = issueInstant(services.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
+    const instant = issueInstant(arrivedAt, member.sessionsRevokedAt, organisation.sessionsRevokedAt);
     const refresh = await services.refreshStore.issue(ids, instant);
     auditRequest(c, {
       event: "sso.login.success",
