@@ -369,11 +369,17 @@ describe("the code and the ID token", () => {
 });
 
 describe("the verified email and the member", () => {
-  it("an email the provider has not verified is refused (Entra ID's xms_edov counts as verified)", async () => {
+  it("an email the provider has not verified is refused (Entra ID's xms_edov counts as verified without email_verified)", async () => {
     const browser = new Browser();
     const callback = await signInAtProvider(browser, ARCHITECT);
     await nextTokenResponse({ claims: { email_verified: false } });
     await expectRefused(await browser.fetch(callback), "access_denied", "email_unverified");
+
+    // a provider that says email_verified: false is not overruled by an xms_edov of its own making
+    const both = new Browser();
+    const bothCallback = await signInAtProvider(both, ARCHITECT);
+    await nextTokenResponse({ claims: { email_verified: false, xms_edov: true } });
+    await expectRefused(await both.fetch(bothCallback), "access_denied", "email_unverified");
 
     const entra = new Browser();
     const entraCallback = await signInAtProvider(entra, ARCHITECT);

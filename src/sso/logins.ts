@@ -182,8 +182,9 @@ export class SsoLogins {
     const { db, source } = this.deps;
     if (typeof claims.email !== "string" || typeof claims.sub !== "string")
       throw new SsoFailure("email_unverified", "access_denied", "The identity provider sent no email address.");
-    // Entra ID states a verified email domain as `xms_edov` instead of `email_verified`.
-    if (claims.email_verified !== true && claims.xms_edov !== true)
+    // Entra ID states a verified email domain as `xms_edov` instead of `email_verified`; where both are sent, the latter decides.
+    const verified = claims.email_verified === undefined ? claims.xms_edov === true : claims.email_verified === true;
+    if (!verified)
       throw new SsoFailure("email_unverified", "access_denied", "The identity provider has not verified this email.");
     const email = normalizeEmail(claims.email);
     if (!connection.domains.includes(domainOf(email)))
