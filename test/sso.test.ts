@@ -452,7 +452,7 @@ describe("a provider that is down or hangs, storage that fails", () => {
     await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
   });
 
-  it("D1 failing at the start, KV failing at the callback: back to the app with temporarily_unavailable", async () => {
+  it("D1 failing at the start or at the callback, KV at the callback: back to the app with temporarily_unavailable", async () => {
     const down = () => Promise.reject(new Error("injected failure"));
     const failingD1 = {
       ...env,
@@ -467,6 +467,11 @@ describe("a provider that is down or hangs, storage that fails", () => {
     const browser = new Browser(gatewayWaiting(300, failingKv));
     const callback = await browser.fetch(await signInAtProvider(browser, ARCHITECT));
     await expectRefused(callback, "temporarily_unavailable", "storage_unavailable");
+    // D1 failing once the state is taken (the member's look-up): the spent state's app is told, not left on a 503
+    const memberReadFails = { ...env, DB: hookedD1(/from "members"/, "before", down) };
+    const another = new Browser(gatewayWaiting(300, memberReadFails));
+    const afterState = await another.fetch(await signInAtProvider(another, ARCHITECT));
+    await expectRefused(afterState, "temporarily_unavailable", "storage_unavailable");
   });
 
   it("hanging at the token endpoint: a bounded wait, then temporarily_unavailable", async () => {
