@@ -443,6 +443,28 @@ describe("a provider that is down or hangs, storage that fails", () => {
     await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
   });
 
+  it("a discovery document without a usable https authorization endpoint: temporarily_unavailable, never a 500", async () => {
+    const realFetch = globalThis.fetch;
+    const issuer = "https://broken-idp.test";
+    let endpoint = "";
+    vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+      const url = urlOf(input);
+      if (!url.startsWith(issuer)) return realFetch(input, init);
+      const asked = url.replace("/.well-known/openid-configuration", "");
+      return Promise.resolve(
+        Response.json({ issuer: asked, authorization_endpoint: endpoint, jwks_uri: `${asked}/jwks` }),
+      );
+    });
+    for (const [i, value] of ["not a url", "http://broken-idp.test/auth", "javascript:alert(1)"].entries()) {
+      endpoint = value;
+      const org = await newOrganisation();
+      // an issuer of its own per case: each discovery document is fetched afresh
+      await connectSso(org.identifier, { issuer: `${issuer}/${i}`, domains: [org.domain] });
+      const response = await new Browser().fetch(startUrl(`a@${org.domain}`));
+      await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
+    }
+  });
+
   it("hanging at discovery: a bounded wait, then temporarily_unavailable", async () => {
     const org = await newOrganisation();
     await connectSso(org.identifier, { issuer: oidc.hangingIssuer, domains: [org.domain] });

@@ -127,11 +127,13 @@ export class RelyingParty {
     loginHint: string | undefined,
   ): Promise<AuthorizationRequest> {
     const server = await this.metadata(client.issuer);
-    if (!server.authorization_endpoint) throw unavailable("discovery", "no authorization_endpoint");
+    // the browser goes there with the state and the email: https, or http on loopback as for the issuer
+    const url = URL.parse(server.authorization_endpoint ?? "");
+    if (!url || !(url.protocol === "https:" || (url.protocol === "http:" && onLoopback(url))))
+      throw unavailable("discovery", "no usable authorization_endpoint");
     const state = oauth.generateRandomState();
     const nonce = oauth.generateRandomNonce();
     const codeVerifier = oauth.generateRandomCodeVerifier();
-    const url = new URL(server.authorization_endpoint);
     const parameters = {
       client_id: client.clientId,
       redirect_uri: redirectUri,
