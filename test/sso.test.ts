@@ -506,6 +506,20 @@ describe("a provider that is down or hangs, storage that fails", () => {
     const audit = await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
     expect(audit.detail.why).toMatch(/^token: /);
   });
+
+  it("its key set answering 503: temporarily_unavailable, not a refused ID token", async () => {
+    const discovery = await fetch(`${oidc.issuer}/.well-known/openid-configuration`);
+    const { jwks_uri } = (await discovery.json()) as { jwks_uri: string };
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, "fetch").mockImplementation((input, init) =>
+      urlOf(input) === jwks_uri ? Promise.resolve(new Response("busy", { status: 503 })) : realFetch(input, init),
+    );
+    // a gateway of its own: no key set cached yet
+    const browser = new Browser(gatewayWaiting(1000));
+    const response = await browser.fetch(await signInAtProvider(browser, ARCHITECT));
+    const audit = await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
+    expect(audit.detail.why).toMatch(/^jwks: /);
+  });
 });
 
 describe("GET /authenticate/sso/start", () => {

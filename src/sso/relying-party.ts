@@ -63,11 +63,15 @@ function unavailable(stage: string, cause: unknown): SsoFailure {
   );
 }
 
-/** A transport failure or a wait that ran out: the provider is down or slow, nothing was decided. */
+/**
+ * A transport failure, a wait that ran out, or a key set that did not come as a 200 JSON answer (jose's generic
+ * error, thrown only there): the provider is down or slow, nothing was decided.
+ */
 function isTransportFailure(error: unknown): boolean {
   return (
     error instanceof DeadlineExceeded ||
     error instanceof joseErrors.JWKSTimeout ||
+    (error instanceof joseErrors.JOSEError && error.code === "ERR_JOSE_GENERIC") ||
     (error instanceof Error &&
       (error.name === "AbortError" || error.name === "TimeoutError" || error instanceof TypeError))
   );
