@@ -73,6 +73,41 @@ export function staleKv(frozen: Map<string, string | null>): KVNamespace {
   });
 }
 
+/**
+ * `env.DB` that runs `hook` once, around the first statement whose SQL matches `pattern`: before it runs, or after it
+ * answered (a request of another location slipping in between a read and what follows it, or before a write).
+ */
+export function hookedD1(pattern: RegExp, when: "before" | "after", hook: () => Promise<void>): D1Database {
+  let armed = true;
+  const real = new WeakMap<object, D1PreparedStatement>();
+  const wrap = (statement: D1PreparedStatement, query: string): D1PreparedStatement => {
+    const around = async <T>(call: () => Promise<T>): Promise<T> => {
+      const fire = armed && pattern.test(query);
+      if (fire) armed = false;
+      if (fire && when === "before") await hook();
+      const result = await call();
+      if (fire && when === "after") await hook();
+      return result;
+    };
+    const wrapped = {
+      bind: (...values: unknown[]) => wrap(statement.bind(...values), query),
+      first: (column?: string) => around(() => (column === undefined ? statement.first() : statement.first(column))),
+      run: () => around(() => statement.run()),
+      all: () => around(() => statement.all()),
+      raw: (options?: { columnNames?: boolean }) => around(() => statement.raw(options as never)),
+    };
+    real.set(wrapped, statement);
+    return wrapped as unknown as D1PreparedStatement;
+  };
+  const db = {
+    prepare: (query: string) => wrap(env.DB.prepare(query), query),
+    batch: (statements: D1PreparedStatement[]) =>
+      env.DB.batch(statements.map((statement) => real.get(statement) ?? statement)),
+    exec: (query: string) => env.DB.exec(query),
+  };
+  return db as unknown as D1Database;
+}
+
 /** Reads the current values of `keys`, to freeze them in a {@link staleKv}. */
 export async function freeze(keys: string[]): Promise<Map<string, string | null>> {
   return new Map(await Promise.all(keys.map(async (key) => [key, await env.TOKENS.get(key)] as const)));

@@ -415,7 +415,7 @@ describe("single sign-on", () => {
     expect((await expectConforms("get", "/authenticate/sso/start", limited!)).code).toBe("rate_limited");
   });
 
-  it("callback: 302 back to the app with the outcome, 400 without a state to trust", async () => {
+  it("callback: 302 back to the app with the outcome, 400 without a state to trust, 429", async () => {
     const browser = new Browser();
     const started = await browser.fetch(startUrl("architect@acme.example"));
     const state = new URL(started.headers.get("Location")!).searchParams.get("state")!;
@@ -426,6 +426,16 @@ describe("single sign-on", () => {
     await expectConforms("get", "/authenticate/sso/callback", cancelled);
     const noState = await gateway("/authenticate/sso/callback?code=abc", { redirect: "manual" });
     expect((await expectConforms("get", "/authenticate/sso/callback", noState)).code).toBe("invalid_request");
+    const ip = randomIp();
+    let limited: Response | undefined;
+    for (let i = 0; i < 40 && !limited; i++) {
+      const response = await gateway("/authenticate/sso/callback?state=abc&code=def", {
+        redirect: "manual",
+        headers: { "CF-Connecting-IP": ip },
+      });
+      if (response.status === 429) limited = response;
+    }
+    expect((await expectConforms("get", "/authenticate/sso/callback", limited!)).code).toBe("rate_limited");
   });
 
   it("POST /authenticate: 403 sso_required for an organisation that requires single sign-on", async () => {

@@ -1,10 +1,12 @@
 // Revocations order events, not whole seconds: within one second, what was issued before a revocation is refused and what was issued after it works.
+import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { SEED_PASSWORD } from "../scripts/seed-data";
 import { issuedAtOf, issueInstant, revokedBy, tokenIdAt } from "../src/revocation/order";
-import { adminCall, bearer, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
-import { expectRevoked } from "./locations";
-import { loginAccount, newAccount, postRefresh, postRevoke, type Account } from "./refresh-helpers";
+import { adminCall, adminRequest, bearer, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
+import { expectRevoked, hookedD1, location, type Clock } from "./locations";
+import { expectInvalidGrant, loginAccount, newAccount, postRefresh, postRevoke, type Account } from "./refresh-helpers";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -243,4 +245,56 @@ describe("every interleaving of issues and revocations within one second", () =>
       { numRuns: 10 },
     );
   }, 60_000);
+});
+
+describe("a revocation racing a refresh or a login that read D1 before it", () => {
+  /** The Worker's (faked) clock as a location's clock. */
+  const faked: Clock = {
+    get now() {
+      return Date.now();
+    },
+  };
+
+  it("a refresh reading D1 before a sign-out's write, after the sign-out took its clock: refused all the same", async () => {
+    fakeOrigin();
+    const account = await newAccount();
+    const start = secondInThePast();
+    clockAt(start);
+    const earlier = await session(account);
+    let raced: Response | undefined;
+    const revoker = location(faked, {
+      ...env,
+      DB: hookedD1(/^update "members" set "sessions_revoked_at"/, "before", async () => {
+        clockAt(start + 5);
+        raced = await postRefresh({ refresh_token: earlier.refresh });
+      }),
+    });
+    clockAt(start + 2);
+    const path = "/authenticate/admin/member/sign-out";
+    const revoked = await revoker.request(path, await adminRequest(path, { member_id: account.memberId }));
+    expect(revoked.status, await revoked.clone().text()).toBe(200);
+    expect(raced?.status, "the refresh read D1 before the write and rotated").toBe(200);
+    const rotated = (await raced!.json()) as { access_token: string; refresh_token: string };
+    await expectRevoked(await revoker.request("/grids", bearer(rotated.access_token)));
+    await expectInvalidGrant(await postRefresh({ refresh_token: rotated.refresh_token }));
+  });
+
+  it("a login reading the member before a suspension and its revocation: its access token is refused", async () => {
+    fakeOrigin();
+    const account = await newAccount();
+    const start = secondInThePast();
+    clockAt(start);
+    const login = location(faked, {
+      ...env,
+      DB: hookedD1(/from "members"/, "after", async () => {
+        clockAt(start + 5);
+        await admin("member/suspend", who(account));
+        clockAt(start + 10);
+      }),
+    });
+    const response = await login.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(response.status, "the login read an active member").toBe(200);
+    const issued = (await response.json()) as { access_token: string };
+    await expectRevoked(await gateway("/grids", bearer(issued.access_token)));
+  });
 });

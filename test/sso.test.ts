@@ -10,7 +10,8 @@ import { hashPassword } from "../src/credentials/password";
 import { createServices } from "../src/services";
 import { REFRESH_COOKIE } from "../src/routes/refresh-cookie";
 import { SSO_COOKIE } from "../src/sso/browser";
-import { GATEWAY, auditRowsOf, gateway, postLogin, problem, randomId, randomIp } from "./helpers";
+import { GATEWAY, adminRequest, auditRowsOf, gateway, postLogin, problem, randomId, randomIp } from "./helpers";
+import { hookedD1 } from "./locations";
 import {
   APP,
   Browser,
@@ -174,6 +175,41 @@ describe("the happy path", () => {
     expect(refreshed.status, await refreshed.clone().text()).toBe(200);
   });
 
+  it("issues at the callback's arrival: a sign-out that lands after the member was read refuses the session", async () => {
+    const org = await newOrganisation();
+    await connectSso(org.identifier, { domains: [org.domain] });
+    const email = `raced@${org.domain}`;
+    const memberId = await addMember(org.id, email);
+    // the callback's isolate: its clock a second behind real time until the sign-out, a second ahead after it
+    const clock = { now: Date.now() };
+    const bindings = {
+      ...env,
+      DB: hookedD1(/from "members"/, "after", async () => {
+        const path = "/authenticate/admin/member/sign-out";
+        expect((await gateway(path, await adminRequest(path, { member_id: memberId }))).status).toBe(200);
+        clock.now = Date.now() + 1000;
+      }),
+    };
+    const services = createServices(bindings, { now: () => clock.now });
+    const app = createWorker({ servicesFor: () => services });
+    const browser = new Browser(async (request) => {
+      const ctx = createExecutionContext();
+      const response = await app.fetch(request, bindings, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    });
+    const callback = await signInAtProvider(browser, email);
+    clock.now = Date.now() - 1000;
+    const response = await browser.fetch(callback);
+    expect(response.headers.get("Location"), "the callback read an active member").toBe(`${APP}/signed-in`);
+    const refreshed = await browser.fetch(`${GATEWAY}/authenticate/refresh`, {
+      method: "POST",
+      headers: { Origin: APP },
+    });
+    expect(refreshed.status, await refreshed.clone().text()).toBe(401);
+    expect((await problem(refreshed)).code).toBe("invalid_grant");
+  });
+
   it("nothing about the flow reaches the origin; the gateway calls only the provider", async () => {
     const realFetch = globalThis.fetch;
     const outbound: string[] = [];
@@ -236,6 +272,22 @@ describe("the state and the browser", () => {
       "access_denied",
       "browser_mismatch",
     );
+  });
+
+  it("callbacks from one IP are limited before any state is looked up: 429 rate_limited with Retry-After", async () => {
+    const ip = randomIp();
+    let limited: Response | undefined;
+    for (let i = 0; i < 40 && !limited; i++) {
+      const response = await gateway(`/authenticate/sso/callback?state=${randomId("state")}&code=c`, {
+        redirect: "manual",
+        headers: { "CF-Connecting-IP": ip },
+      });
+      if (response.status === 429) limited = response;
+      else expect(response.status).toBe(400);
+    }
+    expect(limited?.status).toBe(429);
+    expect(limited!.headers.get("Retry-After")).toBe("60");
+    expect((await problem(limited!)).code).toBe("rate_limited");
   });
 
   it("a state older than 10 minutes is refused", async () => {
@@ -317,11 +369,17 @@ describe("the code and the ID token", () => {
 });
 
 describe("the verified email and the member", () => {
-  it("an email the provider has not verified is refused (Entra ID's xms_edov counts as verified)", async () => {
+  it("an email the provider has not verified is refused (Entra ID's xms_edov counts as verified without email_verified)", async () => {
     const browser = new Browser();
     const callback = await signInAtProvider(browser, ARCHITECT);
     await nextTokenResponse({ claims: { email_verified: false } });
     await expectRefused(await browser.fetch(callback), "access_denied", "email_unverified");
+
+    // a provider that says email_verified: false is not overruled by an xms_edov of its own making
+    const both = new Browser();
+    const bothCallback = await signInAtProvider(both, ARCHITECT);
+    await nextTokenResponse({ claims: { email_verified: false, xms_edov: true } });
+    await expectRefused(await both.fetch(bothCallback), "access_denied", "email_unverified");
 
     const entra = new Browser();
     const entraCallback = await signInAtProvider(entra, ARCHITECT);
@@ -385,6 +443,28 @@ describe("a provider that is down or hangs, storage that fails", () => {
     await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
   });
 
+  it("a discovery document without a usable https authorization endpoint: temporarily_unavailable, never a 500", async () => {
+    const realFetch = globalThis.fetch;
+    const issuer = "https://broken-idp.test";
+    let endpoint = "";
+    vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+      const url = urlOf(input);
+      if (!url.startsWith(issuer)) return realFetch(input, init);
+      const asked = url.replace("/.well-known/openid-configuration", "");
+      return Promise.resolve(
+        Response.json({ issuer: asked, authorization_endpoint: endpoint, jwks_uri: `${asked}/jwks` }),
+      );
+    });
+    for (const [i, value] of ["not a url", "http://broken-idp.test/auth", "javascript:alert(1)"].entries()) {
+      endpoint = value;
+      const org = await newOrganisation();
+      // an issuer of its own per case: each discovery document is fetched afresh
+      await connectSso(org.identifier, { issuer: `${issuer}/${i}`, domains: [org.domain] });
+      const response = await new Browser().fetch(startUrl(`a@${org.domain}`));
+      await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
+    }
+  });
+
   it("hanging at discovery: a bounded wait, then temporarily_unavailable", async () => {
     const org = await newOrganisation();
     await connectSso(org.identifier, { issuer: oidc.hangingIssuer, domains: [org.domain] });
@@ -394,7 +474,7 @@ describe("a provider that is down or hangs, storage that fails", () => {
     await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
   });
 
-  it("D1 failing at the start, KV failing at the callback: back to the app with temporarily_unavailable", async () => {
+  it("D1 failing at the start or at the callback, KV at the callback: back to the app with temporarily_unavailable", async () => {
     const down = () => Promise.reject(new Error("injected failure"));
     const failingD1 = {
       ...env,
@@ -409,6 +489,11 @@ describe("a provider that is down or hangs, storage that fails", () => {
     const browser = new Browser(gatewayWaiting(300, failingKv));
     const callback = await browser.fetch(await signInAtProvider(browser, ARCHITECT));
     await expectRefused(callback, "temporarily_unavailable", "storage_unavailable");
+    // D1 failing once the state is taken (the member's look-up): the spent state's app is told, not left on a 503
+    const memberReadFails = { ...env, DB: hookedD1(/from "members"/, "before", down) };
+    const another = new Browser(gatewayWaiting(300, memberReadFails));
+    const afterState = await another.fetch(await signInAtProvider(another, ARCHITECT));
+    await expectRefused(afterState, "temporarily_unavailable", "storage_unavailable");
   });
 
   it("hanging at the token endpoint: a bounded wait, then temporarily_unavailable", async () => {
@@ -420,6 +505,20 @@ describe("a provider that is down or hangs, storage that fails", () => {
     expect(Date.now() - started).toBeLessThan(3000);
     const audit = await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
     expect(audit.detail.why).toMatch(/^token: /);
+  });
+
+  it("its key set answering 503: temporarily_unavailable, not a refused ID token", async () => {
+    const discovery = await fetch(`${oidc.issuer}/.well-known/openid-configuration`);
+    const { jwks_uri } = (await discovery.json()) as { jwks_uri: string };
+    const realFetch = globalThis.fetch;
+    vi.spyOn(globalThis, "fetch").mockImplementation((input, init) =>
+      urlOf(input) === jwks_uri ? Promise.resolve(new Response("busy", { status: 503 })) : realFetch(input, init),
+    );
+    // a gateway of its own: no key set cached yet
+    const browser = new Browser(gatewayWaiting(1000));
+    const response = await browser.fetch(await signInAtProvider(browser, ARCHITECT));
+    const audit = await expectRefused(response, "temporarily_unavailable", "idp_unavailable");
+    expect(audit.detail.why).toMatch(/^jwks: /);
   });
 });
 

@@ -39,10 +39,14 @@ export function parseTokenArgs(
   args: readonly string[],
   env: Record<string, string | undefined>,
 ): DynamicTokenOptions | undefined {
+  // a base64url secret may start with "-": read the word after --secret as its value, whatever it looks like
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++)
+    joined.push(args[i] === "--secret" && i + 1 < args.length ? `--secret=${args[++i]}` : args[i]!);
   let values;
   try {
     ({ values } = parseArgs({
-      args: [...args],
+      args: joined,
       options: {
         secret: { type: "string" },
         kid: { type: "string" },

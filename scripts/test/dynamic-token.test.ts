@@ -15,6 +15,12 @@ function parse(...args: string[]) {
 }
 
 describe("token:dynamic", () => {
+  it("takes a secret that starts with a dash (one base64url secret in 64) after --secret", () => {
+    const dashed = `-${SECRET.slice(1)}`;
+    const options = parseTokenArgs(["--secret", dashed, "--org", "o", "--member", "m", "--exp", "1h"], {});
+    expect(options?.secret).toBe(dashed);
+  });
+
   it("requires --exp unless --no-exp is given, and not both", () => {
     expect(() => parse()).toThrow(
       new UsageError("--exp is required (e.g. --exp 15m); --no-exp signs a token valid until its secret is revoked"),

@@ -46,11 +46,19 @@ export class LoginGuard {
     });
   }
 
-  /** Applies `LOGIN_LIMITER` to the client IP (429 past it); a failing or slow limiter lets the login through. */
-  async limitClientIp(ctx: WaitUntil, log: Logger, attempt: LoginAttempt): Promise<void> {
+  /**
+   * Applies `LOGIN_LIMITER` to the client IP (429 past it), in the budget `limit` (logins and sign-in starts share
+   * `ip`; sign-in callbacks have their own); a failing or slow limiter lets the request through.
+   */
+  async limitClientIp(
+    ctx: WaitUntil,
+    log: Logger,
+    attempt: LoginAttempt,
+    limit: "ip" | "sso_callback" = "ip",
+  ): Promise<void> {
     const limiter = this.deps.env.LOGIN_LIMITER;
     if (!limiter) return;
-    const key = `ip:${attempt.ip ?? "unknown"}`;
+    const key = `${limit}:${attempt.ip ?? "unknown"}`;
     let success: boolean;
     try {
       ({ success } = await withinDeadline(() => limiter.limit({ key }), this.deps.limiterWaitMs ?? LIMITER_WAIT_MS));
@@ -60,7 +68,7 @@ export class LoginGuard {
       return;
     }
     if (success) return;
-    this.recordRefusal(ctx, attempt, "ip", key);
+    this.recordRefusal(ctx, attempt, limit, key);
     throw refusal("tooManyLogins", { retryAfter: IP_RETRY_AFTER_SECONDS });
   }
 

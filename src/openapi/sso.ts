@@ -109,6 +109,9 @@ export function registerSso(registry: OpenAPIHono["openAPIRegistry"]): void {
         ["invalid_request"],
         "No `state`, or one that is unknown, already used, or whose `return_to` is no longer allowed: there is no safe place to send the browser",
       ),
+      429: problemResponseSpec(["rate_limited"], "Too many sign-in callbacks from this IP", {
+        "Retry-After": HEADERS.retryAfter,
+      }),
       ...UNAVAILABLE_PROBLEM,
       ...INTERNAL_PROBLEM,
     },

@@ -1,21 +1,29 @@
 /** Revoking sessions: one instant, recorded in every store that must refuse what was issued at or before it. */
 import type { Services } from "../services";
-import { latestRevocations, revokeOrganisationSessionsAt } from "../storage/members";
+import { latestRevocations, revokeMemberSessionsAt, revokeOrganisationSessionsAt } from "../storage/members";
 import type { RevocationSubjects } from "./list";
 import { issueInstant, type Instant } from "./order";
 
 /**
  * Revokes every access token and refresh session of `subjects` issued at or before now, and returns that instant:
- * the clock, or just after the subjects' latest revocations when those are later (the tokens issued after them
- * are issued just after them). D1 records it for refreshes and for the next issue (src/revocation/order.ts), the
- * `Revocations` objects for access tokens; it resolves once all of them have.
+ * the clock once D1 holds the revocation, or just after the subjects' latest revocations when those are later (the
+ * tokens issued after them are issued just after them). D1 records it for refreshes and for the next issue
+ * (src/revocation/order.ts), the `Revocations` objects for access tokens; it resolves once all of them have.
  */
 export async function revokeSessions(services: Services, subjects: RevocationSubjects): Promise<Instant> {
-  const latest = await latestRevocations(services.db, subjects.members ?? [], subjects.organisations ?? []);
-  const at = issueInstant(services.now(), ...latest);
+  const { db } = services;
+  const members = subjects.members ?? [];
+  const organisations = subjects.organisations ?? [];
+  const first = issueInstant(services.now(), ...(await latestRevocations(db, members, organisations)));
   await Promise.all([
-    ...(subjects.members ?? []).map((memberId) => services.refreshStore.revokeMemberSessions(memberId, at)),
-    ...(subjects.organisations ?? []).map((identifier) => revokeOrganisationSessionsAt(services.db, identifier, at)),
+    ...members.map((memberId) => revokeMemberSessionsAt(db, memberId, first)),
+    ...organisations.map((identifier) => revokeOrganisationSessionsAt(db, identifier, first)),
+  ]);
+  // a login or refresh that read D1 before that write issued at most at the clock now: the revocation covers it
+  const at = Math.max(services.now(), first);
+  await Promise.all([
+    ...members.map((memberId) => services.refreshStore.revokeMemberSessions(memberId, at)),
+    ...organisations.map((identifier) => revokeOrganisationSessionsAt(db, identifier, at)),
     services.revocations.revoke(services.config, subjects, at),
   ]);
   return at;

@@ -38,6 +38,8 @@ authenticateRoutes.post("/", async (c) => {
   await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
   if (await services.sso.passwordsRefused(body.email, body.domain)) throw refusal("ssoRequired");
+  // taken before the member is read: a revocation that this read misses is ordered after what the login issues
+  const arrivedAt = services.now();
   const { access, refresh } = await services.logins.login(
     c.executionCtx,
     c.get("log"),
@@ -45,7 +47,7 @@ authenticateRoutes.post("/", async (c) => {
     body,
     async ({ member, organisation }) => {
       if (await services.sso.requiredFor(organisation.id)) throw refusal("ssoRequired");
-      const instant = issueInstant(services.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
+      const instant = issueInstant(arrivedAt, member.sessionsRevokedAt, organisation.sessionsRevokedAt);
       const access = await issueAccessToken(
         config,
         await services.keys.fixedRing(),

@@ -2,14 +2,14 @@
 import { Hono, type Context } from "hono";
 import { requestFacts } from "../audit/trail";
 import type { AppEnv } from "./middleware";
-import { GatewayError, refusalOf } from "../gateway-error";
+import { GatewayError } from "../gateway-error";
 import { auditRequest } from "./audit";
 import { invalidField, optionalString, requiredString } from "../http/fields";
 import { methodNotAllowed } from "../http/problem";
 import { refreshCookie } from "./refresh-cookie";
 import { issueInstant } from "../revocation/order";
 import { allowedReturnTo, clearedSsoCookie, errorRedirect, ssoCookie, ssoCookieOf } from "../sso/browser";
-import { SsoFailure } from "../sso/failure";
+import { SsoFailure, storageFailure } from "../sso/failure";
 
 /** The callback's path, as registered at every identity provider (docs/sso.md). */
 const SSO_CALLBACK_PATH = "/authenticate/sso/callback";
@@ -52,15 +52,7 @@ function redirect(location: string, cookies: string[]): Response {
 
 /** A storage failure or a provider failure, as the app sees it: `temporarily_unavailable` or `server_error`. */
 function errorOf(error: unknown): SsoFailure | undefined {
-  if (error instanceof SsoFailure) return error;
-  if (refusalOf(error)?.code === "temporarily_unavailable")
-    return new SsoFailure(
-      "storage_unavailable",
-      "temporarily_unavailable",
-      "The service is temporarily unavailable; try again shortly.",
-      String(error),
-    );
-  return undefined;
+  return error instanceof SsoFailure ? error : storageFailure(error);
 }
 
 function auditFailure(
@@ -117,7 +109,12 @@ ssoRoutes.get("/start", async (c) => {
 
 ssoRoutes.get("/callback", async (c) => {
   const services = c.get("services");
+  // before the state is looked up: each lookup is a D1 write (the state is deleted as it is read)
+  const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
+  await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt, "sso_callback");
   const url = new URL(c.req.url);
+  // taken before the member is read, as a password login does
+  const arrivedAt = services.now();
   const finished = await services.sso.finish(
     url.searchParams,
     ssoCookieOf(c.req.raw.headers),
@@ -132,7 +129,7 @@ ssoRoutes.get("/callback", async (c) => {
   const { member, organisation } = finished.membership;
   const ids = { memberId: member.id, organisationId: organisation.id };
   try {
-    const instant = issueInstant(services.now(), member.sessionsRevokedAt, organisation.sessionsRevokedAt);
+    const instant = issueInstant(arrivedAt, member.sessionsRevokedAt, organisation.sessionsRevokedAt);
     const refresh = await services.refreshStore.issue(ids, instant);
     auditRequest(c, {
       event: "sso.login.success",

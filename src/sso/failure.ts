@@ -1,4 +1,5 @@
 /** Why a single sign-on failed: the audit trail's reason code and what the browser app is told (RFC 6749 §4.1.2.1). */
+import { refusalOf } from "../gateway-error";
 
 /** The reason codes of `sso.login.failure` (docs/sso.md § When a sign-in fails). */
 export type SsoFailureReason =
@@ -36,4 +37,15 @@ export class SsoFailure extends Error {
   ) {
     super(description);
   }
+}
+
+/** A storage failure (a 503 `temporarily_unavailable` refusal) as the app sees it; undefined for anything else. */
+export function storageFailure(error: unknown): SsoFailure | undefined {
+  if (refusalOf(error)?.code !== "temporarily_unavailable") return undefined;
+  return new SsoFailure(
+    "storage_unavailable",
+    "temporarily_unavailable",
+    "The service is temporarily unavailable; try again shortly.",
+    String(error),
+  );
 }

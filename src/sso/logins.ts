@@ -19,7 +19,7 @@ import {
 } from "../storage/sso";
 import { encodeBase64Url } from "../tokens/base64url";
 import { SSO_STATE_TTL_MS } from "./browser";
-import { SsoFailure } from "./failure";
+import { SsoFailure, storageFailure } from "./failure";
 import type { IdTokenClaims, RelyingParty } from "./relying-party";
 
 /** Where a connection's client secret belongs; bound into its ciphertext like a dynamic secret's kid. */
@@ -134,10 +134,12 @@ export class SsoLogins {
           "This sign-in was not started in this browser; start again.",
         ),
       );
-    const connection = await connectionOf(db, state.organisationId);
-    if (!connection)
-      return failed(new SsoFailure("connection_removed", "access_denied", "Single sign-on is no longer set up here."));
     try {
+      const connection = await connectionOf(db, state.organisationId);
+      if (!connection)
+        return failed(
+          new SsoFailure("connection_removed", "access_denied", "Single sign-on is no longer set up here."),
+        );
       const claims = await this.deps.relyingParty.redeem(connection, {
         query,
         state: stateParameter,
@@ -150,7 +152,9 @@ export class SsoLogins {
       return { ok: true, membership, returnTo, firstLogin };
     } catch (error) {
       if (error instanceof MemberRefused) return failed(error.failure, error.memberId);
-      if (error instanceof SsoFailure) return failed(error);
+      // the state is spent: a storage failure from here on goes back to the app, which can start again
+      const failure = error instanceof SsoFailure ? error : storageFailure(error);
+      if (failure) return failed(failure);
       throw error;
     }
   }
@@ -175,8 +179,9 @@ export class SsoLogins {
     const { db, source } = this.deps;
     if (typeof claims.email !== "string" || typeof claims.sub !== "string")
       throw new SsoFailure("email_unverified", "access_denied", "The identity provider sent no email address.");
-    // Entra ID states a verified email domain as `xms_edov` instead of `email_verified`.
-    if (claims.email_verified !== true && claims.xms_edov !== true)
+    // Entra ID states a verified email domain as `xms_edov` instead of `email_verified`; where both are sent, the latter decides.
+    const verified = claims.email_verified === undefined ? claims.xms_edov === true : claims.email_verified === true;
+    if (!verified)
       throw new SsoFailure("email_unverified", "access_denied", "The identity provider has not verified this email.");
     const email = normalizeEmail(claims.email);
     if (!connection.domains.includes(domainOf(email)))

@@ -56,11 +56,15 @@ function unavailable(stage: string, cause: unknown): SsoFailure {
   );
 }
 
-/** A transport failure or a wait that ran out: the provider is down or slow, nothing was decided. */
+/**
+ * A transport failure, a wait that ran out, or a key set that did not come as a 200 JSON answer (jose's generic
+ * error, thrown only there): the provider is down or slow, nothing was decided.
+ */
 function isTransportFailure(error: unknown): boolean {
   return (
     error instanceof DeadlineExceeded ||
     error instanceof joseErrors.JWKSTimeout ||
+    (error instanceof joseErrors.JOSEError && error.code === "ERR_JOSE_GENERIC") ||
     (error instanceof Error &&
       (error.name === "AbortError" || error.name === "TimeoutError" || error instanceof TypeError))
   );
@@ -119,11 +123,13 @@ export class RelyingParty {
     loginHint: string | undefined,
   ): Promise<AuthorizationRequest> {
     const server = await this.metadata(client.issuer);
-    if (!server.authorization_endpoint) throw unavailable("discovery", "no authorization_endpoint");
+    // the browser goes there with the state and the email: https, or http on loopback as for the issuer
+    const url = URL.parse(server.authorization_endpoint ?? "");
+    if (!url || !(url.protocol === "https:" || (url.protocol === "http:" && onLoopback(url))))
+      throw unavailable("discovery", "no usable authorization_endpoint");
     const state = oauth.generateRandomState();
     const nonce = oauth.generateRandomNonce();
     const codeVerifier = oauth.generateRandomCodeVerifier();
-    const url = new URL(server.authorization_endpoint);
     const parameters = {
       client_id: client.clientId,
       redirect_uri: redirectUri,
