@@ -17,7 +17,7 @@ The password comes from SMOKE_PASSWORD (default: the local seed password). Login
 a 429 is waited out as its Retry-After says.`);
   process.exit(0);
 }
-const gateway = options.services.replace(/\/$/, "");
+const gateway = options.gateway.replace(/\/$/, "");
 const password = process.env.SMOKE_PASSWORD ?? "gridgate-dev-password";
 const rounds = Number(options.rounds);
 const REFUSAL_BOUND_MS = 60_000;

@@ -433,7 +433,7 @@ async function start() {
   children.push(startWorker(originWorker({ port: ports.origin, inspector: ports.originInspector }), callbacks));
   const vars = { CORS_ORIGINS: `${APP},${APP_LOCALHOST}`, ORIGIN_URL: `http://127.0.0.1:${ports.origin}` };
   const gateway = gatewayWorker({
-    port: ports.services,
+    port: ports.gateway,
     inspector: ports.gatewayInspector,
     vars,
     persistTo: PERSIST_TO,
