@@ -50,7 +50,7 @@ describe("admin revocations", () => {
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ revoked: { members: [account.memberId], organisations: [] } });
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
-    expect((await postRefresh({ refresh_token: refresh })).status).toBe(401);
+    expect((await postRefresh({ refresh_token: refresh })).status).toBe(400);
 
     await refusedFarWithin60s(far, clock, account.memberId, token);
   });
@@ -69,7 +69,7 @@ describe("admin revocations", () => {
       ).status,
     ).toBe(200);
     await expectStatus(await here.request("/grids", bearer(token)), 401, "invalid_token");
-    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 400, "invalid_grant");
   });
 
   it("member:password: the new password logs in, the old one and every earlier token and session are refused", async () => {
@@ -87,7 +87,7 @@ describe("admin revocations", () => {
     );
     expect(response.status).toBe(200);
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
-    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 400, "invalid_grant");
     await refusedFarWithin60s(far, clock, account.memberId, token);
 
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
@@ -105,7 +105,7 @@ describe("admin revocations", () => {
     );
     expect(await response.json()).toEqual({ revoked: { members: [account.memberId], organisations: [] } });
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
-    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 400, "invalid_grant");
     await refusedFarWithin60s(far, clock, account.memberId, token);
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
   });

@@ -15,7 +15,7 @@ async function refreshAt(at: ReturnType<typeof location>, token: string): Promis
 }
 
 async function expectInvalidGrant(response: Response): Promise<void> {
-  expect(response.status).toBe(401);
+  expect(response.status).toBe(400);
   expect((await problem(response)).code).toBe("invalid_grant");
 }
 

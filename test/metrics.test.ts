@@ -80,7 +80,7 @@ describe("metrics", () => {
     const cases: [string, RequestInit | undefined, string, number, string][] = [
       ["/authenticate", json({ email: "architect@acme.example", password: SEED_PASSWORD }), "login", 200, ""],
       ["/authenticate", undefined, "login", 405, "method_not_allowed"],
-      ["/authenticate/refresh", json({ refresh_token: "nope" }), "refresh", 401, "invalid_grant"],
+      ["/authenticate/refresh", json({ refresh_token: "nope" }), "refresh", 400, "invalid_grant"],
       ["/authenticate/revoke", json({ refresh_token: "nope" }), "revoke", 200, ""],
       ["/authenticate/secrets", undefined, "secrets", 401, "missing_token"],
       ["/authenticate/nothing-here", undefined, "other", 404, "not_found"],

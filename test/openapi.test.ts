@@ -278,9 +278,13 @@ describe("the document", () => {
     expect(problemResponses).toBeGreaterThan(20);
   });
 
-  it("documents X-Request-Id, always present, on every response", () => {
-    for (const [where, response] of allResponses())
+  it("documents X-Request-Id, always present, on every response, and nosniff and Vary: Origin on the gateway's own", () => {
+    for (const [where, response] of allResponses()) {
       expect(response.headers?.["X-Request-Id"]?.required, where).toBe(true);
+      if (where.endsWith(" default") || where.endsWith(".OriginAnswer")) continue; // the origin's answer
+      expect(response.headers?.["X-Content-Type-Options"]?.required, where).toBe(true);
+      expect(response.headers?.Vary?.required, where).toBe(true);
+    }
   });
 
   it(`gives every method of ${PROXIED} the same gateway answers, and OPTIONS the preflight's on top`, () => {
@@ -386,7 +390,7 @@ describe("POST /authenticate", () => {
 });
 
 describe("POST /authenticate/refresh and /authenticate/revoke", () => {
-  it("refresh: 200, 401 for a spent token, 403 once the plan lapsed, and bad bodies", async () => {
+  it("refresh: 200, 400 for a spent token, 403 once the plan lapsed, and bad bodies", async () => {
     const { refresh_token } = await tokensOf("builder@acme.example");
     const rotated = await expectConforms(
       "post",

@@ -33,7 +33,7 @@ describe("refresh re-reads the member and organisation", () => {
     await env.DB.prepare("UPDATE organisations SET plan = 'enterprise' WHERE id = ?")
       .bind(account.organisationId)
       .run();
-    await expectRefused(token, 401, "invalid_grant");
+    await expectRefused(token, 400, "invalid_grant");
     expect((await refreshOk((await loginAccount(account)).refresh_token)).scope).toBe("builder");
   });
 
@@ -54,11 +54,11 @@ describe("refresh re-reads the member and organisation", () => {
     await expectRefused(token, 403, "account_suspended");
   });
 
-  it("a deleted member gets 401 invalid_grant", async () => {
+  it("a deleted member gets 400 invalid_grant", async () => {
     const account = await newAccount();
     const token = (await loginAccount(account)).refresh_token as string;
     await env.DB.prepare("DELETE FROM members WHERE id = ?").bind(account.memberId).run();
-    await expectRefused(token, 401, "invalid_grant");
+    await expectRefused(token, 400, "invalid_grant");
     expect(await familyRevocation(token)).toMatchObject({ reason: "member_deleted" });
   });
 
@@ -69,7 +69,7 @@ describe("refresh re-reads the member and organisation", () => {
     await env.DB.prepare(sql.setPasswordSql(account.organisation, account.email, sameNewPassword)).run();
     const after = (await loginAccount(account)).refresh_token as string;
 
-    await expectRefused(before, 401, "invalid_grant");
+    await expectRefused(before, 400, "invalid_grant");
     expect(await familyRevocation(before)).toMatchObject({ reason: "member_signed_out" });
     expect((await refreshOk(after)).refresh_token).toMatch(/^ggr_/);
   });

@@ -13,8 +13,9 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
+/** RFC 6749 §5.2: a refused refresh token is 400 `invalid_grant`, no HTTP authentication challenge. */
 async function expectInvalidGrant(response: Response): Promise<void> {
-  expect(response.status).toBe(401);
+  expect(response.status).toBe(400);
   expect(response.headers.get("WWW-Authenticate")).toBeNull();
   expect(response.headers.get("Cache-Control")).toBe("no-store");
   expect((await problem(response)).code).toBe("invalid_grant");

@@ -9,6 +9,7 @@ import {
   BEARER_PROBLEMS,
   BODY_PROBLEMS,
   CreateSecretRequest,
+  GATEWAY_MADE_HEADERS,
   HEADERS,
   HealthResponse,
   INTERNAL_PROBLEM,
@@ -86,7 +87,7 @@ function buildSpec(): OpenAPIHono {
     responses: {
       200: {
         description: "The OpenAPI 3.1 document.",
-        headers: { "X-Request-Id": HEADERS.requestId },
+        headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.publicCache },
         content: { [JSON_TYPE]: { schema: { type: "object" } } },
       },
     },
@@ -108,7 +109,9 @@ function buildSpec(): OpenAPIHono {
         "Set-Cookie": HEADERS.setRefreshCookie,
       }),
       ...BODY_PROBLEMS,
-      401: problemResponseSpec(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
+      401: problemResponseSpec(["invalid_credentials"], "Unknown email, wrong password or wrong domain", {
+        "WWW-Authenticate": HEADERS.bearerChallenge,
+      }),
       403: problemResponseSpec(
         ["plan_not_eligible", "account_suspended"],
         "Plan without API access, or member or organisation suspended",
@@ -143,10 +146,13 @@ function buildSpec(): OpenAPIHono {
         "Cache-Control": HEADERS.noStore,
         "Set-Cookie": HEADERS.setRefreshCookie,
       }),
-      ...BODY_PROBLEMS,
-      401: problemResponseSpec(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token", {
-        "Set-Cookie": HEADERS.setRefreshCookie,
-      }),
+      400: problemResponseSpec(
+        ["invalid_request", "invalid_grant"],
+        "Malformed body, or a missing or mistyped field (`invalid_request`); or, as RFC 6749 §5.2 answers it, an unknown, expired, revoked or already rotated refresh token (`invalid_grant`)",
+        { "Set-Cookie": HEADERS.setRefreshCookie },
+      ),
+      413: BODY_PROBLEMS[413],
+      415: BODY_PROBLEMS[415],
       403: problemResponseSpec(
         ["plan_not_eligible", "account_suspended", "origin_not_allowed"],
         `Plan without API access, or member or organisation suspended; or: ${ORIGIN_NOT_ALLOWED}`,
@@ -314,7 +320,7 @@ const INFO = {
   description: [
     `The routes the gateway answers itself (${GATEWAY_ROUTES}), and the proxied API: every other path, forwarded to the origin after Bearer authentication, the plan check, the organisation's rate limit and the scope check (docs/api.md).`,
     "On the proxied API this document describes the gateway's own answers (`/{proxiedPath}`); the origin's own answers pass through unchanged, whatever their status, so a status listed there may also come from the origin with its own body.",
-    "Refusals are RFC 9457 problem+json (`Problem`); every response carries X-Request-Id. CORS preflights are answered by the gateway on every path (docs/browser-apps.md).",
+    "Refusals are RFC 9457 problem+json (`Problem`); every response carries X-Request-Id, and every response the gateway makes itself `X-Content-Type-Options: nosniff` and `Vary: Origin`. CORS preflights are answered by the gateway on every path (docs/browser-apps.md).",
   ].join("\n\n"),
   license: { name: "Proprietary: no licence is granted" },
 };

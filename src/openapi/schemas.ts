@@ -145,6 +145,17 @@ export const HEADERS = {
     required: true,
     schema: { type: "string", pattern: "^[0-9]+$" },
   },
+  noSniff: {
+    description: "On every response the gateway makes itself (not on the origin's).",
+    required: true,
+    schema: { type: "string", const: "nosniff" },
+  },
+  varyOrigin: {
+    description:
+      "On every response the gateway makes itself, whatever the request's `Origin`: its CORS headers depend on it, so a cache keys it by `Origin`.",
+    required: true,
+    schema: { type: "string", pattern: "(^|,)\\s*Origin\\s*(,|$)" },
+  },
   bearerChallenge: {
     description: 'RFC 6750 challenge (`Bearer realm="api"`, with `error=` when a token was presented).',
     required: true,
@@ -168,6 +179,11 @@ export const HEADERS = {
     schema: { type: "string", pattern: '^"organisation";r=0;t=[0-9]+$' },
   },
   allow: { description: "Methods the route supports.", required: true, schema: { type: "string" } },
+  publicCache: {
+    description: "Shared caches and origins may keep it this long (seconds).",
+    required: true,
+    schema: { type: "string", pattern: "^public, max-age=[0-9]+$" },
+  },
   setRefreshCookie: {
     description:
       "Only for a browser app (an `Origin` on CORS_ORIGINS): `__Secure-gridgate-refresh=<refresh token>; Max-Age=<refresh lifetime>; Path=/authenticate; HttpOnly; Secure; SameSite=Strict`, or the same with an empty value and `Max-Age=0` when the cookie is cleared (logout, refused refresh).",
@@ -176,11 +192,18 @@ export const HEADERS = {
   },
 } satisfies Record<string, HeaderSpec>;
 
-/** A JSON success response whose headers always include X-Request-Id. */
+/** Headers of every response the gateway makes itself. */
+export const GATEWAY_MADE_HEADERS = {
+  "X-Request-Id": HEADERS.requestId,
+  "X-Content-Type-Options": HEADERS.noSniff,
+  Vary: HEADERS.varyOrigin,
+};
+
+/** A JSON success response with the headers of every gateway-made response. */
 export function jsonResponse(description: string, schema: z.ZodType, headers: Record<string, HeaderSpec> = {}) {
   return {
     description,
-    headers: { "X-Request-Id": HEADERS.requestId, ...headers },
+    headers: { ...GATEWAY_MADE_HEADERS, ...headers },
     content: { [JSON_TYPE]: { schema } },
   };
 }
@@ -204,7 +227,7 @@ export function problemResponseSpec(
   if (other !== undefined) throw new Error(`${other} is not a ${status} in PROBLEMS; one response per status`);
   return {
     description,
-    headers: { "X-Request-Id": HEADERS.requestId, "Cache-Control": HEADERS.noStore, ...headers },
+    headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.noStore, ...headers },
     content: {
       [PROBLEM_TYPE]: {
         schema: {
@@ -223,7 +246,7 @@ export function problemResponseSpec(
 
 /** A success without a body. */
 export function emptyResponse(description: string, headers: Record<string, HeaderSpec> = {}) {
-  return { description, headers: { "X-Request-Id": HEADERS.requestId, ...headers } };
+  return { description, headers: { ...GATEWAY_MADE_HEADERS, ...headers } };
 }
 
 /** The CSRF refusal of the refresh cookie: used without an allowed `Origin`. */

@@ -7,7 +7,7 @@ import openApiDocument from "../openapi/openapi.json";
 import type { Services } from "../services";
 import { adminRoutes } from "./admin";
 import { authenticateRoutes } from "./authenticate";
-import { cors, onError, requestScope, type AppEnv } from "./middleware";
+import { cors, gatewayMade, onError, requestScope, type AppEnv } from "./middleware";
 import { secretRoutes } from "./secrets";
 import { tokenRoutes } from "./tokens";
 
@@ -18,6 +18,7 @@ let openApiJson: string | undefined;
 export function createRoutes(servicesFor: (env: Bindings) => Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(requestScope(servicesFor));
+  app.use(gatewayMade());
   app.use(cors());
   app.onError(onError);
 
