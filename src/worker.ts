@@ -16,11 +16,12 @@ const GATEWAY_PATHS = new Map<string, boolean>([
   ["health", false],
   ["openapi.json", false],
   ["authenticate", true],
+  [".well-known", true],
 ]);
 
 /**
  * True when a request belongs to the gateway's own routes: `/health`, `/openapi.json` or anything under
- * `/authenticate`, in any case and percent-encoding. A spelling no route serves gets the routes' 404; none reaches
+ * `/authenticate` or `/.well-known`, in any case and percent-encoding. A spelling no route serves gets the routes' 404; none reaches
  * the origin.
  */
 export function isGatewayRoute(url: string): boolean {

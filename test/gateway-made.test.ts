@@ -19,6 +19,9 @@ const GATEWAY_MADE: [string, () => Promise<Response>][] = [
   ["GET /health", () => gateway("/health")],
   ["HEAD /health", () => gateway("/health", { method: "HEAD" })],
   ["GET /openapi.json", () => gateway("/openapi.json")],
+  ["GET /.well-known/jwks.json", () => gateway("/.well-known/jwks.json")],
+  ["GET /.well-known/jwks.json → 304", () => gateway("/.well-known/jwks.json", { headers: { "If-None-Match": "*" } })],
+  ["GET /.well-known/other → 404", () => gateway("/.well-known/other")],
   ["POST /authenticate → 200", () => postLogin({ email: "viewer@acme.example", password: SEED_PASSWORD })],
   ["POST /authenticate → 401", () => postLogin({ email: "viewer@acme.example", password: "wrong" })],
   ["GET /authenticate → 405", () => gateway("/authenticate")],
@@ -65,7 +68,7 @@ const GATEWAY_MADE: [string, () => Promise<Response>][] = [
       const ctx = createExecutionContext();
       const response = await worker.fetch(
         new Request(`${GATEWAY}/grids`, { headers: await bearer() }),
-        { ...env, JWT_SECRET: "short" },
+        { ...env, ASSERTION_ALG: "RS256" },
         ctx,
       );
       await waitOnExecutionContext(ctx);
@@ -85,7 +88,7 @@ describe("every response the gateway makes itself", () => {
   );
 
   it("the cacheable ones vary on Origin, so a cache never hands the CORS-less copy to a browser app", async () => {
-    for (const path of ["/openapi.json"]) {
+    for (const path of ["/openapi.json", "/.well-known/jwks.json"]) {
       const plain = await gateway(path);
       expect(plain.headers.get("Cache-Control")).toMatch(/^public, max-age=\d+$/);
       expect(plain.headers.get("Vary")).toBe("Origin");

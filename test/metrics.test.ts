@@ -85,6 +85,7 @@ describe("metrics", () => {
       ["/authenticate/secrets", undefined, "secrets", 401, "missing_token"],
       ["/authenticate/nothing-here", undefined, "other", 404, "not_found"],
       ["/health", undefined, "other", 200, ""],
+      ["/.well-known/jwks.json", undefined, "other", 200, ""],
     ];
     for (const [path, init, route, status, code] of cases) {
       const { response, written } = await send(path, init);

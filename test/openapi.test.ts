@@ -306,6 +306,20 @@ describe("GET /health", () => {
   });
 });
 
+describe("GET /.well-known/jwks.json", () => {
+  it("200 with the keys, 304 for a current ETag", async () => {
+    const response = await gateway("/.well-known/jwks.json");
+    const body = await expectConforms("get", "/.well-known/jwks.json", response);
+    expect(body.keys.length).toBeGreaterThan(0);
+    const etag = response.headers.get("ETag")!;
+    await expectConforms(
+      "get",
+      "/.well-known/jwks.json",
+      await gateway("/.well-known/jwks.json", { headers: { "If-None-Match": etag } }),
+    );
+  });
+});
+
 describe("POST /authenticate", () => {
   it("200 for JSON and for form bodies", async () => {
     await expectConforms(

@@ -11,6 +11,7 @@ import {
   CreateSecretRequest,
   GATEWAY_MADE_HEADERS,
   HEADERS,
+  Jwks,
   HealthResponse,
   INTERNAL_PROBLEM,
   JSON_TYPE,
@@ -90,6 +91,34 @@ function buildSpec(): OpenAPIHono {
         headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.publicCache },
         content: { [JSON_TYPE]: { schema: { type: "object" } } },
       },
+    },
+  });
+
+  registry.registerPath({
+    method: "get",
+    path: "/.well-known/jwks.json",
+    operationId: "getJwks",
+    security: publicRoute,
+    summary: "The public keys X-Gateway-Assertion is verified with (RFC 7517 JWK Set).",
+    description:
+      "Every EdDSA (Ed25519) and ES256 (P-256) key in ASSERTION_KEYS, the signing one and those still published, whichever ASSERTION_ALG is; never private or symmetric key material. An origin caches it at most `max-age` (docs/origin-integration.md).",
+    tags: ["gateway"],
+    request: {
+      headers: z.object({
+        "If-None-Match": z.string().optional().meta({ description: "An ETag of this document: 304 when current." }),
+      }),
+    },
+    responses: {
+      200: {
+        description: "The JWK Set.",
+        headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.publicCache, ETag: HEADERS.etag },
+        content: { "application/jwk-set+json": { schema: Jwks } },
+      },
+      304: {
+        description: "The client's copy (`If-None-Match`) is current.",
+        headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.publicCache, ETag: HEADERS.etag },
+      },
+      ...INTERNAL_PROBLEM,
     },
   });
 
@@ -258,7 +287,8 @@ function buildSpec(): OpenAPIHono {
 }
 
 /** The gateway's own routes: every path except these is proxied. */
-const GATEWAY_ROUTES = "`/health`, `/openapi.json`, `/authenticate` and every path under `/authenticate/`";
+const GATEWAY_ROUTES =
+  "`/health`, `/openapi.json`, `/authenticate` and every path under `/authenticate/` and `/.well-known/`";
 
 /** The methods a browser app may send (CORS `Access-Control-Allow-Methods`), each documented on the proxied path. */
 const PROXIED_METHODS = ["get", "head", "post", "put", "patch", "delete"] as const;

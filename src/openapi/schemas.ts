@@ -118,6 +118,26 @@ export const SecretList = z
   })
   .meta({ id: "SecretList" });
 
+/** A public key of `GET /.well-known/jwks.json`: only public members (RFC 7517, RFC 8037), never `d` or `k`. */
+const PublicJwk = z
+  .strictObject({
+    kty: z.enum(["OKP", "EC"]),
+    crv: z.enum(["Ed25519", "P-256"]),
+    x: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    y: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/)
+      .optional()
+      .describe("P-256 keys only."),
+    kid: z.string().describe("The key's RFC 7638 thumbprint (SHA-256, base64url); X-Gateway-Assertion names it."),
+    alg: z.enum(["EdDSA", "ES256"]),
+    use: z.literal("sig"),
+  })
+  .meta({ id: "PublicJwk" });
+
+/** Body of `GET /.well-known/jwks.json`. */
+export const Jwks = z.strictObject({ keys: z.array(PublicJwk) }).meta({ id: "Jwks" });
+
 /** Media types a gateway-owned route answers with. */
 export const JSON_TYPE = "application/json";
 export const PROBLEM_TYPE = "application/problem+json";
@@ -183,6 +203,11 @@ export const HEADERS = {
     description: "Shared caches and origins may keep it this long (seconds).",
     required: true,
     schema: { type: "string", pattern: "^public, max-age=[0-9]+$" },
+  },
+  etag: {
+    description: "Strong validator of the body; send it back in `If-None-Match` for a 304.",
+    required: true,
+    schema: { type: "string", pattern: '^"[A-Za-z0-9_-]+"$' },
   },
   setRefreshCookie: {
     description:

@@ -1,4 +1,7 @@
-/** The gateway's own routes as one Hono app: `/health`, `/openapi.json` and everything under `/authenticate`. */
+/**
+ * The gateway's own routes as one Hono app: `/health`, `/openapi.json`, `/.well-known/jwks.json` and everything under
+ * `/authenticate`.
+ */
 import { Hono } from "hono";
 import type { Bindings } from "../config";
 import { GatewayError } from "../gateway-error";
@@ -7,6 +10,7 @@ import openApiDocument from "../openapi/openapi.json";
 import type { Services } from "../services";
 import { adminRoutes } from "./admin";
 import { authenticateRoutes } from "./authenticate";
+import { jwks } from "./jwks";
 import { cors, gatewayMade, onError, requestScope, type AppEnv } from "./middleware";
 import { secretRoutes } from "./secrets";
 import { tokenRoutes } from "./tokens";
@@ -31,6 +35,8 @@ export function createRoutes(servicesFor: (env: Bindings) => Services): Hono<App
     }),
   );
   app.all("/openapi.json", methodNotAllowed("GET, HEAD"));
+  app.get("/.well-known/jwks.json", jwks);
+  app.all("/.well-known/jwks.json", methodNotAllowed("GET, HEAD"));
   app.route("/authenticate/secrets", secretRoutes);
   app.route("/authenticate/admin", adminRoutes);
   app.route("/authenticate", tokenRoutes);
