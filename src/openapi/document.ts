@@ -21,6 +21,7 @@ import {
   Problem,
   RefreshRequest,
   RevokeRequest,
+  SHARED_HEADERS,
   SHARED_RESPONSES,
   SecretCreated,
   SecretList,
@@ -51,6 +52,7 @@ function buildSpec(): OpenAPIHono {
   registry.register("Problem", Problem);
   for (const [name, response] of Object.entries(SHARED_RESPONSES))
     registry.registerComponent("responses", name, response);
+  for (const [name, header] of Object.entries(SHARED_HEADERS)) registry.registerComponent("headers", name, header);
 
   registry.registerComponent("securitySchemes", "bearerAccessToken", {
     type: "http",

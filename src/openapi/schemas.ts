@@ -217,11 +217,14 @@ export const HEADERS = {
   },
 } satisfies Record<string, HeaderSpec>;
 
+/** Headers registered once under `components.headers`, referenced by every gateway-made response. */
+export const SHARED_HEADERS = { NoSniff: HEADERS.noSniff, VaryOrigin: HEADERS.varyOrigin };
+
 /** Headers of every response the gateway makes itself. */
 export const GATEWAY_MADE_HEADERS = {
   "X-Request-Id": HEADERS.requestId,
-  "X-Content-Type-Options": HEADERS.noSniff,
-  Vary: HEADERS.varyOrigin,
+  "X-Content-Type-Options": { $ref: "#/components/headers/NoSniff" },
+  Vary: { $ref: "#/components/headers/VaryOrigin" },
 };
 
 /** A JSON success response with the headers of every gateway-made response. */
