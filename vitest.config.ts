@@ -9,6 +9,11 @@ export const TEST_SECRETS = {
   PASSWORD_PEPPER: "test-password-pepper-0123456789abcdef0123456789",
   SECRETS_KEY: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
   ASSERTION_SECRET: "test-assertion-secret-0123456789abcdef0123456789",
+  /** An Ed25519 and a P-256 private key, PKCS#8: the first signs by default, ASSERTION_ALG=ES256 picks the second. */
+  ASSERTION_KEYS: [
+    "MC4CAQAwBQYDK2VwBCIEIEVtSgq-53KSRkVW7rqFcyz2L0riXX4P3Ti36CmyqRK4",
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg2v5b9lTKRVVwH9TwAzdqHRnZWbJG5VY4cQyXSwAQiw2hRANCAAQk6V_3SmgYaPa6IiBAaNtI5soEcvTICN3Yfy3djtGLxLW_OYj0aLcOLUtdr9EWjrYsPj6BQxD55HMY-f1m-YTM",
+  ].join(","),
   ADMIN_SECRET: "test-admin-secret-0123456789abcdef0123456789abcd",
 };
 

@@ -1,6 +1,6 @@
-// `npm run bench`: the verify hot path, end-to-end gateway overhead (against the bare forwarder, the afternoon's peer
-// and the contract's floor), login cost, bundle size and startup, measured inside bare workerd from outside over
-// loopback HTTP; every server is stopped by its PID group.
+// `npm run bench`: the verify hot path, assertion signing, end-to-end gateway overhead (against the bare forwarder, the
+// afternoon's peer and the contract's floor, and with each assertion algorithm), login cost, bundle size and startup,
+// measured inside bare workerd from outside over loopback HTTP; every server is stopped by its PID group.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
@@ -9,7 +9,16 @@ import { alternateLoad, bearer, medianOf, originHeaders, pairedMedian } from "./
 import { API_PATH, assertionFor, SEED } from "./lib/fixtures.mjs";
 import { Connection, median, quantile, requestBytes } from "./lib/http.mjs";
 import { buildUploadBundle, cpuSeconds, runBounded, startupProfile } from "./lib/servers.mjs";
-import { accessToken, OUT, prepareServers, ROOT, serverPorts, startServers } from "./lib/stack.mjs";
+import {
+  accessToken,
+  ASSERTION_ALGS,
+  defaultAssertionAlg,
+  OUT,
+  prepareServers,
+  ROOT,
+  serverPorts,
+  startServers,
+} from "./lib/stack.mjs";
 
 const PORTS = serverPorts(Number(process.env.BENCH_PORT_BASE ?? 9130));
 const REPS = Math.max(5, Number(process.env.BENCH_REPS ?? 7));
@@ -19,9 +28,19 @@ const LOAD_MS = Number(process.env.BENCH_LOAD_MS ?? 2500);
 const PROBE_MS = Number(process.env.BENCH_PROBE_MS ?? 1500);
 const LOGINS = Number(process.env.BENCH_LOGINS ?? 20);
 const STARTUP_REPS = Math.max(3, Number(process.env.BENCH_STARTUP_REPS ?? 5));
-const TIME_LIMIT_MS = 285_000;
+const TIME_LIMIT_MS = 360_000;
 const VARIANTS = ["gateway", "gateway-fresh", "floor", "jose", "jose-key"];
-const SERVERS = ["origin", "gateway", "verify", "forward", "floor", "peer"];
+/** The algorithm the `gateway` server signs with (wrangler.toml's); part 2b runs each on a `gateway-<alg>` of its own. */
+const DEFAULT_ALG = defaultAssertionAlg();
+const SERVERS = [
+  "origin",
+  "gateway",
+  "verify",
+  "forward",
+  "floor",
+  "peer",
+  ...ASSERTION_ALGS.map((alg) => `gateway-${alg}`),
+];
 
 const log = (...args) => console.log(...args);
 const fmt = (value, digits = 0) =>
@@ -252,6 +271,52 @@ async function observeBench() {
   return result;
 }
 
+/**
+ * Part 1c: `X-Gateway-Assertion` signed as `forward` signs it, with each algorithm, `n` times in one request to the
+ * verify Worker: the CPU its workerd process used (`/proc`, so time the shared machine took the core away is not
+ * counted) per assertion, and the difference to HS256 inside each repetition.
+ */
+async function signBench(servers) {
+  const { connection, get } = await verifyWorkerClient();
+  const n = 20_000;
+  for (const alg of ASSERTION_ALGS) {
+    const { accepted, alg: signedWith } = await get(`/sign?variant=${alg}&n=3`);
+    if (accepted !== 3 || signedWith !== alg) throw new Error(`/sign ${alg}: ${accepted}/3 signed with ${signedWith}`);
+    await get(`/sign?variant=${alg}&n=${n / 4}`);
+  }
+  const cpuUs = async (alg) => {
+    const before = cpuSeconds(servers.verify.pid);
+    await get(`/sign?variant=${alg}&n=${n}`);
+    return ((cpuSeconds(servers.verify.pid) - before) / n) * 1e6;
+  };
+  const us = Object.fromEntries(ASSERTION_ALGS.map((alg) => [alg, []]));
+  const overHs256 = Object.fromEntries(ASSERTION_ALGS.map((alg) => [alg, []]));
+  for (let rep = 0; rep < 2 * REPS; rep++) {
+    const order = ASSERTION_ALGS.map((_, i) => ASSERTION_ALGS[(i + rep) % ASSERTION_ALGS.length]);
+    const inRep = {};
+    for (const alg of rep % 2 ? order.reverse() : order) {
+      inRep[alg] = await cpuUs(alg);
+      us[alg].push(inRep[alg]);
+    }
+    for (const alg of ASSERTION_ALGS) overHs256[alg].push(inRep[alg] - inRep.HS256);
+  }
+  connection.close();
+  log(
+    `\n## 1c. Signing X-Gateway-Assertion (in process, ${fmt(n)} per request; workerd CPU µs per assertion, medians of ${2 * REPS}, alternating)`,
+  );
+  log("| ASSERTION_ALG | CPU µs / assertion | min–max | − HS256 (per repetition) |");
+  log("|---|---:|---:|---:|");
+  const result = {};
+  for (const alg of ASSERTION_ALGS) {
+    const sorted = [...us[alg]].sort((a, b) => a - b);
+    result[alg] = { us: median(sorted), overHs256Us: median(overHs256[alg]) };
+    log(
+      `| ${alg}${alg === DEFAULT_ALG ? " (default)" : ""} | ${fmt(result[alg].us, 2)} | ${fmt(sorted[0], 2)}–${fmt(sorted.at(-1), 2)} | ${alg === "HS256" ? "—" : fmt(result[alg].overHs256Us, 2)} |`,
+    );
+  }
+  return result;
+}
+
 /** Part 3: sequential logins and refreshes over one connection; wall time and workerd CPU per request. */
 async function loginBench(servers) {
   const connection = new Connection(PORTS.gateway);
@@ -342,7 +407,7 @@ async function e2eBench(servers) {
     },
     {
       name: "gateway",
-      label: "through the gateway",
+      label: `through the gateway (ASSERTION_ALG=${DEFAULT_ALG}, the default)`,
       port: PORTS.gateway,
       server: servers.gateway,
       headers: bearer,
@@ -429,6 +494,58 @@ async function e2eBench(servers) {
 }
 
 /**
+ * Part 2b: the gateway with each `ASSERTION_ALG`, each on a server of its own that did nothing else, under part 2's
+ * load (twice the repetitions, shorter runs, no probe); differences to HS256 inside each repetition.
+ */
+async function algorithmBench(servers) {
+  const token = await accessToken(PORTS.gateway);
+  const targets = ASSERTION_ALGS.map((alg) => ({
+    name: alg,
+    port: PORTS[`gateway-${alg}`],
+    server: servers[`gateway-${alg}`],
+    headers: bearer,
+    authenticates: true,
+  }));
+  const reps = 2 * E2E_REPS;
+  const runs = await alternateLoad(targets, token, {
+    reps,
+    connections: CONNECTIONS,
+    loadMs: Math.round(LOAD_MS * 0.6),
+    origin: servers.origin,
+  });
+  const result = Object.fromEntries(
+    ASSERTION_ALGS.map((alg) => [
+      alg,
+      {
+        rps: medianOf(runs[alg], (r) => r.load.rps),
+        cpuUs: medianOf(runs[alg], (r) => r.cpuUs),
+        originCpuUs: medianOf(runs[alg], (r) => r.originCpuUs),
+        overHs256: pairedMedian(runs[alg], runs.HS256, (a, b) => a.load.rps / b.load.rps),
+        cpuOverHs256Us: pairedMedian(runs[alg], runs.HS256, (a, b) => a.cpuUs - b.cpuUs),
+        originCpuOverHs256Us: pairedMedian(runs[alg], runs.HS256, (a, b) => a.originCpuUs - b.originCpuUs),
+      },
+    ]),
+  );
+  log(
+    `\n## 2b. The gateway with each assertion algorithm: GET ${API_PATH}, medians of ${reps} alternating repetitions (${CONNECTIONS} connections, ${Math.round(LOAD_MS * 0.6) / 1000} s); differences to HS256 inside each repetition`,
+  );
+  log("| ASSERTION_ALG | req/s | ÷ HS256 | gateway CPU µs/req | − HS256 | origin CPU µs/req | − HS256 |");
+  log("|---|---:|---:|---:|---:|---:|---:|");
+  for (const alg of ASSERTION_ALGS) {
+    const a = result[alg];
+    const hs = alg === "HS256";
+    log(
+      `| ${alg}${alg === DEFAULT_ALG ? " (default)" : ""} | ${fmt(a.rps)} | ${hs ? "—" : fmt(a.overHs256, 2)} | ${fmt(a.cpuUs)} | ${hs ? "—" : fmt(a.cpuOverHs256Us)} | ${fmt(a.originCpuUs)} | ${hs ? "—" : fmt(a.originCpuOverHs256Us)} |`,
+    );
+  }
+  if (DEFAULT_ALG !== "HS256") {
+    const added = result[DEFAULT_ALG].cpuOverHs256Us;
+    log(`default ${DEFAULT_ALG} − HS256 gateway CPU = ${fmt(added)} µs/req (aim ≤ 25) ${met(added <= 25)}`);
+  }
+  return result;
+}
+
+/**
  * Part 5: startup. `wrangler check startup --worker` evaluates each upload bundle once under the V8
  * profiler; active time = the profile's samples minus `(idle)` ones. Gateway and forwarder alternate.
  */
@@ -500,8 +617,10 @@ async function main() {
   const results = { date: new Date().toISOString(), machine: { cpus: cpus().length, node: process.version } };
   results.verify = await verifyBench();
   results.observe = await observeBench();
+  results.sign = await signBench(servers);
   results.login = await loginBench(servers);
   results.e2e = await e2eBench(servers);
+  results.algorithms = await algorithmBench(servers);
   results.size = sizeReport(gatewayBundle);
   results.startup = await startupBench();
   writeFileSync(join(OUT, "results.json"), `${JSON.stringify(results, null, 2)}\n`);

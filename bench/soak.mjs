@@ -248,7 +248,7 @@ async function traffic(client, deadline) {
     [
       2,
       () =>
-        client.send("refresh unknown token", [401], "POST", "/authenticate/refresh", {
+        client.send("refresh unknown token", [400], "POST", "/authenticate/refresh", {
           body: { refresh_token: `rt_${Buffer.alloc(32, Math.random() * 255).toString("base64url")}` },
         }),
     ],
@@ -261,7 +261,7 @@ async function traffic(client, deadline) {
         await client.send("revoke", [200], "POST", "/authenticate/revoke", {
           body: { refresh_token: session.refresh },
         });
-        await client.send("refresh revoked token", [401], "POST", "/authenticate/refresh", {
+        await client.send("refresh revoked token", [400], "POST", "/authenticate/refresh", {
           body: { refresh_token: session.refresh },
         });
       },

@@ -328,7 +328,7 @@ test("logout: revokes the session and clears the cookie; a reload stays signed o
       ).status,
     { gateway: GATEWAY, token: cookie },
   );
-  check(status === 401, `revoked token refreshed: ${status}`);
+  check(status === 400, `revoked token refreshed: ${status}`);
   await context.close();
 });
 
@@ -481,7 +481,12 @@ async function start() {
       if (!stopping) console.error(`[browser] ${worker.name} exited early (${signal ?? `exit ${code}`})`);
     },
   };
-  children.push(startWorker(originWorker({ port: ports.origin, inspector: ports.originInspector }), callbacks));
+  const origin = originWorker({
+    port: ports.origin,
+    inspector: ports.originInspector,
+    vars: { GATEWAY_JWKS_URL: `${GATEWAY}/.well-known/jwks.json` },
+  });
+  children.push(startWorker(origin, callbacks));
   const vars = { CORS_ORIGINS: `${APP},${APP_LOCALHOST}`, ORIGIN_URL: `http://127.0.0.1:${ports.origin}` };
   const gateway = gatewayWorker({
     port: ports.gateway,

@@ -10,6 +10,7 @@ type Vars =
   | "API_PLANS"
   | "API_RATE_LIMITS"
   | "ORIGIN_TIMEOUT_MS"
+  | "ASSERTION_ALG"
   | "LOGIN_FREE_ATTEMPTS"
   | "LOGIN_BACKOFF_BASE_SECONDS"
   | "LOGIN_BACKOFF_MAX_SECONDS"
@@ -26,6 +27,8 @@ interface Secrets {
   PASSWORD_PEPPER?: string;
   SECRETS_KEY?: string;
   ASSERTION_SECRET?: string;
+  /** Private keys of asymmetric assertions, PKCS#8 (base64 or PEM), comma-separated; every one is published. */
+  ASSERTION_KEYS?: string;
   /**
    * A var, left out of wrangler.toml so a deployment is CORS-off unless it opts in: browser apps allowed to
    * call the gateway, exact origins, comma-separated (src/http/cors.ts, docs/browser-apps.md).
@@ -73,13 +76,31 @@ export interface Config {
   jwtSecret: string;
   jwtSecretPrevious: string | undefined;
   passwordPepper: string;
-  assertionSecret: string;
+  /** What signs `X-Gateway-Assertion`: an `ASSERTION_KEYS` key of this algorithm, or `ASSERTION_SECRET` (HS256). */
+  assertionAlg: AssertionAlg;
+  /** `ASSERTION_SECRET`: required for HS256, else unused. */
+  assertionSecret: string | undefined;
+  /** `ASSERTION_KEYS` in order: the first of `assertionAlg` signs, all are published at `/.well-known/jwks.json`. */
+  assertionKeys: readonly AssertionPrivateKey[];
   /** Verifies admin requests; undefined disables the admin routes (404). */
   adminSecret: string | undefined;
   /** Raw AES-256 key for dynamic secrets at rest; undefined disables dynamic secrets (see README). */
   secretsKey: Uint8Array<ArrayBuffer> | undefined;
   /** Share of the requests the gateway neither refused nor failed that get an access log line, 0–1. */
   accessLogSampleRate: number;
+}
+
+/** The algorithms `X-Gateway-Assertion` can be signed with (`ASSERTION_ALG`). */
+const ASSERTION_ALGS = ["EdDSA", "ES256", "HS256"] as const;
+/** One of {@link ASSERTION_ALGS}. */
+export type AssertionAlg = (typeof ASSERTION_ALGS)[number];
+/** The assertion algorithm when `ASSERTION_ALG` is unset (docs/origin-integration.md § Choosing the algorithm). */
+export const DEFAULT_ASSERTION_ALG: AssertionAlg = "EdDSA";
+
+/** A private key of `ASSERTION_KEYS`: its algorithm, read from its PKCS#8 header, and its DER bytes. */
+export interface AssertionPrivateKey {
+  alg: Exclude<AssertionAlg, "HS256">;
+  pkcs8: Uint8Array<ArrayBuffer>;
 }
 
 /** `CORS_ORIGINS` and `CORS_ALLOW_HEADERS`, validated. */
@@ -128,7 +149,7 @@ export function parseConfig(env: Bindings): Config {
     jwtSecret: secret("JWT_SECRET", env.JWT_SECRET),
     jwtSecretPrevious: env.JWT_SECRET_PREVIOUS ? secret("JWT_SECRET_PREVIOUS", env.JWT_SECRET_PREVIOUS) : undefined,
     passwordPepper: secret("PASSWORD_PEPPER", env.PASSWORD_PEPPER),
-    assertionSecret: secret("ASSERTION_SECRET", env.ASSERTION_SECRET),
+    ...assertionSettings(env),
     secretsKey: aesKey("SECRETS_KEY", env.SECRETS_KEY),
     adminSecret: env.ADMIN_SECRET ? secret("ADMIN_SECRET", env.ADMIN_SECRET) : undefined,
     accessLogSampleRate: accessLogSampleRate(env.ACCESS_LOG_SAMPLE_RATE),
@@ -186,6 +207,79 @@ export function parseCorsSettings(env: Bindings): CorsSettings {
     origins: new Set(list(env.CORS_ORIGINS).map(parseCorsOrigin)),
     allowHeaders: headers.length === 0 ? DEFAULT_CORS_ALLOW_HEADERS : headers.join(", "),
   };
+}
+
+/** Most keys `ASSERTION_KEYS` may hold: a signing key, the next one and the previous one, with room to spare. */
+const MAX_ASSERTION_KEYS = 8;
+
+function assertionSettings(env: Bindings): Pick<Config, "assertionAlg" | "assertionSecret" | "assertionKeys"> {
+  const raw = env.ASSERTION_ALG?.trim();
+  const alg = raw ? ASSERTION_ALGS.find((name) => name === raw) : DEFAULT_ASSERTION_ALG;
+  if (alg === undefined) {
+    throw new ConfigError(`ASSERTION_ALG must be one of ${ASSERTION_ALGS.join(", ")}, got ${JSON.stringify(raw)}`);
+  }
+  const keys = assertionKeys(env.ASSERTION_KEYS);
+  if (alg !== "HS256" && !keys.some((key) => key.alg === alg)) {
+    throw new ConfigError(
+      `ASSERTION_ALG is ${alg}, but ASSERTION_KEYS holds no ${alg === "EdDSA" ? "Ed25519" : "P-256"} private key (npm run secrets:generate; docs/origin-integration.md)`,
+    );
+  }
+  return {
+    assertionAlg: alg,
+    assertionSecret:
+      alg === "HS256" || env.ASSERTION_SECRET ? secret("ASSERTION_SECRET", env.ASSERTION_SECRET) : undefined,
+    assertionKeys: keys,
+  };
+}
+
+const ED25519_OID = [0x06, 0x03, 0x2b, 0x65, 0x70];
+const EC_PUBLIC_KEY_OID = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const P256_OID = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+function holds(bytes: Uint8Array, sequence: readonly number[]): boolean {
+  outer: for (let start = 0; start + sequence.length <= bytes.length; start++) {
+    for (let i = 0; i < sequence.length; i++) if (bytes[start + i] !== sequence[i]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/** The algorithm of a PKCS#8 `PrivateKeyInfo` by the OIDs of its `AlgorithmIdentifier`; undefined for any other key. */
+function pkcs8Algorithm(der: Uint8Array): AssertionPrivateKey["alg"] | undefined {
+  if (der[0] !== 0x30) return undefined;
+  const header = der.subarray(0, 32);
+  if (holds(header, ED25519_OID)) return "EdDSA";
+  if (holds(header, EC_PUBLIC_KEY_OID) && holds(header, P256_OID)) return "ES256";
+  return undefined;
+}
+
+/** `ASSERTION_KEYS`: PEM `PRIVATE KEY` blocks, or base64/base64url DER separated by commas or white space. */
+function assertionKeys(raw: string | undefined): AssertionPrivateKey[] {
+  if (raw === undefined || raw.trim() === "") return [];
+  const encoded = raw.includes("-----BEGIN")
+    ? [...raw.matchAll(/-----BEGIN PRIVATE KEY-----([^-]*)-----END PRIVATE KEY-----/g)].map((match) => match[1]!)
+    : raw.split(/[\s,]+/).filter(Boolean);
+  if (encoded.length === 0 || encoded.length > MAX_ASSERTION_KEYS) {
+    throw new ConfigError(
+      `ASSERTION_KEYS must hold 1–${MAX_ASSERTION_KEYS} PKCS#8 private keys (base64, comma-separated, or PEM PRIVATE KEY blocks)`,
+    );
+  }
+  return encoded.map((text, index) => {
+    let der: Uint8Array<ArrayBuffer> | undefined;
+    try {
+      const base64url = text.replace(/\s+/g, "").replace(/=+$/, "").replaceAll("+", "-").replaceAll("/", "_");
+      der = Uint8Array.fromBase64(base64url, { alphabet: "base64url" });
+    } catch {
+      der = undefined;
+    }
+    const alg = der && pkcs8Algorithm(der);
+    if (!der || !alg) {
+      throw new ConfigError(
+        `ASSERTION_KEYS key ${index + 1} is not an Ed25519 or P-256 private key in PKCS#8 (npm run secrets:generate writes one; openssl pkcs8 -topk8 -nocrypt converts other forms)`,
+      );
+    }
+    return { alg, pkcs8: der };
+  });
 }
 
 /** An optional AES-256 key given as 32 bytes of unpadded base64url; malformed fails loudly. */

@@ -6,7 +6,8 @@ export type RouteKind = "login" | "refresh" | "revoke" | "secrets" | "admin" | "
 
 /** The route kind of a request path (still percent-encoded, as the router saw it). */
 export function routeKind(path: string): RouteKind {
-  if (!path.startsWith("/authenticate")) return path === "/health" || path === "/openapi.json" ? "other" : "proxied";
+  if (!path.startsWith("/authenticate"))
+    return path === "/health" || path === "/openapi.json" || path.startsWith("/.well-known/") ? "other" : "proxied";
   if (path === "/authenticate") return "login";
   if (path === "/authenticate/refresh") return "refresh";
   if (path === "/authenticate/revoke") return "revoke";

@@ -16,6 +16,7 @@ const GATEWAY_PATHS = new Map<string, boolean>([
   ["health", false],
   ["openapi.json", false],
   ["authenticate", true],
+  [".well-known", true],
 ]);
 
 /** True when a request belongs to the gateway's own routes (`GATEWAY_PATHS`) in any case and percent-encoding. */

@@ -69,7 +69,7 @@ describe("admin commands that end access", () => {
       detail: { actor: "operator", organisation: account.organisation, from: "active" },
     });
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
-    expect((await postRefresh({ refresh_token: refresh })).status).toBe(401);
+    expect((await postRefresh({ refresh_token: refresh })).status).toBe(400);
     await expectStatus(await postLogin({ email: account.email, password: SEED_PASSWORD }), 403, "account_suspended");
     await refusedFarWithin60s(far, clock, account.memberId, token);
 
@@ -88,7 +88,7 @@ describe("admin commands that end access", () => {
     expect(response.status).toBe(200);
     expect(await auditedOnce(response)).toMatchObject({ event: "member.sign-out", member_id: account.memberId });
     await expectStatus(await here.request("/grids", bearer(token)), 401, "invalid_token");
-    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 400, "invalid_grant");
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(200);
   });
 
@@ -102,7 +102,7 @@ describe("admin commands that end access", () => {
     expect(row).toMatchObject({ event: "member.password", member_id: account.memberId });
     expect(JSON.stringify(row)).not.toContain(password);
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
-    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 400, "invalid_grant");
     await refusedFarWithin60s(far, clock, account.memberId, token);
 
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
@@ -123,7 +123,7 @@ describe("admin commands that end access", () => {
     expect(await auditedOnce(response)).toMatchObject({ event: "member.delete", member_id: account.memberId });
     expect(await env.DB.prepare("SELECT id FROM members WHERE id = ?").bind(account.memberId).first()).toBeNull();
     await expectStatus(await near.request("/grids", bearer(token)), 401, "invalid_token");
-    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 400, "invalid_grant");
     await refusedFarWithin60s(far, clock, account.memberId, token);
     expect((await postLogin({ email: account.email, password: SEED_PASSWORD })).status).toBe(401);
 
@@ -182,7 +182,7 @@ describe("admin commands that end access", () => {
       organisation_id: account.organisationId,
     });
     await expectStatus(await here.request("/grids", bearer(token)), 401, "invalid_token");
-    await expectStatus(await postRefresh({ refresh_token: refresh }), 401, "invalid_grant");
+    await expectStatus(await postRefresh({ refresh_token: refresh }), 400, "invalid_grant");
     await expectStatus(await postLogin({ email: account.email, password: SEED_PASSWORD }), 403);
 
     const activated = await admin(here, "org/activate", { org: account.organisation });

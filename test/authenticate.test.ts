@@ -123,7 +123,7 @@ describe("credential failures", () => {
     }
     for (const answer of answers) expect(answer).toEqual(answers[0]);
     expect(answers[0]!.rest.code).toBe("invalid_credentials");
-    expect(answers[0]!.headers.map(([name]) => name)).not.toContain("www-authenticate");
+    expect(Object.fromEntries(answers[0]!.headers)["www-authenticate"]).toBe('Bearer realm="api"');
   });
 });
 

@@ -1,18 +1,24 @@
 // The demo origin of `npm run dev`: serves what the gateway forwards, refuses everything without a valid assertion.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import demoOrigin, { type DemoOriginEnv } from "../examples/demo-origin/src/index";
 import { parseConfig } from "../src/config";
 import worker from "../src/index";
 import { signAssertion } from "../src/proxy/assertion";
-import { importHmacKey } from "../src/tokens/keys";
+import { createServices } from "../src/services";
+import { SIGN_PARAMS } from "../src/tokens/assertion-keys";
+import type { JwsSigner } from "../src/tokens/sign";
 import { outboundHeaders } from "../src/proxy/header-rules";
 import { addIdentityHeaders } from "../src/proxy/headers";
 import type { AccessClaims } from "../src/tokens/claims";
-import { accessTokenFor, GATEWAY } from "./helpers";
+import { accessTokenFor, demoOriginVerifyingByJwks, GATEWAY } from "./helpers";
 
-const ORIGIN_ENV: DemoOriginEnv = { ASSERTION_SECRET: env.ASSERTION_SECRET };
+let ORIGIN_ENV: DemoOriginEnv;
+beforeEach(() => {
+  ORIGIN_ENV = demoOriginVerifyingByJwks();
+});
+afterEach(() => vi.restoreAllMocks());
 const ARCHITECT: AccessClaims = {
   memberEntityId: 2549,
   memberEntityIdentifier: "o6q2is",
@@ -34,12 +40,17 @@ async function viaGateway(path: string, token: string, init: RequestInit = {}): 
   return response;
 }
 
+/** The gateway's own assertion signer under the test configuration. */
+async function gatewaySigner(): Promise<JwsSigner> {
+  return (await createServices(env).keys.assertionKeys()).signer;
+}
+
 /** A request as the gateway forwards it, with an assertion signed for `signedFor` (default: the same method and path). */
 async function forwarded(
   method: string,
   path: string,
   signedFor = { method, path },
-  secret = env.ASSERTION_SECRET!,
+  signer?: JwsSigner,
 ): Promise<Request> {
   const config = parseConfig(env);
   const headers = outboundHeaders();
@@ -49,7 +60,7 @@ async function forwarded(
     "req-1",
     await signAssertion(
       config,
-      await importHmacKey(secret),
+      signer ?? (await gatewaySigner()),
       ARCHITECT,
       { ...signedFor, requestId: "req-1" },
       Math.floor(Date.now() / 1000),
@@ -179,16 +190,25 @@ describe("demo origin refuses requests that did not come through the gateway", (
     [
       "another path",
       () => forwarded("GET", "/grids/2", { method: "GET", path: "/grids/1" }),
-      "assertion was issued for another method or path",
+      "assertion is for another request",
     ],
     [
       "another method",
       () => forwarded("POST", "/grids", { method: "GET", path: "/grids" }),
-      "assertion was issued for another method or path",
+      "assertion is for another request",
     ],
     [
-      "another secret",
-      () => forwarded("GET", "/grids", undefined, "some-other-assertion-secret-0123456789abcdef"),
+      "another key under the gateway's kid",
+      async () => {
+        const pair = (await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign"])) as CryptoKeyPair;
+        const { kid } = await gatewaySigner();
+        return forwarded("GET", "/grids", undefined, {
+          alg: "EdDSA",
+          kid,
+          key: pair.privateKey,
+          params: SIGN_PARAMS.EdDSA,
+        });
+      },
       "signature verification failed",
     ],
   ])("401 with %s", async (_name, makeRequest, error) => {
@@ -202,11 +222,27 @@ describe("demo origin refuses requests that did not come through the gateway", (
     request.headers.set("X-Member-Entity-Identifier", "someone-else");
     const { status, body } = await send(request);
     expect(status).toBe(401);
-    expect(body.received.assertion.error).toBe("X-Member-Entity-Identifier does not match the assertion");
+    expect(body.received.assertion.error).toBe("identity headers do not match the assertion");
   });
 
-  it("401 when the origin has no usable ASSERTION_SECRET", async () => {
-    const response = await demoOrigin.fetch(await forwarded("GET", "/grids"), { ASSERTION_SECRET: "short" });
+  it("401 when the origin knows no JWKS URL", async () => {
+    const response = await demoOrigin.fetch(await forwarded("GET", "/grids"), {});
     expect(response.status).toBe(401);
+    expect(((await response.json()) as any).received.assertion.error).toBe("no JWKS configured");
+  });
+
+  it("with ASSERTION_ALG=HS256 it verifies by ASSERTION_SECRET (and ASSERTION_SECRET_PREVIOUS), and only then", async () => {
+    const hs256 = { ...env, ASSERTION_ALG: "HS256" };
+    const signer = (await createServices(hs256).keys.assertionKeys()).signer;
+    const request = await forwarded("GET", "/grids", undefined, signer);
+    expect((await demoOrigin.fetch(request.clone(), ORIGIN_ENV)).status).toBe(401);
+    for (const secrets of [
+      { ASSERTION_SECRET: env.ASSERTION_SECRET },
+      {
+        ASSERTION_SECRET: "the-next-assertion-secret-0123456789abcdef012",
+        ASSERTION_SECRET_PREVIOUS: env.ASSERTION_SECRET,
+      },
+    ])
+      expect((await demoOrigin.fetch(request.clone(), { ...ORIGIN_ENV, ...secrets })).status).toBe(200);
   });
 });

@@ -1,7 +1,7 @@
 // Forwarding to the origin: header hygiene, identity headers, the assertion, bodies and failures.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { jwtVerify } from "jose";
+import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import { accessTokenFor, fakeOrigin, gateway, problem, GATEWAY } from "./helpers";
@@ -9,6 +9,11 @@ import { accessTokenFor, fakeOrigin, gateway, problem, GATEWAY } from "./helpers
 afterEach(() => vi.restoreAllMocks());
 
 const architect = () => accessTokenFor("architect@acme.example");
+
+/** The gateway's published assertion keys. */
+async function assertionJwks() {
+  return createLocalJWKSet(await (await gateway("/.well-known/jwks.json")).json());
+}
 
 describe("request to the origin", () => {
   it("keeps method, path and query, strips spoofed identity and hop-by-hop headers, adds trusted ones", async () => {
@@ -107,18 +112,20 @@ describe("request to the origin", () => {
     expect(headers["accept-encoding"], "the client's own Accept-Encoding, as Cloudflare saw it").toBe("gzip");
   });
 
-  it("signs an X-Gateway-Assertion binding identity, method and path for 60 s", async () => {
+  it("signs an X-Gateway-Assertion (EdDSA by default, named by its kid) binding identity, method and path for 60 s", async () => {
     const token = await architect();
     const seen = fakeOrigin();
     await gateway("/grids/7?full=1", { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+    vi.restoreAllMocks();
     const assertion = seen[0]!.headers["x-gateway-assertion"]!;
-    const { payload, protectedHeader } = await jwtVerify(assertion, new TextEncoder().encode(env.ASSERTION_SECRET), {
-      algorithms: ["HS256"],
+    const { payload, protectedHeader } = await jwtVerify(assertion, await assertionJwks(), {
+      algorithms: ["EdDSA"],
       typ: "gridgate-assertion+jwt",
       issuer: "gridgate",
       audience: "origin",
     });
-    expect(protectedHeader.alg).toBe("HS256");
+    expect(Object.keys(protectedHeader)).toEqual(["typ", "alg", "kid"]);
+    expect(protectedHeader.alg).toBe("EdDSA");
     expect(payload).toMatchObject({
       method: "DELETE",
       path: "/api/grids/7?full=1",
@@ -133,6 +140,9 @@ describe("request to the origin", () => {
     expect(payload.exp! - payload.iat!).toBe(60);
     await expect(
       jwtVerify(assertion, new TextEncoder().encode(env.JWT_SECRET), { algorithms: ["HS256"] }),
+    ).rejects.toThrow();
+    await expect(
+      jwtVerify(assertion, new TextEncoder().encode(env.ASSERTION_SECRET), { algorithms: ["HS256"] }),
     ).rejects.toThrow();
   });
 
@@ -311,10 +321,8 @@ describe("every response", () => {
     await waitOnExecutionContext(ctx);
     expect(response.status).toBe(200);
     expect(seen[0]!.url).toBe("http://origin.test:8080/base/grids/1/cells?range=A1:C3&q=a%20b");
-    const { payload } = await jwtVerify(
-      seen[0]!.headers["x-gateway-assertion"]!,
-      new TextEncoder().encode(env.ASSERTION_SECRET!),
-    );
+    vi.restoreAllMocks();
+    const { payload } = await jwtVerify(seen[0]!.headers["x-gateway-assertion"]!, await assertionJwks());
     expect(payload.path).toBe("/base/grids/1/cells?range=A1:C3&q=a%20b");
   });
 

@@ -254,3 +254,25 @@ export async function adminCall(route: string, body: unknown): Promise<Response>
   const path = `/authenticate/admin/${route}`;
   return gateway(path, await adminRequest(path, body));
 }
+
+/** A new private key of `alg` as ASSERTION_KEYS holds it (PKCS#8, base64url), and its private JWK. */
+export async function newAssertionKey(alg: "EdDSA" | "ES256"): Promise<{ pkcs8: string; jwk: JsonWebKey }> {
+  const params = alg === "EdDSA" ? { name: "Ed25519" } : { name: "ECDSA", namedCurve: "P-256" };
+  const pair = (await crypto.subtle.generateKey(params, true, ["sign", "verify"])) as CryptoKeyPair;
+  const pkcs8 = new Uint8Array((await crypto.subtle.exportKey("pkcs8", pair.privateKey)) as ArrayBuffer);
+  const jwk = (await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey;
+  return { pkcs8: pkcs8.toBase64({ alphabet: "base64url", omitPadding: true }), jwk };
+}
+
+/**
+ * Routes `fetch` calls to {@link GATEWAY} (the demo origin's JWKS fetch) to the gateway itself, other calls to the
+ * real `fetch`; restored by `vi.restoreAllMocks()`. Returns the demo origin's env that verifies by that JWKS.
+ */
+export function demoOriginVerifyingByJwks(): { GATEWAY_JWKS_URL: string } {
+  const real = globalThis.fetch;
+  vi.spyOn(globalThis, "fetch").mockImplementation((input, init) => {
+    const request = new Request(input, init);
+    return request.url.startsWith(GATEWAY) ? exports.default.fetch(request) : real(request);
+  });
+  return { GATEWAY_JWKS_URL: `${GATEWAY}/.well-known/jwks.json` };
+}

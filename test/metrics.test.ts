@@ -76,12 +76,13 @@ describe("metrics", () => {
     const cases: [string, RequestInit | undefined, string, number, string][] = [
       ["/authenticate", json({ email: "architect@acme.example", password: SEED_PASSWORD }), "login", 200, ""],
       ["/authenticate", undefined, "login", 405, "method_not_allowed"],
-      ["/authenticate/refresh", json({ refresh_token: "nope" }), "refresh", 401, "invalid_grant"],
+      ["/authenticate/refresh", json({ refresh_token: "nope" }), "refresh", 400, "invalid_grant"],
       ["/authenticate/revoke", json({ refresh_token: "nope" }), "revoke", 200, ""],
       ["/authenticate/secrets", undefined, "secrets", 401, "missing_token"],
       ["/authenticate/admin/audit", undefined, "admin", 405, "method_not_allowed"],
       ["/authenticate/nothing-here", undefined, "other", 404, "not_found"],
       ["/health", undefined, "other", 200, ""],
+      ["/.well-known/jwks.json", undefined, "other", 200, ""],
     ];
     for (const [path, init, route, status, code] of cases) {
       const { response, written } = await send(path, init);

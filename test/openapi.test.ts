@@ -104,7 +104,8 @@ function documented(method: string, path: string, status: number): Json {
  */
 async function expectConforms(method: string, path: string, response: Response): Promise<Json> {
   const { key, response: spec } = documentedAs(method, path, response.status);
-  for (const [name, header] of Object.entries<Json>(spec.headers ?? {})) {
+  for (const [name, reference] of Object.entries<Json>(spec.headers ?? {})) {
+    const header = resolve(reference);
     if (!header.required) continue;
     const value = response.headers.get(name);
     expect(value, `${name} header`).not.toBeNull();
@@ -280,9 +281,13 @@ describe("the document", () => {
     expect(problemResponses).toBeGreaterThan(20);
   });
 
-  it("documents X-Request-Id, always present, on every response", () => {
-    for (const [where, response] of allResponses())
+  it("documents X-Request-Id, always present, on every response, and nosniff and Vary: Origin on the gateway's own", () => {
+    for (const [where, response] of allResponses()) {
       expect(response.headers?.["X-Request-Id"]?.required, where).toBe(true);
+      if (where.endsWith(" default") || where.endsWith(".OriginAnswer")) continue; // the origin's answer
+      expect(resolve(response.headers?.["X-Content-Type-Options"] ?? {}).required, where).toBe(true);
+      expect(resolve(response.headers?.Vary ?? {}).required, where).toBe(true);
+    }
   });
 
   it(`gives every method of ${PROXIED} the same gateway answers, and OPTIONS the preflight's on top`, () => {
@@ -301,6 +306,20 @@ describe("the document", () => {
 describe("GET /health", () => {
   it("conforms", async () => {
     await expectConforms("get", "/health", await gateway("/health"));
+  });
+});
+
+describe("GET /.well-known/jwks.json", () => {
+  it("200 with the keys, 304 for a current ETag", async () => {
+    const response = await gateway("/.well-known/jwks.json");
+    const body = await expectConforms("get", "/.well-known/jwks.json", response);
+    expect(body.keys.length).toBeGreaterThan(0);
+    const etag = response.headers.get("ETag")!;
+    await expectConforms(
+      "get",
+      "/.well-known/jwks.json",
+      await gateway("/.well-known/jwks.json", { headers: { "If-None-Match": etag } }),
+    );
   });
 });
 
@@ -447,7 +466,7 @@ describe("single sign-on", () => {
 });
 
 describe("POST /authenticate/refresh and /authenticate/revoke", () => {
-  it("refresh: 200, 401 for a spent token, 403 once the plan lapsed, and bad bodies", async () => {
+  it("refresh: 200, 400 for a spent token, 403 once the plan lapsed, and bad bodies", async () => {
     const { refresh_token } = await tokensOf("builder@acme.example");
     const rotated = await expectConforms(
       "post",

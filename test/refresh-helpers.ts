@@ -31,9 +31,9 @@ export async function refreshOk(token: string): Promise<Record<string, any>> {
   return response.json();
 }
 
-/** A refused refresh: 401 `invalid_grant`, no bearer challenge, never cached. */
+/** A refused refresh (RFC 6749 §5.2): 400 `invalid_grant`, no HTTP authentication challenge, never cached. */
 export async function expectInvalidGrant(response: Response): Promise<void> {
-  expect(response.status).toBe(401);
+  expect(response.status).toBe(400);
   expect(response.headers.get("WWW-Authenticate")).toBeNull();
   expect(response.headers.get("Cache-Control")).toBe("no-store");
   expect((await problem(response)).code).toBe("invalid_grant");

@@ -31,7 +31,7 @@ describe("refresh re-reads the member and organisation", () => {
     await env.DB.prepare("UPDATE organisations SET plan = 'enterprise' WHERE id = ?")
       .bind(account.organisationId)
       .run();
-    await expectRefused(token, 401, "invalid_grant");
+    await expectRefused(token, 400, "invalid_grant");
     expect((await refreshOk((await loginAccount(account)).refresh_token)).scope).toBe("builder");
   });
 
@@ -52,11 +52,11 @@ describe("refresh re-reads the member and organisation", () => {
     await expectRefused(token, 403, "account_suspended");
   });
 
-  it("a deleted member gets 401 invalid_grant", async () => {
+  it("a deleted member gets 400 invalid_grant", async () => {
     const account = await newAccount();
     const token = (await loginAccount(account)).refresh_token as string;
     await env.DB.prepare("DELETE FROM members WHERE id = ?").bind(account.memberId).run();
-    await expectRefused(token, 401, "invalid_grant");
+    await expectRefused(token, 400, "invalid_grant");
     expect(await familyRevocation(token)).toMatchObject({ reason: "member_deleted" });
   });
 
@@ -71,7 +71,7 @@ describe("refresh re-reads the member and organisation", () => {
     expect(changed.status).toBe(200);
     const after = (await loginAccount(account)).refresh_token as string;
 
-    await expectRefused(before, 401, "invalid_grant");
+    await expectRefused(before, 400, "invalid_grant");
     // member:password is a revoke-all: KV's member marker refuses the session before D1 is read.
     expect(await env.TOKENS.get(`refresh-member:${account.memberId}`, "json")).toEqual({
       notBefore: expect.any(Number),

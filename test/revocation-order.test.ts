@@ -54,7 +54,7 @@ async function expectWorks(session: Session, what: string): Promise<void> {
 async function expectRefused(session: Session, what: string, access = true): Promise<void> {
   if (access) await expectRevoked(await gateway("/grids", bearer(session.access)));
   const refreshed = await postRefresh({ refresh_token: session.refresh });
-  expect(refreshed.status, `${what}: refresh token`).toBe(401);
+  expect(refreshed.status, `${what}: refresh token`).toBe(400);
   expect(((await refreshed.json()) as { code: string }).code).toBe("invalid_grant");
 }
 

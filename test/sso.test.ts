@@ -206,7 +206,7 @@ describe("the happy path", () => {
       method: "POST",
       headers: { Origin: APP },
     });
-    expect(refreshed.status, await refreshed.clone().text()).toBe(401);
+    expect(refreshed.status, await refreshed.clone().text()).toBe(400);
     expect((await problem(refreshed)).code).toBe("invalid_grant");
   });
 

@@ -6,7 +6,15 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import demoOrigin from "../examples/demo-origin/src/index";
 import worker from "../src/index";
 import { parseTraceparent, uuidFrom } from "../src/http/trace";
-import { auditRowsOf, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
+import {
+  auditRowsOf,
+  demoOriginVerifyingByJwks,
+  fakeOrigin,
+  fixedClaims,
+  gateway,
+  postLogin,
+  signWithJose,
+} from "./helpers";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 
 afterEach(() => vi.restoreAllMocks());
@@ -83,9 +91,9 @@ describe("traceparent", () => {
   });
 
   it("reaches the demo origin, which echoes it with tracestate in received.headers", async () => {
+    const originEnv = demoOriginVerifyingByJwks();
     const ORIGIN = {
-      fetch: (input: RequestInfo, init?: RequestInit) =>
-        demoOrigin.fetch(new Request(input, init), { ASSERTION_SECRET: env.ASSERTION_SECRET }),
+      fetch: (input: RequestInfo, init?: RequestInit) => demoOrigin.fetch(new Request(input, init), originEnv),
     } as unknown as Fetcher;
     const ctx = createExecutionContext();
     const request = new Request("https://gateway.test/grids", {

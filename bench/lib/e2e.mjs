@@ -16,6 +16,7 @@ export const bearer = (token) => ({ Authorization: `Bearer ${token}` });
 /** What the origin checks when no gateway signs it: a fresh assertion and the identity, sent by the client. */
 export const originHeaders = () => ({
   "X-Gateway-Assertion": assertionFor("GET", API_PATH),
+  "X-Member-Entity-Id": String(MEMBER.memberEntityId),
   "X-Member-Entity-Identifier": MEMBER.memberEntityIdentifier,
   "X-Organisation-Entity-Identifier": MEMBER.organisationEntityIdentifier,
 });

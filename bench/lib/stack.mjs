@@ -27,10 +27,32 @@ const WRANGLER_CONFIGS = {
 /** workerd's outbound network for a Worker that fetches its origin over loopback. */
 const INTERNET = ["internet", `network = (allow = ["public", "private", "local"])`];
 
-/** The port of each server: `base` + 1 … 6 (origin, gateway, verify, forward, floor, peer). */
+/** The assertion algorithms a gateway can sign with; `gateway-<alg>` is a gateway server with that `ASSERTION_ALG`. */
+export const ASSERTION_ALGS = ["HS256", "EdDSA", "ES256"];
+
+/**
+ * The port of each server: `base` + 1 … 9 (origin, gateway, verify, forward, floor, peer, and gateways with each
+ * `ASSERTION_ALG`).
+ */
 export function serverPorts(base) {
-  return { origin: base + 1, gateway: base + 2, verify: base + 3, forward: base + 4, floor: base + 5, peer: base + 6 };
+  return {
+    origin: base + 1,
+    gateway: base + 2,
+    verify: base + 3,
+    forward: base + 4,
+    floor: base + 5,
+    peer: base + 6,
+    ...Object.fromEntries(ASSERTION_ALGS.map((alg, i) => [`gateway-${alg}`, base + 7 + i])),
+  };
 }
+
+/** The `ASSERTION_ALG` of wrangler.toml's `[vars]`: what the `gateway` server signs with. */
+export function defaultAssertionAlg() {
+  return wranglerSettings(join(ROOT, WRANGLER_CONFIGS.gateway)).vars.ASSERTION_ALG ?? "EdDSA";
+}
+
+/** True for the production gateway's servers: `gateway` and `gateway-<alg>`. */
+const isGateway = (name) => name === "gateway" || name.startsWith("gateway-");
 
 /** `[vars]`, the compatibility date and the Durable Object bindings of a wrangler.toml, read with a deliberately small parser. */
 function wranglerSettings(path) {
@@ -49,11 +71,12 @@ function wranglerSettings(path) {
 }
 
 /**
- * The workerd services of one gateway: the `gateway` worker (text bindings `env`, D1 and KV from the bench
- * storage worker, its own SQLite-backed Durable Objects) and the `storage` worker, with their disks under `out`
- * (emptied first) and the `internet` service the gateway reaches its origin through. Writes `out/migrations.sql`.
+ * The workerd services of one gateway server `name`: the `gateway` worker (text bindings `env`, D1 and KV from the
+ * bench storage worker, its own SQLite-backed Durable Objects) and the `storage` worker, with their disks under
+ * `out/<name>-…` (emptied first) and the `internet` service the gateway reaches its origin through. Writes
+ * `out/migrations.sql`.
  */
-function gatewayServices({ root, out, gateway, storage, compatibilityDate, durableObjects, env, pepper }) {
+function gatewayServices({ name, root, out, gateway, storage, compatibilityDate, durableObjects, env, pepper }) {
   const migrations = readdirSync(join(root, "migrations"))
     .filter((name) => name.endsWith(".sql"))
     .sort();
@@ -61,8 +84,8 @@ function gatewayServices({ root, out, gateway, storage, compatibilityDate, durab
     join(out, "migrations.sql"),
     migrations.map((name) => readFileSync(join(root, "migrations", name), "utf8")).join("\n;\n"),
   );
-  const d1Dir = join(out, "d1");
-  const doDir = join(out, "gateway-objects");
+  const d1Dir = join(out, name === "gateway" ? "d1" : `${name}-d1`);
+  const doDir = join(out, `${name}-objects`);
   for (const dir of [d1Dir, doDir]) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir);
@@ -118,11 +141,12 @@ function gatewayServices({ root, out, gateway, storage, compatibilityDate, durab
 }
 
 /**
- * Builds what `servers` need (`gateway` brings its storage Worker) into `out/<name>` and writes each server's
+ * Builds what `servers` need (a gateway brings its storage Worker) into `out/<name>` and writes each server's
  * workerd config, `out/<name>.capnp`, listening on `ports[name]`. `origin` is examples/demo-origin (it checks
- * `X-Gateway-Assertion`) unless `benchOrigin` or the demo is missing; `gatewayConfig` replaces wrangler.toml as
- * the gateway's build config, `gatewayEnv` adds to its vars. Returns the bundles by name, the issuer and which
- * origin serves.
+ * `X-Gateway-Assertion` with the JWKS of `gateway`, or `ASSERTION_SECRET` for HS256) unless `benchOrigin` or the
+ * demo is missing; `gatewayConfig` replaces wrangler.toml as the gateway's build config, `gatewayEnv` adds to its
+ * vars; `gateway-<alg>` serves the same bundle with `ASSERTION_ALG` = `<alg>`. Returns the bundles by name, the
+ * issuer and which origin serves.
  */
 export async function prepareServers({
   out,
@@ -138,7 +162,8 @@ export async function prepareServers({
     name === "gateway"
       ? gatewayConfig
       : join(ROOT, WRANGLER_CONFIGS[name === "origin" && !demoOrigin ? "benchOrigin" : name]);
-  const names = servers.includes("gateway") ? [...servers, "storage"] : servers;
+  const wanted = servers.map((name) => (isGateway(name) ? "gateway" : name));
+  const names = [...new Set(servers.some(isGateway) ? [...wanted, "storage"] : wanted)];
   const built = await Promise.all(
     names.map((name) =>
       buildWorker(ROOT, configOf(name), join(out, name)).then((bundle) => ({ ...bundle, dir: join(out, name) })),
@@ -149,34 +174,41 @@ export async function prepareServers({
   const { vars, compatibilityDate, durableObjects } = wranglerSettings(join(ROOT, WRANGLER_CONFIGS.gateway));
   const issuer = vars.ISSUER ?? "gridgate";
   const originUrl = `http://127.0.0.1:${ports.origin}`;
+  const jwksServer = servers.find(isGateway);
   const bindings = {
-    origin: { ISSUER: issuer, ASSERTION_SECRET: SECRETS.ASSERTION_SECRET },
+    // Every gateway server publishes the same keys (SECRETS.ASSERTION_KEYS): the origin fetches them from one.
+    origin: {
+      ISSUER: issuer,
+      ASSERTION_SECRET: SECRETS.ASSERTION_SECRET,
+      ...(jwksServer ? { GATEWAY_JWKS_URL: `http://127.0.0.1:${ports[jwksServer]}/.well-known/jwks.json` } : {}),
+    },
     verify: { ...vars, ...SECRETS },
     forward: { ORIGIN_URL: originUrl },
-    floor: { ORIGIN_URL: originUrl, JWT_SECRET: SECRETS.JWT_SECRET, ASSERTION_SECRET: SECRETS.ASSERTION_SECRET },
+    floor: { ...vars, ...SECRETS, ORIGIN_URL: originUrl },
     peer: { ORIGIN_URL: originUrl, JWT_SECRET: SECRETS.JWT_SECRET, ISSUER: issuer },
   };
   for (const name of servers) {
-    const services =
-      name === "gateway"
-        ? gatewayServices({
-            root: ROOT,
-            out,
-            gateway: bundles.gateway,
-            storage: bundles.storage,
-            compatibilityDate,
-            durableObjects,
-            pepper: SECRETS.PASSWORD_PEPPER,
-            env: { ...vars, ...SECRETS, ORIGIN_URL: originUrl, ...gatewayEnv },
-          })
-        : [
-            [
-              name,
-              `worker = ${workerBlock({ configDir: out, dir: bundles[name].dir, modules: bundles[name].modules, compatibilityDate, bindings: textBindings(bindings[name]) })}`,
-            ],
-            ...(bindings[name].ORIGIN_URL ? [INTERNET] : []),
-          ];
-    writeConfig(join(out, `${name}.capnp`), { port: ports[name], entry: name, services });
+    const alg = name.startsWith("gateway-") ? { ASSERTION_ALG: name.slice("gateway-".length) } : {};
+    const services = isGateway(name)
+      ? gatewayServices({
+          name,
+          root: ROOT,
+          out,
+          gateway: bundles.gateway,
+          storage: bundles.storage,
+          compatibilityDate,
+          durableObjects,
+          pepper: SECRETS.PASSWORD_PEPPER,
+          env: { ...vars, ...SECRETS, ORIGIN_URL: originUrl, ...gatewayEnv, ...alg },
+        })
+      : [
+          [
+            name,
+            `worker = ${workerBlock({ configDir: out, dir: bundles[name].dir, modules: bundles[name].modules, compatibilityDate, bindings: textBindings(bindings[name]) })}`,
+          ],
+          ...(bindings[name].ORIGIN_URL || bindings[name].GATEWAY_JWKS_URL ? [INTERNET] : []),
+        ];
+    writeConfig(join(out, `${name}.capnp`), { port: ports[name], entry: isGateway(name) ? "gateway" : name, services });
   }
   return { bundles, issuer, demoOrigin };
 }

@@ -5,20 +5,19 @@
  * verified, compared in constant time and not yet expired, is not HMAC'd again, as the gateway's verifier does), 401
  * otherwise; 2 `headers` the client's headers copied into a record plus the nine headers the gateway adds;
  * 3 `deadline` the origin deadline (one timer, a cancel signal) and a request id drawn from the CSPRNG, stamped on the
- * response; 4 `assertion` `X-Gateway-Assertion` signed with the gateway's own `signJwt` (the origin verifies it as
- * it verifies the gateway's). What the gateway costs beyond step 4 is its own JavaScript: parsing, policy, caches,
+ * response; 4 `assertion` `X-Gateway-Assertion` signed with the gateway's own `signJws` and the key its `ASSERTION_ALG`
+ * picks (the origin verifies it as it verifies the gateway's). What the gateway costs beyond step 4 is its own JavaScript: parsing, policy, caches,
  * logging, metrics.
  */
+import { parseConfig, type Bindings } from "../../src/config";
 import { traceContext, uuidFrom } from "../../src/http/trace";
+import { importAssertionKeys } from "../../src/tokens/assertion-keys";
 import { decodeBase64Url, decodeBase64UrlText } from "../../src/tokens/base64url";
-import { signJwt } from "../../src/tokens/sign";
+import { signJws, type JwsSigner } from "../../src/tokens/sign";
 import { assertionClaims, MEMBER } from "../lib/member";
 
-interface FloorEnv {
-  ORIGIN_URL: string;
-  JWT_SECRET: string;
-  ASSERTION_SECRET: string;
-}
+/** The gateway's own settings (`ORIGIN_URL`, `JWT_SECRET`, the assertion keys). */
+type FloorEnv = Bindings & { ORIGIN_URL: string; JWT_SECRET: string };
 
 const ALL_STEPS = 4;
 const TOKEN_ID = "0f8a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -27,6 +26,8 @@ const keys = new Map<string, Promise<CryptoKey>>();
 
 /** The last token whose signature verified: its signing input, signature bytes and `exp`. */
 let verified: { signingInput: string; signature: Uint8Array; exp: number } | undefined;
+/** The assertion's signer, imported once per isolate. */
+let signer: JwsSigner | undefined;
 
 /** The nine headers the gateway adds besides the assertion (values shaped like the gateway's). */
 const ADDED: [string, string][] = [
@@ -99,9 +100,8 @@ export default {
     }
     if (step >= 4) {
       const claims = assertionClaims(request.method, path, requestId, TOKEN_ID, Math.floor(Date.now() / 1000));
-      headers["x-gateway-assertion"] = await signJwt(claims, await hmacKey(env.ASSERTION_SECRET), {
-        typ: "gridgate-assertion+jwt",
-      });
+      signer ??= (await importAssertionKeys(parseConfig(env), hmacKey)).signer;
+      headers["x-gateway-assertion"] = await signJws(claims, signer, "gridgate-assertion+jwt");
     }
     const init: RequestInit = { method: request.method, headers, body: request.body, redirect: "manual" };
     let response: Response;

@@ -1,15 +1,19 @@
 /**
  * Bench-only worker (never deployed): loops one token-verification variant N times over the same token
  * bytes (`/verify`), the whole gateway app in-process against a canned origin (`/app`, with the limit and
- * metrics bindings unbound or bound to in-process stand-ins), only the limit check and metrics write (`/observe`), or
- * only what the access log decides for a request it samples out (`/access-log`).
+ * metrics bindings unbound or bound to in-process stand-ins), only the limit check and metrics write (`/observe`),
+ * only what the access log decides for a request it samples out (`/access-log`), or one `X-Gateway-Assertion`
+ * signed with each `ASSERTION_ALG` (`/sign`).
  */
 import { jwtVerify } from "jose";
 import gateway from "../../src/index";
 import type { Bindings } from "../../src/config";
 import { GatewayError } from "../../src/gateway-error";
+import { signAssertion } from "../../src/proxy/assertion";
 import { createServices, servicesOf, type Services } from "../../src/services";
 import { closeScope, openScope, type RequestScope } from "../../src/http/scope";
+import type { AccessClaims } from "../../src/tokens/claims";
+import type { JwsSigner } from "../../src/tokens/sign";
 import { routeKind } from "../../src/metrics";
 import { pathOf } from "../../src/http/request-url";
 import { issueAccessToken } from "../../src/tokens/access";
@@ -268,9 +272,40 @@ function accessLogOnce(variant: string | null): boolean {
   return true;
 }
 
+/** The gateway's assertion signer for each `ASSERTION_ALG`, imported once. */
+const signers = new Map<string, Promise<JwsSigner>>();
+const SIGNED_FOR: AccessClaims = {
+  memberEntityId: 2549,
+  memberEntityIdentifier: "o6q2is",
+  organisationEntityIdentifier: "m7l9hw",
+  scope: "architect",
+  secretType: "fixed",
+  jti: "0f8a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+};
+
+/** Signs `n` assertions with `alg` as `forward` does; answers how many were signed. */
+async function signLoop(env: Bindings, alg: string, n: number): Promise<Response> {
+  let signer = signers.get(alg);
+  if (signer === undefined) {
+    const services = createServices({ ...env, ASSERTION_ALG: alg });
+    signer = services.keys.assertionKeys().then((keys) => keys.signer);
+    signers.set(alg, signer);
+  }
+  const key = await signer;
+  const config = { issuer: "gridgate" };
+  const request = { method: "GET", path: "/grids/1", requestId: "9d3f6c2a-4b1e-4f7a-8c5d-2e6b0a1f3c4d" };
+  let signed = 0;
+  for (let i = 0; i < n; i++) {
+    if ((await signAssertion(config, key, SIGNED_FOR, request, Math.floor(Date.now() / 1000))).length > 0) signed++;
+  }
+  return Response.json({ n, accepted: signed, alg: key.alg });
+}
+
 export default {
   async fetch(request: Request, env: Bindings): Promise<Response> {
     const url = new URL(request.url);
+    if (url.pathname === "/sign")
+      return signLoop(env, url.searchParams.get("variant") ?? "", Number(url.searchParams.get("n") ?? "0"));
     fixture ??= makeFixture(env);
     const f = await fixture;
     if (url.pathname === "/token") return Response.json({ token: f.good.token, bytes: f.good.token.length });

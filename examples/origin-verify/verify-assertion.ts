@@ -1,8 +1,29 @@
 /**
- * How an origin verifies `X-Gateway-Assertion` (TypeScript, jose, Web `Request`: Workers, Deno, Bun,
- * Node frameworks). `npx tsx examples/origin-verify/verify-assertion.ts` runs a self-check.
+ * How an origin verifies `X-Gateway-Assertion` (TypeScript, jose, Web `Request`: Workers, Deno, Bun, Node
+ * frameworks): by the gateway's JWKS, or with HS256 by its `ASSERTION_SECRET`. `npx tsx
+ * examples/origin-verify/verify-assertion.ts` runs a self-check.
  */
-import { SignJWT, jwtVerify } from "jose";
+import {
+  base64url,
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+  type JWTVerifyGetKey,
+} from "jose";
+
+/** How long the gateway lets its JWKS be cached (its `Cache-Control: max-age`), seconds. */
+export const JWKS_MAX_AGE = 300;
+
+/**
+ * The gateway's public keys, fetched from its `/.well-known/jwks.json` and kept at most `JWKS_MAX_AGE`; an unknown
+ * `kid` refetches at most every 30 s. Create it once per process (or isolate), not per request.
+ */
+export function gatewayJwks(jwksUrl: string | URL): JWTVerifyGetKey {
+  return createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: JWKS_MAX_AGE * 1000, cooldownDuration: 30_000 });
+}
 
 /** The identity an origin may rely on once the assertion verified. */
 export interface GatewayIdentity {
@@ -14,14 +35,48 @@ export interface GatewayIdentity {
   requestId: string;
 }
 
-/** What the origin knows about itself and the gateway. */
+/** What the origin knows about the gateway: its JWKS, and only for HS256 its secrets. */
 export interface VerifyOptions {
-  /** The gateway's ASSERTION_SECRET (shared with the origin only). */
-  secret: string;
+  /** The gateway's public keys, from {@link gatewayJwks}: EdDSA and ES256 assertions. */
+  jwks?: JWTVerifyGetKey;
+  /**
+   * HS256 only: the gateway's `ASSERTION_SECRET` and, while it changes, the previous one; the assertion's `kid`
+   * picks one. Without it HS256 is refused.
+   */
+  secrets?: readonly string[];
   /** The gateway's ISSUER (default "gridgate"). */
   issuer?: string;
   /** Seconds of clock difference tolerated between gateway and origin. */
   clockTolerance?: number;
+}
+
+const encoder = new TextEncoder();
+const kids = new Map<string, Promise<string>>();
+
+/** The `kid` the gateway puts on HS256 assertions signed with `secret` (docs/origin-integration.md), computed once. */
+export function hs256Kid(secret: string): Promise<string> {
+  let kid = kids.get(secret);
+  if (kid === undefined) {
+    kid = crypto.subtle
+      .importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+      .then((key) => crypto.subtle.sign("HMAC", key, encoder.encode("gridgate assertion key id")))
+      .then((mac) => base64url.encode(new Uint8Array(mac, 0, 9)));
+    kids.set(secret, kid);
+  }
+  return kid;
+}
+
+/** The key for an assertion's header: the JWKS for EdDSA and ES256, the secret its `kid` names for HS256. */
+function keyFor(options: VerifyOptions): JWTVerifyGetKey {
+  return async (header, token) => {
+    if (header.alg === "HS256") {
+      for (const secret of options.secrets ?? [])
+        if ((await hs256Kid(secret)) === header.kid) return encoder.encode(secret);
+      throw new Error("no ASSERTION_SECRET with this kid");
+    }
+    if (!options.jwks) throw new Error("no JWKS configured");
+    return options.jwks(header, token);
+  };
 }
 
 /**
@@ -33,8 +88,8 @@ export async function verifyGatewayAssertion(request: Request, options: VerifyOp
   const headers = request.headers;
   const token = headers.get("x-gateway-assertion");
   if (!token) throw new Error("no X-Gateway-Assertion");
-  const { payload } = await jwtVerify(token, new TextEncoder().encode(options.secret), {
-    algorithms: ["HS256"],
+  const { payload } = await jwtVerify(token, keyFor(options), {
+    algorithms: options.secrets?.length ? ["EdDSA", "ES256", "HS256"] : ["EdDSA", "ES256"],
     typ: "gridgate-assertion+jwt",
     issuer: options.issuer ?? "gridgate",
     audience: "origin",
@@ -71,9 +126,10 @@ export async function verifyGatewayAssertion(request: Request, options: VerifyOp
 
 /** Self-check: an assertion as the gateway makes one passes; the same one on another path or forged headers fails. */
 async function selfCheck(): Promise<void> {
-  const secret = "example-assertion-secret-0123456789abcdef";
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA");
+  const jwks = createLocalJWKSet({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "EdDSA" }] });
   const now = Math.floor(Date.now() / 1000);
-  const claims = {
+  const assertion = await new SignJWT({
     iss: "gridgate",
     aud: "origin",
     jti: crypto.randomUUID(),
@@ -86,10 +142,10 @@ async function selfCheck(): Promise<void> {
     organisationEntityIdentifier: "m7l9hw",
     scope: "architect",
     secretType: "fixed",
-  };
-  const assertion = await new SignJWT(claims)
-    .setProtectedHeader({ alg: "HS256", typ: "gridgate-assertion+jwt" })
-    .sign(new TextEncoder().encode(secret));
+  })
+    .setProtectedHeader({ typ: "gridgate-assertion+jwt", alg: "EdDSA", kid: "k1" })
+    .sign(privateKey);
+  const url = "http://origin.internal/api/grids/12?view=full";
   const headers = {
     "X-Gateway-Assertion": assertion,
     "X-Member-Entity-Id": "2549",
@@ -97,24 +153,14 @@ async function selfCheck(): Promise<void> {
     "X-Organisation-Entity-Identifier": "m7l9hw",
   };
   const attempts: [string, Request][] = [
-    ["as forwarded", new Request("http://origin.internal/api/grids/12?view=full", { headers })],
-    ["other path", new Request("http://origin.internal/api/grids/13?view=full", { headers })],
-    ["other method", new Request("http://origin.internal/api/grids/12?view=full", { method: "DELETE", headers })],
-    [
-      "forged member header",
-      new Request("http://origin.internal/api/grids/12?view=full", {
-        headers: { ...headers, "X-Member-Entity-Identifier": "admin1" },
-      }),
-    ],
-    [
-      "no assertion",
-      new Request("http://origin.internal/api/grids/12?view=full", {
-        headers: { "X-Member-Entity-Identifier": "o6q2is" },
-      }),
-    ],
+    ["as forwarded", new Request(url, { headers })],
+    ["other path", new Request(url.replace("/12", "/13"), { headers })],
+    ["other method", new Request(url, { method: "DELETE", headers })],
+    ["forged member header", new Request(url, { headers: { ...headers, "X-Member-Entity-Identifier": "admin1" } })],
+    ["no assertion", new Request(url, { headers: { "X-Member-Entity-Identifier": "o6q2is" } })],
   ];
   for (const [name, request] of attempts) {
-    const outcome = await verifyGatewayAssertion(request, { secret }).then(
+    const outcome = await verifyGatewayAssertion(request, { jwks }).then(
       (identity) => `accepted as ${identity.memberEntityIdentifier}`,
       (error: Error) => `rejected (${error.message})`,
     );

@@ -1,12 +1,19 @@
 /** A deployment environment of wrangler.toml as `npm run deploy:check` and `npm run secrets:*` see it. */
 import "../admin/node-base64";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseEnv } from "node:util";
 import { experimental_readRawConfig, unstable_readConfig, type Unstable_Config } from "wrangler";
-import { ConfigError, parseConfig, parseCorsSettings, type Bindings } from "../../src/config";
+import {
+  ConfigError,
+  DEFAULT_ASSERTION_ALG,
+  parseConfig,
+  parseCorsSettings,
+  type AssertionAlg,
+  type Bindings,
+} from "../../src/config";
 
 import { API_LIMIT_WINDOW_SECONDS, limitBindingName } from "../../src/policy/limits";
 
@@ -38,13 +45,32 @@ export function requiredSecrets(config: Unstable_Config): string[] {
 }
 
 /**
- * Writes a new random value (32 bytes, unpadded base64url: 43 characters) for every required secret of the
- * environment to `file` with mode 0600, never replacing an existing file. Returns the names written.
+ * A new private key for `ASSERTION_KEYS`, PKCS#8 DER in unpadded base64url: Ed25519 for EdDSA, P-256 for ES256
+ * (HS256 signs with `ASSERTION_SECRET`; a key generated then is an Ed25519 one, for a later switch).
+ */
+export function newAssertionKey(alg: AssertionAlg): string {
+  const pair = alg === "ES256" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : generateKeyPairSync("ed25519");
+  return pair.privateKey.export({ type: "pkcs8", format: "der" }).toString("base64url");
+}
+
+/** The environment's `ASSERTION_ALG` as wrangler.toml sets it, or the default. */
+function assertionAlg(config: Unstable_Config): AssertionAlg {
+  const alg = stringVars(config).ASSERTION_ALG;
+  return alg === "ES256" || alg === "HS256" || alg === "EdDSA" ? alg : DEFAULT_ASSERTION_ALG;
+}
+
+/**
+ * Writes a new value for every required secret of the environment to `file` with mode 0600, never replacing an
+ * existing file: `ASSERTION_KEYS` a private key for the environment's `ASSERTION_ALG` ({@link newAssertionKey}),
+ * every other secret 32 random bytes in unpadded base64url (43 characters). Returns the names written.
  */
 export function generateSecrets(config: Unstable_Config, file: string): string[] {
   const names = requiredSecrets(config);
   if (names.length === 0) throw new Error("the environment has no [secrets] required list to generate");
-  const lines = names.map((name) => `${name}=${randomBytes(32).toString("base64url")}`);
+  const lines = names.map(
+    (name) =>
+      `${name}=${name === "ASSERTION_KEYS" ? newAssertionKey(assertionAlg(config)) : randomBytes(32).toString("base64url")}`,
+  );
   const header = `# Secrets of the Gridgate environment ${JSON.stringify(config.targetEnvironment)}, written by npm run secrets:generate. Never commit it.`;
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   try {
@@ -63,6 +89,7 @@ const STAND_INS = {
   JWT_SECRET: "stand-in-jwt-secret-of-at-least-32-bytes",
   PASSWORD_PEPPER: "stand-in-password-pepper-of-at-least-32-bytes",
   ASSERTION_SECRET: "stand-in-assertion-secret-of-at-least-32-bytes",
+  ASSERTION_KEYS: `${newAssertionKey("EdDSA")},${newAssertionKey("ES256")}`,
 };
 
 /** The gateway's own verdict on `settings` (over valid stand-ins): its ConfigError message, if any. */
@@ -163,11 +190,18 @@ export function secretsProblems(config: Unstable_Config, file: string): string[]
     if (!secrets[name]) problems.push(`${file} has no ${name}`);
   }
   for (const [name, value] of Object.entries(secrets)) {
-    const problem = configProblem({ [name]: value });
+    const problem = configProblem({ ASSERTION_ALG: stringVars(config).ASSERTION_ALG, [name]: value });
     if (problem) problems.push(`${file}: ${problem}`);
   }
   if (problems.length === 0) {
-    const problem = configProblem({ JWT_SECRET: "", PASSWORD_PEPPER: "", ASSERTION_SECRET: "", ...secrets });
+    const problem = configProblem({
+      ASSERTION_ALG: stringVars(config).ASSERTION_ALG,
+      JWT_SECRET: "",
+      PASSWORD_PEPPER: "",
+      ASSERTION_SECRET: "",
+      ASSERTION_KEYS: "",
+      ...secrets,
+    });
     if (problem) problems.push(`${file}: ${problem}`);
   }
   return problems;

@@ -76,8 +76,9 @@ function step(log, title, command, args, extraEnv = {}) {
 }
 
 /**
- * Local secrets: .dev.vars (created from .dev.vars.example when missing) and the demo origin's copy of the
- * assertion secret. Returns the .dev.vars values; throws when a required one is missing.
+ * Local secrets: .dev.vars (created from .dev.vars.example when missing) and, only while the gateway signs
+ * assertions with HS256, the demo origin's copy of the assertion secret (otherwise it verifies with the gateway's
+ * JWKS). Returns the .dev.vars values; throws when a required one is missing.
  */
 export function prepareSecrets({ log }) {
   if (!existsSync(`${ROOT}.dev.vars`)) {
@@ -85,12 +86,13 @@ export function prepareSecrets({ log }) {
     log("created .dev.vars from .dev.vars.example");
   }
   const vars = readDevVars(`${ROOT}.dev.vars`);
-  for (const name of ["JWT_SECRET", "PASSWORD_PEPPER", "ASSERTION_SECRET"]) {
+  const hs256 = vars.ASSERTION_ALG === "HS256";
+  for (const name of ["JWT_SECRET", "PASSWORD_PEPPER", hs256 ? "ASSERTION_SECRET" : "ASSERTION_KEYS"]) {
     if (!vars[name]) throw new Error(`.dev.vars has no ${name}; compare it with .dev.vars.example`);
   }
   writeFileSync(
     `${ORIGIN_DIR}.dev.vars`,
-    `# Written by npm run dev from ../../.dev.vars\nASSERTION_SECRET=${vars.ASSERTION_SECRET}\n`,
+    `# Written by npm run dev from ../../.dev.vars\n${hs256 ? `ASSERTION_SECRET=${vars.ASSERTION_SECRET}\n` : ""}`,
   );
   return vars;
 }
@@ -142,9 +144,9 @@ export function gatewayWorker({ port, inspector, vars = {}, persistTo }) {
   };
 }
 
-/** The demo origin worker as `wrangler dev` runs it. */
-export function originWorker({ port, inspector }) {
-  return { name: "origin", port, inspector, args: ["--config", `${ORIGIN_DIR}wrangler.toml`] };
+/** The demo origin worker as `wrangler dev` runs it; `vars` replace those of its wrangler.toml (`GATEWAY_JWKS_URL`). */
+export function originWorker({ port, inspector, vars = {} }) {
+  return { name: "origin", port, inspector, args: ["--config", `${ORIGIN_DIR}wrangler.toml`, ...varArgs(vars)] };
 }
 
 function varArgs(vars) {

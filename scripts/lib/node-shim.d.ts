@@ -5,12 +5,16 @@ declare module "node:child_process" {
   export function spawnSync(
     command: string,
     args: readonly string[],
-    options: { cwd?: string; encoding?: "utf8"; stdio?: "inherit" | "pipe" },
+    options: { cwd?: string; encoding?: "utf8"; stdio?: "inherit" | "pipe"; input?: string; timeout?: number },
   ): { status: number | null; stdout: string; stderr: string };
 }
 
 declare module "node:crypto" {
   export function randomBytes(size: number): { toString(encoding: "base64url"): string };
+  export function generateKeyPairSync(
+    type: "ed25519" | "ec",
+    options?: { namedCurve: "P-256" },
+  ): { privateKey: { export(options: { type: "pkcs8"; format: "der" }): { toString(encoding: "base64url"): string } } };
 }
 
 declare module "node:fs" {

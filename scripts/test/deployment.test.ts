@@ -202,7 +202,7 @@ describe("deploy:check", () => {
 });
 
 describe("secrets:generate", () => {
-  it("writes every required secret, mode 0600, as 32 random bytes of unpadded base64url the gateway accepts", () => {
+  it("writes every required secret, mode 0600: random bytes, and a private key for ASSERTION_ALG, all accepted", () => {
     expect(statSync(secrets).mode & 0o777).toBe(0o600);
     const values = parseEnv(readFileSync(secrets, "utf8"));
     const config = environment(FILLED);
@@ -211,15 +211,43 @@ describe("secrets:generate", () => {
       "JWT_SECRET",
       "PASSWORD_PEPPER",
       "SECRETS_KEY",
-      "ASSERTION_SECRET",
+      "ASSERTION_KEYS",
       "ADMIN_SECRET",
     ]);
-    for (const value of Object.values(values)) {
+    const { ASSERTION_KEYS, ...random } = values;
+    for (const value of Object.values(random)) {
       expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(Buffer.from(value!, "base64url")).toHaveLength(32);
     }
     expect(new Set(Object.values(values)).size).toBe(5);
-    expect(() => parseConfig(values as unknown as Bindings)).not.toThrow();
+    // PKCS#8 of an Ed25519 key (RFC 8410): 48 bytes, the id-Ed25519 OID in its AlgorithmIdentifier
+    expect(Buffer.from(ASSERTION_KEYS!, "base64url").toString("hex")).toMatch(
+      /^302e020100300506032b657004220420[0-9a-f]{64}$/,
+    );
+    const parsed = parseConfig(values as unknown as Bindings);
+    expect(parsed.assertionAlg).toBe("EdDSA");
+    expect(parsed.assertionKeys.map((key) => key.alg)).toEqual(["EdDSA"]);
+  });
+
+  it("with ASSERTION_ALG=ES256, a P-256 key; HS256 needs ASSERTION_SECRET listed instead", () => {
+    const es256 = inStaging(FILLED, /^ASSERTION_ALG = .*$/m, 'ASSERTION_ALG = "ES256"');
+    const file = join(dir, "es256.env");
+    generateSecrets(environment(es256), file);
+    const values = parseEnv(readFileSync(file, "utf8"));
+    expect(parseConfig({ ...values, ASSERTION_ALG: "ES256" } as unknown as Bindings).assertionKeys[0]!.alg).toBe(
+      "ES256",
+    );
+    expect(problems(es256, "staging", readFileSync(file, "utf8"))).toEqual([]);
+    expect(problems(es256)).toEqual([
+      expect.stringMatching(/ASSERTION_ALG is ES256, but ASSERTION_KEYS holds no P-256/),
+    ]);
+
+    const hs256 = inStaging(FILLED, /^ASSERTION_ALG = .*$/m, 'ASSERTION_ALG = "HS256"');
+    expect(problems(hs256)).toEqual([expect.stringMatching(/ASSERTION_SECRET must be set/)]);
+    const listed = inStaging(hs256, '"ASSERTION_KEYS"', '"ASSERTION_SECRET"');
+    const hsFile = join(dir, "hs256.env");
+    generateSecrets(environment(listed), hsFile);
+    expect(problems(listed, "staging", readFileSync(hsFile, "utf8"))).toEqual([]);
   });
 
   it("never overwrites an existing file", () => {

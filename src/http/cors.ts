@@ -1,6 +1,7 @@
 /** CORS for browser apps, with the gateway as the one authority: it answers preflights and owns every `Access-Control-*` header (docs/browser-apps.md). */
 import type { CorsSettings } from "../config";
 import { GatewayError } from "../gateway-error";
+import { varyOnOrigin } from "./gateway-made";
 
 /** Every method the proxied API may serve; the gateway's own routes refuse the rest with 405. */
 const ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE";
@@ -34,15 +35,9 @@ export function preflightAnswer(request: Request, settings: CorsSettings): Respo
       "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
       Vary: "Origin",
       "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
     },
   });
-}
-
-/** Adds `Origin` to `Vary` unless it (or `*`) is already named. */
-function varyOnOrigin(headers: Headers): void {
-  const vary = headers.get("Vary");
-  if (!vary) headers.set("Vary", "Origin");
-  else if (!/(?:^|,)\s*(?:origin|\*)\s*(?:,|$)/i.test(vary)) headers.set("Vary", `${vary}, Origin`);
 }
 
 /**

@@ -26,7 +26,7 @@ export const PROBLEMS: Record<ProblemCode, ProblemSpec> = {
   basic_not_supported: { status: 401, title: "HTTP Basic authentication is not supported" },
   insufficient_scope: { status: 403, title: "Insufficient scope" },
   origin_not_allowed: { status: 403, title: "Origin not allowed" },
-  invalid_grant: { status: 401, title: "Invalid refresh token" },
+  invalid_grant: { status: 400, title: "Invalid refresh token" },
   not_found: { status: 404, title: "Not found" },
   secret_limit_reached: { status: 409, title: "Too many live secrets" },
   method_not_allowed: { status: 405, title: "Method not allowed" },
@@ -50,11 +50,12 @@ function quoted(value: string): string {
   return `"${value.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, "")}"`;
 }
 
-/** RFC 6750 §3 challenge for a refusal, or undefined where none belongs. */
+/** RFC 6750 §3 challenge for a refusal, or undefined where none belongs; every 401 has one (RFC 9110 §11.6.1). */
 function challenge(error: GatewayError): string | undefined {
   switch (error.code) {
     case "missing_token":
     case "basic_not_supported":
+    case "invalid_credentials":
       return `Bearer ${REALM}`;
     case "invalid_token":
       return `Bearer ${REALM}, error="invalid_token", error_description=${quoted(error.message)}`;
@@ -66,11 +67,13 @@ function challenge(error: GatewayError): string | undefined {
 }
 
 /** Builds the problem+json response for `error`; the single place where refusals become HTTP. */
-function problemResponse(error: GatewayError, requestId: string): Response {
+export function problemResponse(error: GatewayError, requestId: string): Response {
   const { status, title } = PROBLEMS[error.code];
   const headers = new Headers({
     "Content-Type": "application/problem+json",
     "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    Vary: "Origin",
     "X-Request-Id": requestId,
     ...error.options.headers,
   });

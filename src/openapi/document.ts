@@ -5,7 +5,9 @@ import {
   BEARER_PROBLEMS,
   BODY_PROBLEMS,
   CreateSecretRequest,
+  GATEWAY_MADE_HEADERS,
   HEADERS,
+  Jwks,
   HealthResponse,
   INTERNAL_PROBLEM,
   JSON_TYPE,
@@ -15,6 +17,7 @@ import {
   Problem,
   RefreshRequest,
   RevokeRequest,
+  SHARED_HEADERS,
   SHARED_RESPONSES,
   SecretCreated,
   SecretList,
@@ -43,6 +46,7 @@ function buildSpec(): OpenAPIHono {
   registry.register("Problem", Problem);
   for (const [name, response] of Object.entries(SHARED_RESPONSES))
     registry.registerComponent("responses", name, response);
+  for (const [name, header] of Object.entries(SHARED_HEADERS)) registry.registerComponent("headers", name, header);
 
   registry.registerComponent("securitySchemes", "bearerAccessToken", {
     type: "http",
@@ -80,9 +84,37 @@ function buildSpec(): OpenAPIHono {
     responses: {
       200: {
         description: "The OpenAPI 3.1 document.",
-        headers: { "X-Request-Id": HEADERS.requestId },
+        headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.publicCache },
         content: { [JSON_TYPE]: { schema: { type: "object" } } },
       },
+    },
+  });
+
+  registry.registerPath({
+    method: "get",
+    path: "/.well-known/jwks.json",
+    operationId: "getJwks",
+    security: publicRoute,
+    summary: "The public keys X-Gateway-Assertion is verified with (RFC 7517 JWK Set).",
+    description:
+      "Every EdDSA (Ed25519) and ES256 (P-256) key in ASSERTION_KEYS, the signing one and those still published, whichever ASSERTION_ALG is; never private or symmetric key material. An origin caches it at most `max-age` (docs/origin-integration.md).",
+    tags: ["gateway"],
+    request: {
+      headers: z.object({
+        "If-None-Match": z.string().optional().meta({ description: "An ETag of this document: 304 when current." }),
+      }),
+    },
+    responses: {
+      200: {
+        description: "The JWK Set.",
+        headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.publicCache, ETag: HEADERS.etag },
+        content: { "application/jwk-set+json": { schema: Jwks } },
+      },
+      304: {
+        description: "The client's copy (`If-None-Match`) is current.",
+        headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.publicCache, ETag: HEADERS.etag },
+      },
+      ...INTERNAL_PROBLEM,
     },
   });
 
@@ -102,7 +134,9 @@ function buildSpec(): OpenAPIHono {
         "Set-Cookie": HEADERS.setRefreshCookie,
       }),
       ...BODY_PROBLEMS,
-      401: problemResponseSpec(["invalid_credentials"], "Unknown email, wrong password or wrong domain"),
+      401: problemResponseSpec(["invalid_credentials"], "Unknown email, wrong password or wrong domain", {
+        "WWW-Authenticate": HEADERS.bearerChallenge,
+      }),
       403: problemResponseSpec(
         ["plan_not_eligible", "account_suspended", "sso_required"],
         "Plan without API access, or member or organisation suspended; or the organisation requires single sign-on (`sso_required`, whatever the password)",
@@ -137,10 +171,13 @@ function buildSpec(): OpenAPIHono {
         "Cache-Control": HEADERS.noStore,
         "Set-Cookie": HEADERS.setRefreshCookie,
       }),
-      ...BODY_PROBLEMS,
-      401: problemResponseSpec(["invalid_grant"], "Unknown, expired, revoked or already rotated refresh token", {
-        "Set-Cookie": HEADERS.setRefreshCookie,
-      }),
+      400: problemResponseSpec(
+        ["invalid_request", "invalid_grant"],
+        "Malformed body, or a missing or mistyped field (`invalid_request`); or, as RFC 6749 §5.2 answers it, an unknown, expired, revoked or already rotated refresh token (`invalid_grant`)",
+        { "Set-Cookie": HEADERS.setRefreshCookie },
+      ),
+      413: BODY_PROBLEMS[413],
+      415: BODY_PROBLEMS[415],
       403: problemResponseSpec(
         ["plan_not_eligible", "account_suspended", "origin_not_allowed"],
         `Plan without API access, or member or organisation suspended; or: ${ORIGIN_NOT_ALLOWED}`,
@@ -247,7 +284,8 @@ function buildSpec(): OpenAPIHono {
 }
 
 /** The gateway's own routes: every path except these is proxied. */
-const GATEWAY_ROUTES = "`/health`, `/openapi.json`, `/authenticate` and every path under `/authenticate/`";
+const GATEWAY_ROUTES =
+  "`/health`, `/openapi.json`, `/authenticate` and every path under `/authenticate/` and `/.well-known/`";
 
 /** The methods a browser app may send (CORS `Access-Control-Allow-Methods`), each documented on the proxied path. */
 const PROXIED_METHODS = ["get", "head", "post", "put", "patch", "delete"] as const;
@@ -306,7 +344,7 @@ const INFO = {
   description: [
     `The routes the gateway answers itself (${GATEWAY_ROUTES}), and the proxied API: every other path, forwarded to the origin after Bearer authentication, the plan check, the organisation's rate limit and the scope check (docs/api.md).`,
     "On the proxied API this document describes the gateway's own answers (`/{proxiedPath}`); the origin's own answers pass through unchanged, whatever their status, so a status listed there may also come from the origin with its own body.",
-    "Refusals are RFC 9457 problem+json (`Problem`); every response carries X-Request-Id. CORS preflights are answered by the gateway on every path (docs/browser-apps.md).",
+    "Refusals are RFC 9457 problem+json (`Problem`); every response carries X-Request-Id, and every response the gateway makes itself `X-Content-Type-Options: nosniff` and `Vary: Origin`. CORS preflights are answered by the gateway on every path (docs/browser-apps.md).",
   ].join("\n\n"),
   license: { name: "Proprietary: no licence is granted" },
 };

@@ -107,6 +107,26 @@ export const SecretList = z
   })
   .meta({ id: "SecretList" });
 
+/** A public key of `GET /.well-known/jwks.json`: only public members (RFC 7517, RFC 8037), never `d` or `k`. */
+const PublicJwk = z
+  .strictObject({
+    kty: z.enum(["OKP", "EC"]),
+    crv: z.enum(["Ed25519", "P-256"]),
+    x: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    y: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/)
+      .optional()
+      .describe("P-256 keys only."),
+    kid: z.string().describe("The key's RFC 7638 thumbprint (SHA-256, base64url); X-Gateway-Assertion names it."),
+    alg: z.enum(["EdDSA", "ES256"]),
+    use: z.literal("sig"),
+  })
+  .meta({ id: "PublicJwk" });
+
+/** Body of `GET /.well-known/jwks.json`. */
+export const Jwks = z.strictObject({ keys: z.array(PublicJwk) }).meta({ id: "Jwks" });
+
 /** Media types a gateway-owned route answers with. */
 export const JSON_TYPE = "application/json";
 const PROBLEM_TYPE = "application/problem+json";
@@ -134,6 +154,17 @@ export const HEADERS = {
     required: true,
     schema: { type: "string", pattern: "^[0-9]+$" },
   },
+  noSniff: {
+    description: "On every response the gateway makes itself (not on the origin's).",
+    required: true,
+    schema: { type: "string", const: "nosniff" },
+  },
+  varyOrigin: {
+    description:
+      "On every response the gateway makes itself, whatever the request's `Origin`: its CORS headers depend on it, so a cache keys it by `Origin`.",
+    required: true,
+    schema: { type: "string", pattern: "(^|,)\\s*Origin\\s*(,|$)" },
+  },
   bearerChallenge: {
     description: 'RFC 6750 challenge (`Bearer realm="api"`, with `error=` when a token was presented).',
     required: true,
@@ -157,6 +188,16 @@ export const HEADERS = {
     schema: { type: "string", pattern: '^"organisation";r=0;t=[0-9]+$' },
   },
   allow: { description: "Methods the route supports.", required: true, schema: { type: "string" } },
+  publicCache: {
+    description: "Shared caches and origins may keep it this long (seconds).",
+    required: true,
+    schema: { type: "string", pattern: "^public, max-age=[0-9]+$" },
+  },
+  etag: {
+    description: "Strong validator of the body; send it back in `If-None-Match` for a 304.",
+    required: true,
+    schema: { type: "string", pattern: '^"[A-Za-z0-9_-]+"$' },
+  },
   setRefreshCookie: {
     description:
       "Only for a browser app (an `Origin` on CORS_ORIGINS): `__Secure-gridgate-refresh=<refresh token>; Max-Age=<refresh lifetime>; Path=/authenticate; HttpOnly; Secure; SameSite=Strict`, or the same with an empty value and `Max-Age=0` when the cookie is cleared (logout, refused refresh).",
@@ -165,11 +206,21 @@ export const HEADERS = {
   },
 } satisfies Record<string, HeaderSpec>;
 
-/** A JSON success response whose headers always include X-Request-Id. */
+/** Headers registered once under `components.headers`, referenced by every gateway-made response. */
+export const SHARED_HEADERS = { NoSniff: HEADERS.noSniff, VaryOrigin: HEADERS.varyOrigin };
+
+/** Headers of every response the gateway makes itself. */
+export const GATEWAY_MADE_HEADERS = {
+  "X-Request-Id": HEADERS.requestId,
+  "X-Content-Type-Options": { $ref: "#/components/headers/NoSniff" },
+  Vary: { $ref: "#/components/headers/VaryOrigin" },
+};
+
+/** A JSON success response with the headers of every gateway-made response. */
 export function jsonResponse(description: string, schema: z.ZodType, headers: Record<string, HeaderSpec> = {}) {
   return {
     description,
-    headers: { "X-Request-Id": HEADERS.requestId, ...headers },
+    headers: { ...GATEWAY_MADE_HEADERS, ...headers },
     content: { [JSON_TYPE]: { schema } },
   };
 }
@@ -190,7 +241,7 @@ export function problemResponseSpec(
   if (other !== undefined) throw new Error(`${other} is not a ${status} in PROBLEMS; one response per status`);
   return {
     description,
-    headers: { "X-Request-Id": HEADERS.requestId, "Cache-Control": HEADERS.noStore, ...headers },
+    headers: { ...GATEWAY_MADE_HEADERS, "Cache-Control": HEADERS.noStore, ...headers },
     content: {
       [PROBLEM_TYPE]: {
         schema: {
@@ -209,7 +260,7 @@ export function problemResponseSpec(
 
 /** A success without a body. */
 export function emptyResponse(description: string, headers: Record<string, HeaderSpec> = {}) {
-  return { description, headers: { "X-Request-Id": HEADERS.requestId, ...headers } };
+  return { description, headers: { ...GATEWAY_MADE_HEADERS, ...headers } };
 }
 
 /** The CSRF refusal of the refresh cookie: used without an allowed `Origin`. */

@@ -1,7 +1,7 @@
 /** The OpenAPI description of the single sign-on routes (build time only, like the rest of `src/openapi/`). */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { z } from "zod";
-import { HEADERS, INTERNAL_PROBLEM, UNAVAILABLE_PROBLEM, problemResponseSpec } from "./schemas";
+import { GATEWAY_MADE_HEADERS, HEADERS, INTERNAL_PROBLEM, problemResponseSpec, UNAVAILABLE_PROBLEM } from "./schemas";
 
 /** Query of `GET /authenticate/sso/start`: `return_to` and exactly one of `email` and `domain`. */
 const SsoStartQuery = z.object({
@@ -33,7 +33,7 @@ const SsoCallbackQuery = z.object({
 });
 
 const REDIRECT_HEADERS = {
-  "X-Request-Id": HEADERS.requestId,
+  ...GATEWAY_MADE_HEADERS,
   "Cache-Control": HEADERS.noStore,
   Location: {
     description: "Where the browser goes next.",

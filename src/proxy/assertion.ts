@@ -1,10 +1,10 @@
-/** `X-Gateway-Assertion`: a 60-second HS256 JWT binding the identity to the method and path. */
+/** `X-Gateway-Assertion`: a 60-second JWT (EdDSA, ES256 or HS256) binding the identity to the method and path. */
 import type { Config } from "../config";
 import type { AccessClaims } from "../tokens/claims";
-import { signJwt } from "../tokens/sign";
+import { signJws, type JwsSigner } from "../tokens/sign";
 
 /** Lifetime of an assertion in seconds. */
-const ASSERTION_TTL = 60;
+export const ASSERTION_TTL = 60;
 /** `typ` of an assertion, so it can never pass for an access token. */
 const ASSERTION_TYPE = "gridgate-assertion+jwt";
 
@@ -26,12 +26,12 @@ interface AssertionClaims {
 }
 
 /**
- * Signs the assertion for one forwarded request with `key` (`ASSERTION_SECRET`) at `now` (seconds);
+ * Signs the assertion for one forwarded request with `signer` (`ASSERTION_ALG`'s key) at `now` (seconds);
  * `path` is the path and query the origin receives.
  */
 export function signAssertion(
   config: Pick<Config, "issuer">,
-  key: CryptoKey,
+  signer: JwsSigner,
   claims: AccessClaims,
   request: { method: string; path: string; requestId: string },
   now: number,
@@ -51,5 +51,5 @@ export function signAssertion(
     secretType: claims.secretType,
     tokenId: claims.jti,
   };
-  return signJwt(assertion, key, { typ: ASSERTION_TYPE });
+  return signJws(assertion, signer, ASSERTION_TYPE);
 }

@@ -5,6 +5,7 @@ import { GatewayError } from "../gateway-error";
 import { pathAndQuery } from "../http/request-url";
 import type { TraceContext } from "../http/trace";
 import type { AccessClaims } from "../tokens/claims";
+import type { JwsSigner } from "../tokens/sign";
 import { signAssertion } from "./assertion";
 import { addForwardingHeaders, refuseMethodParameter } from "./header-rules";
 import type { ProxiedRequest } from "./request";
@@ -25,7 +26,7 @@ interface ForwardInput {
   /** The request's trace: its `traceparent` replaces the client's; the client's `tracestate` goes on only with it. */
   trace: TraceContext;
   /** The key `X-Gateway-Assertion` is signed with. */
-  assertionKey: CryptoKey;
+  assertionSigner: JwsSigner;
   /** Seconds since the epoch. */
   now: number;
 }
@@ -37,7 +38,7 @@ interface ForwardInput {
 async function forwardToOrigin(
   env: Bindings,
   config: Config,
-  { request, claims, requestId, trace, assertionKey, now }: ForwardInput,
+  { request, claims, requestId, trace, assertionSigner, now }: ForwardInput,
 ): Promise<Response> {
   const url = upstreamUrl(env, config, request.url);
   const clientEncoding = (request as { cf?: { clientAcceptEncoding?: string } }).cf?.clientAcceptEncoding;
@@ -55,7 +56,7 @@ async function forwardToOrigin(
     requestId,
     await signAssertion(
       config,
-      assertionKey,
+      assertionSigner,
       claims,
       { method: request.method, path: pathAndQuery(url), requestId },
       now,
@@ -96,7 +97,7 @@ export async function forward(proxied: ProxiedRequest): Promise<Response> {
     claims: proxied.verifiedClaims,
     requestId: proxied.requestId,
     trace: proxied.trace,
-    assertionKey: services.keys.importedAssertionKey ?? (await services.keys.assertionKey()),
+    assertionSigner: (services.keys.importedAssertionKeys ?? (await services.keys.assertionKeys())).signer,
     now: Math.floor(services.now() / 1000),
   });
 }

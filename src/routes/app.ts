@@ -1,4 +1,7 @@
-/** The gateway's own routes as one Hono app: `/health`, `/openapi.json` and everything under `/authenticate`. */
+/**
+ * The gateway's own routes as one Hono app: `/health`, `/openapi.json`, `/.well-known/jwks.json` and everything under
+ * `/authenticate`.
+ */
 import { Hono } from "hono";
 import type { Bindings } from "../config";
 import { GatewayError } from "../gateway-error";
@@ -7,7 +10,8 @@ import openApiDocument from "../openapi/openapi.json";
 import type { Services } from "../services";
 import { adminRoutes } from "./admin";
 import { authenticateRoutes } from "./authenticate";
-import { cors, onError, requestScope, type AppEnv } from "./middleware";
+import { jwks } from "./jwks";
+import { cors, gatewayMade, onError, requestScope, type AppEnv } from "./middleware";
 import { secretRoutes } from "./secrets";
 import { ssoRoutes } from "./sso";
 import { tokenRoutes } from "./tokens";
@@ -19,6 +23,7 @@ let openApiJson: string | undefined;
 export function createRoutes(servicesFor: (env: Bindings) => Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use(requestScope(servicesFor));
+  app.use(gatewayMade());
   app.use(cors());
   app.onError(onError);
 
@@ -31,6 +36,8 @@ export function createRoutes(servicesFor: (env: Bindings) => Services): Hono<App
     }),
   );
   app.all("/openapi.json", methodNotAllowed("GET, HEAD"));
+  app.get("/.well-known/jwks.json", jwks);
+  app.all("/.well-known/jwks.json", methodNotAllowed("GET, HEAD"));
   app.route("/authenticate/secrets", secretRoutes);
   app.route("/authenticate/admin", adminRoutes);
   app.route("/authenticate/sso", ssoRoutes);

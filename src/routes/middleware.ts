@@ -2,6 +2,7 @@
 import type { Context, ErrorHandler, MiddlewareHandler } from "hono";
 import type { Bindings } from "../config";
 import { allowedOrigin, preflightAnswer, withCorsHeaders } from "../http/cors";
+import { markGatewayMade } from "../http/gateway-made";
 import { errorResponse } from "../http/problem";
 import { closeScope, openScope } from "../http/scope";
 import type { TraceContext } from "../http/trace";
@@ -38,6 +39,14 @@ export function requestScope(servicesFor: (env: Bindings) => Services): Middlewa
     c.set("log", scope.log);
     await next();
     closeScope(scope, c.req.raw, c.res, c.get("claims"), c.error);
+  };
+}
+
+/** The headers of every gateway-made response (src/http/gateway-made.ts), on every answer of the routes. */
+export function gatewayMade(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    await next();
+    markGatewayMade(c.res.headers);
   };
 }
 

@@ -26,9 +26,12 @@ function clearedRefreshCookie(): string {
   return `${REFRESH_COOKIE}=; Max-Age=0; ${ATTRIBUTES}`;
 }
 
-/** `name=value` pairs of a `Cookie` header, as sent (RFC 6265 §5.4: `; `-separated). */
+/**
+ * `name=value` pairs of a `Cookie` header: RFC 6265 §5.4 separates them with `; `, and the runtime joins several
+ * `Cookie` fields with `, `, so both separate pairs here.
+ */
 function pairs(cookieHeader: string): string[] {
-  return cookieHeader.split(";").map((pair) => pair.trim());
+  return cookieHeader.split(/[;,]/).map((pair) => pair.trim());
 }
 
 /** The refresh cookie's value in a request, if any (the first one: browsers send the most specific path first). */
@@ -42,14 +45,37 @@ function refreshCookieOf(headers: Headers): string | undefined {
   return value ? value : undefined;
 }
 
+const REFRESH_COOKIE_NAME = REFRESH_COOKIE.toLowerCase();
+
+/** Whether a cookie pair is named like the refresh cookie in any case or percent-encoding (origins' parsers differ). */
+function isRefreshCookiePair(pair: string): boolean {
+  const equals = pair.indexOf("=");
+  let name = (equals === -1 ? pair : pair.slice(0, equals)).trim();
+  if (name.includes("%")) {
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      // not percent-encoding: compared as it is
+    }
+  }
+  return name.toLowerCase() === REFRESH_COOKIE_NAME;
+}
+
 /**
- * A forwarded `Cookie` header without the refresh cookie (the client's other cookies kept, in order);
- * undefined when nothing is left. Cheap when the refresh cookie is not there.
+ * A forwarded `Cookie` header without any cookie named like the refresh cookie, whether the client sent one
+ * `Cookie` field or several (joined with `, `); the client's other cookies are kept, in order, with their
+ * separators. Undefined when nothing is left. Cheap when no such name can be there.
  */
 export function withoutRefreshCookie(cookieHeader: string): string | undefined {
-  if (!cookieHeader.includes(REFRESH_COOKIE)) return cookieHeader;
-  const kept = pairs(cookieHeader).filter((pair) => pair !== "" && pair.split("=", 1)[0]!.trim() !== REFRESH_COOKIE);
-  return kept.length > 0 ? kept.join("; ") : undefined;
+  if (!cookieHeader.includes("%") && !/gridgate-refresh/i.test(cookieHeader)) return cookieHeader;
+  const parts = cookieHeader.split(/([;,])/);
+  let kept = "";
+  for (let i = 0; i < parts.length; i += 2) {
+    const pair = parts[i]!;
+    if (pair.trim() === "" || isRefreshCookiePair(pair)) continue;
+    kept += kept === "" ? pair.trimStart() : `${parts[i - 1]}${pair}`;
+  }
+  return kept === "" ? undefined : kept;
 }
 
 /**

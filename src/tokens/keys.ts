@@ -1,6 +1,7 @@
-/** HMAC keys imported once per isolate: the fixed signing ring and the assertion key. */
+/** Keys imported once per isolate: the fixed signing ring and the keys of `X-Gateway-Assertion`. */
 import { LruCache } from "../cache/lru";
 import type { Config, ConfigSource } from "../config";
+import { importAssertionKeys, type AssertionKeySet } from "./assertion-keys";
 import { encodeBase64Url } from "./base64url";
 
 /** One HS256 key and the `kid` that names it in JWS headers. */
@@ -42,6 +43,7 @@ async function fixedKid(key: CryptoKey): Promise<string> {
 export class KeyStore {
   private readonly imported = new LruCache<string, CryptoKey>({ maxEntries: IMPORTED_KEYS_LIMIT });
   private ring: FixedKeyRing | undefined;
+  private assertion: AssertionKeySet | undefined;
 
   constructor(private readonly source: ConfigSource) {}
 
@@ -64,14 +66,14 @@ export class KeyStore {
     return this.ring;
   }
 
-  /** The key `X-Gateway-Assertion` is signed with (`ASSERTION_SECRET`). */
-  assertionKey(): Promise<CryptoKey> {
-    return this.hmacKey(this.source.config.assertionSecret);
+  /** What signs `X-Gateway-Assertion` and the JWKS the gateway publishes (`ASSERTION_ALG`, `ASSERTION_KEYS`, `ASSERTION_SECRET`). */
+  async assertionKeys(): Promise<AssertionKeySet> {
+    return (this.assertion ??= await importAssertionKeys(this.source.config, (secret) => this.hmacKey(secret)));
   }
 
-  /** The assertion key once imported, else undefined. */
-  get importedAssertionKey(): CryptoKey | undefined {
-    return this.imported.get(this.source.config.assertionSecret);
+  /** The assertion keys once imported (the hot path reads them without waiting a turn), else undefined. */
+  get importedAssertionKeys(): AssertionKeySet | undefined {
+    return this.assertion;
   }
 
   private async signingKey(secret: string): Promise<SigningKey> {

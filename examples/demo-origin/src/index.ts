@@ -1,10 +1,17 @@
-/** Demo origin: an in-memory grids API that serves only requests with a valid `X-Gateway-Assertion`. */
-import { jwtVerify } from "jose";
+/**
+ * Demo origin: an in-memory grids API that serves only requests with a valid `X-Gateway-Assertion`, verified as
+ * docs/origin-integration.md recommends (examples/origin-verify): by the gateway's JWKS.
+ */
+import type { JWTVerifyGetKey } from "jose";
+import { gatewayJwks, verifyGatewayAssertion } from "../../origin-verify/verify-assertion";
 
 /** The demo origin's bindings. */
 export interface DemoOriginEnv {
-  /** The gateway's ASSERTION_SECRET (≥ 32 bytes), shared with the origin only. */
+  /** The gateway's `/.well-known/jwks.json`: how EdDSA and ES256 assertions verify. */
+  GATEWAY_JWKS_URL?: string;
+  /** Only while the gateway signs with HS256: its ASSERTION_SECRET, and during a switch the previous one. */
   ASSERTION_SECRET?: string;
+  ASSERTION_SECRET_PREVIOUS?: string;
   /** The gateway's ISSUER; default "gridgate". */
   ISSUER?: string;
 }
@@ -44,29 +51,22 @@ interface Received {
   assertion: { verified: boolean; error?: string };
 }
 
+/** One cached JWKS per URL, for the isolate's life. */
+const jwksByUrl = new Map<string, JWTVerifyGetKey>();
+
 async function verifyAssertion(request: Request, env: DemoOriginEnv): Promise<Received["assertion"]> {
-  const token = request.headers.get("X-Gateway-Assertion");
-  if (!token) return { verified: false, error: "no X-Gateway-Assertion header" };
-  if (!env.ASSERTION_SECRET || new TextEncoder().encode(env.ASSERTION_SECRET).byteLength < 32) {
-    return { verified: false, error: "the demo origin has no ASSERTION_SECRET of at least 32 bytes" };
+  if (!request.headers.has("X-Gateway-Assertion")) return { verified: false, error: "no X-Gateway-Assertion header" };
+  let jwks: JWTVerifyGetKey | undefined;
+  if (env.GATEWAY_JWKS_URL) {
+    jwks = jwksByUrl.get(env.GATEWAY_JWKS_URL);
+    if (jwks === undefined) jwksByUrl.set(env.GATEWAY_JWKS_URL, (jwks = gatewayJwks(env.GATEWAY_JWKS_URL)));
   }
   try {
-    const { payload } = await jwtVerify(token, new TextEncoder().encode(env.ASSERTION_SECRET), {
-      algorithms: ["HS256"],
-      typ: "gridgate-assertion+jwt",
-      issuer: env.ISSUER ?? "gridgate",
-      audience: "origin",
-      requiredClaims: ["exp", "iat", "method", "path"],
-      maxTokenAge: 60,
-      clockTolerance: 5,
+    await verifyGatewayAssertion(request, {
+      jwks,
+      secrets: [env.ASSERTION_SECRET, env.ASSERTION_SECRET_PREVIOUS].filter((secret) => secret !== undefined),
+      issuer: env.ISSUER,
     });
-    const url = new URL(request.url);
-    if (payload.method !== request.method || payload.path !== url.pathname + url.search) {
-      return { verified: false, error: "assertion was issued for another method or path" };
-    }
-    if (payload.memberEntityIdentifier !== request.headers.get("X-Member-Entity-Identifier")) {
-      return { verified: false, error: "X-Member-Entity-Identifier does not match the assertion" };
-    }
     return { verified: true };
   } catch (error) {
     return { verified: false, error: error instanceof Error ? error.message : String(error) };

@@ -1,0 +1,18 @@
+/** Headers on every response the gateway makes itself (not the origin's): `X-Content-Type-Options` and `Vary: Origin`. */
+
+/** Adds `Origin` to `Vary` unless it (or `*`) is already named. */
+export function varyOnOrigin(headers: Headers): void {
+  const vary = headers.get("Vary");
+  if (!vary) headers.set("Vary", "Origin");
+  else if (!/(?:^|,)\s*(?:origin|\*)\s*(?:,|$)/i.test(vary)) headers.set("Vary", `${vary}, Origin`);
+}
+
+/**
+ * Marks a gateway-made response: `X-Content-Type-Options: nosniff` (a browser never reads it as another type), and
+ * `Vary: Origin` whatever the request's `Origin`, so that no cache hands one origin's CORS headers (or their
+ * absence) to another.
+ */
+export function markGatewayMade(headers: Headers): void {
+  headers.set("X-Content-Type-Options", "nosniff");
+  varyOnOrigin(headers);
+}
