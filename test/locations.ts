@@ -6,7 +6,7 @@ import { createWorker } from "../src/worker";
 import type { Bindings } from "../src/config";
 import type { FailureRecord, LoginBackoff } from "../src/credentials/login-backoff";
 import type { RefreshFamily } from "../src/tokens/refresh-family";
-import { revocationShard, revocationShardKey } from "../src/revocation/record";
+import { REVOCATION_LAYOUT, revocationShard } from "../src/revocation/record";
 import { createServices, type Services, type ServiceOverrides } from "../src/services";
 import { GATEWAY, problem, randomIp } from "./helpers";
 import { sha256Hex } from "./refresh-helpers";
@@ -106,7 +106,7 @@ export function familyObject(familyId: string): DurableObjectStub<RefreshFamily>
 
 /** Waits (≤ 3 s) until KV's record of the member's revocation shard names `memberId`: a shard writes at most once a second. */
 export async function revocationPublished(memberId: number): Promise<void> {
-  const key = revocationShardKey(revocationShard(`m:${memberId}`));
+  const key = REVOCATION_LAYOUT.key(revocationShard(`m:${memberId}`));
   for (let waited = 0; waited < 3000; waited += 100) {
     const record = await env.TOKENS.get<{ members: Record<string, number> }>(key, "json");
     if (record?.members[String(memberId)] !== undefined) return;
