@@ -12,6 +12,7 @@ import {
   problem,
   randomId,
   signWithJose,
+  spyOnD1Statements,
   type TestOrganisation,
 } from "./helpers";
 
@@ -346,7 +347,7 @@ describe("cost and staleness of dynamic lookups", () => {
     const org = await newOrganisation();
     const { kid, secret } = await newSecret(org);
     expect((await getGrids(await dynamicToken(org, secret, kid))).status).toBe(200);
-    const spies = [vi.spyOn(env.DB, "prepare"), vi.spyOn(env.DB, "batch"), vi.spyOn(env.TOKENS, "get")];
+    const spies = [spyOnD1Statements(), vi.spyOn(env.DB, "batch"), vi.spyOn(env.TOKENS, "get")];
     for (let i = 0; i < 50; i++) {
       const stranger = { ...org, identifier: randomId("x") };
       expect((await getGrids(await dynamicToken(stranger, secret, kid))).status).toBe(401);

@@ -7,6 +7,8 @@ import { LogSampler, type Logger } from "../log";
 import { withinDeadline } from "../deadline";
 import { LIMITER_WAIT_MS } from "../storage/bounded";
 import type { Database, Membership } from "../storage/db";
+import { findMemberships } from "../storage/db";
+import type { MemberReads } from "../revocation/reads";
 import { replacePasswordHash } from "../storage/password-hashes";
 import { normalizeEmail } from "./email";
 import { checkCredentials, type LoginInput } from "./login";
@@ -26,7 +28,10 @@ const REFUSAL_KEYS_LIMIT = 10_000;
 export interface LoginGuardDeps {
   env: Bindings;
   source: ConfigSource;
+  /** The primary: the re-hash write. */
   db: Database;
+  /** The membership read, from a replica that sees every revocation in force. */
+  members: MemberReads;
   throttle: LoginThrottle;
   audit: AuditTrail;
   now: () => number;
@@ -86,7 +91,7 @@ export class LoginGuard {
     input: LoginInput,
     issue: (membership: Membership) => Promise<Issued>,
   ): Promise<Issued> {
-    const { throttle, source, db } = this.deps;
+    const { throttle, source, members } = this.deps;
     const key = await throttleKey(normalizeEmail(input.email));
     const gate = await throttle.enter(key);
     if (gate.retryAfter !== undefined) {
@@ -95,7 +100,17 @@ export class LoginGuard {
     }
     let settled = false;
     try {
-      const outcome = await checkCredentials(source.config, db, log, input);
+      const outcome = await checkCredentials(
+        source.config,
+        (email, domain) =>
+          members.read(
+            log,
+            (db) => findMemberships(db, email, domain),
+            (rows) => rows.map((row) => row.member.id),
+          ),
+        log,
+        input,
+      );
       if (!outcome.ok) {
         if (outcome.reason === "invalid_credentials") {
           await throttle.recordFailure(key, gate.ticket);

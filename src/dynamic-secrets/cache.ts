@@ -20,8 +20,11 @@ export interface CacheSpec<Stored, Live> {
   kvKey(key: string): string;
   /** True when a value read back from KV has the stored form; any other value is a miss (KV is only a cache). */
   isStored(value: unknown): value is Stored;
-  /** Reads the entry from D1; an empty answer is cached like any other (negative caching). */
-  load(key: string): Promise<Stored>;
+  /**
+   * Reads the entry from D1; an empty answer is cached like any other (negative caching). `fresh`: from the
+   * primary (after this isolate changed it), else from a read replica.
+   */
+  load(key: string, fresh: boolean): Promise<Stored>;
   /** Turns the stored form into what callers use (e.g. imports keys); runs once per isolate load. */
   hydrate(log: Logger, key: string, stored: Stored): Promise<Live>;
   /** Isolate entries kept at most; past it the least recently used one goes. */
@@ -102,7 +105,7 @@ export class StalenessBoundCache<Stored, Live> {
    */
   async republish(key: string): Promise<void> {
     this.drop(key);
-    const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
+    const envelope = { loadedAt: this.now(), value: await this.spec.load(key, true) };
     this.drop(key);
     await this.put(key, envelope);
   }
@@ -159,7 +162,7 @@ export class StalenessBoundCache<Stored, Live> {
   }
 
   private async loadAndPublish(ctx: WaitUntil, key: string): Promise<KvEnvelope<Stored>> {
-    const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
+    const envelope = { loadedAt: this.now(), value: await this.spec.load(key, false) };
     ctx.waitUntil(this.put(key, envelope).catch(() => undefined));
     return envelope;
   }

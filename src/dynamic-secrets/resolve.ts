@@ -39,7 +39,10 @@ const SHED_LOG_INTERVAL_MS = 60_000;
 export interface DynamicSecretsDeps {
   source: ConfigSource;
   kv: KVNamespace;
+  /** The primary: re-reads right after this isolate changed a secret. */
   db: Database;
+  /** A handle whose reads may come from a read replica (a new session per call). */
+  replica: () => Database;
   now: () => number;
 }
 
@@ -63,13 +66,13 @@ export class DynamicSecrets implements DynamicKeySource {
   private lastShedLog = -Infinity;
 
   constructor(private readonly deps: DynamicSecretsDeps) {
-    const { kv, db, now } = deps;
+    const { kv, db, replica, now } = deps;
     this.missBudget = new MissBudget(now);
     this.organisationKeys = new StalenessBoundCache(
       {
         kvKey: (organisation) => `dynsec:${organisation}`,
         isStored: (value): value is SealedSecret[] => Array.isArray(value) && value.every(isSealedSecret),
-        load: (organisation) => liveSealedSecrets(db, organisation),
+        load: (organisation, fresh) => liveSealedSecrets(fresh ? db : replica(), organisation),
         hydrate: (log, organisation, sealed) => this.openKeys(log, organisation, sealed),
         limit: ORGANISATIONS_LIMIT,
         negativeLimit: UNKNOWN_ORGANISATIONS_LIMIT,
@@ -91,7 +94,7 @@ export class DynamicSecrets implements DynamicKeySource {
           ((value as MemberState).memberId === undefined || Number.isSafeInteger((value as MemberState).memberId)),
         load: async (key) => {
           const [organisation = "", member = ""] = key.split("/");
-          const row = await findMembershipState(db, organisation, member);
+          const row = await findMembershipState(replica(), organisation, member);
           return row
             ? { memberId: row.memberId, active: row.memberStatus === "active" && row.organisationStatus === "active" }
             : { active: false };

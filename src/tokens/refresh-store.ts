@@ -311,10 +311,10 @@ export class RefreshStore {
    * Ends every session a member started at or before `at`: the decision is `members.sessions_revoked_at` in D1,
    * which every refresh reads (exact at once, everywhere); the KV marker after it only lets a location
    * refuse early. One key per member; KV allows one write per key per second, so a refused write is
-   * retried once a second later.
+   * retried once a second later. `db`: where to write (default the primary; a session when the caller needs its bookmark).
    */
-  async revokeMemberSessions(memberId: number, at: Instant): Promise<void> {
-    await revokeMemberSessionsAt(this.deps.db, memberId, at);
+  async revokeMemberSessions(memberId: number, at: Instant, db: Database = this.deps.db): Promise<void> {
+    await revokeMemberSessionsAt(db, memberId, at);
     const put = () =>
       this.deps.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: at }), {
         expirationTtl: this.deps.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,

@@ -1,0 +1,216 @@
+// D1 read replicas (src/storage/db.ts, src/revocation/reads.ts): which reads a replica may answer, and a login or a
+// refresh right after a revocation that still sees it while the replica serving it has not caught up.
+import { applyD1Migrations } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { SignJWT } from "jose";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { setPasswordSql } from "../scripts/admin/sql";
+import { hashPassword } from "../src/credentials/password";
+import { database, findMemberships } from "../src/storage/db";
+import { SEED_PASSWORD } from "../scripts/seed-data";
+import { adminRequest, fakeOrigin, newArchitectOrganisation, problem } from "./helpers";
+import { faultSwitch, faultyObjects } from "./fault-fakes";
+import { location, staleKv } from "./locations";
+import { newAccount, type Account } from "./refresh-helpers";
+
+beforeAll(() => applyD1Migrations(env.LAGGING_REPLICA, env.TEST_MIGRATIONS));
+afterEach(() => vi.restoreAllMocks());
+
+/** A bookmark older than every write: what a replica that has not caught up reports. */
+const STALE_BOOKMARK = "00000000-00000000-00000000-00000000000000000000000000000000";
+
+/** Where one statement ran: the binding (the primary), or a session and how it was opened. */
+interface Routed {
+  sql: string;
+  via: "primary" | "first-primary" | "first-unconstrained" | "bookmark";
+}
+
+/**
+ * `DB` as production routes it: the binding and `first-primary` sessions run on the primary; a `first-unconstrained`
+ * session on a replica that has not caught up (`LAGGING_REPLICA`, holding what {@link copyToReplica} copied, its
+ * bookmark older than every write); a session from a bookmark on one at least that fresh (the primary here).
+ */
+function replicatedD1() {
+  const routed: Routed[] = [];
+  const over = (target: Pick<D1Database, "prepare" | "batch">, via: Routed["via"], bookmark: () => string | null) => ({
+    prepare: (sql: string) => {
+      routed.push({ sql, via });
+      return target.prepare(sql);
+    },
+    batch: (statements: D1PreparedStatement[]) => target.batch(statements),
+    getBookmark: bookmark,
+  });
+  const binding = {
+    ...over(env.DB, "primary", () => null),
+    exec: (sql: string) => env.DB.exec(sql),
+    withSession: (constraint: string) => {
+      if (constraint === "first-unconstrained") return over(env.LAGGING_REPLICA, constraint, () => STALE_BOOKMARK);
+      const session = env.DB.withSession(constraint);
+      return over(session, constraint === "first-primary" ? constraint : "bookmark", () => session.getBookmark());
+    },
+  } as unknown as D1Database;
+  /** Where the statements on `table` that match `pattern` ran, in order. */
+  const where = (pattern: RegExp) => routed.filter(({ sql }) => pattern.test(sql)).map(({ via }) => via);
+  return { binding, routed, where };
+}
+
+/** Copies an account's organisation and member rows (and its organisation's secrets) to the lagging replica as they are now. */
+async function copyToReplica(organisationId: number): Promise<void> {
+  const tables = [
+    ["organisations", "id"],
+    ["members", "organisation_id"],
+    ["dynamic_secrets", "organisation_id"],
+  ] as const;
+  for (const [table, column] of tables) {
+    const { results } = await env.DB.prepare(`SELECT * FROM ${table} WHERE ${column} = ?`).bind(organisationId).all();
+    for (const row of results) {
+      const columns = Object.keys(row);
+      await env.LAGGING_REPLICA.prepare(
+        `INSERT OR REPLACE INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+      )
+        .bind(...columns.map((name) => row[name]))
+        .run();
+    }
+  }
+}
+
+const MEMBER_READ = /from "members" inner join "organisations"/;
+
+async function replicatedAccount(): Promise<Account> {
+  const account = await newAccount();
+  await copyToReplica(account.organisationId);
+  return account;
+}
+
+describe("D1 read replicas", () => {
+  it("a login reads its member from a replica, which answers alone while no revocation of the member is in force", async () => {
+    const { binding, where } = replicatedD1();
+    const gateway = location({ now: Date.now() }, { ...env, DB: binding });
+    const account = await replicatedAccount();
+    const response = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(response.status).toBe(200);
+    expect(where(MEMBER_READ)).toEqual(["first-unconstrained"]);
+  });
+
+  it("a login with the old password right after a password change (npm run admin) is refused, though the replica still holds the old hash", async () => {
+    const { binding, where } = replicatedD1();
+    const gateway = location({ now: Date.now() }, { ...env, DB: binding });
+    const account = await replicatedAccount();
+    const newPassword = "a-new-password-for-the-replica-test";
+    // What `npm run admin -- member:password` does: the D1 write, then the admin route's revocation.
+    await env.DB.exec(
+      setPasswordSql(account.organisation, account.email, await hashPassword(newPassword, env.PASSWORD_PEPPER!)),
+    );
+    const path = "/authenticate/admin/revocations";
+    const revoked = await gateway.request(path, await adminRequest(path, { members: [account.memberId] }));
+    expect(revoked.status).toBe(200);
+    const [stale] = await findMemberships(database(env.LAGGING_REPLICA), account.email);
+    expect(stale?.member.sessionsRevokedAt, "the replica has not caught up").toBeNull();
+
+    const old = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(old.status).toBe(401);
+    expect((await problem(old)).code).toBe("invalid_credentials");
+    expect(where(MEMBER_READ), "read again from a replica at least as fresh as the revocation").toEqual([
+      "first-unconstrained",
+      "bookmark",
+    ]);
+    expect((await gateway.post("/authenticate", { email: account.email, password: newPassword })).status).toBe(200);
+  });
+
+  it("a refresh right after logout-everywhere is refused, though the replica and this location's KV copy do not have it yet", async () => {
+    const { binding, where } = replicatedD1();
+    const clock = { now: Date.now() };
+    const near = location(clock, { ...env, DB: binding });
+    const account = await replicatedAccount();
+    const login = await near.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    const { access_token, refresh_token } = await login.json<Record<string, string>>();
+    const revoke = await near.post("/authenticate/revoke", { all: true }, { Authorization: `Bearer ${access_token}` });
+    expect(revoke.status).toBe(200);
+    expect(where(/update "members" set "sessions_revoked_at"/), "the revocation's write").toEqual(["first-primary"]);
+
+    // A far location: KV's edge copy has no member marker yet, the replica no revocation.
+    const far = location(clock, {
+      ...env,
+      DB: binding,
+      TOKENS: staleKv(new Map([[`refresh-member:${account.memberId}`, null]])),
+    });
+    const refreshed = await far.post("/authenticate/refresh", { refresh_token });
+    expect(refreshed.status).toBe(401);
+    expect((await problem(refreshed)).code).toBe("invalid_grant");
+    expect(where(MEMBER_READ).slice(-2), "the refresh read it again from a fresh enough replica").toEqual([
+      "first-unconstrained",
+      "bookmark",
+    ]);
+  });
+
+  it("when the Revocations object cannot be asked, the member is read from the primary: the login still answers", async () => {
+    const { binding, where } = replicatedD1();
+    const faults = faultSwitch("throws", (method) => method === "bookmark");
+    const gateway = location(
+      { now: Date.now() },
+      { ...env, DB: binding, REVOCATIONS: faultyObjects(faults, env.REVOCATIONS) },
+    );
+    const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const account = await replicatedAccount();
+    const response = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(response.status).toBe(200);
+    expect(faults.failed).toBeGreaterThan(0);
+    expect(where(MEMBER_READ)).toEqual(["first-unconstrained", "primary"]);
+    expect(warnings.mock.calls.flat().join(" ")).toMatch(/revocation_bookmark_failed/);
+  });
+
+  it("what must see the latest write reads the primary: the plan gate, the admin route's check, a secret's re-read after its change", async () => {
+    fakeOrigin();
+    const { binding, where } = replicatedD1();
+    const gateway = location({ now: Date.now() }, { ...env, DB: binding });
+    const org = await newArchitectOrganisation("professional", "r");
+    const created = await gateway.request("/authenticate/secrets", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${org.token}` },
+    });
+    expect(created.status).toBe(201);
+    expect(where(/json_array\("plan", "status"\)/), "the plan gate").toEqual(["primary"]);
+    expect(where(/from "dynamic_secrets" inner join/), "the re-read after the change").toEqual(["primary"]);
+
+    const path = "/authenticate/admin/revocations";
+    const admin = await gateway.request(path, await adminRequest(path, { organisations: [org.identifier] }));
+    expect(admin.status).toBe(200);
+    expect(where(/select "plan", "status" from "organisations"/), "the admin route's check").toEqual(["primary"]);
+  });
+
+  it("a dynamic-secret token's look-ups (past every cache) are answered by a replica", async () => {
+    fakeOrigin();
+    const org = await newArchitectOrganisation("professional", "r");
+    const created = await location({ now: Date.now() }).request("/authenticate/secrets", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${org.token}` },
+    });
+    const { kid, secret } = await created.json<Record<string, string>>();
+    await copyToReplica(org.id);
+    const { binding, where } = replicatedD1();
+    // A location whose KV has no copy of the organisation's keys or member yet.
+    const tokens = staleKv(
+      new Map([
+        [`dynsec:${org.identifier}`, null],
+        [`dynmem:${org.identifier}/${org.member}`, null],
+      ]),
+    );
+    const gateway = location({ now: Date.now() }, { ...env, DB: binding, TOKENS: tokens });
+    const token = await new SignJWT({
+      memberEntityIdentifier: org.member,
+      organisationEntityIdentifier: org.identifier,
+      scope: "organisation",
+      secretType: "dynamic",
+    })
+      .setProtectedHeader({ alg: "HS256", kid })
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(secret));
+    const response = await gateway.request("/grids", { headers: { Authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(200);
+    expect(where(/from "dynamic_secrets" inner join/)).toEqual(["first-unconstrained"]);
+    expect(where(/select "organisations"."id", "organisations"."status", "members"."id"/)).toEqual([
+      "first-unconstrained",
+    ]);
+  });
+});
