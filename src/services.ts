@@ -14,6 +14,7 @@ import { Logger } from "./log";
 import { Metrics } from "./metrics";
 import { OrganisationLimits } from "./policy/limits";
 import { PlanGate } from "./policy/plan";
+import { PlanLocationCopy } from "./policy/plan-location";
 import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./dynamic-secrets/resolve";
 import type { TraceContext } from "./http/trace";
@@ -35,6 +36,8 @@ export interface ServiceOverrides {
   storageWaitMs?: number;
   /** Longest wait for a rate-limiting binding, in ms (default `LIMITER_WAIT_MS`, 1 s); tests shorten it. */
   limiterWaitMs?: number;
+  /** This location's cache for the plan gate's shared copy (default `caches.default`; null: none). */
+  locationCache?: Cache | null;
 }
 
 /**
@@ -97,7 +100,9 @@ export class Services implements ConfigSource {
     this.db = db;
     this.audit = new AuditTrail({ sink: env.AUDIT_SINK, logger: this.logger, now });
     this.keys = new KeyStore(this);
-    this.plans = new PlanGate({ source: this, db, now, logger: this.logger });
+    const cache = overrides.locationCache === undefined ? caches.default : overrides.locationCache;
+    const location = new PlanLocationCopy({ cache: cache ?? undefined, logger: this.logger });
+    this.plans = new PlanGate({ source: this, db, location, now, logger: this.logger });
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv, db, replica, now });
     this.revocations = new RevocationList({
       kv,

@@ -8,10 +8,10 @@ import { GATEWAY, fakeOrigin, fixedClaims, problem, signWithJose } from "./helpe
 
 afterEach(() => vi.restoreAllMocks());
 
-/** An app whose one gateway reads `clock.now` instead of `Date.now()`, over `bindings`. */
+/** An app whose one gateway reads `clock.now` instead of `Date.now()`, over `bindings`, at a location without a plan copy. */
 function appWithClock(bindings: typeof env = env) {
   const clock = { now: Date.now() };
-  const gateway = createServices(bindings, { now: () => clock.now });
+  const gateway = createServices(bindings, { now: () => clock.now, locationCache: null });
   const app = createWorker({ servicesFor: () => gateway });
   const get = async (path: string, token: string): Promise<Response> => {
     const ctx = createExecutionContext();

@@ -60,6 +60,13 @@ export class LruCache<Key, Value> {
     this.entries.set(key, { value, expiresAt, used: false });
   }
 
+  /** Every live entry, oldest first, without marking any as used. */
+  *peekAll(): IterableIterator<[Key, Value]> {
+    const now = this.now();
+    for (const [key, entry] of this.entries)
+      if (entry.expiresAt === Infinity || entry.expiresAt > now) yield [key, entry.value];
+  }
+
   /** Forgets `key`; true when it was held. */
   delete(key: Key): boolean {
     return this.entries.delete(key);

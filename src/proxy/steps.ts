@@ -27,11 +27,16 @@ export function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<voi
 
 /**
  * The plan of an organisation that is active and on an API plan (403 `plan_not_eligible` otherwise).
- * Whatever else the plan gate throws means D1 could not answer: 503 `temporarily_unavailable`.
+ * Whatever else the plan gate throws means D1 could not answer: 503 `temporarily_unavailable`. `url`: the request's.
  */
-export async function requireEligiblePlan(services: Services, ctx: WaitUntil, organisation: string): Promise<string> {
+export async function requireEligiblePlan(
+  services: Services,
+  ctx: WaitUntil,
+  organisation: string,
+  url: string,
+): Promise<string> {
   try {
-    return await services.plans.requireEligible(ctx, organisation);
+    return await services.plans.requireEligible(ctx, organisation, new URL(url).origin);
   } catch (error) {
     throw planGateFailure(error);
   }
@@ -59,7 +64,7 @@ export function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
     proxied.plan = plan;
     return;
   }
-  return requireEligiblePlan(services, proxied.ctx, organisation).then((eligible) => {
+  return requireEligiblePlan(services, proxied.ctx, organisation, proxied.request.url).then((eligible) => {
     proxied.plan = eligible;
   });
 }
