@@ -170,7 +170,7 @@ describe("D1 read replicas", () => {
     });
     expect(created.status).toBe(201);
     expect(where(/json_array\("plan", "status"\)/), "the plan gate").toEqual(["primary"]);
-    expect(where(/from "dynamic_secrets" inner join/), "the re-read after the change").toEqual(["primary"]);
+    expect(where(/from "dynamic_secrets" join/), "the re-read after the change").toEqual(["primary"]);
 
     const path = "/authenticate/admin/revocations";
     const admin = await gateway.request(path, await adminRequest(path, { organisations: [org.identifier] }));
@@ -178,7 +178,7 @@ describe("D1 read replicas", () => {
     expect(where(/select "plan", "status" from "organisations"/), "the admin route's check").toEqual(["primary"]);
   });
 
-  it("a dynamic-secret token's look-ups (past every cache) are answered by a replica", async () => {
+  it("a dynamic-secret token's look-up (past every cache) is answered by a replica", async () => {
     fakeOrigin();
     const org = await newArchitectOrganisation("professional", "r");
     const created = await location({ now: Date.now() }).request("/authenticate/secrets", {
@@ -208,8 +208,7 @@ describe("D1 read replicas", () => {
       .sign(new TextEncoder().encode(secret));
     const response = await gateway.request("/grids", { headers: { Authorization: `Bearer ${token}` } });
     expect(response.status).toBe(200);
-    expect(where(/from "dynamic_secrets" inner join/)).toEqual(["first-unconstrained"]);
-    expect(where(/select "organisations"."id", "organisations"."status", "members"."id"/)).toEqual([
+    expect(where(/from "dynamic_secrets" join/), "its keys and members, in one look-up").toEqual([
       "first-unconstrained",
     ]);
   });

@@ -4,7 +4,12 @@ import { GatewayError, refusal } from "../gateway-error";
 import { LruCache } from "../cache/lru";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
-import { findMembershipState, liveSealedSecrets, type SealedSecret } from "../storage/dynamic-secrets";
+import {
+  dynamicOrganisation,
+  findMembershipState,
+  type DynamicOrganisation,
+  type SealedSecret,
+} from "../storage/dynamic-secrets";
 import { isSealedSecret } from "../storage/rows";
 import type { AccessClaims } from "../tokens/claims";
 import type { SigningKey } from "../tokens/keys";
@@ -13,16 +18,40 @@ import { LoadRefused, StalenessBoundCache } from "./cache";
 import { dynamicHmacKey, importSealingKey, openSecret } from "./crypto";
 import { MissBudget } from "./miss-budget";
 
-/** The live keys of one organisation, by kid and all together. */
-interface OrganisationKeys {
-  all: readonly SigningKey[];
-  byKid: ReadonlyMap<string, SigningKey>;
-}
-
 /** A member's state as verification needs it; `memberId` undefined when there is no such member. */
 interface MemberState {
   memberId?: number;
   active: boolean;
+}
+
+/** The live keys of one organisation, by kid and all together, and its members when it has few enough. */
+interface OrganisationKeys {
+  all: readonly SigningKey[];
+  byKid: ReadonlyMap<string, SigningKey>;
+  members: ReadonlyMap<string, MemberState> | undefined;
+}
+
+/**
+ * What KV (`dynsec:<org>`) and D1 hold for one organisation: `[]` when it has no live secret, else its secrets and,
+ * up to {@link MEMBERS_WITH_KEYS} members, every member (one look-up serves the keys and the member check). A
+ * plain array of secrets (what a release before stored) is read as keys without members.
+ */
+type StoredOrganisation = SealedSecret[] | DynamicOrganisation;
+
+/** An organisation with at most this many members carries them with its keys (≈ 40 B each in KV). */
+const MEMBERS_WITH_KEYS = 200;
+
+const secretsOf = (stored: StoredOrganisation) => (Array.isArray(stored) ? stored : stored.secrets);
+
+function isStoredOrganisation(value: unknown): value is StoredOrganisation {
+  if (Array.isArray(value)) return value.every(isSealedSecret);
+  if (typeof value !== "object" || value === null) return false;
+  const { secrets, members } = value as DynamicOrganisation;
+  const isMember = (member: unknown) =>
+    Array.isArray(member) && Number.isSafeInteger(member[0]) && typeof member[1] === "boolean";
+  const membersValid =
+    members === null || (typeof members === "object" && Object.values(members as object).every(isMember));
+  return Array.isArray(secrets) && secrets.every(isSealedSecret) && membersValid;
 }
 
 const ORGANISATIONS_LIMIT = 10_000;
@@ -56,7 +85,7 @@ export class DynamicSecrets implements DynamicKeySource {
    * random organisations costs a bounded number of D1 queries. Nothing read here grows with the
    * number of organisations: each value is one organisation's ≤ 10 sealed secrets.
    */
-  private readonly organisationKeys: StalenessBoundCache<SealedSecret[], OrganisationKeys>;
+  private readonly organisationKeys: StalenessBoundCache<StoredOrganisation, OrganisationKeys>;
   /** Members named by dynamic tokens, keyed `<org>/<member>`; unknown members are cached too. */
   private readonly memberStates: StalenessBoundCache<MemberState, MemberState>;
   /** D1 look-ups of organisations nothing vouches for: a burst, then a trickle (see `miss-budget.ts`). */
@@ -71,15 +100,19 @@ export class DynamicSecrets implements DynamicKeySource {
     this.organisationKeys = new StalenessBoundCache(
       {
         kvKey: (organisation) => `dynsec:${organisation}`,
-        isStored: (value): value is SealedSecret[] => Array.isArray(value) && value.every(isSealedSecret),
-        load: (organisation, fresh) => liveSealedSecrets(fresh ? db : replica(), organisation),
-        hydrate: (log, organisation, sealed) => this.openKeys(log, organisation, sealed),
+        isStored: isStoredOrganisation,
+        load: async (organisation, fresh) => {
+          const found = await dynamicOrganisation(fresh ? db : replica(), organisation, MEMBERS_WITH_KEYS);
+          return found.secrets.length === 0 ? [] : found;
+        },
+        hydrate: (log, organisation, stored) => this.openKeys(log, organisation, stored),
         limit: ORGANISATIONS_LIMIT,
         negativeLimit: UNKNOWN_ORGANISATIONS_LIMIT,
-        isEmpty: (sealed) => sealed.length === 0,
-        kvTtlSeconds: (sealed) => (sealed.length > 0 ? KNOWN_ORGANISATION_KV_TTL_SECONDS : 0),
+        isEmpty: (stored) => secretsOf(stored).length === 0,
+        kvTtlSeconds: (stored) => (secretsOf(stored).length > 0 ? KNOWN_ORGANISATION_KV_TTL_SECONDS : 0),
         // A stale copy with secrets vouches for a real customer: reload it freely (≤ once per 55 s).
-        admitLoad: (_organisation, stale) => (stale !== undefined && stale.length > 0) || this.missBudget.take(),
+        admitLoad: (_organisation, stale) =>
+          (stale !== undefined && secretsOf(stale).length > 0) || this.missBudget.take(),
       },
       kv,
       now,
@@ -145,14 +178,19 @@ export class DynamicSecrets implements DynamicKeySource {
 
   /**
    * Checks that a dynamic token's member exists in its organisation and is active, and returns the
-   * claims with `memberEntityId` taken from storage; a token naming another member id is refused.
+   * claims with `memberEntityId` taken from storage; a token naming another member id is refused. The
+   * organisation's keys (just used to verify the token) carry its members when it has few enough; a member not
+   * among them, or of a larger organisation, has its own entry.
    */
   async activeMember(ctx: WaitUntil, log: Logger, claims: AccessClaims): Promise<AccessClaims> {
-    const state = await this.memberStates.get(
-      ctx,
-      log,
-      `${claims.organisationEntityIdentifier}/${claims.memberEntityIdentifier}`,
+    const organisation = claims.organisationEntityIdentifier;
+    const member = claims.memberEntityIdentifier;
+    const members = await this.organisationKeys.get(ctx, log, organisation).then(
+      (keys) => keys.members,
+      () => undefined,
     );
+    // A member missing from the list may have been added since it was read: it has its own look-up then.
+    const state = members?.get(member) ?? (await this.memberStates.get(ctx, log, `${organisation}/${member}`));
     if (state.memberId === undefined) throw refusal("foreignMember");
     if (claims.memberEntityId !== undefined && claims.memberEntityId !== state.memberId)
       throw new GatewayError("invalid_token", "memberEntityId does not match the member");
@@ -187,10 +225,10 @@ export class DynamicSecrets implements DynamicKeySource {
     }
   }
 
-  private async openKeys(log: Logger, organisation: string, sealed: SealedSecret[]): Promise<OrganisationKeys> {
+  private async openKeys(log: Logger, organisation: string, stored: StoredOrganisation): Promise<OrganisationKeys> {
     const key = await this.sealingKey();
     const all: SigningKey[] = [];
-    for (const { kid, ciphertext } of sealed) {
+    for (const { kid, ciphertext } of secretsOf(stored)) {
       try {
         all.push({ kid, key: await dynamicHmacKey(await openSecret(key, { organisation, kid }, ciphertext)) });
       } catch {
@@ -198,7 +236,16 @@ export class DynamicSecrets implements DynamicKeySource {
       }
     }
     for (const entry of all) this.kidOwners.set(entry.kid, organisation);
-    return { all, byKid: new Map(all.map((entry) => [entry.kid, entry])) };
+    const members =
+      Array.isArray(stored) || stored.members === null
+        ? undefined
+        : new Map(
+            Object.entries(stored.members).map(([identifier, [memberId, active]]) => [
+              identifier,
+              { memberId, active },
+            ]),
+          );
+    return { all, byKid: new Map(all.map((entry) => [entry.kid, entry])), members };
   }
 
   /** Logs a refused look-up at most once a minute per isolate (a flood would otherwise flood the logs). */
