@@ -38,8 +38,8 @@ interface OrganisationKeys {
  */
 type StoredOrganisation = SealedSecret[] | DynamicOrganisation;
 
-/** An organisation with at most this many members carries them with its keys (≈ 40 B each in KV). */
-const MEMBERS_WITH_KEYS = 200;
+/** An organisation with at most this many members carries them with its keys (≈ 40 B each in KV, ≈ 0.1 KB in memory). */
+const MEMBERS_WITH_KEYS = 25;
 
 const secretsOf = (stored: StoredOrganisation) => (Array.isArray(stored) ? stored : stored.secrets);
 
