@@ -56,7 +56,7 @@ const MEASURED_SECONDS = 120;
 /** The simulation stops generating traffic after this much real time, and scales what it covered. */
 const WALL_CLOCK_LIMIT_MS = 120_000;
 /**
- * Estimated D1 work per statement (docs/capacity.md § 1, § 5): an indexed point read, a write, one feed page (an
+ * Estimated D1 work per statement (docs/capacity.md § 1): an indexed point read, a write, one feed page (an
  * index range of ≤ 500 rows), one audit statement inserting a batch of rows.
  */
 const D1_READ_MS = 0.5;

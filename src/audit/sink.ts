@@ -6,7 +6,7 @@ import { Logger } from "../log";
 /**
  * Shards of the sink (objects named `audit-0` … `audit-15`). D1 sees at most this many audit writes a
  * second whatever the login and refresh rate; each shard takes 1/16 of the events (≈ 44 /s at the
- * capacity model's target, docs/capacity.md § 10), far under a Durable Object's 1,000 requests/s.
+ * capacity model's target, docs/capacity.md § 7), far under a Durable Object's 1,000 requests/s.
  */
 export const AUDIT_SHARDS = 16;
 /** A shard writes to D1 at most once per this interval; the first event of an idle shard is written at once. */

@@ -39,7 +39,7 @@ interface OrganisationKeys {
 type StoredOrganisation = SealedSecret[] | DynamicOrganisation;
 
 /** An organisation with at most this many members carries them with its keys (≈ 40 B each in KV, ≈ 0.1 KB in memory). */
-const MEMBERS_WITH_KEYS = 25;
+const MEMBERS_WITH_KEYS = 10;
 
 const secretsOf = (stored: StoredOrganisation) => (Array.isArray(stored) ? stored : stored.secrets);
 
