@@ -855,7 +855,8 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     `  a cold location (an empty copy: the first deployment, or the cache evicted): primary ${fmt(cold.primary, 2)} s/s, ` +
       `replicas ${fmt(cold.perReplica, 3)} s/s each, were every location cold at once`,
   );
-  const deploy = d1Load(deployment, COLD_SECONDS);
+  const deployed = d1Load(deployment, COLD_SECONDS);
+  const deploy = { ...deployed, primary: deployed.primary + modelled };
   say(
     `  all-at-once deployment (every isolate new, locations warm), first ${COLD_SECONDS} s: ${fmt(deploy.rate, 0)} statements/s; ` +
       `primary ${fmt(deploy.primary, 3)} s/s, replicas ${fmt(deploy.perReplica, 3)} s/s each; ` +
