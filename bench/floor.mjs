@@ -21,7 +21,7 @@ const log = (...args) => console.log(...args);
 async function main() {
   await prepareServers({ out: OUT_FLOOR, ports: PORTS, servers: SERVERS });
   const servers = await startServers(OUT_FLOOR, PORTS, SERVERS);
-  const token = await accessToken(PORTS.gateway);
+  const token = await accessToken(PORTS.services);
   const forwarded = (token) => ({ ...bearer(token), ...originHeaders() });
   const targets = [
     { name: "bare forwarder", port: PORTS.forward, server: servers.forward, headers: forwarded },
@@ -36,8 +36,8 @@ async function main() {
     })),
     {
       name: "gateway",
-      port: PORTS.gateway,
-      server: servers.gateway,
+      port: PORTS.services,
+      server: servers.services,
       headers: bearer,
       authenticates: true,
     },

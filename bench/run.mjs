@@ -53,7 +53,7 @@ async function prepare() {
   log(
     `workerd serving on 127.0.0.1: ${SERVERS.map((name) => `${name} ${PORTS[name]}`).join(", ")} (origin: ${prepared.demoOrigin ? "examples/demo-origin" : "bench/workers/origin.ts"})`,
   );
-  return { servers, gatewayBundle: prepared.bundles.gateway };
+  return { servers, gatewayBundle: prepared.bundles.services };
 }
 
 /**
@@ -114,8 +114,8 @@ async function verifyBench() {
       rep_[variant] = (n[variant] / ((await timed(`/verify?variant=${variant}&n=${n[variant]}`)) - base)) * 1000;
       ops[variant].push(rep_[variant]);
     }
-    ratios.floor.push(rep_.gateway / rep_.floor);
-    ratios.jose.push(rep_.gateway / rep_.jose);
+    ratios.floor.push(rep_.services / rep_.floor);
+    ratios.jose.push(rep_.services / rep_.jose);
   }
   connection.close();
 
@@ -212,13 +212,13 @@ async function observeBench() {
 
 /** Part 3: sequential logins and refreshes over one connection; wall time and workerd CPU per request. */
 async function loginBench(servers) {
-  const connection = new Connection(PORTS.gateway);
+  const connection = new Connection(PORTS.services);
   await connection.open();
   const post = async (path, body, i) => {
     const started = performance.now();
     const response = await connection.send(
       requestBytes(
-        PORTS.gateway,
+        PORTS.services,
         "POST",
         path,
         { "Content-Type": "application/json", "CF-Connecting-IP": `10.9.${i >> 8}.${i & 255}` },
@@ -230,9 +230,9 @@ async function loginBench(servers) {
   /** `count` requests made by `send(i)`, each checked by `send`; p50, p99 and the gateway's CPU ms per request. */
   const measure = async (count, send) => {
     const times = [];
-    const cpuBefore = cpuSeconds(servers.gateway.pid);
+    const cpuBefore = cpuSeconds(servers.services.pid);
     for (let i = 0; i < count; i++) times.push(await send(i));
-    const cpu = cpuSeconds(servers.gateway.pid) - cpuBefore;
+    const cpu = cpuSeconds(servers.services.pid) - cpuBefore;
     times.sort((a, b) => a - b);
     return { p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuMsPerLogin: (cpu * 1000) / count };
   };
@@ -272,7 +272,7 @@ async function loginBench(servers) {
  * gateway, alternating; a single-connection probe and a loaded run of each per repetition.
  */
 async function e2eBench(servers) {
-  const token = await accessToken(PORTS.gateway);
+  const token = await accessToken(PORTS.services);
   const targets = [
     { name: "direct", label: "straight to origin", port: PORTS.origin, headers: originHeaders },
     {
@@ -301,8 +301,8 @@ async function e2eBench(servers) {
     {
       name: "gateway",
       label: "through the gateway",
-      port: PORTS.gateway,
-      server: servers.gateway,
+      port: PORTS.services,
+      server: servers.services,
       headers: bearer,
       authenticates: true,
     },
@@ -332,9 +332,9 @@ async function e2eBench(servers) {
   };
   /** Gateway against `name`, inside each repetition: req/s ratio, CPU and origin CPU differences (µs/request). */
   const against = (name) => ({
-    throughput: pairedMedian(runs.gateway, runs[name], (a, b) => a.load.rps / b.load.rps),
-    cpuUs: pairedMedian(runs.gateway, runs[name], (a, b) => a.cpuUs - b.cpuUs),
-    originCpuUs: pairedMedian(runs.gateway, runs[name], (a, b) => a.originCpuUs - b.originCpuUs),
+    throughput: pairedMedian(runs.services, runs[name], (a, b) => a.load.rps / b.load.rps),
+    cpuUs: pairedMedian(runs.services, runs[name], (a, b) => a.cpuUs - b.cpuUs),
+    originCpuUs: pairedMedian(runs.services, runs[name], (a, b) => a.originCpuUs - b.originCpuUs),
   });
   const result = {
     ...Object.fromEntries(targets.map(({ name }) => [name, summary(name)])),
@@ -405,10 +405,10 @@ async function startupBench() {
     activeRunsMs: runs[name].active,
   });
   const result = { reps: STARTUP_REPS, gateway: summary("gateway"), forward: summary("forward") };
-  result.gatewayMinusForwardMs = result.gateway.activeMs - result.forward.activeMs;
-  result.gatewayOverForward = result.forward.activeMs > 0 ? result.gateway.activeMs / result.forward.activeMs : null;
+  result.gatewayMinusForwardMs = result.services.activeMs - result.forward.activeMs;
+  result.gatewayOverForward = result.forward.activeMs > 0 ? result.services.activeMs / result.forward.activeMs : null;
   result.cappedGatewayOverForward =
-    result.forward.cappedActiveMs > 0 ? result.gateway.cappedActiveMs / result.forward.cappedActiveMs : null;
+    result.forward.cappedActiveMs > 0 ? result.services.cappedActiveMs / result.forward.cappedActiveMs : null;
   log(
     `\n## 5. Startup: wrangler check startup --worker <upload bundle>: active CPU of the profile (samples minus idle), medians of ${STARTUP_REPS}, alternating`,
   );

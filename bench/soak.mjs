@@ -68,7 +68,7 @@ function rssMiB(pid) {
 /** Builds and starts the gateway with the bench storage and the bench origin; returns the gateway's workerd. */
 async function start() {
   await prepareServers({ out: DIR, ports: PORTS, servers: ["origin", "gateway"], benchOrigin: true });
-  return (await startServers(DIR, PORTS, ["origin", "gateway"])).gateway;
+  return (await startServers(DIR, PORTS, ["origin", "gateway"])).services;
 }
 
 /** Counts of the run; `unexpected` keeps the first few for the report. */
@@ -77,7 +77,7 @@ const tally = { requests: 0, serverErrors: 0, unexpected: 0, byKind: new Map(), 
 /** One connection's client: sends a request of `kind` and checks its status is one of `expected`. */
 class Client {
   constructor() {
-    this.connection = new Connection(PORTS.gateway);
+    this.connection = new Connection(PORTS.services);
   }
 
   async open() {
@@ -89,12 +89,12 @@ class Client {
     const allHeaders = json === undefined ? headers : { "Content-Type": "application/json", ...headers };
     let response;
     try {
-      response = await this.connection.send(requestBytes(PORTS.gateway, method, path, allHeaders, json));
+      response = await this.connection.send(requestBytes(PORTS.services, method, path, allHeaders, json));
     } catch (error) {
       // A dropped connection is a defect too: count it, reconnect, go on.
       response = { status: 0, body: Buffer.from(String(error)) };
       this.connection.close();
-      this.connection = new Connection(PORTS.gateway);
+      this.connection = new Connection(PORTS.services);
       await this.connection.open();
     }
     tally.requests += 1;

@@ -129,7 +129,7 @@ export async function prepareServers({
   ports,
   servers,
   benchOrigin = false,
-  gatewayConfig = join(ROOT, WRANGLER_CONFIGS.gateway),
+  gatewayConfig = join(ROOT, WRANGLER_CONFIGS.services),
   gatewayEnv = {},
 }) {
   mkdirSync(out, { recursive: true });
@@ -146,7 +146,7 @@ export async function prepareServers({
   );
   const bundles = Object.fromEntries(names.map((name, i) => [name, built[i]]));
 
-  const { vars, compatibilityDate, durableObjects } = wranglerSettings(join(ROOT, WRANGLER_CONFIGS.gateway));
+  const { vars, compatibilityDate, durableObjects } = wranglerSettings(join(ROOT, WRANGLER_CONFIGS.services));
   const issuer = vars.ISSUER ?? "gridgate";
   const originUrl = `http://127.0.0.1:${ports.origin}`;
   const bindings = {
@@ -162,7 +162,7 @@ export async function prepareServers({
         ? gatewayServices({
             root: ROOT,
             out,
-            gateway: bundles.gateway,
+            gateway: bundles.services,
             storage: bundles.storage,
             compatibilityDate,
             durableObjects,
