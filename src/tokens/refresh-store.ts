@@ -266,9 +266,9 @@ export class RefreshStore {
     return this.deps.families.get(this.deps.families.idFromName(familyId));
   }
 
-  /** Ends every session a member started at or before `at` (in D1; KV's marker only refuses early). */
-  async revokeMemberSessions(memberId: number, at: Instant): Promise<void> {
-    await revokeMemberSessionsAt(this.deps.db, memberId, at);
+  /** Ends every session a member started at or before `at` (in D1 `db`, default the primary; KV's marker only refuses early). */
+  async revokeMemberSessions(memberId: number, at: Instant, db: Database = this.deps.db): Promise<void> {
+    await revokeMemberSessionsAt(db, memberId, at);
     const put = () =>
       this.deps.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: at }), {
         expirationTtl: this.deps.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,
