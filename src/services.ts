@@ -124,7 +124,7 @@ export class Services implements ConfigSource {
     });
     const members = new MemberReads({ d1: this.d1, revocations: this.revocations });
     const families = boundedObjects(env.REFRESH_FAMILIES, "refresh_family", storage);
-    this.refreshStore = new RefreshStore({ kv, families, source: this, now, db });
+    this.refreshStore = new RefreshStore({ kv, families, source: this, now });
     this.refreshSessions = new RefreshSessions({
       source: this,
       store: this.refreshStore,

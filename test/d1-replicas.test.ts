@@ -8,7 +8,7 @@ import { database, findMemberships } from "../src/storage/db";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { adminCall, adminRequest, fakeOrigin, newArchitectOrganisation, problem } from "./helpers";
 import { faultSwitch, faultyObjects } from "./fault-fakes";
-import { location, staleKv, type Clock } from "./locations";
+import { hookedD1, location, staleKv, type Clock } from "./locations";
 import { expectInvalidGrant, newAccount, type Account } from "./refresh-helpers";
 
 beforeAll(() => applyD1Migrations(env.LAGGING_REPLICA, env.TEST_MIGRATIONS));
@@ -151,6 +151,30 @@ describe("D1 read replicas", () => {
       "first-unconstrained",
       "bookmark",
     ]);
+  });
+
+  it("a refresh on a lagging replica while a sign-out is between its writes, after it took its instant: refused", async () => {
+    fakeOrigin();
+    const account = await replicatedAccount();
+    const clock = { now: Date.now() };
+    const login = await location(clock).post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    const { refresh_token } = await login.json<Record<string, string>>();
+    const { gateway: far } = replicatedLocation(clock);
+    let raced: Response | undefined;
+    const race = async () => {
+      clock.now += 5;
+      raced = await far.post("/authenticate/refresh", { refresh_token });
+    };
+    // before the sign-out's second D1 write: its instant is taken, its access-token record not yet written
+    const revoker = location(clock, {
+      ...env,
+      DB: hookedD1(/^update "members" set "sessions_revoked_at"/, "before", race, 2),
+    });
+    const path = "/authenticate/admin/member/sign-out";
+    expect((await revoker.request(path, await adminRequest(path, { member_id: account.memberId }))).status).toBe(200);
+    expect(raced, "the hook ran").toBeDefined();
+    // the shard held the first write's bookmark before the instant was taken: the refresh read past its replica
+    await expectInvalidGrant(raced!);
   });
 
   it("when the Revocations object cannot be asked, the member is read from the primary: the login still answers", async () => {

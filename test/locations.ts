@@ -74,17 +74,21 @@ export function staleKv(frozen: Map<string, string | null>): KVNamespace {
 }
 
 /**
- * `env.DB` (and its sessions) that runs `hook` once, around the first statement whose SQL matches `pattern`: before it
- * runs, or after it answered (a request of another location slipping in between a read and what follows it, or before
- * a write).
+ * `env.DB` (and its sessions) that runs `hook` once, around the `occurrence`th statement whose SQL matches `pattern`:
+ * before it runs, or after it answered (a request of another location slipping in between a read and what follows it,
+ * or before a write).
  */
-export function hookedD1(pattern: RegExp, when: "before" | "after", hook: () => Promise<void>): D1Database {
-  let armed = true;
+export function hookedD1(
+  pattern: RegExp,
+  when: "before" | "after",
+  hook: () => Promise<void>,
+  occurrence = 1,
+): D1Database {
+  let matches = 0;
   const real = new WeakMap<object, D1PreparedStatement>();
   const wrap = (statement: D1PreparedStatement, query: string): D1PreparedStatement => {
     const around = async <T>(call: () => Promise<T>): Promise<T> => {
-      const fire = armed && pattern.test(query);
-      if (fire) armed = false;
+      const fire = pattern.test(query) && ++matches === occurrence;
       if (fire && when === "before") await hook();
       const result = await call();
       if (fire && when === "after") await hook();

@@ -52,6 +52,22 @@ export interface RevocationSubjects {
   organisations?: readonly string[];
 }
 
+/** Whose rows D1 writes changed, for reads from replicas: also accounts (`throttleKey` of an email) of new members. */
+export interface WrittenSubjects extends RevocationSubjects {
+  accounts?: readonly string[];
+}
+
+/** The record's subject names (`m:`, `o:`, `a:`) of `subjects`, each once. */
+function subjectNames(subjects: WrittenSubjects): string[] {
+  return [
+    ...new Set([
+      ...(subjects.members ?? []).map((id) => `m:${id}`),
+      ...(subjects.organisations ?? []).map((identifier) => `o:${identifier}`),
+      ...(subjects.accounts ?? []).map((account) => `a:${account}`),
+    ]),
+  ];
+}
+
 const later = (a: Instant | undefined, b: Instant | undefined) =>
   a === undefined || (b !== undefined && b > a) ? b : a;
 
@@ -94,6 +110,16 @@ export interface RevocationListDeps {
   kv: KVNamespace;
   objects: DurableObjectNamespace<Revocations>;
   now: () => number;
+}
+
+/** Subject names grouped by their shard in the current layout. */
+function byShard(names: readonly string[]): Map<number, string[]> {
+  const shards = new Map<number, string[]>();
+  for (const name of names) {
+    const shard = revocationShard(name);
+    shards.set(shard, [...(shards.get(shard) ?? []), name]);
+  }
+  return shards;
 }
 
 const emptyCopies = (layout: RevocationLayout) =>
@@ -201,20 +227,29 @@ export class RevocationList {
     );
   }
 
+  /** Keeps `bookmark`, of D1 writes to `subjects`' rows, in their shards for {@link bookmarkFor}. */
+  async remember(
+    config: Pick<Config, "accessTokenTtl" | "clockSkew">,
+    subjects: WrittenSubjects,
+    bookmark: string,
+  ): Promise<void> {
+    const now = this.deps.now();
+    const keepSeconds = config.accessTokenTtl + config.clockSkew;
+    await Promise.all(
+      [...byShard(subjectNames(subjects))].map(([shard, names]) =>
+        this.object(shard).remember({ shard, subjects: names, bookmark, keepSeconds, now }),
+      ),
+    );
+  }
+
   /**
-   * The latest D1 bookmark recorded with a live revocation of these members (one call per shard concerned, in
-   * parallel), or undefined when none has one: a read of their rows must be at least this fresh.
+   * The latest D1 bookmark kept for any of `subjects` (one call per shard concerned, in parallel), or undefined: a
+   * read of their rows must be at least this fresh.
    */
-  async bookmarkFor(memberIds: readonly number[]): Promise<string | undefined> {
-    const byShard = new Map<number, string[]>();
-    for (const id of new Set(memberIds)) {
-      const subject = `m:${id}`;
-      const shard = revocationShard(subject);
-      byShard.set(shard, [...(byShard.get(shard) ?? []), subject]);
-    }
+  async bookmarkFor(subjects: WrittenSubjects): Promise<string | undefined> {
     const now = this.deps.now();
     const bookmarks = await Promise.all(
-      [...byShard].map(([shard, subjects]) => this.object(shard).bookmark(subjects, now)),
+      [...byShard(subjectNames(subjects))].map(([shard, names]) => this.object(shard).bookmark(names, now)),
     );
     let latest: string | undefined;
     for (const bookmark of bookmarks) if (bookmark && (latest === undefined || bookmark > latest)) latest = bookmark;

@@ -31,12 +31,12 @@ export class MemberReads {
   ): Promise<Rows> {
     const { d1, revocations } = this.deps;
     const session = d1.session("first-unconstrained");
-    const early = known === undefined ? undefined : revocations.bookmarkFor(known);
+    const early = known === undefined ? undefined : revocations.bookmarkFor({ members: known });
     early?.catch(() => undefined); // awaited below; a first read that fails must not leave it unhandled
     const rows = await read(session.db);
     let required: string | undefined;
     try {
-      required = await (early ?? revocations.bookmarkFor(membersOf(rows)));
+      required = await (early ?? revocations.bookmarkFor({ members: membersOf(rows) }));
     } catch (error) {
       log.warn("revocation_bookmark_failed", { error: String(error), read_from: "primary" });
       return read(d1.primary);

@@ -108,6 +108,16 @@ export interface RevocationRequest {
   bookmark?: string;
 }
 
+/** D1 writes that reads from replicas must see: their bookmark, kept `keepSeconds` for these subjects of one shard. */
+export interface BookmarkRequest {
+  shard: number;
+  /** `m:<member id>`, `o:<organisation identifier>` or `a:<account key>`. */
+  subjects: string[];
+  bookmark: string;
+  keepSeconds: number;
+  now: number;
+}
+
 /** A subject's bucket: the low 10 bits of its hash. */
 export function revocationBucket(subject: string): number {
   return fnv1a32(subject) % REVOCATION_BUCKETS;
@@ -145,6 +155,11 @@ CREATE TABLE IF NOT EXISTS shard (
 CREATE TABLE IF NOT EXISTS layout (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   layout INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bookmarks (
+  subject TEXT PRIMARY KEY,
+  bookmark TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
 );`;
 
 type Row = { subject: string; before: number; expires_at: number };
@@ -157,17 +172,15 @@ const instantOf = (at: number) => (at < FIRST_MS_INSTANT ? at * 1000 + 999 : at)
 
 /**
  * One object per shard of a layout ({@link RevocationLayout.name}). It keeps every live revocation of its shard
- * exactly in SQLite, with the D1 bookmark of the writes behind it, and publishes the bounded record to its KV key
- * at every change, at most once a second (changes in between, and refused writes, are published by an alarm).
+ * exactly in SQLite, and publishes the bounded record to its KV key at every change, at most once a second (changes
+ * in between, and refused writes, are published by an alarm). It also keeps, per subject, the D1 bookmark of the
+ * latest writes that logins and refreshes must see (src/revocation/reads.ts).
  */
 export class Revocations extends DurableObject<Cloudflare.Env> {
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       ctx.storage.sql.exec(SCHEMA);
-      const columns = ctx.storage.sql.exec<{ name: string }>("PRAGMA table_info(revocations)").toArray();
-      if (!columns.some((column) => column.name === "bookmark"))
-        ctx.storage.sql.exec("ALTER TABLE revocations ADD COLUMN bookmark TEXT");
     });
   }
 
@@ -177,29 +190,24 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     const layout = layoutOf(request.layout);
     const at = instantOf(request.at ?? request.before ?? Number.NaN);
     if (!Number.isSafeInteger(at)) throw new Error(`no instant in ${JSON.stringify(request)}`);
-    if (!Number.isSafeInteger(shard) || shard < 0 || shard >= layout.shards) throw new Error(`no shard ${shard}`);
-    const sql = this.ctx.storage.sql;
-    const recorded = sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
-    if (recorded && (recorded.shard !== shard || this.layout().id !== layout.id))
-      throw new Error(`shard ${shard} of layout ${layout.id} sent to shard ${recorded.shard}`);
+    this.checkShard(shard, layout);
     const subjects = [
       ...(request.members ?? []).map((id) => `m:${id}`),
       ...(request.organisations ?? []).map((identifier) => `o:${identifier}`),
     ];
     const expiresAt = at + keepSeconds * 1000;
+    const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
       for (const subject of subjects) {
         sql.exec(
-          `INSERT INTO revocations (subject, before, expires_at, bookmark) VALUES (?, ?, ?, ?)
-           ON CONFLICT (subject) DO UPDATE SET before = max(before, excluded.before),
-             expires_at = max(expires_at, excluded.expires_at),
-             bookmark = max(coalesce(bookmark, ''), coalesce(excluded.bookmark, ''))`,
+          `INSERT INTO revocations (subject, before, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT (subject) DO UPDATE SET before = max(before, excluded.before), expires_at = max(expires_at, excluded.expires_at)`,
           subject,
           at,
           expiresAt,
-          request.bookmark ?? null,
         );
       }
+      if (request.bookmark !== undefined) this.keepBookmark(subjects, request.bookmark, expiresAt, now);
       sql.exec("INSERT INTO version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1");
       sql.exec("INSERT OR REPLACE INTO shard (id, shard) VALUES (1, ?)", shard);
       sql.exec("INSERT OR REPLACE INTO layout (id, layout) VALUES (1, ?)", layout.id);
@@ -209,21 +217,31 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     return snapshot;
   }
 
+  /** Keeps the bookmark of D1 writes that did not revoke anything (nothing is published). */
+  async remember(request: BookmarkRequest): Promise<void> {
+    const { shard, subjects, bookmark, keepSeconds, now } = request;
+    this.checkShard(shard, REVOCATION_LAYOUT);
+    this.ctx.storage.transactionSync(() => {
+      this.keepBookmark(subjects, bookmark, now + keepSeconds * 1000, now);
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO shard (id, shard) VALUES (1, ?)", shard);
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO layout (id, layout) VALUES (1, ?)", REVOCATION_LAYOUT.id);
+    });
+  }
+
   /** The record as it would be published now. */
   async current(now: number): Promise<RevocationSnapshot> {
     return this.snapshot(now);
   }
 
   /**
-   * The latest D1 bookmark recorded with a live revocation of any of `subjects` (`m:<id>`, `o:<identifier>`), or
-   * null: a read of their rows from a replica must be at least this fresh to see every revocation still in force.
+   * The latest D1 bookmark kept for any of `subjects`, or null: a read of their rows from a replica must be at least
+   * this fresh to see every revocation and change still in force.
    */
   async bookmark(subjects: string[], now: number): Promise<string | null> {
     if (subjects.length === 0) return null;
     const row = this.ctx.storage.sql
       .exec<{ bookmark: string | null }>(
-        `SELECT max(bookmark) AS bookmark FROM revocations
-         WHERE subject IN (SELECT value FROM json_each(?)) AND expires_at > ? AND bookmark <> ''`,
+        `SELECT max(bookmark) AS bookmark FROM bookmarks WHERE subject IN (SELECT value FROM json_each(?)) AND expires_at > ?`,
         JSON.stringify(subjects),
         now,
       )
@@ -306,6 +324,28 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
       sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 1)", wallClock);
       await this.ctx.storage.setAlarm(wallClock + PUBLISH_INTERVAL_MS);
     }
+  }
+
+  /** Throws unless `shard` of `layout` is this object's (or it has none yet). */
+  private checkShard(shard: number, layout: RevocationLayout): void {
+    if (!Number.isSafeInteger(shard) || shard < 0 || shard >= layout.shards) throw new Error(`no shard ${shard}`);
+    const recorded = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
+    if (recorded && (recorded.shard !== shard || this.layout().id !== layout.id))
+      throw new Error(`shard ${shard} of layout ${layout.id} sent to shard ${recorded.shard}`);
+  }
+
+  /** Keeps the latest of `bookmark` and the one held per subject (bookmarks sort in time order), dropping expired ones. */
+  private keepBookmark(subjects: string[], bookmark: string, expiresAt: number, now: number): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM bookmarks WHERE expires_at <= ?", now);
+    for (const subject of subjects)
+      sql.exec(
+        `INSERT INTO bookmarks (subject, bookmark, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (subject) DO UPDATE SET bookmark = max(bookmark, excluded.bookmark), expires_at = max(expires_at, excluded.expires_at)`,
+        subject,
+        bookmark,
+        expiresAt,
+      );
   }
 
   /** This object's shard, recorded at its first revocation; the unsharded `global` object (no row yet) is shard 0. */
