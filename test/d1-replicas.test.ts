@@ -1,12 +1,12 @@
-// D1 read replicas (src/storage/db.ts, src/revocation/reads.ts): which reads a replica may answer, and a login or a
-// refresh right after a revocation that still sees it while the replica serving it has not caught up.
+// D1 read replicas (src/storage/db.ts, src/revocation/reads.ts): which reads a replica may answer, and logins and
+// refreshes that still see a revocation or an admin change while the replica serving them has not caught up.
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { SignJWT } from "jose";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { database, findMemberships } from "../src/storage/db";
 import { SEED_PASSWORD } from "../scripts/seed-data";
-import { adminCall, adminRequest, fakeOrigin, newArchitectOrganisation, problem } from "./helpers";
+import { adminCall, adminRequest, fakeOrigin, newArchitectOrganisation, problem, randomId } from "./helpers";
 import { faultSwitch, faultyObjects } from "./fault-fakes";
 import { hookedD1, location, staleKv, type Clock } from "./locations";
 import { expectInvalidGrant, newAccount, type Account } from "./refresh-helpers";
@@ -103,7 +103,7 @@ async function admin(route: string, body: Record<string, unknown>): Promise<void
 const who = (account: Account) => ({ org: account.organisation, email: account.email });
 
 describe("D1 read replicas", () => {
-  it("a login reads its member from a replica, which answers alone while no revocation of the member is in force", async () => {
+  it("a login reads its member from a replica, which answers alone while nothing written to it is in force", async () => {
     const { gateway, where } = replicatedLocation();
     const account = await replicatedAccount();
     const response = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
@@ -122,7 +122,7 @@ describe("D1 read replicas", () => {
     const old = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
     expect(old.status).toBe(401);
     expect((await problem(old)).code).toBe("invalid_credentials");
-    expect(where(MEMBER_READ), "read again from a replica at least as fresh as the revocation").toEqual([
+    expect(where(MEMBER_READ), "read again from a replica at least as fresh as the change").toEqual([
       "first-unconstrained",
       "bookmark",
     ]);
@@ -177,6 +177,38 @@ describe("D1 read replicas", () => {
     await expectInvalidGrant(raced!);
   });
 
+  it("admin writes that revoke nothing keep their bookmark too: member/activate, then a login on a replica that saw the suspension", async () => {
+    const { gateway, replica, where } = replicatedLocation();
+    const account = await newAccount();
+    await admin("member/suspend", who(account));
+    replica.caughtUpTo = await copyToReplica(account.organisationId);
+    await admin("member/activate", who(account));
+    const response = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(where(MEMBER_READ)).toEqual(["first-unconstrained", "bookmark"]);
+  });
+
+  it("member/create, then the new member's login on a replica from before it: found", async () => {
+    const { gateway, replica } = replicatedLocation();
+    const account = await newAccount();
+    replica.caughtUpTo = await copyToReplica(account.organisationId);
+    const email = `${randomId("n")}@${account.organisation}.example`;
+    await admin("member/create", { org: account.organisation, email, role: "builder", password: SEED_PASSWORD });
+    const response = await gateway.post("/authenticate", { email, password: SEED_PASSWORD });
+    expect(response.status, await response.clone().text()).toBe(200);
+  });
+
+  it("org/suspend: a login and a refresh on a replica from before it are refused", async () => {
+    const { gateway } = replicatedLocation();
+    const account = await replicatedAccount();
+    const login = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    const { refresh_token } = await login.json<Record<string, string>>();
+    await admin("org/suspend", { org: account.organisation });
+    const refused = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(refused.status).toBe(403);
+    await expectInvalidGrant(await gateway.post("/authenticate/refresh", { refresh_token }));
+  });
+
   it("when the Revocations object cannot be asked, the member is read from the primary: the login still answers", async () => {
     const faults = faultSwitch("throws", (method) => method === "bookmark");
     const { gateway, where } = replicatedLocation(undefined, { REVOCATIONS: faultyObjects(faults, env.REVOCATIONS) });
@@ -205,6 +237,7 @@ describe("D1 read replicas", () => {
     const changed = await gateway.request(path, await adminRequest(path, { org: org.identifier, plan: "enterprise" }));
     expect(changed.status).toBe(200);
     expect(where(/^select "id", "identifier", "name"/), "the route's look-up").toEqual(["primary"]);
+    expect(where(/^update "organisations"/), "its write").toEqual(["first-primary"]);
   });
 
   it("a dynamic-secret token's look-up (past every cache) is answered by a replica", async () => {

@@ -28,7 +28,7 @@ export interface LoginGuardDeps {
   source: ConfigSource;
   /** The primary: the re-hash write. */
   db: Database;
-  /** Membership reads from replicas, fresh enough for every revocation in force. */
+  /** Membership reads from replicas, fresh enough for every revocation and change in force. */
   members: MemberReads;
   throttle: LoginThrottle;
   audit: AuditTrail;
@@ -99,7 +99,11 @@ export class LoginGuard {
           members.read(
             log,
             (db) => findMemberships(db, email, domain),
-            (rows) => rows.map((row) => row.member.id),
+            (rows) => ({
+              accounts: [key],
+              members: rows.map((row) => row.member.id),
+              organisations: rows.map((row) => row.organisation.identifier),
+            }),
           ),
         log,
         input,

@@ -1,7 +1,7 @@
-/** Reads of member rows from D1 read replicas that still see every revocation in force (read-your-writes by bookmark). */
+/** Reads of member rows from D1 read replicas that still see every revocation and change in force (read-your-writes by bookmark). */
 import type { Logger } from "../log";
 import type { D1Access, Database } from "../storage/db";
-import type { RevocationList } from "./list";
+import type { RevocationList, WrittenSubjects } from "./list";
 
 /** What {@link MemberReads} works with; all owned by the gateway. */
 export interface MemberReadsDeps {
@@ -10,33 +10,26 @@ export interface MemberReadsDeps {
 }
 
 /**
- * Logins and refreshes read member rows (password hash, status, `sessions_revoked_at`) from a replica, and must
- * still see a revocation that answered before them (src/revocation/order.ts). Every revocation of a member is
- * recorded in its `Revocations` shard with the D1 bookmark of its writes; a read whose session is older than the
- * latest such bookmark of the members it read is repeated from a replica at least that fresh. When the shard
- * cannot be asked, the read is repeated on the primary instead: never a failed login because of it.
+ * Logins and refreshes read member rows from a replica, and must still see a revocation or change that answered
+ * before them (src/revocation/order.ts). Each such write keeps its D1 bookmark in the `Revocations` shards of its
+ * subjects; a read whose replica is older than the latest bookmark of what it read is repeated from a replica at
+ * least that fresh. When a shard cannot be asked, the read is repeated on the primary: never a failed login for it.
  */
 export class MemberReads {
   constructor(private readonly deps: MemberReadsDeps) {}
 
-  /**
-   * `read` run on a replica, then again where needed as above. `membersOf` names the members of what was read;
-   * `known`, when the caller already knows them, lets the shards be asked while the first read runs.
-   */
+  /** `read` run on a replica, then again where needed as above; `subjectsOf` names whose rows it read (or looked for). */
   async read<Rows>(
     log: Logger,
     read: (db: Database) => Promise<Rows>,
-    membersOf: (rows: Rows) => readonly number[],
-    known?: readonly number[],
+    subjectsOf: (rows: Rows) => WrittenSubjects,
   ): Promise<Rows> {
     const { d1, revocations } = this.deps;
     const session = d1.session("first-unconstrained");
-    const early = known === undefined ? undefined : revocations.bookmarkFor({ members: known });
-    early?.catch(() => undefined); // awaited below; a first read that fails must not leave it unhandled
     const rows = await read(session.db);
     let required: string | undefined;
     try {
-      required = await (early ?? revocations.bookmarkFor({ members: membersOf(rows) }));
+      required = await revocations.bookmarkFor(subjectsOf(rows));
     } catch (error) {
       log.warn("revocation_bookmark_failed", { error: String(error), read_from: "primary" });
       return read(d1.primary);

@@ -41,7 +41,7 @@ export async function revokeSessions(
 }
 
 /** Keeps the bookmark of `writes` (a `first-primary` session that changed `subjects`' rows) for reads from replicas. */
-async function rememberWrites(services: Services, subjects: WrittenSubjects, writes: D1Session): Promise<void> {
+export async function rememberWrites(services: Services, subjects: WrittenSubjects, writes: D1Session): Promise<void> {
   const bookmark = writes.bookmark();
   if (bookmark !== null) await services.revocations.remember(services.config, subjects, bookmark);
 }

@@ -11,7 +11,7 @@ import { GatewayError } from "../gateway-error";
 import { readText } from "../http/body";
 import { methodNotAllowed } from "../http/problem";
 import { isEligible } from "../policy/eligibility";
-import { revokeSessions } from "../revocation/revoke";
+import { rememberWrites, revokeSessions } from "../revocation/revoke";
 import * as admin from "../storage/admin";
 import { insertSecretWithinLimit, listLiveSecrets, revokeLiveSecret } from "../storage/dynamic-secrets";
 import { auditRequest } from "./audit";
@@ -65,7 +65,8 @@ export const adminRoutes = new Hono<AppEnv>();
 
 /**
  * Serves `action` at `POST /authenticate/admin/<path>` for a signed body of `fields`: validated before anything is
- * read or written, answered as JSON (`no-store`), each event audited with the operator as its actor.
+ * read or written, answered as JSON (`no-store`), each event audited with the operator as its actor. Writes that
+ * logins and refreshes must see go through a `first-primary` session whose bookmark is kept (src/revocation/reads.ts).
  */
 function route(path: string, fields: readonly string[], action: Action): void {
   adminRoutes.post(`/${path}`, async (c) => {
@@ -180,9 +181,11 @@ route("org/plan", ["org", "plan"], async (c, body) => {
   const plan = input.plan("plan", input.text(body, "plan"));
   const organisation = await organisationOf(c, body);
   const services = c.get("services");
-  await admin.updateOrganisation(services.db, organisation.id, { plan });
+  const writes = services.d1.session("first-primary");
+  await admin.updateOrganisation(writes.db, organisation.id, { plan });
   const revoked = !isEligible(services.config, { plan, status: organisation.status });
-  if (revoked) await revokeSessions(services, { organisations: [organisation.identifier] });
+  const subjects = { organisations: [organisation.identifier] };
+  await (revoked ? revokeSessions(services, subjects, writes) : rememberWrites(services, subjects, writes));
   return {
     answer: { organisation: organisation.identifier, from: organisation.plan, to: plan, revoked },
     events: [
@@ -203,8 +206,11 @@ for (const [path, status] of [
   route(path, ["org"], async (c, body) => {
     const organisation = await organisationOf(c, body);
     const services = c.get("services");
-    await admin.updateOrganisation(services.db, organisation.id, { status });
-    if (status === "suspended") await revokeSessions(services, { organisations: [organisation.identifier] });
+    const writes = services.d1.session("first-primary");
+    await admin.updateOrganisation(writes.db, organisation.id, { status });
+    const subjects = { organisations: [organisation.identifier] };
+    if (status === "suspended") await revokeSessions(services, subjects, writes);
+    else await rememberWrites(services, subjects, writes);
     return {
       answer: { organisation: organisation.identifier, from: organisation.status, to: status },
       events: [
@@ -230,9 +236,11 @@ route("member/create", ["org", "email", "role", "scopes", "password"], async (c,
   if (existing.emails.length > 0) input.invalidInput(`${email} is already a member of ${organisation.identifier}.`);
   const [identifier] = await freshIdentifiers(c, organisation.id, 1);
   const passwordHash = await hashPassword(password, services.config.passwordPepper);
-  const ids = await admin.insertMembers(services.db, organisation.id, [
+  const writes = services.d1.session("first-primary");
+  const ids = await admin.insertMembers(writes.db, organisation.id, [
     { identifier: identifier!, email, passwordHash, role, scopes },
   ]);
+  await rememberWrites(services, { accounts: [await throttleKey(email)] }, writes);
   const member = { id: ids.get(identifier!)!, identifier: identifier!, email, role, scopes, status: "active" };
   return {
     answer: { member },
@@ -295,7 +303,10 @@ route("member/import", ["org", "members", "check"], async (c, body) => {
     input.invalidInput(`Already members of ${organisation.identifier}, nothing imported: ${existing.join(", ")}.`);
   const identifiers = await freshIdentifiers(c, organisation.id, rows.length);
   rows.forEach((row, index) => (row.identifier = identifiers[index]!));
-  const ids = await admin.insertMembers(services.db, organisation.id, rows);
+  const writes = services.d1.session("first-primary");
+  const ids = await admin.insertMembers(writes.db, organisation.id, rows);
+  const accounts = await Promise.all(rows.map((row) => throttleKey(row.email)));
+  await rememberWrites(services, { accounts }, writes);
   const imported = rows.map((row) => ({ id: ids.get(row.identifier)!, identifier: row.identifier, email: row.email }));
   return {
     answer: { imported },
@@ -328,8 +339,10 @@ for (const [path, status] of [
   route(path, ["org", "email"], async (c, body) => {
     const { organisation, member } = await memberOf(c, body);
     const services = c.get("services");
-    await admin.setMemberStatus(services.db, member.id, status);
-    if (status === "suspended") await revokeSessions(services, { members: [member.id] });
+    const writes = services.d1.session("first-primary");
+    await admin.setMemberStatus(writes.db, member.id, status);
+    if (status === "suspended") await revokeSessions(services, { members: [member.id] }, writes);
+    else await rememberWrites(services, { members: [member.id] }, writes);
     return {
       answer: { member: memberView({ ...member, status }), from: member.status },
       events: [
@@ -362,8 +375,9 @@ route("member/password", ["org", "email", "password"], async (c, body) => {
   const { organisation, member } = await memberOf(c, body);
   const services = c.get("services");
   const passwordHash = await hashPassword(password, services.config.passwordPepper);
-  await admin.setMemberPassword(services.db, member.id, passwordHash, services.now());
-  await revokeSessions(services, { members: [member.id] });
+  const writes = services.d1.session("first-primary");
+  await admin.setMemberPassword(writes.db, member.id, passwordHash, services.now());
+  await revokeSessions(services, { members: [member.id] }, writes);
   return { answer: { member: memberView(member) }, events: [memberEvent("member.password", organisation, member)] };
 });
 
@@ -371,8 +385,9 @@ route("member/password", ["org", "email", "password"], async (c, body) => {
 route("member/delete", ["org", "email"], async (c, body) => {
   const { organisation, member } = await memberOf(c, body);
   const services = c.get("services");
-  await admin.deleteMember(services.db, member.id);
-  await revokeSessions(services, { members: [member.id] });
+  const writes = services.d1.session("first-primary");
+  await admin.deleteMember(writes.db, member.id);
+  await revokeSessions(services, { members: [member.id] }, writes);
   return { answer: { member: memberView(member) }, events: [memberEvent("member.delete", organisation, member)] };
 });
 

@@ -69,7 +69,7 @@ export interface RefreshSessionDeps {
   source: ConfigSource;
   store: RefreshStore;
   keys: KeyStore;
-  /** Membership reads from replicas, fresh enough for every revocation in force. */
+  /** Membership reads from replicas, fresh enough for every revocation and change in force. */
   members: MemberReads;
   now: () => number;
 }
@@ -129,8 +129,7 @@ export class RefreshSessions {
     const membership = await members.read(
       log,
       (db) => findMembershipById(db, record.memberId),
-      () => [record.memberId],
-      [record.memberId],
+      (found) => ({ members: [record.memberId], organisations: found ? [found.organisation.identifier] : [] }),
     );
     const ended = sessionEnd(source, membership, record, subject);
     const result = await store.exchange(log, {
