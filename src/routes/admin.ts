@@ -1,4 +1,4 @@
-/** `/authenticate/admin/…`: every `npm run admin` command as one signed request (`ADMIN_SECRET`); the gateway validates, writes D1, revokes and audits. */
+/** `/authenticate/admin/…`: the `npm run admin` commands as signed requests (docs/operating.md § Admin commands). */
 import { Hono, type Context } from "hono";
 import { ADMIN_SIGNATURE_HEADER, verifyAdminRequest } from "../admin/signature";
 import * as input from "../admin/inputs";
@@ -18,9 +18,7 @@ import { auditRequest } from "./audit";
 import type { AppEnv } from "./middleware";
 import { MAX_LIVE_SECRETS } from "./secrets";
 
-/** Rows one listing or trail page answers, at most. */
 const MAX_PAGE = 500;
-/** Members one `member/import` request takes, at most (the 16 KiB body holds about 100). */
 const MAX_IMPORT_ROWS = 500;
 
 /** What an admin action answers, and the events it audits (none for a dry run). */
@@ -31,10 +29,7 @@ interface Outcome {
 
 type Action = (c: Context<AppEnv>, body: input.AdminBody) => Promise<Outcome>;
 
-/**
- * The body of a request signed with `ADMIN_SECRET`: 404 when the secret is not set, 413 over 16 KiB, 401 unless the
- * signature matches the route and the body within its window.
- */
+/** The body of a request signed with `ADMIN_SECRET`: 404 without the secret, 413 over 16 KiB, 401 unless signed. */
 async function readSigned(c: Context<AppEnv>): Promise<string> {
   const services = c.get("services");
   const secret = services.config.adminSecret;
@@ -63,10 +58,7 @@ function parseJson(text: string): unknown {
 /** Operator routes; 404 unless `ADMIN_SECRET` is set. Not part of the public OpenAPI document. */
 export const adminRoutes = new Hono<AppEnv>();
 
-/**
- * Serves `action` at `POST /authenticate/admin/<path>` for a signed body of `fields`: validated before anything is
- * read or written, answered as JSON (`no-store`), each event audited with the operator as its actor.
- */
+/** Serves `action` at `POST /authenticate/admin/<path>`, auditing each of its events with the operator as actor. */
 function route(path: string, fields: readonly string[], action: Action): void {
   adminRoutes.post(`/${path}`, async (c) => {
     const body = input.adminBody(parseJson(await readSigned(c)), fields);
@@ -86,7 +78,6 @@ async function organisationOf(c: Context<AppEnv>, body: input.AdminBody): Promis
   return organisation;
 }
 
-/** The organisation named by `org` and its member named by `email`; both validated before either is read. */
 async function memberOf(
   c: Context<AppEnv>,
   body: input.AdminBody,
@@ -98,7 +89,6 @@ async function memberOf(
   return { organisation, member };
 }
 
-/** `count` new member identifiers that no member holds yet. */
 async function freshIdentifiers(c: Context<AppEnv>, organisationId: number, count: number): Promise<string[]> {
   for (;;) {
     const identifiers = new Set<string>();
@@ -118,7 +108,6 @@ function memberView(member: admin.MemberRow) {
   return { id, identifier, email, role, scopes, status, created_at: createdAt };
 }
 
-/** The event of an action on `member` of `organisation`. */
 function memberEvent(
   event: OperatorEventName,
   organisation: admin.OrganisationRow,
@@ -172,10 +161,6 @@ route("org/list", ["after", "limit"], async (c, body) => {
   };
 });
 
-/**
- * Moves an organisation to another plan. When it can no longer use the API (a plan outside `API_PLANS`, or it is
- * suspended) its tokens and sessions are revoked at once; a move between API plans keeps them.
- */
 route("org/plan", ["org", "plan"], async (c, body) => {
   const plan = input.plan("plan", input.text(body, "plan"));
   const organisation = await organisationOf(c, body);
@@ -199,7 +184,6 @@ for (const [path, status] of [
   ["org/suspend", "suspended"],
   ["org/activate", "active"],
 ] as const) {
-  // Suspending ends every token and session of the organisation's members at once.
   route(path, ["org"], async (c, body) => {
     const organisation = await organisationOf(c, body);
     const services = c.get("services");
@@ -240,7 +224,6 @@ route("member/create", ["org", "email", "role", "scopes", "password"], async (c,
   };
 });
 
-/** One `member/import` row, validated; a bad row is reported with its index. */
 function importRow(raw: unknown, index: number): admin.NewMember & { index: number } {
   const row = input.adminBody(raw, ["email", "role", "scopes", "bcrypt_hash"]);
   const parsed = {
@@ -255,10 +238,6 @@ function importRow(raw: unknown, index: number): admin.NewMember & { index: numb
   return parsed;
 }
 
-/**
- * Members migrated with their bcrypt hashes, all or none: every row is checked, then the organisation's members;
- * `check: true` only reports the emails already there, writing nothing.
- */
 route("member/import", ["org", "members", "check"], async (c, body) => {
   const raw = body.members;
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_IMPORT_ROWS)
@@ -324,7 +303,6 @@ for (const [path, status] of [
   ["member/suspend", "suspended"],
   ["member/activate", "active"],
 ] as const) {
-  // Suspending ends every token and session of the member at once.
   route(path, ["org", "email"], async (c, body) => {
     const { organisation, member } = await memberOf(c, body);
     const services = c.get("services");
@@ -341,7 +319,6 @@ for (const [path, status] of [
   });
 }
 
-/** Ends every session and access token of a member, found by `org` and `email`, or by `member_id` once deleted. */
 route("member/sign-out", ["org", "email", "member_id"], async (c, body) => {
   const services = c.get("services");
   if (body.member_id !== undefined) {
@@ -356,7 +333,6 @@ route("member/sign-out", ["org", "email", "member_id"], async (c, body) => {
   return { answer: { member: memberView(member) }, events: [memberEvent("member.sign-out", organisation, member)] };
 });
 
-/** A new password, and every earlier session and access token of the member ended. */
 route("member/password", ["org", "email", "password"], async (c, body) => {
   const password = input.password("password", input.text(body, "password"));
   const { organisation, member } = await memberOf(c, body);
@@ -367,7 +343,6 @@ route("member/password", ["org", "email", "password"], async (c, body) => {
   return { answer: { member: memberView(member) }, events: [memberEvent("member.password", organisation, member)] };
 });
 
-/** Deletes a member, then ends its sessions and access tokens (its dynamic secrets stay). */
 route("member/delete", ["org", "email"], async (c, body) => {
   const { organisation, member } = await memberOf(c, body);
   const services = c.get("services");
@@ -376,11 +351,6 @@ route("member/delete", ["org", "email"], async (c, body) => {
   return { answer: { member: memberView(member) }, events: [memberEvent("member.delete", organisation, member)] };
 });
 
-/**
- * Clears the login back-off of one email (every organisation: the counter is per email), so a locked account can
- * log in again at once. The audit event holds no email (people paste passwords into email fields): whether a lock
- * was cleared and the account's back-off key (SHA-256 of the normalised email), so repeated unlocks can be found.
- */
 route("member/unlock", ["email"], async (c, body) => {
   const email = input.email("email", input.text(body, "email"));
   const services = c.get("services");
@@ -393,7 +363,6 @@ route("member/unlock", ["email"], async (c, body) => {
   return { answer: { unlocked }, events: [{ event: "member.unlock", detail: { ...unlocked, account } }] };
 });
 
-/** A dynamic secret made by the operator (`created_by` null); its value is in this answer only. */
 route("secret/create", ["org", "label"], async (c, body) => {
   const label = input.label("label", input.text(body, "label"));
   const organisation = await organisationOf(c, body);
@@ -467,11 +436,6 @@ route("secret/revoke", ["org", "kid"], async (c, body) => {
 
 const EVENT_FILTER = /^[a-z][a-z0-9._-]{0,63}\*?$/;
 
-/**
- * The audit trail, newest first, a page at a time: `org` (identifier), `member` (identifier, or id for a deleted
- * member), `event` (a name, or a prefix ending in `*`), `since` (ms), `before` (`{at, id}` of the last event of the
- * previous page), `limit`. Read through this route so the trail's store can change behind it.
- */
 route("audit", ["org", "member", "event", "since", "before", "limit"], async (c, body) => {
   const event = input.text(body, "event");
   if (event !== undefined && !EVENT_FILTER.test(event))
