@@ -14,9 +14,12 @@ import { isEligible } from "../policy/eligibility";
 import { revokeSessions } from "../revocation/revoke";
 import * as admin from "../storage/admin";
 import { insertSecretWithinLimit, listLiveSecrets, revokeLiveSecret } from "../storage/dynamic-secrets";
+import * as sso from "../storage/sso";
+import { ssoSecretOwner } from "../sso/logins";
 import { auditRequest } from "./audit";
 import type { AppEnv } from "./middleware";
 import { MAX_LIVE_SECRETS } from "./secrets";
+import { SSO_CALLBACK_PATH } from "./sso";
 
 const MAX_PAGE = 500;
 const MAX_IMPORT_ROWS = 500;
@@ -202,6 +205,115 @@ for (const [path, status] of [
   });
 }
 
+/** A single sign-on connection as an operator sees it: never its secret. */
+function connectionView(
+  connection: Pick<sso.SsoConnection, "issuer" | "clientId" | "domains" | "required" | "createdAt" | "updatedAt">,
+) {
+  const { issuer, clientId, domains, required, createdAt, updatedAt } = connection;
+  return { issuer, client_id: clientId, domains, required, created_at: createdAt, updated_at: updatedAt };
+}
+
+/**
+ * Connects an organisation to its OpenID Provider, or changes its connection. A new one needs `issuer`, `client_id`
+ * and `client_secret` (sealed here under `SECRETS_KEY`); a change keeps what it omits. `domains` default to the
+ * organisation's own. A new issuer forgets the members' identities at the previous one. One D1 batch.
+ */
+route("org/sso/set", ["org", "issuer", "client_id", "client_secret", "domains", "required"], async (c, body) => {
+  const issuer = input.optional(body, "issuer", input.issuer);
+  const clientId = input.optional(body, "client_id", input.clientId);
+  const clientSecret = input.optional(body, "client_secret", input.clientSecret);
+  const domains = input.domains(body, "domains");
+  const required = input.flag(body, "required");
+  const organisation = await organisationOf(c, body);
+  const services = c.get("services");
+  const before = await sso.connectionOf(services.db, organisation.id);
+  if (!before && (issuer === undefined || clientId === undefined || clientSecret === undefined))
+    input.invalidInput("A new connection needs issuer, client_id and client_secret.");
+  const change = {
+    issuer: issuer ?? before!.issuer,
+    clientId: clientId ?? before!.clientId,
+    clientSecret:
+      clientSecret === undefined
+        ? before!.clientSecret
+        : await sealSecret(
+            await services.dynamicSecrets.sealingKey(),
+            ssoSecretOwner(organisation.identifier),
+            clientSecret,
+          ),
+    required: required ?? before?.required ?? false,
+    domains: domains ?? before?.domains ?? [organisation.domain],
+  };
+  const taken = await sso.domainsRoutedElsewhere(services.db, organisation.id, change.domains);
+  if (taken.length > 0)
+    input.invalidInput(
+      `Already routed to another organisation: ${taken.map((row) => `${row.domain} (${row.organisation})`).join(", ")}.`,
+    );
+  const { createdAt, updatedAt, forgotten } = await sso.writeConnection(services.db, organisation.id, change);
+  return {
+    answer: {
+      organisation: organisation.identifier,
+      created: !before,
+      connection: connectionView({ ...change, createdAt, updatedAt }),
+      forgotten,
+      redirect_uri: new URL(SSO_CALLBACK_PATH, c.req.url).href,
+    },
+    events: [
+      {
+        event: "org.sso.set",
+        organisationId: organisation.id,
+        detail: {
+          organisation: organisation.identifier,
+          issuer: change.issuer,
+          client_id: change.clientId,
+          domains: change.domains.join(","),
+          required: change.required,
+          created: !before,
+          credential: clientSecret === undefined ? "kept" : "new",
+          forgotten,
+        },
+      },
+    ],
+  };
+});
+
+route("org/sso/show", ["org"], async (c, body) => {
+  const organisation = await organisationOf(c, body);
+  const connection = await sso.connectionRecord(c.get("services").db, organisation.id);
+  return {
+    answer: {
+      organisation: organisation.identifier,
+      connection: connection ? { ...connectionView(connection), pinned: connection.pinned } : null,
+    },
+    events: [
+      {
+        event: "org.sso.show",
+        organisationId: organisation.id,
+        detail: { organisation: organisation.identifier, connected: connection !== undefined },
+      },
+    ],
+  };
+});
+
+/** Removes a connection and its domains and forgets the members' identities at its provider; 404 when there is none. */
+route("org/sso/remove", ["org"], async (c, body) => {
+  const organisation = await organisationOf(c, body);
+  const { db } = c.get("services");
+  const connection = await sso.connectionOf(db, organisation.id);
+  if (!connection)
+    throw new GatewayError("not_found", `Organisation ${organisation.identifier} has no single sign-on connection.`);
+  const forgotten = await sso.deleteConnection(db, organisation.id);
+  return {
+    answer: { organisation: organisation.identifier, removed: connectionView(connection), forgotten },
+    events: [
+      {
+        event: "org.sso.remove",
+        organisationId: organisation.id,
+        detail: { organisation: organisation.identifier, issuer: connection.issuer, forgotten },
+      },
+    ],
+  };
+});
+
 route("member/create", ["org", "email", "role", "scopes", "password"], async (c, body) => {
   const email = input.email("email", input.text(body, "email"));
   const role = input.role("role", input.text(body, "role"));
@@ -242,8 +354,7 @@ route("member/import", ["org", "members", "check"], async (c, body) => {
   const raw = body.members;
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_IMPORT_ROWS)
     input.invalidInput(`members must be an array of 1–${MAX_IMPORT_ROWS} rows.`);
-  const check = body.check === undefined ? false : body.check;
-  if (typeof check !== "boolean") input.invalidInput("check must be true or false");
+  const check = input.flag(body, "check") ?? false;
   const rows: ReturnType<typeof importRow>[] = [];
   const errors: string[] = [];
   const seen = new Map<string, number>();
