@@ -186,6 +186,27 @@ describe("org/sso/set", () => {
     expect((await storedConnection(first.id)).domains).toEqual([first.domain]);
   });
 
+  it("refuses another organisation's own domain (400), even without a connection there, and changes nothing", async () => {
+    const first = await newOrganisation();
+    const second = await newOrganisation();
+    const refused = await expectProblem(
+      await adminCall("org/sso/set", {
+        org: second.identifier,
+        issuer: "https://idp.example",
+        client_id: "c",
+        client_secret: "s",
+        domains: [second.domain, first.domain],
+        required: true,
+      }),
+      400,
+      "invalid_request",
+    );
+    expect(refused.detail).toContain(`${first.domain} (${first.identifier})`);
+    expect(
+      await env.DB.prepare("SELECT 1 FROM sso_connections WHERE organisation_id = ?").bind(second.id).first(),
+    ).toBeNull();
+  });
+
   it.each([
     { issuer: "http://login.example.com" },
     { issuer: "https://login.example.com/?x=1" },

@@ -122,16 +122,23 @@ export async function connectionRecord(db: Database, organisationId: number): Pr
 }
 
 /** Those of `domains` routed to another organisation's connection, with that organisation's identifier. */
-export function domainsRoutedElsewhere(
+export async function domainsRoutedElsewhere(
   db: Database,
   organisationId: number,
   domains: readonly string[],
 ): Promise<{ domain: string; organisation: string }[]> {
-  return db
-    .select({ domain: ssoDomains.domain, organisation: organisations.identifier })
-    .from(ssoDomains)
-    .innerJoin(organisations, eq(organisations.id, ssoDomains.organisationId))
-    .where(and(inArray(ssoDomains.domain, [...domains]), ne(ssoDomains.organisationId, organisationId)));
+  const [routed, owned] = await Promise.all([
+    db
+      .select({ domain: ssoDomains.domain, organisation: organisations.identifier })
+      .from(ssoDomains)
+      .innerJoin(organisations, eq(organisations.id, ssoDomains.organisationId))
+      .where(and(inArray(ssoDomains.domain, [...domains]), ne(ssoDomains.organisationId, organisationId))),
+    db
+      .select({ domain: organisations.domain, organisation: organisations.identifier })
+      .from(organisations)
+      .where(and(inArray(organisations.domain, [...domains]), ne(organisations.id, organisationId))),
+  ]);
+  return [...routed, ...owned.filter((row) => !routed.some((taken) => taken.domain === row.domain))];
 }
 
 /**
