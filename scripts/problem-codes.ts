@@ -42,7 +42,9 @@ function main(mode: string | undefined): void {
   const expected = withProblemCodes(current);
   if (mode === "--check") {
     if (current !== expected) {
-      console.error(`${FILE}: the problem codes table is out of date with src/http/problem.ts; run npm run docs:generate`);
+      console.error(
+        `${FILE}: the problem codes table is out of date with src/http/problem.ts; run npm run docs:generate`,
+      );
       process.exit(1);
     }
     console.log(`${FILE}: problem codes table up to date (${Object.keys(PROBLEMS).length} codes)`);
