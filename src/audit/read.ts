@@ -3,15 +3,12 @@ import { and, desc, eq, gte, lt, or, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../storage/db";
 import { auditEvents, members, organisations } from "../storage/schema";
 
-/** Which events to read. */
+/** Which events to read: `event` a name or a prefix ending in `*`, `since` in ms, `before` the last one read. */
 export interface AuditQuery {
   organisationId?: number;
   memberId?: number;
-  /** An event name, or a prefix ending in `*` (`member.*`). */
   event?: string;
-  /** Only events at or after this instant (ms). */
   since?: number;
-  /** Only events before this position of the order (the last event of the previous page). */
   before?: { at: number; id: number };
   limit: number;
 }

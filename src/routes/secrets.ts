@@ -39,7 +39,6 @@ export function parseCreateSecretBody(raw: unknown): CreateSecretBody {
   return label === undefined ? {} : { label };
 }
 
-/** The caller of a secrets route: a fixed-token architect, active, of an eligible organisation. */
 interface Manager {
   organisation: string;
   membership: MembershipState;
@@ -64,7 +63,6 @@ async function manager(c: Context<AppEnv>): Promise<Manager> {
   return { organisation: claims.organisationEntityIdentifier, membership };
 }
 
-/** Audits a secret change made by the architect `who` (the actor: `member_id`). */
 function record(c: Context<AppEnv>, event: AuditEventName, who: Manager, kid: string): void {
   const { memberId, organisationId } = who.membership;
   auditRequest(c, { event, outcome: "success", memberId, organisationId, detail: { actor: "member", kid } });
