@@ -135,6 +135,7 @@ export class Services implements ConfigSource {
     this.sso = new SsoLogins({
       source: this,
       db,
+      reads: members,
       now,
       sealingKey: () => this.dynamicSecrets.sealingKey(),
       relyingParty: new RelyingParty({ waitMs: overrides.idpWaitMs, now }),

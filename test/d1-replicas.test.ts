@@ -209,6 +209,24 @@ describe("D1 read replicas", () => {
     await expectInvalidGrant(await gateway.post("/authenticate/refresh", { refresh_token }));
   });
 
+  it("org/sso/set: a password login on a replica from before the connection is refused 403 sso_required, by email domain and by organisation", async () => {
+    const { gateway } = replicatedLocation();
+    const byDomain = await replicatedAccount();
+    const byOrganisation = await replicatedAccount();
+    const connection = { issuer: "https://idp.example", client_id: "gridgate", client_secret: "s", required: true };
+    await admin("org/sso/set", { ...connection, org: byDomain.organisation, domains: [byDomain.email.split("@")[1]] });
+    await admin("org/sso/set", {
+      ...connection,
+      org: byOrganisation.organisation,
+      domains: [`${randomId("d")}.example`],
+    });
+    for (const account of [byDomain, byOrganisation]) {
+      const response = await gateway.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+      expect(response.status).toBe(403);
+      expect((await problem(response)).code).toBe("sso_required");
+    }
+  });
+
   it("when the Revocations object cannot be asked, the member is read from the primary: the login still answers", async () => {
     const faults = faultSwitch("throws", (method) => method === "bookmark");
     const { gateway, where } = replicatedLocation(undefined, { REVOCATIONS: faultyObjects(faults, env.REVOCATIONS) });

@@ -6,7 +6,7 @@ import { refusal, refusalOf } from "../gateway-error";
 import { LogSampler, type Logger } from "../log";
 import { withinDeadline } from "../deadline";
 import { LIMITER_WAIT_MS } from "../storage/bounded";
-import { findMemberships, type Database, type Membership } from "../storage/db";
+import { findMemberships, type Database, type LoginMembership } from "../storage/db";
 import type { MemberReads } from "../revocation/reads";
 import { replacePasswordHash } from "../storage/password-hashes";
 import { normalizeEmail } from "./email";
@@ -28,7 +28,7 @@ export interface LoginGuardDeps {
   source: ConfigSource;
   /** The primary: the re-hash write. */
   db: Database;
-  /** Membership reads from replicas, fresh enough for every revocation and change in force. */
+  /** LoginMembership reads from replicas, fresh enough for every revocation and change in force. */
   members: MemberReads;
   throttle: LoginThrottle;
   audit: AuditTrail;
@@ -82,7 +82,7 @@ export class LoginGuard {
     log: Logger,
     attempt: LoginAttempt,
     input: LoginInput,
-    issue: (membership: Membership) => Promise<Issued>,
+    issue: (membership: LoginMembership) => Promise<Issued>,
   ): Promise<Issued> {
     const { throttle, source, members } = this.deps;
     const key = await throttleKey(normalizeEmail(input.email));

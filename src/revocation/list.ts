@@ -55,15 +55,18 @@ export interface RevocationSubjects {
 /** Whose rows D1 writes changed, for reads from replicas: also accounts (`throttleKey` of an email) of new members. */
 export interface WrittenSubjects extends RevocationSubjects {
   accounts?: readonly string[];
+  /** Domains whose single sign-on routing changed. */
+  domains?: readonly string[];
 }
 
-/** The record's subject names (`m:`, `o:`, `a:`) of `subjects`, each once. */
+/** The record's subject names (`m:`, `o:`, `a:`, `d:`) of `subjects`, each once. */
 function subjectNames(subjects: WrittenSubjects): string[] {
   return [
     ...new Set([
       ...(subjects.members ?? []).map((id) => `m:${id}`),
       ...(subjects.organisations ?? []).map((identifier) => `o:${identifier}`),
       ...(subjects.accounts ?? []).map((account) => `a:${account}`),
+      ...(subjects.domains ?? []).map((domain) => `d:${domain}`),
     ]),
   ];
 }

@@ -11,6 +11,7 @@ import { GatewayError } from "../gateway-error";
 import { readText } from "../http/body";
 import { methodNotAllowed } from "../http/problem";
 import { isEligible } from "../policy/eligibility";
+import type { WrittenSubjects } from "../revocation/list";
 import { rememberWrites, revokeSessions } from "../revocation/revoke";
 import * as admin from "../storage/admin";
 import { insertSecretWithinLimit, listLiveSecrets, revokeLiveSecret } from "../storage/dynamic-secrets";
@@ -223,6 +224,15 @@ function connectionView(
  * and `client_secret` (sealed here under `SECRETS_KEY`); a change keeps what it omits. `domains` default to the
  * organisation's own. A new issuer forgets the members' identities at the previous one. One D1 batch.
  */
+/** Whose reads a connection change concerns: the organisation, its own domain and every domain routed before or after. */
+function ssoSubjects(
+  organisation: { identifier: string; domain: string },
+  before: readonly string[],
+  after: readonly string[],
+): WrittenSubjects {
+  return { organisations: [organisation.identifier], domains: [organisation.domain, ...before, ...after] };
+}
+
 route("org/sso/set", ["org", "issuer", "client_id", "client_secret", "domains", "required"], async (c, body) => {
   const issuer = input.optional(body, "issuer", input.issuer);
   const clientId = input.optional(body, "client_id", input.clientId);
@@ -253,7 +263,9 @@ route("org/sso/set", ["org", "issuer", "client_id", "client_secret", "domains", 
     input.invalidInput(
       `Already routed to another organisation: ${taken.map((row) => `${row.domain} (${row.organisation})`).join(", ")}.`,
     );
-  const { createdAt, updatedAt, forgotten } = await sso.writeConnection(services.db, organisation.id, change);
+  const writes = services.d1.session("first-primary");
+  const { createdAt, updatedAt, forgotten } = await sso.writeConnection(writes.db, organisation.id, change);
+  await rememberWrites(services, ssoSubjects(organisation, before?.domains ?? [], change.domains), writes);
   return {
     answer: {
       organisation: organisation.identifier,
@@ -302,11 +314,13 @@ route("org/sso/show", ["org"], async (c, body) => {
 /** Removes a connection and its domains and forgets the members' identities at its provider; 404 when there is none. */
 route("org/sso/remove", ["org"], async (c, body) => {
   const organisation = await organisationOf(c, body);
-  const { db } = c.get("services");
-  const connection = await sso.connectionOf(db, organisation.id);
+  const services = c.get("services");
+  const connection = await sso.connectionOf(services.db, organisation.id);
   if (!connection)
     throw new GatewayError("not_found", `Organisation ${organisation.identifier} has no single sign-on connection.`);
-  const forgotten = await sso.deleteConnection(db, organisation.id);
+  const writes = services.d1.session("first-primary");
+  const forgotten = await sso.deleteConnection(writes.db, organisation.id);
+  await rememberWrites(services, ssoSubjects(organisation, connection.domains, []), writes);
   return {
     answer: { organisation: organisation.identifier, removed: connectionView(connection), forgotten },
     events: [

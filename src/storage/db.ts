@@ -3,9 +3,9 @@ import { and, eq } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { unavailable } from "../gateway-error";
 import { boundedD1, type StorageCalls } from "./bounded";
-import { members, organisations, type Member, type Organisation } from "./schema";
+import { members, organisations, ssoConnections, type Member, type Organisation } from "./schema";
 import * as schema from "./schema";
-import { checkedRows, isMembership } from "./rows";
+import { checkedRows, isLoginMembership } from "./rows";
 
 /** A drizzle handle over the `DB` binding. */
 export type Database = DrizzleD1Database<typeof schema>;
@@ -59,15 +59,21 @@ export interface Membership {
   organisation: Organisation;
 }
 
+/** A membership read for a password login: also whether its organisation requires single sign-on (`null`: no connection). */
+export interface LoginMembership extends Membership {
+  ssoRequired: boolean | null;
+}
+
 /** Every membership with this (normalised) email, narrowed to one organisation domain when given. */
-export async function findMemberships(db: Database, email: string, domain?: string): Promise<Membership[]> {
+export async function findMemberships(db: Database, email: string, domain?: string): Promise<LoginMembership[]> {
   const where =
     domain === undefined ? eq(members.email, email) : and(eq(members.email, email), eq(organisations.domain, domain));
   const rows = await db
-    .select({ member: members, organisation: organisations })
+    .select({ member: members, organisation: organisations, ssoRequired: ssoConnections.required })
     .from(members)
     .innerJoin(organisations, eq(members.organisationId, organisations.id))
+    .leftJoin(ssoConnections, eq(ssoConnections.organisationId, organisations.id))
     .where(where)
     .limit(16);
-  return checkedRows(rows, isMembership, "membership");
+  return checkedRows(rows, isLoginMembership, "membership");
 }
