@@ -111,7 +111,7 @@ export interface RevocationRequest {
 /** D1 writes that reads from replicas must see: their bookmark, kept `keepSeconds` for these subjects of one shard. */
 export interface BookmarkRequest {
   shard: number;
-  /** `m:<member id>`, `o:<organisation identifier>` or `a:<account key>`. */
+  /** `m:<member id>`, `o:<organisation identifier>`, `a:<account key>` or `d:<domain>`. */
   subjects: string[];
   bookmark: string;
   keepSeconds: number;
