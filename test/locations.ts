@@ -121,25 +121,23 @@ export function hookedD1(
 }
 
 /**
- * A Durable Object namespace that runs `hook` once, after the first call of `method` answered and before its caller
- * gets the answer (e.g. a revocation landing just after a login asked the `Revocations` shards for bookmarks).
+ * A Durable Object namespace that runs `hook` once, after the `occurrence`th call of `method` answered and before its
+ * caller gets the answer (e.g. a revocation landing just after a login asked the `Revocations` shards for bookmarks).
  */
 export function hookedObjects<T extends Rpc.DurableObjectBranded | undefined>(
   real: DurableObjectNamespace<T>,
   method: string,
   hook: () => Promise<void>,
+  occurrence = 1,
 ): DurableObjectNamespace<T> {
-  let armed = true;
+  let calls = 0;
   const call = async (
     stub: Record<string, (...args: unknown[]) => Promise<unknown>>,
     name: string,
     args: unknown[],
   ) => {
     const answer = await stub[name]!(...args);
-    if (armed && name === method) {
-      armed = false;
-      await hook();
-    }
+    if (name === method && ++calls === occurrence) await hook();
     return answer;
   };
   return {

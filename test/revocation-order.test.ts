@@ -284,14 +284,19 @@ describe("a revocation racing a refresh or a login that read D1 before it", () =
     const account = await newAccount();
     const start = secondInThePast();
     clockAt(start);
-    // after the login read the member and asked for the bookmarks of its revocations
+    // after the login read the member and asked for the bookmarks of its writes (the SSO domain check asks first)
     const login = location(faked, {
       ...env,
-      REVOCATIONS: hookedObjects(env.REVOCATIONS, "bookmark", async () => {
-        clockAt(start + 5);
-        await admin("member/suspend", who(account));
-        clockAt(start + 10);
-      }),
+      REVOCATIONS: hookedObjects(
+        env.REVOCATIONS,
+        "bookmark",
+        async () => {
+          clockAt(start + 5);
+          await admin("member/suspend", who(account));
+          clockAt(start + 10);
+        },
+        2,
+      ),
     });
     const response = await login.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
     expect(response.status, "the login read an active member").toBe(200);
