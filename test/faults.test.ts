@@ -2,7 +2,7 @@
 // bindings throwing, hanging past the bounded wait or answering garbage; 503 with Retry-After, never a 401, no half-writes.
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { REVOCATIONS_KEY } from "../src/revocation/record";
+import { REVOCATION_LAYOUT } from "../src/revocation/record";
 import {
   faultSwitch,
   faultyApp,
@@ -356,7 +356,7 @@ describe("the proxied path", () => {
     "the revocation record re-read %s past its 29 s bound: 503",
     async (fault) => {
       fakeOrigin();
-      const faults = faultSwitch(undefined, (call) => call === `get ${REVOCATIONS_KEY}`);
+      const faults = faultSwitch(undefined, (call) => call === `get ${REVOCATION_LAYOUT.key(0)}`);
       const app = faultyApp({ ...env, TOKENS: faultyKv(faults) });
       const token = await signWithJose(fixedClaims({ exp: now() + 3600 }));
       expect((await get(app, token)).status).toBe(200);

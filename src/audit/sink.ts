@@ -3,7 +3,7 @@ import { DurableObject } from "cloudflare:workers";
 import { fnv1a32 } from "../digest";
 import { Logger } from "../log";
 
-/** Shards (`audit-0` … `audit-15`): D1 sees at most this many audit writes a second (docs/capacity.md § 10). */
+/** Shards (`audit-0` … `audit-15`): D1 sees at most this many audit writes a second (docs/capacity.md § 7). */
 export const AUDIT_SHARDS = 16;
 /** A shard writes to D1 at most once per this interval; the first event of an idle shard is written at once. */
 export const FLUSH_INTERVAL_MS = 1000;

@@ -131,7 +131,7 @@ export interface AuditTrailDeps {
 
 /**
  * The audit trail: JSON log lines through the gateway's {@link Logger}, rows in D1 `audit_events`
- * written through the sharded `AuditSink` Durable Object, which batches them (docs/capacity.md § 5).
+ * written through the sharded `AuditSink` Durable Object, which batches them (docs/capacity.md § 8).
  */
 export class AuditTrail {
   constructor(private readonly deps: AuditTrailDeps) {}

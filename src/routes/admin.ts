@@ -11,7 +11,8 @@ import { GatewayError } from "../gateway-error";
 import { readText } from "../http/body";
 import { methodNotAllowed } from "../http/problem";
 import { isEligible } from "../policy/eligibility";
-import { revokeSessions } from "../revocation/revoke";
+import type { WrittenSubjects } from "../revocation/list";
+import { rememberWrites, revokeSessions } from "../revocation/revoke";
 import * as admin from "../storage/admin";
 import { insertSecretWithinLimit, listLiveSecrets, revokeLiveSecret } from "../storage/dynamic-secrets";
 import * as sso from "../storage/sso";
@@ -168,9 +169,11 @@ route("org/plan", ["org", "plan"], async (c, body) => {
   const plan = input.plan("plan", input.text(body, "plan"));
   const organisation = await organisationOf(c, body);
   const services = c.get("services");
-  await admin.updateOrganisation(services.db, organisation.id, { plan });
+  const writes = services.d1.session("first-primary");
+  await admin.updateOrganisation(writes.db, organisation.id, { plan });
   const revoked = !isEligible(services.config, { plan, status: organisation.status });
-  if (revoked) await revokeSessions(services, { organisations: [organisation.identifier] });
+  const subjects = { organisations: [organisation.identifier] };
+  await (revoked ? revokeSessions(services, subjects, writes) : rememberWrites(services, subjects, writes));
   return {
     answer: { organisation: organisation.identifier, from: organisation.plan, to: plan, revoked },
     events: [
@@ -190,8 +193,11 @@ for (const [path, status] of [
   route(path, ["org"], async (c, body) => {
     const organisation = await organisationOf(c, body);
     const services = c.get("services");
-    await admin.updateOrganisation(services.db, organisation.id, { status });
-    if (status === "suspended") await revokeSessions(services, { organisations: [organisation.identifier] });
+    const writes = services.d1.session("first-primary");
+    await admin.updateOrganisation(writes.db, organisation.id, { status });
+    const subjects = { organisations: [organisation.identifier] };
+    if (status === "suspended") await revokeSessions(services, subjects, writes);
+    else await rememberWrites(services, subjects, writes);
     return {
       answer: { organisation: organisation.identifier, from: organisation.status, to: status },
       events: [
@@ -218,6 +224,15 @@ function connectionView(
  * and `client_secret` (sealed here under `SECRETS_KEY`); a change keeps what it omits. `domains` default to the
  * organisation's own. A new issuer forgets the members' identities at the previous one. One D1 batch.
  */
+/** Whose reads a connection change concerns: the organisation, its own domain and every domain routed before or after. */
+function ssoSubjects(
+  organisation: { identifier: string; domain: string },
+  before: readonly string[],
+  after: readonly string[],
+): WrittenSubjects {
+  return { organisations: [organisation.identifier], domains: [organisation.domain, ...before, ...after] };
+}
+
 route("org/sso/set", ["org", "issuer", "client_id", "client_secret", "domains", "required"], async (c, body) => {
   const issuer = input.optional(body, "issuer", input.issuer);
   const clientId = input.optional(body, "client_id", input.clientId);
@@ -248,7 +263,9 @@ route("org/sso/set", ["org", "issuer", "client_id", "client_secret", "domains", 
     input.invalidInput(
       `Already routed to another organisation: ${taken.map((row) => `${row.domain} (${row.organisation})`).join(", ")}.`,
     );
-  const { createdAt, updatedAt, forgotten } = await sso.writeConnection(services.db, organisation.id, change);
+  const writes = services.d1.session("first-primary");
+  const { createdAt, updatedAt, forgotten } = await sso.writeConnection(writes.db, organisation.id, change);
+  await rememberWrites(services, ssoSubjects(organisation, before?.domains ?? [], change.domains), writes);
   return {
     answer: {
       organisation: organisation.identifier,
@@ -297,11 +314,13 @@ route("org/sso/show", ["org"], async (c, body) => {
 /** Removes a connection and its domains and forgets the members' identities at its provider; 404 when there is none. */
 route("org/sso/remove", ["org"], async (c, body) => {
   const organisation = await organisationOf(c, body);
-  const { db } = c.get("services");
-  const connection = await sso.connectionOf(db, organisation.id);
+  const services = c.get("services");
+  const connection = await sso.connectionOf(services.db, organisation.id);
   if (!connection)
     throw new GatewayError("not_found", `Organisation ${organisation.identifier} has no single sign-on connection.`);
-  const forgotten = await sso.deleteConnection(db, organisation.id);
+  const writes = services.d1.session("first-primary");
+  const forgotten = await sso.deleteConnection(writes.db, organisation.id);
+  await rememberWrites(services, ssoSubjects(organisation, connection.domains, []), writes);
   return {
     answer: { organisation: organisation.identifier, removed: connectionView(connection), forgotten },
     events: [
@@ -326,9 +345,11 @@ route("member/create", ["org", "email", "role", "scopes", "password"], async (c,
   if (existing.emails.length > 0) input.invalidInput(`${email} is already a member of ${organisation.identifier}.`);
   const [identifier] = await freshIdentifiers(c, organisation.id, 1);
   const passwordHash = await hashPassword(password, services.config.passwordPepper);
-  const ids = await admin.insertMembers(services.db, organisation.id, [
+  const writes = services.d1.session("first-primary");
+  const ids = await admin.insertMembers(writes.db, organisation.id, [
     { identifier: identifier!, email, passwordHash, role, scopes },
   ]);
+  await rememberWrites(services, { accounts: [await throttleKey(email)] }, writes);
   const member = { id: ids.get(identifier!)!, identifier: identifier!, email, role, scopes, status: "active" };
   return {
     answer: { member },
@@ -385,7 +406,10 @@ route("member/import", ["org", "members", "check"], async (c, body) => {
     input.invalidInput(`Already members of ${organisation.identifier}, nothing imported: ${existing.join(", ")}.`);
   const identifiers = await freshIdentifiers(c, organisation.id, rows.length);
   rows.forEach((row, index) => (row.identifier = identifiers[index]!));
-  const ids = await admin.insertMembers(services.db, organisation.id, rows);
+  const writes = services.d1.session("first-primary");
+  const ids = await admin.insertMembers(writes.db, organisation.id, rows);
+  const accounts = await Promise.all(rows.map((row) => throttleKey(row.email)));
+  await rememberWrites(services, { accounts }, writes);
   const imported = rows.map((row) => ({ id: ids.get(row.identifier)!, identifier: row.identifier, email: row.email }));
   return {
     answer: { imported },
@@ -417,8 +441,10 @@ for (const [path, status] of [
   route(path, ["org", "email"], async (c, body) => {
     const { organisation, member } = await memberOf(c, body);
     const services = c.get("services");
-    await admin.setMemberStatus(services.db, member.id, status);
-    if (status === "suspended") await revokeSessions(services, { members: [member.id] });
+    const writes = services.d1.session("first-primary");
+    await admin.setMemberStatus(writes.db, member.id, status);
+    if (status === "suspended") await revokeSessions(services, { members: [member.id] }, writes);
+    else await rememberWrites(services, { members: [member.id] }, writes);
     return {
       answer: { member: memberView({ ...member, status }), from: member.status },
       events: [
@@ -449,16 +475,18 @@ route("member/password", ["org", "email", "password"], async (c, body) => {
   const { organisation, member } = await memberOf(c, body);
   const services = c.get("services");
   const passwordHash = await hashPassword(password, services.config.passwordPepper);
-  await admin.setMemberPassword(services.db, member.id, passwordHash, services.now());
-  await revokeSessions(services, { members: [member.id] });
+  const writes = services.d1.session("first-primary");
+  await admin.setMemberPassword(writes.db, member.id, passwordHash, services.now());
+  await revokeSessions(services, { members: [member.id] }, writes);
   return { answer: { member: memberView(member) }, events: [memberEvent("member.password", organisation, member)] };
 });
 
 route("member/delete", ["org", "email"], async (c, body) => {
   const { organisation, member } = await memberOf(c, body);
   const services = c.get("services");
-  await admin.deleteMember(services.db, member.id);
-  await revokeSessions(services, { members: [member.id] });
+  const writes = services.d1.session("first-primary");
+  await admin.deleteMember(writes.db, member.id);
+  await revokeSessions(services, { members: [member.id] }, writes);
   return { answer: { member: memberView(member) }, events: [memberEvent("member.delete", organisation, member)] };
 });
 

@@ -47,7 +47,7 @@ interface Manager {
 async function manager(c: Context<AppEnv>): Promise<Manager> {
   const claims = c.get("claims");
   const services = c.get("services");
-  await requireEligiblePlan(services, c.executionCtx, claims.organisationEntityIdentifier);
+  await requireEligiblePlan(services, c.executionCtx, claims.organisationEntityIdentifier, c.req.url);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
     throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
       requiredScope: MANAGER_SCOPE,

@@ -212,16 +212,6 @@ export async function passwordsRefusedFor(
   return rows.length > 0;
 }
 
-/** Whether the organisation requires SSO (a password that verified is refused then too). */
-export async function organisationRequiresSso(db: Database, organisationId: number): Promise<boolean> {
-  const rows = await db
-    .select({ one: sql`1` })
-    .from(ssoConnections)
-    .where(and(eq(ssoConnections.organisationId, organisationId), eq(ssoConnections.required, true)))
-    .limit(1);
-  return rows.length > 0;
-}
-
 /** Stores a sign-in in progress and, in the same batch, deletes the expired ones (indexed on `expires_at`). */
 export async function insertState(db: Database, state: SsoState, now: number): Promise<void> {
   await db.batch([db.insert(ssoStates).values(state), db.delete(ssoStates).where(lt(ssoStates.expiresAt, now))]);
