@@ -5,10 +5,17 @@
 // logins. Loopback only; about a minute. Result and method: bench/README.md § 6.
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { startOidcProvider } from "../scripts/oidc-provider.mjs";
 import { LOCAL_SSO_CLIENT } from "../scripts/seed-data.ts";
-import { ROOT, gatewayWorker, prepareLocal, startWorker, stopGroups, waitForOk } from "../scripts/lib/dev-stack.mjs";
+import {
+  ROOT,
+  freePort,
+  gatewayWorker,
+  prepareLocal,
+  startWorker,
+  stopGroups,
+  waitForOk,
+} from "../scripts/lib/dev-stack.mjs";
 
 const BATCH = Number(process.env.BENCH_SSO_BATCH ?? 50);
 const BATCHES = Number(process.env.BENCH_SSO_BATCHES ?? 6);
@@ -16,17 +23,6 @@ const PERSIST_TO = ".wrangler/bench-sso";
 const CONFIG = "wrangler.bench-sso.toml";
 const APP = "http://127.0.0.1:5999";
 const TICKS_PER_SECOND = 100;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** user+system CPU of a process, in ms (clock ticks of /proc/<pid>/stat). */
 function cpuMs(pid) {
