@@ -1,4 +1,4 @@
-// `tsx bench/sso-callback.mjs`: the gateway's own CPU for GET /authenticate/sso/callback. Runs the gateway under
+// `npm run bench:sso`: the gateway's own CPU for GET /authenticate/sso/callback. Runs the gateway under
 // `wrangler dev` (free ports, a fresh local D1, no per-IP login limiter) and the local OpenID Provider in this
 // process; signs in BENCH_SSO_BATCH browsers at the provider, then sends their callbacks and reads the workerd
 // process's user+system CPU (/proc/<pid>/stat) around them, against as many GET /health requests and password
