@@ -1,6 +1,6 @@
 /** The per-isolate gateway object: configuration, keys, caches and stores built once and shared by every request. */
 import { AccessLog } from "./access-log";
-import { AuditTrail } from "./audit/trail";
+import { auditQueues, AuditTrail } from "./audit/trail";
 import {
   accessLogSampleRate,
   DEFAULT_ACCESS_LOG_SAMPLE_RATE,
@@ -21,7 +21,7 @@ import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./dynamic-secrets/resolve";
 import { SsoLogins } from "./sso/logins";
 import { RelyingParty } from "./sso/relying-party";
-import { boundedD1, boundedKv, boundedObjects, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
+import { boundedD1, boundedKv, boundedObjects, boundedR2, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
 import { database, type Database } from "./storage/db";
 import type { ClaimRules } from "./tokens/claims";
 import { KeyStore } from "./tokens/keys";
@@ -62,6 +62,8 @@ export class Services implements ConfigSource {
   /** The drizzle handle over `DB` (bounded). */
   readonly db: Database;
   readonly audit: AuditTrail;
+  /** The audit trail's bucket (bounded), for its reader. */
+  readonly auditBucket: R2Bucket;
   /** HMAC keys: the fixed ring and the assertion key. */
   readonly keys: KeyStore;
   /** Access-token verification and its header and known-input caches. */
@@ -103,7 +105,8 @@ export class Services implements ConfigSource {
     const db = database(boundedD1(env.DB, storage));
     const kv = boundedKv(env.TOKENS, storage);
     this.db = db;
-    this.audit = new AuditTrail({ sink: env.AUDIT_SINK, logger: this.logger, now });
+    this.audit = new AuditTrail({ queues: auditQueues(env), sink: env.AUDIT_SINK, logger: this.logger, now });
+    this.auditBucket = boundedR2(env.AUDIT_BUCKET, storage);
     this.keys = new KeyStore(this);
     this.plans = new PlanGate({ source: this, db, now, logger: this.logger });
     this.dynamicSecrets = new DynamicSecrets({ source: this, kv, db, now });

@@ -34,19 +34,9 @@ export async function sealClientSecret(secretsKey: Uint8Array<ArrayBuffer>, orga
 const ORGANISATION_ID = (organisation: string) =>
   `(SELECT id FROM organisations WHERE identifier = ${literal(organisation)})`;
 
-/** One `audit_events` row of an admin action on an organisation's connection, at D1's clock (ms). */
-function auditSql(organisation: string, event: string, detail: Record<string, unknown>): string {
-  const at = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)";
-  return (
-    `INSERT INTO audit_events (at, event, outcome, organisation_id, request_id, detail) ` +
-    `SELECT ${at}, ${literal(event)}, 'success', id, ${literal(`admin-${crypto.randomUUID()}`)}, ${literal(JSON.stringify({ ...detail, by: "admin" }))} ` +
-    `FROM organisations WHERE identifier = ${literal(organisation)};`
-  );
-}
-
 /**
  * Creates or replaces an organisation's connection and its domains, forgets the members' identities at any other
- * issuer (they belonged to the previous provider), and audits it (`sso.connection.set`): one batch.
+ * issuer (they belonged to the previous provider): one batch.
  */
 export function setConnectionSql(input: SsoConnectionInput): string[] {
   const organisationId = ORGANISATION_ID(input.organisation);
@@ -63,11 +53,5 @@ export function setConnectionSql(input: SsoConnectionInput): string[] {
     `INSERT INTO sso_domains (domain, organisation_id) SELECT v.column1, o.id FROM (VALUES ${input.domains
       .map((entry) => `(${literal(entry)})`)
       .join(", ")}) AS v JOIN organisations o ON o.identifier = ${literal(input.organisation)};`,
-    auditSql(input.organisation, "sso.connection.set", {
-      issuer: input.issuer,
-      clientId: input.clientId,
-      domains: input.domains.join(","),
-      required: input.required,
-    }),
   ];
 }
