@@ -105,7 +105,13 @@ export class Services implements ConfigSource {
     const db = database(boundedD1(env.DB, storage));
     const kv = boundedKv(env.TOKENS, storage);
     this.db = db;
-    this.audit = new AuditTrail({ queues: auditQueues(env), sink: env.AUDIT_SINK, logger: this.logger, now });
+    this.audit = new AuditTrail({
+      queues: auditQueues(env),
+      sink: env.AUDIT_SINK,
+      logger: this.logger,
+      now,
+      waitMs: storage.waitMs,
+    });
     this.auditBucket = boundedR2(env.AUDIT_BUCKET, storage);
     this.keys = new KeyStore(this);
     this.plans = new PlanGate({ source: this, db, now, logger: this.logger });

@@ -16,6 +16,8 @@ export function retryDelaySeconds(attempts: number): number {
 export interface AuditConsumerDeps {
   bucket: R2Bucket;
   logger: Logger;
+  /** Longest wait for a batch's objects (ms; default `STORE_WAIT_MS`). */
+  waitMs?: number;
 }
 
 /**
@@ -38,6 +40,7 @@ export async function consumeAuditBatch(batch: MessageBatch, deps: AuditConsumer
     await writeAuditObjects(
       deps.bucket,
       events.map((event) => event.row),
+      deps.waitMs,
     );
     for (const { message } of events) message.ack();
   } catch (error) {

@@ -77,8 +77,11 @@ function spans(sorted: AuditRow[]): AuditRow[][] {
   return runs;
 }
 
-/** Writes `rows` as one object per run of at most {@link MAX_OBJECT_SPAN_MS}, each named and summarised for reading. */
-export async function writeAuditObjects(bucket: R2Bucket, rows: AuditRow[]): Promise<void> {
+/**
+ * Writes `rows` as one object per run of at most {@link MAX_OBJECT_SPAN_MS}, each named and summarised for reading;
+ * throws when any write fails or all have not finished within `waitMs`.
+ */
+export async function writeAuditObjects(bucket: R2Bucket, rows: AuditRow[], waitMs = STORE_WAIT_MS): Promise<void> {
   const runs = spans([...rows].sort(byPosition));
   await withinDeadline(
     () =>
@@ -104,7 +107,7 @@ export async function writeAuditObjects(bucket: R2Bucket, rows: AuditRow[]): Pro
           );
         }),
       ),
-    STORE_WAIT_MS,
+    waitMs,
   );
 }
 
@@ -128,9 +131,14 @@ function numbers(text: string | undefined): ReadonlySet<number> | null {
   return new Set(text === "" ? [] : text.split(",").map(Number));
 }
 
-/** The summary of a listed object; one without readable metadata may hold anything within the span of its key. */
-export function summaryOf(object: R2Object): AuditObjectSummary {
-  const maxAt = LAST_KEY_TIME - Number(object.key.slice(AUDIT_PREFIX.length, AUDIT_PREFIX.length + 13));
+/**
+ * The summary of a listed object; one without readable metadata may hold anything within the span of its key;
+ * undefined for a key not of this layout.
+ */
+export function summaryOf(object: R2Object): AuditObjectSummary | undefined {
+  const time = object.key.slice(AUDIT_PREFIX.length, AUDIT_PREFIX.length + 13);
+  if (!/^\d{13}$/.test(time)) return undefined;
+  const maxAt = LAST_KEY_TIME - Number(time);
   const meta = object.customMetadata ?? {};
   const minAt = Number(meta.min_at);
   return {

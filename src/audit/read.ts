@@ -122,7 +122,7 @@ class Listing {
         ...(this.cursor === undefined ? { startAfter: this.startAfter } : { cursor: this.cursor }),
       });
       this.listings += 1;
-      this.pending = page.objects.map(summaryOf);
+      this.pending = page.objects.map(summaryOf).filter((object) => object !== undefined);
       this.cursor = page.truncated ? page.cursor : undefined;
       this.done = !page.truncated;
     }
