@@ -1,6 +1,7 @@
 /** The per-isolate gateway object: configuration, keys, caches and stores built once and shared by every request. */
 import { AccessLog } from "./access-log";
-import { auditQueues, AuditTrail } from "./audit/trail";
+import { auditQueues } from "./audit/queues";
+import { AuditTrail } from "./audit/trail";
 import {
   accessLogSampleRate,
   DEFAULT_ACCESS_LOG_SAMPLE_RATE,

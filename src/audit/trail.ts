@@ -1,6 +1,6 @@
 /** Security audit trail: one structured event per login, refresh, revoke, secret change and operator action. */
 import { v7 as uuidv7 } from "uuid";
-import type { Bindings, WaitUntil } from "../config";
+import type { WaitUntil } from "../config";
 import { withinDeadline } from "../deadline";
 import { fnv1a32 } from "../digest";
 import type { Logger } from "../log";
@@ -126,14 +126,6 @@ function safeDetail(detail: AuditEvent["detail"]): AuditEvent["detail"] {
 
 /** Fields of an event a route or guard adds to the request's facts. */
 export type AuditFields = Pick<AuditEvent, "event" | "outcome" | "memberId" | "organisationId" | "detail">;
-
-/** The queues an event may go to, by the request id's hash (wrangler.toml `[[queues.producers]]`). */
-export const AUDIT_QUEUE_BINDINGS = ["AUDIT_QUEUE_0", "AUDIT_QUEUE_1"] as const;
-
-/** The audit queues of `env`, in {@link AUDIT_QUEUE_BINDINGS} order. */
-export function auditQueues(env: Bindings): Queue[] {
-  return AUDIT_QUEUE_BINDINGS.map((name) => env[name]);
-}
 
 /** What an {@link AuditTrail} writes to. */
 export interface AuditTrailDeps {
