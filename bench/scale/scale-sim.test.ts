@@ -7,8 +7,10 @@ import { SignJWT } from "jose";
 import { expect, it, vi } from "vitest";
 import { createWorker } from "../../src/worker";
 import { hashPassword } from "../../src/credentials/password";
-import { AUDIT_SHARDS, FLUSH_INTERVAL_MS, ROWS_PER_FLUSH } from "../../src/audit/sink";
+import { parseAuditObject, AUDIT_PREFIX } from "../../src/audit/objects";
+import { AUDIT_QUEUE_BINDINGS } from "../../src/audit/queues";
 import { createServices } from "../../src/services";
+import { auditTrailFigures, auditTrailReport } from "./audit-trail";
 
 /** The target (docs/capacity.md § 1) is SCALE times what runs here: one isolate's slice of it. */
 const SCALE = 1000;
@@ -44,12 +46,11 @@ const MEASURED_SECONDS = 120;
 const WALL_CLOCK_LIMIT_MS = 120_000;
 /**
  * Estimated D1 work per statement (docs/capacity.md § 1, § 5): an indexed point read, a write, one feed page (an
- * index range of ≤ 500 rows), one audit statement inserting a batch of rows.
+ * index range of ≤ 500 rows).
  */
 const D1_READ_MS = 0.5;
 const D1_WRITE_MS = 2;
 const D1_FEED_PAGE_MS = 1;
-const D1_AUDIT_BATCH_MS = 5;
 const FEED_QUERY = "select organisations by updated_at, removed_at";
 const FLOOD_TOKENS = 200;
 const FLOOD_SECONDS = 10;
@@ -157,10 +158,24 @@ class Counters {
     stats.requestsBySecond.set(this.second, (stats.requestsBySecond.get(this.second) ?? 0) + 1);
   }
 
+  /** Audit events sent to each queue in the measured window, their bytes, and every event of the run. */
+  readonly queueMessages = new Map<string, number>();
+  queueBytes = 0;
+  allQueueMessages = 0;
+
+  queueMessage(binding: string, body: unknown): void {
+    this.allQueueMessages++;
+    if (!this.measuring) return;
+    this.queueMessages.set(binding, (this.queueMessages.get(binding) ?? 0) + 1);
+    this.queueBytes += bytes(JSON.stringify(body));
+  }
+
   reset(): void {
     this.keys.clear();
     this.queries.clear();
     this.objects.clear();
+    this.queueMessages.clear();
+    this.queueBytes = 0;
   }
 }
 
@@ -280,6 +295,34 @@ function countingObjects(namespace: DurableObjectNamespace, binding: ObjectBindi
   });
 }
 
+/** An audit queue counting the events sent to it. */
+function countingQueue(queue: Queue, binding: string, counters: Counters): Queue {
+  return new Proxy(queue, {
+    get(target, property) {
+      if (property === "send")
+        return (body: unknown, options?: QueueSendOptions) => {
+          counters.queueMessage(binding, body);
+          return target.send(body, options);
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Distinct audit events stored in R2 (a redelivered one counts once). */
+async function auditEventsInR2(): Promise<number> {
+  const ids = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await env.AUDIT_BUCKET.list({ prefix: AUDIT_PREFIX, cursor });
+    for (const object of page.objects)
+      for (const row of parseAuditObject(await (await env.AUDIT_BUCKET.get(object.key))!.text())) ids.add(row.id);
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return ids.size;
+}
+
 /** A small deterministic PRNG (mulberry32), so every run sends the same traffic. */
 function random(seed: number): () => number {
   let state = seed >>> 0;
@@ -302,9 +345,7 @@ const fmt = (value: number, digits = 1) => value.toLocaleString("en-GB", { maxim
 
 it("drives 1/SCALE of the target through the gateway and scales its storage use back up", async () => {
   const wallStart = Date.now();
-  const auditRowsInD1 = async () =>
-    (await env.DB.prepare("SELECT count(*) AS n FROM audit_events").first<{ n: number }>())?.n ?? 0;
-  const auditRowsBefore = await auditRowsInD1();
+  const auditEventsBefore = await auditEventsInR2();
   const counters = new Counters();
   const clock = { now: Date.now() };
   const simEnv = {
@@ -317,6 +358,7 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
         countingObjects(env[binding] as unknown as DurableObjectNamespace, binding, counters),
       ]),
     ),
+    ...Object.fromEntries(AUDIT_QUEUE_BINDINGS.map((name) => [name, countingQueue(env[name], name, counters)])),
   } as typeof env;
   let gateway = createServices(simEnv, { now: () => clock.now });
   const app = createWorker({ servicesFor: () => gateway });
@@ -586,6 +628,13 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     measuredSeconds = elapsed + tick / 1000;
   });
   counters.measuring = false;
+  // The audit events of the measured window: every isolate at the target sends the same to the same queues.
+  const auditInWindow = [...counters.queueMessages.values()].reduce((a, b) => a + b, 0);
+  const audit = {
+    perQueue: AUDIT_QUEUE_BINDINGS.map((name) => ((counters.queueMessages.get(name) ?? 0) / measuredSeconds) * SCALE),
+    eventBytes: counters.queueBytes / Math.max(1, auditInWindow),
+  };
+  const trail = auditTrailFigures(audit);
 
   // The report, scaled to the target.
   const lines: string[] = [];
@@ -661,7 +710,7 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   say();
   say(
     `D1 queries (at the target; busy: estimated seconds of the database's work per second, at ${D1_READ_MS} ms a read, ` +
-      `${D1_WRITE_MS} ms a write, ${D1_FEED_PAGE_MS} ms a feed page, ${D1_AUDIT_BATCH_MS} ms an audit batch):`,
+      `${D1_WRITE_MS} ms a write, ${D1_FEED_PAGE_MS} ms a feed page):`,
   );
   let queryTotal = 0;
   let busyTotal = 0;
@@ -672,19 +721,6 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     busyTotal += busy;
     say(`  ${label.padEnd(58)} ${fmt(rate, 0).padStart(8)} /s  busy ${fmt(busy, 2).padStart(5)} s/s`);
   }
-  // The audit sink's shards write with their own DB binding, on the wall clock: their D1 statements at the target
-  // follow from the events each shard receives there, at most one statement per shard per FLUSH_INTERVAL_MS.
-  const flushesPerShard = 1000 / FLUSH_INTERVAL_MS;
-  const shardRates = [...counters.objects.values()].filter((s) => s.binding === "AUDIT_SINK").map(objectRate);
-  const sinkStatements = shardRates.reduce((sum, rate) => sum + Math.min(rate, flushesPerShard), 0);
-  const sinkBacklog = shardRates.some((rate) => rate > ROWS_PER_FLUSH * flushesPerShard);
-  queryTotal += (sinkStatements * measuredSeconds) / SCALE;
-  busyTotal += (sinkStatements * D1_AUDIT_BATCH_MS) / 1000;
-  say(
-    `  ${`insert audit_events (${shardRates.length}/${AUDIT_SHARDS} AuditSink shards, ≤ 1/s each)`.padEnd(58)} ` +
-      `${fmt(sinkStatements, 0).padStart(8)} /s  busy ${fmt((sinkStatements * D1_AUDIT_BATCH_MS) / 1000, 2).padStart(5)} s/s` +
-      ` (${fmt(shardRates.reduce((a, b) => a + b, 0) / Math.max(1, sinkStatements), 0)} rows each${sinkBacklog ? "; a shard receives more than it can write: backlog" : ""})`,
-  );
   const d1PerSecond = (queryTotal / measuredSeconds) * SCALE;
   say(
     `  ${"total".padEnd(58)} ${fmt(d1PerSecond, 0).padStart(8)} /s  busy ${fmt(busyTotal, 2).padStart(5)} s/s ` +
@@ -734,23 +770,26 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   );
   say(`largest KV value read on the proxied path: ${largestProxiedKey.replace(/:.*/, ":…")}`);
   say(`busiest Durable Object: ${busiestObjectName}`);
+  say();
+  for (const line of auditTrailReport(audit)) say(line);
 
-  // Every audit event the gateway handed to the sink reaches D1 (the shards write on the wall clock, within ~1 s).
-  const auditSent = counters.allObjectRequests.get("AUDIT_SINK") ?? 0;
+  // Every audit event handed to a queue reaches R2 (the local consumer writes on the wall clock, at once).
+  const auditSent = counters.allQueueMessages;
   const auditDeadline = Date.now() + 10_000;
-  let auditWritten = await auditRowsInD1();
-  while (auditWritten - auditRowsBefore < auditSent && Date.now() < auditDeadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    auditWritten = await auditRowsInD1();
+  let auditWritten = (await auditEventsInR2()) - auditEventsBefore;
+  while (auditWritten < auditSent && Date.now() < auditDeadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    auditWritten = (await auditEventsInR2()) - auditEventsBefore;
   }
-  say(`audit sink: ${auditSent} events handed over in the whole run, ${auditWritten - auditRowsBefore} rows in D1`);
+  say(`audit queues: ${auditSent} events sent in the whole run, ${auditWritten} distinct events in R2`);
 
   for (const line of lines) console.log(`scale-sim ${line}`);
   console.log(
     `scale-sim: max writes/s per KV key ${fmt(maxWritesPerKey)}, largest KV value read on the proxied path ` +
       `${fmt(largestProxiedRead / 1024)} KiB, D1 queries/s ${fmt(d1PerSecond, 0).replaceAll(",", "")}, ` +
-      `busiest Durable Object ${fmt(busiestObject, 0).replaceAll(",", "")} req/s`,
+      `busiest Durable Object ${fmt(busiestObject, 0).replaceAll(",", "")} req/s, ` +
+      `busiest audit queue ${fmt(trail.busiest, 0).replaceAll(",", "")} msg/s (${fmt(Math.floor(trail.headroom * 10) / 10)}× the target)`,
   );
   expect(outcomes.get("proxied 200")).toBeGreaterThan(0);
-  expect(auditWritten - auditRowsBefore).toBe(auditSent);
+  expect(auditWritten).toBe(auditSent);
 });
