@@ -24,7 +24,7 @@ export const AUDIT_PREFIX = "events/";
 /** Milliseconds between an object's oldest and newest event, at most: a read resumes this far before its cursor. */
 export const MAX_OBJECT_SPAN_MS = 10_000;
 /** Longest wait for one write of a batch's objects (ms). */
-export const STORE_WAIT_MS = 30_000;
+const STORE_WAIT_MS = 30_000;
 /** Characters of one metadata list (organisations, members, events); a longer one is stored as `*` (any). */
 const MAX_LIST_CHARS = 2000;
 const LAST_KEY_TIME = 10 ** 13 - 1;

@@ -15,7 +15,7 @@ import {
 /** Objects one page reads at most; past it the page ends early, with a `next` to go on from. */
 export const MAX_OBJECT_READS = 100;
 /** Listings (of up to 1,000 objects each) one page makes at most. */
-export const MAX_LISTINGS = 50;
+const MAX_LISTINGS = 50;
 
 /** A position in the order newest first: the events after it are those before (`at`, `id`). */
 export interface AuditPosition {
@@ -37,7 +37,7 @@ export interface AuditQuery {
 }
 
 /** One stored event as the reader answers it: the row, with the organisation's and member's identifiers where they still exist. */
-export interface AuditRecord {
+interface AuditRecord {
   id: string;
   at: number;
   event: string;
