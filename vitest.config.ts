@@ -35,6 +35,8 @@ export default defineConfig(async () => ({
         // wrangler.toml's API_LIMIT_* (600 and 6,000 a minute) stay bound as in production; this small one is
         // for the 429 tests (test/limits.test.ts), which bind it in place of a plan's.
         ratelimits: { API_LIMIT_TEST: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
+        // A second database standing for a D1 read replica that lags (test/d1-replicas.test.ts).
+        d1Databases: { LAGGING_REPLICA: "lagging-replica" },
       },
     }),
   ],

@@ -1,14 +1,21 @@
-// `tsx bench/sso-callback.mjs`: the gateway's own CPU for GET /authenticate/sso/callback. Runs the gateway under
+// `npm run bench:sso`: the gateway's own CPU for GET /authenticate/sso/callback. Runs the gateway under
 // `wrangler dev` (free ports, a fresh local D1, no per-IP login limiter) and the local OpenID Provider in this
 // process; signs in BENCH_SSO_BATCH browsers at the provider, then sends their callbacks and reads the workerd
 // process's user+system CPU (/proc/<pid>/stat) around them, against as many GET /health requests and password
 // logins. Loopback only; about a minute. Result and method: bench/README.md § 6.
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { startOidcProvider } from "../scripts/oidc-provider.mjs";
 import { LOCAL_SSO_CLIENT } from "../scripts/seed-data.ts";
-import { ROOT, gatewayWorker, prepareLocal, startWorker, stopGroups, waitForOk } from "../scripts/lib/dev-stack.mjs";
+import {
+  ROOT,
+  freePort,
+  gatewayWorker,
+  prepareLocal,
+  startWorker,
+  stopGroups,
+  waitForOk,
+} from "../scripts/lib/dev-stack.mjs";
 
 const BATCH = Number(process.env.BENCH_SSO_BATCH ?? 50);
 const BATCHES = Number(process.env.BENCH_SSO_BATCHES ?? 6);
@@ -16,17 +23,6 @@ const PERSIST_TO = ".wrangler/bench-sso";
 const CONFIG = "wrangler.bench-sso.toml";
 const APP = "http://127.0.0.1:5999";
 const TICKS_PER_SECOND = 100;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** user+system CPU of a process, in ms (clock ticks of /proc/<pid>/stat). */
 function cpuMs(pid) {

@@ -1,5 +1,5 @@
 /**
- * Writes the problem codes table of docs/api.md from the error catalogue (`PROBLEMS` in src/errors.ts),
+ * Writes the problem codes table of docs/api.md from the error catalogue (`PROBLEMS` in src/http/problem.ts),
  * between `<!-- problem-codes:start -->` and `<!-- problem-codes:end -->`.
  *
  *   npm run docs:generate   rewrites the table
@@ -18,7 +18,7 @@ export function problemCodesTable(): string {
     ([code, { status, title }]) => `| \`${code}\` | ${status} | ${title.replaceAll("|", "\\|")} |`,
   );
   return [
-    "<!-- Generated from PROBLEMS in src/errors.ts by `npm run docs:generate`; do not edit by hand. -->",
+    "<!-- Generated from PROBLEMS in src/http/problem.ts by `npm run docs:generate`; do not edit by hand. -->",
     "",
     "| code | HTTP status | title |",
     "|---|---|---|",
@@ -42,7 +42,9 @@ function main(mode: string | undefined): void {
   const expected = withProblemCodes(current);
   if (mode === "--check") {
     if (current !== expected) {
-      console.error(`${FILE}: the problem codes table is out of date with src/errors.ts; run npm run docs:generate`);
+      console.error(
+        `${FILE}: the problem codes table is out of date with src/http/problem.ts; run npm run docs:generate`,
+      );
       process.exit(1);
     }
     console.log(`${FILE}: problem codes table up to date (${Object.keys(PROBLEMS).length} codes)`);

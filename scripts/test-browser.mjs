@@ -3,10 +3,10 @@
 // running `npm run dev` is not disturbed), drives Debian's chromium-headless-shell through
 // playwright-core, stops everything it started, and ends with `browser: N passed, N failed`.
 import { existsSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { chromium } from "playwright-core";
 import {
   ROOT,
+  freePort,
   gatewayWorker,
   originWorker,
   prepareLocal,
@@ -33,18 +33,6 @@ const EXECUTABLE =
 const VERBOSE = process.env.BROWSER_TEST_VERBOSE === "1";
 
 const log = (message) => console.log(`[browser] ${message}`);
-
-/** A free TCP port on 127.0.0.1, as the kernel hands one out. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const ports = {};
 for (const name of ["gateway", "origin", "gatewayInspector", "originInspector", "web", "foreign", "oidc"]) {

@@ -10,11 +10,9 @@ export interface AccessEntry {
   method: string;
   route: RouteKind;
   status: number;
-  /** The problem code of an answer the gateway made itself. */
   code?: string;
   organisation?: string;
   member?: string;
-  /** From arrival to response headers, as the Worker's clock sees it (time spent waiting on I/O). */
   durationMs: number;
   colo?: string;
 }

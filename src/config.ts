@@ -1,6 +1,5 @@
-/** Bindings and the validated gateway configuration (see the docs on configuration). */
+/** Bindings and the validated gateway configuration (docs/operating.md § Configuration). */
 
-/** Vars wrangler.toml gives defaults for; a deployment may still leave any of them unset. */
 type Vars =
   | "ISSUER"
   | "ACCESS_TOKEN_TTL"
@@ -16,10 +15,9 @@ type Vars =
   | "LOGIN_BACKOFF_MAX_SECONDS"
   | "ACCESS_LOG_SAMPLE_RATE";
 
-/** Secrets (`wrangler secret put NAME`) and optional bindings wrangler.toml does not declare. */
+/** Secrets, and bindings and vars wrangler.toml does not declare (the CORS vars, so that CORS is off unless set). */
 interface Secrets {
   ORIGIN?: Fetcher;
-  /** What a token's `aud`, when present, must name; default: the value of `ISSUER` (docs/forwarding.md). */
   AUDIENCE?: string;
   ORIGIN_URL?: string;
   JWT_SECRET?: string;
@@ -27,20 +25,12 @@ interface Secrets {
   PASSWORD_PEPPER?: string;
   SECRETS_KEY?: string;
   ASSERTION_SECRET?: string;
-  /** Private keys of asymmetric assertions, PKCS#8 (base64 or PEM), comma-separated; every one is published. */
   ASSERTION_KEYS?: string;
-  /**
-   * A var, left out of wrangler.toml so a deployment is CORS-off unless it opts in: browser apps allowed to
-   * call the gateway, exact origins, comma-separated (src/http/cors.ts, docs/browser-apps.md).
-   */
   CORS_ORIGINS?: string;
-  /** A var: request headers those apps may send; default `Authorization, Content-Type`. */
   CORS_ALLOW_HEADERS?: string;
-  /** Signs admin requests (`npm run admin` → `/authenticate/admin/…`); unset disables those routes. */
   ADMIN_SECRET?: string;
 }
 
-/** Bindings wrangler.toml declares that an environment may leave unbound (each then switches its feature off). */
 type OptionalBindings = "LOGIN_LIMITER" | "API_LIMIT_PROFESSIONAL" | "API_LIMIT_ENTERPRISE" | "METRICS";
 
 /** Everything bound into the Worker: `GatewayEnv` as `wrangler types` generates it, vars optional, plus {@link Secrets}. */
@@ -51,48 +41,34 @@ export type Bindings = Omit<GatewayEnv, Vars | OptionalBindings> &
 /** The part of the execution context background work needs. */
 export type WaitUntil = Pick<ExecutionContext, "waitUntil">;
 
-/** Parsed configuration; secrets stay raw strings here and become CryptoKeys in `tokens/keys`. */
+/** Parsed configuration (docs/operating.md § Configuration); secrets stay strings until `tokens/keys` imports them. */
 export interface Config {
   issuer: string;
-  /** What an access token's `aud`, when present, must name (`AUDIENCE`, default the issuer). */
   audience: string;
   accessTokenTtl: number;
   refreshTokenTtl: number;
-  /** How long a rotated refresh token still yields its one successor (retries, racing tabs); 0 disables. */
   refreshGraceSeconds: number;
   clockSkew: number;
   apiPlans: ReadonlySet<string>;
-  /** Requests a minute per organisation, by plan, as `API_RATE_LIMITS` states them (the bindings enforce them). */
   apiRateLimits: ReadonlyMap<string, number>;
-  /** `ORIGIN_URL` without a trailing slash, e.g. `https://grids.internal/api`; the request path is appended. */
   originBase: string | undefined;
   originTimeoutMs: number;
-  /** Failed logins per account before back-off starts (see README § Login protection). */
   loginFreeAttempts: number;
-  /** First back-off, doubled per further failure. */
   loginBackoffBaseSeconds: number;
-  /** Longest back-off; also how long after a lock ends the failures are remembered. */
   loginBackoffMaxSeconds: number;
   jwtSecret: string;
   jwtSecretPrevious: string | undefined;
   passwordPepper: string;
-  /** What signs `X-Gateway-Assertion`: an `ASSERTION_KEYS` key of this algorithm, or `ASSERTION_SECRET` (HS256). */
   assertionAlg: AssertionAlg;
-  /** `ASSERTION_SECRET`: required for HS256, else unused. */
   assertionSecret: string | undefined;
-  /** `ASSERTION_KEYS` in order: the first of `assertionAlg` signs, all are published at `/.well-known/jwks.json`. */
   assertionKeys: readonly AssertionPrivateKey[];
-  /** Verifies admin requests; undefined disables the admin routes (404). */
   adminSecret: string | undefined;
-  /** Raw AES-256 key for dynamic secrets at rest; undefined disables dynamic secrets (see README). */
   secretsKey: Uint8Array<ArrayBuffer> | undefined;
-  /** Share of the requests the gateway neither refused nor failed that get an access log line, 0–1. */
   accessLogSampleRate: number;
 }
 
-/** The algorithms `X-Gateway-Assertion` can be signed with (`ASSERTION_ALG`). */
 const ASSERTION_ALGS = ["EdDSA", "ES256", "HS256"] as const;
-/** One of {@link ASSERTION_ALGS}. */
+/** An algorithm `X-Gateway-Assertion` can be signed with (`ASSERTION_ALG`). */
 export type AssertionAlg = (typeof ASSERTION_ALGS)[number];
 /** The assertion algorithm when `ASSERTION_ALG` is unset (docs/origin-integration.md § Choosing the algorithm). */
 export const DEFAULT_ASSERTION_ALG: AssertionAlg = "EdDSA";
@@ -103,15 +79,12 @@ export interface AssertionPrivateKey {
   pkcs8: Uint8Array<ArrayBuffer>;
 }
 
-/** `CORS_ORIGINS` and `CORS_ALLOW_HEADERS`, validated. */
+/** `CORS_ORIGINS` (exact origins; empty: CORS off) and `CORS_ALLOW_HEADERS`, validated. */
 export interface CorsSettings {
-  /** Exact serialised origins (`scheme://host[:port]`); empty = CORS off. */
   origins: ReadonlySet<string>;
-  /** `Access-Control-Allow-Headers` of a preflight. */
   allowHeaders: string;
 }
 
-/** Request headers a browser app may send when `CORS_ALLOW_HEADERS` is unset. */
 const DEFAULT_CORS_ALLOW_HEADERS = "Authorization, Content-Type";
 
 /** Thrown while the deployment is misconfigured; `onError` turns it into an opaque 500. */
@@ -171,7 +144,6 @@ export function accessLogSampleRate(raw: string | undefined): number {
   return value;
 }
 
-/** RFC 9110 token: the characters of a header name. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function list(raw: string | undefined): string[] {
@@ -181,7 +153,6 @@ function list(raw: string | undefined): string[] {
     .filter(Boolean);
 }
 
-/** One `CORS_ORIGINS` entry: an exact origin, `scheme://host[:port]`. */
 function parseCorsOrigin(entry: string): string {
   const url = URL.parse(entry);
   if (entry === "*" || !url || (url.protocol !== "https:" && url.protocol !== "http:") || url.origin !== entry) {
@@ -193,10 +164,7 @@ function parseCorsOrigin(entry: string): string {
   return entry;
 }
 
-/**
- * `CORS_ORIGINS` and `CORS_ALLOW_HEADERS`, read apart from the rest of the configuration: only requests with an
- * `Origin` need them, and a misconfigured deployment's 500 still reaches a browser app with its CORS headers.
- */
+/** The CORS settings, parsed apart so that a misconfigured deployment's 500 still carries CORS headers. */
 export function parseCorsSettings(env: Bindings): CorsSettings {
   const headers = list(env.CORS_ALLOW_HEADERS);
   for (const name of headers) {
@@ -209,7 +177,6 @@ export function parseCorsSettings(env: Bindings): CorsSettings {
   };
 }
 
-/** Most keys `ASSERTION_KEYS` may hold: a signing key, the next one and the previous one, with room to spare. */
 const MAX_ASSERTION_KEYS = 8;
 
 function assertionSettings(env: Bindings): Pick<Config, "assertionAlg" | "assertionSecret" | "assertionKeys"> {
@@ -244,7 +211,6 @@ function holds(bytes: Uint8Array, sequence: readonly number[]): boolean {
   return false;
 }
 
-/** The algorithm of a PKCS#8 `PrivateKeyInfo` by the OIDs of its `AlgorithmIdentifier`; undefined for any other key. */
 function pkcs8Algorithm(der: Uint8Array): AssertionPrivateKey["alg"] | undefined {
   if (der[0] !== 0x30) return undefined;
   const header = der.subarray(0, 32);
@@ -253,7 +219,6 @@ function pkcs8Algorithm(der: Uint8Array): AssertionPrivateKey["alg"] | undefined
   return undefined;
 }
 
-/** `ASSERTION_KEYS`: PEM `PRIVATE KEY` blocks, or base64/base64url DER separated by commas or white space. */
 function assertionKeys(raw: string | undefined): AssertionPrivateKey[] {
   if (raw === undefined || raw.trim() === "") return [];
   const encoded = raw.includes("-----BEGIN")
@@ -282,7 +247,6 @@ function assertionKeys(raw: string | undefined): AssertionPrivateKey[] {
   });
 }
 
-/** An optional AES-256 key given as 32 bytes of unpadded base64url; malformed fails loudly. */
 function aesKey(name: string, raw: string | undefined): Uint8Array<ArrayBuffer> | undefined {
   if (raw === undefined || raw.trim() === "") return undefined;
   let bytes: Uint8Array<ArrayBuffer> | undefined;
@@ -314,7 +278,6 @@ function loginBackoff(
 
 const RATE_LIMIT_ENTRY = /^([A-Za-z0-9_-]+)=(\d+)$/;
 
-/** `API_RATE_LIMITS`: comma-separated `plan=requests-a-minute`; unset = the wrangler.toml defaults. */
 function rateLimits(raw: string | undefined): ReadonlyMap<string, number> {
   const limits = new Map<string, number>();
   for (const entry of (raw ?? "professional=600,enterprise=6000").split(",")) {
@@ -331,7 +294,6 @@ function rateLimits(raw: string | undefined): ReadonlyMap<string, number> {
   return limits;
 }
 
-/** An integer setting of at least `min`; `fallback` when unset. */
 function integerAtLeast(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined || raw.trim() === "") return fallback;
   const value = Number(raw);

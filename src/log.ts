@@ -13,7 +13,6 @@ export class Logger {
     private readonly traceId?: string,
   ) {}
 
-  /** The logger of one request: every line carries `request_id` and the W3C `trace_id`. */
   child(requestId: string, traceId?: string): Logger {
     return new Logger(requestId, traceId);
   }
@@ -35,11 +34,7 @@ export class Logger {
   }
 }
 
-/**
- * Lets at most `perInterval` lines through per interval (default one): for a line that would otherwise be written on
- * every request (a failing rate-limit binding, a flood of refusals), so a flood cannot flood the logs. One per
- * isolate and cause. An interval starts at the first line taken after the previous one ended.
- */
+/** Lets at most `perInterval` lines through per `intervalMs`, so a flood cannot flood the logs; one per cause. */
 export class LogSampler {
   private intervalStart = Number.NEGATIVE_INFINITY;
   private taken = 0;

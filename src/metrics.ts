@@ -13,7 +13,6 @@ export function routeKind(path: string): RouteKind {
   if (path === "/authenticate/revoke") return "revoke";
   if (path === "/authenticate/secrets" || path.startsWith("/authenticate/secrets/")) return "secrets";
   if (path.startsWith("/authenticate/admin/")) return "admin";
-  // `/authenticate…` that is no gateway route: a 404 of the gateway's, or (`/authenticatex`) a proxied path.
   return path.startsWith("/authenticate/") ? "other" : "proxied";
 }
 
@@ -21,11 +20,8 @@ export function routeKind(path: string): RouteKind {
 export interface RequestMetric {
   route: RouteKind;
   status: number;
-  /** The problem code of a refusal the gateway answered itself. */
   code: string;
-  /** The verified token's organisation identifier. */
   organisation: string;
-  /** `fixed` or `dynamic`: the verified token's secret type. */
   secretType: string;
   /** Milliseconds from the request's arrival to its response headers, as the Worker's clock sees it. */
   durationMs: number;
@@ -33,22 +29,16 @@ export interface RequestMetric {
 
 /** Where {@link Metrics} write, and where their failures are logged. */
 export interface MetricsDeps {
-  /** Unbound: metrics are off. */
   dataset: AnalyticsEngineDataset | undefined;
   logger: Logger;
 }
 
-/**
- * Writes data points to the `METRICS` dataset; a no-op when it is unbound. Layout (docs/operating.md § Metrics):
- * index1 = organisation, blob1 = route kind, blob2 = problem code, blob3 = organisation, blob4 = secret
- * type, double1 = status, double2 = duration in ms.
- */
+/** Writes data points to the `METRICS` dataset, a no-op when it is unbound (layout: docs/operating.md § Metrics). */
 export class Metrics {
   private failureLogged = false;
 
   constructor(private readonly deps: MetricsDeps) {}
 
-  /** Whether data points go anywhere. */
   get enabled(): boolean {
     return this.deps.dataset !== undefined;
   }
@@ -63,7 +53,6 @@ export class Metrics {
         doubles: [metric.status, metric.durationMs],
       });
     } catch (error) {
-      // Metrics must never fail a request; say so once per isolate, not once per request.
       if (!this.failureLogged) this.deps.logger.error("metrics_write_failed", { error: String(error) });
       this.failureLogged = true;
     }

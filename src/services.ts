@@ -18,12 +18,14 @@ import { Logger } from "./log";
 import { Metrics } from "./metrics";
 import { OrganisationLimits } from "./policy/limits";
 import { PlanGate } from "./policy/plan";
+import { PlanLocationCopy } from "./policy/plan-location";
 import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./dynamic-secrets/resolve";
 import { SsoLogins } from "./sso/logins";
 import { RelyingParty } from "./sso/relying-party";
-import { boundedD1, boundedKv, boundedObjects, boundedR2, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
-import { database, type Database } from "./storage/db";
+import { boundedKv, boundedObjects, boundedR2, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
+import { D1Access, type Database } from "./storage/db";
+import { MemberReads } from "./revocation/reads";
 import type { ClaimRules } from "./tokens/claims";
 import { KeyStore } from "./tokens/keys";
 import { RefreshSessions } from "./tokens/refresh-session";
@@ -43,6 +45,8 @@ export interface ServiceOverrides {
   idpWaitMs?: number;
   /** The access log's uniform draw in [0, 1) (default `Math.random`). */
   random?: () => number;
+  /** This location's cache for the plan gate's shared copy (default `caches.default`; null: none). */
+  locationCache?: Cache | null;
 }
 
 /**
@@ -60,7 +64,9 @@ export class Services implements ConfigSource {
   readonly accessLog: AccessLog;
   /** Every storage call's bounded wait and its failure answer (503 `temporarily_unavailable`). */
   readonly storage: StorageCalls;
-  /** The drizzle handle over `DB` (bounded). */
+  /** D1's primary and read-replica sessions (bounded). */
+  readonly d1: D1Access;
+  /** The drizzle handle over `DB`'s primary (bounded): writes, and reads that must see the latest write. */
   readonly db: Database;
   readonly audit: AuditTrail;
   /** The audit trail's bucket (bounded), for its reader. */
@@ -103,7 +109,9 @@ export class Services implements ConfigSource {
     // Every storage binding answers within a bounded wait or fails as 503 (docs/operating.md § Failure policy).
     const storage = new StorageCalls(overrides.storageWaitMs);
     this.storage = storage;
-    const db = database(boundedD1(env.DB, storage));
+    this.d1 = new D1Access(env.DB, storage);
+    const db = this.d1.primary;
+    const replica = () => this.d1.session("first-unconstrained").db;
     const kv = boundedKv(env.TOKENS, storage);
     this.db = db;
     this.audit = new AuditTrail({
@@ -115,19 +123,29 @@ export class Services implements ConfigSource {
     });
     this.auditBucket = boundedR2(env.AUDIT_BUCKET, storage);
     this.keys = new KeyStore(this);
-    this.plans = new PlanGate({ source: this, db, now, logger: this.logger });
-    this.dynamicSecrets = new DynamicSecrets({ source: this, kv, db, now });
-    const families = boundedObjects(env.REFRESH_FAMILIES, "refresh_family", storage);
-    this.refreshStore = new RefreshStore({ kv, families, source: this, now, db });
-    this.refreshSessions = new RefreshSessions({ source: this, store: this.refreshStore, keys: this.keys, db, now });
+    const cache = overrides.locationCache === undefined ? caches.default : overrides.locationCache;
+    const location = new PlanLocationCopy({ cache: cache ?? undefined, logger: this.logger });
+    this.plans = new PlanGate({ source: this, db, location, now, logger: this.logger });
+    this.dynamicSecrets = new DynamicSecrets({ source: this, kv, db, replica, now });
     this.revocations = new RevocationList({
       kv,
       objects: boundedObjects(env.REVOCATIONS, "revocations", storage),
       now,
     });
+    const members = new MemberReads({ d1: this.d1, revocations: this.revocations });
+    const families = boundedObjects(env.REFRESH_FAMILIES, "refresh_family", storage);
+    this.refreshStore = new RefreshStore({ kv, families, source: this, now });
+    this.refreshSessions = new RefreshSessions({
+      source: this,
+      store: this.refreshStore,
+      keys: this.keys,
+      members,
+      now,
+    });
     this.sso = new SsoLogins({
       source: this,
       db,
+      reads: members,
       now,
       sealingKey: () => this.dynamicSecrets.sealingKey(),
       relyingParty: new RelyingParty({ waitMs: overrides.idpWaitMs, now }),
@@ -143,6 +161,7 @@ export class Services implements ConfigSource {
       env,
       source: this,
       db,
+      members,
       throttle: this.throttle,
       audit: this.audit,
       now,

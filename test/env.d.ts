@@ -31,6 +31,8 @@ declare global {
       WRANGLER_TOML: string;
       /** A rate-limiting binding of 3 requests a minute, for the 429 tests. */
       API_LIMIT_TEST: RateLimit;
+      /** A second database, standing for a read replica that has not caught up (test/d1-replicas.test.ts). */
+      LAGGING_REPLICA: D1Database;
     }
   }
 }

@@ -6,11 +6,10 @@ import { location, type Clock } from "./locations";
 
 afterEach(() => vi.restoreAllMocks());
 
-/** An app whose one gateway reads `clock.now` instead of `Date.now()`, over `bindings`. */
-/** A location on its own clock; `get` sends `token` as the bearer token. */
+/** A location on its own clock, without a plan copy; `get` sends `token` as the bearer token. */
 function appWithClock(bindings: typeof env = env) {
   const clock: Clock = { now: Date.now() };
-  const at = location(clock, bindings);
+  const at = location(clock, bindings, { locationCache: null });
   return { clock, get: (path: string, token: string) => at.request(path, bearer(token)) };
 }
 

@@ -35,7 +35,7 @@ function failure<T>(faults: FaultSwitch, call: string, garbage: () => T): Promis
 /** A malformed D1 row: the wrong types in every column. */
 const MALFORMED_ROW = { id: "x", identifier: 7, plan: null, status: 42, kid: 1, ciphertext: {} };
 
-/** `env.DB` whose statements (selected by their SQL) throw, hang or return malformed rows. */
+/** `env.DB` whose statements (selected by their SQL), on the binding and in its sessions, throw, hang or return malformed rows. */
 export function faultyD1(faults: FaultSwitch, real: D1Database = env.DB): D1Database {
   const statement = (sql: string, inner: D1PreparedStatement): D1PreparedStatement =>
     ({
@@ -48,10 +48,18 @@ export function faultyD1(faults: FaultSwitch, real: D1Database = env.DB): D1Data
         failure(faults, sql, () => [["x", 7, null, 42, 1, {}, "y", "z", null, 3, 4, 5, 6, 7, 8]]) ??
         inner.raw(options as never),
     }) as unknown as D1PreparedStatement;
+  const over = (target: Pick<D1Database, "prepare" | "batch">) => ({
+    prepare: (sql: string) => statement(sql, target.prepare(sql)),
+    batch: (statements: D1PreparedStatement[]) => failure(faults, "batch", () => []) ?? target.batch(statements),
+  });
   return {
-    prepare: (sql: string) => statement(sql, real.prepare(sql)),
-    batch: (statements: D1PreparedStatement[]) => failure(faults, "batch", () => []) ?? real.batch(statements),
+    ...over(real),
     exec: (sql: string) => real.exec(sql),
+    // A session (its reads may come from a replica in production) fails like the binding itself.
+    withSession: (constraint: string) => {
+      const session = real.withSession(constraint);
+      return { ...over(session), getBookmark: () => session.getBookmark() };
+    },
   } as unknown as D1Database;
 }
 

@@ -5,7 +5,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { consumeAuditBatch } from "../src/audit/consumer";
 import { Logger } from "../src/log";
-import { REVOCATIONS_KEY } from "../src/revocation/record";
+import { REVOCATION_LAYOUT } from "../src/revocation/record";
 import { createWorker } from "../src/worker";
 import {
   faultSwitch,
@@ -364,7 +364,7 @@ describe("the proxied path", () => {
     "the revocation record re-read %s past its 29 s bound: 503",
     async (fault) => {
       fakeOrigin();
-      const faults = faultSwitch(undefined, (call) => call === `get ${REVOCATIONS_KEY}`);
+      const faults = faultSwitch(undefined, (call) => call === `get ${REVOCATION_LAYOUT.key(0)}`);
       const app = faultyApp({ ...env, TOKENS: faultyKv(faults) });
       const token = await signWithJose(fixedClaims({ exp: now() + 3600 }));
       expect((await get(app, token)).status).toBe(200);

@@ -11,6 +11,30 @@ export const GATEWAY = "https://gateway.test";
 /** `ORIGIN_URL` of the test configuration. */
 export const ORIGIN = "https://origin.test/api";
 
+/**
+ * A spy called with the SQL of every statement prepared on `env.DB`, on the binding (the primary) or in one of its
+ * sessions (reads a replica may answer).
+ */
+export function spyOnD1Statements() {
+  const statements = vi.fn<(sql: string) => void>();
+  const prepare = env.DB.prepare.bind(env.DB);
+  vi.spyOn(env.DB, "prepare").mockImplementation((sql: string) => {
+    statements(sql);
+    return prepare(sql);
+  });
+  const withSession = env.DB.withSession.bind(env.DB);
+  vi.spyOn(env.DB, "withSession").mockImplementation((constraint) => {
+    const session = withSession(constraint);
+    const inner = session.prepare.bind(session);
+    session.prepare = (sql: string) => {
+      statements(sql);
+      return inner(sql);
+    };
+    return session;
+  });
+  return statements;
+}
+
 /** Sends a request through the gateway's own `fetch` handler. */
 export function gateway(path: string, init?: RequestInit): Promise<Response> {
   return exports.default.fetch(new Request(GATEWAY + path, init));

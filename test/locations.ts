@@ -6,7 +6,7 @@ import { createWorker } from "../src/worker";
 import type { Bindings } from "../src/config";
 import type { FailureRecord, LoginBackoff } from "../src/credentials/login-backoff";
 import type { RefreshFamily } from "../src/tokens/refresh-family";
-import { revocationShard, revocationShardKey } from "../src/revocation/record";
+import { REVOCATION_LAYOUT, revocationShard } from "../src/revocation/record";
 import { createServices, type Services, type ServiceOverrides } from "../src/services";
 import { GATEWAY, problem, randomIp } from "./helpers";
 
@@ -74,16 +74,21 @@ export function staleKv(frozen: Map<string, string | null>): KVNamespace {
 }
 
 /**
- * `env.DB` that runs `hook` once, around the first statement whose SQL matches `pattern`: before it runs, or after it
- * answered (a request of another location slipping in between a read and what follows it, or before a write).
+ * `env.DB` (and its sessions) that runs `hook` once, around the `occurrence`th statement whose SQL matches `pattern`:
+ * before it runs, or after it answered (a request of another location slipping in between a read and what follows it,
+ * or before a write).
  */
-export function hookedD1(pattern: RegExp, when: "before" | "after", hook: () => Promise<void>): D1Database {
-  let armed = true;
+export function hookedD1(
+  pattern: RegExp,
+  when: "before" | "after",
+  hook: () => Promise<void>,
+  occurrence = 1,
+): D1Database {
+  let matches = 0;
   const real = new WeakMap<object, D1PreparedStatement>();
   const wrap = (statement: D1PreparedStatement, query: string): D1PreparedStatement => {
     const around = async <T>(call: () => Promise<T>): Promise<T> => {
-      const fire = armed && pattern.test(query);
-      if (fire) armed = false;
+      const fire = pattern.test(query) && ++matches === occurrence;
       if (fire && when === "before") await hook();
       const result = await call();
       if (fire && when === "after") await hook();
@@ -99,13 +104,53 @@ export function hookedD1(pattern: RegExp, when: "before" | "after", hook: () => 
     real.set(wrapped, statement);
     return wrapped as unknown as D1PreparedStatement;
   };
-  const db = {
-    prepare: (query: string) => wrap(env.DB.prepare(query), query),
+  const over = (target: Pick<D1Database, "prepare" | "batch">) => ({
+    prepare: (query: string) => wrap(target.prepare(query), query),
     batch: (statements: D1PreparedStatement[]) =>
-      env.DB.batch(statements.map((statement) => real.get(statement) ?? statement)),
+      target.batch(statements.map((statement) => real.get(statement) ?? statement)),
+  });
+  const db = {
+    ...over(env.DB),
     exec: (query: string) => env.DB.exec(query),
+    withSession: (constraint: string) => {
+      const session = env.DB.withSession(constraint);
+      return { ...over(session), getBookmark: () => session.getBookmark() };
+    },
   };
   return db as unknown as D1Database;
+}
+
+/**
+ * A Durable Object namespace that runs `hook` once, after the `occurrence`th call of `method` answered and before its
+ * caller gets the answer (e.g. a revocation landing just after a login asked the `Revocations` shards for bookmarks).
+ */
+export function hookedObjects<T extends Rpc.DurableObjectBranded | undefined>(
+  real: DurableObjectNamespace<T>,
+  method: string,
+  hook: () => Promise<void>,
+  occurrence = 1,
+): DurableObjectNamespace<T> {
+  let calls = 0;
+  const call = async (
+    stub: Record<string, (...args: unknown[]) => Promise<unknown>>,
+    name: string,
+    args: unknown[],
+  ) => {
+    const answer = await stub[name]!(...args);
+    if (name === method && ++calls === occurrence) await hook();
+    return answer;
+  };
+  return {
+    idFromName: (name: string) => real.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = real.get(id) as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      const methods = {
+        get: (_: object, name: string) =>
+          name === "then" ? undefined : (...args: unknown[]) => call(stub, name, args),
+      };
+      return new Proxy({}, methods);
+    },
+  } as unknown as DurableObjectNamespace<T>;
 }
 
 /** Reads the current values of `keys`, to freeze them in a {@link staleKv}. */
@@ -142,7 +187,7 @@ export function familyObject(familyId: string): DurableObjectStub<RefreshFamily>
 
 /** Waits (≤ 3 s) until KV's record of the member's revocation shard names `memberId`: a shard writes at most once a second. */
 export async function revocationPublished(memberId: number): Promise<void> {
-  const key = revocationShardKey(revocationShard(`m:${memberId}`));
+  const key = REVOCATION_LAYOUT.key(revocationShard(`m:${memberId}`));
   for (let waited = 0; waited < 3000; waited += 100) {
     const record = await env.TOKENS.get<{ members: Record<string, number> }>(key, "json");
     if (record?.members[String(memberId)] !== undefined) return;

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { issuedAtOf, issueInstant, revokedBy, tokenIdAt } from "../src/revocation/order";
 import { adminCall, adminRequest, bearer, fakeOrigin, fixedClaims, gateway, postLogin, signWithJose } from "./helpers";
-import { expectRevoked, hookedD1, location, type Clock } from "./locations";
+import { expectRevoked, hookedD1, hookedObjects, location, type Clock } from "./locations";
 import { expectInvalidGrant, loginAccount, newAccount, postRefresh, postRevoke, type Account } from "./refresh-helpers";
 
 afterEach(() => {
@@ -284,13 +284,19 @@ describe("a revocation racing a refresh or a login that read D1 before it", () =
     const account = await newAccount();
     const start = secondInThePast();
     clockAt(start);
+    // after the login read the member and asked for the bookmarks of its writes (the SSO domain check asks first)
     const login = location(faked, {
       ...env,
-      DB: hookedD1(/from "members"/, "after", async () => {
-        clockAt(start + 5);
-        await admin("member/suspend", who(account));
-        clockAt(start + 10);
-      }),
+      REVOCATIONS: hookedObjects(
+        env.REVOCATIONS,
+        "bookmark",
+        async () => {
+          clockAt(start + 5);
+          await admin("member/suspend", who(account));
+          clockAt(start + 10);
+        },
+        2,
+      ),
     });
     const response = await login.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
     expect(response.status, "the login read an active member").toBe(200);

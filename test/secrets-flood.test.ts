@@ -5,7 +5,16 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker } from "../src/worker";
 import { createServices } from "../src/services";
 import { MISS_BURST, MISS_REFILL_PER_SECOND } from "../src/dynamic-secrets/miss-budget";
-import { GATEWAY, fakeOrigin, newArchitectOrganisation, now, problem, randomId, signWithJose } from "./helpers";
+import {
+  GATEWAY,
+  fakeOrigin,
+  newArchitectOrganisation,
+  now,
+  problem,
+  randomId,
+  signWithJose,
+  spyOnD1Statements,
+} from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -56,7 +65,7 @@ describe("tokens naming unknown organisations", () => {
     fakeOrigin();
     const real = await organisationWithSecret();
     const { clock, get } = isolateWithClock();
-    const queries = vi.spyOn(env.DB, "prepare");
+    const queries = spyOnD1Statements();
     const statuses: number[] = [];
     const flood = async (count: number) => {
       for (let i = 0; i < count; i++) {
@@ -99,7 +108,7 @@ describe("tokens naming unknown organisations", () => {
       .run();
     const token = await dynamicToken(empty, real.member, real.secret);
     expect((await get(token)).status).toBe(401);
-    const queries = vi.spyOn(env.DB, "prepare");
+    const queries = spyOnD1Statements();
     for (let i = 0; i < 20; i++) expect((await get(token)).status).toBe(401);
     expect(queries).not.toHaveBeenCalled();
     expect(await env.TOKENS.get(`dynsec:${empty}`, "json")).toMatchObject({ value: [] });

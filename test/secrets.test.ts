@@ -13,8 +13,10 @@ import {
   problem,
   randomId,
   signWithJose,
+  spyOnD1Statements,
   type TestOrganisation,
 } from "./helpers";
+import { location } from "./locations";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -331,12 +333,47 @@ describe("dynamic-secret tokens on the API", () => {
 });
 
 describe("cost and staleness of dynamic lookups", () => {
+  it("checks the members of a small organisation from the list that came with its keys; one added since by its own look-up", async () => {
+    fakeOrigin();
+    const org = await newArchitectOrganisation("enterprise", "s");
+    const { kid, secret } = await newSecret(org);
+    const other = randomId("m");
+    await env.DB.prepare(
+      "INSERT INTO members (identifier, organisation_id, email, password_hash) VALUES (?, ?, ?, 'x')",
+    )
+      .bind(other, org.id, `${other}@x.example`)
+      .run();
+    await env.TOKENS.delete(`dynsec:${org.identifier}`);
+    const located = location({ now: Date.now() });
+    const send = async (member: string) =>
+      (
+        await located.request("/grids", {
+          headers: authorization(await dynamicToken(org, secret, kid, { memberEntityIdentifier: member })),
+        })
+      ).status;
+    const statements = spyOnD1Statements();
+    expect(await send(org.member)).toBe(200);
+    expect(await send(other)).toBe(200);
+    expect(
+      statements.mock.calls.map(([sql]) => sql).filter((sql) => sql.includes('"members"')),
+      "one look-up",
+    ).toHaveLength(1);
+
+    const added = randomId("m");
+    await env.DB.prepare(
+      "INSERT INTO members (identifier, organisation_id, email, password_hash) VALUES (?, ?, ?, 'x')",
+    )
+      .bind(added, org.id, `${added}@x.example`)
+      .run();
+    expect(await send(added), "not in the list yet: its own look-up finds it").toBe(200);
+  });
+
   it("answers unknown organisations and kids from memory: no D1 query, no KV read", async () => {
     fakeOrigin();
     const org = await newArchitectOrganisation("enterprise", "s");
     const { kid, secret } = await newSecret(org);
     expect((await getGrids(await dynamicToken(org, secret, kid))).status).toBe(200);
-    const spies = [vi.spyOn(env.DB, "prepare"), vi.spyOn(env.DB, "batch"), vi.spyOn(env.TOKENS, "get")];
+    const spies = [spyOnD1Statements(), vi.spyOn(env.DB, "batch"), vi.spyOn(env.TOKENS, "get")];
     for (let i = 0; i < 50; i++) {
       const stranger = { ...org, identifier: randomId("x") };
       expect((await getGrids(await dynamicToken(stranger, secret, kid))).status).toBe(401);

@@ -1,10 +1,9 @@
-// Single sign-on in the tests: connecting an organisation to the local OpenID Provider (the admin command's SQL), and
+// Single sign-on in the tests: connecting an organisation to the local OpenID Provider (the admin route), and
 // a small browser (a cookie jar per host, redirects followed by hand) that signs in on the provider's own login page.
-import { env, exports } from "cloudflare:workers";
+import { exports } from "cloudflare:workers";
 import { expect, inject } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
-import { sealClientSecret, setConnectionSql } from "../scripts/admin/sso";
-import { GATEWAY, randomIp } from "./helpers";
+import { GATEWAY, adminCall, randomIp } from "./helpers";
 
 /** The provider and the never-answering and closed addresses of test/oidc-provider.setup.mjs. */
 export const oidc = inject("oidc");
@@ -17,16 +16,15 @@ export async function connectSso(
   options: { issuer?: string; client?: { id: string; secret: string }; domains: string[]; required?: boolean },
 ): Promise<void> {
   const client = options.client ?? oidc.clients.sso;
-  const key = Uint8Array.fromBase64(env.SECRETS_KEY!, { alphabet: "base64url" });
-  const statements = setConnectionSql({
-    organisation,
+  const response = await adminCall("org/sso/set", {
+    org: organisation,
     issuer: options.issuer ?? oidc.issuer,
-    clientId: client.id,
-    sealedSecret: await sealClientSecret(key, organisation, client.secret),
-    required: options.required ?? false,
+    client_id: client.id,
+    client_secret: client.secret,
     domains: options.domains,
+    required: options.required ?? false,
   });
-  await env.DB.batch(statements.map((statement) => env.DB.prepare(statement)));
+  expect(response.status, await response.text()).toBe(200);
 }
 
 /** Tells the provider what to do to the next token response of `client` (claims, signature, or no answer at all). */

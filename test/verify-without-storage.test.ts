@@ -1,7 +1,7 @@
 // The verify path does no storage I/O for fixed-secret tokens, and plan state is at most 60 s stale.
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fakeOrigin, fixedClaims, gateway, newOrganisation, signWithJose } from "./helpers";
+import { fakeOrigin, fixedClaims, gateway, newOrganisation, signWithJose, spyOnD1Statements } from "./helpers";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -9,12 +9,7 @@ afterEach(() => {
 });
 
 function spyOnStorage() {
-  return [
-    vi.spyOn(env.DB, "prepare"),
-    vi.spyOn(env.DB, "batch"),
-    vi.spyOn(env.TOKENS, "get"),
-    vi.spyOn(env.TOKENS, "put"),
-  ];
+  return [spyOnD1Statements(), vi.spyOn(env.DB, "batch"), vi.spyOn(env.TOKENS, "get"), vi.spyOn(env.TOKENS, "put")];
 }
 
 describe("storage I/O on the request path", () => {

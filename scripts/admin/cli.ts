@@ -19,6 +19,8 @@ interface Invocation {
   where: string;
   call(route: string, body: unknown): Promise<Record<string, any>>;
   password(): string;
+  /** All of stdin. */
+  stdin(): string;
 }
 
 interface Command {
@@ -122,6 +124,19 @@ function readImportFile(path: string): ImportRow[] {
   return parseImport(text);
 }
 
+/** `--required yes|no` as the gateway takes it; undefined when not given. */
+function yesOrNo(name: string, raw: string | undefined): boolean | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === "yes" || raw === "no") return raw === "yes";
+  throw new UsageError(`--${name} must be yes or no, got ${JSON.stringify(raw)}`);
+}
+
+/** A single sign-on connection as the gateway answered it, in one line (never its secret). */
+function describeConnection(connection: Record<string, any>): string {
+  const required = connection.required ? "yes (passwords refused)" : "no (passwords still work)";
+  return `issuer ${connection.issuer}, client ${connection.client_id}, domains ${connection.domains.join(",")}, required: ${required}`;
+}
+
 const memberOf = (invocation: Invocation) => ({ org: invocation.options.org, email: invocation.options.email });
 
 /** Every command, by name. */
@@ -193,6 +208,56 @@ const COMMANDS: Record<string, Command> = {
     async run(invocation) {
       const answer = await invocation.call("org/activate", { org: invocation.options.org });
       return `organisation ${answer.organisation}: ${answer.from} → active ${invocation.where}`;
+    },
+  },
+  "org:sso:set": {
+    usage:
+      "--org <id> [--issuer <url>] [--client-id <id>] [--domains a.example,b.example] [--required yes|no] [--client-secret-stdin]",
+    summary:
+      "connects an organisation to its identity provider, or changes that (docs/sso.md); the client secret from stdin",
+    options: ["org", "issuer", "client-id", "domains", "required"],
+    required: ["org"],
+    flags: ["client-secret-stdin"],
+    async run(invocation) {
+      const { org, issuer, domains } = invocation.options;
+      const answer = await invocation.call("org/sso/set", {
+        org,
+        issuer,
+        client_id: invocation.options["client-id"],
+        client_secret: invocation.flags.has("client-secret-stdin")
+          ? invocation.stdin().replace(/\r?\n$/, "")
+          : undefined,
+        domains: domains?.split(",").filter((domain) => domain.trim() !== ""),
+        required: yesOrNo("required", invocation.options.required),
+      });
+      const forgotten = answer.forgotten
+        ? `; ${answer.forgotten} member(s)' identities at the previous issuer forgotten`
+        : "";
+      return [
+        `organisation ${answer.organisation}: single sign-on ${answer.created ? "connected" : "changed"}: ${describeConnection(answer.connection)}${forgotten} ${invocation.where}`,
+        `Redirect URI to register at the provider: ${answer.redirect_uri} (on the host browsers reach the gateway at)`,
+      ].join("\n");
+    },
+  },
+  "org:sso:show": {
+    usage: "--org <id>",
+    summary: "an organisation's single sign-on connection (never its client secret)",
+    options: ["org"],
+    required: ["org"],
+    async run(invocation) {
+      const { organisation, connection } = await invocation.call("org/sso/show", { org: invocation.options.org });
+      if (!connection) return `organisation ${organisation}: no single sign-on connection ${invocation.where}`;
+      return `organisation ${organisation}: ${describeConnection(connection)}, client secret sealed under SECRETS_KEY, ${connection.pinned} member(s) signed in by SSO so far, set ${utcSeconds(connection.created_at)}, changed ${utcSeconds(connection.updated_at)} ${invocation.where}`;
+    },
+  },
+  "org:sso:remove": {
+    usage: "--org <id>",
+    summary: "removes an organisation's single sign-on connection; its members sign in with passwords again",
+    options: ["org"],
+    required: ["org"],
+    async run(invocation) {
+      const answer = await invocation.call("org/sso/remove", { org: invocation.options.org });
+      return `organisation ${answer.organisation}: single sign-on removed (${answer.forgotten} remembered identities forgotten); its members sign in with passwords again (sessions started by SSO keep running until they end) ${invocation.where}`;
     },
   },
   "member:create": {
@@ -493,7 +558,7 @@ interface CommandLine {
 
 /** Reads `argv`; throws {@link UsageError} for an unknown command or option, or one the command does not take. */
 function parseCommandLine(argv: readonly string[]): CommandLine {
-  const stringOptions = new Set([...COMMON_OPTIONS, "password"]);
+  const stringOptions = new Set([...COMMON_OPTIONS, "password", "client-secret"]);
   const flagNames = new Set([...COMMON_FLAGS]);
   for (const command of Object.values(COMMANDS)) {
     command.options.forEach((name) => stringOptions.add(name));
@@ -523,6 +588,10 @@ function parseCommandLine(argv: readonly string[]): CommandLine {
   if (options.password !== undefined)
     throw new UsageError(
       "--password is refused: argv ends up in shell history and process lists; use --password-stdin or MEMBER_PASSWORD",
+    );
+  if (options["client-secret"] !== undefined)
+    throw new UsageError(
+      "--client-secret is refused: argv ends up in shell history and process lists; pipe it in with --client-secret-stdin",
     );
   if (flags.has("help")) return { command, options, flags };
   if (command === undefined) throw new UsageError("no command");
@@ -571,6 +640,7 @@ export async function runAdmin(argv: readonly string[], io: AdminIo): Promise<nu
       flags: line.flags,
       where: target.remote ? "[remote]" : "[local]",
       call: (route, body) => callAdmin(target, io.surroundings, route, body),
+      stdin: () => io.stdin(),
       password() {
         if (line.flags.has("password-stdin")) return io.stdin().replace(/\r?\n$/, "");
         const fromEnv = io.surroundings.env.MEMBER_PASSWORD;

@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createNetServer } from "node:net";
 import { basename, dirname } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -15,6 +16,18 @@ const WEB_APP_DIR = `${ROOT}examples/web-app/`;
 export const DEV_CORS_ORIGINS = "http://localhost:5173,http://127.0.0.1:5173";
 
 const env = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
+
+/** A free TCP port on 127.0.0.1, as the kernel hands one out. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /** KEY=VALUE lines of a .dev.vars file (comments and blank lines skipped, surrounding quotes removed). */
 function readDevVars(path) {
@@ -153,6 +166,18 @@ function varArgs(vars) {
   return Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
 }
 
+/** Passes each output line of `child` to `onLine(worker, line)` and calls `onExit(worker, code, signal)` once. */
+function supervised(child, worker, { onLine, onExit }) {
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => onLine(worker, line));
+  }
+  child.on("exit", (code, signal) => {
+    child.exited = true;
+    onExit(worker, code, signal);
+  });
+  return child;
+}
+
 /**
  * Starts `wrangler dev` for `worker` in a process group of its own (so the whole tree can be stopped),
  * passing each output line to `onLine(worker, line)` and calling `onExit(worker, code, signal)` once.
@@ -170,14 +195,7 @@ export function startWorker(worker, { onLine, onExit }) {
     "--show-interactive-dev-session=false",
   ];
   const child = spawn(`${BIN}wrangler`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on("line", (line) => onLine(worker, line));
-  }
-  child.on("exit", (code, signal) => {
-    child.exited = true;
-    onExit(worker, code, signal);
-  });
-  return child;
+  return supervised(child, worker, { onLine, onExit });
 }
 
 /**
@@ -193,14 +211,7 @@ export function startOidcProvider({ port, redirectUris }, { onLine, onExit }) {
     ...redirectUris.flatMap((uri) => ["--redirect-uri", uri]),
   ];
   const child = spawn(`${BIN}tsx`, args, { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream }).on("line", (line) => onLine(worker, line));
-  }
-  child.on("exit", (code, signal) => {
-    child.exited = true;
-    onExit(worker, code, signal);
-  });
-  return child;
+  return supervised(child, worker, { onLine, onExit });
 }
 
 /** Sends `signal` to the process group `child` leads; quiet when it is already gone. */

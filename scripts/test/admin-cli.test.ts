@@ -124,6 +124,8 @@ describe("the command line", () => {
     [["member:create", "--org", "a", "--email", "a@b.example", "--role", "user"], /no password: pipe it in/],
     [["member:sign-out", "--org", "a"], /give --org and --email, or --member-id/],
     [["member:sign-out", "--member-id", "3", "--email", "a@b.example"], /either --member-id or --org and --email/],
+    [["org:sso:set", "--org", "a", "--client-secret", "s3cret"], /--client-secret is refused/],
+    [["org:sso:set", "--org", "a", "--required", "maybe"], /--required must be yes or no/],
     [["audit", "--since", "yesterday"], /--since must be a duration/],
     [["audit", "--limit", "0"], /--limit must be a whole number/],
     [["org:list", "--env", "../prod"], /--env must be an environment name/],
@@ -145,6 +147,9 @@ describe("the command line", () => {
       "secret:create",
       "secret:list",
       "secret:revoke",
+      "org:sso:set",
+      "org:sso:show",
+      "org:sso:remove",
       "audit",
     ])
       expect(out).toContain(`  ${name} `);
@@ -326,6 +331,91 @@ describe("what the commands print", () => {
       "kid:    ds_abc",
       `secret: ${"S".repeat(43)}`,
     ]);
+  });
+
+  it("org:sso:set sends the client secret from stdin only, the domains as a list, required as true or false", async () => {
+    const connection = {
+      issuer: "https://idp.kappa.example",
+      client_id: "gridgate",
+      domains: ["kappa.example", "kappa.co.uk"],
+      required: true,
+    };
+    const answer = {
+      organisation: "k8p2za",
+      created: true,
+      connection,
+      forgotten: 0,
+      redirect_uri: "http://127.0.0.1:8787/authenticate/sso/callback",
+    };
+    const argv = ["org:sso:set", "--org", "k8p2za", "--issuer", connection.issuer, "--client-id", "gridgate"];
+    const { code, out, received } = await run(
+      [...argv, "--domains", " Kappa.Example,,kappa.co.uk", "--required", "yes", "--client-secret-stdin"],
+      { stdin: "s3cret value\n", answers: { "org/sso/set": { body: answer } } },
+    );
+    expect(code).toBe(0);
+    expect(received[0]!.body).toEqual({
+      org: "k8p2za",
+      issuer: connection.issuer,
+      client_id: "gridgate",
+      client_secret: "s3cret value",
+      domains: [" Kappa.Example", "kappa.co.uk"],
+      required: true,
+    });
+    expect(out.split("\n")).toEqual([
+      "organisation k8p2za: single sign-on connected: issuer https://idp.kappa.example, client gridgate, domains kappa.example,kappa.co.uk, required: yes (passwords refused) [local]",
+      "Redirect URI to register at the provider: http://127.0.0.1:8787/authenticate/sso/callback (on the host browsers reach the gateway at)",
+    ]);
+
+    const change = await run(["org:sso:set", "--org", "k8p2za", "--issuer", "https://other.example"], {
+      answers: { "org/sso/set": { body: { ...answer, created: false, forgotten: 3 } } },
+    });
+    expect(change.received[0]!.body).toEqual({ org: "k8p2za", issuer: "https://other.example" });
+    expect(change.out).toMatch(
+      /single sign-on changed: .*; 3 member\(s\)' identities at the previous issuer forgotten \[local\]\n/,
+    );
+
+    const empty = await run([...argv, "--client-secret-stdin"], {
+      stdin: "\n",
+      answers: {
+        "org/sso/set": problem(400, "invalid_request", "client_secret must be 1–1024 printable ASCII characters"),
+      },
+    });
+    expect(empty.received[0]!.body.client_secret).toBe("");
+    expect(empty.code).toBe(2);
+    expect(empty.err).toMatch(/client_secret must be .*nothing was written/);
+  });
+
+  it("org:sso:show prints the connection or its absence; org:sso:remove what it removed", async () => {
+    const connection = {
+      issuer: "https://idp.kappa.example",
+      client_id: "gridgate",
+      domains: ["kappa.example"],
+      required: false,
+      pinned: 2,
+      created_at: Date.UTC(2026, 11, 1, 9, 0, 0) / 1000,
+      updated_at: Date.UTC(2026, 11, 2, 9, 0, 0) / 1000,
+    };
+    const shown = await run(["org:sso:show", "--org", "k8p2za"], {
+      answers: { "org/sso/show": { body: { organisation: "k8p2za", connection } } },
+    });
+    expect(shown.received[0]!.body).toEqual({ org: "k8p2za" });
+    expect(shown.out).toBe(
+      "organisation k8p2za: issuer https://idp.kappa.example, client gridgate, domains kappa.example, required: no (passwords still work), client secret sealed under SECRETS_KEY, 2 member(s) signed in by SSO so far, set 2026-12-01 09:00:00Z, changed 2026-12-02 09:00:00Z [local]",
+    );
+    const none = await run(["org:sso:show", "--org", "k8p2za"], {
+      answers: { "org/sso/show": { body: { organisation: "k8p2za", connection: null } } },
+    });
+    expect(none.out).toBe("organisation k8p2za: no single sign-on connection [local]");
+    const removed = await run(["org:sso:remove", "--org", "k8p2za"], {
+      answers: { "org/sso/remove": { body: { organisation: "k8p2za", removed: connection, forgotten: 2 } } },
+    });
+    expect(removed.out).toBe(
+      "organisation k8p2za: single sign-on removed (2 remembered identities forgotten); its members sign in with passwords again (sessions started by SSO keep running until they end) [local]",
+    );
+    const absent = await run(["org:sso:remove", "--org", "k8p2za"], {
+      answers: { "org/sso/remove": problem(404, "not_found", "Organisation k8p2za has no single sign-on connection.") },
+    });
+    expect(absent.code).toBe(2);
   });
 
   it("member:list follows every page", async () => {

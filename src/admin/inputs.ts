@@ -45,6 +45,15 @@ export function text(body: AdminBody, name: string): string | undefined {
   return value;
 }
 
+/** A string field checked by `parse`, or undefined when absent. */
+export function optional<T>(
+  body: AdminBody,
+  name: string,
+  parse: (name: string, raw: string | undefined) => T,
+): T | undefined {
+  return Object.hasOwn(body, name) && body[name] !== undefined ? parse(name, text(body, name)) : undefined;
+}
+
 function required(name: string, value: string | undefined): string {
   if (value === undefined || value.trim() === "") invalidInput(`${name} is required`);
   return value.trim();
@@ -147,6 +156,69 @@ export function label(name: string, raw: string | undefined): string {
   const value = raw ?? "";
   if (value.length > 100 || /\p{Cc}/u.test(value))
     invalidInput(`${name} must be at most 100 characters without control characters`);
+  return value;
+}
+
+/**
+ * An OpenID Provider's issuer URL: https, or http on loopback (a local provider); no query, fragment, credentials
+ * or whitespace. Kept exactly as given (trimmed): it is compared exactly with the provider's discovery document and
+ * ID tokens.
+ */
+export function issuer(name: string, raw: string | undefined): string {
+  const value = required(name, raw);
+  const url = URL.parse(value);
+  const loopback = url !== null && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+  if (
+    !url ||
+    !(url.protocol === "https:" || (url.protocol === "http:" && loopback)) ||
+    /[\s?#]/.test(value) ||
+    url.username ||
+    url.password ||
+    value.length > 1024
+  )
+    invalidInput(
+      `${name} must be the identity provider's https issuer URL (e.g. https://login.example.com/tenant/v2.0), got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
+/** An OAuth client id: trimmed, 1–255 printable ASCII characters. */
+export function clientId(name: string, raw: string | undefined): string {
+  const value = required(name, raw);
+  if (!/^[\x21-\x7e]{1,255}$/.test(value)) invalidInput(`${name} must be 1–255 printable ASCII characters`);
+  return value;
+}
+
+/** An OAuth client secret, exactly as given: 1–1024 printable ASCII characters. */
+export function clientSecret(name: string, raw: string | undefined): string {
+  if (raw === undefined || !/^[\x20-\x7e]{1,1024}$/.test(raw))
+    invalidInput(`${name} must be 1–1024 printable ASCII characters`);
+  return raw;
+}
+
+/** Most email domains one single sign-on connection routes. */
+const MAX_SSO_DOMAINS = 50;
+
+/** The email domains of a single sign-on connection: an array of 1–50 domains, normalised, duplicates dropped. */
+export function domains(body: AdminBody, name: string): string[] | undefined {
+  const value = Object.hasOwn(body, name) ? body[name] : undefined;
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_SSO_DOMAINS)
+    invalidInput(`${name} must be an array of 1–${MAX_SSO_DOMAINS} domains`);
+  return [
+    ...new Set(
+      value.map((entry, index) => {
+        if (typeof entry !== "string") invalidInput(`${name}[${index}] must be a string`);
+        return domain(`${name}[${index}]`, entry);
+      }),
+    ),
+  ];
+}
+
+/** A boolean field, or undefined when absent. */
+export function flag(body: AdminBody, name: string): boolean | undefined {
+  const value = Object.hasOwn(body, name) ? body[name] : undefined;
+  if (value !== undefined && typeof value !== "boolean") invalidInput(`${name} must be true or false`);
   return value;
 }
 

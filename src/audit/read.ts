@@ -23,15 +23,12 @@ export interface AuditPosition {
   id: string;
 }
 
-/** Which events to read. */
+/** Which events: `event` a name or a prefix ending in `*`, `since` in ms, `before` the previous page's `next`. */
 export interface AuditQuery {
   organisationId?: number;
   memberId?: number;
-  /** An event name, or a prefix ending in `*` (`member.*`). */
   event?: string;
-  /** Only events at or after this instant (ms). */
   since?: number;
-  /** Only events after this position (the `next` of the previous page). */
   before?: AuditPosition;
   limit: number;
 }

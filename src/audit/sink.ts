@@ -4,7 +4,7 @@ import { fnv1a32 } from "../digest";
 import { Logger } from "../log";
 import { r2AuditStore, type AuditRow, type AuditStore } from "./objects";
 
-/** Shards (`audit-0` … `audit-15`) taking the events a queue refused (docs/capacity.md § 5). */
+/** Shards (`audit-0` … `audit-15`) taking the events a queue refused (docs/capacity.md § 8). */
 export const AUDIT_SHARDS = 16;
 /** A shard writes at most once per this interval; the first event of an idle shard is written at once. */
 export const FLUSH_INTERVAL_MS = 1000;

@@ -49,6 +49,13 @@ export class LruCache<Key, Value> {
     this.entries.set(key, { value, expiresAt, used: false });
   }
 
+  /** Every live entry, oldest first, without marking any as used. */
+  *peekAll(): IterableIterator<[Key, Value]> {
+    const now = this.now();
+    for (const [key, entry] of this.entries)
+      if (entry.expiresAt === Infinity || entry.expiresAt > now) yield [key, entry.value];
+  }
+
   delete(key: Key): boolean {
     return this.entries.delete(key);
   }

@@ -6,7 +6,8 @@ import { refusal, refusalOf } from "../gateway-error";
 import { LogSampler, type Logger } from "../log";
 import { withinDeadline } from "../deadline";
 import { LIMITER_WAIT_MS } from "../storage/bounded";
-import type { Database, Membership } from "../storage/db";
+import { findMemberships, type Database, type LoginMembership } from "../storage/db";
+import type { MemberReads } from "../revocation/reads";
 import { replacePasswordHash } from "../storage/password-hashes";
 import { normalizeEmail } from "./email";
 import { checkCredentials, type LoginInput } from "./login";
@@ -25,7 +26,10 @@ const REFUSAL_KEYS_LIMIT = 10_000;
 export interface LoginGuardDeps {
   env: Bindings;
   source: ConfigSource;
+  /** The primary: the re-hash write. */
   db: Database;
+  /** LoginMembership reads from replicas, fresh enough for every revocation and change in force. */
+  members: MemberReads;
   throttle: LoginThrottle;
   audit: AuditTrail;
   now: () => number;
@@ -78,9 +82,9 @@ export class LoginGuard {
     log: Logger,
     attempt: LoginAttempt,
     input: LoginInput,
-    issue: (membership: Membership) => Promise<Issued>,
+    issue: (membership: LoginMembership) => Promise<Issued>,
   ): Promise<Issued> {
-    const { throttle, source, db } = this.deps;
+    const { throttle, source, members } = this.deps;
     const key = await throttleKey(normalizeEmail(input.email));
     const gate = await throttle.enter(key);
     if (gate.retryAfter !== undefined) {
@@ -89,7 +93,21 @@ export class LoginGuard {
     }
     let settled = false;
     try {
-      const outcome = await checkCredentials(source.config, db, log, input);
+      const outcome = await checkCredentials(
+        source.config,
+        (email, domain) =>
+          members.read(
+            log,
+            (db) => findMemberships(db, email, domain),
+            (rows) => ({
+              accounts: [key],
+              members: rows.map((row) => row.member.id),
+              organisations: rows.map((row) => row.organisation.identifier),
+            }),
+          ),
+        log,
+        input,
+      );
       if (!outcome.ok) {
         if (outcome.reason === "invalid_credentials") {
           await throttle.recordFailure(key, gate.ticket);

@@ -3,7 +3,7 @@ import type { Config } from "../config";
 import type { Refusal } from "../gateway-error";
 import type { Logger } from "../log";
 import { ineligibility } from "../policy/eligibility";
-import { findMemberships, type Database, type Membership } from "../storage/db";
+import type { LoginMembership } from "../storage/db";
 import { normalizeDomain, normalizeEmail } from "./email";
 import { DUMMY_PASSWORD_HASH } from "./password";
 import { verifyStoredPassword } from "./stored-hash";
@@ -27,8 +27,11 @@ interface LoginRefusal {
   organisationId?: number;
 }
 
+/** Every membership with this (normalised) email, narrowed to one organisation domain when given. */
+export type MembershipLookup = (email: string, domain: string | undefined) => Promise<LoginMembership[]>;
+
 /** The result of {@link checkCredentials}. */
-export type LoginOutcome = { ok: true; membership: Membership; needsRehash: boolean } | LoginRefusal;
+export type LoginOutcome = { ok: true; membership: LoginMembership; needsRehash: boolean } | LoginRefusal;
 
 const REFUSAL_OF: Record<LoginFailureReason, Refusal> = {
   invalid_credentials: "invalidCredentials",
@@ -37,7 +40,7 @@ const REFUSAL_OF: Record<LoginFailureReason, Refusal> = {
   plan_not_eligible: "planNotEligible",
 };
 
-function refused(reason: LoginFailureReason, membership?: Membership): LoginRefusal {
+function refused(reason: LoginFailureReason, membership?: LoginMembership): LoginRefusal {
   return {
     ok: false,
     reason,
@@ -50,17 +53,17 @@ function refused(reason: LoginFailureReason, membership?: Membership): LoginRefu
 /** The one membership whose password matches; each miss costs a verification and the same 401 (docs/security.md). */
 export async function checkCredentials(
   config: Config,
-  db: Database,
+  memberships: MembershipLookup,
   log: Logger,
   input: LoginInput,
 ): Promise<LoginOutcome> {
   const email = normalizeEmail(input.email);
   const domain = input.domain === undefined ? undefined : normalizeDomain(input.domain);
-  const candidates = await findMemberships(db, email, domain);
+  const candidates = await memberships(email, domain);
 
   if (candidates.length === 0)
     await verifyStoredPassword(input.password, DUMMY_PASSWORD_HASH, config.passwordPepper, log);
-  const matches: { membership: Membership; needsRehash: boolean }[] = [];
+  const matches: { membership: LoginMembership; needsRehash: boolean }[] = [];
   for (const candidate of candidates) {
     const check = await verifyStoredPassword(input.password, candidate.member.passwordHash, config.passwordPepper, log);
     if (check.ok) matches.push({ membership: candidate, needsRehash: check.needsRehash });

@@ -13,8 +13,8 @@ const KV_MIN_TTL_SECONDS = 60;
 export interface CacheSpec<Stored, Live> {
   kvKey(key: string): string;
   isStored(value: unknown): value is Stored;
-  /** Reads the entry from D1; an empty answer is cached like any other (negative caching). */
-  load(key: string): Promise<Stored>;
+  /** Reads the entry from D1 (`fresh`: the primary, else a replica); an empty answer is cached too. */
+  load(key: string, fresh: boolean): Promise<Stored>;
   hydrate(log: Logger, key: string, stored: Stored): Promise<Live>;
   limit: number;
   /** Size of a separate LRU for answers {@link isEmpty} calls negative, so unknown keys never evict known ones. */
@@ -76,7 +76,7 @@ export class StalenessBoundCache<Stored, Live> {
   /** Reloads `key` from D1 into KV and drops this isolate's entry, e.g. after this isolate changed it in D1. */
   async republish(key: string): Promise<void> {
     this.drop(key);
-    const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
+    const envelope = { loadedAt: this.now(), value: await this.spec.load(key, true) };
     this.drop(key);
     await this.put(key, envelope);
   }
@@ -129,7 +129,7 @@ export class StalenessBoundCache<Stored, Live> {
   }
 
   private async loadAndPublish(ctx: WaitUntil, key: string): Promise<KvEnvelope<Stored>> {
-    const envelope = { loadedAt: this.now(), value: await this.spec.load(key) };
+    const envelope = { loadedAt: this.now(), value: await this.spec.load(key, false) };
     ctx.waitUntil(this.put(key, envelope).catch(() => undefined));
     return envelope;
   }

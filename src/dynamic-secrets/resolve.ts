@@ -4,7 +4,12 @@ import { GatewayError, refusal, UNAVAILABLE_RETRY_AFTER_SECONDS } from "../gatew
 import { LruCache } from "../cache/lru";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
-import { findMembershipState, liveSealedSecrets, type SealedSecret } from "../storage/dynamic-secrets";
+import {
+  dynamicOrganisation,
+  findMembershipState,
+  type DynamicOrganisation,
+  type SealedSecret,
+} from "../storage/dynamic-secrets";
 import { isSealedSecret } from "../storage/rows";
 import type { AccessClaims } from "../tokens/claims";
 import type { SigningKey } from "../tokens/keys";
@@ -13,14 +18,35 @@ import { LoadRefused, StalenessBoundCache } from "./cache";
 import { dynamicHmacKey, importSealingKey, openSecret } from "./crypto";
 import { MissBudget } from "./miss-budget";
 
-interface OrganisationKeys {
-  all: readonly SigningKey[];
-  byKid: ReadonlyMap<string, SigningKey>;
-}
-
 interface MemberState {
   memberId?: number;
   active: boolean;
+}
+
+/** The live keys of one organisation, by kid and all together, and its members when it has few enough. */
+interface OrganisationKeys {
+  all: readonly SigningKey[];
+  byKid: ReadonlyMap<string, SigningKey>;
+  members: ReadonlyMap<string, MemberState> | undefined;
+}
+
+/** `dynsec:<org>`: `[]` without live secrets, else its secrets and its members (when few); an earlier release's plain array is keys alone. */
+type StoredOrganisation = SealedSecret[] | DynamicOrganisation;
+
+/** An organisation with at most this many members carries them with its keys (≈ 40 B each in KV). */
+const MEMBERS_WITH_KEYS = 10;
+
+const secretsOf = (stored: StoredOrganisation) => (Array.isArray(stored) ? stored : stored.secrets);
+
+function isStoredOrganisation(value: unknown): value is StoredOrganisation {
+  if (Array.isArray(value)) return value.every(isSealedSecret);
+  if (typeof value !== "object" || value === null) return false;
+  const { secrets, members } = value as DynamicOrganisation;
+  const isMember = (member: unknown) =>
+    Array.isArray(member) && Number.isSafeInteger(member[0]) && typeof member[1] === "boolean";
+  const membersValid =
+    members === null || (typeof members === "object" && Object.values(members as object).every(isMember));
+  return Array.isArray(secrets) && secrets.every(isSealedSecret) && membersValid;
 }
 
 const ORGANISATIONS_LIMIT = 10_000;
@@ -34,15 +60,18 @@ const SHED_LOG_INTERVAL_MS = 60_000;
 export interface DynamicSecretsDeps {
   source: ConfigSource;
   kv: KVNamespace;
+  /** The primary: re-reads right after this isolate changed a secret. */
   db: Database;
+  /** A handle whose reads may come from a read replica (a new session per call). */
+  replica: () => Database;
   now: () => number;
 }
 
 /** Dynamic secrets of one isolate: the sealing key and the staleness-bound caches of keys and members. */
 export class DynamicSecrets implements DynamicKeySource {
   private importedSealingKey: CryptoKey | undefined;
-  /** Sealed in KV, decrypted only here; empty ones cached too, D1 misses rationed (docs/capacity.md § 8). */
-  private readonly organisationKeys: StalenessBoundCache<SealedSecret[], OrganisationKeys>;
+  /** Sealed in KV, decrypted only here; empty ones cached too, D1 misses rationed (docs/security.md § Dynamic secrets). */
+  private readonly organisationKeys: StalenessBoundCache<StoredOrganisation, OrganisationKeys>;
   private readonly memberStates: StalenessBoundCache<MemberState, MemberState>;
   private readonly missBudget: MissBudget;
   /** Which organisation each kid decrypted here belongs to; kids are random and globally unique. */
@@ -50,20 +79,24 @@ export class DynamicSecrets implements DynamicKeySource {
   private lastShedLog = -Infinity;
 
   constructor(private readonly deps: DynamicSecretsDeps) {
-    const { kv, db, now } = deps;
+    const { kv, db, replica, now } = deps;
     this.missBudget = new MissBudget(now);
     this.organisationKeys = new StalenessBoundCache(
       {
         kvKey: (organisation) => `dynsec:${organisation}`,
-        isStored: (value): value is SealedSecret[] => Array.isArray(value) && value.every(isSealedSecret),
-        load: (organisation) => liveSealedSecrets(db, organisation),
-        hydrate: (log, organisation, sealed) => this.openKeys(log, organisation, sealed),
+        isStored: isStoredOrganisation,
+        load: async (organisation, fresh) => {
+          const found = await dynamicOrganisation(fresh ? db : replica(), organisation, MEMBERS_WITH_KEYS);
+          return found.secrets.length === 0 ? [] : found;
+        },
+        hydrate: (log, organisation, stored) => this.openKeys(log, organisation, stored),
         limit: ORGANISATIONS_LIMIT,
         negativeLimit: UNKNOWN_ORGANISATIONS_LIMIT,
-        isEmpty: (sealed) => sealed.length === 0,
-        kvTtlSeconds: (sealed) => (sealed.length > 0 ? KNOWN_ORGANISATION_KV_TTL_SECONDS : 0),
+        isEmpty: (stored) => secretsOf(stored).length === 0,
+        kvTtlSeconds: (stored) => (secretsOf(stored).length > 0 ? KNOWN_ORGANISATION_KV_TTL_SECONDS : 0),
         // A stale copy with secrets vouches for a real customer: reload it freely (≤ once per 55 s).
-        admitLoad: (_organisation, stale) => (stale !== undefined && stale.length > 0) || this.missBudget.take(),
+        admitLoad: (_organisation, stale) =>
+          (stale !== undefined && secretsOf(stale).length > 0) || this.missBudget.take(),
       },
       kv,
       now,
@@ -78,7 +111,7 @@ export class DynamicSecrets implements DynamicKeySource {
           ((value as MemberState).memberId === undefined || Number.isSafeInteger((value as MemberState).memberId)),
         load: async (key) => {
           const [organisation = "", member = ""] = key.split("/");
-          const row = await findMembershipState(db, organisation, member);
+          const row = await findMembershipState(replica(), organisation, member);
           return row
             ? { memberId: row.memberId, active: row.memberStatus === "active" && row.organisationStatus === "active" }
             : { active: false };
@@ -129,13 +162,19 @@ export class DynamicSecrets implements DynamicKeySource {
     return match ? [match] : [];
   }
 
-  /** Checks a dynamic token's member exists and is active; returns the claims with its stored `memberEntityId`. */
+  /**
+   * Checks a dynamic token's member exists and is active; returns the claims with its stored `memberEntityId`. The
+   * organisation's keys carry its members when it has few; any other member has its own entry.
+   */
   async activeMember(ctx: WaitUntil, log: Logger, claims: AccessClaims): Promise<AccessClaims> {
-    const state = await this.memberStates.get(
-      ctx,
-      log,
-      `${claims.organisationEntityIdentifier}/${claims.memberEntityIdentifier}`,
+    const organisation = claims.organisationEntityIdentifier;
+    const member = claims.memberEntityIdentifier;
+    const members = await this.organisationKeys.get(ctx, log, organisation).then(
+      (keys) => keys.members,
+      () => undefined,
     );
+    // A member missing from the list may have been added since it was read: it has its own look-up then.
+    const state = members?.get(member) ?? (await this.memberStates.get(ctx, log, `${organisation}/${member}`));
     if (state.memberId === undefined) throw refusal("foreignMember");
     if (claims.memberEntityId !== undefined && claims.memberEntityId !== state.memberId)
       throw new GatewayError("invalid_token", "memberEntityId does not match the member");
@@ -161,10 +200,10 @@ export class DynamicSecrets implements DynamicKeySource {
     }
   }
 
-  private async openKeys(log: Logger, organisation: string, sealed: SealedSecret[]): Promise<OrganisationKeys> {
+  private async openKeys(log: Logger, organisation: string, stored: StoredOrganisation): Promise<OrganisationKeys> {
     const key = await this.sealingKey();
     const all: SigningKey[] = [];
-    for (const { kid, ciphertext } of sealed) {
+    for (const { kid, ciphertext } of secretsOf(stored)) {
       try {
         all.push({ kid, key: await dynamicHmacKey(await openSecret(key, { organisation, kid }, ciphertext)) });
       } catch {
@@ -172,7 +211,16 @@ export class DynamicSecrets implements DynamicKeySource {
       }
     }
     for (const entry of all) this.kidOwners.set(entry.kid, organisation);
-    return { all, byKid: new Map(all.map((entry) => [entry.kid, entry])) };
+    const members =
+      Array.isArray(stored) || stored.members === null
+        ? undefined
+        : new Map(
+            Object.entries(stored.members).map(([identifier, [memberId, active]]) => [
+              identifier,
+              { memberId, active },
+            ]),
+          );
+    return { all, byKid: new Map(all.map((entry) => [entry.kid, entry])), members };
   }
 
   private logShed(log: Logger): void {

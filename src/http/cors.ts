@@ -3,11 +3,8 @@ import type { CorsSettings } from "../config";
 import { GatewayError } from "../gateway-error";
 import { varyOnOrigin } from "./gateway-made";
 
-/** Every method the proxied API may serve; the gateway's own routes refuse the rest with 405. */
 const ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE";
-/** Response headers a browser app may read besides the CORS-safelisted ones. */
 const EXPOSE_HEADERS = "WWW-Authenticate, X-Request-Id, Retry-After, RateLimit, RateLimit-Policy";
-/** How long a browser may cache a preflight answer, seconds (Chromium caps it at 7200). */
 const PREFLIGHT_MAX_AGE = "600";
 
 /** The request's `Origin` when it is on `CORS_ORIGINS`, else undefined (no `Origin`, another one, or CORS off). */
@@ -16,10 +13,7 @@ export function allowedOrigin(request: Request, settings: CorsSettings): string 
   return origin !== null && settings.origins.has(origin) ? origin : undefined;
 }
 
-/**
- * The gateway's answer to a preflight (`OPTIONS` + `Origin` + `Access-Control-Request-Method`): 204 with the policy
- * for an allowed origin; 403 `origin_not_allowed` (thrown) otherwise. Undefined for any other request.
- */
+/** The answer to a preflight: 204 with the policy for an allowed origin, else 403 (thrown); undefined for others. */
 export function preflightAnswer(request: Request, settings: CorsSettings): Response | undefined {
   if (request.method !== "OPTIONS" || !request.headers.has("Access-Control-Request-Method")) return undefined;
   const origin = allowedOrigin(request, settings);
@@ -40,11 +34,7 @@ export function preflightAnswer(request: Request, settings: CorsSettings): Respo
   });
 }
 
-/**
- * The response to a request that carries an `Origin`: without the `Access-Control-*` headers it had (e.g. the
- * origin's), varying on `Origin` while CORS is on and, for an allowed origin, with `Allow-Origin`,
- * `Allow-Credentials` and `Expose-Headers`. A response whose headers are immutable is copied first.
- */
+/** `response` with the gateway's `Access-Control-*` headers in place of its own (docs/browser-apps.md § CORS). */
 export function withCorsHeaders(request: Request, response: Response, settings: CorsSettings): Response {
   let answer = response;
   const drop = () => {

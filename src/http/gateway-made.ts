@@ -7,11 +7,7 @@ export function varyOnOrigin(headers: Headers): void {
   else if (!/(?:^|,)\s*(?:origin|\*)\s*(?:,|$)/i.test(vary)) headers.set("Vary", `${vary}, Origin`);
 }
 
-/**
- * Marks a gateway-made response: `X-Content-Type-Options: nosniff` (a browser never reads it as another type), and
- * `Vary: Origin` whatever the request's `Origin`, so that no cache hands one origin's CORS headers (or their
- * absence) to another.
- */
+/** Marks a gateway-made response: `nosniff`, and `Vary: Origin` whatever the request (docs/browser-apps.md § CORS). */
 export function markGatewayMade(headers: Headers): void {
   headers.set("X-Content-Type-Options", "nosniff");
   varyOnOrigin(headers);

@@ -97,7 +97,6 @@ export function errorResponse(thrown: unknown, requestId: string, log: Logger): 
   const err = refusalOf(thrown) ?? thrown;
   if (err instanceof GatewayError) {
     const { dependency, error } = (err.cause ?? {}) as { dependency?: string; error?: unknown };
-    // the client sees only "try again"; the operator sees which dependency failed and how
     if (err.code === "temporarily_unavailable" && dependency !== undefined)
       log.error("dependency_unavailable", { dependency, error: error === undefined ? undefined : String(error) });
     return problemResponse(err, requestId);

@@ -13,25 +13,18 @@ export interface RequestScope {
   readonly requestId: string;
   readonly trace: TraceContext;
   readonly log: Logger;
-  /** `services.now()` at arrival, for the metrics' duration. */
   readonly started: number;
 }
 
 /** The scope of a request as it arrives. */
 export function openScope(services: Services, request: Request): RequestScope {
-  // one draw from the CSPRNG for both: 16 bytes of request id, 24 of trace and span id
   const random = crypto.getRandomValues(new Uint8Array(40));
   const requestId = uuidFrom(random.subarray(0, 16));
   const trace = traceContext(request.headers.get("traceparent"), random.subarray(16));
   return { services, requestId, trace, log: services.logger.child(requestId, trace.traceId), started: services.now() };
 }
 
-/**
- * Stamps `X-Request-Id` on `response`, writes the request's metrics data point (`claims` once authentication passed,
- * `error` when the gateway answered a refusal or failure itself) and, when wanted, its access log line: every
- * refusal or failure of the gateway's own (any answer with `error`, any 4xx/5xx of its own routes), every 5xx,
- * and a sample of the rest.
- */
+/** Stamps `X-Request-Id`, writes the metrics point and, if wanted, the access line; `error`: the gateway's refusal. */
 export function closeScope(
   scope: RequestScope,
   request: Request,

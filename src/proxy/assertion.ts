@@ -8,7 +8,6 @@ export const ASSERTION_TTL = 60;
 /** `typ` of an assertion, so it can never pass for an access token. */
 const ASSERTION_TYPE = "gridgate-assertion+jwt";
 
-/** Claims of an `X-Gateway-Assertion`, as documented for origin integrators. */
 interface AssertionClaims {
   iss: string;
   aud: "origin";
@@ -25,10 +24,7 @@ interface AssertionClaims {
   tokenId?: string;
 }
 
-/**
- * Signs the assertion for one forwarded request with `signer` (`ASSERTION_ALG`'s key) at `now` (seconds);
- * `path` is the path and query the origin receives.
- */
+/** Signs one forwarded request's assertion at `now` (seconds); `path` is the path and query the origin receives. */
 export function signAssertion(
   config: Pick<Config, "issuer">,
   signer: JwsSigner,

@@ -11,30 +11,23 @@ import { addForwardingHeaders, refuseMethodParameter } from "./header-rules";
 import type { ProxiedRequest } from "./request";
 import { addIdentityHeaders, sanitizedHeaders } from "./headers";
 
-/** Where the request goes: its own URL for the `ORIGIN` service binding, else `ORIGIN_URL` + its path and query. */
 function upstreamUrl(env: Bindings, config: Config, requestUrl: string): string {
   if (env.ORIGIN) return requestUrl;
   if (!config.originBase) throw new GatewayError("origin_unreachable", "No origin is configured.");
   return config.originBase + pathAndQuery(requestUrl);
 }
 
-/** Everything {@link forwardToOrigin} needs about the request in flight. */
 interface ForwardInput {
   request: Request;
   claims: AccessClaims;
   requestId: string;
-  /** The request's trace: its `traceparent` replaces the client's; the client's `tracestate` goes on only with it. */
   trace: TraceContext;
-  /** The key `X-Gateway-Assertion` is signed with. */
   assertionSigner: JwsSigner;
   /** Seconds since the epoch. */
   now: number;
 }
 
-/**
- * Sends the request on with the same method, path, query and streamed body. Unreachable origin →
- * 502, no response headers within `ORIGIN_TIMEOUT_MS` → 504; the origin's response passes through.
- */
+/** Sends the request on with its method, path, query and streamed body: 502 unreachable, 504 no headers in time. */
 async function forwardToOrigin(
   env: Bindings,
   config: Config,
@@ -63,7 +56,7 @@ async function forwardToOrigin(
     ),
   );
 
-  // `fetch(url, init)`, not `fetch(new Request(…))`: fetch builds its own Request either way (a second copy of every header).
+  // fetch(url, init): fetch(new Request(…)) would copy every header twice (bench/README.md § 2).
   const cancel = new AbortController();
   const init: RequestInit = {
     method: request.method,
@@ -74,7 +67,7 @@ async function forwardToOrigin(
   };
   const origin = env.ORIGIN;
   try {
-    // The deadline covers the response headers only: a body still streaming after it is not cut.
+    // The deadline covers the response headers only, not a body still streaming.
     const response = await withinDeadline(
       () => (origin ? origin.fetch(url, init) : fetch(url, init)),
       config.originTimeoutMs,

@@ -1,15 +1,7 @@
-/**
- * What happens to each client header on its way to the origin, decided by its name alone (lower case,
- * `_` read as `-`, because CGI, Rack, WSGI, PHP and many frameworks read both as `_`), and the
- * forwarding headers the gateway writes itself. See docs/forwarding.md for the reason behind each name.
- */
+/** What happens to each client header, by its name alone, and the forwarding headers (docs/forwarding.md § Headers). */
 import { GatewayError } from "../gateway-error";
 
-/**
- * Outbound request headers by lower-case name, built in JavaScript and handed to the runtime once (`fetch(url, init)`).
- * A null-prototype record ({@link outboundHeaders}): the runtime converts it about 3× faster than a list of
- * name/value pairs (bench/README.md § 2), and a name written twice keeps one value, the last.
- */
+/** Outbound request headers by lower-case name: a null-prototype record, cheapest for `fetch` (bench/README.md § 2). */
 export type OutboundHeaders = Record<string, string>;
 
 /** An empty {@link OutboundHeaders}: no prototype, so a client header named `__proto__` is just a name. */
@@ -20,14 +12,11 @@ export function outboundHeaders(): OutboundHeaders {
 /** `drop`: never forwarded. `refuse`: the whole request is refused with 400. */
 export type HeaderRule = "drop" | "refuse";
 
-/** Headers that ask the origin to run another method than the one the gateway authorised. */
 const METHOD_OVERRIDE_HEADERS = ["x-http-method-override", "x-http-method", "x-method-override"] as const;
 
 const RULES: ReadonlyMap<string, HeaderRule> = new Map<string, HeaderRule>([
-  // credentials of this hop
   ["authorization", "drop"],
   ["proxy-authorization", "drop"],
-  // hop-by-hop (RFC 9110 §7.6.1); Host is the origin's, set by fetch
   ["connection", "drop"],
   ["keep-alive", "drop"],
   ["proxy-connection", "drop"],
@@ -35,23 +24,19 @@ const RULES: ReadonlyMap<string, HeaderRule> = new Map<string, HeaderRule>([
   ["trailer", "drop"],
   ["upgrade", "drop"],
   ["host", "drop"],
-  // URL overrides: an origin routing on them would serve a path the gateway never checked
   ["x-original-url", "drop"],
   ["x-rewrite-url", "drop"],
   ["x-original-uri", "drop"],
   ["x-original-host", "drop"],
   ["x-host", "drop"],
-  // client address and forwarding claims: replaced by what the gateway knows (X-Forwarded-* by prefix)
   ["forwarded", "drop"],
   ["x-real-ip", "drop"],
   ["x-client-ip", "drop"],
   ["x-cluster-client-ip", "drop"],
   ["true-client-ip", "drop"],
-  // method overrides: refused, never silently dropped (docs/forwarding.md § Method overrides)
   ...METHOD_OVERRIDE_HEADERS.map((name) => [name, "refuse"] as const),
 ]);
 
-/** Client headers with these prefixes never reach the origin: the gateway's own names, and X-Forwarded-*. */
 const DROPPED_PREFIXES = ["x-member-", "x-organisation-", "x-auth-", "x-gateway-", "x-forwarded-"] as const;
 
 /** The rule for a header name as `Headers` iterates it (lower case); undefined: forwarded as sent. */
@@ -71,11 +56,7 @@ export function methodOverrideRefused(name: string): GatewayError {
   );
 }
 
-/**
- * Whether a query parameter name is `_method` as a framework may read it: percent-decoded, `+` as a space,
- * PHP's `.`, space and `[` turned into `_`, any case, with or without a trailing `[…]` (Symfony, Laravel
- * and PHP read it there; Rails/Rack only in a form body, which is streamed unread).
- */
+/** Whether a query parameter is `_method`: any case, PHP's `.`, space or `[` for `_`, with or without `[…]`. */
 function isMethodParameter(name: string): boolean {
   return /^[_ .[]method(?:\[|$)/i.test(name);
 }
@@ -92,19 +73,13 @@ export function refuseMethodParameter(url: string): void {
 
 /** An IPv4 or IPv6 address as Cloudflare writes `CF-Connecting-IP`; anything else is not repeated. */
 const IP_ADDRESS = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:.]{2,45})$/;
-/** An RFC 9110 token: a `Forwarded` value that needs no quotes. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 function forwardedValue(value: string): string {
   return TOKEN.test(value) ? value : `"${value}"`;
 }
 
-/**
- * Adds `X-Forwarded-For` (the client address Cloudflare saw, `CF-Connecting-IP`), `X-Forwarded-Proto`
- * and `X-Forwarded-Host` (from the URL the client asked for) and the same facts as one RFC 7239
- * `Forwarded` element. Client-sent values were dropped before, so these replace them; without a
- * usable `CF-Connecting-IP` no address is claimed at all.
- */
+/** Adds `X-Forwarded-For` (a valid `CF-Connecting-IP` only), `-Proto`, `-Host` and the same as RFC 7239 `Forwarded`. */
 export function addForwardingHeaders(headers: OutboundHeaders, clientIp: string | null, requestUrl: string): void {
   const colon = requestUrl.indexOf(":");
   const proto = requestUrl.slice(0, colon);

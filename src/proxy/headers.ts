@@ -3,22 +3,15 @@ import { withoutRefreshCookie } from "../routes/refresh-cookie";
 import type { AccessClaims } from "../tokens/claims";
 import { headerRule, methodOverrideRefused, outboundHeaders, type OutboundHeaders } from "./header-rules";
 
-/** Client headers the gateway writes itself, whatever the client sent (`X-Forwarded-*`, identity: dropped by rule). */
 const ALWAYS_REPLACED = new Set(["x-request-id", "traceparent"]);
 
-/** What else the gateway replaces for this request. */
+/** Client headers also replaced: `tracestate` unless the client's trace goes on, `accept-encoding` when it is known. */
 export interface Replaced {
-  /** The client's `tracestate` goes on only with its accepted `traceparent`. */
   tracestate: boolean;
-  /** `Accept-Encoding` is the client's own (Cloudflare's `clientAcceptEncoding`) where known. */
   acceptEncoding: boolean;
 }
 
-/**
- * Copies the client's headers minus credentials (the browser refresh cookie too), hop-by-hop and
- * `Connection`-named headers, reserved prefixes, URL overrides and forwarding claims ({@link headerRule}),
- * and the headers the gateway writes itself, in one pass; throws the 400 for a method-override header.
- */
+/** The client's headers the origin may see (docs/forwarding.md § Headers); throws the 400 for a method override. */
 export function sanitizedHeaders(client: Headers, replaced: Replaced): OutboundHeaders {
   const connection = client.get("Connection");
   const nominated =

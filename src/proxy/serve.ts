@@ -9,7 +9,6 @@ import { forward } from "./forward";
 import { ProxiedRequest } from "./request";
 import { PROXY_STEPS } from "./steps";
 
-/** Runs the steps in order, then forwards: parse → verify → plan → limit → scope → forward. */
 async function decide(proxied: ProxiedRequest): Promise<Response> {
   for (const step of PROXY_STEPS) {
     const pending = step(proxied);
@@ -18,10 +17,7 @@ async function decide(proxied: ProxiedRequest): Promise<Response> {
   return forward(proxied);
 }
 
-/**
- * Serves one proxied request. Without an `Origin` there is no CORS work at all; with one, a preflight is answered
- * here (never forwarded) and every other answer, refusals included, gets the CORS policy's headers.
- */
+/** Serves one proxied request; with an `Origin`, a preflight is answered here and every answer gets CORS headers. */
 export async function serveProxied(
   request: Request,
   env: Bindings,

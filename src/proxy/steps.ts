@@ -24,10 +24,18 @@ function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> | vo
   });
 }
 
-/** The plan of an active organisation on an API plan; 403 `plan_not_eligible` otherwise, 503 when D1 cannot answer. */
-export async function requireEligiblePlan(services: Services, ctx: WaitUntil, organisation: string): Promise<string> {
+/**
+ * The plan of an active organisation on an API plan; 403 `plan_not_eligible` otherwise, 503 when D1 cannot answer.
+ * `url`: the request's (the plan gate's location copy keys by its origin).
+ */
+export async function requireEligiblePlan(
+  services: Services,
+  ctx: WaitUntil,
+  organisation: string,
+  url: string,
+): Promise<string> {
   try {
-    return await services.plans.requireEligible(ctx, organisation);
+    return await services.plans.requireEligible(ctx, organisation, new URL(url).origin);
   } catch (error) {
     throw planGateFailure(error);
   }
@@ -51,7 +59,7 @@ function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
     proxied.plan = plan;
     return;
   }
-  return requireEligiblePlan(services, proxied.ctx, organisation).then((eligible) => {
+  return requireEligiblePlan(services, proxied.ctx, organisation, proxied.request.url).then((eligible) => {
     proxied.plan = eligible;
   });
 }

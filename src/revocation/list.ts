@@ -1,11 +1,11 @@
 /** The isolate's copy of the recent access-token revocations (every shard): checked in memory on every request, re-read from KV in the background. */
 import type { Config, WaitUntil } from "../config";
 import {
-  REVOCATION_SHARDS,
+  FIRST_LAYOUT,
+  REVOCATION_LAYOUT,
   revocationBucket,
   revocationShard,
-  revocationShardKey,
-  revocationShardName,
+  type RevocationLayout,
   type RevocationRequest,
   type RevocationSnapshot,
   type Revocations,
@@ -25,6 +25,8 @@ export const REVOCATIONS_REFRESH_MS = 19_000;
  */
 export const REVOCATIONS_MAX_AGE_MS = 29_000;
 const READ_CACHE_TTL_SECONDS = 30;
+/** Keys one bulk KV read may name. */
+export const BULK_READ_KEYS = 100;
 
 function parse(raw: unknown): RevocationSnapshot | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
@@ -33,11 +35,13 @@ function parse(raw: unknown): RevocationSnapshot | undefined {
     typeof table === "object" &&
     table !== null &&
     Object.values(table as Record<string, unknown>).every((v) => typeof v === "number");
-  if (value.v !== 1 || typeof value.version !== "number" || typeof value.publishedAt !== "number") return undefined;
+  if (value.v !== 1 && value.v !== 2) return undefined;
+  if (typeof value.version !== "number" || typeof value.publishedAt !== "number") return undefined;
   if (!isTable(value.members) || !isTable(value.organisations)) return undefined;
   if (value.buckets !== undefined && !isTable(value.buckets)) return undefined;
   if (value.legacy !== undefined && value.legacy !== true) return undefined;
   if (value.exact !== undefined && value.exact !== true) return undefined;
+  if (value.v === 2 && !Number.isSafeInteger(value.base)) return undefined;
   if (value.shard !== undefined && !Number.isSafeInteger(value.shard)) return undefined;
   return value as RevocationSnapshot;
 }
@@ -46,6 +50,25 @@ function parse(raw: unknown): RevocationSnapshot | undefined {
 export interface RevocationSubjects {
   members?: readonly number[];
   organisations?: readonly string[];
+}
+
+/** Whose rows D1 writes changed, for reads from replicas: also accounts (`throttleKey` of an email) of new members. */
+export interface WrittenSubjects extends RevocationSubjects {
+  accounts?: readonly string[];
+  /** Domains whose single sign-on routing changed. */
+  domains?: readonly string[];
+}
+
+/** The record's subject names (`m:`, `o:`, `a:`, `d:`) of `subjects`, each once. */
+function subjectNames(subjects: WrittenSubjects): string[] {
+  return [
+    ...new Set([
+      ...(subjects.members ?? []).map((id) => `m:${id}`),
+      ...(subjects.organisations ?? []).map((identifier) => `o:${identifier}`),
+      ...(subjects.accounts ?? []).map((account) => `a:${account}`),
+      ...(subjects.domains ?? []).map((domain) => `d:${domain}`),
+    ]),
+  ];
 }
 
 const later = (a: Instant | undefined, b: Instant | undefined) =>
@@ -63,9 +86,16 @@ class ShardCopy {
     readonly version: number,
     snapshot?: RevocationSnapshot,
   ) {
-    this.legacy = snapshot !== undefined && (snapshot.legacy === true || snapshot.shard === undefined);
-    // A published value is seconds with the millisecond as a fraction; a whole second from before means its end.
-    const instant = snapshot?.exact ? (at: number) => Math.round(at * 1000) : (at: number) => at * 1000 + 999;
+    this.legacy = snapshot?.v === 1 && (snapshot.legacy === true || snapshot.shard === undefined);
+    // Version 2: ms after `base`. Version 1: seconds with the millisecond as a fraction; a whole second (no `exact`)
+    // means its end.
+    const base = snapshot?.base ?? 0;
+    const instant =
+      snapshot?.v === 2
+        ? (at: number) => base + at
+        : snapshot?.exact
+          ? (at: number) => Math.round(at * 1000)
+          : (at: number) => at * 1000 + 999;
     const entries = (table: Record<string, number> | undefined) =>
       Object.entries(table ?? {}).map(([key, at]) => [key, instant(at)] as const);
     this.members = new Map(entries(snapshot?.members).map(([id, at]) => [Number(id), at]));
@@ -85,20 +115,34 @@ export interface RevocationListDeps {
   now: () => number;
 }
 
+/** Subject names grouped by their shard in the current layout. */
+function byShard(names: readonly string[]): Map<number, string[]> {
+  const shards = new Map<number, string[]>();
+  for (const name of names) {
+    const shard = revocationShard(name);
+    shards.set(shard, [...(shards.get(shard) ?? []), name]);
+  }
+  return shards;
+}
+
+const emptyCopies = (layout: RevocationLayout) =>
+  Array.from({ length: layout.shards }, () => new ShardCopy(Number.NEGATIVE_INFINITY));
+
 /**
  * One per gateway (isolate). Holds, per shard, member → revocation instant and organisation → revocation instant
- * (ms) in maps; {@link isRevoked} is a few map lookups (the subject's shard, and shard 0 as well while
- * it still holds entries written before the record was sharded). Every shard is re-read from KV in the
- * background once the copy is 19 s old (one bulk read of all keys); a copy older than 29 s is never used
- * without a re-read (so an idle isolate's first request waits for it). A shard that cannot be read fails
- * requests closed. A request awaits only a re-read it sent itself (CONTRIBUTING.md § add a cache): each request of
- * an idle isolate's first burst sends its own bulk read (one per request in flight, until one has answered).
+ * (ms) in maps; {@link isRevoked} is a few map lookups (the subject's shard in the current layout, and in the first
+ * layout while its keys exist, with its shard 0 as well while that still holds entries written before sharding).
+ * Every shard is re-read from KV in the background once the copy is 19 s old (bulk reads of ≤ 100 keys, in
+ * parallel); a copy older than 29 s is never used without a re-read (so an idle isolate's first request waits for
+ * it). A shard that cannot be read fails requests closed. A request awaits only a re-read it sent itself
+ * (CONTRIBUTING.md § add a cache): each request of an idle isolate's first burst sends its own re-read (one per
+ * request in flight, until one has answered).
  */
 export class RevocationList {
-  private shards: ShardCopy[] = Array.from(
-    { length: REVOCATION_SHARDS },
-    () => new ShardCopy(Number.NEGATIVE_INFINITY),
-  );
+  private current = emptyCopies(REVOCATION_LAYOUT);
+  private first = emptyCopies(FIRST_LAYOUT);
+  /** Whether the first layout's keys may still hold entries: read until one re-read finds none of them. */
+  private firstLayoutLive = true;
   private empty = true;
   private loadedAt = Number.NEGATIVE_INFINITY;
   /** Gateway time the last background re-read was sent; another is sent once it answered or its wait ran out. */
@@ -150,13 +194,15 @@ export class RevocationList {
 
   /**
    * Revokes every access token of `subjects` issued at or before `at` (ms), through the `Revocations` object of
-   * each subject's shard, which publishes to KV; this isolate applies it at once. Resolves only when every shard
+   * each subject's shard, which publishes to KV and keeps `bookmark` (the D1 bookmark of the writes behind the
+   * revocation) for {@link bookmarkFor}; this isolate applies it at once. Resolves only when every shard
    * concerned recorded it.
    */
   async revoke(
     config: Pick<Config, "accessTokenTtl" | "clockSkew">,
     subjects: RevocationSubjects,
     at: Instant,
+    bookmark?: string,
   ): Promise<void> {
     const now = this.deps.now();
     const byShard = new Map<number, { members: number[]; organisations: string[] }>();
@@ -171,23 +217,60 @@ export class RevocationList {
     await Promise.all(
       [...byShard].map(async ([shard, group]) => {
         const request: RevocationRequest = {
+          layout: REVOCATION_LAYOUT.id,
           shard,
           ...group,
           at,
           keepSeconds: config.accessTokenTtl + config.clockSkew,
           now,
+          ...(bookmark === undefined ? {} : { bookmark }),
         };
-        const object = this.deps.objects.get(this.deps.objects.idFromName(revocationShardName(shard)));
-        this.install(shard, await object.revoke(request));
+        this.install(this.current, shard, await this.object(shard).revoke(request));
       }),
     );
   }
 
+  /** Keeps `bookmark`, of D1 writes to `subjects`' rows, in their shards for {@link bookmarkFor}. */
+  async remember(
+    config: Pick<Config, "accessTokenTtl" | "clockSkew">,
+    subjects: WrittenSubjects,
+    bookmark: string,
+  ): Promise<void> {
+    const now = this.deps.now();
+    const keepSeconds = config.accessTokenTtl + config.clockSkew;
+    await Promise.all(
+      [...byShard(subjectNames(subjects))].map(([shard, names]) =>
+        this.object(shard).remember({ shard, subjects: names, bookmark, keepSeconds, now }),
+      ),
+    );
+  }
+
+  /**
+   * The latest D1 bookmark kept for any of `subjects` (one call per shard concerned, in parallel), or undefined: a
+   * read of their rows must be at least this fresh.
+   */
+  async bookmarkFor(subjects: WrittenSubjects): Promise<string | undefined> {
+    const now = this.deps.now();
+    const bookmarks = await Promise.all(
+      [...byShard(subjectNames(subjects))].map(([shard, names]) => this.object(shard).bookmark(names, now)),
+    );
+    let latest: string | undefined;
+    for (const bookmark of bookmarks) if (bookmark && (latest === undefined || bookmark > latest)) latest = bookmark;
+    return latest;
+  }
+
+  private object(shard: number): DurableObjectStub<Revocations> {
+    return this.deps.objects.get(this.deps.objects.idFromName(REVOCATION_LAYOUT.name(shard)));
+  }
+
   /** The latest instant a subject was revoked at, by name or through its bucket, in every copy that may hold it. */
   private latestRevocation(subject: string, named: (copy: ShardCopy) => Instant | undefined): Instant | undefined {
-    const shard = revocationShard(subject);
-    const legacy = this.shards[0]!;
-    const copies = shard === 0 || !legacy.legacy ? [this.shards[shard]!] : [this.shards[shard]!, legacy];
+    const copies = [this.current[revocationShard(subject)]!];
+    if (this.firstLayoutLive) {
+      const shard = revocationShard(subject, FIRST_LAYOUT);
+      copies.push(this.first[shard]!);
+      if (shard !== 0 && this.first[0]!.legacy) copies.push(this.first[0]!);
+    }
     let latest: Instant | undefined;
     for (const copy of copies) {
       if (copy.empty) continue;
@@ -198,23 +281,48 @@ export class RevocationList {
   }
 
   /**
-   * Reads every shard in one bulk KV read (one round trip, outside the per-invocation connection limit that
-   * 16 separate reads would queue behind); installs each record read, and counts the copy as fresh only
-   * when all were readable.
+   * Reads every shard (of the first layout too, while it is live) in bulk reads of at most {@link BULK_READ_KEYS}
+   * keys, sent in parallel (one round trip, outside the per-invocation connection limit that separate reads would
+   * queue behind); installs each record read, and counts the copy as fresh only when all were readable.
    */
   private async load(): Promise<void> {
-    const keys = this.shards.map((_, shard) => revocationShardKey(shard));
-    const records = await this.deps.kv.get<unknown>(keys, { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS });
+    const layouts = this.firstLayoutLive ? [REVOCATION_LAYOUT, FIRST_LAYOUT] : [REVOCATION_LAYOUT];
+    const keys = layouts.flatMap((layout) =>
+      Array.from({ length: layout.shards }, (_, shard) => ({ layout, shard, key: layout.key(shard) })),
+    );
+    const chunks: (typeof keys)[] = [];
+    for (let i = 0; i < keys.length; i += BULK_READ_KEYS) chunks.push(keys.slice(i, i + BULK_READ_KEYS));
+    const records = new Map<string, unknown>();
+    for (const read of await Promise.all(
+      chunks.map((chunk) =>
+        this.deps.kv.get<unknown>(
+          chunk.map(({ key }) => key),
+          { type: "json", cacheTtl: READ_CACHE_TTL_SECONDS },
+        ),
+      ),
+    ))
+      for (const [key, value] of read) records.set(key, value);
     const readAt = this.deps.now();
     let unreadable: string | undefined;
-    keys.forEach((key, shard) => {
+    let firstLayoutFound = false;
+    for (const { layout, shard, key } of keys) {
+      const copies = layout === FIRST_LAYOUT ? this.first : this.current;
       const raw = records.get(key) ?? null;
-      if (raw === null) return this.install(shard, undefined);
+      if (raw === null) {
+        this.install(copies, shard, undefined);
+        continue;
+      }
+      if (layout === FIRST_LAYOUT) firstLayoutFound = true;
       const snapshot = parse(raw);
-      if (snapshot) this.install(shard, snapshot);
+      if (snapshot) this.install(copies, shard, snapshot);
       else unreadable ??= key;
-    });
+    }
     if (unreadable !== undefined) throw unavailable("kv", `unreadable ${unreadable} record`);
+    if (this.firstLayoutLive && !firstLayoutFound) {
+      this.firstLayoutLive = false;
+      this.first = emptyCopies(FIRST_LAYOUT);
+      this.empty = this.current.every((copy) => copy.empty);
+    }
     this.loadedAt = Math.max(this.loadedAt, readAt);
   }
 
@@ -223,10 +331,10 @@ export class RevocationList {
    * return an older edge copy; an unchanged shard is not rebuilt). No record at all (never written, or every
    * entry expired) reads as version 0.
    */
-  private install(shard: number, snapshot: RevocationSnapshot | undefined): void {
+  private install(copies: ShardCopy[], shard: number, snapshot: RevocationSnapshot | undefined): void {
     const version = snapshot?.version ?? 0;
-    if (version <= this.shards[shard]!.version) return;
-    this.shards[shard] = new ShardCopy(version, snapshot);
-    this.empty = this.shards.every((copy) => copy.empty);
+    if (version <= copies[shard]!.version) return;
+    copies[shard] = new ShardCopy(version, snapshot);
+    this.empty = this.current.every((copy) => copy.empty) && this.first.every((copy) => copy.empty);
   }
 }

@@ -3,15 +3,45 @@ import { DurableObject } from "cloudflare:workers";
 import { fnv1a32 } from "../digest";
 import { Logger } from "../log";
 
-/** KV key of shard 0's published record (the unsharded record's key); shard *i* > 0 publishes to `access-revocations:<i>`. */
+/** KV key of shard 0 of the first layout (the unsharded record's key). */
 export const REVOCATIONS_KEY = "access-revocations";
 
 /**
- * Shards of the record, each its own object and KV key, each ≤ 64 KiB and ≤ 1 write/s. A subject's
- * shard is fixed by its hash, so changing this number moves subjects: only change it together with a
- * transition that keeps reading the old shards for `ACCESS_TOKEN_TTL + CLOCK_SKEW`.
+ * How the record is split: shards by the subject's hash, each its own object and KV key, each ≤ 64 KiB and
+ * ≤ 1 write/s. Changing the number of shards moves subjects, so a new layout gets new object names and keys,
+ * and readers keep reading the previous layout until its keys expired (`ACCESS_TOKEN_TTL + CLOCK_SKEW` after
+ * its last entry, plus a minute).
  */
-export const REVOCATION_SHARDS = 16;
+export interface RevocationLayout {
+  id: 1 | 2;
+  shards: number;
+  /** The object name of a shard. */
+  name(shard: number): string;
+  /** The KV key a shard publishes to. */
+  key(shard: number): string;
+}
+
+/**
+ * The first layout, read only: 16 shards. Shard 0 kept the unsharded record's object (`global`) and key, so
+ * entries written before sharding stayed published; readers check it for every subject while it holds any.
+ */
+export const FIRST_LAYOUT: RevocationLayout = {
+  id: 1,
+  shards: 16,
+  name: (shard) => (shard === 0 ? "global" : `shard-${shard}`),
+  key: (shard) => (shard === 0 ? REVOCATIONS_KEY : `${REVOCATIONS_KEY}:${shard}`),
+};
+
+/** The layout revocations are written to: 128 shards (room for ≈ 260,000 named entries, docs/capacity.md). */
+export const REVOCATION_LAYOUT: RevocationLayout = {
+  id: 2,
+  shards: 128,
+  name: (shard) => `v2-shard-${shard}`,
+  key: (shard) => `${REVOCATIONS_KEY}:v2:${shard}`,
+};
+
+/** Shards of the layout revocations are written to. */
+export const REVOCATION_SHARDS = REVOCATION_LAYOUT.shards;
 
 /**
  * Bytes of named entries (members and organisations, newest first) the published record may hold; older
@@ -25,18 +55,18 @@ const REVOCATION_BUCKETS = 1024;
 const PUBLISH_INTERVAL_MS = 1000;
 
 /**
- * The published record: per member id, organisation identifier or bucket, the revocation's instant in seconds
- * with its millisecond as a fraction (`1764860000.123`); every access token issued at or before it is refused
- * (src/revocation/order.ts). Only entries younger than `ACCESS_TOKEN_TTL + CLOCK_SKEW` are kept: older tokens are
- * expired anyway.
+ * The published record: per member id, organisation identifier or bucket, a revocation instant; every access
+ * token issued at or before it is refused (src/revocation/order.ts). Only entries younger than
+ * `ACCESS_TOKEN_TTL + CLOCK_SKEW` are kept: older tokens are expired anyway. Version 2 (the current layout)
+ * stores each instant as ms after `base`; version 1 (the first layout) as seconds with the millisecond as a
+ * fraction (`1764860000.123`, with `exact`), or whole seconds meaning the end of their second (without).
  */
 export interface RevocationSnapshot {
-  v: 1;
-  /**
-   * Set when every value carries its millisecond. Absent in a record from before (whole seconds, each meaning the
-   * end of its second); a reader of that release compares whole-second `iat`s with either and reaches the same verdicts.
-   */
+  v: 1 | 2;
+  /** Version 1: set when every value carries its millisecond. */
   exact?: true;
+  /** Version 2: every value is ms after this instant. */
+  base?: number;
   /** Grows with every change the object records: a copy never replaces a newer one. */
   version: number;
   /** When the object built this record (ms). */
@@ -48,7 +78,7 @@ export interface RevocationSnapshot {
   /** The shard; absent in a record published before sharding, which readers check for every subject. */
   shard?: number;
   /**
-   * Present while the record holds subjects of other shards (shard 0's entries from before sharding):
+   * Present while a first-layout record holds subjects of other shards (shard 0's entries from before sharding):
    * readers then check this record for every subject, not only for those of its shard.
    */
   legacy?: true;
@@ -56,6 +86,8 @@ export interface RevocationSnapshot {
 
 /** What to revoke: every access token of these members or organisations issued at or before `at` (ms). */
 export interface RevocationRequest {
+  /** The layout of `shard`; absent in a request from a release before the current layout: the first. */
+  layout?: 1 | 2;
   /**
    * The shard every subject of this request belongs to ({@link revocationShard}). Absent in a request from a
    * release before sharding, which sends every subject to shard 0's object (`global`): taken as shard 0, whose
@@ -72,6 +104,18 @@ export interface RevocationRequest {
   keepSeconds: number;
   /** The caller's clock (ms). */
   now: number;
+  /** The D1 bookmark of the writes that recorded the revocation: reads that must see it start from it. */
+  bookmark?: string;
+}
+
+/** D1 writes that reads from replicas must see: their bookmark, kept `keepSeconds` for these subjects of one shard. */
+export interface BookmarkRequest {
+  shard: number;
+  /** `m:<member id>`, `o:<organisation identifier>`, `a:<account key>` or `d:<domain>`. */
+  subjects: string[];
+  bookmark: string;
+  keepSeconds: number;
+  now: number;
 }
 
 /** A subject's bucket: the low 10 bits of its hash. */
@@ -79,22 +123,14 @@ export function revocationBucket(subject: string): number {
   return fnv1a32(subject) % REVOCATION_BUCKETS;
 }
 
-/** A subject's shard: hash bits above the bucket's, so the subjects of one shard spread over every bucket. */
-export function revocationShard(subject: string): number {
-  return Math.floor(fnv1a32(subject) / REVOCATION_BUCKETS) % REVOCATION_SHARDS;
+/** A subject's shard in `layout`: hash bits above the bucket's, so the subjects of one shard spread over every bucket. */
+export function revocationShard(subject: string, layout: RevocationLayout = REVOCATION_LAYOUT): number {
+  return Math.floor(fnv1a32(subject) / REVOCATION_BUCKETS) % layout.shards;
 }
 
-/**
- * The object name of a shard. Shard 0 keeps the unsharded record's object (`global`) and KV key, so
- * entries written before sharding stay published; readers check shard 0 for every subject while it holds any.
- */
-export function revocationShardName(shard: number): string {
-  return shard === 0 ? "global" : `shard-${shard}`;
-}
-
-/** The KV key a shard publishes to. */
-export function revocationShardKey(shard: number): string {
-  return shard === 0 ? REVOCATIONS_KEY : `${REVOCATIONS_KEY}:${shard}`;
+/** The layout with this id. */
+function layoutOf(id: number | undefined): RevocationLayout {
+  return id === REVOCATION_LAYOUT.id ? REVOCATION_LAYOUT : FIRST_LAYOUT;
 }
 
 const SCHEMA = `
@@ -115,6 +151,15 @@ CREATE TABLE IF NOT EXISTS version (
 CREATE TABLE IF NOT EXISTS shard (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   shard INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layout (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  layout INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bookmarks (
+  subject TEXT PRIMARY KEY,
+  bookmark TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
 );`;
 
 type Row = { subject: string; before: number; expires_at: number };
@@ -126,10 +171,10 @@ const FIRST_MS_INSTANT = 100_000_000_000;
 const instantOf = (at: number) => (at < FIRST_MS_INSTANT ? at * 1000 + 999 : at);
 
 /**
- * One object per shard ({@link revocationShardName}). It keeps every live revocation of its shard
- * exactly in SQLite, and publishes the bounded record to its KV key ({@link revocationShardKey}) at every
- * change, at most once a second (changes in between, and refused writes, are published by an alarm).
- * At 5 revocations a second over 16 shards, each object sees about one call every 3 s.
+ * One object per shard of a layout ({@link RevocationLayout.name}). It keeps every live revocation of its shard
+ * exactly in SQLite, and publishes the bounded record to its KV key at every change, at most once a second (changes
+ * in between, and refused writes, are published by an alarm). It also keeps, per subject, the D1 bookmark of the
+ * latest writes that logins and refreshes must see (src/revocation/reads.ts).
  */
 export class Revocations extends DurableObject<Cloudflare.Env> {
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
@@ -142,19 +187,19 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
   /** Records a revocation and publishes it; returns the record as published (or about to be). */
   async revoke(request: RevocationRequest): Promise<RevocationSnapshot> {
     const { keepSeconds, now, shard = 0 } = request;
+    const layout = layoutOf(request.layout);
     const at = instantOf(request.at ?? request.before ?? Number.NaN);
     if (!Number.isSafeInteger(at)) throw new Error(`no instant in ${JSON.stringify(request)}`);
-    if (!Number.isSafeInteger(shard) || shard < 0 || shard >= REVOCATION_SHARDS) throw new Error(`no shard ${shard}`);
-    const recorded = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
-    if (recorded && recorded.shard !== shard) throw new Error(`shard ${shard} sent to shard ${recorded.shard}`);
+    this.checkShard(shard, layout);
     const subjects = [
       ...(request.members ?? []).map((id) => `m:${id}`),
       ...(request.organisations ?? []).map((identifier) => `o:${identifier}`),
     ];
     const expiresAt = at + keepSeconds * 1000;
+    const sql = this.ctx.storage.sql;
     this.ctx.storage.transactionSync(() => {
       for (const subject of subjects) {
-        this.ctx.storage.sql.exec(
+        sql.exec(
           `INSERT INTO revocations (subject, before, expires_at) VALUES (?, ?, ?)
            ON CONFLICT (subject) DO UPDATE SET before = max(before, excluded.before), expires_at = max(expires_at, excluded.expires_at)`,
           subject,
@@ -162,19 +207,46 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
           expiresAt,
         );
       }
-      this.ctx.storage.sql.exec(
-        "INSERT INTO version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1",
-      );
-      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO shard (id, shard) VALUES (1, ?)", shard);
+      if (request.bookmark !== undefined) this.keepBookmark(subjects, request.bookmark, expiresAt, now);
+      sql.exec("INSERT INTO version (id, version) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET version = version + 1");
+      sql.exec("INSERT OR REPLACE INTO shard (id, shard) VALUES (1, ?)", shard);
+      sql.exec("INSERT OR REPLACE INTO layout (id, layout) VALUES (1, ?)", layout.id);
     });
     const snapshot = this.snapshot(now);
     await this.publish(snapshot, now);
     return snapshot;
   }
 
+  /** Keeps the bookmark of D1 writes that did not revoke anything (nothing is published). */
+  async remember(request: BookmarkRequest): Promise<void> {
+    const { shard, subjects, bookmark, keepSeconds, now } = request;
+    this.checkShard(shard, REVOCATION_LAYOUT);
+    this.ctx.storage.transactionSync(() => {
+      this.keepBookmark(subjects, bookmark, now + keepSeconds * 1000, now);
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO shard (id, shard) VALUES (1, ?)", shard);
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO layout (id, layout) VALUES (1, ?)", REVOCATION_LAYOUT.id);
+    });
+  }
+
   /** The record as it would be published now. */
   async current(now: number): Promise<RevocationSnapshot> {
     return this.snapshot(now);
+  }
+
+  /**
+   * The latest D1 bookmark kept for any of `subjects`, or null: a read of their rows from a replica must be at least
+   * this fresh to see every revocation and change still in force.
+   */
+  async bookmark(subjects: string[], now: number): Promise<string | null> {
+    if (subjects.length === 0) return null;
+    const row = this.ctx.storage.sql
+      .exec<{ bookmark: string | null }>(
+        `SELECT max(bookmark) AS bookmark FROM bookmarks WHERE subject IN (SELECT value FROM json_each(?)) AND expires_at > ?`,
+        JSON.stringify(subjects),
+        now,
+      )
+      .toArray()[0];
+    return row?.bookmark ?? null;
   }
 
   /** Publishes what a coalesced revocation left unpublished. */
@@ -193,34 +265,34 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     const version =
       sql.exec<{ version: number }>("SELECT version FROM version WHERE id = 1").toArray()[0]?.version ?? 0;
     const shard = this.shard();
-    const snapshot: RevocationSnapshot = {
-      v: 1,
-      exact: true,
-      version,
-      publishedAt: now,
-      shard,
-      members: {},
-      organisations: {},
-    };
+    const layout = this.layout();
+    const snapshot: RevocationSnapshot =
+      layout.id === REVOCATION_LAYOUT.id
+        ? { v: 2, base: 0, version, publishedAt: now, shard, members: {}, organisations: {} }
+        : { v: 1, exact: true, version, publishedAt: now, shard, members: {}, organisations: {} };
+    const base = rows.reduce((least, row) => Math.min(least, instantOf(row.before)), Infinity);
+    if (snapshot.v === 2) snapshot.base = Number.isFinite(base) ? base : now;
+    // Version 2 values are ms after `base`; version 1 values seconds with the millisecond as a fraction.
+    const value = (at: number) => (snapshot.v === 2 ? at - snapshot.base! : at / 1000);
     let named = 0;
     const buckets = new Map<string, number>();
     rows.forEach((row) => {
       const at = instantOf(row.before);
-      if (revocationShard(row.subject) !== shard) snapshot.legacy = true;
-      // `"<id>":<10 digits>.<3 digits>,` in JSON: the subject without its 2-character prefix, plus 16.
-      named += row.subject.length + 16;
+      if (layout.id === FIRST_LAYOUT.id && revocationShard(row.subject, layout) !== shard) snapshot.legacy = true;
+      // `"<subject without its 2-character prefix>":<value>,` in JSON.
+      named += row.subject.length + 2 + String(value(at)).length;
       if (named > MAX_NAMED_BYTES) {
         // Past the bound: merged into its bucket, so every subject of that bucket is refused for
         // tokens up to the newest merged instant (closed for more members than needed, never open).
         const bucket = String(revocationBucket(row.subject));
         buckets.set(bucket, Math.max(buckets.get(bucket) ?? 0, at));
       } else if (row.subject.startsWith("m:")) {
-        snapshot.members[row.subject.slice(2)] = at / 1000;
+        snapshot.members[row.subject.slice(2)] = value(at);
       } else {
-        snapshot.organisations[row.subject.slice(2)] = at / 1000;
+        snapshot.organisations[row.subject.slice(2)] = value(at);
       }
     });
-    if (buckets.size > 0) snapshot.buckets = Object.fromEntries([...buckets].map(([key, at]) => [key, at / 1000]));
+    if (buckets.size > 0) snapshot.buckets = Object.fromEntries([...buckets].map(([key, at]) => [key, value(at)]));
     return snapshot;
   }
 
@@ -243,7 +315,7 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     if (last && wallClock - last.published_at < PUBLISH_INTERVAL_MS) return later();
     const keepSeconds = Math.max(60, Math.ceil((Math.max(0, ...this.expiries()) - now) / 1000) + 60);
     try {
-      await this.env.TOKENS.put(revocationShardKey(this.shard()), JSON.stringify(snapshot), {
+      await this.env.TOKENS.put(this.layout().key(this.shard()), JSON.stringify(snapshot), {
         expirationTtl: keepSeconds,
       });
       sql.exec("INSERT OR REPLACE INTO publication (id, published_at, dirty) VALUES (1, ?, 0)", wallClock);
@@ -254,10 +326,38 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     }
   }
 
+  /** Throws unless `shard` of `layout` is this object's (or it has none yet). */
+  private checkShard(shard: number, layout: RevocationLayout): void {
+    if (!Number.isSafeInteger(shard) || shard < 0 || shard >= layout.shards) throw new Error(`no shard ${shard}`);
+    const recorded = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
+    if (recorded && (recorded.shard !== shard || this.layout().id !== layout.id))
+      throw new Error(`shard ${shard} of layout ${layout.id} sent to shard ${recorded.shard}`);
+  }
+
+  /** Keeps the latest of `bookmark` and the one held per subject (bookmarks sort in time order), dropping expired ones. */
+  private keepBookmark(subjects: string[], bookmark: string, expiresAt: number, now: number): void {
+    const sql = this.ctx.storage.sql;
+    sql.exec("DELETE FROM bookmarks WHERE expires_at <= ?", now);
+    for (const subject of subjects)
+      sql.exec(
+        `INSERT INTO bookmarks (subject, bookmark, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (subject) DO UPDATE SET bookmark = max(bookmark, excluded.bookmark), expires_at = max(expires_at, excluded.expires_at)`,
+        subject,
+        bookmark,
+        expiresAt,
+      );
+  }
+
   /** This object's shard, recorded at its first revocation; the unsharded `global` object (no row yet) is shard 0. */
   private shard(): number {
     const row = this.ctx.storage.sql.exec<{ shard: number }>("SELECT shard FROM shard WHERE id = 1").toArray()[0];
     return row?.shard ?? 0;
+  }
+
+  /** This object's layout, recorded at its first revocation; objects from before layouts are of the first. */
+  private layout(): RevocationLayout {
+    const row = this.ctx.storage.sql.exec<{ layout: number }>("SELECT layout FROM layout WHERE id = 1").toArray()[0];
+    return layoutOf(row?.layout);
   }
 
   private expiries(): number[] {

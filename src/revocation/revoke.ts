@@ -1,17 +1,24 @@
 /** Revoking sessions: one instant, recorded in every store that must refuse what was issued at or before it. */
 import type { Services } from "../services";
+import type { D1Session } from "../storage/db";
 import { latestRevocations, revokeMemberSessionsAt, revokeOrganisationSessionsAt } from "../storage/members";
-import type { RevocationSubjects } from "./list";
+import type { RevocationSubjects, WrittenSubjects } from "./list";
 import { issueInstant, type Instant } from "./order";
 
 /**
  * Revokes every access token and refresh session of `subjects` issued at or before now, and returns that instant:
- * the clock once D1 holds the revocation, or just after the subjects' latest revocations when those are later (the
- * tokens issued after them are issued just after them). D1 records it for refreshes and for the next issue
- * (src/revocation/order.ts), the `Revocations` objects for access tokens; it resolves once all of them have.
+ * the clock once D1 holds the revocation and its bookmark is kept for reads from replicas (src/revocation/reads.ts),
+ * or just after the subjects' latest revocations when those are later. D1 records it for refreshes and for the next
+ * issue (src/revocation/order.ts), the `Revocations` objects for access tokens, with the bookmark of both D1 writes;
+ * it resolves once all of them have. `writes`: the caller's `first-primary` session when it wrote the subjects' rows
+ * just before.
  */
-export async function revokeSessions(services: Services, subjects: RevocationSubjects): Promise<Instant> {
-  const { db } = services;
+export async function revokeSessions(
+  services: Services,
+  subjects: RevocationSubjects,
+  writes: D1Session = services.d1.session("first-primary"),
+): Promise<Instant> {
+  const { db } = writes;
   const members = subjects.members ?? [];
   const organisations = subjects.organisations ?? [];
   const first = issueInstant(services.now(), ...(await latestRevocations(db, members, organisations)));
@@ -19,12 +26,22 @@ export async function revokeSessions(services: Services, subjects: RevocationSub
     ...members.map((memberId) => revokeMemberSessionsAt(db, memberId, first)),
     ...organisations.map((identifier) => revokeOrganisationSessionsAt(db, identifier, first)),
   ]);
-  // a login or refresh that read D1 before that write issued at most at the clock now: the revocation covers it
+  await rememberWrites(services, subjects, writes);
+  // a login or refresh that has seen neither that write nor its bookmark issued at most at the clock now
   const at = Math.max(services.now(), first);
   await Promise.all([
-    ...members.map((memberId) => services.refreshStore.revokeMemberSessions(memberId, at)),
+    ...members.map((memberId) => revokeMemberSessionsAt(db, memberId, at)),
     ...organisations.map((identifier) => revokeOrganisationSessionsAt(db, identifier, at)),
-    services.revocations.revoke(services.config, subjects, at),
+  ]);
+  await Promise.all([
+    ...members.map((memberId) => services.refreshStore.markMemberSessionsRevoked(memberId, at)),
+    services.revocations.revoke(services.config, subjects, at, writes.bookmark() ?? undefined),
   ]);
   return at;
+}
+
+/** Keeps the bookmark of `writes` (a `first-primary` session that changed `subjects`' rows) for reads from replicas. */
+export async function rememberWrites(services: Services, subjects: WrittenSubjects, writes: D1Session): Promise<void> {
+  const bookmark = writes.bookmark();
+  if (bookmark !== null) await services.revocations.remember(services.config, subjects, bookmark);
 }

@@ -1,4 +1,4 @@
-/** `/authenticate/admin/…`: every `npm run admin` command as one signed request (`ADMIN_SECRET`); the gateway validates, writes D1, revokes and audits. */
+/** `/authenticate/admin/…`: the `npm run admin` commands as signed requests (docs/operating.md § Admin commands). */
 import { Hono, type Context } from "hono";
 import { ADMIN_SIGNATURE_HEADER, verifyAdminRequest } from "../admin/signature";
 import * as input from "../admin/inputs";
@@ -11,16 +11,18 @@ import { GatewayError } from "../gateway-error";
 import { readText } from "../http/body";
 import { methodNotAllowed } from "../http/problem";
 import { isEligible } from "../policy/eligibility";
-import { revokeSessions } from "../revocation/revoke";
+import type { WrittenSubjects } from "../revocation/list";
+import { rememberWrites, revokeSessions } from "../revocation/revoke";
 import * as admin from "../storage/admin";
 import { insertSecretWithinLimit, listLiveSecrets, revokeLiveSecret } from "../storage/dynamic-secrets";
+import * as sso from "../storage/sso";
+import { ssoSecretOwner } from "../sso/logins";
 import { auditRequest } from "./audit";
 import type { AppEnv } from "./middleware";
 import { MAX_LIVE_SECRETS } from "./secrets";
+import { SSO_CALLBACK_PATH } from "./sso";
 
-/** Rows one listing or trail page answers, at most. */
 const MAX_PAGE = 500;
-/** Members one `member/import` request takes, at most (the 16 KiB body holds about 100). */
 const MAX_IMPORT_ROWS = 500;
 
 /** What an admin action answers, and the events it audits (none for a dry run). */
@@ -31,10 +33,7 @@ interface Outcome {
 
 type Action = (c: Context<AppEnv>, body: input.AdminBody) => Promise<Outcome>;
 
-/**
- * The body of a request signed with `ADMIN_SECRET`: 404 when the secret is not set, 413 over 16 KiB, 401 unless the
- * signature matches the route and the body within its window.
- */
+/** The body of a request signed with `ADMIN_SECRET`: 404 without the secret, 413 over 16 KiB, 401 unless signed. */
 async function readSigned(c: Context<AppEnv>): Promise<string> {
   const services = c.get("services");
   const secret = services.config.adminSecret;
@@ -63,10 +62,7 @@ function parseJson(text: string): unknown {
 /** Operator routes; 404 unless `ADMIN_SECRET` is set. Not part of the public OpenAPI document. */
 export const adminRoutes = new Hono<AppEnv>();
 
-/**
- * Serves `action` at `POST /authenticate/admin/<path>` for a signed body of `fields`: validated before anything is
- * read or written, answered as JSON (`no-store`), each event audited with the operator as its actor.
- */
+/** Serves `action` at `POST /authenticate/admin/<path>`, auditing each of its events with the operator as actor. */
 function route(path: string, fields: readonly string[], action: Action): void {
   adminRoutes.post(`/${path}`, async (c) => {
     const body = input.adminBody(parseJson(await readSigned(c)), fields);
@@ -86,7 +82,6 @@ async function organisationOf(c: Context<AppEnv>, body: input.AdminBody): Promis
   return organisation;
 }
 
-/** The organisation named by `org` and its member named by `email`; both validated before either is read. */
 async function memberOf(
   c: Context<AppEnv>,
   body: input.AdminBody,
@@ -98,7 +93,6 @@ async function memberOf(
   return { organisation, member };
 }
 
-/** `count` new member identifiers that no member holds yet. */
 async function freshIdentifiers(c: Context<AppEnv>, organisationId: number, count: number): Promise<string[]> {
   for (;;) {
     const identifiers = new Set<string>();
@@ -118,7 +112,6 @@ function memberView(member: admin.MemberRow) {
   return { id, identifier, email, role, scopes, status, created_at: createdAt };
 }
 
-/** The event of an action on `member` of `organisation`. */
 function memberEvent(
   event: OperatorEventName,
   organisation: admin.OrganisationRow,
@@ -172,17 +165,15 @@ route("org/list", ["after", "limit"], async (c, body) => {
   };
 });
 
-/**
- * Moves an organisation to another plan. When it can no longer use the API (a plan outside `API_PLANS`, or it is
- * suspended) its tokens and sessions are revoked at once; a move between API plans keeps them.
- */
 route("org/plan", ["org", "plan"], async (c, body) => {
   const plan = input.plan("plan", input.text(body, "plan"));
   const organisation = await organisationOf(c, body);
   const services = c.get("services");
-  await admin.updateOrganisation(services.db, organisation.id, { plan });
+  const writes = services.d1.session("first-primary");
+  await admin.updateOrganisation(writes.db, organisation.id, { plan });
   const revoked = !isEligible(services.config, { plan, status: organisation.status });
-  if (revoked) await revokeSessions(services, { organisations: [organisation.identifier] });
+  const subjects = { organisations: [organisation.identifier] };
+  await (revoked ? revokeSessions(services, subjects, writes) : rememberWrites(services, subjects, writes));
   return {
     answer: { organisation: organisation.identifier, from: organisation.plan, to: plan, revoked },
     events: [
@@ -199,12 +190,14 @@ for (const [path, status] of [
   ["org/suspend", "suspended"],
   ["org/activate", "active"],
 ] as const) {
-  // Suspending ends every token and session of the organisation's members at once.
   route(path, ["org"], async (c, body) => {
     const organisation = await organisationOf(c, body);
     const services = c.get("services");
-    await admin.updateOrganisation(services.db, organisation.id, { status });
-    if (status === "suspended") await revokeSessions(services, { organisations: [organisation.identifier] });
+    const writes = services.d1.session("first-primary");
+    await admin.updateOrganisation(writes.db, organisation.id, { status });
+    const subjects = { organisations: [organisation.identifier] };
+    if (status === "suspended") await revokeSessions(services, subjects, writes);
+    else await rememberWrites(services, subjects, writes);
     return {
       answer: { organisation: organisation.identifier, from: organisation.status, to: status },
       events: [
@@ -218,6 +211,128 @@ for (const [path, status] of [
   });
 }
 
+/** A single sign-on connection as an operator sees it: never its secret. */
+function connectionView(
+  connection: Pick<sso.SsoConnection, "issuer" | "clientId" | "domains" | "required" | "createdAt" | "updatedAt">,
+) {
+  const { issuer, clientId, domains, required, createdAt, updatedAt } = connection;
+  return { issuer, client_id: clientId, domains, required, created_at: createdAt, updated_at: updatedAt };
+}
+
+/**
+ * Connects an organisation to its OpenID Provider, or changes its connection. A new one needs `issuer`, `client_id`
+ * and `client_secret` (sealed here under `SECRETS_KEY`); a change keeps what it omits. `domains` default to the
+ * organisation's own. A new issuer forgets the members' identities at the previous one. One D1 batch.
+ */
+/** Whose reads a connection change concerns: the organisation, its own domain and every domain routed before or after. */
+function ssoSubjects(
+  organisation: { identifier: string; domain: string },
+  before: readonly string[],
+  after: readonly string[],
+): WrittenSubjects {
+  return { organisations: [organisation.identifier], domains: [organisation.domain, ...before, ...after] };
+}
+
+route("org/sso/set", ["org", "issuer", "client_id", "client_secret", "domains", "required"], async (c, body) => {
+  const issuer = input.optional(body, "issuer", input.issuer);
+  const clientId = input.optional(body, "client_id", input.clientId);
+  const clientSecret = input.optional(body, "client_secret", input.clientSecret);
+  const domains = input.domains(body, "domains");
+  const required = input.flag(body, "required");
+  const organisation = await organisationOf(c, body);
+  const services = c.get("services");
+  const before = await sso.connectionOf(services.db, organisation.id);
+  if (!before && (issuer === undefined || clientId === undefined || clientSecret === undefined))
+    input.invalidInput("A new connection needs issuer, client_id and client_secret.");
+  const change = {
+    issuer: issuer ?? before!.issuer,
+    clientId: clientId ?? before!.clientId,
+    clientSecret:
+      clientSecret === undefined
+        ? before!.clientSecret
+        : await sealSecret(
+            await services.dynamicSecrets.sealingKey(),
+            ssoSecretOwner(organisation.identifier),
+            clientSecret,
+          ),
+    required: required ?? before?.required ?? false,
+    domains: domains ?? before?.domains ?? [organisation.domain],
+  };
+  const taken = await sso.domainsRoutedElsewhere(services.db, organisation.id, change.domains);
+  if (taken.length > 0)
+    input.invalidInput(
+      `Already routed to another organisation: ${taken.map((row) => `${row.domain} (${row.organisation})`).join(", ")}.`,
+    );
+  const writes = services.d1.session("first-primary");
+  const { createdAt, updatedAt, forgotten } = await sso.writeConnection(writes.db, organisation.id, change);
+  await rememberWrites(services, ssoSubjects(organisation, before?.domains ?? [], change.domains), writes);
+  return {
+    answer: {
+      organisation: organisation.identifier,
+      created: !before,
+      connection: connectionView({ ...change, createdAt, updatedAt }),
+      forgotten,
+      redirect_uri: new URL(SSO_CALLBACK_PATH, c.req.url).href,
+    },
+    events: [
+      {
+        event: "org.sso.set",
+        organisationId: organisation.id,
+        detail: {
+          organisation: organisation.identifier,
+          issuer: change.issuer,
+          client_id: change.clientId,
+          domains: change.domains.join(","),
+          required: change.required,
+          created: !before,
+          credential: clientSecret === undefined ? "kept" : "new",
+          forgotten,
+        },
+      },
+    ],
+  };
+});
+
+route("org/sso/show", ["org"], async (c, body) => {
+  const organisation = await organisationOf(c, body);
+  const connection = await sso.connectionRecord(c.get("services").db, organisation.id);
+  return {
+    answer: {
+      organisation: organisation.identifier,
+      connection: connection ? { ...connectionView(connection), pinned: connection.pinned } : null,
+    },
+    events: [
+      {
+        event: "org.sso.show",
+        organisationId: organisation.id,
+        detail: { organisation: organisation.identifier, connected: connection !== undefined },
+      },
+    ],
+  };
+});
+
+/** Removes a connection and its domains and forgets the members' identities at its provider; 404 when there is none. */
+route("org/sso/remove", ["org"], async (c, body) => {
+  const organisation = await organisationOf(c, body);
+  const services = c.get("services");
+  const connection = await sso.connectionOf(services.db, organisation.id);
+  if (!connection)
+    throw new GatewayError("not_found", `Organisation ${organisation.identifier} has no single sign-on connection.`);
+  const writes = services.d1.session("first-primary");
+  const forgotten = await sso.deleteConnection(writes.db, organisation.id);
+  await rememberWrites(services, ssoSubjects(organisation, connection.domains, []), writes);
+  return {
+    answer: { organisation: organisation.identifier, removed: connectionView(connection), forgotten },
+    events: [
+      {
+        event: "org.sso.remove",
+        organisationId: organisation.id,
+        detail: { organisation: organisation.identifier, issuer: connection.issuer, forgotten },
+      },
+    ],
+  };
+});
+
 route("member/create", ["org", "email", "role", "scopes", "password"], async (c, body) => {
   const email = input.email("email", input.text(body, "email"));
   const role = input.role("role", input.text(body, "role"));
@@ -230,9 +345,11 @@ route("member/create", ["org", "email", "role", "scopes", "password"], async (c,
   if (existing.emails.length > 0) input.invalidInput(`${email} is already a member of ${organisation.identifier}.`);
   const [identifier] = await freshIdentifiers(c, organisation.id, 1);
   const passwordHash = await hashPassword(password, services.config.passwordPepper);
-  const ids = await admin.insertMembers(services.db, organisation.id, [
+  const writes = services.d1.session("first-primary");
+  const ids = await admin.insertMembers(writes.db, organisation.id, [
     { identifier: identifier!, email, passwordHash, role, scopes },
   ]);
+  await rememberWrites(services, { accounts: [await throttleKey(email)] }, writes);
   const member = { id: ids.get(identifier!)!, identifier: identifier!, email, role, scopes, status: "active" };
   return {
     answer: { member },
@@ -240,7 +357,6 @@ route("member/create", ["org", "email", "role", "scopes", "password"], async (c,
   };
 });
 
-/** One `member/import` row, validated; a bad row is reported with its index. */
 function importRow(raw: unknown, index: number): admin.NewMember & { index: number } {
   const row = input.adminBody(raw, ["email", "role", "scopes", "bcrypt_hash"]);
   const parsed = {
@@ -255,16 +371,11 @@ function importRow(raw: unknown, index: number): admin.NewMember & { index: numb
   return parsed;
 }
 
-/**
- * Members migrated with their bcrypt hashes, all or none: every row is checked, then the organisation's members;
- * `check: true` only reports the emails already there, writing nothing.
- */
 route("member/import", ["org", "members", "check"], async (c, body) => {
   const raw = body.members;
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_IMPORT_ROWS)
     input.invalidInput(`members must be an array of 1–${MAX_IMPORT_ROWS} rows.`);
-  const check = body.check === undefined ? false : body.check;
-  if (typeof check !== "boolean") input.invalidInput("check must be true or false");
+  const check = input.flag(body, "check") ?? false;
   const rows: ReturnType<typeof importRow>[] = [];
   const errors: string[] = [];
   const seen = new Map<string, number>();
@@ -295,7 +406,10 @@ route("member/import", ["org", "members", "check"], async (c, body) => {
     input.invalidInput(`Already members of ${organisation.identifier}, nothing imported: ${existing.join(", ")}.`);
   const identifiers = await freshIdentifiers(c, organisation.id, rows.length);
   rows.forEach((row, index) => (row.identifier = identifiers[index]!));
-  const ids = await admin.insertMembers(services.db, organisation.id, rows);
+  const writes = services.d1.session("first-primary");
+  const ids = await admin.insertMembers(writes.db, organisation.id, rows);
+  const accounts = await Promise.all(rows.map((row) => throttleKey(row.email)));
+  await rememberWrites(services, { accounts }, writes);
   const imported = rows.map((row) => ({ id: ids.get(row.identifier)!, identifier: row.identifier, email: row.email }));
   return {
     answer: { imported },
@@ -324,12 +438,13 @@ for (const [path, status] of [
   ["member/suspend", "suspended"],
   ["member/activate", "active"],
 ] as const) {
-  // Suspending ends every token and session of the member at once.
   route(path, ["org", "email"], async (c, body) => {
     const { organisation, member } = await memberOf(c, body);
     const services = c.get("services");
-    await admin.setMemberStatus(services.db, member.id, status);
-    if (status === "suspended") await revokeSessions(services, { members: [member.id] });
+    const writes = services.d1.session("first-primary");
+    await admin.setMemberStatus(writes.db, member.id, status);
+    if (status === "suspended") await revokeSessions(services, { members: [member.id] }, writes);
+    else await rememberWrites(services, { members: [member.id] }, writes);
     return {
       answer: { member: memberView({ ...member, status }), from: member.status },
       events: [
@@ -341,7 +456,6 @@ for (const [path, status] of [
   });
 }
 
-/** Ends every session and access token of a member, found by `org` and `email`, or by `member_id` once deleted. */
 route("member/sign-out", ["org", "email", "member_id"], async (c, body) => {
   const services = c.get("services");
   if (body.member_id !== undefined) {
@@ -356,31 +470,26 @@ route("member/sign-out", ["org", "email", "member_id"], async (c, body) => {
   return { answer: { member: memberView(member) }, events: [memberEvent("member.sign-out", organisation, member)] };
 });
 
-/** A new password, and every earlier session and access token of the member ended. */
 route("member/password", ["org", "email", "password"], async (c, body) => {
   const password = input.password("password", input.text(body, "password"));
   const { organisation, member } = await memberOf(c, body);
   const services = c.get("services");
   const passwordHash = await hashPassword(password, services.config.passwordPepper);
-  await admin.setMemberPassword(services.db, member.id, passwordHash, services.now());
-  await revokeSessions(services, { members: [member.id] });
+  const writes = services.d1.session("first-primary");
+  await admin.setMemberPassword(writes.db, member.id, passwordHash, services.now());
+  await revokeSessions(services, { members: [member.id] }, writes);
   return { answer: { member: memberView(member) }, events: [memberEvent("member.password", organisation, member)] };
 });
 
-/** Deletes a member, then ends its sessions and access tokens (its dynamic secrets stay). */
 route("member/delete", ["org", "email"], async (c, body) => {
   const { organisation, member } = await memberOf(c, body);
   const services = c.get("services");
-  await admin.deleteMember(services.db, member.id);
-  await revokeSessions(services, { members: [member.id] });
+  const writes = services.d1.session("first-primary");
+  await admin.deleteMember(writes.db, member.id);
+  await revokeSessions(services, { members: [member.id] }, writes);
   return { answer: { member: memberView(member) }, events: [memberEvent("member.delete", organisation, member)] };
 });
 
-/**
- * Clears the login back-off of one email (every organisation: the counter is per email), so a locked account can
- * log in again at once. The audit event holds no email (people paste passwords into email fields): whether a lock
- * was cleared and the account's back-off key (SHA-256 of the normalised email), so repeated unlocks can be found.
- */
 route("member/unlock", ["email"], async (c, body) => {
   const email = input.email("email", input.text(body, "email"));
   const services = c.get("services");
@@ -393,7 +502,6 @@ route("member/unlock", ["email"], async (c, body) => {
   return { answer: { unlocked }, events: [{ event: "member.unlock", detail: { ...unlocked, account } }] };
 });
 
-/** A dynamic secret made by the operator (`created_by` null); its value is in this answer only. */
 route("secret/create", ["org", "label"], async (c, body) => {
   const label = input.label("label", input.text(body, "label"));
   const organisation = await organisationOf(c, body);
@@ -469,11 +577,6 @@ const EVENT_FILTER = /^[a-z][a-z0-9._-]{0,63}\*?$/;
 /** An event id (a UUIDv7), or empty in a `next` that resumes after a time. */
 const EVENT_ID = /^[0-9a-f-]{0,36}$/;
 
-/**
- * The audit trail, newest first, a page at a time: `org` (identifier), `member` (identifier, or id for a deleted
- * member), `event` (a name, or a prefix ending in `*`), `since` (ms), `before` (the `next` of the previous page: the
- * last event's `{at, id}`, or where a page that read its fill of objects stopped), `limit`. The trail lives in R2.
- */
 route("audit", ["org", "member", "event", "since", "before", "limit"], async (c, body) => {
   const event = input.text(body, "event");
   if (event !== undefined && !EVENT_FILTER.test(event))

@@ -1,7 +1,4 @@
-/**
- * The gateway's own routes as one Hono app: `/health`, `/openapi.json`, `/.well-known/jwks.json` and everything under
- * `/authenticate`.
- */
+/** The gateway's own routes as one Hono app: `/health`, `/openapi.json`, `/.well-known/jwks.json`, `/authenticate…`. */
 import { Hono } from "hono";
 import type { Bindings } from "../config";
 import { GatewayError } from "../gateway-error";

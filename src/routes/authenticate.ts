@@ -37,7 +37,7 @@ authenticateRoutes.post("/", async (c) => {
   const attempt = requestFacts(c.req.raw, c.get("requestId"), c.get("trace").traceId);
   await services.logins.limitClientIp(c.executionCtx, c.get("log"), attempt);
   const body = await readBody(c.req.raw, parseLoginBody);
-  if (await services.sso.passwordsRefused(body.email, body.domain)) throw refusal("ssoRequired");
+  if (await services.sso.passwordsRefused(c.get("log"), body.email, body.domain)) throw refusal("ssoRequired");
   // taken before the member is read: a revocation that this read misses is ordered after what the login issues
   const arrivedAt = services.now();
   const { access, refresh } = await services.logins.login(
@@ -45,8 +45,8 @@ authenticateRoutes.post("/", async (c) => {
     c.get("log"),
     attempt,
     body,
-    async ({ member, organisation }) => {
-      if (await services.sso.requiredFor(organisation.id)) throw refusal("ssoRequired");
+    async ({ member, organisation, ssoRequired }) => {
+      if (ssoRequired) throw refusal("ssoRequired");
       const instant = issueInstant(arrivedAt, member.sessionsRevokedAt, organisation.sessionsRevokedAt);
       const access = await issueAccessToken(
         config,

@@ -3,7 +3,6 @@ import type { Context } from "hono";
 import { JWKS_MAX_AGE } from "../tokens/assertion-keys";
 import type { AppEnv } from "./middleware";
 
-/** RFC 7517 §8.5's media type of a JWK set. */
 const JWK_SET_TYPE = "application/jwk-set+json";
 
 /** RFC 9110 §13.1.2: `If-None-Match` names `etag` (weak comparison) or is `*`. */

@@ -11,13 +11,10 @@ import type { Services } from "../services";
 import { verifyBearer, type BearerAuthOptions } from "../http/bearer";
 import type { AccessClaims } from "../tokens/claims";
 
-/** Values middleware hands down a route. */
 interface Variables {
   services: Services;
   requestId: string;
-  /** The request's W3C trace. */
   trace: TraceContext;
-  /** The request's logger: every line carries its request id and trace id. */
   log: Logger;
   /** The verified claims, once {@link bearerAuth} passed. */
   claims: AccessClaims;
@@ -26,10 +23,7 @@ interface Variables {
 /** The one Hono environment type of the gateway's routes. */
 export type AppEnv = { Bindings: Bindings; Variables: Variables };
 
-/**
- * Opens the request's scope (read it with `c.get`: `c.var` copies every variable on each access) and, once the
- * route answered or refused, closes it: `X-Request-Id`, one metrics data point and the access log line.
- */
+/** Opens the request's scope and closes it after the route (read it with `c.get`: `c.var` copies every variable). */
 export function requestScope(servicesFor: (env: Bindings) => Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const scope = openScope(servicesFor(c.env), c.req.raw);

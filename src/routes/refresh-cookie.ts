@@ -1,8 +1,4 @@
-/**
- * The refresh token of browser apps as an HttpOnly cookie (see docs/browser-apps.md). Only requests
- * whose `Origin` is on `CORS_ORIGINS` get it, and only they may use it (CSRF); everyone else keeps the
- * JSON-only behaviour.
- */
+/** The refresh token of browser apps as an HttpOnly cookie, only with an allowed `Origin` (docs/browser-apps.md). */
 import type { Context, MiddlewareHandler } from "hono";
 import { allowedOriginOf, type AppEnv } from "./middleware";
 import { GatewayError } from "../gateway-error";
@@ -11,7 +7,6 @@ import { objectBody, optionalString } from "../http/fields";
 
 /** `__Secure-`: the browser stores it only with `Secure` from a secure context (https, or loopback). */
 export const REFRESH_COOKIE = "__Secure-gridgate-refresh";
-/** Sent only to the gateway's own `/authenticate…` routes, never with calls to the proxied API. */
 const REFRESH_COOKIE_PATH = "/authenticate";
 
 const ATTRIBUTES = `Path=${REFRESH_COOKIE_PATH}; HttpOnly; Secure; SameSite=Strict`;
@@ -21,15 +16,11 @@ export function refreshCookie(token: string, maxAge: number): string {
   return `${REFRESH_COOKIE}=${token}; Max-Age=${Math.max(0, Math.floor(maxAge))}; ${ATTRIBUTES}`;
 }
 
-/** The `Set-Cookie` value that makes the browser forget its refresh token. */
 function clearedRefreshCookie(): string {
   return `${REFRESH_COOKIE}=; Max-Age=0; ${ATTRIBUTES}`;
 }
 
-/**
- * `name=value` pairs of a `Cookie` header: RFC 6265 §5.4 separates them with `; `, and the runtime joins several
- * `Cookie` fields with `, `, so both separate pairs here.
- */
+/** The pairs of a `Cookie` header: split at `; ` and at the `, ` the runtime joins several `Cookie` fields with. */
 function pairs(cookieHeader: string): string[] {
   return cookieHeader.split(/[;,]/).map((pair) => pair.trim());
 }
@@ -61,11 +52,7 @@ function isRefreshCookiePair(pair: string): boolean {
   return name.toLowerCase() === REFRESH_COOKIE_NAME;
 }
 
-/**
- * A forwarded `Cookie` header without any cookie named like the refresh cookie, whether the client sent one
- * `Cookie` field or several (joined with `, `); the client's other cookies are kept, in order, with their
- * separators. Undefined when nothing is left. Cheap when no such name can be there.
- */
+/** `Cookie` without any cookie named like the refresh cookie, the rest kept in order; undefined when none is left. */
 export function withoutRefreshCookie(cookieHeader: string): string | undefined {
   if (!cookieHeader.includes("%") && !/gridgate-refresh/i.test(cookieHeader)) return cookieHeader;
   const parts = cookieHeader.split(/([;,])/);
@@ -78,10 +65,7 @@ export function withoutRefreshCookie(cookieHeader: string): string | undefined {
   return kept === "" ? undefined : kept;
 }
 
-/**
- * The refresh cookie's token for a request whose body named none. CSRF rule: the cookie is honoured
- * only with an allowed `Origin`; otherwise 403 `origin_not_allowed`, before anything is read or changed.
- */
+/** The refresh cookie's token, if any; 403 `origin_not_allowed` unless the `Origin` is allowed (the CSRF rule). */
 export function cookieRefreshToken(c: Context<AppEnv>): string | undefined {
   const token = refreshCookieOf(c.req.raw.headers);
   if (token === undefined) return undefined;
@@ -94,7 +78,6 @@ export function cookieRefreshToken(c: Context<AppEnv>): string | undefined {
   return token;
 }
 
-/** True when the body may be left out: the refresh cookie or an allowed browser origin can stand in. */
 function bodyOptional(c: Context<AppEnv>): boolean {
   const request = c.req.raw;
   const empty = request.body === null || request.headers.get("Content-Length") === "0";
@@ -105,10 +88,7 @@ function bodyOptional(c: Context<AppEnv>): boolean {
   );
 }
 
-/**
- * Reads a refresh or revoke body with `parse`, except that a browser app (refresh cookie or allowed
- * origin) may send no body at all, which reads as `{}`. Everyone else: exactly `readBody`.
- */
+/** Reads a refresh or revoke body with `parse`; a browser app (cookie or allowed origin) may send none: `{}`. */
 export async function readTokenBody<T>(
   c: Context<AppEnv>,
   parse: (raw: unknown) => T,
@@ -132,16 +112,11 @@ export async function presentedRefreshToken(
   return token;
 }
 
-/** A browser app's refresh body: `refresh_token` may be left out (the cookie stands in). */
 function parseLooseRefreshBody(raw: unknown): { refresh_token?: string | undefined } {
   return { refresh_token: optionalString(objectBody(raw), "refresh_token", { min: 1 }) };
 }
 
-/**
- * After refresh and revoke, for an allowed browser origin: clears the cookie when a refresh was
- * refused (4xx; a 5xx may be transient) or a revoke succeeded. A request from any other origin
- * changes nothing, not even the cookie.
- */
+/** For an allowed origin only: clears the cookie after a refused refresh (4xx, not 5xx) or a successful revoke. */
 export function refreshCookieAftercare(route: "refresh" | "revoke"): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     await next();

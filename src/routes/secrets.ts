@@ -39,7 +39,6 @@ export function parseCreateSecretBody(raw: unknown): CreateSecretBody {
   return label === undefined ? {} : { label };
 }
 
-/** The caller of a secrets route: a fixed-token architect, active, of an eligible organisation. */
 interface Manager {
   organisation: string;
   membership: MembershipState;
@@ -48,7 +47,7 @@ interface Manager {
 async function manager(c: Context<AppEnv>): Promise<Manager> {
   const claims = c.get("claims");
   const services = c.get("services");
-  await requireEligiblePlan(services, c.executionCtx, claims.organisationEntityIdentifier);
+  await requireEligiblePlan(services, c.executionCtx, claims.organisationEntityIdentifier, c.req.url);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
     throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
       requiredScope: MANAGER_SCOPE,
@@ -64,7 +63,6 @@ async function manager(c: Context<AppEnv>): Promise<Manager> {
   return { organisation: claims.organisationEntityIdentifier, membership };
 }
 
-/** Audits a secret change made by the architect `who` (the actor: `member_id`). */
 function record(c: Context<AppEnv>, event: AuditEventName, who: Manager, kid: string): void {
   const { memberId, organisationId } = who.membership;
   auditRequest(c, { event, outcome: "success", memberId, organisationId, detail: { actor: "member", kid } });

@@ -12,7 +12,7 @@ import { allowedReturnTo, clearedSsoCookie, errorRedirect, ssoCookie, ssoCookieO
 import { SsoFailure, storageFailure } from "../sso/failure";
 
 /** The callback's path, as registered at every identity provider (docs/sso.md). */
-const SSO_CALLBACK_PATH = "/authenticate/sso/callback";
+export const SSO_CALLBACK_PATH = "/authenticate/sso/callback";
 
 /** Query of `GET /authenticate/sso/start` (documented as `SsoStartQuery`). */
 interface SsoStartQuery {

@@ -4,6 +4,8 @@ import { normalizeDomain, normalizeEmail } from "../credentials/email";
 import { sha256Hex } from "../digest";
 import { ineligibility } from "../policy/eligibility";
 import { openSecret, type SecretOwner } from "../dynamic-secrets/crypto";
+import type { Logger } from "../log";
+import type { MemberReads } from "../revocation/reads";
 import type { Database, Membership } from "../storage/db";
 import {
   connectionForEmailDomain,
@@ -11,7 +13,6 @@ import {
   connectionOf,
   findSsoMembership,
   insertState,
-  organisationRequiresSso,
   passwordsRefusedFor,
   pinSsoIdentity,
   takeState,
@@ -31,6 +32,8 @@ export function ssoSecretOwner(organisationIdentifier: string): SecretOwner {
 export interface SsoLoginsDeps {
   source: ConfigSource;
   db: Database;
+  /** Replica reads for the password rule, fresh enough for every connection change in force. */
+  reads: MemberReads;
   now: () => number;
   /** The AES-GCM key of `SECRETS_KEY` that seals client secrets. */
   sealingKey: () => Promise<CryptoKey>;
@@ -216,18 +219,15 @@ export class SsoLogins {
   }
 
   /** Whether a password login with this email (and domain) gets 403 `sso_required`: decided by the domains alone. */
-  passwordsRefused(email: string, domain: string | undefined): Promise<boolean> {
-    const normalised = normalizeEmail(email);
-    return passwordsRefusedFor(
-      this.deps.db,
-      domainOf(normalised),
-      domain === undefined ? undefined : normalizeDomain(domain),
+  passwordsRefused(log: Logger, email: string, domain: string | undefined): Promise<boolean> {
+    const emailDomain = domainOf(normalizeEmail(email));
+    const organisationDomain = domain === undefined ? undefined : normalizeDomain(domain);
+    const domains = organisationDomain === undefined ? [emailDomain] : [emailDomain, organisationDomain];
+    return this.deps.reads.read(
+      log,
+      (db) => passwordsRefusedFor(db, emailDomain, organisationDomain),
+      () => ({ domains }),
     );
-  }
-
-  /** Whether an organisation requires SSO (checked again once a password verified, for emails of other domains). */
-  requiredFor(organisationId: number): Promise<boolean> {
-    return organisationRequiresSso(this.deps.db, organisationId);
   }
 }
 

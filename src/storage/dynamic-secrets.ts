@@ -1,6 +1,7 @@
 /** D1 queries behind dynamic secrets: memberships and the secret rows of one organisation. */
 import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import type { Database } from "./db";
+import { unavailable } from "../gateway-error";
 import { checkedRows, isMembershipState, isSealedSecret } from "./rows";
 import { dynamicSecrets, members, organisations } from "./schema";
 
@@ -95,12 +96,49 @@ export async function revokeLiveSecret(db: Database, organisationId: number, kid
   return result.meta.changes === 1;
 }
 
-/** The live sealed secrets of an organisation by its public identifier. */
-export async function liveSealedSecrets(db: Database, organisationIdentifier: string): Promise<SealedSecret[]> {
-  const rows = await db
-    .select({ kid: dynamicSecrets.kid, ciphertext: dynamicSecrets.ciphertext })
-    .from(dynamicSecrets)
-    .innerJoin(organisations, eq(dynamicSecrets.organisationId, organisations.id))
-    .where(and(eq(organisations.identifier, organisationIdentifier), isNull(dynamicSecrets.revokedAt)));
-  return checkedRows(rows, isSealedSecret, "secret");
+/** A member as a dynamic token needs it: its id, and whether it and its organisation are active. */
+type DynamicMember = [memberId: number, active: boolean];
+
+/**
+ * What a dynamic token of one organisation needs, in one query: its live sealed secrets and, when it has at most
+ * `memberLimit` members, every member by identifier (null for a larger organisation).
+ */
+export interface DynamicOrganisation {
+  secrets: SealedSecret[];
+  members: Record<string, DynamicMember> | null;
+}
+
+/** {@link DynamicOrganisation} of the organisation with this public identifier (no secrets, no members: none). */
+export async function dynamicOrganisation(
+  db: Database,
+  organisationIdentifier: string,
+  memberLimit: number,
+): Promise<DynamicOrganisation> {
+  const [row] = await db.all<{ secrets: string; members: string | null }>(sql`
+    select
+      (select json_group_array(json_object('kid', "dynamic_secrets"."kid", 'ciphertext', "dynamic_secrets"."ciphertext"))
+        from "dynamic_secrets" join "organisations" on "dynamic_secrets"."organisation_id" = "organisations"."id"
+        where "organisations"."identifier" = ${organisationIdentifier} and "dynamic_secrets"."revoked_at" is null) as "secrets",
+      (select case when count(*) > ${memberLimit} then null else json_group_object("members"."identifier",
+          json_array("members"."id", "members"."status" = 'active' and "organisations"."status" = 'active')) end
+        from "members" join "organisations" on "members"."organisation_id" = "organisations"."id"
+        where "organisations"."identifier" = ${organisationIdentifier}) as "members"`);
+  const secrets: unknown = JSON.parse(row?.secrets ?? "null");
+  const members: unknown = row?.members == null ? null : JSON.parse(row.members);
+  const isMember = (value: unknown) =>
+    Array.isArray(value) && Number.isSafeInteger(value[0]) && (value[1] === 0 || value[1] === 1);
+  const membersValid = members === null || (typeof members === "object" && Object.values(members).every(isMember));
+  if (!Array.isArray(secrets) || !membersValid) throw unavailable("d1", "malformed dynamic organisation row");
+  return {
+    secrets: checkedRows(secrets as SealedSecret[], isSealedSecret, "secret"),
+    members:
+      members === null
+        ? null
+        : Object.fromEntries(
+            Object.entries(members as Record<string, [number, number]>).map(([identifier, [id, active]]) => [
+              identifier,
+              [id, active === 1] as DynamicMember,
+            ]),
+          ),
+  };
 }

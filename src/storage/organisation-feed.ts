@@ -45,6 +45,25 @@ export async function readOrganisationState(db: Database, identifier: string): P
   return { state: { plan, status }, asOf: row.now };
 }
 
+/** Plan and status of each of `identifiers` (one query, however many; undefined for no such organisation), at D1 time `asOf`. */
+export async function readOrganisationStates(
+  db: Database,
+  identifiers: readonly string[],
+): Promise<{ states: Map<string, OrganisationState>; asOf: number }> {
+  const rows = await db.all<{ now: number; identifier: string; state: string | null }>(sql`
+    select ${D1_NOW_MS} as "now", "wanted"."value" as "identifier",
+      (select json_array("plan", "status") from "organisations" where "organisations"."identifier" = "wanted"."value") as "state"
+    from json_each(${JSON.stringify(identifiers)}) as "wanted"`);
+  const asOf = rows[0]?.now;
+  if (asOf === undefined) throw new Error("the organisation states query returned no row");
+  const states = new Map<string, OrganisationState>();
+  for (const row of rows) {
+    const [plan, status] = row.state === null ? [] : (JSON.parse(row.state) as [string, string]);
+    states.set(row.identifier, { plan, status });
+  }
+  return { states, asOf };
+}
+
 /**
  * Organisation changes with `changedAt` ≥ `since` (D1 ms), oldest first, at most `limit` of them: inserts and changes of
  * identifier, plan or status (`organisations.updated_at`), and identifiers that stopped naming an organisation

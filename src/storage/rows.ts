@@ -31,6 +31,11 @@ export function isMembership(row: unknown): boolean {
   );
 }
 
+/** A membership with its organisation's single sign-on requirement. */
+export function isLoginMembership(row: unknown): boolean {
+  return isMembership(row) && fieldsAre(row, { ssoRequired: (value) => value === null || typeof value === "boolean" });
+}
+
 /** An organisation's plan and status (plus any `extra` fields). */
 function isOrganisationAccess(
   row: unknown,

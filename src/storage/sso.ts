@@ -1,5 +1,5 @@
 /** D1 queries of single sign-on: connections and their domains, the sign-ins in progress, members' IdP subjects. */
-import { and, eq, isNull, lt, notExists, sql } from "drizzle-orm";
+import { and, count, eq, inArray, isNotNull, isNull, lt, ne, notExists, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Database, Membership } from "./db";
 import { checkedRows, isMembership } from "./rows";
@@ -15,6 +15,9 @@ export interface SsoConnection {
   clientSecret: string;
   required: boolean;
   domains: string[];
+  /** Seconds. */
+  createdAt: number;
+  updatedAt: number;
 }
 
 /** A sign-in in progress, as `GET /authenticate/sso/start` stored it. */
@@ -34,6 +37,8 @@ function isConnectionRow(row: unknown): boolean {
     isText(r.clientId) &&
     isText(r.clientSecret) &&
     typeof r.required === "boolean" &&
+    isId(r.createdAt) &&
+    isId(r.updatedAt) &&
     (r.domain === null || isText(r.domain))
   );
 }
@@ -60,6 +65,8 @@ async function connectionWhere(db: Database, where: ReturnType<typeof eq>): Prom
       clientId: ssoConnections.clientId,
       clientSecret: ssoConnections.clientSecret,
       required: ssoConnections.required,
+      createdAt: ssoConnections.createdAt,
+      updatedAt: ssoConnections.updatedAt,
       domain: ssoDomains.domain,
     })
     .from(ssoConnections)
@@ -95,6 +102,90 @@ export function connectionOf(db: Database, organisationId: number): Promise<SsoC
   return connectionWhere(db, eq(ssoConnections.organisationId, organisationId));
 }
 
+/** A connection as an operator sees it: with how many members' identities at its provider are remembered. */
+export interface SsoConnectionRecord extends SsoConnection {
+  pinned: number;
+}
+
+/** A connection to write: its secret already sealed. */
+export type SsoConnectionChange = Pick<SsoConnection, "issuer" | "clientId" | "clientSecret" | "required" | "domains">;
+
+/** The connection of an organisation by id, with its pinned members. */
+export async function connectionRecord(db: Database, organisationId: number): Promise<SsoConnectionRecord | undefined> {
+  const connection = await connectionOf(db, organisationId);
+  if (!connection) return undefined;
+  const [pinned] = await db
+    .select({ count: count() })
+    .from(members)
+    .where(and(eq(members.organisationId, organisationId), isNotNull(members.ssoSubject)));
+  return { ...connection, pinned: pinned?.count ?? 0 };
+}
+
+/** Those of `domains` routed to another organisation's connection, with that organisation's identifier. */
+export async function domainsRoutedElsewhere(
+  db: Database,
+  organisationId: number,
+  domains: readonly string[],
+): Promise<{ domain: string; organisation: string }[]> {
+  const [routed, owned] = await Promise.all([
+    db
+      .select({ domain: ssoDomains.domain, organisation: organisations.identifier })
+      .from(ssoDomains)
+      .innerJoin(organisations, eq(organisations.id, ssoDomains.organisationId))
+      .where(and(inArray(ssoDomains.domain, [...domains]), ne(ssoDomains.organisationId, organisationId))),
+    db
+      .select({ domain: organisations.domain, organisation: organisations.identifier })
+      .from(organisations)
+      .where(and(inArray(organisations.domain, [...domains]), ne(organisations.id, organisationId))),
+  ]);
+  return [...routed, ...owned.filter((row) => !routed.some((taken) => taken.domain === row.domain))];
+}
+
+/**
+ * Creates or replaces an organisation's connection and its domains, and forgets the members' identities at any
+ * other issuer, in one batch (all or nothing). Resolves to the connection's times and how many identities it forgot.
+ */
+export async function writeConnection(
+  db: Database,
+  organisationId: number,
+  change: SsoConnectionChange,
+): Promise<{ createdAt: number; updatedAt: number; forgotten: number }> {
+  const { issuer, clientId, clientSecret, required } = change;
+  const [written, forgotten] = await db.batch([
+    db
+      .insert(ssoConnections)
+      .values({ organisationId, issuer, clientId, clientSecret, required })
+      .onConflictDoUpdate({
+        target: ssoConnections.organisationId,
+        set: { issuer, clientId, clientSecret, required, updatedAt: sql`(unixepoch())` },
+      })
+      .returning({ createdAt: ssoConnections.createdAt, updatedAt: ssoConnections.updatedAt }),
+    db
+      .update(members)
+      .set({ ssoIssuer: null, ssoSubject: null })
+      .where(
+        and(eq(members.organisationId, organisationId), isNotNull(members.ssoIssuer), ne(members.ssoIssuer, issuer)),
+      ),
+    db.delete(ssoDomains).where(eq(ssoDomains.organisationId, organisationId)),
+    db.insert(ssoDomains).values(change.domains.map((domain) => ({ domain, organisationId }))),
+  ]);
+  const [times] = written;
+  return { createdAt: times?.createdAt ?? 0, updatedAt: times?.updatedAt ?? 0, forgotten: forgotten.meta.changes };
+}
+
+/** Deletes an organisation's connection and its domains and forgets the members' identities, in one batch; resolves to how many it forgot. */
+export async function deleteConnection(db: Database, organisationId: number): Promise<number> {
+  const [forgotten] = await db.batch([
+    db
+      .update(members)
+      .set({ ssoIssuer: null, ssoSubject: null })
+      .where(and(eq(members.organisationId, organisationId), isNotNull(members.ssoSubject))),
+    db.delete(ssoDomains).where(eq(ssoDomains.organisationId, organisationId)),
+    db.delete(ssoConnections).where(eq(ssoConnections.organisationId, organisationId)),
+  ]);
+  return forgotten.meta.changes;
+}
+
 /** Whether the email domain routes to, or the organisation domain names, a connection that requires SSO. */
 export async function passwordsRefusedFor(
   db: Database,
@@ -118,16 +209,6 @@ export async function passwordsRefusedFor(
               .where(and(eq(organisations.domain, organisationDomain), eq(ssoConnections.required, true))),
           )
           .limit(1);
-  return rows.length > 0;
-}
-
-/** Whether the organisation requires SSO (a password that verified is refused then too). */
-export async function organisationRequiresSso(db: Database, organisationId: number): Promise<boolean> {
-  const rows = await db
-    .select({ one: sql`1` })
-    .from(ssoConnections)
-    .where(and(eq(ssoConnections.organisationId, organisationId), eq(ssoConnections.required, true)))
-    .limit(1);
   return rows.length > 0;
 }
 

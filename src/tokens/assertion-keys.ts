@@ -18,7 +18,6 @@ export const SIGN_PARAMS: Record<JwsSigner["alg"], string | SubtleCryptoSignAlgo
   ES256: { name: "ECDSA", hash: "SHA-256" },
 };
 
-/** A public key as `/.well-known/jwks.json` lists it (RFC 7517): only these members, never private ones. */
 interface PublicJwk {
   kty: "OKP" | "EC";
   crv: "Ed25519" | "P-256";
@@ -29,7 +28,6 @@ interface PublicJwk {
   use: "sig";
 }
 
-/** The JWKS as served: its body and strong `ETag`, the same for the same keys in every isolate. */
 interface Jwks {
   keys: readonly PublicJwk[];
   body: string;
@@ -50,7 +48,6 @@ async function thumbprint({ crv, kty, x, y }: Pick<PublicJwk, "crv" | "kty" | "x
   return encodeBase64Url(await crypto.subtle.digest("SHA-256", encoder.encode(JSON.stringify(members))));
 }
 
-/** The public JWK and signing key of one `ASSERTION_KEYS` entry; a key WebCrypto refuses is a {@link ConfigError}. */
 async function importPrivateKey(
   { alg, pkcs8 }: AssertionPrivateKey,
   position: number,
@@ -71,16 +68,12 @@ async function importPrivateKey(
   return { jwk: { ...publicPart, kid: await thumbprint(publicPart), alg, use: "sig" }, key };
 }
 
-/** The `kid` of an HS256 assertion: a truncated HMAC of a constant under `ASSERTION_SECRET`, naming it without revealing it. */
 async function assertionSecretKid(key: CryptoKey): Promise<string> {
   const mac = await crypto.subtle.sign("HMAC", key, encoder.encode("gridgate assertion key id"));
   return encodeBase64Url(new Uint8Array(mac, 0, 9));
 }
 
-/**
- * Imports `ASSERTION_KEYS` and picks the signer: the first key of `ASSERTION_ALG`, or for HS256 `ASSERTION_SECRET`
- * (as `hmacKey` imports it). The JWKS lists every asymmetric key once, in order, whichever signs.
- */
+/** Imports `ASSERTION_KEYS`, all published; the first of `ASSERTION_ALG` signs, or for HS256 `ASSERTION_SECRET`. */
 export async function importAssertionKeys(
   config: Pick<Config, "assertionAlg" | "assertionKeys" | "assertionSecret">,
   hmacKey: (secret: string) => Promise<CryptoKey>,

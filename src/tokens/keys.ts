@@ -17,7 +17,6 @@ export interface FixedKeyRing {
 }
 
 const encoder = new TextEncoder();
-/** Distinct secrets a gateway imports: `JWT_SECRET`, `JWT_SECRET_PREVIOUS`, `ASSERTION_SECRET`, with room to spare. */
 const IMPORTED_KEYS_LIMIT = 8;
 
 /** Imports `secret` as an HS256 key (no caching; see {@link KeyStore}). */
@@ -26,20 +25,13 @@ export function importHmacKey(secret: string | Uint8Array<ArrayBuffer>): Promise
   return crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 }
 
-/**
- * Derives the public `kid` of a fixed secret: a truncated HMAC of a constant under the secret,
- * so it names the secret without revealing anything about it.
- */
+/** The public `kid` of a fixed secret: a truncated HMAC of a constant, naming the secret without revealing it. */
 async function fixedKid(key: CryptoKey): Promise<string> {
   const mac = await crypto.subtle.sign("HMAC", key, encoder.encode("gridgate fixed-secret key id"));
   return encodeBase64Url(new Uint8Array(mac, 0, 9));
 }
 
-/**
- * The gateway's own HMAC keys, imported on first use and kept for the isolate's life. It keeps imported keys,
- * never an import in progress (a request awaits only its own work, CONTRIBUTING.md § add a cache): concurrent
- * first requests each import, and the last to finish is kept.
- */
+/** Keys imported on first use and kept for the isolate; never an import in progress (CONTRIBUTING.md § add a cache). */
 export class KeyStore {
   private readonly imported = new LruCache<string, CryptoKey>({ maxEntries: IMPORTED_KEYS_LIMIT });
   private ring: FixedKeyRing | undefined;
@@ -47,7 +39,6 @@ export class KeyStore {
 
   constructor(private readonly source: ConfigSource) {}
 
-  /** `secret` as an HS256 key, kept once imported (per distinct secret). */
   async hmacKey(secret: string): Promise<CryptoKey> {
     const imported = this.imported.get(secret);
     if (imported) return imported;

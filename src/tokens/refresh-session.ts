@@ -5,7 +5,8 @@ import type { Logger } from "../log";
 import { ineligibility } from "../policy/eligibility";
 import { issueInstant, revokedBy } from "../revocation/order";
 import { memberScope } from "../policy/scopes";
-import type { Database, Membership } from "../storage/db";
+import type { Membership } from "../storage/db";
+import type { MemberReads } from "../revocation/reads";
 import { findMembershipById } from "../storage/members";
 import { issueAccessToken, type IssuedAccessToken } from "./access";
 import type { KeyStore } from "./keys";
@@ -68,7 +69,8 @@ export interface RefreshSessionDeps {
   source: ConfigSource;
   store: RefreshStore;
   keys: KeyStore;
-  db: Database;
+  /** Membership reads from replicas, fresh enough for every revocation and change in force. */
+  members: MemberReads;
   now: () => number;
 }
 
@@ -109,7 +111,7 @@ export class RefreshSessions {
   }
 
   private async exchange(log: Logger, token: string): Promise<RefreshOutcome> {
-    const { source, store, keys, db } = this.deps;
+    const { source, store, keys, members } = this.deps;
     const config = source.config;
     const now = this.deps.now();
     const graceMs = config.refreshGraceSeconds * 1000;
@@ -124,7 +126,11 @@ export class RefreshSessions {
     // after its own reuse check, in one decision.
     const prepared = store.prepareSuccessor(token, session, now);
     prepared.catch(() => undefined); // a failed D1 read must not leave it unhandled
-    const membership = await findMembershipById(db, record.memberId);
+    const membership = await members.read(
+      log,
+      (db) => findMembershipById(db, record.memberId),
+      (found) => ({ members: [record.memberId], organisations: found ? [found.organisation.identifier] : [] }),
+    );
     const ended = sessionEnd(source, membership, record, subject);
     const result = await store.exchange(log, {
       presented: token,

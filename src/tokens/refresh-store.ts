@@ -3,8 +3,6 @@ import type { ConfigSource } from "../config";
 import { unavailable } from "../gateway-error";
 import { revokedBy, type Instant } from "../revocation/order";
 import type { Logger } from "../log";
-import type { Database } from "../storage/db";
-import { revokeMemberSessionsAt } from "../storage/members";
 import type { FamilyFacts, RefreshFamily } from "./refresh-family";
 import { generateRefreshToken, openSuccessor, refreshTokenHash, sealSuccessor } from "./refresh-token";
 
@@ -147,7 +145,6 @@ export interface RefreshStoreDeps {
   families: DurableObjectNamespace<RefreshFamily>;
   source: ConfigSource;
   now: () => number;
-  db: Database;
 }
 
 /** Refresh records in KV (times in ms); only a family's `RefreshFamily` object decides whether a token rotates. */
@@ -266,9 +263,8 @@ export class RefreshStore {
     return this.deps.families.get(this.deps.families.idFromName(familyId));
   }
 
-  /** Ends every session a member started at or before `at` (in D1; KV's marker only refuses early). */
-  async revokeMemberSessions(memberId: number, at: Instant): Promise<void> {
-    await revokeMemberSessionsAt(this.deps.db, memberId, at);
+  /** Lets every location refuse early the sessions a member started at or before `at` (D1 decides; this is KV's marker). */
+  async markMemberSessionsRevoked(memberId: number, at: Instant): Promise<void> {
     const put = () =>
       this.deps.kv.put(REFRESH_KEYS.member(memberId), JSON.stringify({ notBefore: at }), {
         expirationTtl: this.deps.source.config.refreshTokenTtl + MIN_KV_TTL_SECONDS,

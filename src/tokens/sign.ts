@@ -18,7 +18,6 @@ export interface JwsSigner {
   params: string | SubtleCryptoSignAlgorithm;
 }
 
-/** Encoded protected headers by `alg`, `typ` and `kid`: the same few on almost every call (the assertion's above all). */
 const encodedHeaders = new LruCache<string, string>({ maxEntries: 64 });
 
 function encodedHeader(alg: JwsSigner["alg"], typ: string, kid: string | undefined): string {
