@@ -78,7 +78,7 @@ export function refusal(name: Refusal, options?: GatewayErrorOptions): GatewayEr
 }
 
 /** A storage dependency the gateway may find unavailable; named in logs, never in the client's detail. */
-export type Dependency = "d1" | "kv" | "refresh_family" | "login_backoff" | "revocations" | "rate_limiter";
+export type Dependency = "d1" | "kv" | "r2" | "refresh_family" | "login_backoff" | "revocations" | "rate_limiter";
 
 /** Seconds a client is asked to wait (`Retry-After`) after a dependency failed. */
 export const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;

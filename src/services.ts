@@ -1,5 +1,6 @@
 /** The per-isolate gateway object: configuration, keys, caches and stores built once and shared by every request. */
 import { AccessLog } from "./access-log";
+import { auditQueues } from "./audit/queues";
 import { AuditTrail } from "./audit/trail";
 import {
   accessLogSampleRate,
@@ -22,7 +23,7 @@ import { ScopeSets } from "./policy/scopes";
 import { DynamicSecrets } from "./dynamic-secrets/resolve";
 import { SsoLogins } from "./sso/logins";
 import { RelyingParty } from "./sso/relying-party";
-import { boundedKv, boundedObjects, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
+import { boundedKv, boundedObjects, boundedR2, LIMITER_WAIT_MS, StorageCalls } from "./storage/bounded";
 import { D1Access, type Database } from "./storage/db";
 import { MemberReads } from "./revocation/reads";
 import type { ClaimRules } from "./tokens/claims";
@@ -68,6 +69,8 @@ export class Services implements ConfigSource {
   /** The drizzle handle over `DB`'s primary (bounded): writes, and reads that must see the latest write. */
   readonly db: Database;
   readonly audit: AuditTrail;
+  /** The audit trail's bucket (bounded), for its reader. */
+  readonly auditBucket: R2Bucket;
   /** HMAC keys: the fixed ring and the assertion key. */
   readonly keys: KeyStore;
   /** Access-token verification and its header and known-input caches. */
@@ -111,7 +114,14 @@ export class Services implements ConfigSource {
     const replica = () => this.d1.session("first-unconstrained").db;
     const kv = boundedKv(env.TOKENS, storage);
     this.db = db;
-    this.audit = new AuditTrail({ sink: env.AUDIT_SINK, logger: this.logger, now });
+    this.audit = new AuditTrail({
+      queues: auditQueues(env),
+      sink: env.AUDIT_SINK,
+      logger: this.logger,
+      now,
+      waitMs: storage.waitMs,
+    });
+    this.auditBucket = boundedR2(env.AUDIT_BUCKET, storage);
     this.keys = new KeyStore(this);
     const cache = overrides.locationCache === undefined ? caches.default : overrides.locationCache;
     const location = new PlanLocationCopy({ cache: cache ?? undefined, logger: this.logger });

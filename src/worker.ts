@@ -1,4 +1,5 @@
 /** The Worker: each kind of request has one way in, the gateway's own routes (a Hono app) or the proxied API. */
+import { consumeAuditBatch } from "./audit/consumer";
 import type { Bindings } from "./config";
 import { pathOf } from "./http/request-url";
 import { serveProxied } from "./proxy/serve";
@@ -33,9 +34,10 @@ export function isGatewayRoute(url: string): boolean {
   return subtree !== undefined && (subtree || end === -1);
 }
 
-/** The Worker's handler. */
+/** The Worker's handlers: requests, and the batches of the audit queues. */
 export interface Worker {
   fetch(request: Request, env: Bindings, ctx?: ExecutionContext): Response | Promise<Response>;
+  queue(batch: MessageBatch, env: Bindings): Promise<void>;
 }
 
 /** The Worker's handler, its routes built once. */
@@ -47,6 +49,9 @@ export function createWorker(options: WorkerOptions = {}): Worker {
       return isGatewayRoute(request.url)
         ? routes.fetch(request, env, ctx)
         : serveProxied(request, env, ctx, servicesFor);
+    },
+    queue(batch, env) {
+      return consumeAuditBatch(batch, { bucket: env.AUDIT_BUCKET, logger: servicesFor(env).logger });
     },
   };
 }

@@ -1,8 +1,9 @@
-// The AuditSink shards: events buffered in the object, written to D1 in one statement at most once a second, kept and
-// retried while D1 fails, refused past the bound; shards chosen by request id.
+// The AuditSink shards (the audit trail's fallback buffer): events buffered in the object, written to R2 in one object
+// at most once a second, kept and retried while R2 fails, refused past the bound; shards chosen by request id.
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { r2AuditStore, type AuditRow, type AuditStore } from "../src/audit/objects";
 import {
   AUDIT_SHARDS,
   auditShardName,
@@ -13,14 +14,14 @@ import {
   MAX_REJECTED,
   MAX_ROW_FAILURES,
   ROWS_PER_FLUSH,
-  type AuditRow,
   type AuditSink,
   type FlushResult,
 } from "../src/audit/sink";
-import type { AuditRow as StoredRow } from "./helpers";
+import { storedAuditRows } from "./helpers";
 
 function row(requestId: string, n: number): AuditRow {
   return {
+    id: `0190a000-0000-7000-8000-${String(n).padStart(12, "0")}`,
     at: 1_700_000_000_000 + n,
     event: "login.success",
     outcome: "success",
@@ -39,65 +40,48 @@ function shard(): DurableObjectStub<AuditSink> {
   return env.AUDIT_SINK.get(env.AUDIT_SINK.idFromName(`test-${crypto.randomUUID()}`));
 }
 
-/** `DB` counting the statements it prepares. */
-function countingDb(): { db: D1Database; statements: string[] } {
-  const statements: string[] = [];
-  const db = new Proxy(env.DB, {
-    get(target, property) {
-      if (property === "prepare")
-        return (sql: string) => {
-          statements.push(sql);
-          return target.prepare(sql);
-        };
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
+const r2 = r2AuditStore(env.AUDIT_BUCKET);
+
+/** The R2 store, with `onWrite` seeing every batch before R2 does (it may throw to refuse the batch). */
+function storeWatching(onWrite: (rows: AuditRow[]) => void): AuditStore {
+  return {
+    write: async (rows) => {
+      onWrite(rows);
+      await r2.write(rows);
     },
-  });
-  return { db, statements };
+    answers: () => r2.answers(),
+  };
 }
 
-const failingDb = {
-  prepare: () => {
-    throw new Error("D1 is overloaded");
+/** The R2 store counting its writes. */
+function countingStore(): { store: AuditStore; writes: AuditRow[][] } {
+  const writes: AuditRow[][] = [];
+  return { store: storeWatching((rows) => writes.push(rows)), writes };
+}
+
+const failingStore: AuditStore = {
+  write: async () => {
+    throw new Error("R2 is down");
   },
-} as unknown as D1Database;
+  answers: async () => false,
+};
 
-/** `DB` with `onBind` seeing the values of every statement before D1 does (it may throw to refuse the statement). */
-function dbWatchingBinds(onBind: (values: unknown[]) => void): D1Database {
-  return new Proxy(env.DB, {
-    get(target, property) {
-      if (property === "prepare")
-        return (sql: string) => {
-          const statement = target.prepare(sql);
-          return new Proxy(statement, {
-            get(inner, name) {
-              if (name === "bind")
-                return (...values: unknown[]) => {
-                  onBind(values);
-                  return inner.bind(...values);
-                };
-              const value: unknown = Reflect.get(inner, name);
-              return typeof value === "function" ? value.bind(inner) : value;
-            },
-          });
-        };
-      const value: unknown = Reflect.get(target, property);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
+/** The store refusing every batch that holds a row of request `marker` (a poison row); the rest reach R2. */
+function refusingStore(marker: string): AuditStore {
+  return storeWatching((rows) => {
+    if (rows.some((stored) => stored.request_id === marker)) throw new Error("the batch was refused");
   });
 }
 
-/** `DB` refusing every statement whose bound JSON names `marker` (a poison row); the rest reach D1. */
-function refusingDb(marker: string): D1Database {
-  return dbWatchingBinds((values) => {
-    if (values.some((value) => String(value).includes(marker))) throw new Error("string or blob too big");
-  });
+/** UTF-8 bytes of `rows` as stored: one JSON line each. */
+function storedBytes(rows: AuditRow[]): number {
+  return new TextEncoder().encode(rows.map((stored) => `${JSON.stringify(stored)}\n`).join("")).byteLength;
 }
 
-/** Runs one flush of the shard against `db`, its next alarm cleared so the test decides when it flushes again. */
-function flushOnce(stub: DurableObjectStub<AuditSink>, db: D1Database): Promise<FlushResult> {
+/** Runs one flush of the shard into `store`, its next alarm cleared so the test decides when it flushes again. */
+function flushOnce(stub: DurableObjectStub<AuditSink>, store: AuditStore): Promise<FlushResult> {
   return runInDurableObject(stub, async (_instance: AuditSink, state) => {
-    const result = await flushAuditRows(state.storage, db);
+    const result = await flushAuditRows(state.storage, store);
     await state.storage.deleteAlarm();
     return result;
   });
@@ -117,11 +101,8 @@ function rejectedRows(stub: DurableObjectStub<AuditSink>): Promise<{ id: number;
   );
 }
 
-async function storedRows(requestId: string): Promise<StoredRow[]> {
-  const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id")
-    .bind(requestId)
-    .all<StoredRow>();
-  return results;
+async function storedRows(requestId: string): Promise<AuditRow[]> {
+  return (await storedAuditRows()).filter((stored) => stored.request_id === requestId);
 }
 
 /**
@@ -137,22 +118,22 @@ async function justFlushed(stub: DurableObjectStub<AuditSink>): Promise<number> 
 }
 
 describe("AuditSink", () => {
-  it("writes every event appended within one interval in one D1 statement, in order", async () => {
+  it("writes every event appended within one interval in one R2 object, in order", async () => {
     const stub = shard();
     const lastAt = await justFlushed(stub);
     const requestId = crypto.randomUUID();
     for (let n = 0; n < 5; n++) expect(await stub.append(row(requestId, n))).toBe(true);
-    const { db, statements } = countingDb();
+    const { store, writes } = countingStore();
     const result = await runInDurableObject(stub, async (_instance: AuditSink, state) => {
       const alarm = await state.storage.getAlarm();
       expect(alarm).toBeGreaterThanOrEqual(lastAt + FLUSH_INTERVAL_MS);
       await state.storage.deleteAlarm();
-      return flushAuditRows(state.storage, db);
+      return flushAuditRows(state.storage, store);
     });
     expect(result).toMatchObject({ written: 5, pending: 0, failed: false, rejected: false });
-    expect(statements).toHaveLength(1);
+    expect(writes).toHaveLength(1);
     const stored = await storedRows(requestId);
-    expect(stored.map(({ id: _id, ...rest }) => rest)).toEqual([0, 1, 2, 3, 4].map((n) => row(requestId, n)));
+    expect(stored).toEqual([0, 1, 2, 3, 4].map((n) => row(requestId, n)));
   });
 
   it("flushes the first event of an idle shard at once, by its alarm", async () => {
@@ -165,7 +146,7 @@ describe("AuditSink", () => {
     else expect(await storedRows(requestId)).toHaveLength(1);
   });
 
-  it("keeps the events while D1 fails, retries later with back-off, and writes them once D1 answers", async () => {
+  it("keeps the events while R2 fails, retries later with back-off, and writes them once R2 answers", async () => {
     const stub = shard();
     await justFlushed(stub);
     const requestId = crypto.randomUUID();
@@ -174,7 +155,7 @@ describe("AuditSink", () => {
     const failed = await runInDurableObject(stub, async (_instance: AuditSink, state) => {
       await state.storage.deleteAlarm();
       const started = Date.now();
-      const result = await flushAuditRows(state.storage, failingDb);
+      const result = await flushAuditRows(state.storage, failingStore);
       // The failed try counts as the last write: the next waits the first back-off step (2 s) after it.
       expect(await state.storage.getAlarm()).toBeGreaterThanOrEqual(started + 2000);
       await state.storage.deleteAlarm();
@@ -186,32 +167,32 @@ describe("AuditSink", () => {
     expect(await storedRows(requestId)).toHaveLength(0);
 
     // The failed batch of 3 is halved: the retry writes 1 row, the next 2 (the batch doubles after a success).
-    expect((await flushOnce(stub, env.DB)).written).toBe(1);
-    expect(await flushOnce(stub, env.DB)).toMatchObject({ written: 2, pending: 0, failed: false });
+    expect((await flushOnce(stub, r2)).written).toBe(1);
+    expect(await flushOnce(stub, r2)).toMatchObject({ written: 2, pending: 0, failed: false });
     expect(await storedRows(requestId)).toHaveLength(3);
   });
 
-  it(`writes at most ${ROWS_PER_FLUSH} rows per statement and schedules the rest an interval later`, async () => {
+  it(`writes at most ${ROWS_PER_FLUSH} rows per write and schedules the rest an interval later`, async () => {
     const stub = shard();
     const requestId = crypto.randomUUID();
     await runInDurableObject(stub, (_instance: AuditSink, state) => {
       for (let n = 0; n < ROWS_PER_FLUSH + 20; n++)
         state.storage.sql.exec("INSERT INTO pending (row) VALUES (?)", JSON.stringify(row(requestId, n)));
     });
-    const { db, statements } = countingDb();
+    const { store, writes } = countingStore();
     const first = await runInDurableObject(stub, async (_instance: AuditSink, state) => {
       const started = Date.now();
-      const result = await flushAuditRows(state.storage, db);
+      const result = await flushAuditRows(state.storage, store);
       expect(await state.storage.getAlarm()).toBeGreaterThanOrEqual(started + FLUSH_INTERVAL_MS);
       await state.storage.deleteAlarm();
       return result;
     });
     expect(first).toMatchObject({ written: ROWS_PER_FLUSH, pending: 20, failed: false });
-    expect(statements).toHaveLength(1);
+    expect(writes).toHaveLength(1);
     expect(await storedRows(requestId)).toHaveLength(ROWS_PER_FLUSH);
   });
 
-  it(`keeps each statement's JSON under ${MAX_FLUSH_BYTES} bytes, however large the rows`, async () => {
+  it(`keeps each write under ${MAX_FLUSH_BYTES} bytes of JSON, however large the rows`, async () => {
     const stub = shard();
     const requestId = crypto.randomUUID();
     const large = (n: number): AuditRow => ({
@@ -225,56 +206,42 @@ describe("AuditSink", () => {
       for (let n = 0; n < count; n++)
         state.storage.sql.exec("INSERT INTO pending (row) VALUES (?)", JSON.stringify(large(n)));
     });
-    const bound: string[] = [];
-    const db = dbWatchingBinds((values) => bound.push(...values.map(String)));
+    const { store, writes } = countingStore();
     const result = await runInDurableObject(stub, async (_instance: AuditSink, state) => {
-      const flushed = await flushAuditRows(state.storage, db);
+      const flushed = await flushAuditRows(state.storage, store);
       await state.storage.deleteAlarm();
       return flushed;
     });
-    expect(bound).toHaveLength(1);
-    expect(bound[0]!.length).toBeLessThanOrEqual(MAX_FLUSH_BYTES);
+    expect(writes).toHaveLength(1);
+    expect(storedBytes(writes[0]!)).toBeLessThanOrEqual(MAX_FLUSH_BYTES);
     expect(result.written).toBeLessThan(count);
     expect(result.written + result.pending).toBe(count);
     expect(await storedRows(requestId)).toHaveLength(result.written);
   });
 
-  it(`counts UTF-8 bytes, not characters: non-ASCII rows stay under ${MAX_FLUSH_BYTES} bytes per statement`, async () => {
+  it(`counts UTF-8 bytes, not characters: non-ASCII rows stay under ${MAX_FLUSH_BYTES} bytes per write`, async () => {
     const stub = shard();
     const requestId = crypto.randomUUID();
     // 512 three-byte characters per user agent: ≈ 1.9 bytes of JSON per character.
     const wide = (n: number): AuditRow => ({ ...row(requestId, n), user_agent: "€".repeat(512) });
     const rowChars = JSON.stringify(wide(0)).length;
-    const count = Math.floor((MAX_FLUSH_BYTES - 2) / (rowChars + 1)) - 5;
+    const count = Math.floor(MAX_FLUSH_BYTES / (rowChars + 1)) - 5;
     expect(count * (rowChars + 1)).toBeLessThan(MAX_FLUSH_BYTES);
     await insertPending(
       stub,
       Array.from({ length: count }, (_, n) => wide(n)),
     );
-    const bound: string[] = [];
-    const db = new Proxy(env.DB, {
-      get(target, property) {
-        if (property === "prepare")
-          return (sql: string) => ({
-            bind: (...values: unknown[]) => {
-              bound.push(...values.map(String));
-              return target.prepare(sql).bind(...values);
-            },
-          });
-        const value: unknown = Reflect.get(target, property);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-    const result = await flushOnce(stub, db);
-    expect(bound).toHaveLength(1);
-    expect(new TextEncoder().encode(bound[0]).byteLength).toBeLessThanOrEqual(MAX_FLUSH_BYTES);
+    const { store, writes } = countingStore();
+    const result = await flushOnce(stub, store);
+    expect(writes).toHaveLength(1);
+    expect(storedBytes(writes[0]!)).toBeLessThanOrEqual(MAX_FLUSH_BYTES);
     expect(result.written).toBeGreaterThan(0);
     expect(result.written).toBeLessThan(count);
     expect(result.written + result.pending).toBe(count);
     expect(await storedRows(requestId)).toHaveLength(result.written);
   });
 
-  it("halves the batch after each failed try while D1 is down, sets nothing aside, and grows it back after", async () => {
+  it("halves the batch after each failed try while R2 is down, sets nothing aside, and grows it back after", async () => {
     const stub = shard();
     const requestId = crypto.randomUUID();
     await insertPending(
@@ -284,7 +251,7 @@ describe("AuditSink", () => {
     const errors = vi.spyOn(console, "error");
     const sizes: number[] = [];
     for (let attempt = 0; attempt < 3 + MAX_ROW_FAILURES + 2; attempt++) {
-      const result = await flushOnce(stub, failingDb);
+      const result = await flushOnce(stub, failingStore);
       expect(result).toMatchObject({ written: 0, pending: 8, failed: true, rejected: false });
       sizes.push(result.nextBatchRows);
     }
@@ -303,7 +270,7 @@ describe("AuditSink", () => {
 
     const written: number[] = [];
     for (let attempt = 0; attempt < 5; attempt++) {
-      const result = await flushOnce(stub, env.DB);
+      const result = await flushOnce(stub, r2);
       written.push(result.written);
       if (result.pending === 0) break;
     }
@@ -311,7 +278,7 @@ describe("AuditSink", () => {
     expect(await storedRows(requestId)).toHaveLength(8);
   });
 
-  it(`sets aside a row D1 refuses alone ${MAX_ROW_FAILURES} times, and the rows behind it flow`, async () => {
+  it(`sets aside a row the store refuses alone ${MAX_ROW_FAILURES} times, and the rows behind it flow`, async () => {
     const stub = shard();
     const requestId = crypto.randomUUID();
     const poison = `poison-${crypto.randomUUID()}`;
@@ -322,11 +289,11 @@ describe("AuditSink", () => {
       row(requestId, 3),
       row(requestId, 4),
     ]);
-    const db = refusingDb(poison);
+    const store = refusingStore(poison);
     const errors = vi.spyOn(console, "error");
     const results: FlushResult[] = [];
     for (let attempt = 0; attempt < 20; attempt++) {
-      const result = await flushOnce(stub, db);
+      const result = await flushOnce(stub, store);
       results.push(result);
       if (result.pending === 0) break;
     }
@@ -339,7 +306,7 @@ describe("AuditSink", () => {
     const [rejected, ...more] = await rejectedRows(stub);
     expect(more).toEqual([]);
     expect(JSON.parse(rejected!.row)).toEqual(row(poison, 2));
-    expect(rejected!.error).toContain("string or blob too big");
+    expect(rejected!.error).toContain("the batch was refused");
     const lines = errors.mock.calls
       .map(([line]) => String(line))
       .filter((line) => line.includes('"audit_row_rejected"'));
@@ -358,7 +325,7 @@ describe("AuditSink", () => {
     });
     await insertPending(stub, [row(poison, 0)]);
     const errors = vi.spyOn(console, "error");
-    expect(await flushOnce(stub, refusingDb(poison))).toMatchObject({ pending: 0, rejected: true });
+    expect(await flushOnce(stub, refusingStore(poison))).toMatchObject({ pending: 0, rejected: true });
     const lines = errors.mock.calls
       .map(([line]) => String(line))
       .filter((line) => line.includes('"audit_row_rejected"'));

@@ -1,13 +1,12 @@
-// Audit trail: D1 rows and JSON log lines for logins (and the token routes), never a password or token.
+// Audit trail: stored events and JSON log lines for logins (and the token routes), never a password or token.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { detailJson, MAX_DETAIL } from "../src/audit/trail";
-import { FLUSH_INTERVAL_MS } from "../src/audit/sink";
 import { createServices } from "../src/services";
 import { hashPassword } from "../src/credentials/password";
-import { auditRowsOf, postLogin, randomIp, inOneRateWindow, type AuditRow } from "./helpers";
+import { auditRowsOf, postLogin, randomIp, inOneRateWindow, storedAuditRows, type AuditRow } from "./helpers";
 import { postRefresh, postRevoke } from "./refresh-helpers";
 
 const USER_AGENT = "audit-test/1.0";
@@ -37,7 +36,7 @@ async function loginAudited(
   return { response, row: rows[0]!, rows };
 }
 
-describe("login events in audit_events", () => {
+describe("login events in the audit trail", () => {
   it("records a success with time, member, organisation, IP, user agent and request id", async () => {
     const { email, id } = await freshMember();
     const ip = randomIp();
@@ -70,7 +69,7 @@ describe("login events in audit_events", () => {
     expect(unknown.row).toMatchObject({ event: "login.failure", member_id: null, organisation_id: null });
     expect(JSON.parse(unknown.row.detail!)).toEqual({ reason: "invalid_credentials" });
 
-    const { results } = await env.DB.prepare("SELECT * FROM audit_events").all();
+    const results = await storedAuditRows();
     expect(JSON.stringify(results)).not.toContain(password);
     expect(JSON.stringify(results)).not.toContain(SEED_PASSWORD);
   });
@@ -88,7 +87,7 @@ describe("login events in audit_events", () => {
     expect(JSON.parse(refused.row.detail!)).toEqual({ reason: "suspended" });
   });
 
-  it("records rate-limited attempts, at most once a minute per limit key in D1 but every time in the log", async () => {
+  it("records rate-limited attempts, at most once a minute per limit key in the trail but every time in the log", async () => {
     const { email } = await freshMember();
     for (let i = 0; i < 5; i++) expect((await postLogin({ email, password: "wrong" })).status).toBe(401);
     const first = await loginAudited({ email, password: SEED_PASSWORD });
@@ -99,8 +98,8 @@ describe("login events in audit_events", () => {
     const second = await postLogin({ email, password: SEED_PASSWORD });
     expect(second.status).toBe(429);
     const requestId = second.headers.get("X-Request-Id")!;
-    // Long enough for the audit sink's shard to have written a row, had one been sent.
-    await new Promise((resolve) => setTimeout(resolve, FLUSH_INTERVAL_MS + 500));
+    // Long enough for the queue's consumer (no batch wait locally) to have written it, had one been sent.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(await auditRowsOf(requestId, 1, 0)).toHaveLength(0);
     const lines = log.mock.calls
       .map(([line]) => JSON.parse(String(line)))
@@ -158,7 +157,13 @@ describe("structured logs", () => {
 describe("the audit() API", () => {
   const event = { event: "revoke", outcome: "success", requestId: "", ip: "192.0.2.1" } as const;
 
-  it("never throws when the audit sink fails or refuses, and logs the failure", async () => {
+  const downQueue = {
+    send: async () => {
+      throw new Error("Queues are down");
+    },
+  } as unknown as Queue;
+
+  it("never throws when the queue and the audit sink fail or refuse, and logs the failure", async () => {
     const errors = vi.spyOn(console, "error");
     const broken = {
       idFromName: () => {
@@ -172,14 +177,31 @@ describe("the audit() API", () => {
     for (const sink of [broken, full]) {
       errors.mockClear();
       const ctx = createExecutionContext();
+      const bindings = { ...env, AUDIT_QUEUE_0: downQueue, AUDIT_QUEUE_1: downQueue, AUDIT_SINK: sink };
       expect(() =>
-        createServices({ ...env, AUDIT_SINK: sink }).audit.record(ctx, { ...event, requestId: crypto.randomUUID() }),
+        createServices(bindings).audit.record(ctx, { ...event, requestId: crypto.randomUUID() }),
       ).not.toThrow();
       await waitOnExecutionContext(ctx);
       expect(
         errors.mock.calls.map(([line]) => String(line)).some((line) => line.includes('"audit_write_failed"')),
       ).toBe(true);
     }
+  });
+
+  it("hands an event a queue refuses to its AuditSink shard, which writes it to R2", async () => {
+    const warnings = vi.spyOn(console, "warn");
+    const errors = vi.spyOn(console, "error");
+    const requestId = crypto.randomUUID();
+    const ctx = createExecutionContext();
+    createServices({ ...env, AUDIT_QUEUE_0: downQueue, AUDIT_QUEUE_1: downQueue }).audit.record(ctx, {
+      ...event,
+      requestId,
+    });
+    await waitOnExecutionContext(ctx);
+    const lines = warnings.mock.calls.map(([line]) => JSON.parse(String(line)));
+    expect(lines).toContainEqual(expect.objectContaining({ event: "audit_queue_failed", request_id: requestId }));
+    expect(errors.mock.calls.some(([line]) => String(line).includes('"audit_write_failed"'))).toBe(false);
+    expect(await auditRowsOf(requestId)).toEqual([expect.objectContaining({ event: "revoke", request_id: requestId })]);
   });
 
   it("redacts detail keys that look like credentials", async () => {
@@ -241,9 +263,7 @@ describe("token routes use the same trail", () => {
     expect(revoked.status).toBe(200);
     const [revokeRow] = await auditRowsOf(revoked.headers.get("X-Request-Id")!);
     expect(revokeRow).toMatchObject({ event: "revoke", member_id: id });
-    const { results } = await env.DB.prepare("SELECT detail FROM audit_events WHERE member_id = ?")
-      .bind(id)
-      .all<{ detail: string | null }>();
+    const results = (await storedAuditRows()).filter((row) => row.member_id === id).map((row) => row.detail);
     expect(JSON.stringify(results)).not.toContain(refresh_token!);
     expect(JSON.stringify(results)).not.toContain(login.refresh_token!);
   });

@@ -1,4 +1,4 @@
-// Fakes of the gateway's dependencies for the fault-injection tests: D1, KV, Durable Object namespaces and bindings that throw, hang or answer garbage.
+// Fakes of the gateway's dependencies for the fault-injection tests: D1, KV, R2, queues, Durable Object namespaces and bindings that throw, hang or answer garbage.
 import { env } from "cloudflare:workers";
 import type { Bindings } from "../src/config";
 import type { Services } from "../src/services";
@@ -111,6 +111,28 @@ export function faultyObjects<T extends Rpc.DurableObjectBranded | undefined>(
       );
     },
   } as unknown as DurableObjectNamespace<T>;
+}
+
+/** An audit queue whose sends throw, hang or (garbage) claim success while dropping the message. */
+export function faultyQueue(faults: FaultSwitch, real: Queue): Queue {
+  return {
+    send: (body: unknown, options?: QueueSendOptions) =>
+      failure(faults, "send", () => undefined) ?? real.send(body, options),
+    sendBatch: (messages: Iterable<MessageSendRequest>, options?: QueueSendBatchOptions) =>
+      failure(faults, "sendBatch", () => undefined) ?? real.sendBatch(messages, options),
+  } as unknown as Queue;
+}
+
+/** The audit bucket whose calls (selected by operation: `list`, `get`, `head`, `put`) throw, hang or answer garbage. */
+export function faultyR2(faults: FaultSwitch, real: R2Bucket = env.AUDIT_BUCKET): R2Bucket {
+  const garbage = () => ({ objects: [{ key: "events/x", customMetadata: { organisations: 5 } }], truncated: false });
+  return {
+    list: (options?: R2ListOptions) => failure(faults, "list", garbage) ?? real.list(options),
+    get: (key: string) => failure(faults, "get", () => ({ key, text: async () => "}{not json" })) ?? real.get(key),
+    head: (key: string) => failure(faults, "head", () => null) ?? real.head(key),
+    put: (key: string, value: string, options?: R2PutOptions) =>
+      failure(faults, "put", () => null) ?? real.put(key, value, options),
+  } as unknown as R2Bucket;
 }
 
 /** A rate-limiting binding that throws or hangs while `faults` is on, else allows everything. */

@@ -1,8 +1,12 @@
 // The failure policy (docs/operating.md § Failure policy) through the HTTP surface: D1, KV, the Durable Objects and the
 // bindings throwing, hanging past the bounded wait or answering garbage; 503 with Retry-After, never a 401, no half-writes.
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { consumeAuditBatch } from "../src/audit/consumer";
+import { Logger } from "../src/log";
 import { REVOCATION_LAYOUT } from "../src/revocation/record";
+import { createWorker } from "../src/worker";
 import {
   faultSwitch,
   faultyApp,
@@ -10,13 +14,17 @@ import {
   faultyKv,
   faultyMetrics,
   faultyObjects,
+  faultyQueue,
+  faultyR2,
   faultyRateLimit,
   type Fault,
+  type FaultSwitch,
 } from "./fault-fakes";
 import {
   adminRequest,
   auditRowsOf,
   fakeOrigin,
+  GATEWAY,
   fixedClaims,
   gateway,
   login,
@@ -462,5 +470,118 @@ describe("the admin routes", () => {
     await expectUnavailable(await adminTo(failing, "audit", {}), "d1");
     const stored = await env.DB.prepare("SELECT id FROM organisations WHERE identifier = ?").bind(identifier).first();
     expect(stored).toBeNull();
+  });
+});
+
+describe("the audit trail", () => {
+  /** Both audit queues behind one switch. */
+  const faultyQueues = (faults: FaultSwitch) => ({
+    AUDIT_QUEUE_0: faultyQueue(faults, env.AUDIT_QUEUE_0),
+    AUDIT_QUEUE_1: faultyQueue(faults, env.AUDIT_QUEUE_1),
+  });
+
+  it.each(FAULTS)(
+    "a queue that %s: the login answers before the trail's wait, and its event reaches R2 through the AuditSink buffer",
+    async (fault) => {
+      const warnings = vi.spyOn(console, "warn").mockImplementation(() => {});
+      const account = await newAccount();
+      const queues = faultSwitch(fault);
+      const bindings = { ...env, ...faultyQueues(queues) };
+      const app = faultyApp(bindings);
+      const ctx = createExecutionContext();
+      const started = Date.now();
+      const response = await createWorker({ servicesFor: () => app.services }).fetch(
+        new Request(`${GATEWAY}/authenticate`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ email: account.email, password: SEED_PASSWORD }),
+        }),
+        bindings,
+        ctx,
+      );
+      expect(response.status).toBe(200);
+      if (fault === "hangs") expect(Date.now() - started, "the request never waits on the trail").toBeLessThan(1000);
+      await waitOnExecutionContext(ctx);
+      expect(queues.failed).toBe(1);
+      const requestId = response.headers.get("X-Request-Id")!;
+      expect(warnings.mock.calls.map((call) => JSON.parse(String(call[0])))).toContainEqual(
+        expect.objectContaining({ event: "audit_queue_failed", request_id: requestId }),
+      );
+      expect(await auditRowsOf(requestId)).toEqual([
+        expect.objectContaining({ event: "login.success", member_id: account.memberId }),
+      ]);
+    },
+  );
+
+  it("the queue and the AuditSink both failing: 200, the event's JSON line is its only record", async () => {
+    const account = await newAccount();
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const app = faultyApp({
+      ...env,
+      ...faultyQueues(faultSwitch("throws")),
+      AUDIT_SINK: faultyObjects(faultSwitch("throws"), env.AUDIT_SINK),
+    });
+    const response = await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+    expect(response.status).toBe(200);
+    const requestId = response.headers.get("X-Request-Id")!;
+    expect(errorLines()).toContainEqual(
+      expect.objectContaining({ event: "audit_write_failed", request_id: requestId }),
+    );
+    const lines = log.mock.calls.map((call) => JSON.parse(String(call[0])));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ type: "audit", event: "login.success", request_id: requestId }),
+    );
+  });
+
+  it.each(FAULTS)(
+    "R2 that %s behind the queue: logins answer, nothing is acknowledged, and every event is written once R2 answers",
+    async (fault) => {
+      const account = await newAccount();
+      const sent: unknown[] = [];
+      const capturing = { send: async (body: unknown) => void sent.push(body) } as unknown as Queue;
+      const app = faultyApp({ ...env, AUDIT_QUEUE_0: capturing, AUDIT_QUEUE_1: capturing });
+      const response = await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD });
+      expect(response.status).toBe(200);
+      const requestId = response.headers.get("X-Request-Id")!;
+      expect(sent).toEqual([expect.objectContaining({ request_id: requestId })]);
+      const delivery = (attempts: number) => {
+        const ids: string[] = [];
+        const retried: string[] = [];
+        const messages = sent.map((body, n) => ({
+          id: `m${n}`,
+          timestamp: new Date(),
+          attempts,
+          body,
+          ack: () => ids.push(`m${n}`),
+          retry: () => retried.push(`m${n}`),
+        }));
+        return { batch: { queue: "gridgate-local-audit-0", messages } as unknown as MessageBatch, ids, retried };
+      };
+      const down = delivery(1);
+      const bucket = faultyR2(faultSwitch(fault));
+      await consumeAuditBatch(down.batch, { bucket, logger: new Logger(), waitMs: 500 });
+      expect(down).toMatchObject({ ids: [], retried: ["m0"] });
+      expect(await auditRowsOf(requestId, 1, 0)).toEqual([]);
+      const up = delivery(2);
+      await consumeAuditBatch(up.batch, { bucket: env.AUDIT_BUCKET, logger: new Logger() });
+      expect(up).toMatchObject({ ids: ["m0"], retried: [] });
+      expect(await auditRowsOf(requestId)).toEqual([expect.objectContaining({ event: "login.success" })]);
+    },
+  );
+
+  it.each(FAULTS)("R2 that %s for the audit reader: 503 (never a 500), nothing else affected", async (fault) => {
+    const path = "/authenticate/admin/audit";
+    const app = faultyApp({ ...env, AUDIT_BUCKET: faultyR2(faultSwitch(fault)) });
+    await expectUnavailable(await app.request(path, await adminRequest(path, {})), "r2");
+    const account = await newAccount();
+    expect((await app.post("/authenticate", { email: account.email, password: SEED_PASSWORD })).status).toBe(200);
+  });
+
+  it("R2 answering objects that are not the trail's: skipped, the reader answers 200", async () => {
+    const path = "/authenticate/admin/audit";
+    const app = faultyApp({ ...env, AUDIT_BUCKET: faultyR2(faultSwitch("garbage")) });
+    const response = await app.request(path, await adminRequest(path, {}));
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(await response.json()).toEqual({ events: [], next: null });
   });
 });

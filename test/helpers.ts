@@ -4,7 +4,7 @@ import { SignJWT } from "jose";
 import { expect, vi } from "vitest";
 import { SEED_PASSWORD } from "../scripts/seed-data";
 import { ADMIN_SIGNATURE_HEADER, signAdminRequest } from "../src/admin/signature";
-import type { AuditRow as SinkRow } from "../src/audit/sink";
+import { AUDIT_PREFIX, byPosition, parseAuditObject, type AuditRow } from "../src/audit/objects";
 
 /** Base URL the tests address the gateway by. */
 export const GATEWAY = "https://gateway.test";
@@ -152,21 +152,31 @@ export async function problem(response: Response): Promise<Record<string, any>> 
   return body;
 }
 
-/** An `audit_events` row as stored: the sink's row and its id. */
-export type AuditRow = SinkRow & { id: number };
+export type { AuditRow };
+
+/** Every event stored in the audit bucket (each copy), oldest first. */
+export async function storedAuditRows(bucket: R2Bucket = env.AUDIT_BUCKET): Promise<AuditRow[]> {
+  const rows: AuditRow[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ prefix: AUDIT_PREFIX, cursor });
+    for (const object of page.objects) rows.push(...parseAuditObject(await (await bucket.get(object.key))!.text()));
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return rows.sort(byPosition);
+}
 
 /**
- * The audit rows of one request, polled for up to `timeoutMs` (they reach D1 after the response, through an
- * `AuditSink` shard that writes at most once a second) until at least `atLeast` exist.
+ * The stored audit events of one request, oldest first, polled for up to `timeoutMs` (they reach R2 after the
+ * response, through a queue whose consumer writes a batch at least once a second locally) until at least `atLeast`
+ * exist.
  */
 export async function auditRowsOf(requestId: string, atLeast = 1, timeoutMs = 5000): Promise<AuditRow[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE request_id = ? ORDER BY id")
-      .bind(requestId)
-      .all<AuditRow>();
-    if (results.length >= atLeast || Date.now() > deadline) return results;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const rows = (await storedAuditRows()).filter((row) => row.request_id === requestId);
+    if (rows.length >= atLeast || Date.now() > deadline) return rows;
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 

@@ -1,5 +1,5 @@
 // The capacity model's check (docs/capacity.md § Checking the model): the gateway's own code in workerd, its local KV,
-// D1 and Durable Object bindings behind counting proxies, one isolate's slice of the target (TIMES the target with
+// D1, Durable Object and audit queue bindings behind counting proxies, one isolate's slice of the target (TIMES the target with
 // SCALE_SIM_TIMES) on a simulated clock, counts scaled back up, and the headroom of each store.
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -7,9 +7,11 @@ import { SignJWT } from "jose";
 import { expect, it, vi } from "vitest";
 import { createWorker } from "../../src/worker";
 import { hashPassword } from "../../src/credentials/password";
-import { AUDIT_SHARDS, FLUSH_INTERVAL_MS, ROWS_PER_FLUSH } from "../../src/audit/sink";
+import { AUDIT_PREFIX, parseAuditObject } from "../../src/audit/objects";
+import { AUDIT_QUEUE_BINDINGS } from "../../src/audit/queues";
 import { MAX_NAMED_BYTES, REVOCATION_LAYOUT } from "../../src/revocation/record";
 import { createServices } from "../../src/services";
+import { auditTrailFigures, auditTrailReport } from "./audit-trail";
 
 /** How many times the target the run stands for: `SCALE_SIM_TIMES` (vitest.scale.config.ts), 1 by default. */
 declare const __SCALE_SIM_TIMES__: string;
@@ -57,14 +59,13 @@ const MEASURED_SECONDS = 120;
 const WALL_CLOCK_LIMIT_MS = 120_000;
 /**
  * Estimated D1 work per statement (docs/capacity.md § 1): an indexed point read, a write, one feed page (an
- * index range of ≤ 500 rows), one audit statement inserting a batch of rows.
+ * index range of ≤ 500 rows).
  */
 const D1_READ_MS = 0.5;
 const D1_WRITE_MS = 2;
 const D1_FEED_PAGE_MS = 1;
 /** The plan gate's background re-read of ≈ 170 states in one query (0.5 ms plus ≈ 0.01 ms a row, an estimate). */
 const D1_BATCH_READ_MS = 2;
-const D1_AUDIT_BATCH_MS = 5;
 const FEED_QUERY = "select organisations by updated_at, removed_at";
 const BATCH_QUERY = "select organisations by identifier (many)";
 const FLOOD_TOKENS = 200;
@@ -176,11 +177,25 @@ class Counters {
     stats.requestsBySecond.set(this.second, (stats.requestsBySecond.get(this.second) ?? 0) + 1);
   }
 
+  /** Audit events sent to each queue in the measured window, their bytes, and every event of the run. */
+  readonly queueMessages = new Map<string, number>();
+  queueBytes = 0;
+  allQueueMessages = 0;
+
+  queueMessage(binding: string, body: unknown): void {
+    this.allQueueMessages++;
+    if (!this.measuring) return;
+    this.queueMessages.set(binding, (this.queueMessages.get(binding) ?? 0) + 1);
+    this.queueBytes += bytes(JSON.stringify(body));
+  }
+
   reset(): void {
     this.keys.clear();
     this.queries.clear();
     this.replicaQueries.clear();
     this.objects.clear();
+    this.queueMessages.clear();
+    this.queueBytes = 0;
   }
 }
 
@@ -320,6 +335,34 @@ function countingObjects(namespace: DurableObjectNamespace, binding: ObjectBindi
   });
 }
 
+/** An audit queue counting the events sent to it. */
+function countingQueue(queue: Queue, binding: string, counters: Counters): Queue {
+  return new Proxy(queue, {
+    get(target, property) {
+      if (property === "send")
+        return (body: unknown, options?: QueueSendOptions) => {
+          counters.queueMessage(binding, body);
+          return target.send(body, options);
+        };
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Distinct audit events stored in R2 (a redelivered one counts once). */
+async function auditEventsInR2(): Promise<number> {
+  const ids = new Set<string>();
+  let cursor: string | undefined;
+  do {
+    const page = await env.AUDIT_BUCKET.list({ prefix: AUDIT_PREFIX, cursor });
+    for (const object of page.objects)
+      for (const row of parseAuditObject(await (await env.AUDIT_BUCKET.get(object.key))!.text())) ids.add(row.id);
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return ids.size;
+}
+
 /** A small deterministic PRNG (mulberry32), so every run sends the same traffic. */
 function random(seed: number): () => number {
   let state = seed >>> 0;
@@ -342,9 +385,7 @@ const fmt = (value: number, digits = 1) => value.toLocaleString("en-GB", { maxim
 
 it("drives 1/SCALE of the target through the gateway and scales its storage use back up", async () => {
   const wallStart = Date.now();
-  const auditRowsInD1 = async () =>
-    (await env.DB.prepare("SELECT count(*) AS n FROM audit_events").first<{ n: number }>())?.n ?? 0;
-  const auditRowsBefore = await auditRowsInD1();
+  const auditEventsBefore = await auditEventsInR2();
   const counters = new Counters();
   const clock = { now: Date.now() };
   const simEnv = {
@@ -357,6 +398,7 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
         countingObjects(env[binding] as unknown as DurableObjectNamespace, binding, counters),
       ]),
     ),
+    ...Object.fromEntries(AUDIT_QUEUE_BINDINGS.map((name) => [name, countingQueue(env[name], name, counters)])),
   } as typeof env;
   let gateway = createServices(simEnv, { now: () => clock.now });
   const app = createWorker({ servicesFor: () => gateway });
@@ -663,6 +705,16 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   const measuredOutcomes = new Map(outcomes);
   const steadyObjects = [...counters.objects.values()];
   const steadyKeys = new Map(counters.keys);
+  // The audit events of the measured window: every isolate at the run's scale sends the same to the same queues.
+  const auditInWindow = [...counters.queueMessages.values()].reduce((a, b) => a + b, 0);
+  const audit = {
+    perQueue: AUDIT_QUEUE_BINDINGS.map(
+      (name) => ((counters.queueMessages.get(name) ?? 0) / measuredSeconds) * ISOLATES,
+    ),
+    eventBytes: counters.queueBytes / Math.max(1, auditInWindow),
+    times: TIMES,
+  };
+  const trail = auditTrailFigures(audit);
 
   // A flood of tokens naming random organisations at this isolate (counted on its own).
   counters.reset();
@@ -802,7 +854,7 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   say();
   say(
     `D1 statements (busy: seconds of work per second at ${D1_READ_MS} ms a read, ${D1_WRITE_MS} ms a write, ` +
-      `${D1_FEED_PAGE_MS} ms a feed page, ${D1_BATCH_READ_MS} ms a re-read of many, ${D1_AUDIT_BATCH_MS} ms an audit batch; ` +
+      `${D1_FEED_PAGE_MS} ms a feed page, ${D1_BATCH_READ_MS} ms a re-read of many; ` +
       `replica reads spread over ${D1_REPLICAS} replicas; feed polls × ${LOCATIONS} locations, the rest × ${fmt(ISOLATES)} isolates):`,
   );
   for (const [label, n] of [...steady.queries].sort((a, b) => b[1] - a[1])) {
@@ -813,18 +865,6 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
         `  busy ${fmt((rate * queryMs(label)) / 1000, 3).padStart(6)} s/s`,
     );
   }
-  // The audit sink's shards write with their own DB binding, on the wall clock: their D1 statements follow from the
-  // events each shard receives, at most one statement per shard per FLUSH_INTERVAL_MS.
-  const flushesPerShard = 1000 / FLUSH_INTERVAL_MS;
-  const shardRates = steadyObjects.filter((s) => s.binding === "AUDIT_SINK").map(objectRate);
-  const sinkStatements = shardRates.reduce((sum, rate) => sum + Math.min(rate, flushesPerShard), 0);
-  const sinkBacklog = shardRates.some((rate) => rate > ROWS_PER_FLUSH * flushesPerShard);
-  const auditBusy = (sinkStatements * D1_AUDIT_BATCH_MS) / 1000;
-  say(
-    `  ${`insert audit_events (${shardRates.length}/${AUDIT_SHARDS} AuditSink shards, ≤ 1/s each)`.padEnd(58)} ` +
-      `${fmt(sinkStatements, 0).padStart(8)} /s  primary  busy ${fmt(auditBusy, 3).padStart(6)} s/s` +
-      ` (${fmt(shardRates.reduce((a, b) => a + b, 0) / Math.max(1, sinkStatements), 0)} rows each${sinkBacklog ? "; backlog" : ""}; the audit trail, not counted below)`,
-  );
   // What the traffic here does not show, from the model: revocations (a read of the subjects' latest instants and a
   // write each, on the primary) and the plan gate's background re-reads (each state once an hour, ≈ 170 a query).
   const revocationWrites = REVOCATIONS_PER_SECOND * TIMES;
@@ -870,6 +910,8 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
   );
   say(`largest KV value read on the proxied path: ${largestProxiedKey.replace(/:[^:]*$/, ":…")}`);
   say(`busiest Durable Object: ${busiestObjectName}`);
+  say();
+  for (const line of auditTrailReport(audit)) say(line);
 
   // Headroom: how many times the target each store takes before its first limit (linear in the load measured here).
   const headroomOf = (stores: [string, number][]) =>
@@ -879,23 +921,25 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     ["D1 replicas", TIMES / load.perReplica],
     ["Durable Objects", (TIMES * DURABLE_OBJECT_SOFT_LIMIT) / Math.max(busiestShared, 1e-9)],
     ["revocation shards", (TIMES * MAX_NAMED_BYTES) / largestNamed],
+    ["audit queues", trail.headroom],
   ];
   const deployStores: [string, number][] = [
     ["D1 primary", TIMES / deploy.primary],
     ["D1 replicas", TIMES / deploy.perReplica],
+    ["audit queues", trail.headroom],
   ];
   say(`headroom by store (× the target): ${steadyStores.map(([name, n]) => `${name} ${fmt(n, 1)}`).join(", ")}`);
   say(`all-at-once deployment (× the target): ${deployStores.map(([name, n]) => `${name} ${fmt(n, 1)}`).join(", ")}`);
 
-  // Every audit event the gateway handed to the sink reaches D1 (the shards write on the wall clock, within ~1 s).
-  const auditSent = counters.allObjectRequests.get("AUDIT_SINK") ?? 0;
+  // Every audit event handed to a queue reaches R2 (the local consumer writes on the wall clock, at once).
+  const auditSent = counters.allQueueMessages;
   const auditDeadline = Date.now() + 10_000;
-  let auditWritten = await auditRowsInD1();
-  while (auditWritten - auditRowsBefore < auditSent && Date.now() < auditDeadline) {
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    auditWritten = await auditRowsInD1();
+  let auditWritten = (await auditEventsInR2()) - auditEventsBefore;
+  while (auditWritten < auditSent && Date.now() < auditDeadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    auditWritten = (await auditEventsInR2()) - auditEventsBefore;
   }
-  say(`audit sink: ${auditSent} events handed over in the whole run, ${auditWritten - auditRowsBefore} rows in D1`);
+  say(`audit queues: ${auditSent} events sent in the whole run, ${auditWritten} distinct events in R2`);
 
   for (const line of lines) console.log(`scale-sim ${line}`);
   const [steadyFirst, steadyHeadroom] = headroomOf(steadyStores);
@@ -904,11 +948,12 @@ it("drives 1/SCALE of the target through the gateway and scales its storage use 
     `scale-sim: at ${target}, max writes/s per KV key ${fmt(maxWritesPerKey)}, largest KV value read on the proxied path ` +
       `${fmt(largestProxiedRead / 1024)} KiB, D1 statements/s ${fmt(load.rate, 0).replaceAll(",", "")} ` +
       `(primary ${fmt(load.primary, 2)} s/s, each replica ${fmt(load.perReplica, 2)} s/s), ` +
-      `busiest Durable Object ${fmt(busiestObject, 0).replaceAll(",", "")} req/s; ` +
+      `busiest Durable Object ${fmt(busiestObject, 0).replaceAll(",", "")} req/s, ` +
+      `audit queues ${fmt(trail.busiest, 0).replaceAll(",", "")} msg/s each; ` +
       `headroom: ${fmt(Math.floor(steadyHeadroom * 10) / 10)}× (first to fill: ${steadyFirst}), ` +
-      `cold deploy: ${fmt(Math.floor(deployHeadroom * 10) / 10)}× (first to fill: ${deployFirst}); audit trail excluded`,
+      `cold deploy: ${fmt(Math.floor(deployHeadroom * 10) / 10)}× (first to fill: ${deployFirst})`,
   );
   expect(measuredOutcomes.get("proxied 200")).toBeGreaterThan(0);
   expect(outcomes.get("proxied 503") ?? 0, "no 503 while the new isolate starts").toBe(0);
-  expect(auditWritten - auditRowsBefore).toBe(auditSent);
+  expect(auditWritten).toBe(auditSent);
 });

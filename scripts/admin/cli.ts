@@ -40,7 +40,7 @@ const ROLES = "architect|builder|user|none";
 const PLANS = "free|professional|enterprise";
 /** Rows `audit` prints unless `--limit` says otherwise. */
 const DEFAULT_AUDIT_LIMIT = 50;
-/** Most rows one `audit` prints (`--limit`); export more with the D1 export (docs/operating.md § Audit trail). */
+/** Most rows one `audit` prints (`--limit`); export more by copying the R2 objects (docs/operating.md § Audit trail). */
 const MAX_AUDIT_LIMIT = 100_000;
 /** A `member:import` request's body stays this far under the gateway's body limit. */
 const IMPORT_BODY_BYTES = MAX_BODY_BYTES - 1024;
@@ -472,7 +472,7 @@ const COMMANDS: Record<string, Command> = {
         invocation.options.since === undefined ? undefined : parseSince(invocation.options.since, Date.now());
       const limit = positiveInteger("limit", invocation.options.limit, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT);
       const events: Record<string, any>[] = [];
-      let before: { at: number; id: number } | undefined;
+      let before: { at: number; id: string } | undefined;
       while (events.length < limit) {
         const answer = await invocation.call("audit", {
           org,
@@ -484,7 +484,7 @@ const COMMANDS: Record<string, Command> = {
         });
         events.push(...(answer.events as Record<string, any>[]));
         if (!answer.next) break;
-        before = answer.next as { at: number; id: number };
+        before = answer.next as { at: number; id: string };
       }
       if (invocation.flags.has("json")) return jsonLines(events);
       return table(

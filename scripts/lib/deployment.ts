@@ -15,6 +15,7 @@ import {
   type Bindings,
 } from "../../src/config";
 
+import { AUDIT_QUEUE_BINDINGS } from "../../src/audit/queues";
 import { API_LIMIT_WINDOW_SECONDS, limitBindingName } from "../../src/policy/limits";
 
 /** The repository's root directory (the CLIs run there). */
@@ -175,6 +176,38 @@ function rateLimitProblems(config: Unstable_Config, vars: Record<string, string>
   return problems;
 }
 
+/**
+ * The audit trail's pipeline: every `AUDIT_QUEUE_*` producer's queue consumed here with a dead-letter queue that is
+ * consumed too (else events wait until the queue's retention drops them), and the `AUDIT_BUCKET` bucket.
+ */
+function auditProblems(config: Unstable_Config): string[] {
+  const problems: string[] = [];
+  const consumers = new Map((config.queues.consumers ?? []).map((consumer) => [consumer.queue, consumer]));
+  for (const binding of AUDIT_QUEUE_BINDINGS) {
+    const queue = config.queues.producers?.find((producer) => producer.binding === binding)?.queue;
+    if (queue === undefined) {
+      problems.push(`no [[queues.producers]] binding ${binding}: its share of the audit events would go nowhere`);
+      continue;
+    }
+    const consumer = consumers.get(queue);
+    if (consumer === undefined) {
+      problems.push(
+        `queue ${queue} (${binding}) has no [[queues.consumers]] here: its audit events would never reach R2`,
+      );
+    } else if (consumer.dead_letter_queue === undefined) {
+      problems.push(`queue ${queue} has no dead_letter_queue: events still failing after max_retries would be dropped`);
+    } else if (!consumers.has(consumer.dead_letter_queue)) {
+      problems.push(
+        `dead-letter queue ${consumer.dead_letter_queue} has no [[queues.consumers]] here: its events would never reach R2`,
+      );
+    }
+  }
+  if (!config.r2_buckets.some((bucket) => bucket.binding === "AUDIT_BUCKET")) {
+    problems.push("no [[r2_buckets]] binding AUDIT_BUCKET: the audit trail's store");
+  }
+  return problems;
+}
+
 /** The environment's required secrets against the secrets file, each value checked by the gateway's own rules. */
 export function secretsProblems(config: Unstable_Config, file: string): string[] {
   const required = requiredSecrets(config);
@@ -210,7 +243,8 @@ export function secretsProblems(config: Unstable_Config, file: string): string[]
 /**
  * Everything that would make the environment deploy a broken gateway, one line each: placeholders left in,
  * no origin or a plain-http one, vars or `CORS_ORIGINS` the gateway refuses, rate-limit bindings that do not
- * enforce `API_RATE_LIMITS`, required secrets missing from (or invalid in) the secrets file. Empty: deployable.
+ * enforce `API_RATE_LIMITS`, an audit queue without its consumers or bucket, required secrets missing from (or
+ * invalid in) the secrets file. Empty: deployable.
  */
 export function deployProblems(config: Unstable_Config, file: string): string[] {
   const found = placeholders(
@@ -218,6 +252,8 @@ export function deployProblems(config: Unstable_Config, file: string): string[] 
       vars: config.vars,
       d1_databases: config.d1_databases,
       kv_namespaces: config.kv_namespaces,
+      r2_buckets: config.r2_buckets,
+      queues: config.queues,
       services: config.services,
       routes: config.routes,
       route: config.route,
@@ -238,6 +274,6 @@ export function deployProblems(config: Unstable_Config, file: string): string[] 
     if (!(error instanceof ConfigError)) throw error;
     problems.push(error.message);
   }
-  problems.push(...rateLimitProblems(config, vars), ...secretsProblems(config, file));
+  problems.push(...rateLimitProblems(config, vars), ...auditProblems(config), ...secretsProblems(config, file));
   return problems;
 }

@@ -163,6 +163,45 @@ describe("deploy:check", () => {
     });
   });
 
+  describe("the audit trail: each AUDIT_QUEUE_* consumed here, with a consumed dead-letter queue, and AUDIT_BUCKET", () => {
+    it("refuses a missing producer, a queue without its consumer, a consumer without a dead-letter queue", () => {
+      const noProducer = inStaging(
+        FILLED,
+        /\[\[env\.staging\.queues\.producers\]\]\nbinding = "AUDIT_QUEUE_1"[^[]*/,
+        "",
+      );
+      expect(problems(noProducer)).toEqual([
+        expect.stringMatching(/^no \[\[queues\.producers\]\] binding AUDIT_QUEUE_1/),
+      ]);
+      const noConsumer = inStaging(
+        FILLED,
+        /\[\[env\.staging\.queues\.consumers\]\]\nqueue = "gridgate-staging-audit-0"[^[]*/,
+        "",
+      );
+      expect(problems(noConsumer)).toEqual([
+        "queue gridgate-staging-audit-0 (AUDIT_QUEUE_0) has no [[queues.consumers]] here: its audit events would never reach R2",
+      ]);
+      const noDeadLetters = inStaging(FILLED, /dead_letter_queue = .*\n/, "");
+      expect(problems(noDeadLetters)).toEqual([
+        expect.stringMatching(/^queue gridgate-staging-audit-0 has no dead_letter_queue/),
+      ]);
+    });
+
+    it("refuses a dead-letter queue nobody consumes, and an environment without AUDIT_BUCKET", () => {
+      const unread = inStaging(
+        FILLED,
+        /\[\[env\.staging\.queues\.consumers\]\]\nqueue = "gridgate-staging-audit-dead"[^[]*/,
+        "",
+      );
+      expect(problems(unread)).toEqual([
+        expect.stringMatching(/^dead-letter queue gridgate-staging-audit-dead has no \[\[queues\.consumers\]\] here/),
+        expect.stringMatching(/^dead-letter queue gridgate-staging-audit-dead has no \[\[queues\.consumers\]\] here/),
+      ]);
+      const noBucket = inStaging(FILLED, /\[\[env\.staging\.r2_buckets\]\][^[]*/, "");
+      expect(problems(noBucket)).toEqual(["no [[r2_buckets]] binding AUDIT_BUCKET: the audit trail's store"]);
+    });
+  });
+
   describe("secrets", () => {
     const generated = () => readFileSync(secrets, "utf8");
 

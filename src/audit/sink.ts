@@ -1,55 +1,25 @@
-/** The `AuditSink` Durable Object: one shard of the audit buffer, flushed to D1 at most once a second. */
+/** The `AuditSink` Durable Object: one shard of the audit trail's fallback buffer, written to R2 at most once a second. */
 import { DurableObject } from "cloudflare:workers";
 import { fnv1a32 } from "../digest";
 import { Logger } from "../log";
+import { r2AuditStore, type AuditRow, type AuditStore } from "./objects";
 
-/** Shards (`audit-0` … `audit-15`): D1 sees at most this many audit writes a second (docs/capacity.md § 7). */
+/** Shards (`audit-0` … `audit-15`) taking the events a queue refused (docs/capacity.md § 8). */
 export const AUDIT_SHARDS = 16;
-/** A shard writes to D1 at most once per this interval; the first event of an idle shard is written at once. */
+/** A shard writes at most once per this interval; the first event of an idle shard is written at once. */
 export const FLUSH_INTERVAL_MS = 1000;
-/** Rows per D1 statement, at most, bound as one JSON text of at most {@link MAX_FLUSH_BYTES}. */
+/** Rows per write, at most, of at most {@link MAX_FLUSH_BYTES} in all. */
 export const ROWS_PER_FLUSH = 2000;
-/** UTF-8 bytes (not characters) of JSON per D1 statement, at most: half of D1's 2,000,000 bytes per string. */
+/** UTF-8 bytes (not characters) of JSON rows per write, at most. */
 export const MAX_FLUSH_BYTES = 1_000_000;
-/** Failed tries of a one-row batch, while D1 answers `SELECT 1`, before that row is set aside in `rejected`. */
+/** Failed tries of a one-row batch, while the store answers, before that row is set aside in `rejected`. */
 export const MAX_ROW_FAILURES = 5;
 /** Rows a shard keeps in `rejected`, at most; a row set aside beyond it is only logged. */
 export const MAX_REJECTED = 1000;
-/** Events a shard keeps while D1 refuses its writes (≈ 38 min at the target); past it new events are refused. */
+/** Events a shard keeps while the store refuses its writes; past it new events are refused. */
 export const MAX_PENDING = 100_000;
 const RETRY_BASE_MS = 2000;
 const RETRY_MAX_MS = 60_000;
-
-/** One `audit_events` row as the sink stores and writes it (already clipped and redacted by the caller). */
-export interface AuditRow {
-  at: number;
-  event: string;
-  outcome: "success" | "failure";
-  member_id: number | null;
-  organisation_id: number | null;
-  ip: string | null;
-  user_agent: string | null;
-  request_id: string;
-  trace_id: string | null;
-  detail: string | null;
-}
-
-const COLUMNS = [
-  "at",
-  "event",
-  "outcome",
-  "member_id",
-  "organisation_id",
-  "ip",
-  "user_agent",
-  "request_id",
-  "trace_id",
-  "detail",
-] as const satisfies readonly (keyof AuditRow)[];
-
-const INSERT_AUDIT_ROWS = `INSERT INTO audit_events (${COLUMNS.join(", ")}) SELECT ${COLUMNS.map(
-  (column) => `json_extract(value, '$.${column}')`,
-).join(", ")} FROM json_each(?1)`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS pending (
@@ -87,7 +57,7 @@ export interface FlushResult {
   rejected: boolean;
 }
 
-/** One shard: buffers events in SQLite; its alarm writes them to D1 at least once (docs/storage.md § AuditSink). */
+/** One shard: buffers events in SQLite; its alarm writes them to R2 at least once (docs/storage.md § AuditSink). */
 export class AuditSink extends DurableObject<Cloudflare.Env> {
   private flushing = false;
 
@@ -110,7 +80,7 @@ export class AuditSink extends DurableObject<Cloudflare.Env> {
     if (this.flushing) return;
     this.flushing = true;
     try {
-      await flushAuditRows(this.ctx.storage, this.env.DB);
+      await flushAuditRows(this.ctx.storage, r2AuditStore(this.env.AUDIT_BUCKET));
     } finally {
       this.flushing = false;
     }
@@ -144,16 +114,6 @@ function saveBatchState(storage: DurableObjectStorage, maxRows: number, rowFailu
   );
 }
 
-/** Whether `db` answers a trivial query: tells a row D1 refuses from D1 refusing everything. */
-async function answers(db: D1Database): Promise<boolean> {
-  try {
-    await db.prepare("SELECT 1").first();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function reject(storage: DurableObjectStorage, row: { id: number; row: string }, at: number, error: string): void {
   storage.sql.exec("DELETE FROM pending WHERE id = ?", row.id);
   const kept = storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM rejected").one().n < MAX_REJECTED;
@@ -179,11 +139,11 @@ function nextFlushAt(storage: DurableObjectStorage): number {
   return Math.max(Date.now(), lastAt + wait);
 }
 
-/** One flush of a shard into `db` (the alarm's work, exported for tests); schedules the next alarm if rows remain. */
-export async function flushAuditRows(storage: DurableObjectStorage, db: D1Database): Promise<FlushResult> {
+/** One flush of a shard into `store` (the alarm's work, exported for tests); schedules the next alarm if rows remain. */
+export async function flushAuditRows(storage: DurableObjectStorage, store: AuditStore): Promise<FlushResult> {
   const { maxRows, rowFailures } = batchState(storage);
   const rows: { id: number; row: string }[] = [];
-  let bytes = 2;
+  let bytes = 0;
   // SQLite measures each row's UTF-8 bytes: no encoding in JS.
   for (const row of storage.sql.exec<{ id: number; row: string; bytes: number }>(
     "SELECT id, row, length(CAST(row AS BLOB)) AS bytes FROM pending ORDER BY id LIMIT ?",
@@ -201,10 +161,7 @@ export async function flushAuditRows(storage: DurableObjectStorage, db: D1Databa
   if (rows.length > 0) {
     const startedAt = Date.now();
     try {
-      await db
-        .prepare(INSERT_AUDIT_ROWS)
-        .bind(`[${rows.map((row) => row.row).join(",")}]`)
-        .run();
+      await store.write(rows.map((row) => JSON.parse(row.row) as AuditRow));
       storage.sql.exec("DELETE FROM pending WHERE id <= ?", rows[rows.length - 1]!.id);
       storage.sql.exec("INSERT OR REPLACE INTO flushes (id, last_at, failures) VALUES (1, ?, 0)", startedAt);
       nextBatchRows = Math.min(ROWS_PER_FLUSH, maxRows * 2);
@@ -216,7 +173,7 @@ export async function flushAuditRows(storage: DurableObjectStorage, db: D1Databa
       let failuresNow = failures + 1;
       let rowFailuresNow = rowFailures;
       if (rows.length > 1) nextBatchRows = Math.max(1, Math.floor(rows.length / 2));
-      else if (await answers(db)) rowFailuresNow += 1;
+      else if (await store.answers()) rowFailuresNow += 1;
       if (rows.length === 1 && rowFailuresNow >= MAX_ROW_FAILURES) {
         reject(storage, rows[0]!, startedAt, String(error));
         rejected = true;

@@ -1,7 +1,12 @@
 /** Security audit trail: one structured event per login, refresh, revoke, secret change and operator action. */
+import { v7 as uuidv7 } from "uuid";
 import type { WaitUntil } from "../config";
-import { auditShardName, type AuditRow, type AuditSink } from "./sink";
+import { withinDeadline } from "../deadline";
+import { fnv1a32 } from "../digest";
 import type { Logger } from "../log";
+import { STORAGE_WAIT_MS } from "../storage/bounded";
+import type { AuditRow } from "./objects";
+import { auditShardName, type AuditSink } from "./sink";
 
 /** Every kind of event the gateway records: a member's own (logins, refreshes, revokes, API-made secrets) and operators' (admin routes). */
 export type AuditEventName =
@@ -70,7 +75,7 @@ export function requestFacts(request: Request, requestId: string, traceId?: stri
 }
 
 const MAX_TEXT = 512;
-/** Characters of `detail`'s JSON text in an `audit_events` row, at most. */
+/** Characters of `detail`'s JSON text in a stored event, at most. */
 export const MAX_DETAIL = 2 * MAX_TEXT;
 const SECRET_LOOKING_KEY = /password|secret|token|pepper/i;
 
@@ -124,14 +129,18 @@ export type AuditFields = Pick<AuditEvent, "event" | "outcome" | "memberId" | "o
 
 /** What an {@link AuditTrail} writes to. */
 export interface AuditTrailDeps {
+  queues: readonly Queue[];
+  /** The fallback buffer when a queue refuses or does not answer. */
   sink: DurableObjectNamespace<AuditSink>;
   logger: Logger;
   now: () => number;
+  /** Longest wait for the queue, then for the buffer (ms; default `STORAGE_WAIT_MS`). */
+  waitMs?: number;
 }
 
 /**
- * The audit trail: JSON log lines through the gateway's {@link Logger}, rows in D1 `audit_events`
- * written through the sharded `AuditSink` Durable Object, which batches them (docs/capacity.md § 8).
+ * The audit trail: JSON log lines through the gateway's {@link Logger}, and events sent to a queue whose consumer
+ * writes them to R2 (`consumer.ts`, `objects.ts`); a sharded `AuditSink` Durable Object takes what a queue refuses.
  */
 export class AuditTrail {
   constructor(private readonly deps: AuditTrailDeps) {}
@@ -153,18 +162,16 @@ export class AuditTrail {
   }
 
   /**
-   * Records `event`: one JSON log line now, and a row in D1 `audit_events` (`at` in ms since the epoch):
-   * the event goes to its `AuditSink` shard in the background (`waitUntil`), so it never slows the
-   * response, and the shard writes it to D1 within about a second. A failed or refused hand-over is
-   * logged (`audit_write_failed`) and never fails the request.
+   * Records `event`: one JSON log line now and, in the background (`waitUntil`, so it never slows the response),
+   * one message to an audit queue (`at` in ms since the epoch, a UUIDv7 `id`). A queue that refuses or does not
+   * answer within the wait is logged (`audit_queue_failed`) and the event goes to its `AuditSink` shard instead;
+   * one the shard cannot take either is logged (`audit_write_failed`). Neither ever fails the request.
    */
   record(ctx: WaitUntil, event: AuditEvent): void {
     const at = this.deps.now();
     this.log(event, at);
-    const write = Promise.resolve()
-      .then(() =>
-        this.deps.sink.get(this.deps.sink.idFromName(auditShardName(event.requestId))).append(auditRow(event, at)),
-      )
+    const row = auditRow(event, at);
+    const write = this.handOver(row)
       .then((accepted) => {
         if (!accepted) throw new Error("audit sink full");
       })
@@ -182,12 +189,27 @@ export class AuditTrail {
       // No execution context to extend: the write still runs, best effort.
     }
   }
+
+  /** Sends `row` to its queue, else appends it to its shard; true once either took it. */
+  private async handOver(row: AuditRow): Promise<boolean> {
+    const { queues, sink, logger } = this.deps;
+    const waitMs = this.deps.waitMs ?? STORAGE_WAIT_MS;
+    const hash = fnv1a32(row.request_id);
+    try {
+      await withinDeadline(() => queues[hash % queues.length]!.send(row, { contentType: "json" }), waitMs);
+      return true;
+    } catch (error) {
+      logger.warn("audit_queue_failed", { request_id: row.request_id, error: String(error) });
+    }
+    return withinDeadline(() => sink.get(sink.idFromName(auditShardName(row.request_id))).append(row), waitMs);
+  }
 }
 
-/** The `audit_events` row of `event`, clipped and redacted. */
+/** The stored form of `event`, clipped and redacted, with its own id. */
 function auditRow(event: AuditEvent, at: number): AuditRow {
   const detail = safeDetail(event.detail);
   return {
+    id: uuidv7(),
     at,
     event: event.event,
     outcome: event.outcome,

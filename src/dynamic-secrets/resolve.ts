@@ -70,7 +70,7 @@ export interface DynamicSecretsDeps {
 /** Dynamic secrets of one isolate: the sealing key and the staleness-bound caches of keys and members. */
 export class DynamicSecrets implements DynamicKeySource {
   private importedSealingKey: CryptoKey | undefined;
-  /** Sealed in KV, decrypted only here; empty ones cached too, D1 misses rationed (docs/capacity.md § 8). */
+  /** Sealed in KV, decrypted only here; empty ones cached too, D1 misses rationed (docs/security.md § Dynamic secrets). */
   private readonly organisationKeys: StalenessBoundCache<StoredOrganisation, OrganisationKeys>;
   private readonly memberStates: StalenessBoundCache<MemberState, MemberState>;
   private readonly missBudget: MissBudget;

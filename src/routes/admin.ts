@@ -574,6 +574,8 @@ route("secret/revoke", ["org", "kid"], async (c, body) => {
 });
 
 const EVENT_FILTER = /^[a-z][a-z0-9._-]{0,63}\*?$/;
+/** An event id (a UUIDv7), or empty in a `next` that resumes after a time. */
+const EVENT_ID = /^[0-9a-f-]{0,36}$/;
 
 route("audit", ["org", "member", "event", "since", "before", "limit"], async (c, body) => {
   const event = input.text(body, "event");
@@ -583,13 +585,12 @@ route("audit", ["org", "member", "event", "since", "before", "limit"], async (c,
   const before = body.before === undefined ? undefined : input.adminBody(body.before, ["at", "id"]);
   if (before !== undefined && (before.at === undefined || before.id === undefined))
     input.invalidInput("before must be the next of the previous page: {at, id}");
+  const beforeId = before === undefined ? undefined : input.text(before, "id");
+  if (beforeId !== undefined && !EVENT_ID.test(beforeId)) input.invalidInput("before.id must be an event id");
   const position =
     before === undefined
       ? undefined
-      : {
-          at: input.count(before, "at", 0, Number.MAX_SAFE_INTEGER, 0),
-          id: input.count(before, "id", 0, Number.MAX_SAFE_INTEGER, 0),
-        };
+      : { at: input.count(before, "at", 0, Number.MAX_SAFE_INTEGER, 0), id: beforeId ?? "" };
   const limit = input.count(body, "limit", 1, MAX_PAGE, 100);
   const member = body.member;
   if (member !== undefined && typeof member !== "string" && typeof member !== "number")
@@ -606,17 +607,12 @@ route("audit", ["org", "member", "event", "since", "before", "limit"], async (c,
       throw new GatewayError("not_found", `No member ${memberIdentifier}; a deleted member is found by its id.`);
     resolvedMemberId = found.id;
   }
-  const events = await readAuditEvents(services.db, {
-    organisationId: organisation?.id,
-    memberId: resolvedMemberId,
-    event,
-    since,
-    before: position,
-    limit,
-  });
-  const last = events.at(-1);
+  const { events, next } = await readAuditEvents(
+    { bucket: services.auditBucket, db: services.db },
+    { organisationId: organisation?.id, memberId: resolvedMemberId, event, since, before: position, limit },
+  );
   return {
-    answer: { events, next: events.length === limit && last ? { at: last.at, id: last.id } : null },
+    answer: { events, next },
     events: [
       {
         event: "audit.read",

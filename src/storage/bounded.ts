@@ -72,6 +72,22 @@ export function boundedKv(kv: KVNamespace, calls: StorageCalls): KVNamespace {
   return bounded as unknown as KVNamespace;
 }
 
+/** `bucket` whose reads (list, get with its body, head) answer within the bound or fail as 503. */
+export function boundedR2(bucket: R2Bucket, calls: StorageCalls): R2Bucket {
+  const bounded = {
+    list: (options?: R2ListOptions) => calls.run("r2", () => bucket.list(options)),
+    head: (key: string) => calls.run("r2", () => bucket.head(key)),
+    get: (key: string) =>
+      calls.run("r2", async () => {
+        const object = await bucket.get(key);
+        if (!object) return null;
+        const text = await object.text();
+        return { key: object.key, text: () => Promise.resolve(text) };
+      }),
+  };
+  return bounded as unknown as R2Bucket;
+}
+
 /** `namespace` whose stubs' method calls (never properties) answer within the bound or fail as 503. */
 export function boundedObjects<T extends Rpc.DurableObjectBranded | undefined>(
   namespace: DurableObjectNamespace<T>,

@@ -100,26 +100,6 @@ export const dynamicSecrets = sqliteTable(
   (table) => [index("dynamic_secrets_organisation").on(table.organisationId)],
 );
 
-/** Security-relevant events; never a password or a token. */
-export const auditEvents = sqliteTable(
-  "audit_events",
-  {
-    id: integer("id").primaryKey({ autoIncrement: true }),
-    at: integer("at", { mode: "number" }).notNull(),
-    event: text("event").notNull(),
-    outcome: text("outcome", { enum: ["success", "failure"] }).notNull(),
-    memberId: integer("member_id"),
-    organisationId: integer("organisation_id"),
-    ip: text("ip"),
-    userAgent: text("user_agent"),
-    requestId: text("request_id").notNull(),
-    /** The request's W3C trace id; null on rows written before it was recorded. */
-    traceId: text("trace_id"),
-    detail: text("detail"),
-  },
-  (table) => [index("audit_events_at").on(table.at), index("audit_events_member").on(table.memberId)],
-);
-
 /**
  * An organisation's OpenID Connect connection (single sign-on): the identity provider's issuer, this gateway's
  * client there (the secret AES-GCM sealed under `SECRETS_KEY`), and whether passwords are refused.
