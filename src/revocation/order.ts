@@ -1,4 +1,5 @@
 /** The one ordering rule of revocations and issues, in milliseconds on one timeline (docs/security.md § Revocation). */
+import { v7 as uuidv7 } from "uuid";
 import type { AccessClaims } from "../tokens/claims";
 
 /** An instant: milliseconds since the epoch. */
@@ -22,24 +23,9 @@ export function issueInstant(now: Instant, ...revokedAt: (Instant | null | undef
   return instant;
 }
 
-const HEX = "0123456789abcdef";
-
 /** A token id that carries its issue instant: an RFC 9562 UUIDv7 (48-bit millisecond timestamp, 74 random bits). */
 export function tokenIdAt(instant: Instant): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  let time = instant;
-  for (let i = 5; i >= 0; i--) {
-    bytes[i] = time % 256;
-    time = Math.floor(time / 256);
-  }
-  bytes[6] = 0x70 | (bytes[6]! & 0x0f);
-  bytes[8] = 0x80 | (bytes[8]! & 0x3f);
-  let id = "";
-  bytes.forEach((byte, i) => {
-    if (i === 4 || i === 6 || i === 8 || i === 10) id += "-";
-    id += HEX[byte >> 4]! + HEX[byte & 15]!;
-  });
-  return id;
+  return uuidv7({ msecs: instant });
 }
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
