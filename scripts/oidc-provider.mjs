@@ -152,6 +152,12 @@ export async function startOidcProvider({
         .setProtectedHeader({ alg: "HS256", typ: "JWT", kid: keys[0].kid })
         .sign(new TextEncoder().encode(secrets.get(clientId)));
     }
+    if (how === "published-kid-other-key") {
+      const other = await signingKey();
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: "RS256", kid: keys[0].kid })
+        .sign(await importJWK(other, "RS256"));
+    }
     const jwk = how === "unknown-key" ? await signingKey() : keys[0];
     return new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: jwk.kid }).sign(await importJWK(jwk, "RS256"));
   }

@@ -30,7 +30,7 @@ export async function connectSso(
 /** Tells the provider what to do to the next token response of `client` (claims, signature, or no answer at all). */
 export async function nextTokenResponse(change: {
   claims?: Record<string, unknown>;
-  sign?: "unknown-key" | "none" | "hs256-client-secret";
+  sign?: "unknown-key" | "published-kid-other-key" | "none" | "hs256-client-secret";
   hang?: boolean;
   client?: string;
 }): Promise<void> {

@@ -334,6 +334,11 @@ describe("the code and the ID token", () => {
       { sign: "unknown-key" },
       /JWKSNoMatchingKey|no applicable key/i,
     ],
+    [
+      "an ID token naming a published kid but signed by another key",
+      { sign: "published-kid-other-key" },
+      /signature verification failed/i,
+    ],
     ["an unsigned ID token (alg none)", { sign: "none" }, /alg|none|unsupported/i],
     ["an ID token signed HS256 with the client secret", { sign: "hs256-client-secret" }, /alg|HS256|unexpected/i],
     ["an ID token from another issuer", { claims: { iss: "https://evil.example" } }, /iss/],

@@ -1,5 +1,5 @@
 /** Verification of bcrypt hashes imported from the origin database ($2a$, $2b$, $2y$). */
-import bcrypt from "bcryptjs";
+import { compare } from "bcryptjs";
 import type { Logger } from "../log";
 
 const BCRYPT_MAX_PASSWORD_BYTES = 72;
@@ -28,6 +28,6 @@ export async function verifyBcrypt(password: string, stored: string, log: Logger
     return false;
   }
   const fits = encoder.encode(password).byteLength <= BCRYPT_MAX_PASSWORD_BYTES;
-  const equal = await bcrypt.compare(password, stored);
+  const equal = await compare(password, stored);
   return fits && equal;
 }

@@ -1,5 +1,6 @@
 /** `/authenticate/admin/…`: the `npm run admin` commands as signed requests (docs/operating.md § Admin commands). */
-import { Hono, type Context } from "hono";
+import type { Context } from "hono";
+import { Hono } from "hono/tiny";
 import { ADMIN_SIGNATURE_HEADER, verifyAdminRequest } from "../admin/signature";
 import * as input from "../admin/inputs";
 import { readAuditEvents } from "../audit/read";

@@ -1,5 +1,5 @@
 /** The gateway's own routes as one Hono app: `/health`, `/openapi.json`, `/.well-known/jwks.json`, `/authenticate…`. */
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import type { Bindings } from "../config";
 import { GatewayError } from "../gateway-error";
 import { methodNotAllowed } from "../http/problem";

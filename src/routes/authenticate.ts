@@ -1,5 +1,5 @@
 /** `/authenticate`: password login issuing access tokens; the token-lifecycle routes mount here too. */
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import { requestFacts } from "../audit/trail";
 import { refusal } from "../gateway-error";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";

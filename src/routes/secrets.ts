@@ -1,5 +1,6 @@
 /** `/authenticate/secrets`: an architect creates, lists and revokes the organisation's dynamic secrets. */
-import { Hono, type Context } from "hono";
+import type { Context } from "hono";
+import { Hono } from "hono/tiny";
 import type { AuditEventName } from "../audit/trail";
 import type { AppEnv } from "./middleware";
 import { GatewayError, refusal } from "../gateway-error";

@@ -1,5 +1,6 @@
 /** `/authenticate/sso/start` and `/authenticate/sso/callback`: single sign-on with an organisation's OpenID Provider. */
-import { Hono, type Context } from "hono";
+import type { Context } from "hono";
+import { Hono } from "hono/tiny";
 import { requestFacts } from "../audit/trail";
 import type { AppEnv } from "./middleware";
 import { GatewayError } from "../gateway-error";

@@ -1,5 +1,5 @@
 /** `/authenticate/refresh` and `/authenticate/revoke`: the refresh half of the token lifecycle. */
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import { allowedOriginOf, type AppEnv } from "./middleware";
 import { GatewayError, refusal } from "../gateway-error";
 import { auditRequest } from "./audit";

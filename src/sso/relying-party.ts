@@ -1,5 +1,4 @@
-/** The OpenID Connect relying party: `oauth4webapi` for the protocol, `jose` for the ID token's signature. */
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+/** The OpenID Connect relying party, on `oauth4webapi`: discovery, the code flow, the ID token and its signature. */
 import * as oauth from "oauth4webapi";
 import { LruCache } from "../cache/lru";
 import { DeadlineExceeded, withinDeadline } from "../deadline";
@@ -8,9 +7,6 @@ import { SsoFailure, type SsoErrorCode } from "./failure";
 /** Longest the gateway waits for one call to an identity provider (discovery, token, JWKS), ms. */
 const IDP_WAIT_MS = 5_000;
 const DISCOVERY_TTL_MS = 3_600_000;
-const JWKS_MAX_AGE_MS = 600_000;
-/** Signature algorithms an ID token may use: asymmetric only (an HS256 token keyed with the client secret is refused). */
-const ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 const SCOPE = "openid email";
 const CONNECTIONS_LIMIT = 1_000;
 
@@ -39,7 +35,7 @@ export interface CallbackInput {
 }
 
 /** The verified ID token claims the gateway reads. */
-export type IdTokenClaims = JWTPayload & { email?: unknown; email_verified?: unknown; xms_edov?: unknown };
+export type IdTokenClaims = oauth.IDToken & { email?: unknown; email_verified?: unknown; xms_edov?: unknown };
 
 /** http is allowed for an issuer on loopback only (the local provider of `npm run dev` and the tests). */
 function onLoopback(url: URL): boolean {
@@ -56,31 +52,37 @@ function unavailable(stage: string, cause: unknown): SsoFailure {
   );
 }
 
-/**
- * A transport failure, a wait that ran out, or a key set that did not come as a 200 JSON answer (jose's generic
- * error, thrown only there): the provider is down or slow, nothing was decided.
- */
+/** A transport failure or a wait that ran out: the provider is down or slow, nothing was decided. */
 function isTransportFailure(error: unknown): boolean {
   return (
     error instanceof DeadlineExceeded ||
-    error instanceof joseErrors.JWKSTimeout ||
-    (error instanceof joseErrors.JOSEError && error.code === "ERR_JOSE_GENERIC") ||
     (error instanceof Error &&
       (error.name === "AbortError" || error.name === "TimeoutError" || error instanceof TypeError))
   );
 }
 
+/** A key set that does not come as a 200 JSON answer is a provider that is down, not a refused ID token. */
+async function fetchKeySet(url: string, init?: RequestInit): Promise<Response> {
+  const response = await fetch(url, init);
+  if (response.status !== 200) throw new TypeError(`key set answered ${response.status}`);
+  const body = await response.text();
+  try {
+    JSON.parse(body);
+  } catch {
+    throw new TypeError("key set is not JSON");
+  }
+  return new Response(body, response);
+}
+
 /** The relying party of one isolate: its caches outlive requests, its calls do not. */
 export class RelyingParty {
   private readonly discovered: LruCache<string, oauth.AuthorizationServer>;
-  private readonly keySets: LruCache<string, ReturnType<typeof createRemoteJWKSet>>;
 
   private readonly waitMs: number;
 
   constructor({ waitMs = IDP_WAIT_MS, now = () => Date.now() }: { waitMs?: number; now?: () => number } = {}) {
     this.waitMs = waitMs;
     this.discovered = new LruCache({ maxEntries: CONNECTIONS_LIMIT, ttlMs: DISCOVERY_TTL_MS, now });
-    this.keySets = new LruCache({ maxEntries: CONNECTIONS_LIMIT });
   }
 
   private async call<T>(stage: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -163,7 +165,7 @@ export class RelyingParty {
       throw new SsoFailure("response_invalid", "access_denied", "The sign-in response was not valid.", String(error));
     }
     const issuer = new URL(client.issuer);
-    const idToken = await this.call("token", async (signal) => {
+    const { response, claims } = await this.call("token", async (signal) => {
       const response = await oauth.authorizationCodeGrantRequest(
         server,
         oauthClient,
@@ -174,12 +176,12 @@ export class RelyingParty {
         this.options(issuer, signal),
       );
       if (response.status >= 500) throw new TypeError(`token endpoint answered ${response.status}`);
-      let result: oauth.TokenEndpointResponse;
       try {
-        result = await oauth.processAuthorizationCodeResponse(server, oauthClient, response, {
+        const result = await oauth.processAuthorizationCodeResponse(server, oauthClient, response, {
           expectedNonce: input.nonce,
           requireIdToken: true,
         });
+        return { response, claims: oauth.getValidatedIdTokenClaims(result) as IdTokenClaims };
       } catch (error) {
         if (error instanceof oauth.ResponseBodyError)
           throw new SsoFailure(
@@ -191,37 +193,37 @@ export class RelyingParty {
         if (isTransportFailure(error)) throw error;
         throw idTokenInvalid(error);
       }
-      return result.id_token!;
     });
-    return this.call("jwks", async () => {
+    await this.call("jwks", async (signal) => {
       try {
-        const { payload } = await jwtVerify(idToken, this.keySet(server), {
-          algorithms: ID_TOKEN_ALGORITHMS,
-          issuer: client.issuer,
-          audience: client.clientId,
-        });
-        return payload as IdTokenClaims;
+        await this.verifySignature(client.issuer, server, response, signal);
       } catch (error) {
         if (isTransportFailure(error)) throw error;
         throw idTokenInvalid(error);
       }
     });
+    return claims;
   }
 
-  /** The provider's JWKS, fetched again at once for an unknown `kid` (docs/security.md § Single sign-on). */
-  private keySet(server: oauth.AuthorizationServer): ReturnType<typeof createRemoteJWKSet> {
-    const uri = server.jwks_uri;
-    if (!uri) throw idTokenInvalid(new Error("the provider publishes no jwks_uri"));
-    let keys = this.keySets.get(uri);
-    if (!keys) {
-      keys = createRemoteJWKSet(new URL(uri), {
-        cacheMaxAge: JWKS_MAX_AGE_MS,
-        cooldownDuration: 0,
-        timeoutDuration: this.waitMs,
-      });
-      this.keySets.set(uri, keys);
+  /**
+   * Checks the ID token's signature against the provider's JWKS (asymmetric algorithms only), which oauth4webapi
+   * keeps five minutes; an unknown `kid` fetches it again at once, under a fresh copy of the metadata it is cached by.
+   */
+  private async verifySignature(
+    issuer: string,
+    server: oauth.AuthorizationServer,
+    response: Response,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const options = { ...this.options(new URL(issuer), signal), [oauth.customFetch]: fetchKeySet };
+    try {
+      await oauth.validateApplicationLevelSignature(server, response, options);
+    } catch (error) {
+      if (!(error instanceof oauth.OperationProcessingError && error.code === oauth.KEY_SELECTION)) throw error;
+      const refreshed = { ...server };
+      await oauth.validateApplicationLevelSignature(refreshed, response, options);
+      this.discovered.set(issuer, refreshed);
     }
-    return keys;
   }
 }
 

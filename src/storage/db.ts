@@ -4,15 +4,14 @@ import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { unavailable } from "../gateway-error";
 import { boundedD1, type StorageCalls } from "./bounded";
 import { members, organisations, ssoConnections, type Member, type Organisation } from "./schema";
-import * as schema from "./schema";
 import { checkedRows, isLoginMembership } from "./rows";
 
 /** A drizzle handle over the `DB` binding. */
-export type Database = DrizzleD1Database<typeof schema>;
+export type Database = DrizzleD1Database;
 
 /** A drizzle handle over a D1 binding or session. */
 export function database(d1: D1Database): Database {
-  return drizzle(d1, { schema });
+  return drizzle(d1);
 }
 
 /** A D1 session: its drizzle handle, and the bookmark of the latest database state it read or wrote. */
