@@ -4,6 +4,7 @@ import { normalizeDomain, normalizeEmail } from "../credentials/email";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import { GatewayError } from "../gateway-error";
 import { MEMBER_ROLES, ROLE_POLICY } from "../policy/scopes";
+import type { MemberRole } from "../storage/schema";
 import { isIdentifier } from "../tokens/claims";
 
 /** Plans an organisation can be on; which of them may use the API is `API_PLANS` (wrangler.toml). */
@@ -11,8 +12,8 @@ const KNOWN_PLANS = ["free", "professional", "enterprise"] as const;
 /** Shortest password `member:create` and `member:password` accept. */
 const MIN_PASSWORD_LENGTH = 12;
 
-/** A member role, or null for a member with granular scopes only. */
-export type MemberRole = (typeof MEMBER_ROLES)[number] | null;
+/** What {@link role} returns; member rows hold it (storage/schema.ts). */
+export type { MemberRole };
 
 /** A parsed JSON body whose fields are read one by one. */
 export type AdminBody = Readonly<Record<string, unknown>>;

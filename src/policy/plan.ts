@@ -1,7 +1,7 @@
 /** The plan gate: only active organisations on an API plan pass; state cached per isolate ≤ 60 s stale, kept fresh by one change feed. */
 import { LruCache } from "../cache/lru";
-import type { ConfigSource, WaitUntil } from "../config";
-import { refusal, unavailable } from "../gateway-error";
+import { ConfigError, type ConfigSource, type WaitUntil } from "../config";
+import { GatewayError, refusal, unavailable } from "../gateway-error";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
 import {
@@ -112,12 +112,16 @@ export class PlanGate {
   constructor(private readonly deps: PlanGateDeps) {}
 
   /**
-   * Throws `plan_not_eligible` unless the organisation is active and on an API plan; returns the plan. `origin`:
-   * the request's, which the location copy's keys use.
+   * The plan of an active organisation on an API plan; 403 `plan_not_eligible` otherwise, 503 when D1 cannot answer.
+   * `url`: the request's (the location copy keys by its origin).
    */
-  async requireEligible(ctx: WaitUntil, identifier: string, origin?: string): Promise<string> {
-    if (origin !== undefined) this.deps.location?.useOrigin(origin);
-    return this.eligiblePlan(this.freshlyKnown(ctx, identifier) ?? (await this.known(ctx, identifier)));
+  async requireEligible(ctx: WaitUntil, identifier: string, url: string): Promise<string> {
+    try {
+      this.deps.location?.useOrigin(new URL(url).origin);
+      return this.eligiblePlan(this.freshlyKnown(ctx, identifier) ?? (await this.known(ctx, identifier)));
+    } catch (error) {
+      throw gateFailure(error);
+    }
   }
 
   /**
@@ -125,8 +129,12 @@ export class PlanGate {
    * (almost every request); undefined when only a D1 read or a poll can tell.
    */
   eligiblePlanNow(ctx: WaitUntil, identifier: string): string | undefined {
-    const known = this.freshlyKnown(ctx, identifier);
-    return known && this.eligiblePlan(known);
+    try {
+      const known = this.freshlyKnown(ctx, identifier);
+      return known && this.eligiblePlan(known);
+    } catch (error) {
+      throw gateFailure(error);
+    }
   }
 
   private eligiblePlan({ state }: KnownOrganisation): string {
@@ -411,6 +419,11 @@ export class PlanGate {
       clearTimeout(timer);
     }
   }
+}
+
+/** A failure of the gate as the request's answer: a refusal or misconfiguration as it is, anything else a 503. */
+function gateFailure(error: unknown): unknown {
+  return error instanceof GatewayError || error instanceof ConfigError ? error : unavailable("d1", String(error));
 }
 
 const changeOf = ([identifier, plan, status, changedAt]: LocationChange): OrganisationChange => ({

@@ -12,9 +12,8 @@ import {
 } from "./record";
 import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
-import { issuedAtOf, revokedBy, type Instant } from "./order";
+import { issuedAtOf, revokedBy, type Instant, type IssuedToken } from "./order";
 import { STORAGE_WAIT_MS } from "../storage/bounded";
-import type { AccessClaims } from "../tokens/claims";
 
 /** From this age on, a request starts a background re-read (ms). */
 export const REVOCATIONS_REFRESH_MS = 19_000;
@@ -108,6 +107,13 @@ class ShardCopy {
   }
 }
 
+/** What {@link RevocationList.isRevoked} reads of an access token's claims. */
+export interface RevocableToken extends IssuedToken {
+  secretType: "fixed" | "dynamic";
+  memberEntityId?: number;
+  organisationEntityIdentifier: string;
+}
+
 /** What a {@link RevocationList} reads and calls. */
 export interface RevocationListDeps {
   kv: KVNamespace;
@@ -178,7 +184,7 @@ export class RevocationList {
    * sign a fresh one at any time, so an issue time proves nothing about them: they are held by their live
    * checks instead (member active, plan, the secret not revoked; each ≤ 60 s).
    */
-  isRevoked(claims: AccessClaims): boolean {
+  isRevoked(claims: RevocableToken): boolean {
     if (claims.secretType !== "fixed" || this.empty) return false;
     const member = claims.memberEntityId;
     const organisation = claims.organisationEntityIdentifier;

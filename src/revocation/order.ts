@@ -1,9 +1,14 @@
 /** The one ordering rule of revocations and issues, in milliseconds on one timeline (docs/security.md § Revocation). */
 import { v7 as uuidv7 } from "uuid";
-import type { AccessClaims } from "../tokens/claims";
 
 /** An instant: milliseconds since the epoch. */
 export type Instant = number;
+
+/** The claims of a token that say when it was issued: `iat` (seconds) and, for the gateway's own, a UUIDv7 `jti`. */
+export interface IssuedToken {
+  iat?: number;
+  jti?: string;
+}
 
 /**
  * The rule: a revocation at `revokedAt` refuses whatever was issued at or before it. `null`/`undefined`: never
@@ -35,8 +40,7 @@ const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f
  * start of its `iat` second (tokens with another `jti`, e.g. from before the `jti` carried it: refused by every
  * revocation in or after their second, as before).
  */
-export function issuedAtOf(claims: Pick<AccessClaims, "iat" | "jti">): Instant {
-  const { iat, jti } = claims;
+export function issuedAtOf({ iat, jti }: IssuedToken): Instant {
   if (iat === undefined) return Number.NEGATIVE_INFINITY;
   const second = iat * 1000;
   if (jti === undefined || !UUID_V7.test(jti)) return second;

@@ -1,8 +1,7 @@
 /** D1 queries behind the admin routes: organisations and members as operators create, list and change them. */
 import { and, asc, eq, gt, inArray, or, sql } from "drizzle-orm";
-import type { MemberRole } from "../admin/inputs";
 import type { Database } from "./db";
-import { members, organisations } from "./schema";
+import { members, organisations, type MemberRole } from "./schema";
 
 /** An organisation as an operator sees it. */
 export interface OrganisationRow {

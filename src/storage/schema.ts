@@ -155,3 +155,5 @@ export const ssoStates = sqliteTable(
 
 export type Organisation = typeof organisations.$inferSelect;
 export type Member = typeof members.$inferSelect;
+/** A member role, or null for a member with granular scopes only. */
+export type MemberRole = Member["role"];
