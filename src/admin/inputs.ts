@@ -117,10 +117,7 @@ export function role(name: string, raw: string | undefined, allowEmpty = false):
   return value as MemberRole;
 }
 
-/**
- * Extra granular scopes (`getGrids`, `grids`, …), space- or comma-separated. Role names are refused: a role is
- * given as the role, and `organisation` belongs to integrations' dynamic tokens only.
- */
+/** Extra granular scopes (`getGrids`, `grids`, …), space- or comma-separated; role names are refused. */
 export function scopes(name: string, raw: string | undefined): string {
   const tokens = [...new Set((raw ?? "").split(/[\s,]+/).filter(Boolean))];
   for (const token of tokens) {
@@ -139,10 +136,7 @@ export function password(name: string, raw: string | undefined): string {
   return raw;
 }
 
-/**
- * A bcrypt hash (`$2a$`, `$2b$` or `$2y$`) of a cost the gateway verifies (4–{@link BCRYPT_MAX_COST}), stored as-is
- * and upgraded by the gateway at the next login.
- */
+/** A bcrypt hash (`$2a$`, `$2b$`, `$2y$`) of a cost the gateway verifies (4–{@link BCRYPT_MAX_COST}), upgraded at next login. */
 export function bcryptHash(name: string, raw: string | undefined): string {
   const value = raw?.trim() ?? "";
   if (usableBcryptCost(value) === undefined)
@@ -160,11 +154,7 @@ export function label(name: string, raw: string | undefined): string {
   return value;
 }
 
-/**
- * An OpenID Provider's issuer URL: https, or http on loopback (a local provider); no query, fragment, credentials
- * or whitespace. Kept exactly as given (trimmed): it is compared exactly with the provider's discovery document and
- * ID tokens.
- */
+/** An OpenID Provider's issuer URL (https, or http on loopback), kept as given: it is compared exactly with ID tokens. */
 export function issuer(name: string, raw: string | undefined): string {
   const value = required(name, raw);
   const url = URL.parse(value);
@@ -197,7 +187,6 @@ export function clientSecret(name: string, raw: string | undefined): string {
   return raw;
 }
 
-/** Most email domains one single sign-on connection routes. */
 const MAX_SSO_DOMAINS = 50;
 
 /** The email domains of a single sign-on connection: an array of 1–50 domains, normalised, duplicates dropped. */
