@@ -9,7 +9,6 @@ import { isIdentifier } from "../tokens/claims";
 
 /** Plans an organisation can be on; which of them may use the API is `API_PLANS` (wrangler.toml). */
 const KNOWN_PLANS = ["free", "professional", "enterprise"] as const;
-/** Shortest password `member:create` and `member:password` accept. */
 const MIN_PASSWORD_LENGTH = 12;
 
 /** What {@link role} returns; member rows hold it (storage/schema.ts). */

@@ -157,10 +157,7 @@ export class AuditTrail {
     });
   }
 
-  /**
-   * Records `event`: a log line now and, in the background, a queue message (else its `AuditSink` shard, else a
-   * logged `audit_write_failed`); never fails the request.
-   */
+  /** Records `event`: a log line now, then a queue message (else its `AuditSink` shard); never fails the request. */
   record(ctx: WaitUntil, event: AuditEvent): void {
     const at = this.deps.now();
     this.log(event, at);

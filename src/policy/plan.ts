@@ -18,19 +18,15 @@ import type { FeedWindow, LocationChange, PlanLocationCopy } from "./plan-locati
 const PLAN_STALENESS_MS = 60_000;
 /** When D1 fails, the last known state is still served for this long past {@link PLAN_STALENESS_MS}; then 503. */
 const PLAN_FAILURE_GRACE_MS = 300_000;
-/** A request starts a background poll of the feed when the last successful one was sent this long ago. */
 const POLL_INTERVAL_MS = 25_000;
 /** Each poll re-reads this much of the feed before its cursor, for commits stamped just before the last read. */
 const FEED_OVERLAP_MS = 10_000;
-/** Changes one feed query returns at most; a full page is followed by the next one at once. */
 const FEED_PAGE_LIMIT = 500;
 /** Past this many pages in one poll (or a full page stamped in one millisecond) the feed stops vouching for any state. */
 const FEED_PAGES_PER_POLL = 4;
-/** After a failed D1 read, no new poll for this long: requests meanwhile get the last known state or 503. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
 /** A cached state is re-read from D1 this long after its read whatever the feed says (the access-token TTL). */
 const ENTRY_MAX_AGE_MS = 3_600_000;
-/** Once a cached state is this old, a background poll re-reads in one query every state older than {@link RE_READ_FROM_MS}. */
 const RE_READ_DUE_MS = 55 * 60_000;
 const RE_READ_FROM_MS = 45 * 60_000;
 const RE_READ_BATCH = 500;
@@ -41,7 +37,6 @@ const CACHE_LIMIT = 10_000;
 /** A D1 read that has not answered after this long counts as failed. */
 const PLAN_D1_TIMEOUT_MS = 5_000;
 
-/** What the isolate knows of one organisation. */
 interface KnownOrganisation {
   state: OrganisationState;
   /** D1 time (ms) the state was current at. */
@@ -58,7 +53,6 @@ export interface PlanGateDeps {
   location?: PlanLocationCopy;
   now: () => number;
   logger: Logger;
-  /** Longest wait for D1 before the last known state is used (default {@link PLAN_D1_TIMEOUT_MS}). */
   d1TimeoutMs?: number;
 }
 
@@ -86,10 +80,7 @@ export class PlanGate {
 
   constructor(private readonly deps: PlanGateDeps) {}
 
-  /**
-   * The plan of an active organisation on an API plan; 403 `plan_not_eligible` otherwise, 503 when D1 cannot answer.
-   * `url`: the request's (the location copy keys by its origin).
-   */
+  /** The plan of an active organisation on an API plan; else 403 `plan_not_eligible`, or 503 when D1 cannot answer. */
   async requireEligible(ctx: WaitUntil, identifier: string, url: string): Promise<string> {
     try {
       this.deps.location?.useOrigin(new URL(url).origin);
@@ -114,7 +105,7 @@ export class PlanGate {
     return state.plan!;
   }
 
-  /** The cached state while it is fresh (starting the background poll when one is due), else undefined. */
+  /** The cached state while it is fresh (starting a background poll when due), else undefined. */
   private freshlyKnown(ctx: WaitUntil, identifier: string): KnownOrganisation | undefined {
     const cached = this.cache.get(identifier);
     if (!cached || !this.isFresh(cached)) return undefined;

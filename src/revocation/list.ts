@@ -116,7 +116,6 @@ export interface RevocationListDeps {
   now: () => number;
 }
 
-/** Subject names grouped by their shard in the current layout. */
 function byShard(names: readonly string[]): Map<number, string[]> {
   const shards = new Map<number, string[]>();
   for (const name of names) {
@@ -164,10 +163,7 @@ export class RevocationList {
     return undefined;
   }
 
-  /**
-   * True when a fixed-secret token's member or organisation was revoked at or after its issue ({@link revokedBy});
-   * dynamic-secret tokens rest on their live checks instead.
-   */
+  /** Whether a fixed-secret token's member or organisation was revoked since its issue (dynamic ones rest on live checks). */
   isRevoked(claims: RevocableToken): boolean {
     if (claims.secretType !== "fixed" || this.empty) return false;
     const member = claims.memberEntityId;
@@ -182,10 +178,7 @@ export class RevocationList {
     return revokedBy(issuedAt, memberRevokedAt) || revokedBy(issuedAt, organisationRevokedAt);
   }
 
-  /**
-   * Revokes every access token of `subjects` issued at or before `at` (ms) through their shards' objects, which keep
-   * `bookmark` for {@link bookmarkFor}; resolves once every shard recorded it, and applies it here at once.
-   */
+  /** Revokes the access tokens of `subjects` issued at or before `at` in every shard concerned, and here at once. */
   async revoke(
     config: Pick<Config, "accessTokenTtl" | "clockSkew">,
     subjects: RevocationSubjects,

@@ -15,12 +15,9 @@ export interface RevocationServices {
 }
 
 /**
- * Revokes every access token and refresh session of `subjects` issued at or before now, and returns that instant:
- * the clock once D1 holds the revocation and its bookmark is kept for reads from replicas (src/revocation/reads.ts),
- * or just after the subjects' latest revocations when those are later. D1 records it for refreshes and for the next
- * issue (src/revocation/order.ts), the `Revocations` objects for access tokens, with the bookmark of both D1 writes;
- * it resolves once all of them have. `writes`: the caller's `first-primary` session when it wrote the subjects' rows
- * just before.
+ * Revokes every access token and refresh session of `subjects` issued at or before now, in D1 and the `Revocations`
+ * objects, and returns that instant (docs/security.md § Revocation order). `writes`: the caller's `first-primary`
+ * session when it wrote the subjects' rows just before.
  */
 export async function revokeSessions(
   services: RevocationServices,

@@ -5,7 +5,6 @@ import { LruCache } from "../cache/lru";
 import { DeadlineExceeded, withinDeadline } from "../deadline";
 import { SsoFailure, type SsoErrorCode } from "./failure";
 
-/** Longest the gateway waits for one call to an identity provider (discovery, token, JWKS), ms. */
 const IDP_WAIT_MS = 5_000;
 const DISCOVERY_TTL_MS = 3_600_000;
 const JWKS_MAX_AGE_MS = 600_000;
@@ -56,10 +55,7 @@ function unavailable(stage: string, cause: unknown): SsoFailure {
   );
 }
 
-/**
- * A transport failure, a wait that ran out, or a key set that did not come as a 200 JSON answer (jose's generic
- * error, thrown only there): the provider is down or slow, nothing was decided.
- */
+/** A transport failure, a timeout, or a key set not answered as 200 JSON (jose's generic error): nothing was decided. */
 function isTransportFailure(error: unknown): boolean {
   return (
     error instanceof DeadlineExceeded ||

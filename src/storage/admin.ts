@@ -183,10 +183,7 @@ export async function setMemberStatus(db: Database, memberId: number, status: "a
   await db.update(members).set({ status }).where(eq(members.id, memberId));
 }
 
-/**
- * Sets one member's password hash and, in the same statement, ends the member's sessions at `at` (ms; never moving
- * back): every refresh session started until then ends at its next refresh, whatever happens after this write.
- */
+/** Sets one member's password hash and, in the same statement, ends the member's sessions at `at` (ms; never moving back). */
 export async function setMemberPassword(
   db: Database,
   memberId: number,

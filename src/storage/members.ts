@@ -15,11 +15,7 @@ export async function findMembershipById(db: Database, memberId: number): Promis
   return checkedRows(rows, isMembership, "membership")[0];
 }
 
-/**
- * Records a member's revocation at `at` (ms; never moves back): every refresh session the member started until
- * then ends at its next refresh, at every location, since each refresh reads this row; logins and refreshes
- * issue after it.
- */
+/** Records a member's revocation at `at` (ms; never moves back): sessions started until then end at their next refresh. */
 export async function revokeMemberSessionsAt(db: Database, memberId: number, at: number): Promise<void> {
   await db
     .update(members)
