@@ -37,11 +37,9 @@ import { TokenVerifier } from "./tokens/verify";
 export interface ServiceOverrides {
   /** The clock every component reads, in ms since the epoch (default `Date.now()`). */
   now?: () => number;
-  /** Longest wait for one D1, KV or Durable Object call, in ms (default `STORAGE_WAIT_MS`, 5 s); tests shorten it. */
+  // Longest waits (ms) for one storage call, a rate-limiting binding, an identity provider; tests shorten them.
   storageWaitMs?: number;
-  /** Longest wait for a rate-limiting binding, in ms (default `LIMITER_WAIT_MS`, 1 s); tests shorten it. */
   limiterWaitMs?: number;
-  /** Longest wait for one call to an identity provider, in ms (default `IDP_WAIT_MS`, 5 s); tests shorten it. */
   idpWaitMs?: number;
   /** The access log's uniform draw in [0, 1) (default `Math.random`). */
   random?: () => number;
@@ -49,18 +47,13 @@ export interface ServiceOverrides {
   locationCache?: Cache | null;
 }
 
-/**
- * Everything that outlives a request. Configuration is parsed on first use (a misconfigured
- * deployment fails the requests that need it, with `ConfigError`); the rest is built at once.
- */
+/** Everything that outlives a request; configuration is parsed on first use (a misconfigured one fails with `ConfigError`). */
 export class Services implements ConfigSource {
   /** The clock, in ms since the epoch. */
   readonly now: () => number;
   /** The root logger; requests log through `logger.child(requestId)`. */
   readonly logger = new Logger();
-  /** One data point per request to `METRICS` (a no-op when unbound). */
   readonly metrics: Metrics;
-  /** One JSON line per refused or failed request, and a sample of the others. */
   readonly accessLog: AccessLog;
   /** Every storage call's bounded wait and its failure answer (503 `temporarily_unavailable`). */
   readonly storage: StorageCalls;
@@ -69,28 +62,17 @@ export class Services implements ConfigSource {
   /** The drizzle handle over `DB`'s primary (bounded): writes, and reads that must see the latest write. */
   readonly db: Database;
   readonly audit: AuditTrail;
-  /** The audit trail's bucket (bounded), for its reader. */
   readonly auditBucket: R2Bucket;
-  /** HMAC keys: the fixed ring and the assertion key. */
   readonly keys: KeyStore;
-  /** Access-token verification and its header and known-input caches. */
   readonly verifier = new TokenVerifier();
-  /** Parsed token scopes. */
   readonly scopes = new ScopeSets();
-  /** The plan gate: its ≤ 60 s stale cache and the organisation change feed that keeps it fresh. */
   readonly plans: PlanGate;
-  /** The sealing key and the caches of dynamic keys and members. */
   readonly dynamicSecrets: DynamicSecrets;
   readonly refreshStore: RefreshStore;
-  /** Refresh exchanges, de-duplicated per token. */
   readonly refreshSessions: RefreshSessions;
-  /** Recent access-token revocations, checked in memory on every request. */
   readonly revocations: RevocationList;
-  /** Per-account login back-off. */
   readonly throttle: LoginThrottle;
-  /** Per-IP limit, back-off, credential check and audit of logins. */
   readonly logins: LoginGuard;
-  /** Single sign-on: connections, sign-ins in progress, the relying party's discovery and JWKS caches. */
   readonly sso: SsoLogins;
   /** Longest wait for a rate-limiting binding before the request goes on without it (ms). */
   readonly limiterWaitMs: number;

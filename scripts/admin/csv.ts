@@ -1,5 +1,6 @@
 /** `member:import` input: an RFC 4180 CSV of email, role, scopes, bcrypt_hash, validated row by row (the gateway's rules) before anything is sent. */
-import { bcryptHash, email, role, scopes, type MemberRole } from "../../src/admin/inputs";
+import { bcryptHash, email, role, scopes } from "../../src/admin/inputs";
+import type { MemberRole } from "../../src/storage/schema";
 import { GatewayError } from "../../src/gateway-error";
 
 /** A CSV that cannot be imported as it is; nothing was sent. */

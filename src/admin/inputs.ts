@@ -4,15 +4,12 @@ import { normalizeDomain, normalizeEmail } from "../credentials/email";
 import { MAX_PASSWORD_BYTES } from "../credentials/password";
 import { GatewayError } from "../gateway-error";
 import { MEMBER_ROLES, ROLE_POLICY } from "../policy/scopes";
+import type { MemberRole } from "../storage/schema";
 import { isIdentifier } from "../tokens/claims";
 
 /** Plans an organisation can be on; which of them may use the API is `API_PLANS` (wrangler.toml). */
 const KNOWN_PLANS = ["free", "professional", "enterprise"] as const;
-/** Shortest password `member:create` and `member:password` accept. */
 const MIN_PASSWORD_LENGTH = 12;
-
-/** A member role, or null for a member with granular scopes only. */
-export type MemberRole = (typeof MEMBER_ROLES)[number] | null;
 
 /** A parsed JSON body whose fields are read one by one. */
 export type AdminBody = Readonly<Record<string, unknown>>;
@@ -116,10 +113,7 @@ export function role(name: string, raw: string | undefined, allowEmpty = false):
   return value as MemberRole;
 }
 
-/**
- * Extra granular scopes (`getGrids`, `grids`, …), space- or comma-separated. Role names are refused: a role is
- * given as the role, and `organisation` belongs to integrations' dynamic tokens only.
- */
+/** Extra granular scopes (`getGrids`, `grids`, …), space- or comma-separated; role names are refused. */
 export function scopes(name: string, raw: string | undefined): string {
   const tokens = [...new Set((raw ?? "").split(/[\s,]+/).filter(Boolean))];
   for (const token of tokens) {
@@ -138,10 +132,7 @@ export function password(name: string, raw: string | undefined): string {
   return raw;
 }
 
-/**
- * A bcrypt hash (`$2a$`, `$2b$` or `$2y$`) of a cost the gateway verifies (4–{@link BCRYPT_MAX_COST}), stored as-is
- * and upgraded by the gateway at the next login.
- */
+/** A bcrypt hash (`$2a$`, `$2b$`, `$2y$`) of a cost the gateway verifies (4–{@link BCRYPT_MAX_COST}), upgraded at next login. */
 export function bcryptHash(name: string, raw: string | undefined): string {
   const value = raw?.trim() ?? "";
   if (usableBcryptCost(value) === undefined)
@@ -159,11 +150,7 @@ export function label(name: string, raw: string | undefined): string {
   return value;
 }
 
-/**
- * An OpenID Provider's issuer URL: https, or http on loopback (a local provider); no query, fragment, credentials
- * or whitespace. Kept exactly as given (trimmed): it is compared exactly with the provider's discovery document and
- * ID tokens.
- */
+/** An OpenID Provider's issuer URL (https, or http on loopback), kept as given: it is compared exactly with ID tokens. */
 export function issuer(name: string, raw: string | undefined): string {
   const value = required(name, raw);
   const url = URL.parse(value);
@@ -196,7 +183,6 @@ export function clientSecret(name: string, raw: string | undefined): string {
   return raw;
 }
 
-/** Most email domains one single sign-on connection routes. */
 const MAX_SSO_DOMAINS = 50;
 
 /** The email domains of a single sign-on connection: an array of 1–50 domains, normalised, duplicates dropped. */

@@ -2,7 +2,6 @@
 
 /** Header carrying `t=<unix seconds>,sig=<base64url HMAC>`. */
 export const ADMIN_SIGNATURE_HEADER = "X-Gridgate-Admin";
-/** How far a signed timestamp may be from the gateway's clock (seconds). */
 const ADMIN_SIGNATURE_WINDOW_SECONDS = 60;
 const SIGNED = /^t=(\d{1,12}),sig=([A-Za-z0-9_-]{43})$/;
 const encoder = new TextEncoder();
@@ -24,10 +23,7 @@ export async function signAdminRequest(secret: string, timestamp: number, path: 
   return `t=${timestamp},sig=${mac.toBase64({ alphabet: "base64url", omitPadding: true })}`;
 }
 
-/**
- * The signed timestamp when `header` signs `body` for the route `path` under `secret` within the window
- * around `now` (seconds); undefined otherwise. The comparison is `crypto.subtle.verify` (constant time).
- */
+/** The signed timestamp when `header` signs `body` for `path` under `secret` within the window around `now` (s), else undefined. */
 export async function verifyAdminRequest(
   secret: string,
   header: string | null,

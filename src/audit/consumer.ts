@@ -20,11 +20,7 @@ export interface AuditConsumerDeps {
   waitMs?: number;
 }
 
-/**
- * Writes the events of `batch` to R2 and acknowledges them; when R2 fails, every event of the batch is retried
- * with back-off (the queue's `max_retries`, then its dead-letter queue). A message that is not an event is
- * logged (`audit_message_invalid`) and acknowledged.
- */
+/** Writes `batch`'s events to R2 and acks them (all retried when R2 fails); a message that is no event is logged, acked. */
 export async function consumeAuditBatch(batch: MessageBatch, deps: AuditConsumerDeps): Promise<void> {
   const events: { message: Message; row: AuditRow }[] = [];
   for (const message of batch.messages) {

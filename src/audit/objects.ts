@@ -23,7 +23,6 @@ export interface AuditRow {
 export const AUDIT_PREFIX = "events/";
 /** Milliseconds between an object's oldest and newest event, at most: a read resumes this far before its cursor. */
 export const MAX_OBJECT_SPAN_MS = 10_000;
-/** Longest wait for one write of a batch's objects (ms). */
 const STORE_WAIT_MS = 30_000;
 /** Characters of one metadata list (organisations, members, events); a longer one is stored as `*` (any). */
 const MAX_LIST_CHARS = 2000;
@@ -77,10 +76,7 @@ function spans(sorted: AuditRow[]): AuditRow[][] {
   return runs;
 }
 
-/**
- * Writes `rows` as one object per run of at most {@link MAX_OBJECT_SPAN_MS}, each named and summarised for reading;
- * throws when any write fails or all have not finished within `waitMs`.
- */
+/** Writes `rows` as one object per run of at most {@link MAX_OBJECT_SPAN_MS}; throws when any write fails or times out. */
 export async function writeAuditObjects(bucket: R2Bucket, rows: AuditRow[], waitMs = STORE_WAIT_MS): Promise<void> {
   const runs = spans([...rows].sort(byPosition));
   await withinDeadline(
@@ -131,10 +127,7 @@ function numbers(text: string | undefined): ReadonlySet<number> | null {
   return new Set(text === "" ? [] : text.split(",").map(Number));
 }
 
-/**
- * The summary of a listed object; one without readable metadata may hold anything within the span of its key;
- * undefined for a key not of this layout.
- */
+/** The summary of a listed object (without readable metadata: anything within its key's span); undefined for a foreign key. */
 export function summaryOf(object: R2Object): AuditObjectSummary | undefined {
   const time = object.key.slice(AUDIT_PREFIX.length, AUDIT_PREFIX.length + 13);
   if (!/^\d{13}$/.test(time)) return undefined;

@@ -14,7 +14,6 @@ import {
 
 /** Objects one page reads at most; past it the page ends early, with a `next` to go on from. */
 export const MAX_OBJECT_READS = 100;
-/** Listings (of up to 1,000 objects each) one page makes at most. */
 const MAX_LISTINGS = 50;
 
 /** A position in the order newest first: the events after it are those before (`at`, `id`). */
@@ -132,8 +131,8 @@ class Listing {
 }
 
 /**
- * Events matching `query`, newest first (by time, then id), each once. Objects are listed newest first and read
- * only when their metadata may match; an event is answered once every object that may hold a newer one was read.
+ * Events matching `query`, newest first (by time, then id), each once; an object is read only when its metadata may
+ * match, and an event answered once every object that may hold a newer one was read.
  */
 export async function readAuditEvents(deps: AuditReaderDeps, query: AuditQuery): Promise<AuditPage> {
   const listing = new Listing(deps.bucket, query.before ? listingStartFor(query.before.at) : undefined);

@@ -91,9 +91,8 @@ function clip(value: string | undefined): string | undefined {
 }
 
 /**
- * The JSON text of `detail`, at most {@link MAX_DETAIL} characters and always valid JSON: when it is longer,
- * every string value is clipped to the longest common length that fits (short values stay whole) and
- * `truncated: true` is added; if even empty strings do not fit, only `{"truncated":true}`.
+ * The JSON text of `detail`, at most {@link MAX_DETAIL} characters: past it, every string is clipped to the longest
+ * common length that fits and `truncated: true` added (only that when even empty strings do not fit).
  */
 export function detailJson(detail: NonNullable<AuditEvent["detail"]>): string {
   const whole = JSON.stringify(detail);
@@ -138,10 +137,7 @@ export interface AuditTrailDeps {
   waitMs?: number;
 }
 
-/**
- * The audit trail: JSON log lines through the gateway's {@link Logger}, and events sent to a queue whose consumer
- * writes them to R2 (`consumer.ts`, `objects.ts`); a sharded `AuditSink` Durable Object takes what a queue refuses.
- */
+/** The audit trail: JSON log lines, and events through a queue into R2, with `AuditSink` taking what a queue refuses. */
 export class AuditTrail {
   constructor(private readonly deps: AuditTrailDeps) {}
 
@@ -161,12 +157,7 @@ export class AuditTrail {
     });
   }
 
-  /**
-   * Records `event`: one JSON log line now and, in the background (`waitUntil`, so it never slows the response),
-   * one message to an audit queue (`at` in ms since the epoch, a UUIDv7 `id`). A queue that refuses or does not
-   * answer within the wait is logged (`audit_queue_failed`) and the event goes to its `AuditSink` shard instead;
-   * one the shard cannot take either is logged (`audit_write_failed`). Neither ever fails the request.
-   */
+  /** Records `event`: a log line now, then a queue message (else its `AuditSink` shard); never fails the request. */
   record(ctx: WaitUntil, event: AuditEvent): void {
     const at = this.deps.now();
     this.log(event, at);

@@ -50,10 +50,7 @@ export class LoginGuard {
     });
   }
 
-  /**
-   * Applies `LOGIN_LIMITER` to the client IP (429 past it), in the budget `limit` (logins and sign-in starts share
-   * `ip`; sign-in callbacks have their own); a failing or slow limiter lets the request through.
-   */
+  /** Applies `LOGIN_LIMITER` to the client IP in the budget `limit` (429 past it); a failing or slow limiter lets it through. */
   async limitClientIp(
     ctx: WaitUntil,
     log: Logger,

@@ -3,7 +3,6 @@ import { LruCache } from "../cache/lru";
 import type { WaitUntil } from "../config";
 import type { Logger } from "../log";
 
-/** Longest an isolate serves an entry before asking KV again. */
 const ISOLATE_TTL_MS = 30_000;
 /** Longest any answer is used after its D1 read, wherever cached: the contract's 60 s less 5 s of clock skew. */
 const MAX_STALENESS_MS = 55_000;

@@ -162,10 +162,7 @@ export class DynamicSecrets implements DynamicKeySource {
     return match ? [match] : [];
   }
 
-  /**
-   * Checks a dynamic token's member exists and is active; returns the claims with its stored `memberEntityId`. The
-   * organisation's keys carry its members when it has few; any other member has its own entry.
-   */
+  /** Checks a dynamic token's member exists and is active; returns the claims with its stored `memberEntityId`. */
   async activeMember(ctx: WaitUntil, log: Logger, claims: AccessClaims): Promise<AccessClaims> {
     const organisation = claims.organisationEntityIdentifier;
     const member = claims.memberEntityIdentifier;

@@ -337,7 +337,6 @@ function registerProxiedApi(registry: OpenAPIHono["openAPIRegistry"]): void {
   });
 }
 
-/** Metadata of the document. */
 const INFO = {
   title: "Gridgate gateway",
   version: "1",

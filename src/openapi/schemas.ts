@@ -225,7 +225,6 @@ export function jsonResponse(description: string, schema: z.ZodType, headers: Re
   };
 }
 
-/** A `$ref` to a component of the document. */
 function componentRef(kind: "schemas" | "responses", name: string): { $ref: string } {
   return { $ref: `#/components/${kind}/${name}` };
 }

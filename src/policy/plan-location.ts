@@ -71,9 +71,8 @@ export interface PlanLocationCopyDeps {
 }
 
 /**
- * The location's copy, shared by every isolate of the gateway at this Cloudflare location (the Cache API does not
- * replicate between data centres). Only a cache: a call that throws, hangs past its wait or answers something
- * unreadable is a miss, logged once per episode, and the plan gate asks D1 instead.
+ * The copy shared by the gateway's isolates at this location. Only a cache: a call that throws, hangs or answers
+ * something unreadable is a miss (logged once per episode), and the plan gate asks D1 instead.
  */
 export class PlanLocationCopy {
   private origin: string | undefined;

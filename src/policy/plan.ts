@@ -1,7 +1,7 @@
 /** The plan gate: only active organisations on an API plan pass; state cached per isolate ≤ 60 s stale, kept fresh by one change feed. */
 import { LruCache } from "../cache/lru";
-import type { ConfigSource, WaitUntil } from "../config";
-import { refusal, unavailable } from "../gateway-error";
+import { ConfigError, type ConfigSource, type WaitUntil } from "../config";
+import { GatewayError, refusal, unavailable } from "../gateway-error";
 import type { Logger } from "../log";
 import type { Database } from "../storage/db";
 import {
@@ -14,39 +14,29 @@ import {
 import { isEligible } from "./eligibility";
 import type { FeedWindow, LocationChange, PlanLocationCopy } from "./plan-location";
 
-/** The documented bound: a state is served only while the D1 read that vouches for it is younger than this. */
+/** A state is served only while the D1 read that vouches for it is younger than this. */
 const PLAN_STALENESS_MS = 60_000;
 /** When D1 fails, the last known state is still served for this long past {@link PLAN_STALENESS_MS}; then 503. */
 const PLAN_FAILURE_GRACE_MS = 300_000;
-/** A request starts a background poll of the feed when the last successful one was sent this long ago. */
 const POLL_INTERVAL_MS = 25_000;
 /** Each poll re-reads this much of the feed before its cursor, for commits stamped just before the last read. */
 const FEED_OVERLAP_MS = 10_000;
-/** Changes one feed query returns at most; a full page is followed by the next one at once. */
 const FEED_PAGE_LIMIT = 500;
-/**
- * More pages than this in one poll (or a full page of changes stamped in one millisecond, e.g. one UPDATE of every
- * organisation): the feed no longer vouches for any cached state, and each is re-read once its own read is stale.
- */
+/** Past this many pages in one poll (or a full page stamped in one millisecond) the feed stops vouching for any state. */
 const FEED_PAGES_PER_POLL = 4;
-/** After a failed D1 read, no new poll for this long: requests meanwhile get the last known state or 503. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
 /** A cached state is re-read from D1 this long after its read whatever the feed says (the access-token TTL). */
 const ENTRY_MAX_AGE_MS = 3_600_000;
-/** Once a cached state is this old, a background poll re-reads in one query every state older than {@link RE_READ_FROM_MS}. */
 const RE_READ_DUE_MS = 55 * 60_000;
 const RE_READ_FROM_MS = 45 * 60_000;
-/** States one background re-read asks for at most. */
 const RE_READ_BATCH = 500;
-/** The location's feed window reaches back this far (past {@link ENTRY_MAX_AGE_MS}: every state a location holds is installable). */
+/** The location's feed window: this far back (past {@link ENTRY_MAX_AGE_MS}), at most this many changes. */
 const WINDOW_MS = 75 * 60_000;
-/** Changes the location's window holds at most; past it, it reaches back less far. */
 const WINDOW_CHANGES = 4_000;
 const CACHE_LIMIT = 10_000;
-/** A D1 read of the plan gate that has not answered after this long counts as failed (a hung poll blocks no one). */
+/** A D1 read that has not answered after this long counts as failed. */
 const PLAN_D1_TIMEOUT_MS = 5_000;
 
-/** What the isolate knows of one organisation. */
 interface KnownOrganisation {
   state: OrganisationState;
   /** D1 time (ms) the state was current at. */
@@ -58,75 +48,56 @@ interface KnownOrganisation {
 /** What a {@link PlanGate} reads. */
 export interface PlanGateDeps {
   source: ConfigSource;
-  /** The primary: the gate compares D1's clock with what it reads, so its reads must be current. */
+  /** The primary: the gate compares D1's clock with what it reads. */
   db: Database;
-  /** The copy shared by the isolates at this location (a warm start without a D1 read per organisation). */
   location?: PlanLocationCopy;
   now: () => number;
   logger: Logger;
-  /** Longest wait for D1 before the last known state is used (default {@link PLAN_D1_TIMEOUT_MS}). */
   d1TimeoutMs?: number;
 }
 
 /**
- * Plan and status of organisations, cached per isolate. Instead of re-reading each organisation, the isolate polls
- * one change feed (organisations whose `updated_at` moved, and tombstones; D1 triggers stamp them, so direct edits
- * count) every {@link POLL_INTERVAL_MS}; a successful poll vouches for every cached state read since the feed's
- * continuous coverage began. A state is served while its freshness (its own read, or the last poll that vouches for
- * it) is younger than {@link PLAN_STALENESS_MS}; after that the request runs a poll (or a read of its own). When
- * D1 fails the last known state is served for {@link PLAN_FAILURE_GRACE_MS} more, then 503; an organisation never
- * read gets 503 at once; never a 403 because storage failed.
- *
- * The isolates of one location share their work through the {@link PlanLocationCopy}: a poll first takes a newer
- * feed window another isolate read, and shares the one it read from D1; a new isolate starts from the location's
- * window and takes an organisation's state from the location's last read of it, applying the window's later
- * changes, before it asks D1. States are re-read from D1 within the hour in the background, many per query.
- *
- * A request awaits only D1 reads it sent itself (CONTRIBUTING.md § add a cache); what other requests share is the
- * values a completed read or poll left in the cache. So a request that must wait runs the poll itself when none is
- * running, and reads its own organisation when one is; an organisation's concurrent first requests each read it.
- * An idle isolate's burst therefore costs at most one feed poll plus one point read per request in flight until
- * the first answer; in steady state the background poll stays one per {@link POLL_INTERVAL_MS}.
+ * Plan and status of organisations, cached per isolate and kept fresh by polling one change feed; shared per
+ * location through {@link PlanLocationCopy}. A request awaits only D1 reads it sent itself (CONTRIBUTING.md § add
+ * a cache). Why: docs/security.md § The plan gate, docs/capacity.md § 4.
  */
 export class PlanGate {
   private readonly cache = new LruCache<string, KnownOrganisation>({ maxEntries: CACHE_LIMIT });
-  /** D1 time the next poll reads changes from (minus the overlap); undefined until the first read, which starts the feed. */
+  /** D1 time the next poll reads changes from (minus the overlap); undefined until the first read. */
   private cursor: number | undefined;
   /** D1 time since which the polls saw every change: states read before it are vouched for only by their own read. */
   private coveredSince = Infinity;
-  /** The latest change of each organisation since {@link recentSince}, as the polls brought them. */
+  /** The latest change of each organisation since {@link recentSince}. */
   private recent = new Map<string, OrganisationChange>();
   private recentSince = Infinity;
-  /** Gateway time the last successful poll was sent. */
+  // Gateway times: the last successful poll; the running poll and re-read; the last failed read and its episode.
   private syncedAt = -Infinity;
-  /** Gateway time the running poll was sent; undefined when none runs. */
   private pollingSince: number | undefined;
-  /** Gateway time the running background re-read was sent; undefined when none runs. */
   private reReadingSince: number | undefined;
-  /** Gateway time of the last failed D1 read; undefined while D1 answers. */
   private failedAt: number | undefined;
   private lastFailure: unknown;
-  /** Gateway time the current failure episode began (logged once, and once when it ends). */
   private failingSince: number | undefined;
 
   constructor(private readonly deps: PlanGateDeps) {}
 
-  /**
-   * Throws `plan_not_eligible` unless the organisation is active and on an API plan; returns the plan. `origin`:
-   * the request's, which the location copy's keys use.
-   */
-  async requireEligible(ctx: WaitUntil, identifier: string, origin?: string): Promise<string> {
-    if (origin !== undefined) this.deps.location?.useOrigin(origin);
-    return this.eligiblePlan(this.freshlyKnown(ctx, identifier) ?? (await this.known(ctx, identifier)));
+  /** The plan of an active organisation on an API plan; else 403 `plan_not_eligible`, or 503 when D1 cannot answer. */
+  async requireEligible(ctx: WaitUntil, identifier: string, url: string): Promise<string> {
+    try {
+      this.deps.location?.useOrigin(new URL(url).origin);
+      return this.eligiblePlan(this.freshlyKnown(ctx, identifier) ?? (await this.known(ctx, identifier)));
+    } catch (error) {
+      throw gateFailure(error);
+    }
   }
 
-  /**
-   * {@link requireEligible} answered without waiting, when the isolate holds a fresh state of the organisation
-   * (almost every request); undefined when only a D1 read or a poll can tell.
-   */
+  /** {@link requireEligible} answered without waiting from a fresh state; undefined when only D1 can tell. */
   eligiblePlanNow(ctx: WaitUntil, identifier: string): string | undefined {
-    const known = this.freshlyKnown(ctx, identifier);
-    return known && this.eligiblePlan(known);
+    try {
+      const known = this.freshlyKnown(ctx, identifier);
+      return known && this.eligiblePlan(known);
+    } catch (error) {
+      throw gateFailure(error);
+    }
   }
 
   private eligiblePlan({ state }: KnownOrganisation): string {
@@ -134,7 +105,7 @@ export class PlanGate {
     return state.plan!;
   }
 
-  /** The cached state while it is fresh (starting the background poll when one is due), else undefined. */
+  /** The cached state while it is fresh (starting a background poll when due), else undefined. */
   private freshlyKnown(ctx: WaitUntil, identifier: string): KnownOrganisation | undefined {
     const cached = this.cache.get(identifier);
     if (!cached || !this.isFresh(cached)) return undefined;
@@ -169,12 +140,12 @@ export class PlanGate {
     return entry.asOf >= this.coveredSince;
   }
 
-  /** Whether the feed still vouches for the entry: it covers it, and its own read is younger than the safety net. */
+  /** Whether the feed covers the entry and its own read is younger than the safety net. */
   private feedVouchesFor(entry: KnownOrganisation): boolean {
     return this.feedCovers(entry) && this.deps.now() - entry.readAt < ENTRY_MAX_AGE_MS;
   }
 
-  /** Gateway time the entry's state was last known to be current: its read, or the last poll covering it. */
+  /** Gateway time the entry was last known current: its read, or the last poll covering it. */
   private freshAt(entry: KnownOrganisation): number {
     return this.feedCovers(entry) ? Math.max(entry.readAt, this.syncedAt) : entry.readAt;
   }
@@ -184,7 +155,7 @@ export class PlanGate {
     return now - this.freshAt(entry) < PLAN_STALENESS_MS && now - entry.readAt < ENTRY_MAX_AGE_MS;
   }
 
-  /** A new isolate takes up the location's feed window while it is fresh: its polls then continue from there. */
+  /** A new isolate takes up the location's feed window while it is fresh. */
   private async startFromLocation(): Promise<void> {
     const window = await this.deps.location?.readWindow();
     const age = window && this.deps.now() - window.sentAt;
@@ -196,10 +167,7 @@ export class PlanGate {
     this.remember(window.changes.map(changeOf));
   }
 
-  /**
-   * The location's last read of an organisation, brought up to date with the changes since (when the isolate holds
-   * every one of them), cached; undefined when the location has none this isolate can vouch for.
-   */
+  /** The location's last read of an organisation plus the changes since, cached; undefined when not vouched for. */
   private async fromLocation(identifier: string): Promise<KnownOrganisation | undefined> {
     if (!this.deps.location || this.cursor === undefined) return undefined;
     const read = await this.deps.location.readState(identifier);
@@ -218,7 +186,7 @@ export class PlanGate {
     return entry;
   }
 
-  /** Reads one organisation from D1 and caches it (unless a newer state of it arrived meanwhile), for the location too. */
+  /** Reads one organisation from D1 and caches it (unless a newer state arrived meanwhile), for the location too. */
   private async read(ctx: WaitUntil, identifier: string): Promise<KnownOrganisation> {
     const readAt = this.deps.now();
     const { state, asOf } = await this.withFailures(() => readOrganisationState(this.deps.db, identifier));
@@ -245,10 +213,7 @@ export class PlanGate {
     );
   }
 
-  /**
-   * Whether a poll was sent and has not finished. One whose request ended before it did (its continuation never
-   * runs) stops counting after one D1 time-out per page it may read, so a lost poll delays the next, never stops it.
-   */
+  /** Whether a poll is running; one lost with its request stops counting after one D1 time-out per page. */
   private pollRunning(): boolean {
     return this.pollingSince !== undefined && this.deps.now() - this.pollingSince < this.pollDeadlineMs();
   }
@@ -261,11 +226,7 @@ export class PlanGate {
     return this.failedAt !== undefined && this.deps.now() - this.failedAt < RETRY_AFTER_FAILURE_MS;
   }
 
-  /**
-   * One poll, sent by the request that awaits it (or in its background work); polls may overlap. The location's
-   * window answers it when another isolate read a newer one that reaches back to the cursor; else D1 does, and the
-   * location gets the result.
-   */
+  /** One poll: from the location's window when another isolate read a newer one reaching the cursor, else from D1. */
   private async poll(ctx: WaitUntil): Promise<void> {
     const cursor = this.cursor;
     if (cursor === undefined) return;
@@ -312,14 +273,13 @@ export class PlanGate {
     this.syncedAt = Math.max(this.syncedAt, sentAt);
   }
 
-  /** Applies every change of a page read up to D1 time `now` (complete from the cursor, minus the overlap, on). */
   private applyPage(changes: OrganisationChange[], now: number): void {
     this.apply(changes, now);
     this.remember(changes);
     this.cursor = Math.max(this.cursor ?? now, now);
   }
 
-  /** Applies every change since the cursor, in order, to the organisations held: their state is now current as of `now`. */
+  /** Applies the changes since the cursor to the organisations held: each is then current as of D1 time `now`. */
   private apply(changes: OrganisationChange[], now: number): void {
     for (const change of changes) {
       const entry = this.cache.get(change.identifier);
@@ -331,7 +291,7 @@ export class PlanGate {
     }
   }
 
-  /** Keeps the latest change of each organisation for the window's span (and at most as many as a window holds). */
+  /** Keeps the latest change of each organisation for the window's span. */
   private remember(changes: OrganisationChange[]): void {
     for (const change of changes) {
       const known = this.recent.get(change.identifier);
@@ -348,11 +308,7 @@ export class PlanGate {
     }
   }
 
-  /**
-   * Once a cached state is {@link RE_READ_DUE_MS} old, re-reads every state older than {@link RE_READ_FROM_MS} (up to
-   * {@link RE_READ_BATCH}) in one D1 query, so that no request waits for its safety-net re-read; the location gets
-   * them too. Runs in the background of a poll; at most one at a time.
-   */
+  /** Once a state is {@link RE_READ_DUE_MS} old, re-reads in one query every state older than {@link RE_READ_FROM_MS}. */
   private async reReadDue(ctx: WaitUntil): Promise<void> {
     const now = this.deps.now();
     if (this.reReadingSince !== undefined && now - this.reReadingSince < this.pollDeadlineMs()) return;
@@ -379,7 +335,7 @@ export class PlanGate {
     }
   }
 
-  /** Runs a D1 read with a time-out, logging the first failure of an episode and its end, never each request. */
+  /** Runs a D1 read with a time-out, logging the first failure of an episode and its end. */
   private async withFailures<Result>(read: () => Promise<Result>): Promise<Result> {
     let timer!: ReturnType<typeof setTimeout>;
     const timeout = new Promise<never>((_, reject) => {
@@ -413,17 +369,18 @@ export class PlanGate {
   }
 }
 
+/** A refusal or misconfiguration as it is, any other failure a 503. */
+function gateFailure(error: unknown): unknown {
+  return error instanceof GatewayError || error instanceof ConfigError ? error : unavailable("d1", String(error));
+}
+
 const changeOf = ([identifier, plan, status, changedAt]: LocationChange): OrganisationChange => ({
   identifier,
   state: { plan: plan ?? undefined, status: status ?? undefined },
   changedAt,
 });
 
-/**
- * The location's next window: the previous one's changes before `from` when it reaches back to there without a gap,
- * then the changes read from `from` up to D1 time `now`; no older than {@link WINDOW_MS}, at most
- * {@link WINDOW_CHANGES} changes (the oldest go first; `since` follows).
- */
+/** The location's next window: the previous one's changes before `from` when contiguous, then those read since. */
 function nextWindow(
   previous: FeedWindow | undefined,
   from: number,

@@ -1,7 +1,5 @@
 /** The proxied API's steps, in order: authenticate → active dynamic member → eligible plan → the organisation's limit → sufficient scope. */
-import { ConfigError, type WaitUntil } from "../config";
-import type { Services } from "../services";
-import { GatewayError, unavailable } from "../gateway-error";
+import { GatewayError } from "../gateway-error";
 import { checkPathForm } from "../policy/path-forms";
 import { verifyBearer } from "../http/bearer";
 import type { ProxiedRequest, ProxyStep } from "./request";
@@ -24,42 +22,16 @@ function requireActiveDynamicMember(proxied: ProxiedRequest): Promise<void> | vo
   });
 }
 
-/**
- * The plan of an active organisation on an API plan; 403 `plan_not_eligible` otherwise, 503 when D1 cannot answer.
- * `url`: the request's (the plan gate's location copy keys by its origin).
- */
-export async function requireEligiblePlan(
-  services: Services,
-  ctx: WaitUntil,
-  organisation: string,
-  url: string,
-): Promise<string> {
-  try {
-    return await services.plans.requireEligible(ctx, organisation, new URL(url).origin);
-  } catch (error) {
-    throw planGateFailure(error);
-  }
-}
-
-function planGateFailure(error: unknown): unknown {
-  return error instanceof GatewayError || error instanceof ConfigError ? error : unavailable("d1", String(error));
-}
-
 /** Sets `plan` (403 `plan_not_eligible` if none), without waiting while the isolate's copy of it is fresh. */
 function requirePlan(proxied: ProxiedRequest): Promise<void> | void {
   const { services } = proxied;
   const organisation = proxied.verifiedClaims.organisationEntityIdentifier;
-  let plan: string | undefined;
-  try {
-    plan = services.plans.eligiblePlanNow(proxied.ctx, organisation);
-  } catch (error) {
-    throw planGateFailure(error);
-  }
+  const plan = services.plans.eligiblePlanNow(proxied.ctx, organisation);
   if (plan !== undefined) {
     proxied.plan = plan;
     return;
   }
-  return requireEligiblePlan(services, proxied.ctx, organisation, proxied.request.url).then((eligible) => {
+  return services.plans.requireEligible(proxied.ctx, organisation, proxied.request.url).then((eligible) => {
     proxied.plan = eligible;
   });
 }

@@ -12,17 +12,12 @@ import {
 } from "./record";
 import { unavailable } from "../gateway-error";
 import type { Logger } from "../log";
-import { issuedAtOf, revokedBy, type Instant } from "./order";
+import { issuedAtOf, revokedBy, type Instant, type IssuedToken } from "./order";
 import { STORAGE_WAIT_MS } from "../storage/bounded";
-import type { AccessClaims } from "../tokens/claims";
 
 /** From this age on, a request starts a background re-read (ms). */
 export const REVOCATIONS_REFRESH_MS = 19_000;
-/**
- * Never used older than this (ms): a request that finds the copy older waits for a re-read, and fails
- * closed (503 `temporarily_unavailable`) when that fails. With the publisher's ≤ 1 s coalescing and KV's own edge cache
- * (`cacheTtl: 30`), a revocation reaches every isolate within 1 s + 30 s + 29 s.
- */
+/** Never used older than this (ms): the request re-reads, and fails closed when that fails. */
 export const REVOCATIONS_MAX_AGE_MS = 29_000;
 const READ_CACHE_TTL_SECONDS = 30;
 /** Keys one bulk KV read may name. */
@@ -87,8 +82,7 @@ class ShardCopy {
     snapshot?: RevocationSnapshot,
   ) {
     this.legacy = snapshot?.v === 1 && (snapshot.legacy === true || snapshot.shard === undefined);
-    // Version 2: ms after `base`. Version 1: seconds with the millisecond as a fraction; a whole second (no `exact`)
-    // means its end.
+    // Version 1 without `exact`: a whole second means its end.
     const base = snapshot?.base ?? 0;
     const instant =
       snapshot?.v === 2
@@ -108,6 +102,13 @@ class ShardCopy {
   }
 }
 
+/** What {@link RevocationList.isRevoked} reads of an access token's claims. */
+export interface RevocableToken extends IssuedToken {
+  secretType: "fixed" | "dynamic";
+  memberEntityId?: number;
+  organisationEntityIdentifier: string;
+}
+
 /** What a {@link RevocationList} reads and calls. */
 export interface RevocationListDeps {
   kv: KVNamespace;
@@ -115,7 +116,6 @@ export interface RevocationListDeps {
   now: () => number;
 }
 
-/** Subject names grouped by their shard in the current layout. */
 function byShard(names: readonly string[]): Map<number, string[]> {
   const shards = new Map<number, string[]>();
   for (const name of names) {
@@ -129,19 +129,14 @@ const emptyCopies = (layout: RevocationLayout) =>
   Array.from({ length: layout.shards }, () => new ShardCopy(Number.NEGATIVE_INFINITY));
 
 /**
- * One per gateway (isolate). Holds, per shard, member → revocation instant and organisation → revocation instant
- * (ms) in maps; {@link isRevoked} is a few map lookups (the subject's shard in the current layout, and in the first
- * layout while its keys exist, with its shard 0 as well while that still holds entries written before sharding).
- * Every shard is re-read from KV in the background once the copy is 19 s old (bulk reads of ≤ 100 keys, in
- * parallel); a copy older than 29 s is never used without a re-read (so an idle isolate's first request waits for
- * it). A shard that cannot be read fails requests closed. A request awaits only a re-read it sent itself
- * (CONTRIBUTING.md § add a cache): each request of an idle isolate's first burst sends its own re-read (one per
- * request in flight, until one has answered).
+ * One per isolate: every shard's revocations in maps, so {@link isRevoked} is a few lookups; re-read from KV in the
+ * background. A request awaits only a re-read it sent itself (CONTRIBUTING.md § add a cache). Why: docs/security.md
+ * § Access-token revocation.
  */
 export class RevocationList {
   private current = emptyCopies(REVOCATION_LAYOUT);
   private first = emptyCopies(FIRST_LAYOUT);
-  /** Whether the first layout's keys may still hold entries: read until one re-read finds none of them. */
+  /** Read until one re-read finds none of the first layout's keys. */
   private firstLayoutLive = true;
   private empty = true;
   private loadedAt = Number.NEGATIVE_INFINITY;
@@ -150,11 +145,7 @@ export class RevocationList {
 
   constructor(private readonly deps: RevocationListDeps) {}
 
-  /**
-   * Makes sure the copy is fresh enough for this request: nothing to wait for (the usual case; a
-   * background re-read may start, at most one per {@link STORAGE_WAIT_MS}), or, when the copy is too old to
-   * use, this request's own re-read, which it must await first.
-   */
+  /** Undefined when the copy is fresh enough (maybe starting a background re-read), else this request's own re-read. */
   ensureFresh(ctx: WaitUntil, log: Logger): Promise<void> | undefined {
     const now = this.deps.now();
     const age = now - this.loadedAt;
@@ -172,13 +163,8 @@ export class RevocationList {
     return undefined;
   }
 
-  /**
-   * True when a gateway-issued (fixed-secret) token's member or organisation was revoked at or after the
-   * instant the token was issued ({@link revokedBy}). Dynamic-secret tokens are minted by the organisation's own integration, which can
-   * sign a fresh one at any time, so an issue time proves nothing about them: they are held by their live
-   * checks instead (member active, plan, the secret not revoked; each ≤ 60 s).
-   */
-  isRevoked(claims: AccessClaims): boolean {
+  /** Whether a fixed-secret token's member or organisation was revoked since its issue (dynamic ones rest on live checks). */
+  isRevoked(claims: RevocableToken): boolean {
     if (claims.secretType !== "fixed" || this.empty) return false;
     const member = claims.memberEntityId;
     const organisation = claims.organisationEntityIdentifier;
@@ -192,12 +178,7 @@ export class RevocationList {
     return revokedBy(issuedAt, memberRevokedAt) || revokedBy(issuedAt, organisationRevokedAt);
   }
 
-  /**
-   * Revokes every access token of `subjects` issued at or before `at` (ms), through the `Revocations` object of
-   * each subject's shard, which publishes to KV and keeps `bookmark` (the D1 bookmark of the writes behind the
-   * revocation) for {@link bookmarkFor}; this isolate applies it at once. Resolves only when every shard
-   * concerned recorded it.
-   */
+  /** Revokes the access tokens of `subjects` issued at or before `at` in every shard concerned, and here at once. */
   async revoke(
     config: Pick<Config, "accessTokenTtl" | "clockSkew">,
     subjects: RevocationSubjects,
@@ -245,10 +226,7 @@ export class RevocationList {
     );
   }
 
-  /**
-   * The latest D1 bookmark kept for any of `subjects` (one call per shard concerned, in parallel), or undefined: a
-   * read of their rows must be at least this fresh.
-   */
+  /** The latest D1 bookmark kept for any of `subjects`, or undefined: a read of their rows must be at least this fresh. */
   async bookmarkFor(subjects: WrittenSubjects): Promise<string | undefined> {
     const now = this.deps.now();
     const bookmarks = await Promise.all(
@@ -281,9 +259,8 @@ export class RevocationList {
   }
 
   /**
-   * Reads every shard (of the first layout too, while it is live) in bulk reads of at most {@link BULK_READ_KEYS}
-   * keys, sent in parallel (one round trip, outside the per-invocation connection limit that separate reads would
-   * queue behind); installs each record read, and counts the copy as fresh only when all were readable.
+   * Reads every shard in parallel bulk reads (separate reads would queue behind the per-invocation connection limit);
+   * the copy counts as fresh only when every record was readable.
    */
   private async load(): Promise<void> {
     const layouts = this.firstLayoutLive ? [REVOCATION_LAYOUT, FIRST_LAYOUT] : [REVOCATION_LAYOUT];
@@ -326,11 +303,7 @@ export class RevocationList {
     this.loadedAt = Math.max(this.loadedAt, readAt);
   }
 
-  /**
-   * Replaces one shard's maps, unless the same or a newer record of it is already installed (a re-read may
-   * return an older edge copy; an unchanged shard is not rebuilt). No record at all (never written, or every
-   * entry expired) reads as version 0.
-   */
+  /** Replaces one shard's maps unless the same or a newer record is installed (an edge copy may be older); none is version 0. */
   private install(copies: ShardCopy[], shard: number, snapshot: RevocationSnapshot | undefined): void {
     const version = snapshot?.version ?? 0;
     if (version <= copies[shard]!.version) return;

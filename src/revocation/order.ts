@@ -1,22 +1,21 @@
 /** The one ordering rule of revocations and issues, in milliseconds on one timeline (docs/security.md § Revocation). */
 import { v7 as uuidv7 } from "uuid";
-import type { AccessClaims } from "../tokens/claims";
 
 /** An instant: milliseconds since the epoch. */
 export type Instant = number;
 
-/**
- * The rule: a revocation at `revokedAt` refuses whatever was issued at or before it. `null`/`undefined`: never
- * revoked.
- */
+/** The claims of a token that say when it was issued: `iat` (seconds) and, for the gateway's own, a UUIDv7 `jti`. */
+export interface IssuedToken {
+  iat?: number;
+  jti?: string;
+}
+
+/** The rule: a revocation at `revokedAt` (none when null or undefined) refuses whatever was issued at or before it. */
 export function revokedBy(issuedAt: Instant, revokedAt: Instant | null | undefined): boolean {
   return revokedAt !== null && revokedAt !== undefined && issuedAt <= revokedAt;
 }
 
-/**
- * The instant to issue a token or record a revocation at: the clock, but always after every earlier revocation of
- * the subject, so what follows a revocation is ordered after it whatever the clocks of the machines involved.
- */
+/** The instant to issue or revoke at: the clock, but after every earlier revocation of the subject, whatever the clocks. */
 export function issueInstant(now: Instant, ...revokedAt: (Instant | null | undefined)[]): Instant {
   let instant = now;
   for (const at of revokedAt) if (at !== null && at !== undefined && at >= instant) instant = at + 1;
@@ -30,13 +29,8 @@ export function tokenIdAt(instant: Instant): string {
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-/**
- * When an access token was issued: its UUIDv7 `jti`'s millisecond when that lies within its `iat` second, else the
- * start of its `iat` second (tokens with another `jti`, e.g. from before the `jti` carried it: refused by every
- * revocation in or after their second, as before).
- */
-export function issuedAtOf(claims: Pick<AccessClaims, "iat" | "jti">): Instant {
-  const { iat, jti } = claims;
+/** When a token was issued: its UUIDv7 `jti`'s millisecond when within its `iat` second, else the start of that second. */
+export function issuedAtOf({ iat, jti }: IssuedToken): Instant {
   if (iat === undefined) return Number.NEGATIVE_INFINITY;
   const second = iat * 1000;
   if (jti === undefined || !UUID_V7.test(jti)) return second;

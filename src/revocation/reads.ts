@@ -10,10 +10,8 @@ export interface MemberReadsDeps {
 }
 
 /**
- * Logins and refreshes read member rows from a replica, and must still see a revocation or change that answered
- * before them (src/revocation/order.ts). Each such write keeps its D1 bookmark in the `Revocations` shards of its
- * subjects; a read whose replica is older than the latest bookmark of what it read is repeated from a replica at
- * least that fresh. When a shard cannot be asked, the read is repeated on the primary: never a failed login for it.
+ * Member reads from a replica that still see every revocation or change that answered before them: a replica older
+ * than the subjects' latest bookmark is read again from a fresh enough one, or the primary when a shard cannot answer.
  */
 export class MemberReads {
   constructor(private readonly deps: MemberReadsDeps) {}

@@ -6,25 +6,15 @@ import { Logger } from "../log";
 /** KV key of shard 0 of the first layout (the unsharded record's key). */
 export const REVOCATIONS_KEY = "access-revocations";
 
-/**
- * How the record is split: shards by the subject's hash, each its own object and KV key, each ≤ 64 KiB and
- * ≤ 1 write/s. Changing the number of shards moves subjects, so a new layout gets new object names and keys,
- * and readers keep reading the previous layout until its keys expired (`ACCESS_TOKEN_TTL + CLOCK_SKEW` after
- * its last entry, plus a minute).
- */
+/** How the record is split into shards by subject hash; a new shard count is a new layout with new names and keys. */
 export interface RevocationLayout {
   id: 1 | 2;
   shards: number;
-  /** The object name of a shard. */
   name(shard: number): string;
-  /** The KV key a shard publishes to. */
   key(shard: number): string;
 }
 
-/**
- * The first layout, read only: 16 shards. Shard 0 kept the unsharded record's object (`global`) and key, so
- * entries written before sharding stayed published; readers check it for every subject while it holds any.
- */
+/** The first layout, read only: 16 shards, shard 0 the unsharded record's object (`global`) and key. */
 export const FIRST_LAYOUT: RevocationLayout = {
   id: 1,
   shards: 16,
@@ -40,27 +30,15 @@ export const REVOCATION_LAYOUT: RevocationLayout = {
   key: (shard) => `${REVOCATIONS_KEY}:v2:${shard}`,
 };
 
-/** Shards of the layout revocations are written to. */
 export const REVOCATION_SHARDS = REVOCATION_LAYOUT.shards;
 
-/**
- * Bytes of named entries (members and organisations, newest first) the published record may hold; older
- * entries beyond it are merged into buckets. With the buckets (≤ 1,024 × ≈ 18 B) the record stays under
- * the 64 KiB a KV value read on the proxied path may have (docs/capacity.md).
- */
+/** Bytes of named entries (newest first) a published record holds; older ones merge into buckets (docs/capacity.md § 6). */
 export const MAX_NAMED_BYTES = 40 * 1024;
-/** Buckets that entries beyond {@link MAX_NAMED_BYTES} are merged into (by a hash of the subject). */
 const REVOCATION_BUCKETS = 1024;
-/** KV accepts one write per key per second: publications are at least this far apart (a change in between waits for an alarm). */
+/** KV accepts one write per key per second: publications are at least this far apart. */
 const PUBLISH_INTERVAL_MS = 1000;
 
-/**
- * The published record: per member id, organisation identifier or bucket, a revocation instant; every access
- * token issued at or before it is refused (src/revocation/order.ts). Only entries younger than
- * `ACCESS_TOKEN_TTL + CLOCK_SKEW` are kept: older tokens are expired anyway. Version 2 (the current layout)
- * stores each instant as ms after `base`; version 1 (the first layout) as seconds with the millisecond as a
- * fraction (`1764860000.123`, with `exact`), or whole seconds meaning the end of their second (without).
- */
+/** The published record: a revocation instant per member, organisation or bucket (docs/storage.md § Access-token revocations). */
 export interface RevocationSnapshot {
   v: 1 | 2;
   /** Version 1: set when every value carries its millisecond. */
@@ -69,42 +47,32 @@ export interface RevocationSnapshot {
   base?: number;
   /** Grows with every change the object records: a copy never replaces a newer one. */
   version: number;
-  /** When the object built this record (ms). */
   publishedAt: number;
   members: Record<string, number>;
   organisations: Record<string, number>;
   /** Present only past {@link MAX_NAMED_BYTES}: bucket → revoked-before for every subject hashed into it. */
   buckets?: Record<string, number>;
-  /** The shard; absent in a record published before sharding, which readers check for every subject. */
+  /** Absent in a record published before sharding, which readers check for every subject. */
   shard?: number;
-  /**
-   * Present while a first-layout record holds subjects of other shards (shard 0's entries from before sharding):
-   * readers then check this record for every subject, not only for those of its shard.
-   */
+  /** A first-layout record that holds subjects of other shards: readers check it for every subject. */
   legacy?: true;
 }
 
 /** What to revoke: every access token of these members or organisations issued at or before `at` (ms). */
 export interface RevocationRequest {
-  /** The layout of `shard`; absent in a request from a release before the current layout: the first. */
+  /** Absent from older releases: the first layout. */
   layout?: 1 | 2;
-  /**
-   * The shard every subject of this request belongs to ({@link revocationShard}). Absent in a request from a
-   * release before sharding, which sends every subject to shard 0's object (`global`): taken as shard 0, whose
-   * record then marks itself `legacy` for the subjects of other shards.
-   */
+  /** The shard of every subject here ({@link revocationShard}); absent from releases before sharding: shard 0. */
   shard?: number;
   members?: number[];
   organisations?: string[];
-  /** The revocation's instant (ms). */
   at?: number;
   /** A whole second, from a release before `at`: taken as the end of that second. */
   before?: number;
-  /** How long an entry must be kept: `ACCESS_TOKEN_TTL + CLOCK_SKEW` seconds. */
+  /** `ACCESS_TOKEN_TTL + CLOCK_SKEW`. */
   keepSeconds: number;
-  /** The caller's clock (ms). */
   now: number;
-  /** The D1 bookmark of the writes that recorded the revocation: reads that must see it start from it. */
+  /** The D1 bookmark of the writes that recorded the revocation. */
   bookmark?: string;
 }
 
@@ -128,7 +96,6 @@ export function revocationShard(subject: string, layout: RevocationLayout = REVO
   return Math.floor(fnv1a32(subject) / REVOCATION_BUCKETS) % layout.shards;
 }
 
-/** The layout with this id. */
 function layoutOf(id: number | undefined): RevocationLayout {
   return id === REVOCATION_LAYOUT.id ? REVOCATION_LAYOUT : FIRST_LAYOUT;
 }
@@ -171,10 +138,8 @@ const FIRST_MS_INSTANT = 100_000_000_000;
 const instantOf = (at: number) => (at < FIRST_MS_INSTANT ? at * 1000 + 999 : at);
 
 /**
- * One object per shard of a layout ({@link RevocationLayout.name}). It keeps every live revocation of its shard
- * exactly in SQLite, and publishes the bounded record to its KV key at every change, at most once a second (changes
- * in between, and refused writes, are published by an alarm). It also keeps, per subject, the D1 bookmark of the
- * latest writes that logins and refreshes must see (src/revocation/reads.ts).
+ * One object per shard: every live revocation of the shard in SQLite, published to its KV key at most once a second,
+ * and per subject the D1 bookmark that reads must see (src/revocation/reads.ts). Tables: docs/storage.md § Durable Objects.
  */
 export class Revocations extends DurableObject<Cloudflare.Env> {
   constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
@@ -233,10 +198,7 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     return this.snapshot(now);
   }
 
-  /**
-   * The latest D1 bookmark kept for any of `subjects`, or null: a read of their rows from a replica must be at least
-   * this fresh to see every revocation and change still in force.
-   */
+  /** The latest D1 bookmark kept for any of `subjects`, or null: a read of their rows must be at least this fresh. */
   async bookmark(subjects: string[], now: number): Promise<string | null> {
     if (subjects.length === 0) return null;
     const row = this.ctx.storage.sql
@@ -272,7 +234,6 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
         : { v: 1, exact: true, version, publishedAt: now, shard, members: {}, organisations: {} };
     const base = rows.reduce((least, row) => Math.min(least, instantOf(row.before)), Infinity);
     if (snapshot.v === 2) snapshot.base = Number.isFinite(base) ? base : now;
-    // Version 2 values are ms after `base`; version 1 values seconds with the millisecond as a fraction.
     const value = (at: number) => (snapshot.v === 2 ? at - snapshot.base! : at / 1000);
     let named = 0;
     const buckets = new Map<string, number>();
@@ -282,8 +243,7 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
       // `"<subject without its 2-character prefix>":<value>,` in JSON.
       named += row.subject.length + 2 + String(value(at)).length;
       if (named > MAX_NAMED_BYTES) {
-        // Past the bound: merged into its bucket, so every subject of that bucket is refused for
-        // tokens up to the newest merged instant (closed for more members than needed, never open).
+        // Merged into its bucket: closed for more subjects than needed, never open.
         const bucket = String(revocationBucket(row.subject));
         buckets.set(bucket, Math.max(buckets.get(bucket) ?? 0, at));
       } else if (row.subject.startsWith("m:")) {
@@ -296,11 +256,7 @@ export class Revocations extends DurableObject<Cloudflare.Env> {
     return snapshot;
   }
 
-  /**
-   * Writes the record to KV, at most once per {@link PUBLISH_INTERVAL_MS} (KV's one write per key per
-   * second): a change sooner than that is marked and published by an alarm with the record as it is
-   * then. A refused write is retried the same way.
-   */
+  /** Writes the record to KV, at most once per {@link PUBLISH_INTERVAL_MS}; a change sooner, or a refused write, by alarm. */
   private async publish(snapshot: RevocationSnapshot, now: number): Promise<void> {
     const sql = this.ctx.storage.sql;
     const wallClock = Date.now();

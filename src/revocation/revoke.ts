@@ -1,20 +1,26 @@
 /** Revoking sessions: one instant, recorded in every store that must refuse what was issued at or before it. */
-import type { Services } from "../services";
-import type { D1Session } from "../storage/db";
+import type { Config } from "../config";
+import type { D1Access, D1Session } from "../storage/db";
 import { latestRevocations, revokeMemberSessionsAt, revokeOrganisationSessionsAt } from "../storage/members";
-import type { RevocationSubjects, WrittenSubjects } from "./list";
+import type { RevocationList, RevocationSubjects, WrittenSubjects } from "./list";
 import { issueInstant, type Instant } from "./order";
 
+/** What revoking reads and writes: the gateway's D1, clock, refresh-session markers and revocation list. */
+export interface RevocationServices {
+  readonly config: Pick<Config, "accessTokenTtl" | "clockSkew">;
+  readonly d1: D1Access;
+  readonly now: () => number;
+  readonly refreshStore: { markMemberSessionsRevoked(memberId: number, at: Instant): Promise<void> };
+  readonly revocations: Pick<RevocationList, "revoke" | "remember">;
+}
+
 /**
- * Revokes every access token and refresh session of `subjects` issued at or before now, and returns that instant:
- * the clock once D1 holds the revocation and its bookmark is kept for reads from replicas (src/revocation/reads.ts),
- * or just after the subjects' latest revocations when those are later. D1 records it for refreshes and for the next
- * issue (src/revocation/order.ts), the `Revocations` objects for access tokens, with the bookmark of both D1 writes;
- * it resolves once all of them have. `writes`: the caller's `first-primary` session when it wrote the subjects' rows
- * just before.
+ * Revokes every access token and refresh session of `subjects` issued at or before now, in D1 and the `Revocations`
+ * objects, and returns that instant (docs/security.md § Revocation order). `writes`: the caller's `first-primary`
+ * session when it wrote the subjects' rows just before.
  */
 export async function revokeSessions(
-  services: Services,
+  services: RevocationServices,
   subjects: RevocationSubjects,
   writes: D1Session = services.d1.session("first-primary"),
 ): Promise<Instant> {
@@ -41,7 +47,11 @@ export async function revokeSessions(
 }
 
 /** Keeps the bookmark of `writes` (a `first-primary` session that changed `subjects`' rows) for reads from replicas. */
-export async function rememberWrites(services: Services, subjects: WrittenSubjects, writes: D1Session): Promise<void> {
+export async function rememberWrites(
+  services: RevocationServices,
+  subjects: WrittenSubjects,
+  writes: D1Session,
+): Promise<void> {
   const bookmark = writes.bookmark();
   if (bookmark !== null) await services.revocations.remember(services.config, subjects, bookmark);
 }

@@ -220,11 +220,6 @@ function connectionView(
   return { issuer, client_id: clientId, domains, required, created_at: createdAt, updated_at: updatedAt };
 }
 
-/**
- * Connects an organisation to its OpenID Provider, or changes its connection. A new one needs `issuer`, `client_id`
- * and `client_secret` (sealed here under `SECRETS_KEY`); a change keeps what it omits. `domains` default to the
- * organisation's own. A new issuer forgets the members' identities at the previous one. One D1 batch.
- */
 /** Whose reads a connection change concerns: the organisation, its own domain and every domain routed before or after. */
 function ssoSubjects(
   organisation: { identifier: string; domain: string },
@@ -234,6 +229,7 @@ function ssoSubjects(
   return { organisations: [organisation.identifier], domains: [organisation.domain, ...before, ...after] };
 }
 
+// A new connection needs issuer, client_id and client_secret; a change keeps what it omits (docs/sso.md § Connecting an organisation).
 route("org/sso/set", ["org", "issuer", "client_id", "client_secret", "domains", "required"], async (c, body) => {
   const issuer = input.optional(body, "issuer", input.issuer);
   const clientId = input.optional(body, "client_id", input.clientId);

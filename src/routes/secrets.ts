@@ -6,7 +6,6 @@ import type { AppEnv } from "./middleware";
 import { GatewayError, refusal } from "../gateway-error";
 import { auditRequest } from "./audit";
 import { bearerAuth } from "./middleware";
-import { requireEligiblePlan } from "../proxy/steps";
 import { readBody } from "../http/body";
 import { objectBody, onlyFields, optionalString } from "../http/fields";
 import { methodNotAllowed } from "../http/problem";
@@ -48,7 +47,7 @@ interface Manager {
 async function manager(c: Context<AppEnv>): Promise<Manager> {
   const claims = c.get("claims");
   const services = c.get("services");
-  await requireEligiblePlan(services, c.executionCtx, claims.organisationEntityIdentifier, c.req.url);
+  await services.plans.requireEligible(c.executionCtx, claims.organisationEntityIdentifier, c.req.url);
   if (!claims.scope.split(" ").includes(MANAGER_SCOPE)) {
     throw new GatewayError("insufficient_scope", "Managing secrets needs the architect scope.", {
       requiredScope: MANAGER_SCOPE,

@@ -15,7 +15,6 @@ import { SsoFailure, storageFailure } from "../sso/failure";
 /** The callback's path, as registered at every identity provider (docs/sso.md). */
 export const SSO_CALLBACK_PATH = "/authenticate/sso/callback";
 
-/** Query of `GET /authenticate/sso/start` (documented as `SsoStartQuery`). */
 interface SsoStartQuery {
   email?: string | undefined;
   domain?: string | undefined;

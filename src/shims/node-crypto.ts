@@ -1,8 +1,6 @@
 /**
- * Stands in for Node's `crypto` module (wrangler.toml `[alias]`): bcryptjs imports it for a random-bytes
- * fallback that Workers never reach (Web Crypto answers first, and the gateway only verifies hashes).
- * Importing the real module loads Node's crypto, stream and zlib internals at every isolate start. Any use
- * throws, naming this stand-in, so a dependency that really needs Node's crypto fails loudly.
+ * Stands in for Node's `crypto` (wrangler.toml `[alias]`), which bcryptjs imports for a fallback Workers never reach;
+ * the real module would load Node internals at every isolate start. Any use throws, naming this stand-in.
  */
 export default new Proxy(
   {},

@@ -4,7 +4,6 @@ import { LruCache } from "../cache/lru";
 import { DeadlineExceeded, withinDeadline } from "../deadline";
 import { SsoFailure, type SsoErrorCode } from "./failure";
 
-/** Longest the gateway waits for one call to an identity provider (discovery, token, JWKS), ms. */
 const IDP_WAIT_MS = 5_000;
 const DISCOVERY_TTL_MS = 3_600_000;
 const SCOPE = "openid email";

@@ -1,8 +1,7 @@
 /** D1 queries behind the admin routes: organisations and members as operators create, list and change them. */
 import { and, asc, eq, gt, inArray, or, sql } from "drizzle-orm";
-import type { MemberRole } from "../admin/inputs";
 import type { Database } from "./db";
-import { members, organisations } from "./schema";
+import { members, organisations, type MemberRole } from "./schema";
 
 /** An organisation as an operator sees it. */
 export interface OrganisationRow {
@@ -184,10 +183,7 @@ export async function setMemberStatus(db: Database, memberId: number, status: "a
   await db.update(members).set({ status }).where(eq(members.id, memberId));
 }
 
-/**
- * Sets one member's password hash and, in the same statement, ends the member's sessions at `at` (ms; never moving
- * back): every refresh session started until then ends at its next refresh, whatever happens after this write.
- */
+/** Sets one member's password hash and, in the same statement, ends the member's sessions at `at` (ms; never moving back). */
 export async function setMemberPassword(
   db: Database,
   memberId: number,

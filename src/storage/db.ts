@@ -21,11 +21,8 @@ export interface D1Session {
 }
 
 /**
- * The gateway's ways to D1, each call bounded ({@link StorageCalls}). `primary` queries the binding itself, which
- * D1 runs on the primary database: writes, and reads that must see the latest write. {@link session} opens a
- * session of the D1 Sessions API: with `first-unconstrained` its reads may be answered by a read replica near the
- * request, with a bookmark by one at least as fresh as that bookmark, with `first-primary` its first query runs
- * on the primary (docs/capacity.md § 3).
+ * The gateway's ways to D1, each call bounded ({@link StorageCalls}): `primary` for writes and reads that must see the
+ * latest write, {@link session} for the D1 Sessions API's read replicas (docs/capacity.md § 3).
  */
 export class D1Access {
   readonly primary: Database;

@@ -99,10 +99,7 @@ export async function revokeLiveSecret(db: Database, organisationId: number, kid
 /** A member as a dynamic token needs it: its id, and whether it and its organisation are active. */
 type DynamicMember = [memberId: number, active: boolean];
 
-/**
- * What a dynamic token of one organisation needs, in one query: its live sealed secrets and, when it has at most
- * `memberLimit` members, every member by identifier (null for a larger organisation).
- */
+/** An organisation's live sealed secrets and, when it has at most `memberLimit` members, each by identifier (else null). */
 export interface DynamicOrganisation {
   secrets: SealedSecret[];
   members: Record<string, DynamicMember> | null;

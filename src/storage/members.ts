@@ -1,6 +1,5 @@
 /** D1 look-ups of a member by id and the revocation instants of members and organisations, as refresh and revocations need them. */
 import { eq, inArray, sql } from "drizzle-orm";
-import type { Instant } from "../revocation/order";
 import type { Database, Membership } from "./db";
 import { checkedRows, isMembership } from "./rows";
 import { members, organisations } from "./schema";
@@ -16,12 +15,8 @@ export async function findMembershipById(db: Database, memberId: number): Promis
   return checkedRows(rows, isMembership, "membership")[0];
 }
 
-/**
- * Records a member's revocation at `at` (ms; never moves back): every refresh session the member started until
- * then ends at its next refresh, at every location, since each refresh reads this row; logins and refreshes
- * issue after it.
- */
-export async function revokeMemberSessionsAt(db: Database, memberId: number, at: Instant): Promise<void> {
+/** Records a member's revocation at `at` (ms; never moves back): sessions started until then end at their next refresh. */
+export async function revokeMemberSessionsAt(db: Database, memberId: number, at: number): Promise<void> {
   await db
     .update(members)
     .set({ sessionsRevokedAt: sql`max(coalesce(${members.sessionsRevokedAt}, 0), ${at})` })
@@ -29,7 +24,7 @@ export async function revokeMemberSessionsAt(db: Database, memberId: number, at:
 }
 
 /** Records an organisation's revocation at `at` (ms; never moves back), as {@link revokeMemberSessionsAt} does for a member. */
-export async function revokeOrganisationSessionsAt(db: Database, identifier: string, at: Instant): Promise<void> {
+export async function revokeOrganisationSessionsAt(db: Database, identifier: string, at: number): Promise<void> {
   await db
     .update(organisations)
     .set({ sessionsRevokedAt: sql`max(coalesce(${organisations.sessionsRevokedAt}, 0), ${at})` })
@@ -41,7 +36,7 @@ export async function latestRevocations(
   db: Database,
   memberIds: readonly number[],
   organisationIdentifiers: readonly string[],
-): Promise<Instant[]> {
+): Promise<number[]> {
   const [memberRows, organisationRows] = await Promise.all([
     memberIds.length === 0
       ? []
@@ -56,5 +51,5 @@ export async function latestRevocations(
           .from(organisations)
           .where(inArray(organisations.identifier, [...organisationIdentifiers])),
   ]);
-  return [...memberRows, ...organisationRows].flatMap(({ at }) => (Number.isSafeInteger(at) ? [at as Instant] : []));
+  return [...memberRows, ...organisationRows].flatMap(({ at }) => (Number.isSafeInteger(at) ? [at as number] : []));
 }

@@ -2,10 +2,7 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "./db";
 
-/**
- * D1's clock in ms since the epoch, computed as the organisation triggers compute `updated_at`
- * (migrations/0003_organisation_feed_triggers.sql): julianday exists in every SQLite version.
- */
+/** D1's clock in ms, computed as the triggers compute `updated_at` (migrations/0003_organisation_feed_triggers.sql). */
 const D1_NOW_MS = sql.raw(`CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)`);
 
 /** An organisation's plan and status as D1 held them; both undefined when no organisation has that identifier. */
@@ -30,7 +27,7 @@ export interface OrganisationChange {
 /** The feed's changes since a time, oldest first, and D1's clock when they were read. */
 export interface OrganisationFeedPage {
   changes: OrganisationChange[];
-  /** D1 time (ms) of the read: every change committed before it with `changedAt` ≥ the asked time is listed, unless the page is full. */
+  /** D1 time (ms) of the read: every change committed before it is listed, unless the page is full. */
   now: number;
 }
 
@@ -65,9 +62,8 @@ export async function readOrganisationStates(
 }
 
 /**
- * Organisation changes with `changedAt` ≥ `since` (D1 ms), oldest first, at most `limit` of them: inserts and changes of
- * identifier, plan or status (`organisations.updated_at`), and identifiers that stopped naming an organisation
- * (`organisation_tombstones`, listed before a row of the same time). One query, answered from the two indexes.
+ * Up to `limit` changes with `changedAt` ≥ `since` (D1 ms), oldest first: `organisations.updated_at`, and tombstones
+ * (listed before a row of the same time). One query, answered from the two indexes.
  */
 export async function readOrganisationFeed(db: Database, since: number, limit: number): Promise<OrganisationFeedPage> {
   const rows = await db.all<{

@@ -36,7 +36,6 @@ export function isLoginMembership(row: unknown): boolean {
   return isMembership(row) && fieldsAre(row, { ssoRequired: (value) => value === null || typeof value === "boolean" });
 }
 
-/** An organisation's plan and status (plus any `extra` fields). */
 function isOrganisationAccess(
   row: unknown,
   extra: Record<string, (value: unknown) => boolean> = {},

@@ -7,11 +7,7 @@ const createdAt = () =>
     .notNull()
     .default(sql`(unixepoch())`);
 
-/**
- * Customer organisations; `plan` decides API access, `status` can switch it off. `updated_at` (ms, D1's clock) is
- * set by triggers on every insert and every change of identifier, plan or status, direct SQL included
- * (migrations/0003_organisation_feed_triggers.sql): the plan gate's change feed reads it.
- */
+/** Customer organisations; `updated_at` (ms, D1's clock) is set by triggers (migrations/0003) for the plan gate's feed. */
 export const organisations = sqliteTable(
   "organisations",
   {
@@ -25,22 +21,18 @@ export const organisations = sqliteTable(
       .default("active"),
     createdAt: createdAt(),
     updatedAt: integer("updated_at", { mode: "number" }).notNull().default(0),
-    /** The organisation's latest revocation (ms): every token and session issued at or before it is refused; null when never. */
+    /** The latest revocation (ms), or null. */
     sessionsRevokedAt: integer("sessions_revoked_at", { mode: "number" }),
   },
   (table) => [index("organisations_updated_at").on(table.updatedAt)],
 );
 
-/**
- * Identifiers that stopped naming an organisation (deleted, renamed, or replaced by `INSERT OR REPLACE`), written by
- * triggers (migrations 0003 and 0005), so the plan gate's change feed sees them; rows older than a day are pruned by
- * the delete trigger.
- */
+/** Identifiers that stopped naming an organisation, written by triggers (migrations 0003, 0005) for the plan gate's feed. */
 export const organisationTombstones = sqliteTable(
   "organisation_tombstones",
   {
     identifier: text("identifier").primaryKey(),
-    /** Ms since the epoch, D1's clock. */
+    /** Ms, D1's clock. */
     removedAt: integer("removed_at", { mode: "number" }).notNull(),
   },
   (table) => [index("organisation_tombstones_removed_at").on(table.removedAt)],
@@ -62,17 +54,14 @@ export const members = sqliteTable(
     status: text("status", { enum: ["active", "suspended"] })
       .notNull()
       .default("active"),
-    /** When the password last changed (seconds; for operators: ending sessions is `sessionsRevokedAt`'s job). */
+    /** Seconds; for operators only (ending sessions is `sessionsRevokedAt`'s job). */
     passwordChangedAt: integer("password_changed_at", { mode: "number" })
       .notNull()
       .default(sql`(unixepoch())`),
-    /**
-     * The member's latest revocation (ms): logout-everywhere, sign-out, suspension or password change. Every token
-     * and session issued at or before it is refused; null when never.
-     */
+    /** The latest revocation (ms), or null: every token and session issued at or before it is refused. */
     sessionsRevokedAt: integer("sessions_revoked_at", { mode: "number" }),
     createdAt: createdAt(),
-    /** The member's identity at the organisation's identity provider (`iss`, `sub`), remembered at the first SSO login. */
+    /** The member's identity at the organisation's identity provider, remembered at the first SSO login. */
     ssoIssuer: text("sso_issuer"),
     ssoSubject: text("sso_subject"),
   },
@@ -100,10 +89,7 @@ export const dynamicSecrets = sqliteTable(
   (table) => [index("dynamic_secrets_organisation").on(table.organisationId)],
 );
 
-/**
- * An organisation's OpenID Connect connection (single sign-on): the identity provider's issuer, this gateway's
- * client there (the secret AES-GCM sealed under `SECRETS_KEY`), and whether passwords are refused.
- */
+/** An organisation's OpenID Connect connection: issuer, this gateway's client (secret sealed), whether passwords are refused. */
 export const ssoConnections = sqliteTable("sso_connections", {
   organisationId: integer("organisation_id")
     .primaryKey()
@@ -130,11 +116,7 @@ export const ssoDomains = sqliteTable(
   (table) => [index("sso_domains_organisation").on(table.organisationId)],
 );
 
-/**
- * Single sign-ons in progress: one row per `GET /authenticate/sso/start`, deleted by the callback that uses it
- * (single use: a conditional delete) or once expired. Keyed by the SHA-256 of `state`; the browser's binding
- * cookie is kept as its SHA-256 too.
- */
+/** Single sign-ons in progress, keyed by the SHA-256 of `state`; the callback deletes the row it uses (single use). */
 export const ssoStates = sqliteTable(
   "sso_states",
   {
@@ -147,7 +129,6 @@ export const ssoStates = sqliteTable(
     codeVerifier: text("code_verifier").notNull(),
     redirectUri: text("redirect_uri").notNull(),
     returnTo: text("return_to").notNull(),
-    /** Ms since the epoch. */
     expiresAt: integer("expires_at", { mode: "number" }).notNull(),
   },
   (table) => [index("sso_states_expires_at").on(table.expiresAt)],
@@ -155,3 +136,5 @@ export const ssoStates = sqliteTable(
 
 export type Organisation = typeof organisations.$inferSelect;
 export type Member = typeof members.$inferSelect;
+/** A member role, or null for a member with granular scopes only. */
+export type MemberRole = Member["role"];

@@ -142,8 +142,8 @@ export async function domainsRoutedElsewhere(
 }
 
 /**
- * Creates or replaces an organisation's connection and its domains, and forgets the members' identities at any
- * other issuer, in one batch (all or nothing). Resolves to the connection's times and how many identities it forgot.
+ * Creates or replaces an organisation's connection and domains, forgetting members' identities at any other issuer,
+ * in one batch; resolves to the connection's times and how many identities it forgot.
  */
 export async function writeConnection(
   db: Database,

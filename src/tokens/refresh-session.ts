@@ -93,18 +93,13 @@ function sessionEnd(
 }
 
 /**
- * Refresh-token exchanges of one isolate. Concurrent duplicates of one token are not joined here (a request
- * awaits only its own I/O, CONTRIBUTING.md § add a cache): each asks the family's object, which rotates once
- * and hands the same successor to the others within the grace window.
+ * Refresh-token exchanges of one isolate. Concurrent duplicates are not joined here (CONTRIBUTING.md § add a cache):
+ * the family's object rotates once and hands the same successor to the others within the grace window.
  */
 export class RefreshSessions {
   constructor(private readonly deps: RefreshSessionDeps) {}
 
-  /**
-   * Exchanges `token` for a new access token and its rotated successor, or says why not; the family's
-   * Durable Object decides. A used token outside the grace window revokes the whole family; a deleted member,
-   * a password change, a suspension or an ineligible plan ends the session too.
-   */
+  /** Exchanges `token` for a new access token and its rotated successor, or says why not; the family's object decides. */
   refresh(log: Logger, token: string): Promise<RefreshOutcome> {
     if (!isRefreshToken(token)) return Promise.resolve(refused("malformed"));
     return this.exchange(log, token);
