@@ -51,6 +51,28 @@ describe("which way in a request takes", () => {
     expect(seen).toHaveLength(0);
   });
 
+  it("a gateway route spelled with a trailing slash is a 404, whatever the method and body", async () => {
+    const seen = fakeOrigin();
+    const token = await signWithJose(fixedClaims());
+    const json = { "Content-Type": "application/json" };
+    const login = JSON.stringify({ email: "architect@acme.example", password: "gridgate-dev-password" });
+    for (const [method, path, body] of [
+      ["POST", "/authenticate/", login],
+      ["POST", "/authenticate/refresh/", "{}"],
+      ["POST", "/authenticate/revoke/", "{}"],
+      ["GET", "/.well-known/jwks.json/", undefined],
+      ["GET", "/authenticate/sso/start/", undefined],
+      ["GET", "/authenticate/secrets/", undefined],
+      ["DELETE", "/authenticate/secrets/abc/", undefined],
+      ["POST", "/authenticate/admin/org/list/", "{}"],
+    ] as const) {
+      const response = await gateway(path, { method, body, headers: { ...json, Authorization: `Bearer ${token}` } });
+      expect(response.status, `${method} ${path}`).toBe(404);
+      expect((await problem(response)).code).toBe("not_found");
+    }
+    expect(seen).toHaveLength(0);
+  });
+
   it("a look-alike path goes through every step of the proxied API, then to the origin", async () => {
     const seen = fakeOrigin();
     expect((await gateway("/healthcheck")).status, "no token").toBe(401);

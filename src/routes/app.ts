@@ -22,6 +22,12 @@ export function createRoutes(servicesFor: (env: Bindings) => Services): Hono<App
   app.use(requestScope(servicesFor));
   app.use(gatewayMade());
   app.use(cors());
+  // hono/tiny's router also matches a route with a trailing slash; the gateway's routes have one spelling
+  app.use((c, next) => {
+    if (c.req.path.length > 1 && c.req.path.endsWith("/"))
+      throw new GatewayError("not_found", "No such gateway route.");
+    return next();
+  });
   app.onError(onError);
 
   app.get("/health", (c) => c.json({ status: "ok" }));
