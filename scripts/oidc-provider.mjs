@@ -99,6 +99,8 @@ export async function startOidcProvider({
       pkce: { required: () => true },
       responseTypes: ["code"],
       features: { devInteractions: { enabled: false } },
+      // HS256 too, as Auth0 and Keycloak offer: the relying party must refuse it itself
+      enabledJWA: { idTokenSigningAlgValues: ["RS256", "PS256", "ES256", "Ed25519", "EdDSA", "HS256"] },
       interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
       findAccount: (_ctx, id) => {
         const email = emailOf.get(id);

@@ -340,7 +340,7 @@ describe("the code and the ID token", () => {
       /signature verification failed/i,
     ],
     ["an unsigned ID token (alg none)", { sign: "none" }, /alg|none|unsupported/i],
-    ["an ID token signed HS256 with the client secret", { sign: "hs256-client-secret" }, /alg|HS256|unexpected/i],
+    ["an ID token signed HS256 with the client secret", { sign: "hs256-client-secret" }, /unsupported JWS "?alg/i],
     ["an ID token from another issuer", { claims: { iss: "https://evil.example" } }, /iss/],
   ];
   for (const [name, change, why] of tampered) {
