@@ -186,7 +186,7 @@ const COMMANDS: Record<string, Command> = {
       const answer = await invocation.call("org/plan", { org, plan });
       const effect = answer.revoked
         ? "no API access: every token and session ended (access tokens refused within 60 s everywhere)"
-        : "API access unchanged, sessions kept; running gateways apply the plan within 60 s";
+        : "sessions kept; running gateways apply the plan within 60 s";
       return `organisation ${answer.organisation}: plan ${answer.from} → ${answer.to}; ${effect} ${invocation.where}`;
     },
   },
