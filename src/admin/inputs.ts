@@ -150,7 +150,7 @@ export function label(name: string, raw: string | undefined): string {
   return value;
 }
 
-/** An OpenID Provider's issuer URL (https, or http on loopback), kept as given: it is compared exactly with ID tokens. */
+/** An OpenID Provider's issuer URL (https, or http on loopback), kept as given: its discovery document must name it. */
 export function issuer(name: string, raw: string | undefined): string {
   const value = required(name, raw);
   const url = URL.parse(value);
